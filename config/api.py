@@ -1,0 +1,114 @@
+"""Cross-cutting REST pieces: the exception handler, pagination, error schema for OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import exceptions, pagination, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.errors import ApplicationError, error_body
+
+_DRF_CODES = {
+    exceptions.ValidationError: "validation_error",
+    exceptions.ParseError: "parse_error",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+}
+
+
+def _flatten_details(detail: Any) -> dict[str, Any]:
+    """DRF details become {field: [messages]}; non-field errors go under "non_field_errors"."""
+    if isinstance(detail, dict):
+        return {str(key): _as_list(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        if detail and all(isinstance(item, dict) for item in detail):
+            # A list payload (a batch of readings): keep the per-item structure by index.
+            return {str(index): item for index, item in enumerate(detail) if item}
+        return {"non_field_errors": [str(item) for item in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return [item if isinstance(item, (dict, list)) else str(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _as_list(v) for k, v in value.items()}
+    return [str(value)]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, DjangoValidationError):
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        return Response(
+            error_body("validation_error", "The request is not valid.", details), status=400
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in _DRF_CODES.items() if type(exc) is cls), None)
+    if code is None:
+        code = getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.ValidationError):
+        message = "The request is not valid."
+        details: dict[str, Any] | None = _flatten_details(exc.detail)
+    else:
+        detail = getattr(exc, "detail", "")
+        message = str(detail) if not isinstance(detail, (dict, list)) else "Request failed."
+        details = None
+        if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(detail, dict):
+            message = str(detail.get("detail", message))
+            code = str(detail.get("code", code)) if code == "authentication_failed" else code
+    response.data = error_body(code, message, details)
+    return response
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "details": serializers.DictField(allow_null=True),
+            },
+        )
+    },
+)
+
+ERROR_RESPONSES = {
+    status.HTTP_400_BAD_REQUEST: OpenApiResponse(ErrorSerializer, description="Validation error"),
+    status.HTTP_401_UNAUTHORIZED: OpenApiResponse(
+        ErrorSerializer, description="No or bad credentials"
+    ),
+    status.HTTP_403_FORBIDDEN: OpenApiResponse(ErrorSerializer, description="Role not allowed"),
+    status.HTTP_404_NOT_FOUND: OpenApiResponse(
+        ErrorSerializer, description="Missing or not visible"
+    ),
+}

@@ -1,0 +1,60 @@
+"""The one error family that services raise, rendered into the contract's error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    """A failure the caller can understand: a machine code, a message for people, details."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, list[str]] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
+
+class ValidationFailed(ApplicationError):
+    status = 400
+    code = "validation_error"
+
+
+class NotAuthenticated(ApplicationError):
+    status = 401
+    code = "not_authenticated"
+
+
+class PermissionDenied(ApplicationError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApplicationError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApplicationError):
+    status = 409
+    code = "conflict"
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}

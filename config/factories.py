@@ -1,0 +1,83 @@
+"""Test data factories, in one place for every app's tests."""
+
+from __future__ import annotations
+
+import factory
+
+from accounts.models import Role, User
+from clinical.models import Patient, Place, Ward
+from monitoring.models import Device
+from monitoring.tokens import token_generate, token_hash
+
+DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
+
+
+class PlaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Place
+
+    name = factory.Sequence(lambda n: f"Hospital {n}")
+    kind = Place.Kind.HOSPITAL
+    address = "MG Road, Bengaluru"
+
+
+class WardFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Ward
+
+    place = factory.SubFactory(PlaceFactory)
+    name = factory.Sequence(lambda n: f"Ward {n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.org")
+    first_name = "Asha"
+    last_name = "Rao"
+    role = Role.NURSE
+    password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
+
+    @factory.post_generation
+    def places(self, create: bool, extracted: list[Place] | None, **kwargs: object) -> None:
+        if create:
+            self.save()
+            if extracted:
+                self.places.set(extracted)
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    name = factory.Sequence(lambda n: f"Patient {n}")
+    mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
+    sex = Patient.Sex.FEMALE
+    monitoring_profile = Patient.Profile.ADULT
+    ward = factory.SubFactory(WardFactory)
+    place = factory.SelfAttribute("ward.place")
+    bed = factory.Sequence(lambda n: f"B{n}")
+
+
+class DeviceFactory(factory.django.DjangoModelFactory):
+    """``DeviceFactory(token="...")`` sets a known token; the plain token is kept on ``.token``."""
+
+    class Meta:
+        model = Device
+        exclude = ("token",)
+
+    serial = factory.Sequence(lambda n: f"JAN-{n:06d}")
+    model = "Janitri Keyar"
+    patient = factory.SubFactory(PatientFactory)
+    place = factory.SelfAttribute("patient.place")
+    token = factory.LazyFunction(token_generate)
+    token_hash = factory.LazyAttribute(lambda o: token_hash(o.token))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        token = kwargs.pop("token", None)
+        obj = super()._create(model_class, *args, **kwargs)
+        obj.token = token
+        return obj

@@ -1,0 +1,17 @@
+"""Loaded by pytest before Django settings (``-p config.pytest_env``).
+
+Without REDIS_URL the test run starts its own real Redis (the embedded one) so tests of the
+channel layer, Celery and OTP run against Redis on any machine.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+if not os.environ.get("REDIS_URL"):
+    from config import embedded_redis
+
+    _process, _url = embedded_redis.start()
+    os.environ["REDIS_URL"] = _url
+    atexit.register(_process.terminate)

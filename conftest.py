@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import Role
+from config.factories import (
+    DeviceFactory,
+    PatientFactory,
+    PlaceFactory,
+    UserFactory,
+    WardFactory,
+)
+
+
+@pytest.fixture
+def place():
+    return PlaceFactory()
+
+
+@pytest.fixture
+def ward(place):
+    return WardFactory(place=place)
+
+
+@pytest.fixture
+def patient(ward):
+    return PatientFactory(ward=ward)
+
+
+@pytest.fixture
+def obstetric_patient(ward):
+    return PatientFactory(ward=ward, monitoring_profile="obstetric")
+
+
+@pytest.fixture
+def device(patient):
+    return DeviceFactory(patient=patient)
+
+
+@pytest.fixture
+def admin_user():
+    return UserFactory(role=Role.ADMIN, email="admin@example.org")
+
+
+@pytest.fixture
+def doctor(place):
+    return UserFactory(role=Role.DOCTOR, places=[place], email="doctor@example.org")
+
+
+@pytest.fixture
+def nurse(place):
+    return UserFactory(role=Role.NURSE, places=[place], email="nurse@example.org")
+
+
+def bearer_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def admin_api(admin_user):
+    return bearer_client(admin_user)
+
+
+@pytest.fixture
+def doctor_api(doctor):
+    return bearer_client(doctor)
+
+
+@pytest.fixture
+def nurse_api(nurse):
+    return bearer_client(nurse)

@@ -1,0 +1,19 @@
+"""Every channel-layer group name is built here."""
+
+from __future__ import annotations
+
+
+def ward_group(ward_id: int) -> str:
+    return f"ward.{ward_id}"
+
+
+def patient_group(patient_id: int) -> str:
+    return f"patient.{patient_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def device_group(device_id: int) -> str:
+    return f"device.{device_id}"

@@ -1,0 +1,211 @@
+"""The core of the ingest pipeline, shared by the WebSocket and REST paths.
+
+Parsing and validation are pure and cheap (no queries); storage is one multi-row
+``INSERT ... ON CONFLICT (device_id, seq) DO NOTHING RETURNING`` per chunk, so a batch of
+readings costs one round trip and duplicates are stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config.errors import ValidationFailed
+from monitoring.models import Metric, Reading
+
+BPM_BOUNDS: dict[str, tuple[int, int]] = {
+    Metric.HEART_RATE: (20, 300),
+    Metric.FETAL_HEART_RATE: (50, 240),
+}
+OBSTETRIC_ONLY_METRICS = frozenset({Metric.FETAL_HEART_RATE})
+_INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What ingest needs to know about where a reading goes (cacheable per connection)."""
+
+    patient_id: int
+    place_id: int
+    ward_id: int | None
+    profile: str
+    device_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingIn:
+    patient_id: int
+    device_id: int | None
+    metric: str
+    bpm: int
+    recorded_at: datetime
+    seq: int | None
+    entered_by_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    id: int
+    patient_id: int
+    device_id: int | None
+    ward_id: int | None
+    metric: str
+    bpm: int
+    recorded_at: datetime
+    received_at: datetime
+    seq: int | None
+
+    def as_event(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "patient": self.patient_id,
+            "device": self.device_id,
+            "metric": self.metric,
+            "bpm": self.bpm,
+            "recorded_at": self.recorded_at.isoformat(),
+            "seq": self.seq,
+        }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def reading_parse(
+    raw: Any,
+    *,
+    target: Target,
+    require_seq: bool,
+    now: datetime | None = None,
+    entered_by_id: int | None = None,
+) -> ReadingIn:
+    """Validate one reading object; raises ValidationFailed with per-field details."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed("A reading must be a JSON object.")
+    errors: dict[str, list[str]] = {}
+
+    metric = raw.get("metric")
+    if metric not in BPM_BOUNDS:
+        errors["metric"] = [f"Must be one of: {', '.join(BPM_BOUNDS)}."]
+    elif metric in OBSTETRIC_ONLY_METRICS and target.profile != "obstetric":
+        errors["metric"] = [f"{metric} is only recorded for obstetric patients."]
+
+    bpm = raw.get("bpm")
+    if not _is_int(bpm):
+        errors["bpm"] = ["Must be an integer."]
+    elif metric in BPM_BOUNDS:
+        low, high = BPM_BOUNDS[metric]
+        if not low <= bpm <= high:
+            errors["bpm"] = [f"Must be between {low} and {high} for {metric}."]
+
+    recorded_at: datetime | None = None
+    value = raw.get("recorded_at")
+    if not isinstance(value, str):
+        errors["recorded_at"] = ["An ISO-8601 date-time with a UTC offset is required."]
+    else:
+        try:
+            recorded_at = datetime.fromisoformat(value)
+        except ValueError:
+            errors["recorded_at"] = ["Not an ISO-8601 date-time."]
+        else:
+            if recorded_at.tzinfo is None or recorded_at.utcoffset() is None:
+                errors["recorded_at"] = ["The date-time must carry a UTC offset."]
+            else:
+                limit = (now or timezone.now()) + timedelta(
+                    seconds=settings.READING_MAX_FUTURE_SECONDS
+                )
+                if recorded_at > limit:
+                    errors["recorded_at"] = ["Must not be more than 5 minutes in the future."]
+
+    seq = raw.get("seq")
+    if seq is None:
+        if require_seq:
+            errors["seq"] = ["A positive integer sequence number is required."]
+    elif not _is_int(seq) or seq < 1 or seq > 2**63 - 1:
+        errors["seq"] = ["Must be a positive integer."]
+
+    if errors:
+        raise ValidationFailed("The reading is not valid.", details=errors)
+    return ReadingIn(
+        patient_id=target.patient_id,
+        device_id=target.device_id,
+        metric=metric,
+        bpm=bpm,
+        recorded_at=recorded_at,  # type: ignore[arg-type]
+        seq=seq,
+        entered_by_id=entered_by_id,
+    )
+
+
+def readings_store(
+    *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
+) -> list[StoredReading]:
+    """Store readings durably; returns only the rows inserted now (duplicates are skipped).
+
+    ``wards`` maps patient id to ward id, carried into the result for broadcasting.
+    """
+    if not readings:
+        return []
+    wards = wards or {}
+    received_at = timezone.now()
+    table = Reading._meta.db_table
+    ops = connection.ops
+    stored: list[StoredReading] = []
+    columns = "patient_id, device_id, metric, bpm, recorded_at, received_at, seq, entered_by_id"
+    received_param = ops.adapt_datetimefield_value(received_at)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(readings), _INSERT_CHUNK):
+            chunk = readings[start : start + _INSERT_CHUNK]
+            params: list[Any] = []
+            for r in chunk:
+                params.extend(
+                    (
+                        r.patient_id,
+                        r.device_id,
+                        r.metric,
+                        r.bpm,
+                        ops.adapt_datetimefield_value(r.recorded_at),
+                        received_param,
+                        r.seq,
+                        r.entered_by_id,
+                    )
+                )
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {values} "
+                "ON CONFLICT (device_id, seq) DO NOTHING "
+                "RETURNING id, patient_id, device_id, seq, metric, bpm",
+                params,
+            )
+            inserted = cursor.fetchall()
+            by_key = _index_by_key(chunk)
+            for row_id, patient_id, device_id, seq, metric, bpm in inserted:
+                r = by_key[(patient_id, device_id, seq, metric, bpm)].pop(0)
+                stored.append(
+                    StoredReading(
+                        id=row_id,
+                        patient_id=patient_id,
+                        device_id=device_id,
+                        ward_id=wards.get(patient_id),
+                        metric=r.metric,
+                        bpm=r.bpm,
+                        recorded_at=r.recorded_at,
+                        received_at=received_at,
+                        seq=seq,
+                    )
+                )
+    return stored
+
+
+def _index_by_key(chunk: Iterable[ReadingIn]) -> dict[tuple, list[ReadingIn]]:
+    # RETURNING gives ids and keys; match them back to the input to keep metric, bpm, time.
+    index: dict[tuple, list[ReadingIn]] = {}
+    for r in chunk:
+        index.setdefault((r.patient_id, r.device_id, r.seq, r.metric, r.bpm), []).append(r)
+    return index

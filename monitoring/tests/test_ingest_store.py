@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from config.errors import ValidationFailed
+from monitoring.ingest import Target, reading_parse, readings_store
+from monitoring.models import Reading
+
+pytestmark = pytest.mark.django_db
+
+
+def _target(device) -> Target:
+    p = device.patient
+    return Target(
+        patient_id=p.id,
+        place_id=p.place_id,
+        ward_id=p.ward_id,
+        profile=p.monitoring_profile,
+        device_id=device.id,
+    )
+
+
+def _raw(seq: int, bpm: int = 120, metric: str = "heart_rate") -> dict:
+    return {"seq": seq, "metric": metric, "bpm": bpm, "recorded_at": timezone.now().isoformat()}
+
+
+def test_duplicates_in_and_across_batches_are_stored_once(device):
+    target = _target(device)
+    first = [reading_parse(_raw(s), target=target, require_seq=True) for s in (1, 2, 2, 3)]
+    stored = readings_store(readings=first, wards={device.patient_id: device.patient.ward_id})
+    assert sorted(r.seq for r in stored) == [1, 2, 3]
+    assert all(r.ward_id == device.patient.ward_id for r in stored)
+
+    again = [reading_parse(_raw(s), target=target, require_seq=True) for s in (3, 4)]
+    stored = readings_store(readings=again)
+    assert [r.seq for r in stored] == [4]
+    assert Reading.objects.filter(device=device).count() == 4
+
+
+def test_store_is_one_insert_per_chunk(device, django_assert_max_num_queries):
+    target = _target(device)
+    readings = [reading_parse(_raw(s), target=target, require_seq=True) for s in range(1, 601)]
+    # Two INSERTs for 600 rows (chunks of 500), plus the savepoint and its release.
+    with django_assert_max_num_queries(4) as captured:
+        readings_store(readings=readings)
+    inserts = [q for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 2
+    assert Reading.objects.count() == 600
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"metric": "heart_rate", "bpm": 19, "seq": 1}, "bpm"),
+        ({"metric": "heart_rate", "bpm": 301, "seq": 1}, "bpm"),
+        ({"metric": "heart_rate", "bpm": "80", "seq": 1}, "bpm"),
+        ({"metric": "heart_rate", "bpm": True, "seq": 1}, "bpm"),
+        ({"metric": "spo2", "bpm": 80, "seq": 1}, "metric"),
+        ({"metric": "heart_rate", "bpm": 80, "seq": 0}, "seq"),
+        ({"metric": "heart_rate", "bpm": 80}, "seq"),
+        ({"metric": "fetal_heart_rate", "bpm": 140, "seq": 1}, "metric"),
+    ],
+)
+def test_invalid_readings_are_refused_with_field_details(device, raw, field):
+    raw = {"recorded_at": timezone.now().isoformat(), **raw}
+    with pytest.raises(ValidationFailed) as info:
+        reading_parse(raw, target=_target(device), require_seq=True)
+    assert field in info.value.details
+
+
+def test_recorded_at_must_carry_offset_and_not_be_far_in_future(device):
+    target = _target(device)
+    naive = {"seq": 1, "metric": "heart_rate", "bpm": 80, "recorded_at": "2026-01-01T10:00:00"}
+    with pytest.raises(ValidationFailed):
+        reading_parse(naive, target=target, require_seq=True)
+    future = (timezone.now() + timedelta(minutes=6)).isoformat()
+    with pytest.raises(ValidationFailed):
+        reading_parse({**naive, "recorded_at": future}, target=target, require_seq=True)
+    soon = (timezone.now() + timedelta(minutes=4)).isoformat()
+    assert reading_parse({**naive, "recorded_at": soon}, target=target, require_seq=True).seq == 1
