@@ -209,3 +209,16 @@ def _index_by_key(chunk: Iterable[ReadingIn]) -> dict[tuple, list[ReadingIn]]:
     for r in chunk:
         index.setdefault((r.patient_id, r.device_id, r.seq, r.metric, r.bpm), []).append(r)
     return index
+
+
+def readings_ingest(
+    *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
+) -> list[StoredReading]:
+    """The synchronous ingest service (REST path): store, then publish what was new.
+
+    The WebSocket path batches the same steps asynchronously in ``monitoring.pipeline``.
+    """
+    stored = readings_store(readings=readings, wards=wards)
+    # Publishing to ward groups, device presence and alarm evaluation are added here by the
+    # real-time pipeline.
+    return stored
