@@ -13,6 +13,8 @@ from config.factories import (
     WardFactory,
 )
 
+pytest_plugins = ["notifications.testing"]
+
 
 @pytest.fixture
 def place():

@@ -1,0 +1,73 @@
+"""Test fixtures for e-mail and Celery: a real SMTP server (aiosmtpd) and eager tasks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+
+import pytest
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        message = message_from_bytes(envelope.original_content or envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server(settings) -> Iterator[SmtpRecorder]:  # type: ignore[no-untyped-def]
+    """A real SMTP server on a free port; Django's mail goes to it for this test."""
+    recorder = SmtpRecorder(port=_free_port())
+    controller = Controller(recorder, hostname=recorder.host, port=recorder.port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = recorder.host
+    settings.EMAIL_PORT = recorder.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    try:
+        yield recorder
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Run Celery tasks in-process (unit tests); the end-to-end tests use a real worker."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
