@@ -1,0 +1,59 @@
+"""Query filters of the place, ward and patient lists.
+
+Foreign keys are filtered by plain ids: the lists are already limited to what the caller may
+see, so an invisible place or ward gives an empty list, exactly like a nonexistent one."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from clinical.models import Patient, Place, Ward
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.Filter):
+    """An integer id (``1.5`` or ``x`` is a 400, not a silent rounding)."""
+
+    field_class = forms.IntegerField
+
+
+class PlaceFilter(django_filters.FilterSet):
+    class Meta:
+        model = Place
+        fields = ("kind", "is_active")
+
+
+class WardFilter(django_filters.FilterSet):
+    place = IdFilter(field_name="place_id", help_text="Place id.")
+
+    class Meta:
+        model = Ward
+        fields = ("place",)
+
+
+class PatientFilter(django_filters.FilterSet):
+    place = IdFilter(field_name="place_id", help_text="Place id.")
+    ward = IdFilter(field_name="ward_id", help_text="Ward id.")
+    active = django_filters.BooleanFilter(
+        method="filter_active",
+        help_text="true: still admitted (not discharged); false: discharged.",
+    )
+    admitted_after = django_filters.IsoDateTimeFilter(field_name="admitted_at", lookup_expr="gte")
+    admitted_before = django_filters.IsoDateTimeFilter(field_name="admitted_at", lookup_expr="lt")
+    discharged_after = django_filters.IsoDateTimeFilter(
+        field_name="discharged_at", lookup_expr="gte"
+    )
+    discharged_before = django_filters.IsoDateTimeFilter(
+        field_name="discharged_at", lookup_expr="lt"
+    )
+
+    class Meta:
+        model = Patient
+        fields = ("place", "ward", "monitoring_profile", "sex", "active")
+
+    def filter_active(self, queryset: QuerySet[Patient], name: str, value: bool) -> QuerySet:
+        return queryset.filter(discharged_at__isnull=value)
