@@ -21,7 +21,29 @@ class IdFilter(django_filters.Filter):
     field_class = forms.IntegerField
 
 
+class StrictBooleanField(forms.Field):
+    """``true``/``false`` (or ``1``/``0``); anything else is a 400, not an ignored filter."""
+
+    widget = forms.TextInput
+    _VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: object) -> bool | None:
+        if value in (None, ""):
+            return None
+        try:
+            return self._VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError("Enter true or false.", code="invalid") from None
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class BooleanFilter(django_filters.Filter):
+    field_class = StrictBooleanField
+
+
 class PlaceFilter(django_filters.FilterSet):
+    is_active = BooleanFilter()
+
     class Meta:
         model = Place
         fields = ("kind", "is_active")
@@ -38,7 +60,7 @@ class WardFilter(django_filters.FilterSet):
 class PatientFilter(django_filters.FilterSet):
     place = IdFilter(field_name="place_id", help_text="Place id.")
     ward = IdFilter(field_name="ward_id", help_text="Ward id.")
-    active = django_filters.BooleanFilter(
+    active = BooleanFilter(
         method="filter_active",
         help_text="true: still admitted (not discharged); false: discharged.",
     )

@@ -182,6 +182,8 @@ def test_filters_by_kind_and_activity(admin_api):
     assert ids(admin_api.get(URL, {"is_active": "false"})) == {closed.id}
     assert ids(admin_api.get(URL, {"kind": "hospital", "is_active": "true"})) == {hospital.id}
     assert_error(admin_api.get(URL, {"kind": "castle"}), 400, "validation_error")
+    error = assert_error(admin_api.get(URL, {"is_active": "maybe"}), 400, "validation_error")
+    assert "is_active" in error["details"]
 
 
 def test_search_on_name_and_address(admin_api):
