@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -249,6 +250,7 @@ class DashboardConsumer(FrameConsumer):
         self.joined: dict[str, tuple[str, int]] = {}
         self.scopes: dict[tuple[str, int], tuple[int, int | None]] = {}
         self.tasks: set[asyncio.Task] = set()
+        self.recent_alerts: deque[str] = deque(maxlen=32)
         self._spawn(self._auth_deadline())
 
     def _spawn(self, coroutine: Any) -> asyncio.Task:
@@ -447,5 +449,12 @@ class DashboardConsumer(FrameConsumer):
             await self.send_json(frame)
 
     async def alert_event(self, event: dict[str, Any]) -> None:
-        if self._wanted(event):
-            await self.send_json({"type": "alert", "alert": event["alert"]})
+        if not self._wanted(event):
+            return
+        # Alerts are published to the ward and the patient group; a dashboard holding both
+        # subscriptions gets two copies back to back: forward one.
+        signature = json.dumps([event.get("action"), event["alert"]], sort_keys=True)
+        if signature in self.recent_alerts:
+            return
+        self.recent_alerts.append(signature)
+        await self.send_json({"type": "alert", "alert": event["alert"]})

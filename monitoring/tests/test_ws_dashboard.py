@@ -361,3 +361,17 @@ async def test_withdrawn_place_drops_the_subscription(nurse, ward, device, setti
     for c in (watcher, device_ws):
         await c.disconnect()
     assert await sync_to_async(Reading.objects.count)() == 1
+
+
+async def test_alert_published_to_ward_and_patient_groups_arrives_once(nurse, patient, ward):
+    watcher = await dashboard_connect(nurse)
+    await subscribe(watcher, ward=ward.id)
+    await subscribe(watcher, patient=patient.id)
+    alert = {"id": 3, "patient": patient.id, "ward": ward.id, "state": "acknowledged"}
+    event = {"type": "alert.event", "action": "acknowledged", "alert": alert}
+    await sync_to_async(pipeline.groups_send_sync)(
+        [(f"patient.{patient.id}", event), (f"ward.{ward.id}", event)]
+    )
+    assert (await receive_type(watcher, "alert"))["alert"] == alert
+    assert await watcher.receive_nothing(timeout=0.5)
+    await watcher.disconnect()
