@@ -15,7 +15,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -223,6 +225,23 @@ def user_login(
     if settings.SIMPLE_JWT.get("UPDATE_LAST_LOGIN"):
         update_last_login(None, user)
     return user, refresh
+
+
+def user_token_refresh(*, refresh: str) -> dict[str, str]:
+    """A new access token and, with rotation on, a new refresh token (the old one is
+    blacklisted)."""
+    serializer = TokenRefreshSerializer(data={"refresh": refresh})
+    try:
+        serializer.is_valid(raise_exception=True)
+    except TokenError as exc:
+        raise NotAuthenticated(str(exc), code="token_not_valid") from None
+    except AuthenticationFailed:  # the account was deactivated after the token was issued
+        raise NotAuthenticated("This account is disabled.", code="account_disabled") from None
+    except User.DoesNotExist:
+        raise NotAuthenticated(
+            "The account of this token no longer exists.", code="token_not_valid"
+        ) from None
+    return dict(serializer.validated_data)
 
 
 def user_logout(*, refresh: str) -> None:

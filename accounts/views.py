@@ -6,13 +6,10 @@ from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from accounts import serializers as s
 from accounts import services
@@ -25,7 +22,6 @@ from accounts.throttles import (
     RegisterThrottle,
 )
 from config.api import ERROR_RESPONSES, ErrorSerializer
-from config.errors import NotAuthenticated
 
 AUTH_TAG = ["auth"]
 USERS_TAG = ["users"]
@@ -112,18 +108,9 @@ class RefreshView(PublicView):
         responses={200: s.TokenPairSerializer, **errors(400, 401)},
     )
     def post(self, request: Request) -> Response:
-        serializer = TokenRefreshSerializer(data=request.data)
-        try:
-            serializer.is_valid(raise_exception=True)
-        except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
-        except AuthenticationFailed as exc:  # the account was deactivated meanwhile
-            raise NotAuthenticated(str(exc.detail), code="account_disabled") from exc
-        except User.DoesNotExist:
-            raise NotAuthenticated(
-                "The account of this token no longer exists.", code="token_not_valid"
-            ) from None
-        return Response(serializer.validated_data)
+        data = s.RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.user_token_refresh(refresh=data.validated_data["refresh"]))
 
 
 class LogoutView(PublicView):
