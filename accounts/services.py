@@ -121,6 +121,8 @@ def user_credentials_queue(*, user: User) -> None:
 @transaction.atomic
 def user_credentials_reissue(*, user: User) -> None:
     """Replace the password with a new one-time password e-mailed to the user."""
+    if not user.is_active:
+        raise Conflict("The user is inactive; activate them first.", code="user_inactive")
     user.set_unusable_password()
     user.must_change_password = True
     user.save(update_fields=["password", "must_change_password"])

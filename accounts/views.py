@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -285,3 +286,19 @@ class UserViewSet(
         user = services.user_update(user=user, actor=request.user, **data.validated_data)
         user = self.get_queryset().get(pk=user.pk)
         return Response(s.UserSerializer(user).data)
+
+    @extend_schema(
+        summary="E-mail the user a new one-time password",
+        description=(
+            "For a user who lost the first e-mail or their password: the current password "
+            "stops working, their sessions end, and they must change the new one at login. "
+            "An inactive user answers 409 `user_inactive`."
+        ),
+        request=None,
+        responses={202: s.UserSerializer, **errors(401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["post"], url_path="send-one-time-password")
+    def send_one_time_password(self, request: Request, pk: str | None = None) -> Response:
+        user = self.get_object()
+        services.user_credentials_reissue(user=user)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_202_ACCEPTED)
