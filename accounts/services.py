@@ -173,6 +173,7 @@ def user_update(
             "You cannot remove your own administrator role or deactivate yourself.",
             code="cannot_demote_self",
         )
+    activated = is_active is True and not user.is_active
     fields = []
     for name, value in (
         ("first_name", first_name),
@@ -188,7 +189,12 @@ def user_update(
     if places is not None:
         user.places.set(places)
     if is_active is False:
+        # Access tokens of an inactive user are refused anyway; blacklisting the refresh
+        # tokens keeps them dead if the user is activated again.
         user_tokens_revoke(user=user)
+    if activated and user.must_change_password and not user.has_usable_password():
+        # Created inactive, so the credentials e-mail was skipped: send it now.
+        user_credentials_queue(user=user)
     return user
 
 

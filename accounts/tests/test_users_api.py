@@ -287,3 +287,21 @@ def test_send_one_time_password_rules(admin_api, nurse_api, nurse, smtp_server, 
         response = admin_api.post(f"{detail(nurse)}send-one-time-password/")
     assert_error(response, 409, "user_inactive")
     assert smtp_server.messages == []
+
+
+def test_a_user_created_inactive_gets_credentials_when_activated(admin_api, smtp_server, on_commit):
+    with on_commit(execute=True):
+        response = admin_api.post(USERS, {"email": "later@example.org", "is_active": False})
+    assert response.status_code == 201 and response.json()["is_active"] is False
+    assert smtp_server.messages == []
+    user = User.objects.get(email="later@example.org")
+    with on_commit(execute=True):
+        assert admin_api.patch(detail(user), {"is_active": True}).status_code == 200
+    (message,) = smtp_server.to("later@example.org")
+    user.refresh_from_db()
+    assert user.check_password(one_time_password(message))
+    # Deactivating and activating again does not send another one.
+    with on_commit(execute=True):
+        admin_api.patch(detail(user), {"is_active": False})
+        admin_api.patch(detail(user), {"is_active": True})
+    assert len(smtp_server.messages) == 1
