@@ -128,7 +128,7 @@ class PatientAdminForm(forms.ModelForm):
         probe = Patient(pk=self.instance.pk, **{name: cleaned.get(name) for name in PATIENT_FIELDS})
         moving = self.instance.pk is not None and probe.place_id != self.instance.place_id
         try:
-            patient_validate(patient=probe, moving_place=moving)
+            patient_validate(patient=probe, moving_place=moving, admitting=self.instance.pk is None)
         except ValidationFailed as exc:
             for field, messages in (exc.details or {}).items():
                 self.add_error(field if field in self.fields else None, messages)

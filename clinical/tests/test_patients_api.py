@@ -187,6 +187,31 @@ def test_date_of_birth_may_not_be_in_the_future(nurse_api, ward):
     assert nurse_api.post(URL, new_patient(ward, date_of_birth=today)).status_code == 201
 
 
+def test_date_of_birth_must_be_plausible(nurse_api, ward):
+    payload = new_patient(ward, date_of_birth="0001-01-01")
+    error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
+    assert list(error["details"]) == ["date_of_birth"]
+
+
+def test_admission_may_not_precede_birth(nurse_api, ward):
+    payload = new_patient(ward, date_of_birth="2020-05-01", admitted_at="2019-01-01T00:00:00Z")
+    error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
+    assert list(error["details"]) == ["admitted_at"]
+
+
+def test_no_admission_to_an_inactive_place(admin_api, nurse_api, ward, patient):
+    closed_ward = WardFactory(place=PlaceFactory(is_active=False))
+    error = assert_error(admin_api.post(URL, new_patient(closed_ward)), 400, "validation_error")
+    assert "place" in error["details"]
+    payload = {"place": closed_ward.place_id, "ward": closed_ward.id}
+    error = assert_error(admin_api.patch(detail(patient), payload), 400, "validation_error")
+    assert "place" in error["details"]
+    # Patients already there stay manageable when their place closes.
+    ward.place.is_active = False
+    ward.place.save()
+    assert nurse_api.patch(detail(patient), {"bed": "B-9"}).status_code == 200
+
+
 def test_discharge_must_follow_admission(nurse_api, ward):
     admitted = timezone.now() - timedelta(hours=5)
     payload = new_patient(
@@ -318,6 +343,11 @@ def test_device_is_read_only(nurse_api, patient):
     response = nurse_api.patch(detail(patient), {"device": device.id})
     assert response.status_code == 200
     assert response.json()["device"] is None
+
+
+def test_malformed_ids_are_404(nurse_api):
+    assert_error(nurse_api.get(f"{URL}abc/"), 404, "not_found")
+    assert_error(nurse_api.get(f"{URL}{10**20}/"), 404, "not_found")
 
 
 def test_delete_is_not_offered(admin_api, patient):
