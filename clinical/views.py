@@ -41,19 +41,23 @@ def _errors(*codes: int) -> dict[int, Any]:
 
 
 def _crud_schema(
-    serializer: type, noun: str, plural: str, *, writers: str, conflict: bool
+    serializer: type, noun: str, plural: str, *, writers: str, conflict: bool, rules: str = ""
 ) -> dict[str, Any]:
+    write = f"Allowed to {writers}. {rules}".strip()
     write_errors = (400, 401, 403, 404, 409) if conflict else (400, 401, 403, 404)
     create_errors = tuple(code for code in write_errors if code != 404)
     return {
         "list": extend_schema(
             summary=f"List {plural}",
-            description=f"The {plural} visible to the caller, paginated.",
+            description=(
+                f"The {plural} visible to the caller, paginated: administrators see all, "
+                "doctors and nurses those of the places they belong to."
+            ),
             responses={200: serializer, **_errors(400, 401)},
         ),
         "create": extend_schema(
             summary=f"Create a {noun}",
-            description=f"Allowed to {writers}.",
+            description=write,
             responses={201: serializer, **_errors(*create_errors)},
         ),
         "retrieve": extend_schema(
@@ -63,12 +67,12 @@ def _crud_schema(
         ),
         "update": extend_schema(
             summary=f"Replace a {noun}",
-            description=f"Allowed to {writers}.",
+            description=write,
             responses={200: serializer, **_errors(*write_errors)},
         ),
         "partial_update": extend_schema(
             summary=f"Change a {noun}",
-            description=f"Allowed to {writers}.",
+            description=write,
             responses={200: serializer, **_errors(*write_errors)},
         ),
     }
@@ -117,7 +121,17 @@ class PlaceViewSet(_NoDeleteViewSet):
 
 
 @extend_schema_view(
-    **_crud_schema(WardSerializer, "ward", "wards", writers="administrators", conflict=True)
+    **_crud_schema(
+        WardSerializer,
+        "ward",
+        "wards",
+        writers="administrators",
+        conflict=True,
+        rules=(
+            "A ward name already used in the place is a 409 `conflict` with `details.name`. "
+            "A ward does not move to another place (400)."
+        ),
+    )
 )
 class WardViewSet(_NoDeleteViewSet):
     """Wards of a place."""
@@ -151,6 +165,13 @@ class WardViewSet(_NoDeleteViewSet):
         "patients",
         writers="administrators, doctors and nurses, within their places",
         conflict=True,
+        rules=(
+            "A `place` or `ward` the caller cannot see is rejected as nonexistent (400 on that "
+            "field). The ward must belong to the patient's place, and an inactive place "
+            "admits no one (400). `date_of_birth` may not be in the future, `discharged_at` "
+            "must follow `admitted_at` (400). An `mrn` already used in the place is a 409 "
+            "`conflict` with `details.mrn`. A patient with a device keeps its place."
+        ),
     ),
     discharge=extend_schema(
         summary="Discharge a patient",
