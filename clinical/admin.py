@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from clinical.models import Patient, Place, Ward
 from clinical.selectors import patient_device_id
-from clinical.services import PATIENT_FIELDS, patient_validate
+from clinical.services import PATIENT_FIELDS, patient_validate, place_validate
 from config.errors import ValidationFailed
 
 
@@ -30,6 +30,14 @@ class PlaceAdminForm(forms.ModelForm):
     class Meta:
         model = Place
         fields = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        try:
+            place_validate(place=Place(webhook_url=url))
+        except ValidationFailed as exc:
+            raise forms.ValidationError((exc.details or {}).get("webhook_url", [])) from exc
+        return url
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -86,6 +94,10 @@ class WardAdmin(admin.ModelAdmin):
     list_select_related = ("place",)
     search_fields = ("name", "place__name")
     autocomplete_fields = ("place",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Ward | None = None) -> tuple:
+        # Its patients and devices belong to the place: a ward does not move between places.
+        return ("place",) if obj is not None else ()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ward]:
         return (

@@ -73,7 +73,8 @@ def _save(instance: models.Model, *, update_fields: list[str] | None = None) -> 
 # --- Places ----------------------------------------------------------------------------------
 
 
-def _place_check(*, place: Place) -> None:
+def place_validate(*, place: Place) -> None:
+    """Rules beyond the model's field checks."""
     if place.webhook_url and not place.webhook_url.lower().startswith(("https://", "http://")):
         raise ValidationFailed(
             "The request is not valid.",
@@ -99,7 +100,7 @@ def place_create(
         webhook_secret=webhook_secret,
     )
     _clean_fields(place)
-    _place_check(place=place)
+    place_validate(place=place)
     _save(place)
     return place
 
@@ -108,7 +109,7 @@ def place_update(*, place: Place, data: Mapping[str, Any]) -> Place:
     changed = _assign(place, fields=PLACE_FIELDS, data=data)
     if changed:
         _clean_fields(place)
-        _place_check(place=place)
+        place_validate(place=place)
         _save(place, update_fields=changed)
     return place
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -32,11 +33,10 @@ from clinical.serializers import (
 from config.api import ERROR_RESPONSES, ErrorSerializer
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflicts with an existing record")
-METHOD_NOT_ALLOWED = OpenApiResponse(ErrorSerializer, description="Method not allowed")
 
 
 def _errors(*codes: int) -> dict[int, Any]:
-    responses: dict[int, Any] = {**ERROR_RESPONSES, 409: CONFLICT, 405: METHOD_NOT_ALLOWED}
+    responses: dict[int, Any] = {**ERROR_RESPONSES, 409: CONFLICT}
     return {code: responses[code] for code in codes}
 
 
@@ -106,7 +106,7 @@ class PlaceViewSet(_NoDeleteViewSet):
     ordering_fields = ("id", "name", "kind", "is_active", "created_at")
     ordering = ("name", "id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Place]:
         if self._fake():
             return Place.objects.none()
         return place_list_visible(user=self.request.user)
@@ -144,7 +144,7 @@ class WardViewSet(_NoDeleteViewSet):
     ordering_fields = ("id", "name", "place")
     ordering = ("place", "name", "id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Ward]:
         if self._fake():
             return Ward.objects.none()
         return ward_list_visible(user=self.request.user)
@@ -201,7 +201,7 @@ class PatientViewSet(_NoDeleteViewSet):
     )
     ordering = ("place", "ward", "bed", "id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Patient]:
         if self._fake():
             return Patient.objects.none()
         return patient_list_visible(user=self.request.user)
