@@ -93,7 +93,17 @@ class _NoDeleteViewSet(
 
 
 @extend_schema_view(
-    **_crud_schema(PlaceSerializer, "place", "places", writers="administrators", conflict=False)
+    **_crud_schema(
+        PlaceSerializer,
+        "place",
+        "places",
+        writers="administrators",
+        conflict=False,
+        rules=(
+            "`webhook_secret` is write-only (`has_webhook_secret` tells whether one is set); "
+            "`webhook_url` and `has_webhook_secret` are shown to administrators only."
+        ),
+    )
 )
 class PlaceViewSet(_NoDeleteViewSet):
     """Hospitals and clinics."""
