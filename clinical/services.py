@@ -17,6 +17,7 @@ from django.utils import timezone
 from clinical.models import Patient, Place, Ward
 from clinical.selectors import patient_device_id
 from config.errors import Conflict, ValidationFailed
+from monitoring.services import device_assign
 
 # Clocks of clients drift; a timestamp this far ahead of ours is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -244,8 +245,18 @@ def patient_create(
     return patient
 
 
+def _patient_device_release(*, patient: Patient) -> None:
+    """A discharged patient leaves the bed: their monitor is freed for the next admission, and
+    no more readings or alarms are filed under them."""
+    if patient_device_id(patient) is None:
+        return
+    device_assign(device=patient.device, patient=None)  # type: ignore[attr-defined]
+    Patient.device.related.set_cached_value(patient, None)  # type: ignore[attr-defined]
+
+
 def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     previous_place_id = patient.place_id
+    was_admitted = patient.discharged_at is None
     changed = _assign(patient, fields=PATIENT_FIELDS, data=data)
     if not changed:
         return patient
@@ -253,15 +264,20 @@ def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     patient_validate(patient=patient, moving_place=patient.place_id != previous_place_id)
     if {"mrn", "place"} & set(changed):
         _patient_mrn_check(patient=patient)
-    _save(patient, update_fields=changed)
+    with transaction.atomic():
+        _save(patient, update_fields=changed)
+        if was_admitted and patient.discharged_at is not None:
+            _patient_device_release(patient=patient)
     return patient
 
 
+@transaction.atomic
 def patient_discharge(*, patient: Patient, discharged_at: datetime | None = None) -> Patient:
-    """Discharge a patient who is still admitted (409 if already discharged)."""
+    """Discharge a patient who is still admitted (409 if already discharged); frees the device."""
     if patient.discharged_at is not None:
         raise Conflict("The patient is already discharged.")
     patient.discharged_at = discharged_at or timezone.now()
     patient_validate(patient=patient)
     _save(patient, update_fields=["discharged_at"])
+    _patient_device_release(patient=patient)
     return patient

@@ -180,12 +180,16 @@ class WardViewSet(_NoDeleteViewSet):
             "field). The ward must belong to the patient's place, and an inactive place "
             "admits no one (400). `date_of_birth` may not be in the future, `discharged_at` "
             "must follow `admitted_at` (400). An `mrn` already used in the place is a 409 "
-            "`conflict` with `details.mrn`. A patient with a device keeps its place."
+            "`conflict` with `details.mrn`. A patient with a device keeps its place. Setting "
+            "`discharged_at` frees the patient's device; `null` readmits."
         ),
     ),
     discharge=extend_schema(
         summary="Discharge a patient",
-        description="Sets `discharged_at` (now when omitted). 409 if already discharged.",
+        description=(
+            "Sets `discharged_at` (now when omitted) and frees the patient's device for the "
+            "next admission. 409 if already discharged."
+        ),
         request=PatientDischargeSerializer,
         responses={200: PatientSerializer, **_errors(400, 401, 403, 404, 409)},
     ),

@@ -391,6 +391,38 @@ def test_discharge_at_a_given_time(nurse_api, patient):
     assert "discharged_at" in error["details"]
 
 
+def test_discharge_frees_the_device(nurse_api, device):
+    patient = device.patient
+    response = nurse_api.post(f"{detail(patient)}discharge/")
+    assert response.status_code == 200
+    assert response.json()["device"] is None
+    device.refresh_from_db()
+    assert device.patient_id is None
+    assert device.place_id == patient.place_id and device.is_active
+
+
+def test_discharging_by_patch_frees_the_device_and_readmission_works(nurse_api, device):
+    patient = device.patient
+    patient.admitted_at = timezone.now() - timedelta(days=1)
+    patient.save()
+    at = (timezone.now() - timedelta(minutes=5)).isoformat()
+    response = nurse_api.patch(detail(patient), {"discharged_at": at})
+    assert response.status_code == 200, response.content
+    assert response.json()["device"] is None
+    device.refresh_from_db()
+    assert device.patient_id is None
+
+    response = nurse_api.patch(detail(patient), {"discharged_at": None})
+    assert response.status_code == 200
+    assert response.json()["discharged_at"] is None
+    assert nurse_api.get(URL, {"active": "true"}).json()["count"] == 1
+
+
+def test_other_changes_keep_the_device(nurse_api, device):
+    response = nurse_api.patch(detail(device.patient), {"bed": "L-12"})
+    assert response.json()["device"] == device.id
+
+
 # --- Lists -----------------------------------------------------------------------------------
 
 
