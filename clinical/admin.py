@@ -8,12 +8,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from clinical.models import Patient, Place, Ward
 from clinical.selectors import patient_device_id
-from clinical.services import PATIENT_FIELDS, patient_validate, place_validate
+from clinical.services import (
+    PATIENT_FIELDS,
+    patient_device_release,
+    patient_validate,
+    place_validate,
+)
 from config.errors import ValidationFailed
 
 
@@ -174,6 +180,15 @@ class PatientAdmin(admin.ModelAdmin):
         ("Location", {"fields": ("place", "ward", "bed", "device_serial")}),
         ("Admission", {"fields": ("admitted_at", "discharged_at")}),
     )
+
+    def save_model(
+        self, request: HttpRequest, obj: Patient, form: forms.ModelForm, change: bool
+    ) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change and form.initial.get("discharged_at") is None and obj.discharged_at:
+                # Same as the REST discharge: the monitor is freed for the next admission.
+                patient_device_release(patient=obj)
 
     @admin.display(description="device")
     def device_serial(self, patient: Patient) -> str:

@@ -245,7 +245,7 @@ def patient_create(
     return patient
 
 
-def _patient_device_release(*, patient: Patient) -> None:
+def patient_device_release(*, patient: Patient) -> None:
     """A discharged patient leaves the bed: their monitor is freed for the next admission, and
     no more readings or alarms are filed under them."""
     if patient_device_id(patient) is None:
@@ -267,7 +267,7 @@ def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     with transaction.atomic():
         _save(patient, update_fields=changed)
         if was_admitted and patient.discharged_at is not None:
-            _patient_device_release(patient=patient)
+            patient_device_release(patient=patient)
     return patient
 
 
@@ -279,5 +279,5 @@ def patient_discharge(*, patient: Patient, discharged_at: datetime | None = None
     patient.discharged_at = discharged_at or timezone.now()
     patient_validate(patient=patient)
     _save(patient, update_fields=["discharged_at"])
-    _patient_device_release(patient=patient)
+    patient_device_release(patient=patient)
     return patient
