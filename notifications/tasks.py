@@ -18,6 +18,29 @@ MAIL_RETRY = {
 }
 
 
+# === Account e-mails (credentials, password reset) ===========================================
+
+
+@shared_task(name="notifications.send_credentials_email", **MAIL_RETRY)
+def send_credentials_email(user_id: int) -> bool:
+    """E-mail a new account its login and a one-time password (made by the service, so the
+    password never appears in task arguments or logs)."""
+    from accounts.services import user_credentials_send
+
+    return user_credentials_send(user_id=user_id)
+
+
+@shared_task(name="notifications.send_password_reset_email", **MAIL_RETRY)
+def send_password_reset_email(user_id: int) -> bool:
+    """E-mail a password reset code (made by the service, replacing any earlier code)."""
+    from accounts.services import user_reset_code_send
+
+    return user_reset_code_send(user_id=user_id)
+
+
+# === End of account e-mails ==================================================================
+
+
 # === Alerts: fan-out of alert events, device-offline scan, escalation scan ===================
 
 from notifications.webhooks import WebhookError  # noqa: E402
