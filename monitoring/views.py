@@ -25,8 +25,8 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from accounts.authentication import JWTAuthentication
 from accounts.permissions import DoctorWrites, IsPerson
 from config.api import ERROR_RESPONSES, ErrorSerializer
 from config.errors import ValidationFailed
