@@ -21,13 +21,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import redis
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from clinical.models import AlarmLimit, Alert, Patient
@@ -339,6 +339,11 @@ def state_key(patient_id: int, metric: str) -> str:
     return f"{_prefix()}band:{patient_id}:{metric}"
 
 
+def last_reading_key() -> str:
+    """A sorted set: device id -> when the server last received a reading from it."""
+    return f"{_prefix()}last-reading"
+
+
 def offline_key(patient_id: int) -> str:
     """Set while the patient has an open device_offline alert (a reading then resolves it)."""
     return f"{_prefix()}offline:{patient_id}"
@@ -382,10 +387,15 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
     now = now or timezone.now()
     groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
     devices: dict[int, int | None] = {}
+    last_reading: dict[str, float] = {}
     for reading in stored:
         groups[(reading.patient_id, reading.metric)].append(reading)
         if reading.device_id is not None:
             devices[reading.patient_id] = reading.device_id
+            member = str(reading.device_id)
+            received = _epoch(reading.received_at)
+            if received > last_reading.get(member, 0.0):
+                last_reading[member] = received
 
     limits = _limits_for_patients({patient_id for patient_id, _ in groups})
     group_keys = [key for key in groups if key[1] in limits.get(key[0], {})]
@@ -394,7 +404,15 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
     redis_keys = [state_key(*key) for key in group_keys] + [
         offline_key(p) for p in offline_patients
     ]
-    values = client.mget(redis_keys) if redis_keys else []
+    # One round trip: read the rule state, and note when each device last sent a reading
+    # (the device-offline scan reads it).
+    pipe = client.pipeline(transaction=False)
+    if redis_keys:
+        pipe.mget(redis_keys)
+    if last_reading:
+        pipe.zadd(last_reading_key(), last_reading, gt=True)
+    results = pipe.execute()
+    values = results[0] if redis_keys else []
     clear_seconds = float(getattr(settings, "ALARM_CLEAR_SECONDS", 0))
 
     changed: list[Alert] = []
@@ -471,34 +489,66 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
 
 
 def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
-    """Raise device_offline (low) for monitoring devices silent for DEVICE_OFFLINE_SECONDS,
-    and resolve open ones whose device is back (a backstop to the fast path in evaluate)."""
+    """Raise device_offline (low) for monitoring devices that sent no reading for
+    DEVICE_OFFLINE_SECONDS; resolve it for devices that are back (a backstop to the fast path
+    in ``alarms_evaluate``) or no longer monitor that patient.
+
+    A device's last reading time comes from Redis (written by ``alarms_evaluate``); a device
+    with none there (never sent a reading since Redis started) falls back to its
+    ``last_seen_at`` connection presence. Devices never seen at all raise nothing.
+    """
     from clinical import alerts as alert_services
-    from monitoring.models import Device, Reading
+    from monitoring.models import Device
 
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.DEVICE_OFFLINE_SECONDS)
-    recent_reading = Reading.objects.filter(
-        patient_id=OuterRef("patient_id"), device_id=OuterRef("pk"), recorded_at__gte=cutoff
+    changed: list[Alert] = []
+    client = redis_client()
+
+    stale = (
+        Alert.objects.filter(kind=KIND_DEVICE_OFFLINE)
+        .exclude(state=Alert.State.RESOLVED)
+        .filter(
+            Q(device__isnull=True)
+            | Q(device__is_active=False)
+            | ~Q(device__patient_id=F("patient_id"))
+        )
+        .values_list("patient_id", flat=True)
     )
+    for patient_id in stale:
+        alert = alert_services.alert_condition_resolve(
+            patient_id=patient_id,
+            kind=KIND_DEVICE_OFFLINE,
+            at=now,
+            note="The device no longer monitors this patient.",
+        )
+        client.delete(offline_key(patient_id))
+        if alert is not None:
+            changed.append(alert)
+
     open_offline = Alert.objects.filter(
         patient_id=OuterRef("patient_id"), kind=KIND_DEVICE_OFFLINE
     ).exclude(state=Alert.State.RESOLVED)
-    devices = (
+    devices = list(
         Device.objects.filter(
-            is_active=True,
-            patient__isnull=False,
-            patient__discharged_at__isnull=True,
-            last_seen_at__isnull=False,
+            is_active=True, patient__isnull=False, patient__discharged_at__isnull=True
         )
-        .annotate(has_open=Exists(open_offline), has_recent=Exists(recent_reading))
-        .filter(Q(last_seen_at__lt=cutoff, has_recent=False, has_open=False) | Q(has_open=True))
-        .values_list("id", "patient_id", "serial", "last_seen_at", "has_open", "has_recent")
+        .annotate(has_open=Exists(open_offline))
+        .values_list("id", "patient_id", "serial", "last_seen_at", "has_open")
     )
-    changed: list[Alert] = []
-    client = redis_client()
-    for device_id, patient_id, serial, last_seen_at, has_open, has_recent in devices:
-        online = last_seen_at >= cutoff or has_recent
+    if not devices:
+        return changed
+    scores = client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
+    for (device_id, patient_id, serial, last_seen_at, has_open), score in zip(
+        devices, scores, strict=True
+    ):
+        if score is not None:
+            last = datetime.fromtimestamp(score, tz=UTC)
+        elif last_seen_at is not None:
+            last = last_seen_at
+        else:
+            continue  # never seen: not monitoring yet
+        online = last >= cutoff
         if has_open and online:
             alert = alert_services.alert_condition_resolve(
                 patient_id=patient_id,
@@ -508,7 +558,7 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
             )
             client.delete(offline_key(patient_id))
         elif not has_open and not online:
-            silent = (now - last_seen_at).total_seconds()
+            silent = (now - last).total_seconds()
             alert = alert_services.alert_raise(
                 patient_id=patient_id,
                 device_id=device_id,

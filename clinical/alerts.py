@@ -131,39 +131,60 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
 
 
 def alert_publish(*, alert: Alert, action: str) -> None:
-    """Send the alert to its ward's and patient's dashboard groups (never raises)."""
+    """Send the alert to its ward's and patient's dashboard groups (never raises).
+
+    Each message names its ``group`` and ``ward`` so a dashboard that watches both the ward
+    and the patient drops the duplicate.
+    """
     from monitoring.groups import patient_group, ward_group
 
-    event = {"type": "alert.event", "action": action, "alert": alert_payload(alert)}
+    payload = alert_payload(alert)
+    ward_id = alert.patient.ward_id
     groups = [patient_group(alert.patient_id)]
-    if alert.patient.ward_id is not None:
-        groups.append(ward_group(alert.patient.ward_id))
+    if ward_id is not None:
+        groups.insert(0, ward_group(ward_id))
+    events = [
+        (
+            group,
+            {
+                "type": "alert.event",
+                "group": group,
+                "ward": ward_id,
+                "action": action,
+                "alert": payload,
+            },
+        )
+        for group in groups
+    ]
     try:
-        _group_send_many(groups, event)
+        _groups_send(events)
     except Exception:  # the alert is stored; dashboards resynchronise from the snapshot
         logger.exception("could not publish alert %s to dashboards", alert.id)
 
 
-def _group_send_many(groups: list[str], event: dict[str, Any]) -> None:
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    if layer is None:
-        return
-
-    async def send() -> None:
-        for group in groups:
-            await layer.group_send(group, event)
+def _groups_send(events: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        from monitoring.pipeline import groups_send, groups_send_sync
+    except ImportError:  # without the real-time pipeline: plain channel-layer sends
+        groups_send, groups_send_sync = _fallback_send, async_to_sync(_fallback_send)
 
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        async_to_sync(send)()
+        groups_send_sync(events)
     else:
-        # Called from the event loop's own thread: never block it, schedule the send.
-        task = loop.create_task(send())
+        # Called on an event loop's own thread: never block it, schedule the send.
+        task = loop.create_task(groups_send(events))
         _background.add(task)
         task.add_done_callback(_background.discard)
+
+
+async def _fallback_send(events: list[tuple[str, dict[str, Any]]]) -> None:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    for group, event in events:
+        await layer.group_send(group, event)
 
 
 _background: set[asyncio.Task] = set()

@@ -326,10 +326,6 @@ class _CountingRedis:
         self.client = client
         self.round_trips = 0
 
-    def mget(self, *args, **kwargs):
-        self.round_trips += 1
-        return self.client.mget(*args, **kwargs)
-
     def pipeline(self, *args, **kwargs):
         counter = self
         pipe = self.client.pipeline(*args, **kwargs)
@@ -351,13 +347,16 @@ def test_a_steady_batch_costs_one_query_and_one_redis_round_trip(
     ward, django_assert_num_queries, monkeypatch
 ):
     patients = [PatientFactory(ward=ward) for _ in range(50)]
+    devices = {p.id: DeviceFactory(patient=p) for p in patients}
     counting = _CountingRedis(redis_client())
     monkeypatch.setattr(alarms, "redis_client", lambda: counting)
     # 500 readings, 50 patients: half in a held brady band (already raised), half normal.
     feed([r for p in patients[:25] for r in stream(p, 45, 0, 25)], batch=10_000)
     counting.round_trips = 0
     batch = [
-        reading(p, 45 if i < 25 else 75, 30 + k) for k in range(10) for i, p in enumerate(patients)
+        reading(p, 45 if i < 25 else 75, 30 + k, device=devices[p.id])
+        for k in range(10)
+        for i, p in enumerate(patients)
     ]
     with django_assert_num_queries(1):
         changed = alarms_evaluate(stored=batch, now=T0)
@@ -416,3 +415,32 @@ def test_offline_and_clinical_alarms_are_separate_kinds(patient, settings):
     kinds = dict(Alert.objects.filter(patient=patient).values_list("kind", "state"))
     assert kinds == {"device_offline": "resolved", "bradycardia": "active"}
     assert AlertEvent.objects.filter(alert__patient=patient).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_connected_device_that_stops_sending_readings_goes_offline(patient, settings):
+    """Connection presence keeps last_seen_at fresh; the last reading decides."""
+    settings.DEVICE_OFFLINE_SECONDS = 30
+    device = DeviceFactory(patient=patient, last_seen_at=T0 + timedelta(seconds=60))
+    alarms_evaluate(stored=[reading(patient, 75, 0, device=device)], now=T0)
+    assert alarms_offline_scan(now=T0 + timedelta(seconds=30)) == []
+    (alert,) = alarms_offline_scan(now=T0 + timedelta(seconds=31))
+    assert alert.kind == "device_offline"
+    assert "JAN-" in alert.message and "31 s" in alert.message
+
+
+@pytest.mark.django_db
+def test_an_offline_alarm_resolves_when_its_device_is_unassigned_or_deactivated(
+    patient, ward, settings
+):
+    settings.DEVICE_OFFLINE_SECONDS = 30
+    device = DeviceFactory(patient=patient, last_seen_at=T0)
+    other = DeviceFactory(patient=PatientFactory(ward=ward), last_seen_at=T0)
+    first, second = alarms_offline_scan(now=T0 + timedelta(seconds=60))
+    device.patient = None
+    device.save(update_fields=["patient"])
+    other.is_active = False
+    other.save(update_fields=["is_active"])
+    resolved = alarms_offline_scan(now=T0 + timedelta(seconds=65))
+    assert {a.id for a in resolved} == {first.id, second.id}
+    assert all(a.state == "resolved" for a in resolved)

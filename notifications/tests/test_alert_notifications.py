@@ -251,6 +251,7 @@ def test_transitions_reach_the_ward_and_patient_groups(
             services.alert_acknowledge(alert_id=alert.id, user=nurse)
         raised = async_to_sync(receive)(ward_channel)
         assert raised["type"] == "alert.event" and raised["action"] == "raised"
+        assert (raised["group"], raised["ward"]) == (ward_group(patient.ward_id), patient.ward_id)
         assert raised["alert"]["id"] == alert.id and raised["alert"]["state"] == "active"
         acked = async_to_sync(receive)(ward_channel)
         assert (acked["action"], acked["alert"]["state"]) == ("acknowledged", "acknowledged")
