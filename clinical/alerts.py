@@ -194,7 +194,9 @@ def _after_commit(alert: Alert, event: AlertEvent) -> None:
     """Publish to dashboards and queue the fan-out once the transition is committed."""
 
     def deliver() -> None:
-        alert_publish(alert=alert, action=event.action)
+        # Dashboards hear of state changes; an escalation changes nothing they show.
+        if event.action != Action.ESCALATED:
+            alert_publish(alert=alert, action=event.action)
         from notifications.tasks import alert_event_notify
 
         try:
