@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, QuerySet
@@ -163,10 +162,7 @@ def alert_publish(*, alert: Alert, action: str) -> None:
 
 
 def _groups_send(events: list[tuple[str, dict[str, Any]]]) -> None:
-    try:
-        from monitoring.pipeline import groups_send, groups_send_sync
-    except ImportError:  # without the real-time pipeline: plain channel-layer sends
-        groups_send, groups_send_sync = _fallback_send, async_to_sync(_fallback_send)
+    from monitoring.pipeline import groups_send, groups_send_sync
 
     try:
         loop = asyncio.get_running_loop()
@@ -177,14 +173,6 @@ def _groups_send(events: list[tuple[str, dict[str, Any]]]) -> None:
         task = loop.create_task(groups_send(events))
         _background.add(task)
         task.add_done_callback(_background.discard)
-
-
-async def _fallback_send(events: list[tuple[str, dict[str, Any]]]) -> None:
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    for group, event in events:
-        await layer.group_send(group, event)
 
 
 _background: set[asyncio.Task] = set()
