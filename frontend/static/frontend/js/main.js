@@ -28,7 +28,7 @@ const ui = {
         item.href
           ? el("a", { href: item.href }, item.text)
           : el("span", { "aria-current": "page" }, item.text),
-      ]),
+      ]).filter(Boolean),
     );
   },
   error(error, frame = null) {

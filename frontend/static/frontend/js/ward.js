@@ -101,7 +101,7 @@ class Tile {
       d.vitals[metric] = block;
       vitals.append(block);
     }
-    d.canvas = el("canvas", { class: "trend", "aria-hidden": "true" });
+    d.canvas = el("canvas", { class: "trend", "aria-hidden": "true", dataset: { patient: String(this.id) } });
     d.trendWrap = el("div", { class: "trend-wrap" }, d.canvas, el("span", { class: "trend-caption", "aria-hidden": "true" }, "10 min"));
     d.deviceDot = el("span", { class: "dev-dot", "aria-hidden": "true" });
     d.deviceText = el("span", { class: "dev-text" });
