@@ -88,6 +88,7 @@ class Session extends EventTarget {
         if (data.refresh) this.refresh = data.refresh; // rotation
         this._save();
         this._schedule();
+        this.dispatchEvent(new Event("token"));
         return this.access;
       })
       .catch((err) => {

@@ -152,6 +152,43 @@ function showSignIn(notice = "") {
   email.focus();
 }
 
+function showPasswordChange() {
+  ui.crumbs([{ text: "Change password" }]);
+  const error = el("p", { class: "form-error", role: "alert" });
+  const old = el("input", { id: "old-password", type: "password", autocomplete: "current-password", required: true });
+  const fresh = el("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true });
+  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Change password");
+  const form = el(
+    "form",
+    { class: "signin", "aria-labelledby": "pw-title" },
+    el("h1", { id: "pw-title" }, "Choose your own password"),
+    el("p", { class: "muted" }, "You signed in with a one-time password. Choose a new one to continue."),
+    el("label", { for: "old-password" }, "One-time password"),
+    old,
+    el("label", { for: "new-password" }, "New password"),
+    fresh,
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      await api.post("/api/auth/password/change/", { old_password: old.value, new_password: fresh.value });
+      await session.login(session.user.email, fresh.value);
+      route();
+    } catch (err) {
+      const details = err.details ? Object.values(err.details).flat().join(" ") : "";
+      error.textContent = `${err.message} ${details}`.trim();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main.replaceChildren(el("div", { class: "center" }, form));
+  old.focus();
+}
+
 async function showWardPicker() {
   ui.crumbs([{ text: "Wards" }]);
   main.replaceChildren(el("p", { class: "loading" }, "Loading wards…"));
@@ -197,6 +234,10 @@ async function route(notice = "") {
   renderWho();
   if (!session.signedIn) {
     showSignIn(notice);
+    return;
+  }
+  if (session.user && session.user.must_change_password) {
+    showPasswordChange();
     return;
   }
   const path = location.hash.replace(/^#/, "") || "/";

@@ -34,23 +34,26 @@ export function bucketFor(rangeMs) {
   return nice.find((s) => s >= raw) || 3600;
 }
 
-/** Alarm limits in whatever shape the server gives, as [{metric, low, high}]. */
+const BANDS = [
+  ["brady_high", "high", "≤"],
+  ["brady_medium", "medium", "≤"],
+  ["brady_low", "low", "≤"],
+  ["tachy_low", "low", "≥"],
+  ["tachy_medium", "medium", "≥"],
+  ["tachy_high", "high", "≥"],
+];
+const LIMIT_COLOR = { high: "rgba(255,59,48,0.75)", medium: "rgba(255,214,10,0.7)", low: "rgba(34,211,238,0.7)" };
+
+/** Alarm limits as [{metric, source, bands: {brady_high: 60, ...}, holds}]. */
 export function limitsList(data) {
   if (!data) return [];
-  const rows = Array.isArray(data) ? data : resultsOf(data).length ? resultsOf(data) : null;
-  if (rows) return rows.map((r) => ({ metric: r.metric, low: num(r.low ?? r.lower ?? r.min), high: num(r.high ?? r.upper ?? r.max) }));
-  const out = [];
-  for (const [metric, short] of [["heart_rate", "hr"], ["fetal_heart_rate", "fhr"]]) {
-    const nested = data[metric];
-    if (nested && typeof nested === "object") {
-      out.push({ metric, low: num(nested.low ?? nested.lower ?? nested.min), high: num(nested.high ?? nested.upper ?? nested.max) });
-      continue;
-    }
-    const low = data[`${metric}_low`] ?? data[`${short}_low`] ?? data[`${metric}_min`] ?? data[`${short}_min`];
-    const high = data[`${metric}_high`] ?? data[`${short}_high`] ?? data[`${metric}_max`] ?? data[`${short}_max`];
-    if (low !== undefined || high !== undefined) out.push({ metric, low: num(low), high: num(high) });
-  }
-  return out;
+  const rows = Array.isArray(data) ? data : Array.isArray(data.limits) ? data.limits : resultsOf(data);
+  return rows.map((r) => ({
+    metric: r.metric,
+    source: r.source || "",
+    bands: Object.fromEntries(BANDS.map(([key]) => [key, num(r[key])])),
+    holds: { high: r.hold_high_seconds, medium: r.hold_medium_seconds, low: r.hold_low_seconds },
+  }));
 }
 
 function num(v) {
@@ -225,13 +228,28 @@ export class PatientView {
     try {
       const data = await api.get(`/api/patients/${this.patientId}/alarm-limits/`);
       this.limits = limitsList(data);
-      const rows = this.limits.map((l) =>
-        el("tr", {}, el("th", { scope: "row" }, (METRIC_STYLE[l.metric] || { title: l.metric }).title), el("td", {}, l.low ?? "—"), el("td", {}, l.high ?? "—")),
+      const head = el(
+        "tr",
+        {},
+        el("th", { scope: "col" }, "Metric"),
+        BANDS.map(([, prio, op]) => el("th", { scope: "col", class: `limit-${prio}` }, `${PRIORITY_LABEL[prio]} ${op}`)),
       );
+      const rows = this.limits.map((l) =>
+        el(
+          "tr",
+          { dataset: { metric: l.metric } },
+          el("th", { scope: "row" }, (METRIC_STYLE[l.metric] || { title: l.metric }).title, l.source ? el("span", { class: "muted small" }, ` (${l.source})`) : null),
+          BANDS.map(([key, prio]) => el("td", { class: `limit-${prio}`, dataset: { band: key } }, l.bands[key] ?? "off")),
+        ),
+      );
+      const holds = this.limits[0]
+        ? el("p", { class: "muted small" }, `Rates in bpm. A condition must last ${this.limits[0].holds.high ?? "?"} s (high), ${this.limits[0].holds.medium ?? "?"} s (medium), ${this.limits[0].holds.low ?? "?"} s (low) before it alarms.`)
+        : null;
       this.dom.limits.replaceChildren(
         rows.length
-          ? el("table", { class: "limits" }, el("thead", {}, el("tr", {}, el("th", {}, ""), el("th", { scope: "col" }, "Low (bpm)"), el("th", { scope: "col" }, "High (bpm)"))), el("tbody", {}, rows))
-          : el("pre", { class: "muted" }, JSON.stringify(data, null, 1)),
+          ? el("table", { class: "limits" }, el("thead", {}, head), el("tbody", {}, rows))
+          : el("p", { class: "muted" }, "No alarm limits."),
+        holds,
       );
       this.drawChart();
     } catch (err) {
@@ -342,10 +360,10 @@ export class PatientView {
       .filter(([m]) => METRIC_STYLE[m])
       .map(([m, points]) => ({ color: METRIC_STYLE[m].color, band: METRIC_STYLE[m].band, points }));
     const limits = [];
+    const shown = new Set(series.length ? Object.keys(byMetric) : []);
     for (const l of this.limits) {
-      const color = l.metric === "fetal_heart_rate" ? "rgba(196,181,253,0.6)" : "rgba(74,222,128,0.6)";
-      if (l.low !== null) limits.push({ value: l.low, color });
-      if (l.high !== null) limits.push({ value: l.high, color });
+      if (!shown.has(l.metric)) continue;
+      for (const [key, prio] of BANDS) if (l.bands[key] !== null) limits.push({ value: l.bands[key], color: LIMIT_COLOR[prio] });
     }
     const alerts = this.alerts.map((a) => ({ t: parseTime(a.raised_at), priority: a.priority }));
     drawHistory(canvas, { from, to, dpr, series, limits, alerts, bucketMs: bucket * 1000 });

@@ -23,6 +23,11 @@ export class DashboardSocket extends EventTarget {
     this._pingTimer = null;
     this._pongTimer = null;
     this._stopped = true;
+    // A refreshed access token is sent in band, so the server keeps the session open past
+    // the old token's expiry without a reconnect.
+    session.addEventListener("token", () => {
+      if (this.state === "open") this.send({ type: "auth", token: session.access });
+    });
   }
 
   start() {
@@ -101,6 +106,8 @@ export class DashboardSocket extends EventTarget {
         return;
       }
       if (msg.type === "auth.ok") {
+        this.expiresAt = msg.expires_at || null;
+        if (authed) return; // in-band re-authentication: the subscriptions still hold
         authed = true;
         const wasReconnect = this.reconnects > 0 || this.attempt > 0;
         this.attempt = 0;

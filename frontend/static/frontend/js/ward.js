@@ -365,9 +365,18 @@ export class WardView {
         this.applyDeviceStatus(msg);
         break;
       case "error":
+        if (msg.patient !== undefined) return; // about another view's subscription
+        if (msg.ward !== undefined && Number(msg.ward) !== this.wardId) return;
         this.ui.error(msg.error || {}, msg);
-        if (msg.error && (msg.error.code === "forbidden" || msg.error.code === "not_found")) {
+        if (msg.ward !== undefined && msg.error && ["forbidden", "not_found"].includes(msg.error.code)) {
+          // Access refused or withdrawn: stop showing data that is no longer live for us.
+          this.socket.unsubscribe({ ward: this.wardId });
           this.dom.waiting.hidden = true;
+          this.dom.grid.replaceChildren();
+          this.tiles.clear();
+          this.root.querySelector(".ward-main").prepend(
+            el("div", { class: "page-error", role: "alert" }, el("h2", {}, "Cannot show this ward"), el("p", {}, msg.error.message || "Access refused.")),
+          );
         }
         break;
       default:
