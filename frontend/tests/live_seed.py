@@ -13,7 +13,7 @@ import os
 import random
 from datetime import timedelta
 
-BEDS = int(os.environ.get("SEED_BEDS", "8"))
+BEDS = int(os.environ.get("SEED_BEDS", "12"))
 HISTORY_SECONDS = int(os.environ.get("SEED_HISTORY_SECONDS", "600"))
 
 NAMES = [
@@ -84,7 +84,7 @@ def main() -> None:
         base_hr = rng.randint(72, 96)
         base_fhr = rng.randint(128, 150)
         seq = 0
-        for s in range(HISTORY_SECONDS, 0, -2):
+        for s in range(HISTORY_SECONDS, 0, -3):
             seq += 1
             at = now - timedelta(seconds=s)
             hr = base_hr + 4 * math.sin(s / 40 + i) + rng.uniform(-2, 2)

@@ -182,3 +182,43 @@ class LiveStack:
 
     def post_readings(self, token: str, items: list[dict[str, Any]]) -> tuple[int, Any]:
         return self.request("POST", "/api/records/", items, {"Authorization": f"Device {token}"})
+
+
+class DeviceStream:
+    """Bedside monitors on the device WebSocket, as the real ones connect: one connection per
+    device, readings sent as frames and acknowledged by the server after storage."""
+
+    def __init__(self, stack: LiveStack, patients: list[dict[str, Any]]) -> None:
+        from websockets.sync.client import connect
+
+        self.patients = patients
+        self.connections = [
+            connect(
+                f"ws://127.0.0.1:{stack.port}/ws/devices/",
+                additional_headers={"Authorization": f"Device {p['token']}"},
+                proxy=None,
+                open_timeout=10,
+            )
+            for p in patients
+        ]
+
+    def send(self, items_of: Any) -> None:
+        """Send each device its readings (``items_of(patient) -> list``) and wait for the acks."""
+        pending = []
+        for patient, ws in zip(self.patients, self.connections, strict=True):
+            items = items_of(patient)
+            ws.send(json.dumps({"type": "readings", "items": items}))
+            pending.append((ws, {item["seq"] for item in items}))
+        for ws, seqs in pending:
+            deadline = time.monotonic() + 15
+            while seqs and time.monotonic() < deadline:
+                frame = json.loads(ws.recv(timeout=15))
+                if frame.get("type") == "ack":
+                    seqs -= set(frame["seqs"])
+                elif frame.get("type") == "error":
+                    raise AssertionError(frame)
+            assert not seqs, f"not acknowledged: {sorted(seqs)}"
+
+    def close(self) -> None:
+        for ws in self.connections:
+            ws.close()

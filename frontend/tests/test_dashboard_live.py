@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from frontend.tests.live_stack import LiveStack
+from frontend.tests.live_stack import DeviceStream, LiveStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -132,7 +132,6 @@ def test_sign_in_open_a_ward_and_see_posted_readings_live(stack, new_page, artif
             post(stack, patient, patient["base_hr"] + (second + i) % 5)
         page.wait_for_timeout(700)
     page.wait_for_timeout(800)
-    page.screenshot(path=str(artifacts_dir / "ward-view.png"))
     assert page.console_errors == []
 
 
@@ -148,7 +147,9 @@ def test_an_unauthorised_ward_or_patient_cannot_be_opened(stack, new_page):  # t
     assert "do not have access" in page.inner_text(".page-error")
 
 
-def test_bradycardia_raises_a_red_alarm_acknowledged_on_another_screen(stack, new_page):  # type: ignore[no-untyped-def]
+def test_bradycardia_raises_a_red_alarm_acknowledged_on_another_screen(
+    stack, new_page, artifacts_dir
+):  # type: ignore[no-untyped-def]
     nurse = new_page()
     doctor = new_page()
     sign_in(nurse, stack, stack.seed["nurse"])
@@ -161,6 +162,10 @@ def test_bradycardia_raises_a_red_alarm_acknowledged_on_another_screen(stack, ne
     start = datetime.now(UTC) - timedelta(seconds=30)
     for k in range(0, 31, 5):
         post(stack, patient, 35, at=start + timedelta(seconds=k + 4), count=5)
+    # And a tachycardia on an adult bed: a medium (yellow) alarm beside it.
+    adult = next(p for p in stack.seed["patients"][3:] if p["profile"] == "adult")
+    for k in range(0, 31, 5):
+        post(stack, adult, 118, at=start + timedelta(seconds=k + 4), count=5)
     for page in (nurse, doctor):
         page.wait_for_selector(
             f"{sel}[data-alarm='high'][data-alarm-state='active']", timeout=20_000
@@ -174,6 +179,30 @@ def test_bradycardia_raises_a_red_alarm_acknowledged_on_another_screen(stack, ne
     item = nurse.locator(".ward-alerts .alert-item[data-priority='high']")
     assert item.count() >= 1
     nurse.wait_for_function("() => Number(document.getElementById('mute').dataset.alarmCount) >= 1")
+    adult_sel = f".tile[data-patient='{adult['id']}']"
+    nurse.wait_for_selector(f"{adult_sel}[data-alarm='medium']", timeout=20_000)
+    assert nurse.inner_text(adult_sel + " .alarm-prio") == "MEDIUM"
+    # The other monitors stream over the device WebSocket (so they show as online).
+    others = [p for p in stack.seed["patients"] if p is not patient and p is not adult]
+    stream = DeviceStream(stack, others)
+    try:
+        for second in range(3):
+            stream.send(
+                lambda p, second=second: readings_for(
+                    p, p["base_hr"] + second, fhr=p["base_fhr"] - second
+                )
+            )
+            nurse.wait_for_timeout(300)
+        other = f".tile[data-patient='{others[0]['id']}']"
+        nurse.wait_for_selector(f"{other} .device[data-state='online']")
+        nurse.wait_for_timeout(500)
+        # The central station with a high and a medium alarm: the picture for the docs.
+        nurse.screenshot(path=str(artifacts_dir / "ward-view.png"), animations="disabled")
+    finally:
+        stream.close()
+    # A monitor that disconnects is shown offline (the server's device.status frame).
+    nurse.wait_for_selector(f"{other} .device[data-state='offline']", timeout=10_000)
+    assert "offline" in nurse.inner_text(other + " .device")
 
     nurse.click(sel + " .btn-ack")
     nurse.wait_for_selector(f"{sel}[data-alarm-state='acknowledged']")

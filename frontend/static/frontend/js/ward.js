@@ -209,6 +209,7 @@ class Tile {
       setText(d.prio, `${PRIORITY_LABEL[top.priority] || top.priority}${top.state === "acknowledged" ? " · ACK" : ""}`);
       const more = this.alerts.size > 1 ? ` (+${this.alerts.size - 1})` : "";
       setText(d.msg, `${top.message || humanKind(top.kind)}${more}`);
+      setAttr(d.msg, "title", top.message || humanKind(top.kind));
       d.ack.hidden = top.state !== "active";
       d.ack.dataset.alert = String(top.id);
       setAttr(d.ack, "aria-label", `Acknowledge ${PRIORITY_LABEL[top.priority] || ""} alarm for ${p.name || "patient"}, bed ${p.bed || "none"}`);
