@@ -33,8 +33,11 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread while it
+    # is alive, and Django refuses database work beside a running loop; other test modules
+    # must not inherit it.
     path = chromium_path()
     if path is None:
         pytest.skip("no Chromium binary: set CHROMIUM_PATH or install the chromium package")

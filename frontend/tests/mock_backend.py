@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,9 @@ def fake_jwt(lifetime_s: int = 3600) -> str:
     def b64(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
-    return f"{b64({'alg': 'HS256'})}.{b64({'exp': int(time.time()) + lifetime_s})}.sig"
+    now = int(time.time())
+    claims = {"iat": now, "exp": now + lifetime_s, "jti": uuid.uuid4().hex}
+    return f"{b64({'alg': 'HS256'})}.{b64(claims)}.sig"
 
 
 def iso(dt: datetime) -> str:
@@ -63,6 +66,9 @@ class MockBackend:
         self.acknowledged: list[int] = []
         self.alerts: dict[int, dict[str, Any]] = {}
         self.seq = 1
+        self.access_lifetime = 3600
+        self.issued: list[str] = []
+        self.refreshes = 0
         page.route("**/api/**", self._rest)
         page.route_web_socket("**/ws/dashboard/", self._socket)
 
@@ -73,9 +79,12 @@ class MockBackend:
         path = "/" + path
         body: Any
         status = 200
-        if path == "/api/auth/login/":
+        if path == "/api/auth/refresh/":
+            self.refreshes += 1
+            body = {"access": self._issue(), "refresh": fake_jwt(86400)}
+        elif path == "/api/auth/login/":
             body = {
-                "access": fake_jwt(),
+                "access": self._issue(),
                 "refresh": fake_jwt(86400),
                 "user": {
                     "id": 1,
@@ -123,6 +132,11 @@ class MockBackend:
                 {"error": {"code": "not_found", "message": "Not found.", "details": None}},
             )
         route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+    def _issue(self) -> str:
+        token = fake_jwt(self.access_lifetime)
+        self.issued.append(token)
+        return token
 
     # --- WebSocket ---------------------------------------------------------------------------
     def _socket(self, ws) -> None:  # type: ignore[no-untyped-def]

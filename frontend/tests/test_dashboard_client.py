@@ -215,3 +215,18 @@ def test_a_ward_the_server_refuses_shows_an_error(page_server, new_page):  # typ
     assert not page.is_hidden("#banner")
     assert backend.received == [] or all(f.get("ward") != 99 for f in backend.received)
     json.dumps(page.console_errors)
+
+
+def test_access_token_is_refreshed_before_expiry_and_sent_in_band(page_server, new_page):  # type: ignore[no-untyped-def]
+    page = new_page()
+    backend = MockBackend(page, patients=make_patients(2))
+    backend.access_lifetime = 6  # refreshed a quarter of its life before expiry
+    sign_in_and_open_ward(page, page_server, backend)
+    page.wait_for_timeout(5_500)
+    assert backend.refreshes >= 1
+    auth_frames = [f for f in backend.received if f["type"] == "auth"]
+    assert len(backend.sockets) == 1  # no reconnect needed
+    assert [f["token"] for f in auth_frames][:2] == backend.issued[:2]
+    # The in-band re-authentication did not resubscribe (no duplicate snapshot).
+    assert sum(1 for f in backend.received if f["type"] == "subscribe") == 1
+    assert page.get_attribute("#conn", "data-state") == "open"

@@ -14,13 +14,23 @@ export class ApiError extends Error {
   }
 }
 
-function jwtExpiry(token) {
+function jwtClaims(token) {
   try {
-    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return payload.exp * 1000;
+    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
   } catch {
-    return 0;
+    return {};
   }
+}
+
+function jwtExpiry(token) {
+  return (jwtClaims(token).exp || 0) * 1000;
+}
+
+/** Refresh this long before expiry: a minute, or a quarter of a short-lived token's life. */
+function refreshMargin(token) {
+  const { exp, iat } = jwtClaims(token);
+  if (!exp || !iat) return REFRESH_MARGIN_MS;
+  return Math.min(REFRESH_MARGIN_MS, ((exp - iat) * 1000) / 4);
 }
 
 class Session extends EventTarget {
@@ -58,7 +68,7 @@ class Session extends EventTarget {
   _schedule() {
     clearTimeout(this._timer);
     if (!this.access) return;
-    const due = jwtExpiry(this.access) - REFRESH_MARGIN_MS - Date.now();
+    const due = jwtExpiry(this.access) - refreshMargin(this.access) - Date.now();
     this._timer = setTimeout(() => this.refreshAccess().catch(() => {}), Math.max(1000, due));
   }
 
@@ -75,7 +85,7 @@ class Session extends EventTarget {
 
   /** A fresh access token (refreshing first when it expires within the margin). */
   async accessToken() {
-    if (this.access && jwtExpiry(this.access) - Date.now() > REFRESH_MARGIN_MS) return this.access;
+    if (this.access && jwtExpiry(this.access) - Date.now() > refreshMargin(this.access)) return this.access;
     return this.refreshAccess();
   }
 
