@@ -470,12 +470,14 @@ class DeviceState:
     ws: ClientConnection | None = None
     next_seq: int = 1
     sent_at: list[float] = field(default_factory=list)
+    recorded_at: list[str] = field(default_factory=list)
     acked: bytearray = field(default_factory=bytearray)
     acked_count: int = 0
     first_unacked: int = 0
     errors: int = 0
     duplicate_acks: int = 0
     abnormal: bool = False
+    last_resend: float = 0.0
 
 
 @dataclass
@@ -668,8 +670,10 @@ class StreamBench:
                 self.disconnects += 1
 
     # Sending
-    def _reading(self, dev: DeviceState, seq: int, recorded_at: str, elapsed: float) -> str:
-        if dev.abnormal and int(elapsed) % 20 < 6:
+    def _reading(self, dev: DeviceState, seq: int) -> str:
+        # Deterministic per (device, seq), so a resent reading is the same reading.
+        recorded_at = dev.recorded_at[seq - 1]
+        if dev.abnormal and int(seq / self.cfg.rate) % 20 < 6:
             bpm = 35 if dev.bench.metric == "heart_rate" else 90
         else:
             base = 80 if dev.bench.metric == "heart_rate" else 140
@@ -679,7 +683,7 @@ class StreamBench:
             f'"recorded_at":"{recorded_at}"}}'
         )
 
-    async def _send_new(self, dev: DeviceState, count: int, now_iso: str, elapsed: float) -> None:
+    async def _send_new(self, dev: DeviceState, count: int, now_iso: str) -> None:
         ws = dev.ws
         if ws is None:
             return
@@ -689,8 +693,9 @@ class StreamBench:
             seq = dev.next_seq
             dev.next_seq += 1
             dev.sent_at.append(now)
+            dev.recorded_at.append(now_iso)
             dev.acked.append(0)
-            items.append(self._reading(dev, seq, now_iso, elapsed))
+            items.append(self._reading(dev, seq))
         if count == 1:
             frame = '{"type":"reading",' + items[0][1:]
         else:
@@ -704,8 +709,9 @@ class StreamBench:
             dev.ws = None
 
     async def _resend_unacked(self, dev: DeviceState, older_than: float) -> None:
+        """Resend what was not acked in time, like a device; at most once per resend period."""
         ws = dev.ws
-        if ws is None:
+        if ws is None or dev.last_resend > older_than:
             return
         acked = dev.acked
         while dev.first_unacked < len(acked) and acked[dev.first_unacked]:
@@ -717,10 +723,10 @@ class StreamBench:
         ]
         if not missing:
             return
-        now_iso = datetime.now(UTC).isoformat()
+        dev.last_resend = time.perf_counter()
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            items = ",".join(self._reading(dev, i + 1, now_iso, 0.0) for i in chunk)
+            items = ",".join(self._reading(dev, i + 1) for i in chunk)
             self.resent += len(chunk)
             try:
                 await ws.send('{"type":"readings","items":[' + items + "]}")
@@ -747,9 +753,8 @@ class StreamBench:
             if delay > 0:
                 await asyncio.sleep(delay)
             now_iso = datetime.now(UTC).isoformat()
-            elapsed = n * tick
             for dev in by_slot[n % slots]:
-                await self._send_new(dev, per_frame, now_iso, elapsed)
+                await self._send_new(dev, per_frame, now_iso)
             now = time.perf_counter()
             if now >= next_resend_check:
                 next_resend_check = now + 1.0
