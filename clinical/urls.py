@@ -1,3 +1,13 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from rest_framework.routers import DefaultRouter
+
+from clinical.views import PatientViewSet, PlaceViewSet, WardViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("places", PlaceViewSet, basename="place")
+router.register("wards", WardViewSet, basename="ward")
+router.register("patients", PatientViewSet, basename="patient")
+
+urlpatterns = router.urls

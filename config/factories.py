@@ -66,7 +66,6 @@ class DeviceFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Device
-        exclude = ("token",)
 
     serial = factory.Sequence(lambda n: f"JAN-{n:06d}")
     model = "Janitri Keyar"

@@ -1,0 +1,310 @@
+"""Writes for people: registration, admin-created accounts, login, logout, passwords."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import update_last_login
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts import otp
+from accounts.models import Role, User
+from clinical.models import Place
+from config.errors import Conflict, NotAuthenticated, PermissionDenied, ValidationFailed
+from notifications import emails
+
+logger = logging.getLogger(__name__)
+
+PASSWORD_RESET = "password_reset"
+# Letters and digits that cannot be mistaken for each other when read from an e-mail.
+_PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+ONE_TIME_PASSWORD_LENGTH = 14
+
+
+def email_normalize(email: str) -> str:
+    return User.objects.normalize_email(email.strip()).lower()
+
+
+def _email_taken(email: str) -> Conflict:
+    return Conflict(
+        "A user with this e-mail already exists.",
+        code="email_taken",
+        details={"email": ["A user with this e-mail already exists."]},
+    )
+
+
+def _password_check(password: str, *, user: User, field: str) -> None:
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            "The password is too weak.", code="weak_password", details={field: exc.messages}
+        ) from None
+
+
+def _user_insert(user: User) -> None:
+    if User.objects.filter(email__iexact=user.email).exists():
+        raise _email_taken(user.email)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # a parallel request took the address between check and insert
+        raise _email_taken(user.email) from None
+
+
+# --- Accounts -------------------------------------------------------------------------------
+
+
+def user_register(*, email: str, password: str, first_name: str = "", last_name: str = "") -> User:
+    """Self-registration: a nurse with no places, so no clinical access until an admin
+    grants one."""
+    user = User(
+        email=email_normalize(email),
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        role=Role.NURSE,
+    )
+    _password_check(password, user=user, field="password")
+    user.set_password(password)
+    _user_insert(user)
+    logger.info("user %s registered", user.pk)
+    return user
+
+
+@transaction.atomic
+def user_create(
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    role: str = Role.NURSE,
+    places: Iterable[Place] = (),
+    is_active: bool = True,
+) -> User:
+    """An administrator adds a person. They get their login and a one-time password by
+    e-mail (after commit) and must change it at first login."""
+    user = User(
+        email=email_normalize(email),
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        role=role,
+        is_active=is_active,
+        must_change_password=True,
+    )
+    user.set_unusable_password()
+    _user_insert(user)
+    user.places.set(places)
+    user_credentials_queue(user=user)
+    return user
+
+
+def user_credentials_queue(*, user: User) -> None:
+    from notifications.tasks import send_credentials_email
+
+    transaction.on_commit(partial(send_credentials_email.delay, user.pk))
+
+
+@transaction.atomic
+def user_credentials_reissue(*, user: User) -> None:
+    """Replace the password with a new one-time password e-mailed to the user."""
+    user.set_unusable_password()
+    user.must_change_password = True
+    user.save(update_fields=["password", "must_change_password"])
+    user_tokens_revoke(user=user)
+    user_credentials_queue(user=user)
+
+
+def user_credentials_send(*, user_id: int) -> bool:
+    """Called by the credentials task: make a one-time password, e-mail it, then store it.
+
+    The password exists only here and in the e-mail: it never travels through the broker,
+    the task arguments, the result backend or the logs. It is stored only if the user still
+    holds the placeholder that ``user_create`` set, so a repeated or late task does nothing
+    once the password was issued (idempotent), and a mail that failed leaves nothing behind
+    (the retry makes a fresh password).
+    """
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not user.is_active or not user.must_change_password:
+        return False
+    if user.has_usable_password():
+        return False
+    placeholder = user.password
+    password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(ONE_TIME_PASSWORD_LENGTH))
+    emails.credentials_email(user=user, password=password).send()
+    stored = User.objects.filter(pk=user.pk, password=placeholder).update(
+        password=make_password(password)
+    )
+    logger.info("credentials e-mail sent to user %s (stored=%s)", user.pk, bool(stored))
+    return bool(stored)
+
+
+@transaction.atomic
+def user_update(
+    *,
+    user: User,
+    actor: User,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    role: str | None = None,
+    places: Iterable[Place] | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """An administrator changes a person's names, role, places or active flag."""
+    if user.pk == actor.pk and (
+        (role is not None and role != Role.ADMIN and not user.is_superuser) or is_active is False
+    ):
+        raise PermissionDenied(
+            "You cannot remove your own administrator role or deactivate yourself.",
+            code="cannot_demote_self",
+        )
+    fields = []
+    for name, value in (
+        ("first_name", first_name),
+        ("last_name", last_name),
+        ("role", role),
+        ("is_active", is_active),
+    ):
+        if value is not None:
+            setattr(user, name, value.strip() if isinstance(value, str) else value)
+            fields.append(name)
+    if fields:
+        user.save(update_fields=fields)
+    if places is not None:
+        user.places.set(places)
+    if is_active is False:
+        user_tokens_revoke(user=user)
+    return user
+
+
+def user_profile_update(
+    *, user: User, first_name: str | None = None, last_name: str | None = None
+) -> User:
+    """A person changes their own names."""
+    fields = []
+    if first_name is not None:
+        user.first_name = first_name.strip()
+        fields.append("first_name")
+    if last_name is not None:
+        user.last_name = last_name.strip()
+        fields.append("last_name")
+    if fields:
+        user.save(update_fields=fields)
+    return user
+
+
+# --- Sessions (JWT) -------------------------------------------------------------------------
+
+
+def user_login(
+    *, email: str, password: str, request: HttpRequest | None = None
+) -> tuple[User, RefreshToken]:
+    user = authenticate(request, email=email_normalize(email), password=password)
+    if user is None:
+        # Say "disabled" only to someone who knows the password; everyone else hears the
+        # same message whether or not the address exists.
+        disabled = User.objects.filter(email__iexact=email_normalize(email), is_active=False)
+        candidate = disabled.first()
+        if candidate is not None and candidate.check_password(password):
+            raise NotAuthenticated("This account is disabled.", code="account_disabled")
+        raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
+    refresh = RefreshToken.for_user(user)
+    if settings.SIMPLE_JWT.get("UPDATE_LAST_LOGIN"):
+        update_last_login(None, user)
+    return user, refresh
+
+
+def user_logout(*, refresh: str) -> None:
+    try:
+        RefreshToken(refresh).blacklist()  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise NotAuthenticated(str(exc), code="token_not_valid") from None
+
+
+def user_tokens_revoke(*, user: User) -> int:
+    """Blacklist every refresh token of the user (password reset, deactivation)."""
+    outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
+    return len(outstanding)
+
+
+# --- Passwords ------------------------------------------------------------------------------
+
+
+def user_password_change(*, user: User, old_password: str, new_password: str) -> User:
+    if not user.check_password(old_password):
+        raise ValidationFailed(
+            "The current password is wrong.",
+            code="wrong_password",
+            details={"old_password": ["The current password is wrong."]},
+        )
+    if new_password == old_password:
+        raise ValidationFailed(
+            "The new password must differ from the current one.",
+            code="weak_password",
+            details={"new_password": ["The new password must differ from the current one."]},
+        )
+    _password_check(new_password, user=user, field="new_password")
+    user.set_password(new_password)
+    user.must_change_password = False
+    user.save(update_fields=["password", "must_change_password"])
+    return user
+
+
+def user_password_forgot(*, email: str) -> None:
+    """Queue a reset code e-mail if an active account has this address; silent otherwise,
+    so the answer never tells whether the address exists."""
+    from notifications.tasks import send_password_reset_email
+
+    user = User.objects.filter(email__iexact=email_normalize(email), is_active=True).first()
+    if user is None:
+        logger.info("password reset requested for an unknown or inactive address")
+        return
+    transaction.on_commit(partial(send_password_reset_email.delay, user.pk))
+
+
+def user_reset_code_send(*, user_id: int) -> bool:
+    """Called by the reset task: a new code (replacing the previous one) and its e-mail.
+
+    The code is made here, in the worker, so it never travels through the broker or logs."""
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return False
+    code = otp.otp_issue(purpose=PASSWORD_RESET, user_id=user.pk)
+    emails.password_reset_email(
+        user=user, code=code, valid_minutes=settings.OTP_TTL_SECONDS // 60
+    ).send()
+    logger.info("password reset code e-mailed to user %s", user.pk)
+    return True
+
+
+@transaction.atomic
+def user_password_reset(*, email: str, code: str, new_password: str) -> User:
+    user = User.objects.filter(email__iexact=email_normalize(email), is_active=True).first()
+    # The password is checked first so a weak one does not use up an attempt.
+    _password_check(
+        new_password, user=user or User(email=email_normalize(email)), field="new_password"
+    )
+    if user is None:
+        raise otp.CodeInvalid("The code is not valid. Request a new one.")
+    otp.otp_verify(purpose=PASSWORD_RESET, user_id=user.pk, code=code)
+    user.set_password(new_password)
+    user.must_change_password = False
+    user.save(update_fields=["password", "must_change_password"])
+    # Whoever held the account before the reset is signed out.
+    user_tokens_revoke(user=user)
+    logger.info("password reset for user %s", user.pk)
+    return user

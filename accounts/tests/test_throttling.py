@@ -1,0 +1,79 @@
+"""Throttles count in the real Redis cache the test run uses."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.tests.conftest import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rates(settings):  # type: ignore[no-untyped-def]
+    def set_rates(**scopes: str) -> None:
+        settings.REST_FRAMEWORK = {
+            **settings.REST_FRAMEWORK,
+            "DEFAULT_THROTTLE_RATES": {
+                **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+                **scopes,
+            },
+        }
+
+    return set_rates
+
+
+def test_login_is_throttled_at_the_configured_rate(api, nurse):
+    # The shipped rate (10/min): ten tries, wrong or right, then 429.
+    for _ in range(10):
+        response = api.post("/api/auth/login/", {"email": nurse.email, "password": "wrong"})
+        assert response.status_code == 401
+    response = api.post("/api/auth/login/", {"email": nurse.email, "password": "Str0ng-Passw0rd!"})
+    error = assert_error(response, 429, "throttled")
+    assert error["details"] is None
+    assert int(response["Retry-After"]) > 0
+
+
+def test_login_throttle_is_per_client(api, nurse, rates):
+    rates(login="2/min")
+    for _ in range(2):
+        api.post("/api/auth/login/", {"email": nurse.email, "password": "wrong"})
+    assert_error(api.post("/api/auth/login/", {}), 429, "throttled")
+    other = APIClient(REMOTE_ADDR="10.0.0.9")
+    assert other.post("/api/auth/login/", {}).status_code == 400
+
+
+def test_register_is_throttled(api, rates):
+    rates(register="2/min")
+    for n in range(2):
+        response = api.post(
+            "/api/auth/register/", {"email": f"r{n}@example.org", "password": "Monsoon-Ward-42"}
+        )
+        assert response.status_code == 201
+    response = api.post(
+        "/api/auth/register/", {"email": "r9@example.org", "password": "Monsoon-Ward-42"}
+    )
+    assert_error(response, 429, "throttled")
+
+
+def test_forgot_and_reset_are_throttled_separately(api, rates):
+    rates(password_reset="2/min")
+    for _ in range(2):
+        assert api.post("/api/auth/password/forgot/", {"email": "a@example.org"}).status_code == 202
+    assert_error(
+        api.post("/api/auth/password/forgot/", {"email": "a@example.org"}), 429, "throttled"
+    )
+    payload = {"email": "a@example.org", "code": "123456", "new_password": "Monsoon-Ward-42"}
+    for _ in range(2):
+        assert_error(api.post("/api/auth/password/reset/", payload), 400, "invalid_code")
+    assert_error(api.post("/api/auth/password/reset/", payload), 429, "throttled")
+
+
+def test_throttle_counters_live_in_redis(api, rates):
+    from django.core.cache import cache
+
+    rates(login="5/min")
+    api.post("/api/auth/login/", {})
+    client = cache._cache.get_client(write=False)
+    assert any(b"throttle_login" in key for key in client.scan_iter())

@@ -1,0 +1,300 @@
+"""Account endpoints: registration, JWT sessions, passwords, the caller, user management."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+
+from accounts import serializers as s
+from accounts import services
+from accounts.models import Role, User
+from accounts.permissions import IsAdminRole, IsPerson
+from accounts.throttles import (
+    LoginThrottle,
+    PasswordForgotThrottle,
+    PasswordResetThrottle,
+    RegisterThrottle,
+)
+from config.api import ERROR_RESPONSES, ErrorSerializer
+from config.errors import NotAuthenticated
+
+AUTH_TAG = ["auth"]
+USERS_TAG = ["users"]
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    descriptions = {409: "Conflict", 429: "Too many requests (code `throttled`)"}
+    return {
+        code: ERROR_RESPONSES.get(code)
+        or OpenApiResponse(ErrorSerializer, description=descriptions[code])
+        for code in codes
+    }
+
+
+class PublicView(APIView):
+    """No credentials needed: a stale Authorization header is ignored, not refused."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # A refused token is a 401 (DRF would turn it into a 403 without any authenticator).
+        return 'Bearer realm="api"'
+
+
+class RegisterView(PublicView):
+    throttle_classes = (RegisterThrottle,)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Register a new account",
+        description=(
+            "Creates a nurse with no places: no clinical access until an administrator "
+            "grants a place. No tokens are returned; log in afterwards. An e-mail already "
+            "in use answers 409 `email_taken`; a weak password 400 `weak_password` with "
+            "`details.password`."
+        ),
+        request=s.RegisterSerializer,
+        responses={201: s.UserSerializer, **errors(400, 409, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(PublicView):
+    throttle_classes = (LoginThrottle,)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Log in: an access and a refresh token",
+        description=(
+            "Bad e-mail or password: 401 `invalid_credentials`; a disabled account: 401 "
+            "`account_disabled`. When `user.must_change_password` is true, every other "
+            "call answers 403 `password_change_required` until "
+            "`/api/auth/password/change/` succeeds."
+        ),
+        request=s.LoginSerializer,
+        responses={200: s.LoginResponseSerializer, **errors(400, 401, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, refresh = services.user_login(request=request._request, **data.validated_data)
+        body = {
+            "access": str(refresh.access_token),
+            "refresh": str(refresh),
+            "user": s.UserSerializer(user).data,
+        }
+        return Response(body)
+
+
+class RefreshView(PublicView):
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="A new access token (and a rotated refresh token)",
+        description=(
+            "The refresh token given is blacklisted and a new one is returned: keep it. "
+            "An expired, blacklisted or malformed token answers 401 `token_not_valid`."
+        ),
+        request=s.RefreshSerializer,
+        responses={200: s.TokenPairSerializer, **errors(400, 401)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = TokenRefreshSerializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        except AuthenticationFailed as exc:  # the account was deactivated meanwhile
+            raise NotAuthenticated(str(exc.detail), code="account_disabled") from exc
+        except User.DoesNotExist:
+            raise NotAuthenticated(
+                "The account of this token no longer exists.", code="token_not_valid"
+            ) from None
+        return Response(serializer.validated_data)
+
+
+class LogoutView(PublicView):
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Log out: the refresh token stops working",
+        request=s.RefreshSerializer,
+        responses={205: OpenApiResponse(description="Logged out"), **errors(400, 401)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_logout(refresh=data.validated_data["refresh"])
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class MeView(APIView):
+    permission_classes = (IsPerson,)
+    password_change_exempt = True
+
+    @extend_schema(
+        tags=AUTH_TAG, summary="The caller", responses={200: s.UserSerializer, **errors(401)}
+    )
+    def get(self, request: Request) -> Response:
+        return Response(s.UserSerializer(request.user).data)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Change one's own names",
+        request=s.MeUpdateSerializer,
+        responses={200: s.UserSerializer, **errors(400, 401)},
+    )
+    def patch(self, request: Request) -> Response:
+        data = s.MeUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_profile_update(user=request.user, **data.validated_data)
+        return Response(s.UserSerializer(user).data)
+
+
+class PasswordChangeView(APIView):
+    permission_classes = (IsPerson,)
+    password_change_exempt = True
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Change one's password",
+        description=(
+            "Wrong current password: 400 `wrong_password` (`details.old_password`); a weak "
+            "or unchanged new password: 400 `weak_password` (`details.new_password`). "
+            "Clears `must_change_password`; tokens stay valid."
+        ),
+        request=s.PasswordChangeSerializer,
+        responses={200: s.UserSerializer, **errors(400, 401)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_password_change(user=request.user, **data.validated_data)
+        return Response(s.UserSerializer(user).data)
+
+
+class PasswordForgotView(PublicView):
+    throttle_classes = (PasswordForgotThrottle,)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="E-mail a 6-digit password reset code",
+        description=(
+            "Always 202, whether or not the address has an account. The code is valid for "
+            "OTP_TTL_SECONDS (10 minutes), works once, and a new request replaces it."
+        ),
+        request=s.PasswordForgotSerializer,
+        responses={202: OpenApiResponse(description="Accepted"), **errors(400, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PasswordForgotSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_password_forgot(email=data.validated_data["email"])
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetView(PublicView):
+    throttle_classes = (PasswordResetThrottle,)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Set a new password with the e-mailed code",
+        description=(
+            "Errors (400): `invalid_code`, `code_expired`, `too_many_attempts` (after "
+            "OTP_MAX_ATTEMPTS wrong codes the code is void), `weak_password` "
+            "(`details.new_password`). Success signs out every session of the account."
+        ),
+        request=s.PasswordResetSerializer,
+        responses={200: s.UserSerializer, **errors(400, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PasswordResetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_password_reset(**data.validated_data)
+        return Response(s.UserSerializer(user).data)
+
+
+class UserFilter(filters.FilterSet):
+    role = filters.ChoiceFilter(choices=Role.choices)
+    place = filters.NumberFilter(field_name="places", distinct=True)
+    is_active = filters.BooleanFilter()
+
+    class Meta:
+        model = User
+        fields = ("role", "place", "is_active")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List users", responses={200: s.UserSerializer(many=True), **errors(400, 401, 403)}
+    ),
+    retrieve=extend_schema(
+        summary="One user", responses={200: s.UserSerializer, **errors(401, 403, 404)}
+    ),
+    create=extend_schema(
+        summary="Create a user (e-mails a one-time password)",
+        description=(
+            "The new user gets their login and a one-time password by e-mail and must change "
+            "it at first login. An e-mail already in use answers 409 `email_taken`."
+        ),
+        request=s.UserCreateSerializer,
+        responses={201: s.UserSerializer, **errors(400, 401, 403, 409)},
+    ),
+    update=extend_schema(
+        summary="Replace a user's names, role, places and active flag",
+        request=s.UserUpdateSerializer,
+        responses={200: s.UserSerializer, **errors(400, 401, 403, 404)},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a user's names, role, places and active flag",
+        request=s.UserUpdateSerializer,
+        responses={200: s.UserSerializer, **errors(400, 401, 403, 404)},
+    ),
+)
+@extend_schema(tags=USERS_TAG)
+class UserViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Administrators manage people. Deactivate with `is_active: false` (no delete: alerts
+    and acknowledgements keep pointing at the person)."""
+
+    permission_classes = (IsAuthenticated, IsAdminRole)
+    serializer_class = s.UserSerializer
+    filterset_class = UserFilter
+    search_fields = ("email", "first_name", "last_name")
+    ordering_fields = ("id", "email", "first_name", "last_name", "role", "date_joined", "is_active")
+    ordering = ("email",)
+
+    def get_queryset(self) -> QuerySet[User]:
+        return User.objects.prefetch_related("places").order_by("email")
+
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        data = s.UserCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_create(**data.validated_data)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        partial = bool(kwargs.get("partial"))
+        user = self.get_object()
+        data = s.UserUpdateSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(user=user, actor=request.user, **data.validated_data)
+        user = self.get_queryset().get(pk=user.pk)
+        return Response(s.UserSerializer(user).data)

@@ -1,0 +1,170 @@
+"""Django admin of places, wards and patients (alerts have their own admin module).
+
+Forms apply the same rules as the REST API (``clinical.services.patient_validate``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+
+from clinical.models import Patient, Place, Ward
+from clinical.selectors import patient_device_id
+from clinical.services import PATIENT_FIELDS, patient_validate
+from config.errors import ValidationFailed
+
+
+class PlaceAdminForm(forms.ModelForm):
+    # The secret is never shown again; a blank field keeps the stored one.
+    webhook_secret = forms.CharField(
+        required=False,
+        max_length=128,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="HMAC-SHA256 key. Leave blank to keep the current one.",
+    )
+    clear_webhook_secret = forms.BooleanField(required=False, label="Remove the webhook secret")
+
+    class Meta:
+        model = Place
+        fields = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("clear_webhook_secret"):
+            cleaned["webhook_secret"] = ""
+        elif not cleaned.get("webhook_secret"):
+            cleaned["webhook_secret"] = self.instance.webhook_secret
+        return cleaned
+
+
+class WardInline(admin.TabularInline):
+    model = Ward
+    extra = 0
+    fields = ("name",)
+    show_change_link = True
+
+
+@admin.register(Place)
+class PlaceAdmin(admin.ModelAdmin):
+    form = PlaceAdminForm
+    list_display = ("name", "kind", "is_active", "ward_count", "admitted_count", "created_at")
+    list_filter = ("kind", "is_active")
+    search_fields = ("name", "address")
+    readonly_fields = ("created_at",)
+    inlines = (WardInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Place]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                ward_count=Count("wards", distinct=True),
+                admitted_count=Count(
+                    "patients",
+                    filter=Q(patients__discharged_at__isnull=True),
+                    distinct=True,
+                ),
+            )
+        )
+
+    @admin.display(description="wards", ordering="ward_count")
+    def ward_count(self, place: Place) -> int:
+        return place.ward_count  # type: ignore[attr-defined]
+
+    @admin.display(description="admitted patients", ordering="admitted_count")
+    def admitted_count(self, place: Place) -> int:
+        return place.admitted_count  # type: ignore[attr-defined]
+
+
+@admin.register(Ward)
+class WardAdmin(admin.ModelAdmin):
+    list_display = ("name", "place", "admitted_count")
+    list_filter = ("place",)
+    list_select_related = ("place",)
+    search_fields = ("name", "place__name")
+    autocomplete_fields = ("place",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Ward]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                admitted_count=Count("patients", filter=Q(patients__discharged_at__isnull=True))
+            )
+        )
+
+    @admin.display(description="admitted patients", ordering="admitted_count")
+    def admitted_count(self, ward: Ward) -> int:
+        return ward.admitted_count  # type: ignore[attr-defined]
+
+
+class AdmissionFilter(admin.SimpleListFilter):
+    title = "admission"
+    parameter_name = "admission"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("active", "Admitted"), ("discharged", "Discharged")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Patient]) -> QuerySet[Patient]:
+        if self.value() == "active":
+            return queryset.filter(discharged_at__isnull=True)
+        if self.value() == "discharged":
+            return queryset.filter(discharged_at__isnull=False)
+        return queryset
+
+
+class PatientAdminForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = PATIENT_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        probe = Patient(pk=self.instance.pk, **{name: cleaned.get(name) for name in PATIENT_FIELDS})
+        moving = self.instance.pk is not None and probe.place_id != self.instance.place_id
+        try:
+            patient_validate(patient=probe, moving_place=moving)
+        except ValidationFailed as exc:
+            for field, messages in (exc.details or {}).items():
+                self.add_error(field if field in self.fields else None, messages)
+        return cleaned
+
+
+@admin.register(Patient)
+class PatientAdmin(admin.ModelAdmin):
+    form = PatientAdminForm
+    list_display = (
+        "name",
+        "mrn",
+        "place",
+        "ward",
+        "bed",
+        "monitoring_profile",
+        "sex",
+        "admitted_at",
+        "discharged_at",
+        "device_serial",
+    )
+    list_display_links = ("name", "mrn")
+    list_filter = (AdmissionFilter, "monitoring_profile", "sex", "place", "ward")
+    list_select_related = ("place", "ward__place", "device")
+    search_fields = ("name", "mrn", "bed", "device__serial")
+    autocomplete_fields = ("place", "ward")
+    date_hierarchy = "admitted_at"
+    readonly_fields = ("device_serial",)
+    fieldsets = (
+        (None, {"fields": ("name", "mrn", "date_of_birth", "sex", "monitoring_profile")}),
+        ("Location", {"fields": ("place", "ward", "bed", "device_serial")}),
+        ("Admission", {"fields": ("admitted_at", "discharged_at")}),
+    )
+
+    @admin.display(description="device")
+    def device_serial(self, patient: Patient) -> str:
+        if patient_device_id(patient) is None:
+            return "-"
+        return patient.device.serial  # type: ignore[attr-defined]

@@ -1,0 +1,131 @@
+"""REST shapes of places, wards and patients. Input checks only; rules live in services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from clinical.models import Patient, Place, Ward
+from clinical.selectors import patient_device_id, place_list_visible, ward_list_visible
+
+
+def _request_user(field: serializers.Field) -> Any:
+    request = field.context.get("request")
+    return getattr(request, "user", None)
+
+
+class VisiblePlaceField(serializers.PrimaryKeyRelatedField):
+    """A place id the caller can see; any other id is reported as nonexistent (400)."""
+
+    def get_queryset(self) -> QuerySet[Place]:
+        user = _request_user(self)
+        if user is None or not user.is_authenticated:
+            return Place.objects.none()
+        return place_list_visible(user=user)
+
+
+class VisibleWardField(serializers.PrimaryKeyRelatedField):
+    """A ward id the caller can see; any other id is reported as nonexistent (400)."""
+
+    def get_queryset(self) -> QuerySet[Ward]:
+        user = _request_user(self)
+        if user is None or not user.is_authenticated:
+            return Ward.objects.none()
+        return ward_list_visible(user=user).select_related("place")
+
+
+class PlaceSerializer(serializers.ModelSerializer):
+    webhook_secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=128,
+        style={"input_type": "password"},
+        help_text="HMAC-SHA256 key for signing webhook calls. Write-only.",
+    )
+    has_webhook_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Place
+        fields = (
+            "id",
+            "name",
+            "kind",
+            "address",
+            "is_active",
+            "webhook_url",
+            "webhook_secret",
+            "has_webhook_secret",
+            "created_at",
+        )
+        read_only_fields = ("id", "created_at")
+        extra_kwargs = {
+            "webhook_url": {
+                "help_text": "Alert events are POSTed here. Shown to administrators only.",
+            }
+        }
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_has_webhook_secret(self, place: Place) -> bool:
+        return bool(place.webhook_secret)
+
+    def to_representation(self, instance: Place) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        user = _request_user(self)
+        if not (user is not None and user.is_authenticated and user.is_admin):
+            # Webhook endpoints are configuration of administrators, not ward information.
+            data.pop("webhook_url", None)
+            data.pop("has_webhook_secret", None)
+        return data
+
+
+class WardSerializer(serializers.ModelSerializer):
+    place = VisiblePlaceField(queryset=Place.objects.all())
+
+    class Meta:
+        model = Ward
+        fields = ("id", "place", "name")
+        read_only_fields = ("id",)
+        # Uniqueness of the name within a place is the service's job (409 conflict).
+        validators: list = []
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    place = VisiblePlaceField(queryset=Place.objects.all())
+    ward = VisibleWardField(queryset=Ward.objects.all(), required=False, allow_null=True)
+    device = serializers.SerializerMethodField(
+        help_text="The id of the device assigned to the patient, if any."
+    )
+
+    class Meta:
+        model = Patient
+        fields = (
+            "id",
+            "name",
+            "mrn",
+            "date_of_birth",
+            "sex",
+            "monitoring_profile",
+            "place",
+            "ward",
+            "bed",
+            "admitted_at",
+            "discharged_at",
+            "device",
+        )
+        read_only_fields = ("id",)
+        # Uniqueness of the MRN within a place is the service's job (409 conflict).
+        validators: list = []
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_device(self, patient: Patient) -> int | None:
+        return patient_device_id(patient)
+
+
+class PatientDischargeSerializer(serializers.Serializer):
+    discharged_at = serializers.DateTimeField(
+        required=False, help_text="When the patient left; now when omitted."
+    )

@@ -1,0 +1,203 @@
+"""REST endpoints of places, wards and patients: parse, authorize, call a service, render.
+
+Visibility: administrators see everything; doctors and nurses see only the objects of the
+places they belong to. Anything else answers 404, as if it did not exist, and ids of places or
+wards they cannot see are rejected as nonexistent (400 on that field).
+
+Who writes: places and wards are the hospital's structure and only administrators create or
+change them; patients are admitted and updated by administrators, doctors and nurses within
+their places. There is no DELETE: patients are discharged, places deactivated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.permissions import AdminWrites, ClinicianWrites
+from clinical import services
+from clinical.filters import PatientFilter, PlaceFilter, WardFilter
+from clinical.models import Patient, Place, Ward
+from clinical.selectors import patient_list_visible, place_list_visible, ward_list_visible
+from clinical.serializers import (
+    PatientDischargeSerializer,
+    PatientSerializer,
+    PlaceSerializer,
+    WardSerializer,
+)
+from config.api import ERROR_RESPONSES, ErrorSerializer
+
+CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflicts with an existing record")
+METHOD_NOT_ALLOWED = OpenApiResponse(ErrorSerializer, description="Method not allowed")
+
+
+def _errors(*codes: int) -> dict[int, Any]:
+    responses: dict[int, Any] = {**ERROR_RESPONSES, 409: CONFLICT, 405: METHOD_NOT_ALLOWED}
+    return {code: responses[code] for code in codes}
+
+
+def _crud_schema(
+    serializer: type, noun: str, plural: str, *, writers: str, conflict: bool
+) -> dict[str, Any]:
+    write_errors = (400, 401, 403, 404, 409) if conflict else (400, 401, 403, 404)
+    create_errors = tuple(code for code in write_errors if code != 404)
+    return {
+        "list": extend_schema(
+            summary=f"List {plural}",
+            description=f"The {plural} visible to the caller, paginated.",
+            responses={200: serializer, **_errors(400, 401)},
+        ),
+        "create": extend_schema(
+            summary=f"Create a {noun}",
+            description=f"Allowed to {writers}.",
+            responses={201: serializer, **_errors(*create_errors)},
+        ),
+        "retrieve": extend_schema(
+            summary=f"Get a {noun}",
+            description="404 when it does not exist or is not visible to the caller.",
+            responses={200: serializer, **_errors(401, 404)},
+        ),
+        "update": extend_schema(
+            summary=f"Replace a {noun}",
+            description=f"Allowed to {writers}.",
+            responses={200: serializer, **_errors(*write_errors)},
+        ),
+        "partial_update": extend_schema(
+            summary=f"Change a {noun}",
+            description=f"Allowed to {writers}.",
+            responses={200: serializer, **_errors(*write_errors)},
+        ),
+    }
+
+
+class _NoDeleteViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """List, create, read and update; DELETE answers 405 (nothing is deleted over REST)."""
+
+    def _fake(self) -> bool:
+        # drf-spectacular builds the schema with an anonymous request.
+        return getattr(self, "swagger_fake_view", False)
+
+
+@extend_schema_view(
+    **_crud_schema(PlaceSerializer, "place", "places", writers="administrators", conflict=False)
+)
+class PlaceViewSet(_NoDeleteViewSet):
+    """Hospitals and clinics."""
+
+    queryset = Place.objects.all()
+    serializer_class = PlaceSerializer
+    permission_classes = (AdminWrites,)
+    filterset_class = PlaceFilter
+    search_fields = ("name", "address")
+    ordering_fields = ("id", "name", "kind", "is_active", "created_at")
+    ordering = ("name", "id")
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if self._fake():
+            return Place.objects.none()
+        return place_list_visible(user=self.request.user)
+
+    def perform_create(self, serializer: PlaceSerializer) -> None:
+        serializer.instance = services.place_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: PlaceSerializer) -> None:
+        serializer.instance = services.place_update(
+            place=serializer.instance, data=serializer.validated_data
+        )
+
+
+@extend_schema_view(
+    **_crud_schema(WardSerializer, "ward", "wards", writers="administrators", conflict=True)
+)
+class WardViewSet(_NoDeleteViewSet):
+    """Wards of a place."""
+
+    queryset = Ward.objects.all()
+    serializer_class = WardSerializer
+    permission_classes = (AdminWrites,)
+    filterset_class = WardFilter
+    search_fields = ("name", "place__name")
+    ordering_fields = ("id", "name", "place")
+    ordering = ("place", "name", "id")
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if self._fake():
+            return Ward.objects.none()
+        return ward_list_visible(user=self.request.user)
+
+    def perform_create(self, serializer: WardSerializer) -> None:
+        serializer.instance = services.ward_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: WardSerializer) -> None:
+        serializer.instance = services.ward_update(
+            ward=serializer.instance, data=serializer.validated_data
+        )
+
+
+@extend_schema_view(
+    **_crud_schema(
+        PatientSerializer,
+        "patient",
+        "patients",
+        writers="administrators, doctors and nurses, within their places",
+        conflict=True,
+    ),
+    discharge=extend_schema(
+        summary="Discharge a patient",
+        description="Sets `discharged_at` (now when omitted). 409 if already discharged.",
+        request=PatientDischargeSerializer,
+        responses={200: PatientSerializer, **_errors(400, 401, 403, 404, 409)},
+    ),
+)
+class PatientViewSet(_NoDeleteViewSet):
+    """Patients. `?active=true` lists those still admitted."""
+
+    queryset = Patient.objects.all()
+    serializer_class = PatientSerializer
+    permission_classes = (ClinicianWrites,)
+    filterset_class = PatientFilter
+    search_fields = ("name", "mrn", "bed")
+    ordering_fields = (
+        "id",
+        "name",
+        "mrn",
+        "bed",
+        "date_of_birth",
+        "admitted_at",
+        "discharged_at",
+        "place",
+        "ward",
+    )
+    ordering = ("place", "ward", "bed", "id")
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if self._fake():
+            return Patient.objects.none()
+        return patient_list_visible(user=self.request.user)
+
+    def perform_create(self, serializer: PatientSerializer) -> None:
+        serializer.instance = services.patient_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: PatientSerializer) -> None:
+        serializer.instance = services.patient_update(
+            patient=serializer.instance, data=serializer.validated_data
+        )
+
+    @action(detail=True, methods=["post"])
+    def discharge(self, request: Request, pk: str | None = None) -> Response:
+        patient = self.get_object()
+        body = PatientDischargeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        patient = services.patient_discharge(patient=patient, **body.validated_data)
+        context = self.get_serializer_context()
+        return Response(PatientSerializer(patient, context=context).data, status=status.HTTP_200_OK)

@@ -1,0 +1,180 @@
+"""Request parsing and response rendering for devices and readings; no business rules here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from drf_spectacular.utils import PolymorphicProxySerializer
+from rest_framework import serializers
+
+from clinical.models import Patient, Place
+from config.api import ErrorSerializer
+from monitoring.filters import parse_aware_datetime
+from monitoring.models import Device, Metric
+
+# --- Devices ----------------------------------------------------------------------------------
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ("id", "serial", "model", "place", "patient", "is_active", "last_seen_at")
+        read_only_fields = fields
+
+
+class DeviceWithTokenSerializer(DeviceSerializer):
+    token = serializers.CharField(
+        read_only=True,
+        help_text="The device's secret for `Authorization: Device <token>`. "
+        "Shown only in this response; only its hash is stored.",
+    )
+
+    class Meta(DeviceSerializer.Meta):
+        fields = (*DeviceSerializer.Meta.fields, "token")
+        read_only_fields = fields
+
+
+class DeviceInputSerializer(serializers.Serializer):
+    """Create (POST) and update (PUT/PATCH) input; querysets are narrowed to what the caller
+    may see, so a place or patient of another place reads as non-existent."""
+
+    serial = serializers.CharField(max_length=64)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    place = serializers.PrimaryKeyRelatedField(queryset=Place.objects.none())
+    patient = serializers.PrimaryKeyRelatedField(
+        queryset=Patient.objects.none(), allow_null=True, required=False
+    )
+    is_active = serializers.BooleanField(required=False)
+
+    def __init__(self, *args: Any, places: Any = None, patients: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if places is not None:
+            self.fields["place"].queryset = places
+        if patients is not None:
+            self.fields["patient"].queryset = patients
+
+    def validate_serial(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("This field may not be blank.")
+        return value
+
+
+# --- Readings ---------------------------------------------------------------------------------
+
+
+class ReadingSerializer(serializers.Serializer):
+    """A stored reading (a model row or an ingest result)."""
+
+    id = serializers.IntegerField()
+    patient = serializers.IntegerField(source="patient_id")
+    device = serializers.IntegerField(source="device_id", allow_null=True)
+    metric = serializers.ChoiceField(choices=Metric.choices)
+    bpm = serializers.IntegerField()
+    recorded_at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField()
+    seq = serializers.IntegerField(allow_null=True)
+
+
+class ReadingInSerializer(serializers.Serializer):
+    """Documents one reading of POST /api/records/.
+
+    Validation itself is ``monitoring.ingest.reading_parse``, the same code as the device
+    WebSocket, so both paths accept and refuse exactly the same readings.
+    """
+
+    metric = serializers.ChoiceField(
+        choices=Metric.choices,
+        help_text="`fetal_heart_rate` only for patients with the obstetric profile.",
+    )
+    bpm = serializers.IntegerField(
+        help_text="heart_rate: 20-300; fetal_heart_rate: 50-240.", min_value=20, max_value=300
+    )
+    recorded_at = serializers.DateTimeField(
+        help_text="ISO-8601 with a UTC offset; at most 5 minutes in the future."
+    )
+    seq = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Required from a device: positive, unique per device; (device, seq) is the "
+        "idempotency key. Optional for a manual entry.",
+    )
+    patient = serializers.IntegerField(
+        required=False,
+        help_text="Manual entry by a clinician: the patient. Ignored from a device (the "
+        "device's assigned patient is used).",
+    )
+
+
+ReadingsRequest = PolymorphicProxySerializer(
+    component_name="ReadingOrBatch",
+    serializers=[ReadingInSerializer, ReadingInSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+
+
+class RejectedReadingSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the item in the request list.")
+    seq = serializers.IntegerField(allow_null=True)
+    error = ErrorSerializer.fields["error"].__class__()  # type: ignore[attr-defined]
+
+
+class RecordsResultSerializer(serializers.Serializer):
+    stored = ReadingSerializer(many=True, help_text="Readings stored by this request.")
+    duplicates = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Seqs that were already stored: acknowledged, not stored again.",
+    )
+    rejected = RejectedReadingSerializer(
+        many=True, help_text="Items refused (not stored; do not resend), with the reason."
+    )
+
+
+# --- History ----------------------------------------------------------------------------------
+
+
+class BucketSerializer(serializers.Serializer):
+    bucket_start = serializers.DateTimeField()
+    metric = serializers.ChoiceField(choices=Metric.choices)
+    min = serializers.IntegerField()
+    max = serializers.IntegerField()
+    mean = serializers.FloatField()
+    count = serializers.IntegerField()
+
+
+class AggregateSerializer(serializers.Serializer):
+    """Aggregated history of one patient over [from, to)."""
+
+    # `from` and `to` are Python keywords, hence get_fields().
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "bucket": serializers.IntegerField(help_text="Bucket width in seconds."),
+            "from": serializers.DateTimeField(help_text="Start of the range (inclusive)."),
+            "to": serializers.DateTimeField(help_text="End of the range (exclusive)."),
+            "results": BucketSerializer(many=True, help_text="Oldest bucket first."),
+        }
+
+
+class AggregateQuerySerializer(serializers.Serializer):
+    """Query of the aggregated mode of GET /api/records/<patient_id>/ (from/to: see above)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "bucket": serializers.IntegerField(min_value=1, max_value=86400),
+            "from": AwareDateTimeField(required=False),
+            "to": AwareDateTimeField(required=False),
+            "metric": serializers.ChoiceField(choices=Metric.choices, required=False),
+        }
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO-8601 with a UTC offset; a naive date-time is refused rather than guessed."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        try:
+            return parse_aware_datetime(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc

@@ -1,0 +1,284 @@
+"""REST views of devices and heart-rate records: parse, authorize, call a service, render."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import JWTAuthentication
+from accounts.permissions import DoctorWrites, IsPerson
+from config.api import ERROR_RESPONSES, ErrorSerializer
+from config.errors import ValidationFailed
+from monitoring import selectors, services
+from monitoring.authentication import DeviceTokenAuthentication, IsDevice
+from monitoring.filters import DeviceFilter, ReadingHistoryFilter
+from monitoring.models import Device, Reading
+from monitoring.serializers import (
+    AggregateQuerySerializer,
+    AggregateSerializer,
+    DeviceInputSerializer,
+    DeviceSerializer,
+    DeviceWithTokenSerializer,
+    ReadingSerializer,
+    ReadingsRequest,
+    RecordsResultSerializer,
+)
+
+CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
+MAX_BUCKETS = 5000
+DEFAULT_AGGREGATE_RANGE = timedelta(hours=1)
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    table = {**ERROR_RESPONSES, status.HTTP_409_CONFLICT: CONFLICT}
+    return {code: table[code] for code in codes}
+
+
+# --- Devices ----------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Devices of the caller's places", responses=_errors(400, 401)),
+    retrieve=extend_schema(
+        summary="One device", responses={200: DeviceSerializer, **_errors(401, 404)}
+    ),
+    create=extend_schema(
+        summary="Register a device (admins, doctors); the response carries its token once",
+        request=DeviceInputSerializer,
+        responses={201: DeviceWithTokenSerializer, **_errors(400, 401, 403, 409)},
+    ),
+    update=extend_schema(
+        summary="Replace a device's fields (admins, doctors)",
+        request=DeviceInputSerializer,
+        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
+    ),
+    partial_update=extend_schema(
+        summary='Change some of a device\'s fields, e.g. assign it: {"patient": id | null}',
+        request=DeviceInputSerializer,
+        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
+    ),
+)
+class DeviceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Bedside monitors. Everyone reads the devices of their places; admins and doctors
+    write. Devices of other places answer 404."""
+
+    serializer_class = DeviceSerializer
+    permission_classes = [DoctorWrites]
+    filterset_class = DeviceFilter
+    search_fields = ("serial", "model")
+    ordering_fields = ("serial", "model", "last_seen_at", "id")
+    ordering = ("serial",)
+    queryset = Device.objects.none()  # for the schema; requests use get_queryset
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.devices_visible(self.request.user)
+
+    def _input(self, data: Any, *, partial: bool = False) -> dict[str, Any]:
+        user = self.request.user
+        serializer = DeviceInputSerializer(
+            data=data,
+            partial=partial,
+            places=selectors.places_visible(user),
+            patients=selectors.patients_visible(user),
+        )
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def create(self, request: Request) -> Response:
+        device, token = services.device_create(**self._input(request.data))
+        device.token = token  # type: ignore[attr-defined]
+        return Response(DeviceWithTokenSerializer(device).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        data = self._input(request.data)
+        data.setdefault("patient", None)  # PUT replaces: an omitted patient unassigns.
+        device = services.device_update(device=device, **data)
+        return Response(DeviceSerializer(device).data)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        device = services.device_update(device=device, **self._input(request.data, partial=True))
+        return Response(DeviceSerializer(device).data)
+
+    @extend_schema(
+        summary="Issue a new token; the old one stops working at once",
+        request=None,
+        responses={200: DeviceWithTokenSerializer, **_errors(401, 403, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-token")
+    def rotate_token(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]
+        return Response(DeviceWithTokenSerializer(device).data)
+
+    @extend_schema(
+        summary="Toggle active/inactive; returns the device with its new state",
+        request=None,
+        responses={200: DeviceSerializer, **_errors(401, 403, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="change-status")
+    def change_status(self, request: Request, pk: str | None = None) -> Response:
+        device = services.device_toggle_active(device=self.get_object())
+        return Response(DeviceSerializer(device).data)
+
+
+# --- Records ----------------------------------------------------------------------------------
+
+
+class RecordsView(APIView):
+    """POST readings: from a device (``Authorization: Device``) or by hand (Bearer JWT).
+
+    The only endpoint a device token opens.
+    """
+
+    authentication_classes = [JWTAuthentication, DeviceTokenAuthentication]
+    permission_classes = [IsDevice | IsPerson]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        summary="Post one reading or a list of them (device or clinician)",
+        description=(
+            "From a device: the readings go to the device's patient and `seq` is required; "
+            "`(device, seq)` makes a retry safe (already stored seqs come back in "
+            "`duplicates`). From a clinician: each reading names a `patient` the caller can "
+            "see and `seq` may be omitted.\n\n"
+            "A single object is all-or-nothing (400 with field details). A list is accepted "
+            "partially, like the device WebSocket: valid items are stored, invalid ones are "
+            "reported in `rejected` with their index and error; if no item is valid the answer "
+            "is 400 with details keyed by index. At most 5000 items per request.\n\n"
+            "Errors: 403 `device_inactive` (deactivated device), 409 `device_unassigned` "
+            "(device without a patient), 404 (single manual reading for an unknown patient)."
+        ),
+        request=ReadingsRequest,
+        responses={201: RecordsResultSerializer, **_errors(400, 401, 403, 404, 409)},
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, Device):
+            result = services.readings_record_from_device(device=request.auth, payload=request.data)
+        else:
+            result = services.readings_record_manual(user=request.user, payload=request.data)
+        return Response(RecordsResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class ReadingCursorPagination(CursorPagination):
+    """Time series: cursor pages (stable while readings keep arriving), no count."""
+
+    ordering = ("-recorded_at", "-id")
+    page_size = 500
+    page_size_query_param = "page_size"
+    max_page_size = 5000
+
+
+class ReadingPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ReadingSerializer(many=True)
+
+
+@extend_schema(
+    summary="A patient's heart-rate history",
+    description=(
+        "Raw readings, newest first, cursor-paginated (`next`/`previous`, no count), filtered "
+        "by `from` (inclusive), `to` (exclusive) and `metric`.\n\n"
+        "With `bucket=<seconds>` the answer is aggregated instead: per bucket and metric "
+        "`{bucket_start, metric, min, max, mean, count}`, oldest first, buckets aligned to the "
+        "epoch; `from` defaults to one hour before `to` (default now) and at most 5000 buckets "
+        "fit in the range."
+    ),
+    parameters=[
+        OpenApiParameter(
+            "bucket",
+            OpenApiTypes.INT,
+            description="Aggregate into buckets of this many seconds (1-86400).",
+        ),
+        OpenApiParameter("cursor", OpenApiTypes.STR, description="Page cursor from next/previous."),
+        OpenApiParameter(
+            "page_size", OpenApiTypes.INT, description="Readings per page (max 5000)."
+        ),
+    ],
+    responses={
+        200: PolymorphicProxySerializer(
+            component_name="ReadingHistory",
+            serializers=[ReadingPageSerializer, AggregateSerializer],
+            resource_type_field_name=None,
+        ),
+        **_errors(400, 401, 404),
+    },
+)
+class RecordHistoryView(ListAPIView):
+    serializer_class = ReadingSerializer
+    permission_classes = [IsPerson]
+    pagination_class = ReadingCursorPagination
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filterset_class = ReadingHistoryFilter
+    ordering_fields = ("recorded_at",)
+    ordering = ("-recorded_at", "-id")
+    queryset = Reading.objects.none()  # for the schema; requests use get_queryset
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        patient = selectors.patient_visible_get(
+            user=self.request.user, patient_id=self.kwargs["patient_id"]
+        )
+        return selectors.readings_history(patient_id=patient.id)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if "bucket" in request.query_params:
+            return self._aggregate(request)
+        return super().list(request, *args, **kwargs)
+
+    def _aggregate(self, request: Request) -> Response:
+        patient = selectors.patient_visible_get(
+            user=request.user, patient_id=self.kwargs["patient_id"]
+        )
+        query = AggregateQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        bucket: int = query.validated_data["bucket"]
+        end = query.validated_data.get("to") or timezone.now()
+        start = query.validated_data.get("from") or end - DEFAULT_AGGREGATE_RANGE
+        if start >= end:
+            raise ValidationFailed(
+                "The range is empty.", details={"from": ["Must be before `to`."]}
+            )
+        buckets = math.ceil((end - start).total_seconds() / bucket)
+        if buckets > MAX_BUCKETS:
+            raise ValidationFailed(
+                f"The range holds {buckets} buckets; at most {MAX_BUCKETS} are allowed.",
+                details={"bucket": [f"Use a wider bucket or a shorter range (max {MAX_BUCKETS})."]},
+            )
+        results = selectors.readings_aggregate(
+            patient_id=patient.id,
+            start=start,
+            end=end,
+            bucket_seconds=bucket,
+            metric=query.validated_data.get("metric"),
+        )
+        body = {"bucket": bucket, "from": start, "to": end, "results": results}
+        return Response(AggregateSerializer(body).data)
