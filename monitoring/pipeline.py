@@ -195,7 +195,10 @@ _publisher_lock = threading.Lock()
 
 
 def groups_send_sync(
-    events: Sequence[tuple[str, dict[str, Any]]], *, timeout: float = 5.0, raise_errors=False
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    timeout: float = 5.0,
+    raise_errors: bool = False,
 ) -> None:
     """THE way synchronous code publishes to channel-layer groups.
 
