@@ -281,9 +281,11 @@ def band_step(
     state: BandState, *, limits: Limits, bpm: int, at: float, clear_seconds: float
 ) -> tuple[BandState, list[Transition]]:
     """Advance one metric's rule state by one reading (pure; ``at`` is epoch seconds)."""
+    side, level = limits.classify(bpm)
+    if side is None and state.side is None:
+        return state, []  # the common case: in range and nothing pending
     state = state.copy()
     transitions: list[Transition] = []
-    side, level = limits.classify(bpm)
 
     if state.side is not None and side != state.side:
         # The condition on the old side ended (back in range, or crossed to the other side).
