@@ -21,7 +21,7 @@ from accounts.selectors import user_place_ids
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
 from config.errors import ApplicationError
 from monitoring import pipeline, selectors
-from monitoring.groups import device_group, patient_group, user_group, ward_group
+from monitoring.groups import device_group, user_group, ward_group
 from monitoring.ingest import reading_parse
 
 logger = logging.getLogger(__name__)
@@ -246,9 +246,10 @@ class DashboardConsumer(FrameConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        # group name -> ("ward" | "patient", id); place of each subscription for re-checks
-        self.joined: dict[str, tuple[str, int]] = {}
+        # ("ward" | "patient", id) -> (place id, ward id) of each subscription; the groups
+        # joined are derived from them (a watched patient is heard through its ward's group).
         self.scopes: dict[tuple[str, int], tuple[int, int | None]] = {}
+        self.joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
         self.recent_alerts: deque[str] = deque(maxlen=32)
         self._spawn(self._auth_deadline())
@@ -329,6 +330,36 @@ class DashboardConsumer(FrameConsumer):
                         None,
                         **{kind: object_id},
                     )
+            await self._follow_transfers()
+
+    async def _follow_transfers(self) -> None:
+        """A watched patient moved to another ward: listen on the new ward's group."""
+        moved = False
+        for (kind, object_id), scope in list(self.scopes.items()):
+            if kind != "patient":
+                continue
+            found = await database_sync_to_async(selectors.subscription_scope)(patient_id=object_id)
+            if found is not None and found != scope:
+                self.scopes[(kind, object_id)] = found
+                moved = True
+        if moved:
+            await self._sync_groups()
+
+    def _needed_groups(self) -> set[str]:
+        return {
+            ward_group(object_id)
+            if kind == "ward"
+            else pipeline.scope_group(ward_id=ward_id, patient_id=object_id)
+            for (kind, object_id), (_, ward_id) in self.scopes.items()
+        }
+
+    async def _sync_groups(self) -> None:
+        needed = self._needed_groups()
+        for group in needed - self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        for group in self.joined - needed:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = needed
 
     # Group event: the user was deactivated or logged out everywhere.
     async def session_end(self, event: dict[str, Any]) -> None:
@@ -371,11 +402,9 @@ class DashboardConsumer(FrameConsumer):
                 "forbidden", f"This {kind} is outside your places.", None, **{kind: object_id}
             )
             return
-        group = ward_group(object_id) if kind == "ward" else patient_group(object_id)
         # Join before reading the snapshot so nothing falls between the two.
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.joined[group] = (kind, object_id)
         self.scopes[(kind, object_id)] = found
+        await self._sync_groups()
         patients = await database_sync_to_async(selectors.dashboard_snapshot)(
             **{f"{kind}_id": object_id}
         )
@@ -390,10 +419,8 @@ class DashboardConsumer(FrameConsumer):
         await self.send_json({"type": "unsubscribed", scope[0]: scope[1]})
 
     async def _leave(self, kind: str, object_id: int) -> None:
-        group = ward_group(object_id) if kind == "ward" else patient_group(object_id)
-        self.joined.pop(group, None)
         self.scopes.pop((kind, object_id), None)
-        await self.channel_layer.group_discard(group, self.channel_name)
+        await self._sync_groups()
 
     async def _alert_ack(self, frame: dict[str, Any]) -> None:
         alert_id = frame.get("alert")
@@ -425,31 +452,27 @@ class DashboardConsumer(FrameConsumer):
         await self.send_json({"type": "alert.ack.ok", "alert": alert_id})
 
     # --- Group events ---------------------------------------------------------------------
-    def _wanted(self, event: dict[str, Any]) -> bool:
-        """Drop events of groups already left, and the patient-group copy of an event that
-        also reaches this connection through its ward group."""
-        group = event.get("group")
-        if group is None:
-            return True
-        joined = self.joined.get(group)
-        if joined is None:
-            return False
-        if joined[0] == "patient":
-            ward_id = event.get("ward")
-            return ward_id is None or ward_group(ward_id) not in self.joined
-        return True
+    def _in_scope(self, *, ward_id: Any, patient_id: Any) -> bool:
+        return ("ward", ward_id) in self.scopes or ("patient", patient_id) in self.scopes
 
     async def reading_batch(self, event: dict[str, Any]) -> None:
-        if self._wanted(event):
-            await self.send_json({"type": "readings", "items": event["items"]})
+        # A group carries a whole ward; forward what this connection watches (all of it for
+        # a ward subscription), as one frame.
+        items = [
+            item
+            for item in event["items"]
+            if self._in_scope(ward_id=item.get("ward"), patient_id=item.get("patient"))
+        ]
+        if items:
+            await self.send_json({"type": "readings", "items": items})
 
     async def device_status(self, event: dict[str, Any]) -> None:
-        if self._wanted(event):
-            frame = {k: v for k, v in event.items() if k != "group"}
-            await self.send_json(frame)
+        if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
+            await self.send_json(event)
 
     async def alert_event(self, event: dict[str, Any]) -> None:
-        if not self._wanted(event):
+        alert = event.get("alert") or {}
+        if not self._in_scope(ward_id=alert.get("ward"), patient_id=alert.get("patient")):
             return
         # Alerts are published to the ward and the patient group; a dashboard holding both
         # subscriptions gets two copies back to back: forward one.

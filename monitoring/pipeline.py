@@ -6,8 +6,8 @@ Every device connection of a server process hands its parsed readings to one per
 
 1. ONE ``readings_store`` (a multi-row ``INSERT .. ON CONFLICT DO NOTHING RETURNING``) in the
    batcher's own worker thread, which holds one database connection;
-2. ONE ``reading.batch`` group message per ward (and per directly watched patient) with the
-   readings that were new, so dashboards see each reading once;
+2. ONE ``reading.batch`` group message per ward with the readings that were new (duplicates
+   are not re-broadcast), so dashboards see each reading once;
 3. then it resolves each connection's future, and only then does the connection send its
    ``ack`` (acks follow the commit);
 4. finally the after-store hooks (alarm evaluation) run in a separate worker thread, off the
@@ -90,38 +90,21 @@ def after_store_run(*, stored: Sequence[StoredReading]) -> None:
 # --- Group events ----------------------------------------------------------------------------
 
 
-def reading_batch_events(stored: Iterable[StoredReading]) -> list[tuple[str, dict[str, Any]]]:
-    """``reading.batch`` group messages for stored readings: one per ward, one per patient.
+def scope_group(*, ward_id: int | None, patient_id: int) -> str:
+    """The one group that carries a patient's live events: its ward's group, or the patient's
+    own group when the patient has no ward. Dashboards watching a single patient listen on
+    that group and filter by patient, so a flush costs one group_send per ward, however many
+    patients are watched (a per-patient copy made flushes several times more expensive)."""
+    return ward_group(ward_id) if ward_id is not None else patient_group(patient_id)
 
-    Dashboards that watch a ward listen on the ward group; those that watch a single patient
-    listen on the patient group. Each message names its ``group`` so a dashboard that holds
-    both subscriptions can drop the copy.
-    """
-    by_ward: dict[int, list[dict[str, Any]]] = {}
-    by_patient: dict[int, list[dict[str, Any]]] = {}
+
+def reading_batch_events(stored: Iterable[StoredReading]) -> list[tuple[str, dict[str, Any]]]:
+    """``reading.batch`` group messages for stored readings: ONE per ward (per flush)."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
     for reading in stored:
-        item = reading_item(reading)
-        if reading.ward_id is not None:
-            by_ward.setdefault(reading.ward_id, []).append(item)
-        by_patient.setdefault(reading.patient_id, []).append(item)
-    events: list[tuple[str, dict[str, Any]]] = []
-    for ward_id, items in by_ward.items():
-        group = ward_group(ward_id)
-        events.append((group, {"type": "reading.batch", "group": group, "items": items}))
-    for patient_id, items in by_patient.items():
-        group = patient_group(patient_id)
-        events.append(
-            (
-                group,
-                {
-                    "type": "reading.batch",
-                    "group": group,
-                    "ward": items[0]["ward"],
-                    "items": items,
-                },
-            )
-        )
-    return events
+        group = scope_group(ward_id=reading.ward_id, patient_id=reading.patient_id)
+        by_group.setdefault(group, []).append(reading_item(reading))
+    return [(g, {"type": "reading.batch", "items": items}) for g, items in by_group.items()]
 
 
 def reading_item(reading: StoredReading) -> dict[str, Any]:
@@ -138,7 +121,8 @@ def device_status_events(
     online: bool,
     last_seen_at: str | None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    payload = {
+    event = {
+        "type": "device.status",
         "device": device_id,
         "serial": serial,
         "patient": patient_id,
@@ -147,10 +131,7 @@ def device_status_events(
         "status": "online" if online else "offline",
         "last_seen_at": last_seen_at,
     }
-    groups = [patient_group(patient_id)]
-    if ward_id is not None:
-        groups.insert(0, ward_group(ward_id))
-    return [(g, {"type": "device.status", "group": g, **payload}) for g in groups]
+    return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]
 
 
 async def groups_send(events: Sequence[tuple[str, dict[str, Any]]]) -> None:
@@ -167,7 +148,7 @@ async def groups_send(events: Sequence[tuple[str, dict[str, Any]]]) -> None:
 
 
 async def readings_publish(*, stored: Sequence[StoredReading]) -> None:
-    """Broadcast newly stored readings to their ward and patient groups (async)."""
+    """Broadcast newly stored readings to their wards' groups (async)."""
     await groups_send(reading_batch_events(stored))
 
 

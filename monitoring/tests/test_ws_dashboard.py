@@ -264,7 +264,7 @@ async def test_rest_ingested_readings_reach_dashboards(nurse, device, ward):
 async def test_alert_events_are_forwarded_as_alert_frames(nurse, ward):
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
-    alert = {"id": 9, "patient": 1, "kind": "bradycardia", "priority": "high", "state": "active"}
+    alert = {"id": 9, "patient": 1, "ward": ward.id, "kind": "bradycardia", "state": "active"}
     await sync_to_async(pipeline.groups_send_sync)(
         [(f"ward.{ward.id}", {"type": "alert.event", "alert": alert})]
     )
@@ -375,3 +375,35 @@ async def test_alert_published_to_ward_and_patient_groups_arrives_once(nurse, pa
     assert (await receive_type(watcher, "alert"))["alert"] == alert
     assert await watcher.receive_nothing(timeout=0.5)
     await watcher.disconnect()
+
+
+async def test_patient_subscription_hears_only_its_patient_and_follows_a_transfer(
+    nurse, device, ward, settings
+):
+    from clinical.models import Patient
+
+    settings.DASHBOARD_SESSION_CHECK_SECONDS = 0.2
+    neighbour = await sync_to_async(DeviceFactory)(
+        patient=await sync_to_async(PatientFactory)(ward=ward)
+    )
+    watcher = await dashboard_connect(nurse)
+    await subscribe(watcher, patient=device.patient_id)
+    ours = await device_connect(device.token)
+    theirs = await device_connect(neighbour.token)
+    await theirs.send_json_to({"type": "reading", **reading(1)})
+    await receive_type(theirs, "ack")
+    await ours.send_json_to({"type": "reading", **reading(2)})
+    frame = await receive_type(watcher, "readings")
+    assert [(i["patient"], i["seq"]) for i in frame["items"]] == [(device.patient_id, 2)]
+
+    other_ward = await sync_to_async(WardFactory)(place=ward.place)
+    await sync_to_async(Patient.objects.filter(id=device.patient_id).update)(ward=other_ward)
+    await asyncio.sleep(0.6)  # the session check notices the transfer
+    await ours.disconnect()
+    ours = await device_connect(device.token)  # reconnects with the new assignment
+    await ours.send_json_to({"type": "reading", **reading(3)})
+    frame = await receive_type(watcher, "readings")
+    assert [i["seq"] for i in frame["items"]] == [3]
+    assert frame["items"][0]["ward"] == other_ward.id
+    for c in (watcher, ours, theirs):
+        await c.disconnect()
