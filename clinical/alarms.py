@@ -333,22 +333,22 @@ def redis_client() -> redis.Redis:
     return _client_for(settings.REDIS_URL)
 
 
-def _prefix() -> str:
+def key_prefix() -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:alarm:"
 
 
 def state_key(patient_id: int, metric: str) -> str:
-    return f"{_prefix()}band:{patient_id}:{metric}"
+    return f"{key_prefix()}band:{patient_id}:{metric}"
 
 
 def last_reading_key() -> str:
     """A sorted set: device id -> when the server last received a reading from it."""
-    return f"{_prefix()}last-reading"
+    return f"{key_prefix()}last-reading"
 
 
 def offline_key(patient_id: int) -> str:
     """Set while the patient has an open device_offline alert (a reading then resolves it)."""
-    return f"{_prefix()}offline:{patient_id}"
+    return f"{key_prefix()}offline:{patient_id}"
 
 
 # --- Evaluation -----------------------------------------------------------------------------

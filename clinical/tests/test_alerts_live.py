@@ -89,7 +89,7 @@ def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
 
 def _wipe_alarm_state() -> None:
     client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms._prefix()}*", count=1000))
+    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
     if keys:
         client.delete(*keys)
 
