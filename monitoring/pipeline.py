@@ -80,8 +80,11 @@ def after_store_run(*, stored: Sequence[StoredReading]) -> None:
         try:
             function = _resolve_hook(hook)
             if function is not None:
-                # A savepoint: a failing hook must not poison the caller's transaction.
-                with transaction.atomic():
+                # Inside a caller's transaction (REST path) a savepoint, so a failing hook
+                # does not poison it. In autocommit (the batcher's hook thread) no wrapping
+                # transaction: on SQLite it would hold the write lock for the whole hook.
+                savepoint = transaction.atomic() if connection.in_atomic_block else None
+                with savepoint or contextlib.nullcontext():
                     function(stored=list(stored))
         except Exception:
             logger.exception("after-store hook %s failed", hook)
