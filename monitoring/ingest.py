@@ -218,7 +218,12 @@ def readings_ingest(
 
     The WebSocket path batches the same steps asynchronously in ``monitoring.pipeline``.
     """
+    from monitoring import pipeline  # the pipeline builds on this module
+
     stored = readings_store(readings=readings, wards=wards)
-    # Publishing to ward groups, device presence and alarm evaluation are added here by the
-    # real-time pipeline.
+    if stored:
+        # Alarm evaluation sees the batch inside the caller's transaction; dashboards hear of
+        # the readings only once they are committed (at once when there is no transaction).
+        pipeline.after_store_run(stored=stored)
+        transaction.on_commit(lambda: pipeline.readings_publish_sync(stored=stored))
     return stored

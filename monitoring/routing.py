@@ -1,3 +1,12 @@
+"""WebSocket routes (served through ``config.asgi``)."""
+
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from monitoring.consumers import DashboardConsumer, DeviceConsumer
+
+websocket_urlpatterns = [
+    path("ws/devices/", DeviceConsumer.as_asgi()),
+    path("ws/dashboard/", DashboardConsumer.as_asgi()),
+]

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Avg, BigIntegerField, Count, Func, Max, Min, QuerySet
+from django.db import connection, transaction
+from django.db.models import Avg, Count, DateTimeField, Func, Max, Min, QuerySet
 
 from accounts.models import User
 from accounts.selectors import user_place_ids
@@ -94,14 +95,18 @@ def readings_history(
     return qs
 
 
-class _EpochBucket(Func):
-    """Seconds since the epoch of a timestamp, floored to a multiple of ``size`` seconds.
+AGGREGATE_WORK_MEM = "64MB"
 
-    Grouping on an integer keeps the GROUP BY cheap and is portable: PostgreSQL extracts the
-    epoch from ``timestamptz``; SQLite stores UTC text that ``strftime('%s')`` converts.
+
+class _TimeBucket(Func):
+    """The start of the ``size``-second bucket a timestamp falls in, aligned to the epoch.
+
+    PostgreSQL: ``date_bin`` (PostgreSQL 14+, as Django 5.2 requires), which groups faster
+    than epoch arithmetic on ``numeric``. SQLite: the UTC text Django stores, converted to
+    epoch seconds, floored, and back to a date-time.
     """
 
-    output_field = BigIntegerField()
+    output_field = DateTimeField()
 
     def __init__(self, expression: Any, size: int) -> None:
         self.size = int(size)
@@ -112,14 +117,19 @@ class _EpochBucket(Func):
 
     def as_postgresql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
         sql, params = compiler.compile(self.source_expressions[0])
-        size = self.size
-        return f"(FLOOR(EXTRACT(EPOCH FROM {sql}) / {size}) * {size})::bigint", params
+        return (
+            f"date_bin(interval '{self.size} seconds', {sql}, timestamptz '1970-01-01 00:00:00+00')",
+            params,
+        )
 
     def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
         sql, params = compiler.compile(self.source_expressions[0])
         size = self.size
         # Epochs after 1970 are positive, so integer division floors.
-        return f"((CAST(strftime('%%s', {sql}) AS INTEGER) / {size}) * {size})", params
+        return (
+            f"datetime((CAST(strftime('%%s', {sql}) AS INTEGER) / {size}) * {size}, 'unixepoch')",
+            params,
+        )
 
 
 def readings_aggregate(
@@ -138,14 +148,22 @@ def readings_aggregate(
     rows = (
         readings_history(patient_id=patient_id, start=start, end=end, metric=metric)
         .order_by()
-        .annotate(bucket=_EpochBucket("recorded_at", bucket_seconds))
+        .annotate(bucket=_TimeBucket("recorded_at", bucket_seconds))
         .values("bucket", "metric")
-        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("id"))
+        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("*"))
         .order_by("bucket", "metric")
     )
+    if connection.vendor == "postgresql":
+        # The planner cannot estimate how few buckets there are, sizes a hash table for one
+        # per row and, over the default work_mem, sorts 345,600 rows on disk for a day at 4 Hz.
+        # More memory for this one statement (SET LOCAL ends with the transaction) lets it
+        # hash-aggregate in memory: about twice as fast.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'")
+            rows = list(rows)
     return [
         {
-            "bucket_start": datetime.fromtimestamp(row["bucket"], tz=UTC),
+            "bucket_start": row["bucket"],
             "metric": row["metric"],
             "min": row["min"],
             "max": row["max"],
@@ -154,3 +172,136 @@ def readings_aggregate(
         }
         for row in rows
     ]
+
+
+# --- Live dashboard -----------------------------------------------------------------------
+OPEN_ALERT_STATES = ("active", "acknowledged")
+
+
+def subscription_scope(*, ward_id: int | None = None, patient_id: int | None = None):
+    """``(place_id, ward_id)`` of a ward or patient a dashboard subscribes to, or None."""
+    from clinical.models import Patient, Ward
+
+    if ward_id is not None:
+        place_id = Ward.objects.filter(id=ward_id).values_list("place_id", flat=True).first()
+        return None if place_id is None else (place_id, ward_id)
+    row = Patient.objects.filter(id=patient_id).values_list("place_id", "ward_id").first()
+    return None if row is None else (row[0], row[1])
+
+
+def alert_as_dict(alert) -> dict:
+    """An alert as dashboards receive it (the contract's alert fields, plus ``ward``)."""
+    return {
+        "id": alert.id,
+        "patient": alert.patient_id,
+        "ward": getattr(alert, "ward_id", None),
+        "device": alert.device_id,
+        "kind": alert.kind,
+        "priority": alert.priority,
+        "state": alert.state,
+        "message": alert.message,
+        "raised_at": _iso(alert.raised_at),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by_id,
+        "resolved_at": _iso(alert.resolved_at),
+    }
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = None) -> list[dict]:
+    """Every patient in scope with bed, profile, device status, latest reading per metric and
+    open alerts. Four queries and one Redis call, whatever the number of patients.
+
+    A ward's snapshot lists its admitted (not discharged) patients.
+    """
+    from django.db.models import F, OuterRef, Subquery
+
+    from clinical.models import Alert, Patient
+    from monitoring.models import Metric, Reading
+    from monitoring.pipeline import devices_online
+
+    patients = Patient.objects.select_related("device")
+    if ward_id is not None:
+        patients = patients.filter(ward_id=ward_id, discharged_at__isnull=True)
+    else:
+        patients = patients.filter(id=patient_id)
+    metrics = [m.value for m in Metric]
+    latest = {
+        f"latest_{m}": Subquery(
+            Reading.objects.filter(patient=OuterRef("pk"), metric=m)
+            .order_by("-recorded_at", "-id")
+            .values("id")[:1]
+        )
+        for m in metrics
+    }
+    patients = list(patients.annotate(**latest).order_by("bed", "id"))
+    reading_ids = [
+        getattr(p, f"latest_{m}") for p in patients for m in metrics if getattr(p, f"latest_{m}")
+    ]
+    readings = {
+        r.id: r
+        for r in Reading.objects.filter(id__in=reading_ids).only(
+            "id", "metric", "bpm", "recorded_at", "seq"
+        )
+    }
+    alerts: dict[int, list[dict]] = {}
+    for alert in Alert.objects.filter(
+        patient__in=[p.id for p in patients], state__in=OPEN_ALERT_STATES
+    ).annotate(ward_id=F("patient__ward_id")):
+        alerts.setdefault(alert.patient_id, []).append(alert_as_dict(alert))
+
+    devices = {p.id: _patient_device(p) for p in patients}
+    online = devices_online(d.id for d in devices.values() if d is not None)
+    result = []
+    for p in patients:
+        device = devices[p.id]
+        latest_by_metric = {}
+        for m in metrics:
+            reading = readings.get(getattr(p, f"latest_{m}"))
+            if reading is not None:
+                latest_by_metric[m] = {
+                    "bpm": reading.bpm,
+                    "recorded_at": reading.recorded_at.isoformat(),
+                    "seq": reading.seq,
+                }
+        result.append(
+            {
+                "id": p.id,
+                "name": p.name,
+                "mrn": p.mrn,
+                "date_of_birth": _iso(p.date_of_birth),
+                "sex": p.sex,
+                "monitoring_profile": p.monitoring_profile,
+                "place": p.place_id,
+                "ward": p.ward_id,
+                "bed": p.bed,
+                "device": None
+                if device is None
+                else {
+                    "id": device.id,
+                    "serial": device.serial,
+                    "is_active": device.is_active,
+                    "online": device.id in online,
+                    "last_seen_at": _iso(device.last_seen_at),
+                },
+                "latest": latest_by_metric,
+                "alerts": alerts.get(p.id, []),
+            }
+        )
+    return result
+
+
+def _patient_device(patient) -> Device | None:
+    try:
+        return patient.device
+    except Device.DoesNotExist:
+        return None
+
+
+def alert_place_id(alert_id: int) -> int | None:
+    from clinical.models import Alert
+
+    return Alert.objects.filter(id=alert_id).values_list("patient__place_id", flat=True).first()

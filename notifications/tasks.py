@@ -39,3 +39,48 @@ def send_password_reset_email(user_id: int) -> bool:
 
 
 # === End of account e-mails ==================================================================
+
+
+# === Alerts: fan-out of alert events, device-offline scan, escalation scan ===================
+
+from notifications.webhooks import WebhookError  # noqa: E402
+
+ALERT_RETRY = {
+    "autoretry_for": (smtplib.SMTPException, OSError, WebhookError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 12,
+    "acks_late": True,
+}
+
+
+@shared_task(name="notifications.tasks.alert_event_notify", **ALERT_RETRY)
+def alert_event_notify(event_id: int) -> dict[str, int]:
+    """Deliver one alert event: e-mail to its recipients, then the place's webhook. Each
+    delivery is recorded, so a retry sends only what has not been sent."""
+    from notifications.alert_emails import alert_event_email
+    from notifications.webhooks import alert_event_webhook
+
+    emails = alert_event_email(event_id=event_id)
+    webhook = alert_event_webhook(event_id=event_id)
+    return {"emails": emails, "webhook": int(webhook)}
+
+
+@shared_task(name="notifications.tasks.alerts_offline_scan", acks_late=True)
+def alerts_offline_scan() -> int:
+    """Beat: raise device_offline for silent devices, resolve it for those back."""
+    from clinical.alarms import alarms_offline_scan
+
+    return len(alarms_offline_scan())
+
+
+@shared_task(name="notifications.tasks.alerts_escalation_scan", acks_late=True)
+def alerts_escalation_scan() -> int:
+    """Beat: escalate high-priority alerts unacknowledged for ALERT_ESCALATION_SECONDS."""
+    from clinical.alerts import alerts_escalate_due
+
+    return len(alerts_escalate_due())
+
+
+# === End of alerts ===========================================================================

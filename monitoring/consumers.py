@@ -1,0 +1,483 @@
+"""The two WebSocket channels: devices stream readings in, dashboards watch wards and patients.
+
+Both are thin: they parse frames, authorize, hand work to ``monitoring.pipeline`` or a
+selector, and render results. The full protocol is in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from accounts.selectors import user_place_ids
+from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
+from config.errors import ApplicationError
+from monitoring import pipeline, selectors
+from monitoring.groups import device_group, user_group, ward_group
+from monitoring.ingest import reading_parse
+
+logger = logging.getLogger(__name__)
+
+
+class CloseCode:
+    """Application close codes (4000-4999) used by both channels."""
+
+    NOT_AUTHENTICATED = 4401  # missing/bad device token; dashboard auth missing/bad/expired
+    DEVICE_INACTIVE = 4403  # the device is deactivated
+    DEVICE_UNASSIGNED = 4409  # the device is not assigned to a patient
+    TRY_AGAIN_LATER = 1013  # storage unavailable: reconnect later and resend unacked readings
+
+
+# The dotted path of the alert acknowledgement service, resolved lazily like the hooks.
+ALERT_ACKNOWLEDGE = "clinical.alerts.alert_acknowledge"
+DEVICE_RECHECK_SECONDS = 60.0
+
+
+class FrameConsumer(AsyncWebsocketConsumer):
+    """JSON frames with a size limit and the contract's error frame."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        raw: str | bytes = text_data if text_data is not None else (bytes_data or b"")
+        size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+        if size > settings.WS_MAX_FRAME_BYTES:
+            await self.send_error(
+                "frame_too_large",
+                f"Frames are limited to {settings.WS_MAX_FRAME_BYTES} bytes.",
+                {"size": [str(size)]},
+            )
+            return
+        try:
+            frame = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            await self.send_error("parse_error", "The frame is not valid JSON.")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.send_error("invalid_frame", 'A frame is a JSON object with a "type".')
+            return
+        await self.receive_frame(frame)
+
+    async def receive_frame(self, frame: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def send_error(
+        self,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        await self.send_json(
+            {
+                "type": "error",
+                **extra,
+                "error": {"code": code, "message": message, "details": details},
+            }
+        )
+
+    async def send_application_error(self, exc: ApplicationError, **extra: Any) -> None:
+        await self.send_error(exc.code, exc.message, exc.details, **extra)
+
+    async def unknown_type(self, frame: dict[str, Any]) -> None:
+        await self.send_error(
+            "unknown_type", f"Unknown frame type {frame['type']!r}.", {"type": [frame["type"]]}
+        )
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _device_token(scope: dict[str, Any]) -> str:
+    scheme, _, token = _header(scope, b"authorization").strip().partition(" ")
+    return token.strip() if scheme.lower() == "device" else ""
+
+
+@database_sync_to_async
+def _device_load(*, token: str | None = None, device_id: int | None = None):
+    from monitoring.models import Device
+
+    if token is not None:
+        return selectors.device_by_token(token)
+    return Device.objects.select_related("patient").filter(id=device_id).first()
+
+
+class DeviceConsumer(FrameConsumer):
+    """/ws/devices/: a bedside monitor streams readings; acks follow durable storage."""
+
+    device = None
+    target = None
+
+    async def connect(self) -> None:
+        await self.accept()  # then close with a code the device can read
+        token = _device_token(self.scope)
+        device = await _device_load(token=token) if token else None
+        if device is None:
+            await self.close(CloseCode.NOT_AUTHENTICATED, "bad or missing device token")
+            return
+        if not device.is_active:
+            await self.close(CloseCode.DEVICE_INACTIVE, "device inactive")
+            return
+        target = selectors.device_target(device)
+        if target is None:
+            await self.close(CloseCode.DEVICE_UNASSIGNED, "device not assigned to a patient")
+            return
+        self.device, self.target = device, target
+        self.ack_tasks: set[asyncio.Task] = set()
+        self.batcher = pipeline.batcher_get()
+        self.batcher.device_connected(device.id)
+        await self.channel_layer.group_add(device_group(device.id), self.channel_name)
+        await self.batcher.presence_flush()
+        await pipeline.groups_send(self._status_events(online=True))
+        self.recheck_task = asyncio.create_task(self._recheck_periodically())
+
+    def _status_events(self, *, online: bool) -> list[tuple[str, dict[str, Any]]]:
+        return pipeline.device_status_events(
+            device_id=self.device.id,
+            serial=self.device.serial,
+            patient_id=self.target.patient_id,
+            ward_id=self.target.ward_id,
+            online=online,
+            last_seen_at=pipeline.timezone.now().isoformat(),
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self.device is None:
+            return
+        self.recheck_task.cancel()
+        for task in self.ack_tasks:
+            task.cancel()
+        await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
+        self.batcher.device_disconnected(self.device.id)
+        await self.batcher.presence_flush()
+        await pipeline.groups_send(self._status_events(online=False))
+
+    async def receive_frame(self, frame: dict[str, Any]) -> None:
+        if self.device is None:
+            return
+        kind = frame["type"]
+        if kind == "reading":
+            await self._ingest([frame])
+        elif kind == "readings":
+            items = frame.get("items")
+            if not isinstance(items, list):
+                await self.send_error(
+                    "validation_error",
+                    '"items" must be a list of readings.',
+                    {"items": ["Must be a list."]},
+                )
+            elif len(items) > settings.WS_MAX_BATCH_ITEMS:
+                await self.send_error(
+                    "batch_too_large",
+                    f"A batch holds at most {settings.WS_MAX_BATCH_ITEMS} readings.",
+                    {"items": [str(len(items))]},
+                )
+            else:
+                await self._ingest(items)
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+        else:
+            await self.unknown_type(frame)
+
+    async def _ingest(self, items: list[Any]) -> None:
+        valid = []
+        for raw in items:
+            try:
+                valid.append(reading_parse(raw, target=self.target, require_seq=True))
+            except ApplicationError as exc:
+                seq = raw.get("seq") if isinstance(raw, dict) else None
+                await self.send_application_error(exc, seq=seq)
+        if not valid:
+            return
+        future = self.batcher.submit(valid, {self.target.patient_id: self.target.ward_id})
+        seqs = list(dict.fromkeys(r.seq for r in valid))
+        task = asyncio.create_task(self._ack_when_stored(future, seqs))
+        self.ack_tasks.add(task)
+        task.add_done_callback(self.ack_tasks.discard)
+
+    async def _ack_when_stored(self, future: asyncio.Future, seqs: list[int]) -> None:
+        try:
+            await future
+        except Exception:
+            # Not stored: no ack. Closing makes the device reconnect and resend.
+            await self.close(CloseCode.TRY_AGAIN_LATER, "storage unavailable")
+            return
+        await self.send_json({"type": "ack", "seqs": seqs})
+
+    # Group event: an admin changed the device (deactivated, reassigned, rotated its token).
+    async def device_changed(self, event: dict[str, Any]) -> None:
+        await self._recheck()
+
+    async def _recheck_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(DEVICE_RECHECK_SECONDS)
+            await self._recheck()
+
+    async def _recheck(self) -> None:
+        device = await _device_load(device_id=self.device.id)
+        if device is None or device.token_hash != self.device.token_hash:
+            await self.close(CloseCode.NOT_AUTHENTICATED, "device token no longer valid")
+        elif not device.is_active:
+            await self.close(CloseCode.DEVICE_INACTIVE, "device inactive")
+        elif (target := selectors.device_target(device)) != self.target:
+            # Reassigned or unassigned: reconnecting makes the new assignment explicit.
+            await self.close(CloseCode.DEVICE_UNASSIGNED, "device assignment changed")
+        else:
+            self.target = target
+
+
+class DashboardConsumer(FrameConsumer):
+    """/ws/dashboard/: a clinician watches wards and patients live."""
+
+    session: WsSession | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        # ("ward" | "patient", id) -> (place id, ward id) of each subscription; the groups
+        # joined are derived from them (a watched patient is heard through its ward's group).
+        self.scopes: dict[tuple[str, int], tuple[int, int | None]] = {}
+        self.joined: set[str] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.recent_alerts: deque[str] = deque(maxlen=32)
+        self._spawn(self._auth_deadline())
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def disconnect(self, code: int) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for group in list(self.joined):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.session is not None:
+            await self.channel_layer.group_discard(
+                user_group(self.session.user.id), self.channel_name
+            )
+
+    async def _auth_deadline(self) -> None:
+        await asyncio.sleep(settings.DASHBOARD_AUTH_TIMEOUT)
+        if self.session is None:
+            await self.close(CloseCode.NOT_AUTHENTICATED, "no auth frame in time")
+
+    async def receive_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if self.session is None and kind != "auth":
+            await self.close(CloseCode.NOT_AUTHENTICATED, "the first frame must be auth")
+            return
+        handler = {
+            "auth": self._auth,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "alert.ack": self._alert_ack,
+            "ping": self._ping,
+        }.get(kind, self.unknown_type)
+        await handler(frame)
+
+    async def _auth(self, frame: dict[str, Any]) -> None:
+        try:
+            session = await database_sync_to_async(ws_authenticate)(frame.get("token"))
+        except ApplicationError:
+            await self.close(CloseCode.NOT_AUTHENTICATED, "invalid token")
+            return
+        if self.session is not None and session.user.id != self.session.user.id:
+            await self.close(CloseCode.NOT_AUTHENTICATED, "a session cannot change user")
+            return
+        first = self.session is None
+        self.session = session
+        payload = await database_sync_to_async(ws_user_payload)(session.user)
+        if first:
+            await self.channel_layer.group_add(user_group(session.user.id), self.channel_name)
+            self._spawn(self._session_watch())
+        await self.send_json(
+            {"type": "auth.ok", "user": payload, "expires_at": int(session.expires_at)}
+        )
+
+    async def _session_watch(self) -> None:
+        """The session rule: close 4401 at token expiry (unless re-authenticated in band) and
+        when the user is deactivated; drop subscriptions to places no longer granted."""
+        interval = float(getattr(settings, "DASHBOARD_SESSION_CHECK_SECONDS", 30.0))
+        while True:
+            await asyncio.sleep(max(0.0, min(interval, self.session.expires_at - time.time())))
+            if time.time() >= self.session.expires_at:
+                await self.close(CloseCode.NOT_AUTHENTICATED, "access token expired")
+                return
+            if not await database_sync_to_async(ws_user_is_active)(self.session.user.id):
+                await self.close(CloseCode.NOT_AUTHENTICATED, "user deactivated")
+                return
+            place_ids = await database_sync_to_async(user_place_ids)(self.session.user)
+            for (kind, object_id), (place_id, _) in list(self.scopes.items()):
+                if place_ids is not None and place_id not in place_ids:
+                    await self._leave(kind, object_id)
+                    await self.send_error(
+                        "forbidden",
+                        f"Access to this {kind} was withdrawn.",
+                        None,
+                        **{kind: object_id},
+                    )
+            await self._follow_transfers()
+
+    async def _follow_transfers(self) -> None:
+        """A watched patient moved to another ward: listen on the new ward's group."""
+        moved = False
+        for (kind, object_id), scope in list(self.scopes.items()):
+            if kind != "patient":
+                continue
+            found = await database_sync_to_async(selectors.subscription_scope)(patient_id=object_id)
+            if found is not None and found != scope:
+                self.scopes[(kind, object_id)] = found
+                moved = True
+        if moved:
+            await self._sync_groups()
+
+    def _needed_groups(self) -> set[str]:
+        return {
+            ward_group(object_id)
+            if kind == "ward"
+            else pipeline.scope_group(ward_id=ward_id, patient_id=object_id)
+            for (kind, object_id), (_, ward_id) in self.scopes.items()
+        }
+
+    async def _sync_groups(self) -> None:
+        needed = self._needed_groups()
+        for group in needed - self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        for group in self.joined - needed:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = needed
+
+    # Group event: the user was deactivated or logged out everywhere.
+    async def session_end(self, event: dict[str, Any]) -> None:
+        await self.close(CloseCode.NOT_AUTHENTICATED, "session ended")
+
+    async def _ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    def _scope_of(self, frame: dict[str, Any]) -> tuple[str, int] | None:
+        keys = [k for k in ("ward", "patient") if k in frame]
+        if len(keys) != 1:
+            return None
+        value = frame[keys[0]]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return None
+        return keys[0], value
+
+    async def _bad_scope(self, frame: dict[str, Any]) -> None:
+        await self.send_error(
+            "validation_error",
+            'Name exactly one of "ward" or "patient" (a positive integer id).',
+            {"ward": ["A positive integer."], "patient": ["A positive integer."]},
+        )
+
+    async def _subscribe(self, frame: dict[str, Any]) -> None:
+        scope = self._scope_of(frame)
+        if scope is None:
+            await self._bad_scope(frame)
+            return
+        kind, object_id = scope
+        found = await database_sync_to_async(selectors.subscription_scope)(
+            **{f"{kind}_id": object_id}
+        )
+        if found is None:
+            await self.send_error("not_found", f"No such {kind}.", None, **{kind: object_id})
+            return
+        place_ids = await database_sync_to_async(user_place_ids)(self.session.user)
+        if place_ids is not None and found[0] not in place_ids:
+            await self.send_error(
+                "forbidden", f"This {kind} is outside your places.", None, **{kind: object_id}
+            )
+            return
+        # Join before reading the snapshot so nothing falls between the two.
+        self.scopes[(kind, object_id)] = found
+        await self._sync_groups()
+        patients = await database_sync_to_async(selectors.dashboard_snapshot)(
+            **{f"{kind}_id": object_id}
+        )
+        await self.send_json({"type": "snapshot", kind: object_id, "patients": patients})
+
+    async def _unsubscribe(self, frame: dict[str, Any]) -> None:
+        scope = self._scope_of(frame)
+        if scope is None:
+            await self._bad_scope(frame)
+            return
+        await self._leave(*scope)
+        await self.send_json({"type": "unsubscribed", scope[0]: scope[1]})
+
+    async def _leave(self, kind: str, object_id: int) -> None:
+        self.scopes.pop((kind, object_id), None)
+        await self._sync_groups()
+
+    async def _alert_ack(self, frame: dict[str, Any]) -> None:
+        alert_id = frame.get("alert")
+        if not isinstance(alert_id, int) or isinstance(alert_id, bool):
+            await self.send_error(
+                "validation_error", '"alert" must be an alert id.', {"alert": ["An integer."]}
+            )
+            return
+        acknowledge = pipeline._resolve_hook(ALERT_ACKNOWLEDGE)
+        if acknowledge is None:
+            await self.send_error(
+                "not_implemented", "Alert acknowledgement is not available.", alert=alert_id
+            )
+            return
+        user = self.session.user
+
+        def run() -> None:
+            place_id = selectors.alert_place_id(alert_id)
+            place_ids = user_place_ids(user)
+            if place_id is None or (place_ids is not None and place_id not in place_ids):
+                raise ApplicationError("No such alert.", code="not_found", status=404)
+            acknowledge(alert_id=alert_id, user=user)
+
+        try:
+            await database_sync_to_async(run)()
+        except ApplicationError as exc:
+            await self.send_application_error(exc, alert=alert_id)
+            return
+        await self.send_json({"type": "alert.ack.ok", "alert": alert_id})
+
+    # --- Group events ---------------------------------------------------------------------
+    def _in_scope(self, *, ward_id: Any, patient_id: Any) -> bool:
+        return ("ward", ward_id) in self.scopes or ("patient", patient_id) in self.scopes
+
+    async def reading_batch(self, event: dict[str, Any]) -> None:
+        # A group carries a whole ward; forward what this connection watches (all of it for
+        # a ward subscription), as one frame.
+        items = [
+            item
+            for item in event["items"]
+            if self._in_scope(ward_id=item.get("ward"), patient_id=item.get("patient"))
+        ]
+        if items:
+            await self.send_json({"type": "readings", "items": items})
+
+    async def device_status(self, event: dict[str, Any]) -> None:
+        if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
+            await self.send_json(event)
+
+    async def alert_event(self, event: dict[str, Any]) -> None:
+        alert = event.get("alert") or {}
+        if not self._in_scope(ward_id=alert.get("ward"), patient_id=alert.get("patient")):
+            return
+        # Alerts are published to the ward and the patient group; a dashboard holding both
+        # subscriptions gets two copies back to back: forward one.
+        signature = json.dumps([event.get("action"), event["alert"]], sort_keys=True)
+        if signature in self.recent_alerts:
+            return
+        self.recent_alerts.append(signature)
+        await self.send_json({"type": "alert", "alert": event["alert"]})

@@ -1,0 +1,409 @@
+"""A device simulator that speaks the real device protocol over a real WebSocket.
+
+Each simulated monitor produces a realistic heart-rate trace (adult HR; or maternal HR plus
+fetal HR with baseline variability, accelerations and decelerations), with occasional
+bradycardia episodes long enough to trip the alarm hold times. It keeps every reading until
+the server acknowledges it, resends the unacknowledged ones after a reconnect, and batches
+frames when it falls behind. ``manage.py simulate`` is the command-line entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+logger = logging.getLogger(__name__)
+
+FATAL_CLOSE_CODES = {4401: "bad token", 4403: "device inactive"}
+MAX_FRAME_ITEMS = 500  # below the server's WS_MAX_BATCH_ITEMS default (1000)
+
+
+@dataclass
+class EpisodeConfig:
+    """Bradycardia episodes: on average one per ``every`` seconds per device (exponential
+    gaps), lasting ``adult_seconds`` (adult HR <= 40) or ``fetal_seconds`` (FHR < 100)."""
+
+    every: float = 600.0
+    adult_seconds: float = 45.0
+    fetal_seconds: float = 200.0
+    enabled: bool = True
+
+
+class Trace:
+    """A heart-rate generator: ``next(t)`` gives the bpm at time ``t`` seconds."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        baseline: float,
+        variability: float,
+        low: int,
+        high: int,
+        brady_bpm: tuple[int, int],
+        episode_seconds: float,
+        episodes: EpisodeConfig,
+        excursions: bool = False,
+    ) -> None:
+        self.rng = rng
+        self.baseline = baseline
+        self.variability = variability
+        self.low, self.high = low, high
+        self.brady_bpm = brady_bpm
+        self.episode_seconds = episode_seconds
+        self.episodes = episodes
+        self.excursions = excursions
+        self.drift = 0.0
+        self.phase = rng.uniform(0, 2 * math.pi)
+        self.episode_until = -1.0
+        self.episode_level = 0.0
+        self.next_episode = self._gap(0.0)
+        self.excursion: tuple[float, float, float] | None = None  # start, end, depth
+        self.episodes_started = 0
+
+    def _gap(self, now: float) -> float:
+        if not self.episodes.enabled or self.episodes.every <= 0:
+            return math.inf
+        return now + self.rng.expovariate(1.0 / self.episodes.every)
+
+    def in_episode(self, t: float) -> bool:
+        return t < self.episode_until
+
+    def next(self, t: float) -> int:
+        if t >= self.next_episode and not self.in_episode(t):
+            self.episode_until = t + self.episode_seconds
+            self.episode_level = self.rng.uniform(*self.brady_bpm)
+            self.next_episode = self._gap(self.episode_until)
+            self.episodes_started += 1
+        if self.in_episode(t):
+            bpm = self.episode_level + self.rng.gauss(0, 1.5)
+            return round(min(max(bpm, self.low), self.brady_bpm[1]))
+        # Slow wander of the baseline, a breathing-rate oscillation and beat-to-beat noise.
+        self.drift = 0.995 * self.drift + self.rng.gauss(0, 0.4)
+        wave = self.variability * 0.5 * math.sin(2 * math.pi * t / 4.5 + self.phase)
+        bpm = self.baseline + self.drift + wave + self.rng.gauss(0, self.variability * 0.3)
+        if self.excursions:
+            bpm += self._excursion(t)
+        return round(min(max(bpm, self.low), self.high))
+
+    def _excursion(self, t: float) -> float:
+        """Fetal accelerations (+15-25 bpm for 15-30 s) and decelerations (-15-40 bpm)."""
+        if self.excursion is None or t > self.excursion[1]:
+            self.excursion = None
+            if self.rng.random() < 0.004:  # about one every few minutes at 1 Hz
+                duration = self.rng.uniform(15, 40)
+                depth = (
+                    self.rng.uniform(15, 25)
+                    if self.rng.random() < 0.7
+                    else -self.rng.uniform(15, 40)
+                )
+                self.excursion = (t, t + duration, depth)
+            return 0.0
+        start, end, depth = self.excursion
+        # A smooth rise and fall over the excursion.
+        return depth * math.sin(math.pi * (t - start) / (end - start))
+
+
+def adult_trace(rng: random.Random, episodes: EpisodeConfig) -> Trace:
+    return Trace(
+        rng,
+        baseline=rng.uniform(64, 92),
+        variability=rng.uniform(2, 5),
+        low=45,
+        high=140,
+        brady_bpm=(32, 39),
+        episode_seconds=episodes.adult_seconds,
+        episodes=episodes,
+    )
+
+
+def maternal_trace(rng: random.Random) -> Trace:
+    return Trace(
+        rng,
+        baseline=rng.uniform(78, 100),
+        variability=rng.uniform(2, 5),
+        low=55,
+        high=140,
+        brady_bpm=(40, 45),
+        episode_seconds=0,
+        episodes=EpisodeConfig(enabled=False),
+    )
+
+
+def fetal_trace(rng: random.Random, episodes: EpisodeConfig) -> Trace:
+    return Trace(
+        rng,
+        baseline=rng.uniform(120, 155),
+        variability=rng.uniform(5, 15),
+        low=60,
+        high=200,
+        brady_bpm=(80, 95),
+        episode_seconds=episodes.fetal_seconds,
+        episodes=episodes,
+        excursions=True,
+    )
+
+
+@dataclass
+class DeviceSpec:
+    token: str
+    profile: str  # adult | obstetric
+    label: str = ""
+
+
+@dataclass
+class DeviceStats:
+    sent: int = 0  # unique readings sent at least once
+    acked: int = 0  # unique readings acknowledged
+    rejected: int = 0  # readings refused with an error frame (not resent)
+    resent: int = 0  # readings sent again after a reconnect
+    frames: int = 0
+    connects: int = 0
+    fatal: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SimulatedDevice:
+    """One monitor: generates readings at ``rate`` Hz and streams them until acknowledged."""
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        *,
+        url: str,
+        rate: float,
+        rng: random.Random,
+        episodes: EpisodeConfig,
+        first_seq: int,
+    ) -> None:
+        self.spec = spec
+        self.url = url
+        self.rate = rate
+        self.rng = rng
+        self.seq = first_seq
+        self.traces: dict[str, Trace] = (
+            {"heart_rate": maternal_trace(rng), "fetal_heart_rate": fetal_trace(rng, episodes)}
+            if spec.profile == "obstetric"
+            else {"heart_rate": adult_trace(rng, episodes)}
+        )
+        self.unacked: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self.outbox: asyncio.Queue[int] = asyncio.Queue()
+        self.stats = DeviceStats()
+        self.started = time.monotonic()
+        self._all_acked = asyncio.Event()
+
+    def produce(self) -> None:
+        t = time.monotonic() - self.started
+        recorded_at = datetime.now(UTC).isoformat()
+        for metric, trace in self.traces.items():
+            self.seq += 1
+            self.unacked[self.seq] = {
+                "seq": self.seq,
+                "metric": metric,
+                "bpm": trace.next(t),
+                "recorded_at": recorded_at,
+            }
+            self.outbox.put_nowait(self.seq)
+            self.stats.sent += 1
+        self._all_acked.clear()
+
+    async def run(self, *, duration: float | None, drain_timeout: float = 15.0) -> DeviceStats:
+        producer = asyncio.create_task(self._produce_for(duration))
+        connection = asyncio.create_task(self._connection_loop())
+        try:
+            await producer
+            # Stop producing, then wait for the last acknowledgements.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_all_acked(), drain_timeout)
+        finally:
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connection
+        return self.stats
+
+    async def _wait_all_acked(self) -> None:
+        while self.unacked and self.stats.fatal is None:
+            self._all_acked.clear()
+            await self._all_acked.wait()
+
+    async def _produce_for(self, duration: float | None) -> None:
+        interval = 1.0 / self.rate
+        deadline = None if duration is None else time.monotonic() + duration
+        next_at = time.monotonic()
+        while deadline is None or time.monotonic() < deadline:
+            if self.stats.fatal:
+                return
+            self.produce()
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _connection_loop(self) -> None:
+        backoff = 0.5
+        headers = {"Authorization": f"Device {self.spec.token}"}
+        while True:
+            try:
+                async with websockets.connect(
+                    self.url, additional_headers=headers, open_timeout=10, max_size=2**22
+                ) as ws:
+                    self.stats.connects += 1
+                    backoff = 0.5
+                    await self._session(ws)
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd else None
+                if code in FATAL_CLOSE_CODES:
+                    self.stats.fatal = f"closed {code}: {FATAL_CLOSE_CODES[code]}"
+                    self._all_acked.set()
+                    logger.error("%s: %s", self.spec.label, self.stats.fatal)
+                    return
+                logger.info("%s: connection closed (%s); reconnecting", self.spec.label, code)
+            except (OSError, InvalidStatus, TimeoutError) as exc:
+                logger.info("%s: cannot connect (%s); retrying", self.spec.label, exc)
+            await asyncio.sleep(backoff + self.rng.uniform(0, backoff / 2))
+            backoff = min(backoff * 2, 5.0)
+
+    async def _session(self, ws: Any) -> None:
+        # Resend everything not acknowledged on the previous connection, oldest first.
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+        pending = list(self.unacked)
+        if pending and self.stats.connects > 1:
+            self.stats.resent += len(pending)
+        for seq in pending:
+            self.outbox.put_nowait(seq)
+        receiver = asyncio.create_task(self._receive(ws))
+        try:
+            while True:
+                get = asyncio.create_task(self.outbox.get())
+                done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if receiver in done:
+                    get.cancel()
+                    receiver.result()  # raises ConnectionClosed
+                    return
+                seqs = [get.result()]
+                # Behind (a backlog or a resend): one batch frame instead of many.
+                while not self.outbox.empty() and len(seqs) < MAX_FRAME_ITEMS:
+                    seqs.append(self.outbox.get_nowait())
+                items = [self.unacked[s] for s in seqs if s in self.unacked]
+                if not items:
+                    continue
+                frame = (
+                    {"type": "reading", **items[0]}
+                    if len(items) == 1
+                    else {"type": "readings", "items": items}
+                )
+                await ws.send(json.dumps(frame))
+                self.stats.frames += 1
+        finally:
+            receiver.cancel()
+
+    async def _receive(self, ws: Any) -> None:
+        async for message in ws:
+            frame = json.loads(message)
+            if frame.get("type") == "ack":
+                for seq in frame.get("seqs", []):
+                    if self.unacked.pop(seq, None) is not None:
+                        self.stats.acked += 1
+            elif frame.get("type") == "error":
+                seq = frame.get("seq")
+                if seq is not None and self.unacked.pop(seq, None) is not None:
+                    self.stats.rejected += 1  # refused: do not resend
+                if len(self.stats.errors) < 20:
+                    self.stats.errors.append(frame)
+                logger.warning("%s: %s", self.spec.label, frame)
+            if not self.unacked:
+                self._all_acked.set()
+
+
+async def simulate(
+    specs: list[DeviceSpec],
+    *,
+    url: str,
+    rate: float,
+    duration: float | None,
+    seed: int | None = None,
+    episodes: EpisodeConfig | None = None,
+    drain_timeout: float = 15.0,
+) -> dict[str, Any]:
+    """Run every device concurrently; returns the counts (the ``--report``)."""
+    rng = random.Random(seed)
+    episodes = episodes or EpisodeConfig()
+    # Sequence numbers start from the clock so a restarted simulator never reuses one
+    # (a reused seq would be acknowledged as a duplicate and not stored).
+    first_seq = int(time.time() * 1000)
+    devices = [
+        SimulatedDevice(
+            spec,
+            url=url,
+            rate=rate,
+            rng=random.Random(rng.random()),
+            episodes=episodes,
+            first_seq=first_seq,
+        )
+        for spec in specs
+    ]
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(d.run(duration=duration, drain_timeout=drain_timeout) for d in devices)
+    )
+    elapsed = time.monotonic() - started
+    return {
+        "devices": len(devices),
+        "seconds": round(elapsed, 2),
+        "sent": sum(r.sent for r in results),
+        "acked": sum(r.acked for r in results),
+        "rejected": sum(r.rejected for r in results),
+        "resent": sum(r.resent for r in results),
+        "unacked": sum(len(d.unacked) for d in devices),
+        "frames": sum(r.frames for r in results),
+        "connects": sum(r.connects for r in results),
+        "episodes": sum(t.episodes_started for d in devices for t in d.traces.values()),
+        "fatal": [
+            f"{d.spec.label}: {r.fatal}" for d, r in zip(devices, results, strict=True) if r.fatal
+        ],
+    }
+
+
+# --- Demo devices ----------------------------------------------------------------------------
+
+
+def device_token_rotate(*, device: Any) -> str:
+    """A new token for a device (the demo data stores only hashes)."""
+    try:
+        from monitoring.services import device_rotate_token
+    except ImportError:
+        from monitoring.tokens import token_generate, token_hash
+
+        token = token_generate()
+        device.token_hash = token_hash(token)
+        device.save(update_fields=["token_hash"])
+        return token
+    return device_rotate_token(device=device)
+
+
+def demo_devices(limit: int | None = None) -> list[DeviceSpec]:
+    """Active, assigned devices from the database, with freshly rotated tokens."""
+    from monitoring.models import Device
+
+    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
+    if limit:
+        devices = devices[:limit]
+    return [
+        DeviceSpec(
+            token=device_token_rotate(device=device),
+            profile=device.patient.monitoring_profile,
+            label=device.serial,
+        )
+        for device in devices
+    ]

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from monitoring import pipeline
+from monitoring.tests.live import _sqlite_live_db, daphne_factory, live_env  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+async def _batcher_closed_after_test():
+    """Each test's event loop gets its own batcher; release the DB connections that the
+    batcher's threads and the consumers' sync thread opened, so the test DB can be dropped."""
+    yield
+    await pipeline.batcher_shutdown()
+    await sync_to_async(connections.close_all)()

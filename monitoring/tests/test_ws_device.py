@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from config.factories import DeviceFactory, PatientFactory
+from monitoring import pipeline
+from monitoring.models import Device, Reading
+from monitoring.tests.wsutil import device_connect, expect_close, reading, receive_type
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+async def _count(device) -> int:
+    return await sync_to_async(Reading.objects.filter(device=device).count)()
+
+
+async def test_missing_or_bad_token_closes_4401(device):
+    for token in (None, "", "not-a-token"):
+        communicator = await device_connect(token)
+        assert await expect_close(communicator) == 4401
+
+
+async def test_bearer_scheme_is_not_a_device_token(device):
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(
+        application, "/ws/devices/", headers=[(b"authorization", f"Bearer {device.token}".encode())]
+    )
+    await communicator.connect()
+    assert await expect_close(communicator) == 4401
+
+
+async def test_inactive_device_is_refused_4403(device):
+    await sync_to_async(Device.objects.filter(id=device.id).update)(is_active=False)
+    communicator = await device_connect(device.token)
+    assert await expect_close(communicator) == 4403
+
+
+async def test_unassigned_device_is_refused_4409(place):
+    device = await sync_to_async(DeviceFactory)(patient=None, place=place)
+    communicator = await device_connect(device.token)
+    assert await expect_close(communicator) == 4409
+
+
+async def test_reading_is_acked_only_after_it_is_stored(device):
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "reading", **reading(1, bpm=72)})
+    ack = await receive_type(communicator, "ack")
+    assert ack == {"type": "ack", "seqs": [1]}
+    # The ack means durable: the row is there the moment the ack arrives.
+    stored = await sync_to_async(Reading.objects.get)(device=device, seq=1)
+    assert (stored.bpm, stored.patient_id, stored.metric) == (72, device.patient_id, "heart_rate")
+    await communicator.disconnect()
+
+
+async def test_batch_frame_is_acked_and_duplicates_are_stored_once(device):
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "readings", "items": [reading(s) for s in (1, 2, 3)]})
+    assert (await receive_type(communicator, "ack"))["seqs"] == [1, 2, 3]
+    # Resend after a lost ack: acked again, stored once.
+    await communicator.send_json_to({"type": "readings", "items": [reading(s) for s in (2, 3, 4)]})
+    assert (await receive_type(communicator, "ack"))["seqs"] == [2, 3, 4]
+    await communicator.send_json_to({"type": "reading", **reading(4)})
+    assert (await receive_type(communicator, "ack"))["seqs"] == [4]
+    assert await _count(device) == 4
+    await communicator.disconnect()
+
+
+async def test_invalid_reading_gets_error_with_seq_and_others_are_stored(device):
+    communicator = await device_connect(device.token)
+    items = [reading(1), reading(2, bpm=500), reading(3, metric="fetal_heart_rate"), reading(4)]
+    await communicator.send_json_to({"type": "readings", "items": items})
+    frames = [await communicator.receive_json_from(timeout=5) for _ in range(3)]
+    errors = {f["seq"]: f["error"] for f in frames if f["type"] == "error"}
+    assert errors[2]["code"] == "validation_error" and "bpm" in errors[2]["details"]
+    assert "metric" in errors[3]["details"]  # fetal HR only for obstetric patients
+    assert [f["seqs"] for f in frames if f["type"] == "ack"] == [[1, 4]]
+    assert await _count(device) == 2
+    await communicator.disconnect()
+
+
+async def test_reading_without_seq_is_rejected(device):
+    communicator = await device_connect(device.token)
+    frame = reading(1)
+    del frame["seq"]
+    await communicator.send_json_to({"type": "reading", **frame})
+    error = await communicator.receive_json_from(timeout=5)
+    assert error["type"] == "error" and error["seq"] is None
+    assert "seq" in error["error"]["details"]
+    assert await _count(device) == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ("{not json", "parse_error"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"seq": 1}', "invalid_frame"),
+        ('{"type": "teleport"}', "unknown_type"),
+        ('{"type": "readings", "items": {"seq": 1}}', "validation_error"),
+    ],
+)
+async def test_bad_frames_get_an_error_without_seq_and_the_connection_stays_open(
+    device, payload, code
+):
+    communicator = await device_connect(device.token)
+    await communicator.send_to(text_data=payload)
+    error = await communicator.receive_json_from(timeout=5)
+    assert error["type"] == "error" and "seq" not in error
+    assert error["error"]["code"] == code
+    assert set(error["error"]) == {"code", "message", "details"}
+    await communicator.send_json_to({"type": "reading", **reading(7)})
+    assert (await receive_type(communicator, "ack"))["seqs"] == [7]
+    await communicator.disconnect()
+
+
+async def test_frame_and_batch_limits(device, settings):
+    settings.WS_MAX_FRAME_BYTES = 2000
+    settings.WS_MAX_BATCH_ITEMS = 5
+    communicator = await device_connect(device.token)
+    await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 3000}))
+    assert (await communicator.receive_json_from(timeout=5))["error"]["code"] == "frame_too_large"
+    items = [reading(s) for s in range(1, 7)]
+    await communicator.send_json_to({"type": "readings", "items": items})
+    assert (await communicator.receive_json_from(timeout=5))["error"]["code"] == "batch_too_large"
+    assert await _count(device) == 0
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_many_devices_share_one_batched_insert(ward, django_assert_max_num_queries):
+    patients = [await sync_to_async(PatientFactory)(ward=ward) for _ in range(5)]
+    devices = [await sync_to_async(DeviceFactory)(patient=p) for p in patients]
+    communicators = [await device_connect(d.token) for d in devices]
+    batcher = pipeline.batcher_get()
+    flushes = batcher.flushes
+    await asyncio.gather(
+        *(
+            c.send_json_to({"type": "readings", "items": [reading(s) for s in range(1, 21)]})
+            for c in communicators
+        )
+    )
+    for c in communicators:
+        assert len((await receive_type(c, "ack"))["seqs"]) == 20
+    # 100 readings from 5 connections took a handful of flushes, not 100 inserts.
+    assert batcher.flushes - flushes <= 5
+    assert await sync_to_async(Reading.objects.count)() == 100
+    for c in communicators:
+        await c.disconnect()
+
+
+async def test_presence_marks_device_online_and_updates_last_seen(device):
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "ping"})
+    await communicator.receive_json_from(timeout=5)
+    assert await sync_to_async(pipeline.devices_online)([device.id]) == {device.id}
+    refreshed = await sync_to_async(Device.objects.get)(id=device.id)
+    assert refreshed.last_seen_at is not None
+    await communicator.disconnect()
+    await asyncio.sleep(0.2)
+    assert await sync_to_async(pipeline.devices_online)([device.id]) == set()
+
+
+async def test_deactivating_a_connected_device_closes_it(device):
+    from channels.layers import get_channel_layer
+
+    from monitoring.groups import device_group
+
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "ping"})
+    await communicator.receive_json_from(timeout=5)
+    await sync_to_async(Device.objects.filter(id=device.id).update)(is_active=False)
+    await get_channel_layer().group_send(device_group(device.id), {"type": "device.changed"})
+    assert await expect_close(communicator) == 4403
+
+
+async def test_storage_failure_means_no_ack_and_a_retry_close(device, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(pipeline, "readings_store", broken)
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "reading", **reading(1)})
+    assert await expect_close(communicator) == 1013

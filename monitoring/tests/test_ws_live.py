@@ -1,0 +1,152 @@
+"""Against real Redis and real Daphne processes (``-m live``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+import websockets
+
+from monitoring.tests.live import PYTHON, ROOT, seed, stored_count
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(180),
+]
+
+
+def _reading(seq: int, bpm: int = 80) -> dict:
+    return {
+        "seq": seq,
+        "metric": "heart_rate",
+        "bpm": bpm,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
+
+
+async def _dashboard(url: str, token: str, ward: int):
+    ws = await websockets.connect(url, ping_interval=None)  # silence: no client pings
+    await ws.send(json.dumps({"type": "auth", "token": token}))
+    assert json.loads(await ws.recv())["type"] == "auth.ok"
+    await ws.send(json.dumps({"type": "subscribe", "ward": ward}))
+    assert json.loads(await ws.recv())["type"] == "snapshot"
+    return ws
+
+
+async def _device(url: str, token: str):
+    return await websockets.connect(url, additional_headers={"Authorization": f"Device {token}"})
+
+
+async def _collect_readings(ws, expected: set[int], wait: float) -> list[int]:
+    seen: list[int] = []
+    async with asyncio.timeout(wait):
+        while not expected.issubset(seen):
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "readings":
+                seen.extend(item["seq"] for item in frame["items"])
+    return seen
+
+
+async def test_idle_dashboard_stays_connected_and_still_receives(live_env, daphne_factory):
+    data = await asyncio.to_thread(seed, live_env)
+    server = await asyncio.to_thread(daphne_factory)
+    dashboard = await _dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
+    await asyncio.sleep(31)  # longer than any idle timeout that has bitten us (redis-py 8: 5 s)
+    device = await _device(server.url("/ws/devices/"), data["devices"][0]["token"])
+    await device.send(json.dumps({"type": "reading", **_reading(1)}))
+    assert json.loads(await device.recv()) == {"type": "ack", "seqs": [1]}
+    assert await _collect_readings(dashboard, {1}, wait=10) == [1]
+    await dashboard.close()
+    await device.close()
+
+
+async def test_two_servers_share_redis_and_every_reading_is_delivered(live_env, daphne_factory):
+    data = await asyncio.to_thread(seed, live_env, 3)
+    ingest = await asyncio.to_thread(daphne_factory)
+    watch = await asyncio.to_thread(daphne_factory)
+    dashboard = await _dashboard(watch.url("/ws/dashboard/"), data["token"], data["ward"])
+    devices = [await _device(ingest.url("/ws/devices/"), d["token"]) for d in data["devices"]]
+    per_device = 150
+
+    async def stream(ws, offset: int) -> set[int]:
+        acked: set[int] = set()
+        seqs = list(range(offset + 1, offset + per_device + 1))
+        # Mixed: single frames and batches, as fast as the socket takes them.
+        for start in range(0, per_device, 10):
+            chunk = seqs[start : start + 10]
+            if start % 20:
+                await ws.send(
+                    json.dumps({"type": "readings", "items": [_reading(s) for s in chunk]})
+                )
+            else:
+                for s in chunk:
+                    await ws.send(json.dumps({"type": "reading", **_reading(s)}))
+        async with asyncio.timeout(30):
+            while len(acked) < per_device:
+                frame = json.loads(await ws.recv())
+                assert frame["type"] == "ack", frame
+                acked.update(frame["seqs"])
+        return acked
+
+    # Seqs are per device; distinct ranges make the dashboard's tally unambiguous.
+    acked = await asyncio.gather(*(stream(ws, i * 10_000) for i, ws in enumerate(devices)))
+    expected = {s for a in acked for s in a}
+    assert len(expected) == per_device * len(devices)
+    seen = await _collect_readings(dashboard, expected, wait=30)
+    assert sorted(seen) == sorted(expected)  # every reading, exactly once
+    ids = [d["id"] for d in data["devices"]]
+    assert await asyncio.to_thread(stored_count, live_env, ids) == len(expected)
+    for ws in [dashboard, *devices]:
+        await ws.close()
+
+
+async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_factory):
+    data = await asyncio.to_thread(seed, live_env, 4)
+    server = await asyncio.to_thread(daphne_factory)
+    port = server.port
+    command = [PYTHON, "manage.py", "simulate", "--url", server.url("/ws/devices/")]
+    command += ["--rate", "10", "--duration", "8", "--seed", "7", "--report"]
+    command += [
+        "--episode-every",
+        "5",
+        "--adult-episode-seconds",
+        "2",
+        "--fetal-episode-seconds",
+        "2",
+    ]
+    for device in data["devices"]:
+        command += ["--token", device["token"]]
+    simulator = await asyncio.to_thread(
+        subprocess.Popen,
+        command,
+        cwd=ROOT,
+        env=live_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Once readings flow (the simulator is up), the server dies mid-stream; unacked
+    # readings must be resent to its replacement.
+    dashboard = await _dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
+    async with asyncio.timeout(30):
+        while json.loads(await dashboard.recv())["type"] != "readings":
+            pass
+    await asyncio.sleep(1)
+    # The server dies mid-stream; unacked readings must be resent to its replacement.
+    await asyncio.to_thread(server.kill)
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(daphne_factory, port)
+    out, err = await asyncio.to_thread(simulator.communicate, timeout=90)
+    assert simulator.returncode == 0, err[-2000:]
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["fatal"] == [] and report["rejected"] == 0
+    assert report["sent"] >= 4 * 10 * 6
+    assert report["unacked"] == 0
+    assert report["acked"] == report["sent"]
+    assert report["connects"] > 4  # everyone reconnected after the crash
+    ids = [d["id"] for d in data["devices"]]
+    assert await asyncio.to_thread(stored_count, live_env, ids) == report["sent"]

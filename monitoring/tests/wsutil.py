@@ -1,0 +1,62 @@
+"""Helpers for WebSocket consumer tests (WebsocketCommunicator against the real ASGI app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+
+from config.asgi import application
+
+
+def reading(seq: int, bpm: int = 80, metric: str = "heart_rate", **extra: Any) -> dict:
+    return {
+        "seq": seq,
+        "metric": metric,
+        "bpm": bpm,
+        "recorded_at": timezone.now().isoformat(),
+        **extra,
+    }
+
+
+async def device_connect(token: str | None) -> WebsocketCommunicator:
+    headers = [(b"authorization", f"Device {token}".encode())] if token is not None else []
+    communicator = WebsocketCommunicator(application, "/ws/devices/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def dashboard_connect(user=None, token: str | None = None) -> WebsocketCommunicator:
+    """A dashboard; authenticated (auth.ok consumed) when a user or token is given."""
+    communicator = WebsocketCommunicator(application, "/ws/dashboard/")
+    connected, _ = await communicator.connect()
+    assert connected
+    if user is not None or token is not None:
+        token = token or str(AccessToken.for_user(user))
+        await communicator.send_json_to({"type": "auth", "token": token})
+        reply = await communicator.receive_json_from(timeout=5)
+        assert reply["type"] == "auth.ok", reply
+    return communicator
+
+
+async def subscribe(communicator: WebsocketCommunicator, **scope: int) -> dict:
+    await communicator.send_json_to({"type": "subscribe", **scope})
+    return await communicator.receive_json_from(timeout=5)
+
+
+async def receive_type(communicator: WebsocketCommunicator, kind: str, wait: float = 5) -> dict:
+    """The next frame of this type (frames of other types are skipped)."""
+    while True:
+        frame = await communicator.receive_json_from(timeout=wait)
+        if frame["type"] == kind:
+            return frame
+
+
+async def expect_close(communicator: WebsocketCommunicator, wait: float = 5) -> int | None:
+    while True:
+        output = await communicator.receive_output(timeout=wait)
+        if output["type"] == "websocket.close":
+            return output.get("code")
