@@ -264,6 +264,19 @@ def test_patient_view_shows_limits_alerts_and_history(stack, new_page, artifacts
         "() => document.querySelector('.chart-note').textContent.includes('10 s buckets')"
     )
     page.screenshot(path=str(artifacts_dir / "patient-view.png"))
+    # A custom range: the last few minutes (5 s buckets, the finest offered).
+    page.evaluate(
+        """() => { const pad = (n) => String(n).padStart(2, '0');
+        const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+        const end = new Date(Date.now() + 60000);
+        document.getElementById('range-from').value = local(new Date(end - 6 * 60000));
+        document.getElementById('range-to').value = local(end); }"""
+    )
+    page.click("button[data-range='custom']")
+    page.wait_for_function(
+        "() => document.querySelector('.chart-note').textContent.includes(' 5 s buckets')"
+    )
+    assert int(page.get_attribute("#main", "data-history-points")) > 10
 
     # Alarm limits: edit, refused when the bands cross, back to the profile's defaults.
     hr_low = ".limits tr[data-metric='heart_rate'] td[data-band='brady_high']"
