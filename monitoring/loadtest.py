@@ -390,6 +390,7 @@ class ResourceSampler:
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._self_cpu0 = time.process_time()
+        self._machine0 = psutil.cpu_times()
         psutil.cpu_percent(interval=None)
         self._by_name_start = self._all_cpu()
         for p in self.processes:
@@ -416,6 +417,7 @@ class ResourceSampler:
             except psutil.Error:
                 self._cpu_end[p.pid] = self._cpu_start.get(p.pid, 0.0)
         system_cpu = psutil.cpu_percent(interval=None)
+        machine = _machine_cpu(self._machine0, psutil.cpu_times())
         by_kind_end = self._all_cpu()
         by_kind: dict[str, float] = {}
         for pid, (kind, cpu) in by_kind_end.items():
@@ -439,9 +441,23 @@ class ResourceSampler:
             "cpu_s": round(sum(self._cpu_end[p] - self._cpu_start[p] for p in self._cpu_start), 2),
             "generator_cpu_s": round(self._self_cpu1 - self._self_cpu0, 2),
             "system_cpu_percent": system_cpu,
+            "machine_cpu_s": machine,
             "other_cpu_s": {k: round(v, 2) for k, v in sorted(by_kind.items()) if v >= 0.05},
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
+
+
+def _machine_cpu(before: Any, after: Any) -> dict[str, float]:
+    """CPU seconds of the whole machine (all cores) between two psutil.cpu_times() samples:
+    busy includes every process, also those that started and ended during the run."""
+    delta = {f: getattr(after, f) - getattr(before, f) for f in after._fields}
+    idle = delta.get("idle", 0.0) + delta.get("iowait", 0.0)
+    total = sum(delta.values()) - delta.get("guest", 0.0) - delta.get("guest_nice", 0.0)
+    return {
+        "total": round(total, 2),
+        "busy": round(total - idle, 2),
+        "steal": round(delta.get("steal", 0.0), 2),
+    }
 
 
 def _process_kind(info: dict[str, Any]) -> str:
@@ -673,9 +689,10 @@ class StreamBench:
 
     # Sending
     def _reading(self, dev: DeviceState, seq: int) -> str:
-        # Deterministic per (device, seq), so a resent reading is the same reading.
+        # Deterministic per (device, seq), so a resent reading is the same reading. Abnormal
+        # devices cross an alarm band for 15 s of every 40 s (long enough to raise an alert).
         recorded_at = dev.recorded_at[seq - 1]
-        if dev.abnormal and int(seq / self.cfg.rate) % 20 < 6:
+        if dev.abnormal and int(seq / self.cfg.rate) % 40 < 15:
             bpm = 35 if dev.bench.metric == "heart_rate" else 90
         else:
             base = 80 if dev.bench.metric == "heart_rate" else 140
@@ -865,12 +882,14 @@ class StreamBench:
         await asyncio.sleep(1.0)
         self.memory["rss_baseline"] = sum(self.sampler.rss_now().values())
         self.idle.append(warm)
+        t0 = time.perf_counter()
         self.idle += await self._gather_limited(
             [
                 (lambda: self._open_dashboard(url, self.fixture.idle_ward_id))
                 for _ in range(self.cfg.idle_dashboards - 1)
             ]
         )
+        self.connect_seconds["idle_dashboards"] = round(time.perf_counter() - t0, 2)
         await asyncio.sleep(2.0)
         self.memory["rss_with_dashboards"] = sum(self.sampler.rss_now().values())
 
@@ -1067,16 +1086,17 @@ def rest_run(
 
 # --- History aggregation ---------------------------------------------------------------------
 def history_fill(fixture: Fixture, *, hours: float = 24, rate: float = 4.0) -> tuple[int, float]:
-    """Insert ``hours`` of readings at ``rate`` Hz for the first patient through readings_store."""
+    """Insert ``hours`` of readings at ``rate`` Hz for every fixture patient through
+    readings_store, interleaved in time as a ward of monitors writes them (so one patient's
+    rows are spread over the table's pages like in production). Returns (rows, seconds)."""
     from monitoring.ingest import ReadingIn, readings_store
 
-    dev = fixture.devices[0]
-    total = int(hours * 3600 * rate)
+    per_device = int(hours * 3600 * rate)
     start = datetime.now(UTC) - timedelta(hours=hours)
     step = 1.0 / rate
     t0 = time.perf_counter()
-    chunk = 10_000
-    for first in range(0, total, chunk):
+    slice_len = max(1, 10_000 // len(fixture.devices))
+    for first in range(0, per_device, slice_len):
         readings_store(
             readings=[
                 ReadingIn(
@@ -1087,10 +1107,11 @@ def history_fill(fixture: Fixture, *, hours: float = 24, rate: float = 4.0) -> t
                     recorded_at=start + timedelta(seconds=i * step),
                     seq=i + 1,
                 )
-                for i in range(first, min(total, first + chunk))
+                for i in range(first, min(per_device, first + slice_len))
+                for dev in fixture.devices
             ]
         )
-    return total, time.perf_counter() - t0
+    return per_device * len(fixture.devices), time.perf_counter() - t0
 
 
 def history_run(
@@ -1149,6 +1170,8 @@ def history_run(
         "mode": "history",
         "vendor": connection.vendor,
         "readings": inserted,
+        "patients": len(fixture.devices),
+        "readings_of_patient": inserted // len(fixture.devices),
         "fill_seconds": round(fill_s, 1),
         "fill_readings_per_s": round(inserted / fill_s, 1),
         "status": status,

@@ -91,6 +91,12 @@ class Command(BaseCommand):
             help="time GET /api/records/<id>/?bucket=60 over 24 h of 4 Hz readings",
         )
         modes.add_argument("--history-hours", type=float, default=24.0)
+        modes.add_argument(
+            "--history-patients",
+            type=int,
+            default=1,
+            help="patients whose readings are interleaved in the table (the first is queried)",
+        )
         modes.add_argument("--history-query", default="bucket=60&from={start}&to={end}")
         target.add_argument(
             "--asgi", default="config.asgi:application", help="application the servers run"
@@ -113,7 +119,7 @@ class Command(BaseCommand):
         started = time.time()
         try:
             urls, pids = self._servers(servers, opts)
-            devices = 1 if mode == "history" else opts["devices"]
+            devices = opts["history_patients"] if mode == "history" else opts["devices"]
             if mode == "rest":
                 devices = max(devices and min(devices, 50), opts["rest_clients"])
             self._say(f"Creating the bench fixture ({devices} devices) ...")
