@@ -230,3 +230,21 @@ def test_access_token_is_refreshed_before_expiry_and_sent_in_band(page_server, n
     # The in-band re-authentication did not resubscribe (no duplicate snapshot).
     assert sum(1 for f in backend.received if f["type"] == "subscribe") == 1
     assert page.get_attribute("#conn", "data-state") == "open"
+
+
+def test_connection_indicator_appears_only_with_a_live_view(page_server, new_page):  # type: ignore[no-untyped-def]
+    page = new_page()
+    MockBackend(page, patients=make_patients(1))
+    page.goto(page_server + "/")
+    page.fill("#email", "nurse@example.org")
+    page.fill("#password", "x")
+    page.click("button[type=submit]")
+    page.wait_for_selector("a.ward-link")
+    assert page.is_hidden("#conn")
+    page.click("a.ward-link")
+    page.wait_for_selector("#conn[data-state='open']")
+    assert page.is_visible("#conn")
+    page.click("#signout")
+    page.wait_for_selector("#email")
+    assert page.is_hidden("#conn")
+    assert page.is_hidden("#signout")

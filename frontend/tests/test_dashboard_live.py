@@ -264,7 +264,42 @@ def test_patient_view_shows_limits_alerts_and_history(stack, new_page, artifacts
         "() => document.querySelector('.chart-note').textContent.includes('10 s buckets')"
     )
     page.screenshot(path=str(artifacts_dir / "patient-view.png"))
-    assert page.console_errors == []
+    # A custom range: the last few minutes (5 s buckets, the finest offered).
+    page.evaluate(
+        """() => { const pad = (n) => String(n).padStart(2, '0');
+        const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+        const end = new Date(Date.now() + 60000);
+        document.getElementById('range-from').value = local(new Date(end - 6 * 60000));
+        document.getElementById('range-to').value = local(end); }"""
+    )
+    page.click("button[data-range='custom']")
+    page.wait_for_function(
+        "() => document.querySelector('.chart-note').textContent.includes(' 5 s buckets')"
+    )
+    assert int(page.get_attribute("#main", "data-history-points")) > 10
+
+    # Alarm limits: edit, refused when the bands cross, back to the profile's defaults.
+    hr_low = ".limits tr[data-metric='heart_rate'] td[data-band='brady_high']"
+    default_low = page.inner_text(hr_low)
+    page.click("#limits-edit")
+    page.fill("input[data-metric='heart_rate'][data-band='brady_high']", "45")
+    page.click("#limits-save")
+    page.wait_for_function("(sel) => document.querySelector(sel)?.textContent === '45'", arg=hr_low)
+    assert "(patient)" in page.inner_text(".limits tr[data-metric='heart_rate'] th")
+    page.click("#limits-edit")
+    page.fill("input[data-metric='heart_rate'][data-band='brady_high']", "140")
+    page.click("#limits-save")
+    page.wait_for_function(
+        "() => document.getElementById('limits-error').textContent.includes('Must be above')"
+    )
+    assert page.input_value("input[data-metric='heart_rate'][data-band='brady_high']") == "140"
+    page.click("#limits-reset")
+    page.wait_for_function(
+        "([sel, v]) => document.querySelector(sel)?.textContent === v", arg=[hr_low, default_low]
+    )
+    assert "(default)" in page.inner_text(".limits tr[data-metric='heart_rate'] th")
+    # Only the refused save is logged (by the browser itself).
+    assert [e for e in page.console_errors if "status of 400" not in e] == []
 
 
 def test_sign_out_ends_the_session(stack, new_page):  # type: ignore[no-untyped-def]

@@ -179,6 +179,7 @@ export const api = {
   get: (url) => request("GET", url),
   post: (url, body = {}) => request("POST", url, body),
   put: (url, body) => request("PUT", url, body),
+  delete: (url) => request("DELETE", url),
   /** Every page of a paginated list (lists are small here: wards, places, alerts of a ward). */
   async all(url, maxPages = 20) {
     const items = [];

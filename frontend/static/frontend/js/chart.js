@@ -78,7 +78,10 @@ export function drawHistory(canvas, opts) {
   ctx.rect(padL, padT, w, h);
   ctx.clip();
 
-  for (const limit of opts.limits || []) {
+  // Labels of close lines are set side by side instead of on top of each other.
+  const placed = [];
+  const sortedLimits = [...(opts.limits || [])].sort((a, b) => a.value - b.value);
+  for (const limit of sortedLimits) {
     ctx.setLineDash([6 * dpr, 4 * dpr]);
     ctx.strokeStyle = limit.color || "rgba(255,255,255,0.35)";
     ctx.beginPath();
@@ -86,6 +89,15 @@ export function drawHistory(canvas, opts) {
     ctx.moveTo(padL, y);
     ctx.lineTo(padL + w, y);
     ctx.stroke();
+    if (limit.label) {
+      ctx.fillStyle = limit.color || "#fff";
+      ctx.textAlign = "left";
+      ctx.textBaseline = "bottom";
+      let x = padL + 4 * dpr;
+      for (const p of placed) if (Math.abs(p.y - y) < 12 * dpr) x = Math.max(x, p.x + p.w + 12 * dpr);
+      ctx.fillText(limit.label, x, y - 2 * dpr);
+      placed.push({ x, y, w: ctx.measureText(limit.label).width });
+    }
   }
   ctx.setLineDash([]);
 

@@ -56,6 +56,17 @@ export function limitsList(data) {
   }));
 }
 
+function describeError(err) {
+  const parts = [];
+  const walk = (value) => {
+    if (Array.isArray(value)) value.forEach(walk);
+    else if (value && typeof value === "object") Object.values(value).forEach(walk);
+    else if (value !== null && value !== undefined) parts.push(String(value));
+  };
+  walk(err.details);
+  return [err.message, ...new Set(parts)].join(" ");
+}
+
 function num(v) {
   const n = Number(v);
   return v === null || v === undefined || Number.isNaN(n) ? null : n;
@@ -226,34 +237,104 @@ export class PatientView {
 
   async loadLimits() {
     try {
-      const data = await api.get(`/api/patients/${this.patientId}/alarm-limits/`);
-      this.limits = limitsList(data);
-      const head = el(
-        "tr",
-        {},
-        el("th", { scope: "col" }, "Metric"),
-        BANDS.map(([, prio, op]) => el("th", { scope: "col", class: `limit-${prio}` }, `${PRIORITY_LABEL[prio]} ${op}`)),
-      );
-      const rows = this.limits.map((l) =>
-        el(
-          "tr",
-          { dataset: { metric: l.metric } },
-          el("th", { scope: "row" }, (METRIC_STYLE[l.metric] || { title: l.metric }).title, l.source ? el("span", { class: "muted small" }, ` (${l.source})`) : null),
-          BANDS.map(([key, prio]) => el("td", { class: `limit-${prio}`, dataset: { band: key } }, l.bands[key] ?? "off")),
-        ),
-      );
-      const holds = this.limits[0]
-        ? el("p", { class: "muted small" }, `Rates in bpm. A condition must last ${this.limits[0].holds.high ?? "?"} s (high), ${this.limits[0].holds.medium ?? "?"} s (medium), ${this.limits[0].holds.low ?? "?"} s (low) before it alarms.`)
-        : null;
-      this.dom.limits.replaceChildren(
-        rows.length
-          ? el("table", { class: "limits" }, el("thead", {}, head), el("tbody", {}, rows))
-          : el("p", { class: "muted" }, "No alarm limits."),
-        holds,
-      );
+      this.limitsData = await api.get(`/api/patients/${this.patientId}/alarm-limits/`);
+      this.limits = limitsList(this.limitsData);
+      this.renderLimits(false);
       this.drawChart();
     } catch (err) {
-      this.dom.limits.replaceChildren(el("p", { class: "muted" }, err.status === 404 ? "No alarm limits set (defaults apply)." : `Unavailable: ${err.message}`));
+      this.dom.limits.replaceChildren(el("p", { class: "muted" }, `Unavailable: ${err.message}`));
+    }
+  }
+
+  /** The limits table; in edit mode every band is a number input (empty = band off). */
+  renderLimits(editing, error = "") {
+    const head = el(
+      "tr",
+      {},
+      el("th", { scope: "col" }, "Metric"),
+      BANDS.map(([, prio, op]) => el("th", { scope: "col", class: `limit-${prio}` }, `${PRIORITY_LABEL[prio]} ${op}`)),
+    );
+    const inputs = [];
+    const rows = this.limits.map((l) => {
+      const title = (METRIC_STYLE[l.metric] || { title: l.metric }).title;
+      return el(
+        "tr",
+        { dataset: { metric: l.metric } },
+        el("th", { scope: "row" }, title, l.source ? el("span", { class: "muted small" }, ` (${l.source})`) : null),
+        BANDS.map(([key, prio, op]) => {
+          if (!editing) return el("td", { class: `limit-${prio}`, dataset: { band: key } }, l.bands[key] ?? "off");
+          const input = el("input", {
+            type: "number",
+            min: "0",
+            max: "300",
+            class: "limit-input",
+            value: l.bands[key] ?? "",
+            placeholder: "off",
+            dataset: { metric: l.metric, band: key },
+            "aria-label": `${title}: ${PRIORITY_LABEL[prio]} priority when ${op} (bpm)`,
+          });
+          inputs.push(input);
+          return el("td", { class: `limit-${prio}` }, input);
+        }),
+      );
+    });
+    const h = this.limits[0] && this.limits[0].holds;
+    const holds = h
+      ? el("p", { class: "muted small" }, `Rates in bpm. A condition must last ${h.high ?? "?"} s (high), ${h.medium ?? "?"} s (medium), ${h.low ?? "?"} s (low) before it alarms.`)
+      : null;
+    const table = rows.length
+      ? el("table", { class: "limits" }, el("thead", {}, head), el("tbody", {}, rows))
+      : el("p", { class: "muted" }, "No alarm limits.");
+    const errorBox = el("p", { class: "form-error", role: "alert", id: "limits-error" }, error);
+    let actions;
+    if (editing) {
+      const save = el("button", { type: "submit", class: "btn btn-primary", id: "limits-save" }, "Save limits");
+      const cancel = el("button", { type: "button", class: "btn", onclick: () => this.renderLimits(false) }, "Cancel");
+      const reset = el("button", { type: "button", class: "btn", id: "limits-reset", onclick: () => this.resetLimits() }, "Profile defaults");
+      actions = el("div", { class: "limit-actions" }, save, cancel, reset);
+      const form = el("form", { class: "limits-form" }, table, errorBox, actions);
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        this.saveLimits(inputs);
+      });
+      this.dom.limits.replaceChildren(form, holds);
+      inputs[0]?.focus();
+    } else {
+      const edit = el("button", { type: "button", class: "btn", id: "limits-edit", onclick: () => this.renderLimits(true) }, "Edit limits");
+      this.dom.limits.replaceChildren(table, holds, errorBox, el("div", { class: "limit-actions" }, edit));
+    }
+  }
+
+  async saveLimits(inputs) {
+    const byMetric = {};
+    for (const input of inputs) {
+      const { metric, band } = input.dataset;
+      byMetric[metric] ||= { metric };
+      byMetric[metric][band] = input.value === "" ? null : Number(input.value);
+    }
+    try {
+      this.limitsData = await api.put(`/api/patients/${this.patientId}/alarm-limits/`, { limits: Object.values(byMetric) });
+      this.limits = limitsList(this.limitsData);
+      this.renderLimits(false);
+      this.drawChart();
+      this.ui.announce("Alarm limits saved.");
+    } catch (err) {
+      this.renderLimits(true, describeError(err));
+      // Keep what the user typed: put the values back into the fresh inputs.
+      for (const input of this.dom.limits.querySelectorAll(".limit-input")) {
+        const typed = inputs.find((i) => i.dataset.metric === input.dataset.metric && i.dataset.band === input.dataset.band);
+        if (typed) input.value = typed.value;
+      }
+    }
+  }
+
+  async resetLimits() {
+    try {
+      await api.delete(`/api/patients/${this.patientId}/alarm-limits/`);
+      await this.loadLimits();
+      this.ui.announce("Alarm limits back to the profile defaults.");
+    } catch (err) {
+      this.renderLimits(true, describeError(err));
     }
   }
 
@@ -363,7 +444,10 @@ export class PatientView {
     const shown = new Set(series.length ? Object.keys(byMetric) : []);
     for (const l of this.limits) {
       if (!shown.has(l.metric)) continue;
-      for (const [key, prio] of BANDS) if (l.bands[key] !== null) limits.push({ value: l.bands[key], color: LIMIT_COLOR[prio] });
+      const short = l.metric === "fetal_heart_rate" ? "FHR" : "HR";
+      for (const [key, prio, op] of BANDS) {
+        if (l.bands[key] !== null) limits.push({ value: l.bands[key], color: LIMIT_COLOR[prio], label: `${short} ${op} ${l.bands[key]} (${prio})` });
+      }
     }
     const alerts = this.alerts.map((a) => ({ t: parseTime(a.raised_at), priority: a.priority }));
     drawHistory(canvas, { from, to, dpr, series, limits, alerts, bucketMs: bucket * 1000 });

@@ -79,7 +79,12 @@ class Tile {
     d.mark = el("span", { class: "alarm-mark", "aria-hidden": "true" });
     d.prio = el("span", { class: "alarm-prio" });
     d.msg = el("span", { class: "alarm-msg" });
-    d.ack = el("button", { type: "button", class: "btn btn-ack", hidden: true }, "Acknowledge");
+    d.ack = el(
+      "button",
+      { type: "button", class: "btn btn-ack", hidden: true },
+      el("span", { class: "ack-long" }, "Acknowledge"),
+      el("span", { class: "ack-short", "aria-hidden": "true" }, "Ack"),
+    );
     d.ack.addEventListener("click", (event) => {
       event.stopPropagation();
       if (d.ack.dataset.alert) this.view.acknowledge(Number(d.ack.dataset.alert));
@@ -415,6 +420,8 @@ export class WardView {
     fresh.forEach((node, i) => {
       if (this.dom.grid.children[i] !== node) this.dom.grid.insertBefore(node, this.dom.grid.children[i] || null);
     });
+    // A big ward gets smaller tiles so that a whole ward fits on one central-station screen.
+    this.dom.grid.classList.toggle("dense", this.tiles.size > 16);
     this.dom.waiting.hidden = true;
     this.dom.empty.hidden = patients.length > 0;
     this.alertsDirty = true;
