@@ -85,7 +85,7 @@ class UserAdmin(BaseUserAdmin):
     @admin.action(description="E-mail a new one-time password")
     def send_new_one_time_password(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = 0
-        for user in queryset.filter(is_active=True):
+        for user in queryset.filter(is_active=True):  # inactive users could not log in
             services.user_credentials_reissue(user=user)
             count += 1
         self.message_user(

@@ -15,7 +15,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -119,6 +121,8 @@ def user_credentials_queue(*, user: User) -> None:
 @transaction.atomic
 def user_credentials_reissue(*, user: User) -> None:
     """Replace the password with a new one-time password e-mailed to the user."""
+    if not user.is_active:
+        raise Conflict("The user is inactive; activate them first.", code="user_inactive")
     user.set_unusable_password()
     user.must_change_password = True
     user.save(update_fields=["password", "must_change_password"])
@@ -169,6 +173,7 @@ def user_update(
             "You cannot remove your own administrator role or deactivate yourself.",
             code="cannot_demote_self",
         )
+    activated = is_active is True and not user.is_active
     fields = []
     for name, value in (
         ("first_name", first_name),
@@ -184,7 +189,12 @@ def user_update(
     if places is not None:
         user.places.set(places)
     if is_active is False:
+        # Access tokens of an inactive user are refused anyway; blacklisting the refresh
+        # tokens keeps them dead if the user is activated again.
         user_tokens_revoke(user=user)
+    if activated and user.must_change_password and not user.has_usable_password():
+        # Created inactive, so the credentials e-mail was skipped: send it now.
+        user_credentials_queue(user=user)
     return user
 
 
@@ -225,6 +235,23 @@ def user_login(
     return user, refresh
 
 
+def user_token_refresh(*, refresh: str) -> dict[str, str]:
+    """A new access token and, with rotation on, a new refresh token (the old one is
+    blacklisted)."""
+    serializer = TokenRefreshSerializer(data={"refresh": refresh})
+    try:
+        serializer.is_valid(raise_exception=True)
+    except TokenError as exc:
+        raise NotAuthenticated(str(exc), code="token_not_valid") from None
+    except AuthenticationFailed:  # the account was deactivated after the token was issued
+        raise NotAuthenticated("This account is disabled.", code="account_disabled") from None
+    except User.DoesNotExist:
+        raise NotAuthenticated(
+            "The account of this token no longer exists.", code="token_not_valid"
+        ) from None
+    return dict(serializer.validated_data)
+
+
 def user_logout(*, refresh: str) -> None:
     try:
         RefreshToken(refresh).blacklist()  # type: ignore[arg-type]
@@ -261,6 +288,8 @@ def user_password_change(*, user: User, old_password: str, new_password: str) ->
     user.set_password(new_password)
     user.must_change_password = False
     user.save(update_fields=["password", "must_change_password"])
+    # A reset code requested before the change must not undo it.
+    otp.otp_discard(purpose=PASSWORD_RESET, user_id=user.pk)
     return user
 
 

@@ -6,13 +6,11 @@ from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 
 from accounts import serializers as s
 from accounts import services
@@ -25,7 +23,6 @@ from accounts.throttles import (
     RegisterThrottle,
 )
 from config.api import ERROR_RESPONSES, ErrorSerializer
-from config.errors import NotAuthenticated
 
 AUTH_TAG = ["auth"]
 USERS_TAG = ["users"]
@@ -49,6 +46,12 @@ class PublicView(APIView):
     def get_authenticate_header(self, request: Request) -> str:
         # A refused token is a 401 (DRF would turn it into a 403 without any authenticator).
         return 'Bearer realm="api"'
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        # 401s raised by services (bad credentials) carry the challenge like DRF's own.
+        if response.status_code == status.HTTP_401_UNAUTHORIZED:
+            response.setdefault("WWW-Authenticate", self.get_authenticate_header(request))
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class RegisterView(PublicView):
@@ -112,18 +115,9 @@ class RefreshView(PublicView):
         responses={200: s.TokenPairSerializer, **errors(400, 401)},
     )
     def post(self, request: Request) -> Response:
-        serializer = TokenRefreshSerializer(data=request.data)
-        try:
-            serializer.is_valid(raise_exception=True)
-        except TokenError as exc:
-            raise InvalidToken(exc.args[0]) from exc
-        except AuthenticationFailed as exc:  # the account was deactivated meanwhile
-            raise NotAuthenticated(str(exc.detail), code="account_disabled") from exc
-        except User.DoesNotExist:
-            raise NotAuthenticated(
-                "The account of this token no longer exists.", code="token_not_valid"
-            ) from None
-        return Response(serializer.validated_data)
+        data = s.RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(services.user_token_refresh(refresh=data.validated_data["refresh"]))
 
 
 class LogoutView(PublicView):
@@ -298,3 +292,19 @@ class UserViewSet(
         user = services.user_update(user=user, actor=request.user, **data.validated_data)
         user = self.get_queryset().get(pk=user.pk)
         return Response(s.UserSerializer(user).data)
+
+    @extend_schema(
+        summary="E-mail the user a new one-time password",
+        description=(
+            "For a user who lost the first e-mail or their password: the current password "
+            "stops working, their sessions end, and they must change the new one at login. "
+            "An inactive user answers 409 `user_inactive`."
+        ),
+        request=None,
+        responses={202: s.UserSerializer, **errors(401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["post"], url_path="send-one-time-password")
+    def send_one_time_password(self, request: Request, pk: str | None = None) -> Response:
+        user = self.get_object()
+        services.user_credentials_reissue(user=user)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_202_ACCEPTED)

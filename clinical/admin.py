@@ -8,12 +8,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from clinical.models import Patient, Place, Ward
 from clinical.selectors import patient_device_id
-from clinical.services import PATIENT_FIELDS, patient_validate
+from clinical.services import (
+    PATIENT_FIELDS,
+    patient_device_release,
+    patient_validate,
+    place_validate,
+)
 from config.errors import ValidationFailed
 
 
@@ -30,6 +36,14 @@ class PlaceAdminForm(forms.ModelForm):
     class Meta:
         model = Place
         fields = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        try:
+            place_validate(place=Place(webhook_url=url))
+        except ValidationFailed as exc:
+            raise forms.ValidationError((exc.details or {}).get("webhook_url", [])) from exc
+        return url
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -87,6 +101,10 @@ class WardAdmin(admin.ModelAdmin):
     search_fields = ("name", "place__name")
     autocomplete_fields = ("place",)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Ward | None = None) -> tuple:
+        # Its patients and devices belong to the place: a ward does not move between places.
+        return ("place",) if obj is not None else ()
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ward]:
         return (
             super()
@@ -128,7 +146,7 @@ class PatientAdminForm(forms.ModelForm):
         probe = Patient(pk=self.instance.pk, **{name: cleaned.get(name) for name in PATIENT_FIELDS})
         moving = self.instance.pk is not None and probe.place_id != self.instance.place_id
         try:
-            patient_validate(patient=probe, moving_place=moving)
+            patient_validate(patient=probe, moving_place=moving, admitting=self.instance.pk is None)
         except ValidationFailed as exc:
             for field, messages in (exc.details or {}).items():
                 self.add_error(field if field in self.fields else None, messages)
@@ -162,6 +180,15 @@ class PatientAdmin(admin.ModelAdmin):
         ("Location", {"fields": ("place", "ward", "bed", "device_serial")}),
         ("Admission", {"fields": ("admitted_at", "discharged_at")}),
     )
+
+    def save_model(
+        self, request: HttpRequest, obj: Patient, form: forms.ModelForm, change: bool
+    ) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change and form.initial.get("discharged_at") is None and obj.discharged_at:
+                # Same as the REST discharge: the monitor is freed for the next admission.
+                patient_device_release(patient=obj)
 
     @admin.display(description="device")
     def device_serial(self, patient: Patient) -> str:

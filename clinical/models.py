@@ -137,3 +137,75 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlarmLimit(models.Model):
+    """A patient's own alarm bands for one metric, overriding the profile's defaults.
+
+    ``brady_*`` thresholds raise the low-rate alarm when the rate is at or below them,
+    ``tachy_*`` thresholds the high-rate alarm when it is at or above them; the suffix is the
+    IEC 60601-1-8 priority. A null threshold switches that band off. Each band must hold for
+    its priority's hold time before it raises anything (transients raise nothing).
+    """
+
+    class Metric(models.TextChoices):
+        HEART_RATE = "heart_rate", "Heart rate"
+        FETAL_HEART_RATE = "fetal_heart_rate", "Fetal heart rate"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alarm_limits")
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    brady_high = models.SmallIntegerField(null=True, blank=True)
+    brady_medium = models.SmallIntegerField(null=True, blank=True)
+    brady_low = models.SmallIntegerField(null=True, blank=True)
+    tachy_low = models.SmallIntegerField(null=True, blank=True)
+    tachy_medium = models.SmallIntegerField(null=True, blank=True)
+    tachy_high = models.SmallIntegerField(null=True, blank=True)
+    hold_high_seconds = models.PositiveIntegerField()
+    hold_medium_seconds = models.PositiveIntegerField()
+    hold_low_seconds = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("patient_id", "metric")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient", "metric"), name="one_alarm_limit_per_patient_metric"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} limits of patient {self.patient_id}"
+
+
+class AlertNotification(models.Model):
+    """One delivery of one alert event to one recipient (e-mail address or webhook URL).
+
+    The unique key makes the fan-out tasks idempotent: a retried or duplicated task skips
+    every recipient already marked sent.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="notifications")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    recipient = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("event", "channel", "recipient"), name="one_notification_per_recipient"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient} ({'sent' if self.sent_at else 'pending'})"

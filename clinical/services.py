@@ -17,9 +17,12 @@ from django.utils import timezone
 from clinical.models import Patient, Place, Ward
 from clinical.selectors import patient_device_id
 from config.errors import Conflict, ValidationFailed
+from monitoring.services import device_assign
 
 # Clocks of clients drift; a timestamp this far ahead of ours is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
+# Nobody alive was born before this; earlier dates are typing errors.
+EARLIEST_BIRTH = date(1900, 1, 1)
 
 PLACE_FIELDS = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
 WARD_FIELDS = ("place", "name")
@@ -71,6 +74,15 @@ def _save(instance: models.Model, *, update_fields: list[str] | None = None) -> 
 # --- Places ----------------------------------------------------------------------------------
 
 
+def place_validate(*, place: Place) -> None:
+    """Rules beyond the model's field checks."""
+    if place.webhook_url and not place.webhook_url.lower().startswith(("https://", "http://")):
+        raise ValidationFailed(
+            "The request is not valid.",
+            details={"webhook_url": ["Webhooks are called over HTTP(S) only."]},
+        )
+
+
 def place_create(
     *,
     name: str,
@@ -89,6 +101,7 @@ def place_create(
         webhook_secret=webhook_secret,
     )
     _clean_fields(place)
+    place_validate(place=place)
     _save(place)
     return place
 
@@ -97,6 +110,7 @@ def place_update(*, place: Place, data: Mapping[str, Any]) -> Place:
     changed = _assign(place, fields=PLACE_FIELDS, data=data)
     if changed:
         _clean_fields(place)
+        place_validate(place=place)
         _save(place, update_fields=changed)
     return place
 
@@ -144,29 +158,46 @@ def _latest_date_on_earth() -> date:
     return (timezone.now() + timedelta(hours=14)).date()
 
 
-def patient_validate(*, patient: Patient, moving_place: bool = False) -> None:
-    """The rules every patient obeys, reported together as one ``ValidationFailed``."""
+def patient_validate(
+    *, patient: Patient, moving_place: bool = False, admitting: bool = False
+) -> None:
+    """The rules every patient obeys, reported together as one ``ValidationFailed``.
+
+    ``admitting``: the patient enters a place now (created, or moved to another place), which
+    must then be active."""
     errors: dict[str, list[str]] = {}
     now = timezone.now()
+    if (admitting or moving_place) and not patient.place.is_active:
+        errors["place"] = ["The place is not active; patients cannot be admitted to it."]
     if patient.ward_id is not None and patient.ward.place_id != patient.place_id:
         errors["ward"] = ["The ward belongs to another place than the patient."]
-    if patient.date_of_birth and patient.date_of_birth > _latest_date_on_earth():
+    born = patient.date_of_birth
+    if born and born > _latest_date_on_earth():
         errors["date_of_birth"] = ["The date of birth is in the future."]
+    elif born and born < EARLIEST_BIRTH:
+        errors["date_of_birth"] = [f"The date of birth is before {EARLIEST_BIRTH:%Y}."]
     admitted_at: datetime | None = patient.admitted_at
     if admitted_at and admitted_at > now + CLOCK_SKEW:
         errors["admitted_at"] = ["The admission time is in the future."]
+    elif (
+        admitted_at
+        and born
+        and "date_of_birth" not in errors
+        and (admitted_at + timedelta(hours=14)).date() < born
+    ):
+        errors["admitted_at"] = ["The admission is before the date of birth."]
     discharged_at: datetime | None = patient.discharged_at
     if discharged_at is not None:
         if admitted_at and discharged_at <= admitted_at:
             errors["discharged_at"] = ["The discharge must come after the admission."]
         elif discharged_at > now + CLOCK_SKEW:
             errors["discharged_at"] = ["The discharge time is in the future."]
-    if moving_place and patient.pk and patient_device_id(patient) is not None:
+    if moving_place and patient_device_id(patient) is not None:
         device = patient.device  # type: ignore[attr-defined]
         if device.place_id != patient.place_id:
-            errors["place"] = [
+            errors.setdefault("place", []).append(
                 "The patient's device belongs to the previous place; unassign it first."
-            ]
+            )
     if errors:
         raise ValidationFailed("The request is not valid.", details=errors)
 
@@ -208,14 +239,24 @@ def patient_create(
         discharged_at=discharged_at,
     )
     _clean_fields(patient, exclude=["place", "ward"])
-    patient_validate(patient=patient)
+    patient_validate(patient=patient, admitting=True)
     _patient_mrn_check(patient=patient)
     _save(patient)
     return patient
 
 
+def patient_device_release(*, patient: Patient) -> None:
+    """A discharged patient leaves the bed: their monitor is freed for the next admission, and
+    no more readings or alarms are filed under them."""
+    if patient_device_id(patient) is None:
+        return
+    device_assign(device=patient.device, patient=None)  # type: ignore[attr-defined]
+    Patient.device.related.set_cached_value(patient, None)  # type: ignore[attr-defined]
+
+
 def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     previous_place_id = patient.place_id
+    was_admitted = patient.discharged_at is None
     changed = _assign(patient, fields=PATIENT_FIELDS, data=data)
     if not changed:
         return patient
@@ -223,15 +264,20 @@ def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     patient_validate(patient=patient, moving_place=patient.place_id != previous_place_id)
     if {"mrn", "place"} & set(changed):
         _patient_mrn_check(patient=patient)
-    _save(patient, update_fields=changed)
+    with transaction.atomic():
+        _save(patient, update_fields=changed)
+        if was_admitted and patient.discharged_at is not None:
+            patient_device_release(patient=patient)
     return patient
 
 
+@transaction.atomic
 def patient_discharge(*, patient: Patient, discharged_at: datetime | None = None) -> Patient:
-    """Discharge a patient who is still admitted (409 if already discharged)."""
+    """Discharge a patient who is still admitted (409 if already discharged); frees the device."""
     if patient.discharged_at is not None:
         raise Conflict("The patient is already discharged.")
     patient.discharged_at = discharged_at or timezone.now()
     patient_validate(patient=patient)
     _save(patient, update_fields=["discharged_at"])
+    patient_device_release(patient=patient)
     return patient

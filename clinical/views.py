@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -32,28 +33,31 @@ from clinical.serializers import (
 from config.api import ERROR_RESPONSES, ErrorSerializer
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflicts with an existing record")
-METHOD_NOT_ALLOWED = OpenApiResponse(ErrorSerializer, description="Method not allowed")
 
 
 def _errors(*codes: int) -> dict[int, Any]:
-    responses: dict[int, Any] = {**ERROR_RESPONSES, 409: CONFLICT, 405: METHOD_NOT_ALLOWED}
+    responses: dict[int, Any] = {**ERROR_RESPONSES, 409: CONFLICT}
     return {code: responses[code] for code in codes}
 
 
 def _crud_schema(
-    serializer: type, noun: str, plural: str, *, writers: str, conflict: bool
+    serializer: type, noun: str, plural: str, *, writers: str, conflict: bool, rules: str = ""
 ) -> dict[str, Any]:
+    write = f"Allowed to {writers}. {rules}".strip()
     write_errors = (400, 401, 403, 404, 409) if conflict else (400, 401, 403, 404)
     create_errors = tuple(code for code in write_errors if code != 404)
     return {
         "list": extend_schema(
             summary=f"List {plural}",
-            description=f"The {plural} visible to the caller, paginated.",
+            description=(
+                f"The {plural} visible to the caller, paginated: administrators see all, "
+                "doctors and nurses those of the places they belong to."
+            ),
             responses={200: serializer, **_errors(400, 401)},
         ),
         "create": extend_schema(
             summary=f"Create a {noun}",
-            description=f"Allowed to {writers}.",
+            description=write,
             responses={201: serializer, **_errors(*create_errors)},
         ),
         "retrieve": extend_schema(
@@ -63,12 +67,12 @@ def _crud_schema(
         ),
         "update": extend_schema(
             summary=f"Replace a {noun}",
-            description=f"Allowed to {writers}.",
+            description=write,
             responses={200: serializer, **_errors(*write_errors)},
         ),
         "partial_update": extend_schema(
             summary=f"Change a {noun}",
-            description=f"Allowed to {writers}.",
+            description=write,
             responses={200: serializer, **_errors(*write_errors)},
         ),
     }
@@ -89,7 +93,17 @@ class _NoDeleteViewSet(
 
 
 @extend_schema_view(
-    **_crud_schema(PlaceSerializer, "place", "places", writers="administrators", conflict=False)
+    **_crud_schema(
+        PlaceSerializer,
+        "place",
+        "places",
+        writers="administrators",
+        conflict=False,
+        rules=(
+            "`webhook_secret` is write-only (`has_webhook_secret` tells whether one is set); "
+            "`webhook_url` and `has_webhook_secret` are shown to administrators only."
+        ),
+    )
 )
 class PlaceViewSet(_NoDeleteViewSet):
     """Hospitals and clinics."""
@@ -102,7 +116,7 @@ class PlaceViewSet(_NoDeleteViewSet):
     ordering_fields = ("id", "name", "kind", "is_active", "created_at")
     ordering = ("name", "id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Place]:
         if self._fake():
             return Place.objects.none()
         return place_list_visible(user=self.request.user)
@@ -117,7 +131,17 @@ class PlaceViewSet(_NoDeleteViewSet):
 
 
 @extend_schema_view(
-    **_crud_schema(WardSerializer, "ward", "wards", writers="administrators", conflict=True)
+    **_crud_schema(
+        WardSerializer,
+        "ward",
+        "wards",
+        writers="administrators",
+        conflict=True,
+        rules=(
+            "A ward name already used in the place is a 409 `conflict` with `details.name`. "
+            "A ward does not move to another place (400)."
+        ),
+    )
 )
 class WardViewSet(_NoDeleteViewSet):
     """Wards of a place."""
@@ -130,7 +154,7 @@ class WardViewSet(_NoDeleteViewSet):
     ordering_fields = ("id", "name", "place")
     ordering = ("place", "name", "id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Ward]:
         if self._fake():
             return Ward.objects.none()
         return ward_list_visible(user=self.request.user)
@@ -151,10 +175,21 @@ class WardViewSet(_NoDeleteViewSet):
         "patients",
         writers="administrators, doctors and nurses, within their places",
         conflict=True,
+        rules=(
+            "A `place` or `ward` the caller cannot see is rejected as nonexistent (400 on that "
+            "field). The ward must belong to the patient's place, and an inactive place "
+            "admits no one (400). `date_of_birth` may not be in the future, `discharged_at` "
+            "must follow `admitted_at` (400). An `mrn` already used in the place is a 409 "
+            "`conflict` with `details.mrn`. A patient with a device keeps its place. Setting "
+            "`discharged_at` frees the patient's device; `null` readmits."
+        ),
     ),
     discharge=extend_schema(
         summary="Discharge a patient",
-        description="Sets `discharged_at` (now when omitted). 409 if already discharged.",
+        description=(
+            "Sets `discharged_at` (now when omitted) and frees the patient's device for the "
+            "next admission. 409 if already discharged."
+        ),
         request=PatientDischargeSerializer,
         responses={200: PatientSerializer, **_errors(400, 401, 403, 404, 409)},
     ),
@@ -180,7 +215,7 @@ class PatientViewSet(_NoDeleteViewSet):
     )
     ordering = ("place", "ward", "bed", "id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Patient]:
         if self._fake():
             return Patient.objects.none()
         return patient_list_visible(user=self.request.user)

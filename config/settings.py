@@ -6,6 +6,7 @@ EMAIL_URL, SECRET_KEY, ALLOWED_HOSTS and DEBUG=false. See docs/operations.md.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -255,3 +256,34 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Alarms and alerts (docs/alarms.md) -----------------------------------------------------
+# Per-profile default bands and hold times can be overridden here as JSON, e.g.
+# ALARM_LIMITS='{"adult:heart_rate": {"hold_high_seconds": 15}}'; per patient through the API.
+ALARM_LIMITS = json.loads(env_str("ALARM_LIMITS", "") or "{}")
+# A raised clinical alarm resolves once the rate has been back in range this long.
+ALARM_CLEAR_SECONDS = env_int("ALARM_CLEAR_SECONDS", 5)
+# A high-priority alert unacknowledged this long is escalated to admins, and again every
+# interval until someone acknowledges it.
+ALERT_ESCALATION_SECONDS = env_int("ALERT_ESCALATION_SECONDS", 120)
+ALARM_SCAN_SECONDS = env_float("ALARM_SCAN_SECONDS", 5.0)
+ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "alerts-device-offline-scan": {
+            "task": "notifications.tasks.alerts_offline_scan",
+            "schedule": ALARM_SCAN_SECONDS,
+            "options": {"expires": ALARM_SCAN_SECONDS * 2},
+        },
+        "alerts-escalation-scan": {
+            "task": "notifications.tasks.alerts_escalation_scan",
+            "schedule": ALARM_SCAN_SECONDS,
+            "options": {"expires": ALARM_SCAN_SECONDS * 2},
+        },
+        "alerts-delivery-sweep": {
+            "task": "notifications.tasks.alerts_delivery_sweep",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
+    }
+)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Avg, BigIntegerField, Count, Func, Max, Min, QuerySet
+from django.db import connection, transaction
+from django.db.models import Avg, Count, DateTimeField, Func, Max, Min, QuerySet
 
 from accounts.models import User
 from accounts.selectors import user_place_ids
@@ -94,14 +95,18 @@ def readings_history(
     return qs
 
 
-class _EpochBucket(Func):
-    """Seconds since the epoch of a timestamp, floored to a multiple of ``size`` seconds.
+AGGREGATE_WORK_MEM = "64MB"
 
-    Grouping on an integer keeps the GROUP BY cheap and is portable: PostgreSQL extracts the
-    epoch from ``timestamptz``; SQLite stores UTC text that ``strftime('%s')`` converts.
+
+class _TimeBucket(Func):
+    """The start of the ``size``-second bucket a timestamp falls in, aligned to the epoch.
+
+    PostgreSQL: ``date_bin`` (PostgreSQL 14+, as Django 5.2 requires), which groups faster
+    than epoch arithmetic on ``numeric``. SQLite: the UTC text Django stores, converted to
+    epoch seconds, floored, and back to a date-time.
     """
 
-    output_field = BigIntegerField()
+    output_field = DateTimeField()
 
     def __init__(self, expression: Any, size: int) -> None:
         self.size = int(size)
@@ -112,14 +117,19 @@ class _EpochBucket(Func):
 
     def as_postgresql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
         sql, params = compiler.compile(self.source_expressions[0])
-        size = self.size
-        return f"(FLOOR(EXTRACT(EPOCH FROM {sql}) / {size}) * {size})::bigint", params
+        return (
+            f"date_bin(interval '{self.size} seconds', {sql}, timestamptz '1970-01-01 00:00:00+00')",
+            params,
+        )
 
     def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
         sql, params = compiler.compile(self.source_expressions[0])
         size = self.size
         # Epochs after 1970 are positive, so integer division floors.
-        return f"((CAST(strftime('%%s', {sql}) AS INTEGER) / {size}) * {size})", params
+        return (
+            f"datetime((CAST(strftime('%%s', {sql}) AS INTEGER) / {size}) * {size}, 'unixepoch')",
+            params,
+        )
 
 
 def readings_aggregate(
@@ -138,14 +148,22 @@ def readings_aggregate(
     rows = (
         readings_history(patient_id=patient_id, start=start, end=end, metric=metric)
         .order_by()
-        .annotate(bucket=_EpochBucket("recorded_at", bucket_seconds))
+        .annotate(bucket=_TimeBucket("recorded_at", bucket_seconds))
         .values("bucket", "metric")
-        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("id"))
+        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("*"))
         .order_by("bucket", "metric")
     )
+    if connection.vendor == "postgresql":
+        # The planner cannot estimate how few buckets there are, sizes a hash table for one
+        # per row and, over the default work_mem, sorts 345,600 rows on disk for a day at 4 Hz.
+        # More memory for this one statement (SET LOCAL ends with the transaction) lets it
+        # hash-aggregate in memory: about twice as fast.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'")
+            rows = list(rows)
     return [
         {
-            "bucket_start": datetime.fromtimestamp(row["bucket"], tz=UTC),
+            "bucket_start": row["bucket"],
             "metric": row["metric"],
             "min": row["min"],
             "max": row["max"],

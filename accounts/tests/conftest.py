@@ -4,7 +4,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+
+from accounts.testing import auth_cache_clear
 
 
 @pytest.fixture(autouse=True)
@@ -16,9 +17,9 @@ def _fast_password_hashing(settings: Any) -> None:
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     """Throttle counters and one-time codes live in Redis: every test starts clean."""
-    cache.clear()
+    auth_cache_clear()
     yield
-    cache.clear()
+    auth_cache_clear()
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:

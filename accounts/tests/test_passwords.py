@@ -282,3 +282,51 @@ def test_forgot_mail_is_queued_when_the_request_commits(smtp_server, celery_eage
     response = APIClient().post(FORGOT, {"email": user.email})
     assert response.status_code == 202
     assert len(smtp_server.to(user.email)) == 1
+
+
+def _drf_views(patterns):  # type: ignore[no-untyped-def]
+    from django.urls import URLPattern, URLResolver
+
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _drf_views(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern) and hasattr(pattern.callback, "cls"):
+            yield str(pattern.pattern), pattern.callback.cls
+
+
+def test_every_jwt_endpoint_uses_the_gated_authentication():
+    """A view that names simplejwt's class directly would skip the first-login gate."""
+    from django.urls import get_resolver
+    from rest_framework_simplejwt.authentication import JWTAuthentication as PlainJWT
+
+    from accounts.authentication import JWTAuthentication
+
+    views = list(_drf_views(get_resolver().url_patterns))
+    assert any(path.startswith("api/") for path, _ in views)
+    for path, cls in views:
+        for auth in cls.authentication_classes:
+            if issubclass(auth, PlainJWT):
+                assert issubclass(auth, JWTAuthentication), (path, cls, auth)
+
+
+def test_must_change_password_blocks_posting_readings(newcomer, patient):
+    client, _ = session(newcomer.email)
+    response = client.post(
+        "/api/records/",
+        {
+            "patient": patient.pk,
+            "metric": "heart_rate",
+            "bpm": 80,
+            "recorded_at": "2026-01-01T00:00:00Z",
+        },
+    )
+    assert_error(response, 403, "password_change_required")
+
+
+def test_changing_the_password_voids_a_pending_reset_code(api, nurse, mail):
+    forgot(api, nurse.email, mail)
+    code = reset_code(mail.to(nurse.email)[0])
+    client, _ = session(nurse.email)
+    client.post(CHANGE, {"old_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD})
+    payload = {"email": nurse.email, "code": code, "new_password": "Other-Pass-9981"}
+    assert_error(api.post(RESET, payload), 400, "invalid_code")

@@ -77,3 +77,18 @@ def test_throttle_counters_live_in_redis(api, rates):
     api.post("/api/auth/login/", {})
     client = cache._cache.get_client(write=False)
     assert any(b"throttle_login" in key for key in client.scan_iter())
+
+
+def test_test_cleanup_removes_only_throttle_and_code_keys(api):
+    from django.core.cache import cache
+
+    from accounts import otp
+    from accounts.testing import auth_cache_clear
+
+    cache.set("unrelated", 1, 60)
+    otp.otp_issue(purpose="password_reset", user_id=1)
+    api.post("/api/auth/login/", {})
+    assert auth_cache_clear() >= 3
+    assert cache.get("unrelated") == 1
+    assert cache.get("otp:password_reset:1") is None
+    cache.delete("unrelated")

@@ -260,3 +260,48 @@ def test_update_validates(admin_api, nurse):
         admin_api.patch(detail(nurse), {"places": [999999]}), 400, "validation_error"
     )
     assert "places" in error["details"]
+
+
+def test_admin_sends_a_new_one_time_password(admin_api, api, nurse, smtp_server, on_commit):
+    tokens = api.post(
+        "/api/auth/login/", {"email": nurse.email, "password": "Str0ng-Passw0rd!"}
+    ).json()
+    with on_commit(execute=True):
+        response = admin_api.post(f"{detail(nurse)}send-one-time-password/")
+    assert response.status_code == 202, response.content
+    assert response.json()["must_change_password"] is True
+    password = one_time_password(smtp_server.to(nurse.email)[0])
+    nurse.refresh_from_db()
+    assert nurse.check_password(password) and not nurse.check_password("Str0ng-Passw0rd!")
+    assert_error(
+        api.post("/api/auth/refresh/", {"refresh": tokens["refresh"]}), 401, "token_not_valid"
+    )
+
+
+def test_send_one_time_password_rules(admin_api, nurse_api, nurse, smtp_server, on_commit):
+    assert_error(nurse_api.post(f"{detail(nurse)}send-one-time-password/"), 403, "forbidden")
+    assert_error(admin_api.post(f"{USERS}999999/send-one-time-password/"), 404, "not_found")
+    nurse.is_active = False
+    nurse.save(update_fields=["is_active"])
+    with on_commit(execute=True):
+        response = admin_api.post(f"{detail(nurse)}send-one-time-password/")
+    assert_error(response, 409, "user_inactive")
+    assert smtp_server.messages == []
+
+
+def test_a_user_created_inactive_gets_credentials_when_activated(admin_api, smtp_server, on_commit):
+    with on_commit(execute=True):
+        response = admin_api.post(USERS, {"email": "later@example.org", "is_active": False})
+    assert response.status_code == 201 and response.json()["is_active"] is False
+    assert smtp_server.messages == []
+    user = User.objects.get(email="later@example.org")
+    with on_commit(execute=True):
+        assert admin_api.patch(detail(user), {"is_active": True}).status_code == 200
+    (message,) = smtp_server.to("later@example.org")
+    user.refresh_from_db()
+    assert user.check_password(one_time_password(message))
+    # Deactivating and activating again does not send another one.
+    with on_commit(execute=True):
+        admin_api.patch(detail(user), {"is_active": False})
+        admin_api.patch(detail(user), {"is_active": True})
+    assert len(smtp_server.messages) == 1

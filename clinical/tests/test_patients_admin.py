@@ -12,6 +12,13 @@ from config.factories import DeviceFactory, PatientFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    # Users are made in most tests; the production hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 CHANGELIST = "/admin/clinical/patient/"
 
 
@@ -96,3 +103,24 @@ def test_admin_change_page_of_patient_with_device(staff_client, device):
     response = staff_client.get(f"{CHANGELIST}{device.patient_id}/change/")
     assert response.status_code == 200
     assert device.serial.encode() in response.content
+
+
+def test_discharge_in_the_admin_frees_the_device(staff_client, device):
+    patient = device.patient
+    admitted = timezone.now() - timedelta(days=1)
+    discharged = timezone.now() - timedelta(hours=1)
+    data = form_data(
+        patient.ward,
+        name=patient.name,
+        mrn=patient.mrn,
+        admitted_at_0=admitted.strftime("%Y-%m-%d"),
+        admitted_at_1=admitted.strftime("%H:%M:%S"),
+        discharged_at_0=discharged.strftime("%Y-%m-%d"),
+        discharged_at_1=discharged.strftime("%H:%M:%S"),
+    )
+    response = staff_client.post(f"{CHANGELIST}{patient.id}/change/", data)
+    assert response.status_code == 302
+    patient.refresh_from_db()
+    device.refresh_from_db()
+    assert patient.discharged_at is not None
+    assert device.patient_id is None

@@ -11,6 +11,13 @@ from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFa
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    # Users are made in most tests; the production hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 URL = "/api/patients/"
 
 
@@ -180,6 +187,31 @@ def test_date_of_birth_may_not_be_in_the_future(nurse_api, ward):
     assert nurse_api.post(URL, new_patient(ward, date_of_birth=today)).status_code == 201
 
 
+def test_date_of_birth_must_be_plausible(nurse_api, ward):
+    payload = new_patient(ward, date_of_birth="0001-01-01")
+    error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
+    assert list(error["details"]) == ["date_of_birth"]
+
+
+def test_admission_may_not_precede_birth(nurse_api, ward):
+    payload = new_patient(ward, date_of_birth="2020-05-01", admitted_at="2019-01-01T00:00:00Z")
+    error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
+    assert list(error["details"]) == ["admitted_at"]
+
+
+def test_no_admission_to_an_inactive_place(admin_api, nurse_api, ward, patient):
+    closed_ward = WardFactory(place=PlaceFactory(is_active=False))
+    error = assert_error(admin_api.post(URL, new_patient(closed_ward)), 400, "validation_error")
+    assert "place" in error["details"]
+    payload = {"place": closed_ward.place_id, "ward": closed_ward.id}
+    error = assert_error(admin_api.patch(detail(patient), payload), 400, "validation_error")
+    assert "place" in error["details"]
+    # Patients already there stay manageable when their place closes.
+    ward.place.is_active = False
+    ward.place.save()
+    assert nurse_api.patch(detail(patient), {"bed": "B-9"}).status_code == 200
+
+
 def test_discharge_must_follow_admission(nurse_api, ward):
     admitted = timezone.now() - timedelta(hours=5)
     payload = new_patient(
@@ -313,6 +345,11 @@ def test_device_is_read_only(nurse_api, patient):
     assert response.json()["device"] is None
 
 
+def test_malformed_ids_are_404(nurse_api):
+    assert_error(nurse_api.get(f"{URL}abc/"), 404, "not_found")
+    assert_error(nurse_api.get(f"{URL}{10**20}/"), 404, "not_found")
+
+
 def test_delete_is_not_offered(admin_api, patient):
     assert_error(admin_api.delete(detail(patient)), 405, "method_not_allowed")
     assert Patient.objects.filter(id=patient.id).exists()
@@ -352,6 +389,38 @@ def test_discharge_at_a_given_time(nurse_api, patient):
         "validation_error",
     )
     assert "discharged_at" in error["details"]
+
+
+def test_discharge_frees_the_device(nurse_api, device):
+    patient = device.patient
+    response = nurse_api.post(f"{detail(patient)}discharge/")
+    assert response.status_code == 200
+    assert response.json()["device"] is None
+    device.refresh_from_db()
+    assert device.patient_id is None
+    assert device.place_id == patient.place_id and device.is_active
+
+
+def test_discharging_by_patch_frees_the_device_and_readmission_works(nurse_api, device):
+    patient = device.patient
+    patient.admitted_at = timezone.now() - timedelta(days=1)
+    patient.save()
+    at = (timezone.now() - timedelta(minutes=5)).isoformat()
+    response = nurse_api.patch(detail(patient), {"discharged_at": at})
+    assert response.status_code == 200, response.content
+    assert response.json()["device"] is None
+    device.refresh_from_db()
+    assert device.patient_id is None
+
+    response = nurse_api.patch(detail(patient), {"discharged_at": None})
+    assert response.status_code == 200
+    assert response.json()["discharged_at"] is None
+    assert nurse_api.get(URL, {"active": "true"}).json()["count"] == 1
+
+
+def test_other_changes_keep_the_device(nurse_api, device):
+    response = nurse_api.patch(detail(device.patient), {"bed": "L-12"})
+    assert response.json()["device"] == device.id
 
 
 # --- Lists -----------------------------------------------------------------------------------

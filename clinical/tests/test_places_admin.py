@@ -5,9 +5,15 @@ from django.test import Client
 
 from accounts.models import User
 from clinical.models import Place
-from config.factories import PatientFactory, WardFactory
+from config.factories import PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    # Users are made in most tests; the production hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -89,3 +95,29 @@ def test_duplicate_ward_name_is_a_form_error(staff_client, ward):
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
+
+
+def test_ward_place_is_read_only_once_created(staff_client, ward):
+    other = PlaceFactory()
+    url = f"/admin/clinical/ward/{ward.id}/change/"
+    response = staff_client.post(url, {"place": other.id, "name": "Renamed"})
+    assert response.status_code == 302
+    ward.refresh_from_db()
+    assert ward.place_id != other.id
+    assert ward.name == "Renamed"
+
+
+def test_admin_refuses_non_http_webhooks(staff_client):
+    response = staff_client.post(
+        "/admin/clinical/place/add/",
+        {
+            "name": "Rainbow Clinic",
+            "kind": "clinic",
+            "webhook_url": "ftp://files.example.org/",
+            "wards-TOTAL_FORMS": "0",
+            "wards-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "webhook_url" in response.context["adminform"].form.errors
+    assert not Place.objects.filter(name="Rainbow Clinic").exists()

@@ -7,6 +7,13 @@ from config.factories import PlaceFactory
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    # Users are made in most tests; the production hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 URL = "/api/places/"
 
 
@@ -151,6 +158,7 @@ def test_webhook_secret_can_be_rotated_and_cleared(admin_api, place):
         ({"name": "A", "kind": "castle"}, "kind"),
         ({"name": "A", "is_active": "perhaps"}, "is_active"),
         ({"name": "A", "webhook_url": "not a url"}, "webhook_url"),
+        ({"name": "A", "webhook_url": "ftp://files.example.org/x"}, "webhook_url"),
         ({"name": "A", "webhook_secret": "k" * 129}, "webhook_secret"),
         ({}, "name"),
     ],

@@ -7,10 +7,10 @@ import smtplib
 from unittest import mock
 
 import pytest
-from django.core.cache import cache
 
 from accounts import otp, services
 from accounts.models import User
+from accounts.testing import auth_cache_clear
 from accounts.tests.mail import body, one_time_password, reset_code
 from config.factories import UserFactory
 from notifications import emails, tasks
@@ -25,9 +25,10 @@ def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _clean_cache():  # type: ignore[no-untyped-def]
-    cache.clear()
+    """One-time codes live in Redis and outlive the database rollback."""
+    auth_cache_clear()
     yield
-    cache.clear()
+    auth_cache_clear()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from accounts.models import Role, User
 from clinical.models import Patient, Place, Ward
 from clinical.services import patient_create, place_create, ward_create
 from monitoring.models import Device
-from monitoring.tokens import token_generate, token_hash
+from monitoring.services import device_create
 
 DEMO_PLACE_NAME = "Janitri Demo Maternity Hospital"
 DEMO_PLACE_ADDRESS = "80 Feet Road, Koramangala, Bengaluru, Karnataka 560034"
@@ -171,11 +171,10 @@ class Command(BaseCommand):
         patient_has_device = Device.objects.filter(patient=patient).exists()
         if not patient_has_device and not Device.objects.filter(serial=serial).exists():
             # The plain token is not kept: the simulator issues itself a fresh one.
-            Device.objects.create(
+            device_create(
                 serial=serial,
                 model=OBSTETRIC_MODEL if obstetric else ADULT_MODEL,
                 place=place,
                 patient=patient,
-                token_hash=token_hash(token_generate()),
             )
         return int(created)

@@ -1,0 +1,31 @@
+"""Test helpers for anything that goes through the login or password endpoints.
+
+Throttle counters and one-time codes live in Redis and outlive a test's database rollback.
+``auth_cache_clear`` deletes exactly those keys (not the whole Redis database, which also
+holds the channel layer and the Celery broker of any live stack the test run started).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.core.cache import cache
+
+_PATTERNS = ("throttle_*", "otp:*")
+
+
+def auth_cache_clear() -> int:
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = [key for pattern in _PATTERNS for key in client.scan_iter(match=cache.make_key(pattern))]
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+@pytest.fixture
+def clean_auth_cache() -> Iterator[None]:
+    """Start and end the test with no throttle counters and no one-time codes."""
+    auth_cache_clear()
+    yield
+    auth_cache_clear()

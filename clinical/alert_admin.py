@@ -1,0 +1,62 @@
+"""Django admin for alerts, their audit trail, deliveries and alarm limits."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from clinical.models import AlarmLimit, Alert, AlertEvent, AlertNotification
+
+
+class AlertEventInline(admin.TabularInline):
+    model = AlertEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("action", "at", "by", "note")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "priority", "state", "patient", "raised_at", "acknowledged_by")
+    list_filter = ("state", "priority", "kind", "patient__place")
+    search_fields = ("patient__name", "patient__mrn", "message")
+    date_hierarchy = "raised_at"
+    raw_id_fields = ("patient", "device", "acknowledged_by")
+    readonly_fields = ("raised_at", "updated_at", "acknowledged_at", "resolved_at")
+    inlines = (AlertEventInline,)
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "alert", "action", "at", "by")
+    list_filter = ("action",)
+    raw_id_fields = ("alert", "by")
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # the audit trail is append-only
+
+
+@admin.register(AlertNotification)
+class AlertNotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "event", "channel", "recipient", "sent_at", "attempts")
+    list_filter = ("channel",)
+    raw_id_fields = ("event",)
+
+
+@admin.register(AlarmLimit)
+class AlarmLimitAdmin(admin.ModelAdmin):
+    list_display = (
+        "patient",
+        "metric",
+        "brady_high",
+        "brady_medium",
+        "brady_low",
+        "tachy_low",
+        "tachy_medium",
+        "tachy_high",
+        "updated_at",
+    )
+    list_filter = ("metric",)
+    raw_id_fields = ("patient", "updated_by")

@@ -1,0 +1,106 @@
+"""Representations of alerts, their audit events and alarm limits."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from clinical.alarms import HOLD_FIELDS, KIND_METRIC, THRESHOLD_FIELDS
+from clinical.models import AlarmLimit, Alert, AlertEvent
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    patient_name = serializers.CharField(source="patient.name", read_only=True)
+    bed = serializers.CharField(source="patient.bed", read_only=True)
+    ward = serializers.IntegerField(source="patient.ward_id", read_only=True, allow_null=True)
+    place = serializers.IntegerField(source="patient.place_id", read_only=True)
+    metric = serializers.SerializerMethodField(
+        help_text="The metric a clinical alarm is about; null for technical alarms."
+    )
+
+    class Meta:
+        model = Alert
+        fields = (
+            "id",
+            "patient",
+            "patient_name",
+            "bed",
+            "ward",
+            "place",
+            "device",
+            "kind",
+            "metric",
+            "priority",
+            "state",
+            "message",
+            "raised_at",
+            "updated_at",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+        )
+        read_only_fields = fields
+
+    def get_metric(self, alert: Alert) -> str | None:
+        return KIND_METRIC.get(alert.kind)
+
+
+class AlertEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AlertEvent
+        fields = ("id", "action", "at", "by", "note")
+        read_only_fields = fields
+
+
+class AlertDetailSerializer(AlertSerializer):
+    events = AlertEventSerializer(many=True, read_only=True)
+
+    class Meta(AlertSerializer.Meta):
+        fields = (*AlertSerializer.Meta.fields, "events")
+        read_only_fields = fields
+
+
+class AlertActionSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+def _threshold(help_text: str) -> serializers.IntegerField:
+    return serializers.IntegerField(required=False, allow_null=True, help_text=help_text)
+
+
+class AlarmLimitSerializer(serializers.Serializer):
+    """One metric's bands. Omitted fields keep their current value; null switches a band off."""
+
+    metric = serializers.ChoiceField(choices=AlarmLimit.Metric.choices)
+    brady_high = _threshold("High priority when the rate is at or below this (bpm).")
+    brady_medium = _threshold("Medium priority when the rate is at or below this (bpm).")
+    brady_low = _threshold("Low priority when the rate is at or below this (bpm).")
+    tachy_low = _threshold("Low priority when the rate is at or above this (bpm).")
+    tachy_medium = _threshold("Medium priority when the rate is at or above this (bpm).")
+    tachy_high = _threshold("High priority when the rate is at or above this (bpm).")
+    hold_high_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=3600, help_text="Hold time of the high bands."
+    )
+    hold_medium_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=3600, help_text="Hold time of the medium bands."
+    )
+    hold_low_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=3600, help_text="Hold time of the low bands."
+    )
+    source = serializers.ChoiceField(
+        choices=(("default", "default"), ("patient", "patient")),
+        read_only=True,
+        help_text="default: the profile's defaults; patient: this patient's own limits.",
+    )
+
+    FIELDS = (*THRESHOLD_FIELDS, *HOLD_FIELDS)
+
+
+class PatientAlarmLimitsSerializer(serializers.Serializer):
+    patient = serializers.IntegerField(read_only=True)
+    monitoring_profile = serializers.CharField(read_only=True)
+    limits = AlarmLimitSerializer(many=True)
+
+    def validate_limits(self, value: list[dict]) -> list[dict]:
+        if not value:
+            raise serializers.ValidationError("Give the limits of at least one metric.")
+        return value

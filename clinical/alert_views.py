@@ -1,0 +1,241 @@
+"""REST: alerts (list, detail, acknowledge, resolve) and per-patient alarm limits."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Case, IntegerField, Value, When
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import ClinicianWrites, IsPerson
+from accounts.selectors import user_place_ids
+from clinical import alerts as services
+from clinical.alarms import patient_limits
+from clinical.alert_serializers import (
+    AlertActionSerializer,
+    AlertDetailSerializer,
+    AlertSerializer,
+    PatientAlarmLimitsSerializer,
+)
+from clinical.models import Alert, Patient
+from config.api import ERROR_RESPONSES, ErrorSerializer
+from config.errors import NotFound
+
+CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict with the alert's state")}
+
+
+class AlertFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=Alert.State.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=Alert.Priority.choices)
+    kind = django_filters.CharFilter()
+    patient = django_filters.NumberFilter(field_name="patient_id")
+    ward = django_filters.NumberFilter(field_name="patient__ward_id")
+    place = django_filters.NumberFilter(field_name="patient__place_id")
+    device = django_filters.NumberFilter(field_name="device_id")
+    raised_after = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="gte")
+    raised_before = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="lt")
+
+    class Meta:
+        model = Alert
+        fields = ("state", "priority", "kind", "patient", "ward", "place", "device")
+
+
+class AlertOrdering(OrderingFilter):
+    """``?ordering=priority`` orders by severity (low < medium < high), not alphabetically."""
+
+    def get_ordering(self, request, queryset, view):  # type: ignore[no-untyped-def]
+        ordering = super().get_ordering(request, queryset, view)
+        if not ordering:
+            return ordering
+        return [
+            term.replace("priority", "priority_rank") if term.lstrip("-") == "priority" else term
+            for term in ordering
+        ]
+
+    def remove_invalid_fields(self, queryset, fields, view, request):  # type: ignore[no-untyped-def]
+        return [
+            term
+            for term in fields
+            if term.lstrip("-") in {"raised_at", "updated_at", "id", "priority", "state", "kind"}
+        ]
+
+
+def _visible_alerts(request: Request):  # type: ignore[no-untyped-def]
+    return (
+        services.alerts_visible(user=request.user)
+        .select_related("patient")
+        .annotate(
+            priority_rank=Case(
+                When(priority=Alert.Priority.HIGH, then=Value(3)),
+                When(priority=Alert.Priority.MEDIUM, then=Value(2)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+    )
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["alerts"],
+        summary="Alerts of the places you may see",
+        description=(
+            "Filter by `state`, `priority` (both repeatable), `kind`, `patient`, `ward`, "
+            "`place`, `device`, `raised_after`/`raised_before` (ISO-8601); order with "
+            "`?ordering=` (`raised_at`, `updated_at`, `priority`, `state`, `kind`, `id`; `-` "
+            "for descending); search patient name, MRN or kind with `?search=`."
+        ),
+        responses={200: AlertSerializer(many=True), **ERROR_RESPONSES},
+    )
+)
+class AlertListView(generics.ListAPIView):
+    permission_classes = [IsPerson]
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+    filter_backends = [
+        django_filters.rest_framework.DjangoFilterBackend,
+        SearchFilter,
+        AlertOrdering,
+    ]
+    search_fields = ("patient__name", "patient__mrn", "kind")
+    ordering_fields = ("raised_at", "updated_at", "id", "priority", "state", "kind")
+    ordering = ("-raised_at", "-id")
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Alert.objects.none()
+        return _visible_alerts(self.request).select_related("acknowledged_by")
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["alerts"],
+        summary="One alert with its audit trail",
+        responses={200: AlertDetailSerializer, **ERROR_RESPONSES},
+    )
+)
+class AlertDetailView(generics.RetrieveAPIView):
+    permission_classes = [IsPerson]
+    serializer_class = AlertDetailSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Alert.objects.none()
+        return _visible_alerts(self.request).prefetch_related("events")
+
+
+class _AlertActionView(APIView):
+    permission_classes = [IsPerson]
+
+    def perform(self, request: Request, alert_id: int, note: str) -> Alert:
+        raise NotImplementedError
+
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = AlertActionSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        alert = self.perform(request, pk, serializer.validated_data.get("note", ""))
+        alert = services.alert_get_visible(user=request.user, alert_id=alert.id)
+        return Response(AlertSerializer(alert).data)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        tags=["alerts"],
+        summary="Acknowledge an alert",
+        description=(
+            "Takes responsibility for the alert: it stays open until its condition ends (or "
+            "someone resolves it) but stops escalating. Acknowledging an acknowledged alert "
+            "changes nothing; a resolved alert answers 409 `conflict`."
+        ),
+        request=AlertActionSerializer,
+        responses={200: AlertSerializer, **ERROR_RESPONSES, **CONFLICT},
+    )
+)
+class AlertAcknowledgeView(_AlertActionView):
+    def perform(self, request: Request, alert_id: int, note: str) -> Alert:
+        return services.alert_acknowledge(alert_id=alert_id, user=request.user)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        tags=["alerts"],
+        summary="Resolve an alert by hand",
+        description="Resolving a resolved alert answers 409 `conflict`.",
+        request=AlertActionSerializer,
+        responses={200: AlertSerializer, **ERROR_RESPONSES, **CONFLICT},
+    )
+)
+class AlertResolveView(_AlertActionView):
+    def perform(self, request: Request, alert_id: int, note: str) -> Alert:
+        return services.alert_resolve(alert_id=alert_id, user=request.user, note=note)
+
+
+class PatientAlarmLimitsView(APIView):
+    """A patient's effective alarm limits: the profile's defaults or the patient's own."""
+
+    permission_classes = [ClinicianWrites]
+
+    def _patient(self, request: Request, pk: int) -> Patient:
+        queryset = Patient.objects.prefetch_related("alarm_limits")
+        place_ids = user_place_ids(request.user)
+        if place_ids is not None:
+            queryset = queryset.filter(place_id__in=place_ids)
+        patient = queryset.filter(pk=pk).first()
+        if patient is None:
+            raise NotFound("No such patient.")
+        return patient
+
+    def _render(self, patient: Patient) -> Response:
+        return Response(
+            {
+                "patient": patient.id,
+                "monitoring_profile": patient.monitoring_profile,
+                "limits": [limits.as_dict() for limits in patient_limits(patient=patient)],
+            }
+        )
+
+    @extend_schema(
+        tags=["alarm limits"],
+        summary="A patient's alarm limits",
+        responses={200: PatientAlarmLimitsSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return self._render(self._patient(request, pk))
+
+    @extend_schema(
+        tags=["alarm limits"],
+        summary="Set a patient's own alarm limits",
+        description=(
+            "For each metric given, fields left out keep their current value and `null` "
+            "switches a band off. Thresholds must rise from `brady_high` to `tachy_high` and lie "
+            "within the metric's valid range; hold times are 0-3600 s. Other metrics keep theirs."
+        ),
+        request=PatientAlarmLimitsSerializer,
+        responses={200: PatientAlarmLimitsSerializer, **ERROR_RESPONSES},
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        patient = self._patient(request, pk)
+        serializer = PatientAlarmLimitsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        current = {limits.metric: limits for limits in patient_limits(patient=patient)}
+        merged = []
+        for item in serializer.validated_data["limits"]:
+            base = current.get(item["metric"])
+            values = base.as_dict() if base is not None else {}
+            values.update(item)
+            merged.append(values)
+        services.alarm_limits_set(patient=patient, limits=merged, user=request.user)
+        return self._render(self._patient(request, pk))
+
+    @extend_schema(
+        tags=["alarm limits"],
+        summary="Back to the profile's default limits",
+        responses={204: None, **ERROR_RESPONSES},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        services.alarm_limits_reset(patient=self._patient(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,359 @@
+"""End to end, with real processes: a Daphne server, a Celery worker running beat, real
+Redis and a real SMTP server. A bradycardia episode streamed by a device over its WebSocket
+raises one alert on a subscribed dashboard and one e-mail per clinician; the alert escalates
+to the place's admin until a nurse acknowledges it from the dashboard.
+
+Both backends: on PostgreSQL the processes share this run's test database (the test is
+transactional, so what they write is committed and flushed afterwards); on SQLite they share a
+file database migrated for this module. Data is seeded and read through short Django
+subprocesses, the same way for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from django.conf import settings
+
+from clinical import alarms
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+ESCALATION_SECONDS = 3
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+
+
+def _postgres_url() -> str | None:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        return None
+    auth = ""
+    if db.get("USER"):
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "") + "@"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def _sqlite_file_db(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('alerts-live') / 'live.sqlite3'}"
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        timeout=120,
+    )
+    return url
+
+
+@pytest.fixture
+def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
+    url = _postgres_url()
+    if url is None:
+        url = request.getfixturevalue("_sqlite_file_db")
+    else:
+        assert settings.DATABASES["default"]["NAME"].startswith("test_")
+    _wipe_alarm_state()
+    overrides = getattr(request, "param", {})
+    yield {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "EMAIL_URL": smtp_server.url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "PYTHONUNBUFFERED": "1",
+        "VAR_DIR": str(tmp_path),
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "ALERT_ESCALATION_SECONDS": str(ESCALATION_SECONDS),
+        "ALARM_SCAN_SECONDS": "1",
+        "DEVICE_OFFLINE_SECONDS": "600",
+        **overrides,
+    }
+    _wipe_alarm_state()
+
+
+def _wipe_alarm_state() -> None:
+    client = alarms.redis_client()
+    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def django_run(env: dict[str, str], code: str) -> Any:
+    """Run Django code against the live database in a subprocess; returns ``result``."""
+    script = "import django, json\ndjango.setup()\n" + code + "\nprint('@@' + json.dumps(result))"
+    done = subprocess.run(
+        [PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("@@"))
+    return json.loads(line[2:])
+
+
+SEED = """
+from accounts.models import Role
+from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from rest_framework_simplejwt.tokens import AccessToken
+place = PlaceFactory()
+ward = WardFactory(place=place)
+doctor = UserFactory(role=Role.DOCTOR, places=[place], email="live-doctor@example.org")
+nurse = UserFactory(role=Role.NURSE, places=[place], email="live-nurse@example.org")
+admin = UserFactory(role=Role.ADMIN, places=[place], email="live-admin@example.org")
+UserFactory(role=Role.ADMIN, email="live-other-admin@example.org")
+UserFactory(role=Role.NURSE, places=[PlaceFactory()], email="live-outsider@example.org")
+patient = PatientFactory(ward=ward, monitoring_profile="adult")
+device = DeviceFactory(patient=patient)
+result = {"ward": ward.id, "patient": patient.id, "device_token": device.token,
+          "nurse_token": str(AccessToken.for_user(nurse))}
+"""
+
+
+class Process:
+    """A server process logging to a file; waits until the log shows it is ready."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._file = log.open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT
+        )
+
+    def wait_for(self, pattern: bytes, timeout: float = 60.0) -> re.Match[bytes]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"exited early:\n{self.log.read_text()[-3000:]}")
+            match = re.search(pattern, self.log.read_bytes())
+            if match:
+                return match
+            time.sleep(0.1)
+        raise RuntimeError(f"not ready:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._file.close()
+
+
+@pytest.fixture
+def servers(live_env, tmp_path) -> Iterator[dict[str, Any]]:
+    started: list[Process] = []
+    try:
+        daphne = Process(
+            [
+                PYTHON,
+                "-m",
+                "daphne",
+                "-e",
+                "tcp:port=0:interface=127.0.0.1",
+                "config.asgi:application",
+            ],
+            live_env,
+            tmp_path / "daphne.log",
+        )
+        started.append(daphne)
+        worker = Process(
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "-s",
+                str(tmp_path / "beat-schedule"),
+                "-n",
+                f"alerts-live-{os.getpid()}@%h",
+                "--concurrency",
+                "1",
+                "-l",
+                "info",
+            ],
+            live_env,
+            tmp_path / "worker.log",
+        )
+        started.append(worker)
+        port = int(daphne.wait_for(rb"Listening on TCP address 127\.0\.0\.1:(\d+)").group(1))
+        worker.wait_for(rb"ready\.")
+        yield {"port": port, "worker": worker, "daphne": daphne}
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+async def _until(predicate, wait: float, what: str) -> None:
+    deadline = time.monotonic() + wait
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowledged(
+    live_env, servers, smtp_server
+):
+    data = await asyncio.to_thread(django_run, live_env, SEED)
+    base = f"ws://127.0.0.1:{servers['port']}"
+
+    dashboard = await websockets.connect(f"{base}/ws/dashboard/", ping_interval=None)
+    await dashboard.send(json.dumps({"type": "auth", "token": data["nurse_token"]}))
+    assert json.loads(await dashboard.recv())["type"] == "auth.ok"
+    await dashboard.send(json.dumps({"type": "subscribe", "ward": data["ward"]}))
+    snapshot = json.loads(await dashboard.recv())
+    assert snapshot["type"] == "snapshot"
+
+    alert_frames: list[dict] = []
+    other_frames: list[dict] = []
+
+    async def listen() -> None:
+        async for raw in dashboard:
+            frame = json.loads(raw)
+            (alert_frames if frame["type"] == "alert" else other_frames).append(frame)
+
+    listener = asyncio.create_task(listen())
+
+    # 21 s of 35 bpm (NEWS2: <=40 is high, held 10 s), recorded over the last 20 s.
+    device = await websockets.connect(
+        f"{base}/ws/devices/",
+        additional_headers={"Authorization": f"Device {data['device_token']}"},
+    )
+    start = datetime.now(UTC) - timedelta(seconds=20)
+    items = [
+        {
+            "seq": i + 1,
+            "metric": "heart_rate",
+            "bpm": 35,
+            "recorded_at": (start + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(21)
+    ]
+    await device.send(json.dumps({"type": "readings", "items": items}))
+    acked: set[int] = set()
+    async with asyncio.timeout(20):
+        while len(acked) < 21:
+            frame = json.loads(await device.recv())
+            assert frame["type"] == "ack", frame
+            acked.update(frame["seqs"])
+
+    # One alert reaches the dashboard.
+    await _until(lambda: alert_frames, 20, "the alert frame")
+    alert = alert_frames[0]["alert"]
+    assert (alert["kind"], alert["priority"], alert["state"]) == ("bradycardia", "high", "active")
+    assert alert["patient"] == data["patient"]
+
+    # One e-mail per clinician of the place; nobody else.
+    doctor, nurse, admin = (f"live-{r}@example.org" for r in ("doctor", "nurse", "admin"))
+    await _until(
+        lambda: smtp_server.to(doctor) and smtp_server.to(nurse), 30, "the clinicians' e-mails"
+    )
+
+    # Unacknowledged: escalated to the place's admin, and again one interval later.
+    await _until(lambda: len(smtp_server.to(admin)) >= 2, 30, "two escalations")
+    assert "UNACKNOWLEDGED" in smtp_server.to(admin)[0]["Subject"]
+
+    # The nurse acknowledges from the dashboard: escalation stops.
+    await dashboard.send(json.dumps({"type": "alert.ack", "alert": alert["id"]}))
+    await _until(lambda: any(f["type"] == "alert.ack.ok" for f in other_frames), 10, "ack ok")
+    await _until(lambda: len(alert_frames) >= 2, 10, "the acknowledged alert frame")
+    assert alert_frames[1]["alert"]["state"] == "acknowledged"
+    await asyncio.sleep(1.5)  # let an escalation already in flight finish
+    escalations = len(smtp_server.to(admin))
+    await asyncio.sleep(ESCALATION_SECONDS * 3)
+    assert len(smtp_server.to(admin)) == escalations
+
+    listener.cancel()
+    await device.close()
+    await dashboard.close()
+
+    # Exactly one alert, one e-mail per clinician, none to people outside the place.
+    assert {frame["alert"]["id"] for frame in alert_frames} == {alert["id"]}
+    assert [frame["alert"]["state"] for frame in alert_frames] == ["active", "acknowledged"]
+    assert len(smtp_server.to(doctor)) == 1 and len(smtp_server.to(nurse)) == 1
+    assert smtp_server.to("live-other-admin@example.org") == []
+    assert smtp_server.to("live-outsider@example.org") == []
+    stored = await asyncio.to_thread(
+        django_run,
+        live_env,
+        "from clinical.models import Alert\n"
+        f"alerts = list(Alert.objects.filter(patient_id={data['patient']}))\n"
+        "result = [(a.kind, a.state, [e.action for e in a.events.all()]) for a in alerts]",
+    )
+    assert len(stored) == 1
+    kind, state, actions = stored[0]
+    assert (kind, state) == ("bradycardia", "acknowledged")
+    assert actions[0] == "raised" and actions[-1] == "acknowledged"
+    assert actions.count("escalated") == escalations
+
+
+@pytest.mark.parametrize("live_env", [{"DEVICE_OFFLINE_SECONDS": "2"}], indirect=True)
+async def test_a_silent_device_raises_offline_and_its_next_reading_resolves_it(
+    live_env, servers, smtp_server
+):
+    data = await asyncio.to_thread(django_run, live_env, SEED)
+    base = f"ws://127.0.0.1:{servers['port']}"
+    dashboard = await websockets.connect(f"{base}/ws/dashboard/", ping_interval=None)
+    await dashboard.send(json.dumps({"type": "auth", "token": data["nurse_token"]}))
+    assert json.loads(await dashboard.recv())["type"] == "auth.ok"
+    await dashboard.send(json.dumps({"type": "subscribe", "ward": data["ward"]}))
+    assert json.loads(await dashboard.recv())["type"] == "snapshot"
+
+    async def next_alert() -> dict:
+        async with asyncio.timeout(20):
+            while True:
+                frame = json.loads(await dashboard.recv())
+                if frame["type"] == "alert":
+                    return frame["alert"]
+
+    device = await websockets.connect(
+        f"{base}/ws/devices/",
+        additional_headers={"Authorization": f"Device {data['device_token']}"},
+    )
+
+    async def send(seq: int) -> None:
+        reading = {
+            "seq": seq,
+            "metric": "heart_rate",
+            "bpm": 78,
+            "recorded_at": datetime.now(UTC).isoformat(),
+        }
+        await device.send(json.dumps({"type": "reading", **reading}))
+        async with asyncio.timeout(10):
+            while json.loads(await device.recv())["type"] != "ack":
+                pass
+
+    await send(1)
+    # The connection stays open, but no reading arrives: offline after 2 s (scan every 1 s).
+    offline = await next_alert()
+    assert (offline["kind"], offline["priority"], offline["state"]) == (
+        "device_offline",
+        "low",
+        "active",
+    )
+    await send(2)
+    back = await next_alert()
+    assert (back["id"], back["state"]) == (offline["id"], "resolved")
+    await _until(lambda: smtp_server.to("live-nurse@example.org"), 20, "the offline e-mail")
+    assert "device offline" in smtp_server.to("live-nurse@example.org")[0]["Subject"]
+    await device.close()
+    await dashboard.close()

@@ -1,0 +1,275 @@
+// Entry point: sign-in, the ward picker, the router (#/ward/<id>, #/patient/<id>), and the
+// page furniture (connection indicator, alarm sound switch, error banner, announcer).
+
+import { api, session } from "./api.js";
+import { alarmSound } from "./audio.js";
+import { PatientView } from "./patient.js";
+import { DashboardSocket } from "./socket.js";
+import { WardView, idOf } from "./ward.js";
+import { clockTime, el, setText } from "./util.js";
+
+const main = document.getElementById("main");
+const banner = document.getElementById("banner");
+const announcer = document.getElementById("alarm-announcer");
+const conn = document.getElementById("conn");
+const muteButton = document.getElementById("mute");
+const who = document.getElementById("who");
+const signoutButton = document.getElementById("signout");
+const crumbsNav = document.getElementById("crumbs");
+
+let socket = null;
+let view = null;
+
+const ui = {
+  crumbs(items) {
+    crumbsNav.replaceChildren(
+      ...items.flatMap((item, i) => [
+        i ? el("span", { class: "crumb-sep", "aria-hidden": "true" }, "›") : null,
+        item.href
+          ? el("a", { href: item.href }, item.text)
+          : el("span", { "aria-current": "page" }, item.text),
+      ]).filter(Boolean),
+    );
+  },
+  error(error, frame = null) {
+    const message = error.message || "Something went wrong.";
+    banner.replaceChildren(
+      el("span", { class: "banner-text" }, message),
+      el("button", { type: "button", class: "btn btn-quiet", onclick: () => (banner.hidden = true) }, "Dismiss"),
+    );
+    banner.dataset.code = error.code || "";
+    banner.hidden = false;
+    if (frame) console.warn("server error frame", frame);
+  },
+  clearError() {
+    banner.hidden = true;
+    banner.replaceChildren();
+  },
+  announce(text) {
+    // A fresh node per message so that screen readers announce repeats too.
+    announcer.append(el("p", {}, text));
+    while (announcer.childElementCount > 5) announcer.firstElementChild.remove();
+  },
+};
+
+function ensureSocket() {
+  if (!socket) {
+    socket = new DashboardSocket();
+    socket.addEventListener("state", (e) => showConnection(e.detail));
+  }
+  return socket;
+}
+
+function showConnection({ state, delay, attempt }) {
+  conn.hidden = false;
+  conn.dataset.state = state;
+  const text = {
+    idle: "Not connected",
+    connecting: "Connecting…",
+    open: "Live",
+    reconnecting: delay ? `Connection lost · retrying in ${Math.ceil(delay / 1000)} s` : "Reconnecting…",
+    closed: "Disconnected",
+  }[state];
+  setText(conn.querySelector(".conn-text"), attempt > 1 && state === "reconnecting" ? `${text} (attempt ${attempt})` : text);
+  conn.title = state === "open" ? "Receiving live data" : "Live data is NOT being received";
+}
+
+function renderMute() {
+  muteButton.hidden = !session.signedIn;
+  muteButton.setAttribute("aria-pressed", String(alarmSound.muted));
+  setText(muteButton, alarmSound.muted ? "Alarm sound: OFF" : "Alarm sound: on");
+  muteButton.classList.toggle("muted", alarmSound.muted);
+}
+muteButton.addEventListener("click", () => {
+  alarmSound.unlock();
+  alarmSound.setMuted(!alarmSound.muted);
+});
+alarmSound.addEventListener("change", renderMute);
+alarmSound.addEventListener("burst", () => {
+  muteButton.dataset.alarmCount = String(alarmSound.bursts);
+});
+// Any interaction may unlock audio (browsers require a gesture before sound).
+document.addEventListener("pointerdown", () => alarmSound.unlock(), { once: true });
+document.addEventListener("keydown", () => alarmSound.unlock(), { once: true });
+
+signoutButton.addEventListener("click", async () => {
+  if (socket) socket.stop();
+  socket = null;
+  conn.hidden = true;
+  await session.logout();
+  location.hash = "#/";
+  route();
+});
+session.addEventListener("expired", () => {
+  if (socket) socket.stop();
+  socket = null;
+  conn.hidden = true;
+  route("Your session has expired. Please sign in again.");
+});
+
+function renderWho() {
+  const u = session.user;
+  who.textContent = u ? `${[u.first_name, u.last_name].filter(Boolean).join(" ") || u.email} · ${u.role || ""}` : "";
+  signoutButton.hidden = !session.signedIn;
+  renderMute();
+}
+
+function showSignIn(notice = "") {
+  ui.crumbs([]);
+  const error = el("p", { class: "form-error", role: "alert", id: "signin-error" });
+  if (notice) error.textContent = notice;
+  const email = el("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true });
+  const password = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Sign in");
+  const form = el(
+    "form",
+    { class: "signin", "aria-labelledby": "signin-title", novalidate: true },
+    el("h1", { id: "signin-title" }, "Sign in to the central station"),
+    el("label", { for: "email" }, "E-mail"),
+    email,
+    el("label", { for: "password" }, "Password"),
+    password,
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alarmSound.unlock();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      await session.login(email.value.trim(), password.value);
+      renderWho();
+      route();
+    } catch (err) {
+      error.textContent = err.status === 0 ? err.message : err.message || "Sign-in failed.";
+      password.select();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main.replaceChildren(el("div", { class: "center" }, form));
+  email.focus();
+}
+
+function showPasswordChange() {
+  ui.crumbs([{ text: "Change password" }]);
+  const error = el("p", { class: "form-error", role: "alert" });
+  const old = el("input", { id: "old-password", type: "password", autocomplete: "current-password", required: true });
+  const fresh = el("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true });
+  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Change password");
+  const form = el(
+    "form",
+    { class: "signin", "aria-labelledby": "pw-title" },
+    el("h1", { id: "pw-title" }, "Choose your own password"),
+    el("p", { class: "muted" }, "You signed in with a one-time password. Choose a new one to continue."),
+    el("label", { for: "old-password" }, "One-time password"),
+    old,
+    el("label", { for: "new-password" }, "New password"),
+    fresh,
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      await api.post("/api/auth/password/change/", { old_password: old.value, new_password: fresh.value });
+      await session.login(session.user.email, fresh.value);
+      route();
+    } catch (err) {
+      const details = err.details ? Object.values(err.details).flat().join(" ") : "";
+      error.textContent = `${err.message} ${details}`.trim();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main.replaceChildren(el("div", { class: "center" }, form));
+  old.focus();
+}
+
+async function showWardPicker() {
+  ui.crumbs([{ text: "Wards" }]);
+  main.replaceChildren(el("p", { class: "loading" }, "Loading wards…"));
+  const [wards, places] = await Promise.all([api.all("/api/wards/"), api.all("/api/places/").catch(() => [])]);
+  const placeName = new Map(places.map((p) => [p.id, p.name]));
+  const byPlace = new Map();
+  for (const w of wards) {
+    const pid = idOf(w.place);
+    if (!byPlace.has(pid)) byPlace.set(pid, []);
+    byPlace.get(pid).push(w);
+  }
+  const sections = [...byPlace.entries()].map(([pid, list]) =>
+    el(
+      "section",
+      { class: "place-group", "aria-labelledby": `place-${pid}` },
+      el("h2", { id: `place-${pid}` }, placeName.get(pid) || `Place ${pid}`),
+      el(
+        "ul",
+        { class: "ward-list" },
+        list.map((w) => el("li", {}, el("a", { class: "ward-link", href: `#/ward/${w.id}`, dataset: { ward: String(w.id) } }, w.name))),
+      ),
+    ),
+  );
+  main.replaceChildren(
+    el(
+      "div",
+      { class: "picker" },
+      el("h1", {}, "Choose a ward"),
+      sections.length
+        ? sections
+        : el("p", { class: "empty" }, "You have no wards yet: an administrator must give you access to a hospital or clinic."),
+    ),
+  );
+  main.querySelector(".ward-link")?.focus();
+}
+
+async function route(notice = "") {
+  if (view) {
+    view.destroy();
+    view = null;
+  }
+  ui.clearError();
+  renderWho();
+  if (!session.signedIn) {
+    showSignIn(notice);
+    return;
+  }
+  if (session.user && session.user.must_change_password) {
+    showPasswordChange();
+    return;
+  }
+  const path = location.hash.replace(/^#/, "") || "/";
+  const ward = path.match(/^\/ward\/(\d+)\/?$/);
+  const patient = path.match(/^\/patient\/(\d+)\/?$/);
+  try {
+    if (ward) {
+      view = new WardView({ root: main, socket: ensureSocket(), wardId: Number(ward[1]), ui });
+      main.replaceChildren(el("p", { class: "loading" }, "Opening ward…"));
+      await view.mount();
+    } else if (patient) {
+      view = new PatientView({ root: main, socket: ensureSocket(), patientId: Number(patient[1]), ui });
+      main.replaceChildren(el("p", { class: "loading" }, "Opening patient…"));
+      await view.mount();
+    } else {
+      await showWardPicker();
+    }
+  } catch (err) {
+    if (!session.signedIn) return; // expired: the sign-in form is already shown
+    const what = ward ? "ward" : patient ? "patient" : "page";
+    const message =
+      err.status === 404 || err.status === 403
+        ? `This ${what} does not exist or you do not have access to it.`
+        : err.message || "Could not load.";
+    main.replaceChildren(
+      el("div", { class: "page-error", role: "alert" }, el("h1", {}, "Cannot open"), el("p", {}, message), el("a", { href: "#/" }, "Back to wards")),
+    );
+    ui.error({ code: err.code, message });
+  }
+}
+
+window.addEventListener("hashchange", () => route());
+window.addEventListener("online", () => socket && socket.retryNow());
+setInterval(() => setText(document.getElementById("clock"), clockTime(Date.now())), 1000);
+route();

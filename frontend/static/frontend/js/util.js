@@ -1,0 +1,76 @@
+// Small DOM and formatting helpers shared by the views.
+
+/** Create an element: el("div", {class: "x", text: "y"}, child, ...). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Set textContent only when it changed (avoids needless style/layout work). */
+export function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+export function setAttr(node, name, value) {
+  if (value === null || value === undefined) {
+    if (node.hasAttribute(name)) node.removeAttribute(name);
+  } else if (node.getAttribute(name) !== String(value)) {
+    node.setAttribute(name, value);
+  }
+}
+
+export function parseTime(value) {
+  if (value === null || value === undefined) return NaN;
+  return typeof value === "number" ? value : Date.parse(value);
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+export function clockTime(ms) {
+  const d = new Date(ms);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+export function dateTime(ms) {
+  if (!Number.isFinite(ms)) return "—";
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clockTime(ms)}`;
+}
+
+/** "12 s ago", "4 min ago", "3 h ago". */
+export function ago(ms, now = Date.now()) {
+  if (!Number.isFinite(ms)) return "never";
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
+
+export const PRIORITY_RANK = { high: 3, medium: 2, low: 1 };
+export const PRIORITY_LABEL = { high: "HIGH", medium: "MEDIUM", low: "LOW" };
+// IEC 60601-1-8 visual markers: the priority is never told by colour alone.
+export const PRIORITY_MARK = { high: "!!!", medium: "!!", low: "!" };
+
+export function humanKind(kind) {
+  return String(kind || "alarm").replaceAll("_", " ");
+}
+
+/** Local datetime-input value <-> epoch ms. */
+export function toLocalInput(ms) {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}

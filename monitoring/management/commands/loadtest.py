@@ -1,0 +1,257 @@
+"""``manage.py loadtest``: the benchmark (``make bench ARGS=...``). See docs/performance.md.
+
+Examples::
+
+    manage.py loadtest --spawn-server 1 --devices 500 --rate 4 --dashboards 20 --duration 60
+    manage.py loadtest --url http://127.0.0.1:8000 --devices 50 --duration 10 --json
+    manage.py loadtest --spawn-server 1 --idle-dashboards 2000 --devices 500 --dashboards 0
+    manage.py loadtest --spawn-server 1 --rest-batch 500 --duration 20
+    manage.py loadtest --spawn-server 1 --history
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from monitoring import loadtest
+
+
+class Command(BaseCommand):
+    help = "Drive a running server with devices and dashboards over WebSockets and measure it."
+
+    def add_arguments(self, parser: Any) -> None:
+        target = parser.add_argument_group("server")
+        target.add_argument(
+            "--url",
+            action="append",
+            default=[],
+            help="base URL of a running server (repeat for several processes)",
+        )
+        target.add_argument(
+            "--pid",
+            action="append",
+            type=int,
+            default=[],
+            help="PID of a given server process, for its RSS and CPU",
+        )
+        target.add_argument(
+            "--spawn-server",
+            type=int,
+            default=0,
+            metavar="N",
+            help="start N Daphne processes on free ports (shared Redis and database)",
+        )
+        load = parser.add_argument_group("load")
+        load.add_argument("--devices", type=int, default=500)
+        load.add_argument("--rate", type=float, default=4.0, help="readings/s per device")
+        load.add_argument("--wards", type=int, default=10)
+        load.add_argument("--dashboards", type=int, default=20)
+        load.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
+        load.add_argument(
+            "--per-frame", type=int, default=1, help="readings per device frame (1 = 'reading')"
+        )
+        load.add_argument(
+            "--abnormal",
+            type=float,
+            default=0.02,
+            help="fraction of devices that cross alarm limits now and then",
+        )
+        load.add_argument("--drain", type=float, default=15.0, help="max seconds to await acks")
+        load.add_argument("--resend-after", type=float, default=5.0)
+        load.add_argument(
+            "--warmup", type=float, default=2.0, help="seconds between connecting and sending"
+        )
+        modes = parser.add_argument_group("modes")
+        modes.add_argument(
+            "--idle-dashboards",
+            type=int,
+            default=0,
+            metavar="N",
+            help="also hold N idle dashboards on the first server; report memory per connection",
+        )
+        modes.add_argument(
+            "--rest-batch",
+            type=int,
+            default=0,
+            metavar="N",
+            help="POST /api/records/ batches of N readings instead of streaming",
+        )
+        modes.add_argument("--rest-clients", type=int, default=4)
+        modes.add_argument(
+            "--history",
+            action="store_true",
+            help="time GET /api/records/<id>/?bucket=60 over 24 h of 4 Hz readings",
+        )
+        modes.add_argument("--history-hours", type=float, default=24.0)
+        modes.add_argument("--history-query", default="bucket=60&from={start}&to={end}")
+        target.add_argument(
+            "--asgi", default="config.asgi:application", help="application the servers run"
+        )
+        out = parser.add_argument_group("output")
+        out.add_argument("--json", action="store_true", help="print one JSON object")
+        out.add_argument("--keep", action="store_true", help="keep the bench data afterwards")
+        out.add_argument("--quiet", action="store_true", help="no progress bar")
+        out.add_argument("--log-dir", default=str(settings.VAR_DIR / "bench"))
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if not opts["url"] and not opts["spawn_server"]:
+            raise CommandError("Give --url of a running server or --spawn-server N.")
+        mode = "history" if opts["history"] else "rest" if opts["rest_batch"] else "stream"
+        if mode == "stream" and opts["idle_dashboards"]:
+            mode = "idle"
+        servers = loadtest.ServerSet()
+        fixture: loadtest.Fixture | None = None
+        progress = None if opts["quiet"] else self._progress
+        started = time.time()
+        try:
+            urls, pids = self._servers(servers, opts)
+            devices = 1 if mode == "history" else opts["devices"]
+            if mode == "rest":
+                devices = max(devices and min(devices, 50), opts["rest_clients"])
+            self._say(f"Creating the bench fixture ({devices} devices) ...")
+            fixture = loadtest.fixture_create(devices=devices, wards=opts["wards"])
+            if mode == "history":
+                self._say(f"Storing {opts['history_hours']:g} h of 4 Hz readings ...")
+                result = loadtest.history_run(
+                    fixture, urls[0], hours=opts["history_hours"], query=opts["history_query"]
+                )
+            elif mode == "rest":
+                result = loadtest.rest_run(
+                    fixture,
+                    urls,
+                    batch=opts["rest_batch"],
+                    clients=opts["rest_clients"],
+                    duration=opts["duration"],
+                    pids=pids,
+                    progress=progress,
+                )
+            else:
+                cfg = loadtest.StreamConfig(
+                    devices=opts["devices"],
+                    rate=opts["rate"],
+                    wards=opts["wards"],
+                    dashboards=opts["dashboards"],
+                    duration=opts["duration"],
+                    per_frame=opts["per_frame"],
+                    abnormal=opts["abnormal"],
+                    drain=opts["drain"],
+                    resend_after=opts["resend_after"],
+                    idle_dashboards=opts["idle_dashboards"],
+                    warmup=opts["warmup"],
+                )
+                if mode == "idle":
+                    urls, pids = urls[:1], pids[:1]
+                self._say(
+                    f"{cfg.devices} devices x {cfg.rate:g} Hz on {cfg.wards} wards, "
+                    f"{cfg.dashboards} dashboards, {cfg.idle_dashboards} idle dashboards, "
+                    f"{cfg.duration:g} s against {len(urls)} server process(es)"
+                )
+                result = loadtest.stream_run(cfg, fixture, urls, pids=pids, progress=progress)
+                result["mode"] = mode
+        finally:
+            if progress:
+                sys.stderr.write("\n")
+            servers.stop()
+            if fixture is not None and not opts["keep"]:
+                loadtest.fixture_delete(fixture)
+        result.update(
+            servers=len(urls),
+            spawned=bool(opts["spawn_server"]),
+            database=_vendor(),
+            channel_layer=settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+            machine=loadtest_machine(),
+            started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        )
+        if opts["json"]:
+            self.stdout.write(json.dumps(result, default=str))
+        else:
+            self.stdout.write(render_table(result))
+
+    def _servers(self, servers: loadtest.ServerSet, opts: dict[str, Any]) -> tuple[list, list]:
+        if not opts["spawn_server"]:
+            for url in opts["url"]:
+                loadtest.wait_http(url, log=None, timeout=10)
+            return list(opts["url"]), list(opts["pid"])
+        env = dict(os.environ)
+        env["DATABASE_URL"] = loadtest.database_url()
+        env.setdefault("DEBUG", "false")
+        env.setdefault("LOG_LEVEL", "WARNING")
+        env["PYTHONUNBUFFERED"] = "1"
+        if not os.environ.get("REDIS_URL"):
+            from config import embedded_redis
+
+            servers.redis, env["REDIS_URL"] = embedded_redis.start()
+        self._say(f"Starting {opts['spawn_server']} Daphne process(es) ...")
+        servers.start(
+            opts["spawn_server"], env=env, log_dir=Path(opts["log_dir"]), app=opts["asgi"]
+        )
+        return servers.urls, servers.pids
+
+    def _say(self, text: str) -> None:
+        self.stderr.write(text)
+
+    def _progress(self, text: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + text[:150].ljust(150))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _vendor() -> str:
+    from django.db import connection
+
+    return connection.vendor
+
+
+def loadtest_machine() -> dict[str, Any]:
+    import platform
+
+    import psutil
+
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+    }
+
+
+def render_table(result: dict[str, Any]) -> str:
+    """A two-column table of the figures that matter; nested values flattened."""
+    rows: list[tuple[str, str]] = []
+
+    def add(prefix: str, value: Any) -> None:
+        if (
+            isinstance(value, dict)
+            and value
+            and all(not isinstance(v, dict | list) for v in value.values())
+        ):
+            rows.append((prefix, "  ".join(f"{k} {v}" for k, v in value.items())))
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                add(f"{prefix}.{key}" if prefix else key, inner)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            rows.append((prefix, f"{len(value)} entries (see --json)"))
+        else:
+            rows.append((prefix, str(value)))
+
+    add("", result)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -1,0 +1,300 @@
+"""Alert fan-out: e-mail through a real SMTP server, signed webhooks to a real HTTP server,
+dashboard events through the real Redis channel layer; idempotent and retried."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from accounts.models import Role
+from clinical import alerts as services
+from clinical.models import AlertNotification
+from config.factories import PatientFactory, UserFactory
+from monitoring.groups import patient_group, ward_group
+from notifications.alert_emails import alert_event_email
+from notifications.tasks import alert_event_notify, alerts_escalation_scan
+from notifications.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookError,
+    alert_event_webhook,
+    webhook_verify,
+)
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+pytestmark = pytest.mark.django_db
+
+
+def raise_alert(patient, priority="high", at=None):
+    return services.alert_raise(
+        patient_id=patient.id,
+        kind="bradycardia",
+        priority=priority,
+        message="Bradycardia: heart rate 38 bpm (at or below 40) for 12 s.",
+        at=at,
+    )
+
+
+@pytest.fixture
+def staff(place, doctor, nurse, admin_user):
+    return {"doctor": doctor, "nurse": nurse, "admin": admin_user}
+
+
+# --- E-mail -----------------------------------------------------------------------------------
+
+
+def test_a_raise_emails_each_doctor_and_nurse_of_the_place_once(
+    patient, staff, smtp_server, celery_eager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert(patient)
+    assert len(smtp_server.to(staff["doctor"].email)) == 1
+    assert len(smtp_server.to(staff["nurse"].email)) == 1
+    assert smtp_server.to(staff["admin"].email) == []
+    message = smtp_server.to(staff["nurse"].email)[0]
+    assert "[HIGH]" in message["Subject"] and patient.name in message["Subject"]
+    assert "38 bpm" in message.get_payload()
+
+    # The task runs again (a redelivery, a retry): nobody is e-mailed twice.
+    event = alert.events.get(action="raised")
+    assert alert_event_notify.delay(event.id).get() == {"emails": 0, "webhook": 0}
+    assert alert_event_email(event_id=event.id) == 0
+    assert len(smtp_server.messages) == 2
+    assert AlertNotification.objects.filter(event=event, sent_at__isnull=False).count() == 2
+
+
+def test_acknowledge_and_resolve_are_not_emailed(
+    patient, staff, smtp_server, celery_eager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert(patient)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.alert_acknowledge(alert_id=alert.id, user=staff["nurse"])
+        services.alert_resolve(alert_id=alert.id, user=staff["nurse"])
+    assert len(smtp_server.messages) == 2
+
+
+def test_a_failed_send_is_recorded_and_the_retry_sends_only_the_rest(
+    patient, staff, smtp_server, settings
+):
+    alert = raise_alert(patient)
+    event = alert.events.get(action="raised")
+    settings.EMAIL_PORT = _closed_port()
+    with pytest.raises(OSError):
+        alert_event_email(event_id=event.id)
+    failed = AlertNotification.objects.get(event=event, recipient=staff["doctor"].email)
+    assert failed.sent_at is None and failed.attempts == 1 and failed.last_error
+    settings.EMAIL_PORT = smtp_server.port
+    assert alert_event_email(event_id=event.id) == 2
+    assert alert_event_email(event_id=event.id) == 0
+    assert len(smtp_server.to(staff["doctor"].email)) == 1
+
+
+def test_the_fan_out_task_retries_with_backoff_and_acks_late():
+    assert alert_event_notify.acks_late is True
+    assert alert_event_notify.retry_backoff
+    assert OSError in alert_event_notify.autoretry_for
+    assert WebhookError in alert_event_notify.autoretry_for
+
+
+def test_escalation_emails_the_places_admins_until_acknowledged(
+    patient, staff, smtp_server, celery_eager, django_capture_on_commit_callbacks, settings
+):
+    settings.ALERT_ESCALATION_SECONDS = 0  # due at once (the timing is tested in clinical)
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert(patient, at=datetime.now(UTC) - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alerts_escalation_scan.delay().get() == 1
+    (message,) = smtp_server.to(staff["admin"].email)
+    assert "UNACKNOWLEDGED" in message["Subject"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.alert_acknowledge(alert_id=alert.id, user=staff["doctor"])
+        assert alerts_escalation_scan.delay().get() == 0
+    assert len(smtp_server.to(staff["admin"].email)) == 1
+
+
+def test_place_admins_take_the_escalation_from_global_admins(
+    patient, staff, smtp_server, celery_eager, django_capture_on_commit_callbacks, settings
+):
+    local_admin = UserFactory(role=Role.ADMIN, places=[patient.place], email="head@example.org")
+    settings.ALERT_ESCALATION_SECONDS = 0
+    raise_alert(patient, at=datetime.now(UTC) - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts_escalation_scan.delay().get()
+    assert len(smtp_server.to(local_admin.email)) == 1
+    assert smtp_server.to(staff["admin"].email) == []
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- Webhook ----------------------------------------------------------------------------------
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    requests: list[tuple[dict[str, str], bytes]]
+    status = 204
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.requests.append((dict(self.headers), body))  # type: ignore[attr-defined]
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.requests = []  # type: ignore[attr-defined]
+    server.status = 204  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_events_are_posted_to_the_places_webhook_with_a_valid_signature(
+    patient, webhook_server, celery_eager, django_capture_on_commit_callbacks, nurse
+):
+    place = patient.place
+    place.webhook_url = f"http://127.0.0.1:{webhook_server.server_port}/hooks/alerts"
+    place.webhook_secret = "s3cret-key"
+    place.save(update_fields=["webhook_url", "webhook_secret"])
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert(patient)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.alert_acknowledge(alert_id=alert.id, user=nurse)
+
+    assert len(webhook_server.requests) == 2
+    headers, body = webhook_server.requests[0]
+    assert webhook_verify(
+        secret="s3cret-key",
+        timestamp=headers[TIMESTAMP_HEADER],
+        body=body,
+        signature=headers[SIGNATURE_HEADER],
+    )
+    assert not webhook_verify(
+        secret="wrong",
+        timestamp=headers[TIMESTAMP_HEADER],
+        body=body,
+        signature=headers[SIGNATURE_HEADER],
+    )
+    payload = json.loads(body)
+    assert payload["event"]["action"] == "raised"
+    assert payload["alert"]["id"] == alert.id and payload["alert"]["kind"] == "bradycardia"
+    assert json.loads(webhook_server.requests[1][1])["event"]["action"] == "acknowledged"
+
+    # Redelivery posts nothing again.
+    assert alert_event_webhook(event_id=alert.events.get(action="raised").id) is False
+    assert len(webhook_server.requests) == 2
+
+
+def test_a_refused_webhook_raises_for_retry_and_succeeds_later(patient, webhook_server):
+    place = patient.place
+    place.webhook_url = f"http://127.0.0.1:{webhook_server.server_port}/"
+    place.webhook_secret = "k"
+    place.save(update_fields=["webhook_url", "webhook_secret"])
+    event = raise_alert(patient).events.get()
+    webhook_server.status = 503
+    with pytest.raises(WebhookError):
+        alert_event_webhook(event_id=event.id)
+    webhook_server.status = 200
+    assert alert_event_webhook(event_id=event.id) is True
+    record = AlertNotification.objects.get(event=event, channel="webhook")
+    assert record.sent_at is not None and record.attempts == 2
+
+
+def test_no_webhook_configured_posts_nothing(patient):
+    event = raise_alert(patient).events.get()
+    assert alert_event_webhook(event_id=event.id) is False
+
+
+# --- Dashboards -------------------------------------------------------------------------------
+
+
+def test_transitions_reach_the_ward_and_patient_groups(
+    patient, nurse, django_capture_on_commit_callbacks
+):
+    layer = get_channel_layer()
+    ward_channel = async_to_sync(layer.new_channel)()
+    patient_channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(ward_group(patient.ward_id), ward_channel)
+    async_to_sync(layer.group_add)(patient_group(patient.id), patient_channel)
+
+    async def receive(channel):
+        return await asyncio.wait_for(layer.receive(channel), timeout=5)
+
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            alert = raise_alert(patient)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.alert_acknowledge(alert_id=alert.id, user=nurse)
+        raised = async_to_sync(receive)(ward_channel)
+        assert raised["type"] == "alert.event" and raised["action"] == "raised"
+        assert (raised["group"], raised["ward"]) == (ward_group(patient.ward_id), patient.ward_id)
+        assert raised["alert"]["id"] == alert.id and raised["alert"]["state"] == "active"
+        acked = async_to_sync(receive)(ward_channel)
+        assert (acked["action"], acked["alert"]["state"]) == ("acknowledged", "acknowledged")
+        assert async_to_sync(receive)(patient_channel)["alert"]["id"] == alert.id
+    finally:
+        async_to_sync(layer.group_discard)(ward_group(patient.ward_id), ward_channel)
+        async_to_sync(layer.group_discard)(patient_group(patient.id), patient_channel)
+
+
+def test_nothing_is_delivered_when_the_transaction_rolls_back(
+    patient, staff, smtp_server, celery_eager, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                raise_alert(patient)
+                raise RuntimeError("the ingest failed")
+        except RuntimeError:
+            pass
+    assert callbacks == []
+    assert smtp_server.messages == []
+
+
+# --- Delivery sweep ---------------------------------------------------------------------------
+
+
+def test_events_whose_fan_out_never_started_are_queued_again(
+    patient, staff, smtp_server, celery_eager, settings
+):
+    from clinical.alarms import key_prefix, redis_client
+    from notifications.tasks import alerts_delivery_sweep
+
+    # The transition committed but its task never reached the broker (no on_commit here).
+    alert = raise_alert(patient, at=datetime.now(UTC) - timedelta(seconds=90))
+    event = alert.events.get()
+    fresh = raise_alert(PatientFactory(ward=patient.ward), at=datetime.now(UTC))
+    redis_client().delete(f"{key_prefix()}requeue:{event.id}")
+    assert services.alert_events_undelivered() == [event.id]  # not the fresh one yet
+
+    assert alerts_delivery_sweep.delay().get() == 1
+    assert len(smtp_server.to(staff["nurse"].email)) == 1
+    assert services.alert_events_undelivered() == []
+    assert alerts_delivery_sweep.delay().get() == 0
+    assert fresh.events.get().id not in services.alert_events_undelivered()

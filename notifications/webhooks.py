@@ -1,0 +1,111 @@
+"""Alert events POSTed to a place's webhook, signed with HMAC-SHA256 of the body.
+
+Headers: ``X-Monitor-Timestamp`` (Unix seconds) and
+``X-Monitor-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by the place's
+webhook_secret>``. The receiver recomputes it and rejects old timestamps (replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+
+SIGNATURE_HEADER = "X-Monitor-Signature"
+TIMESTAMP_HEADER = "X-Monitor-Timestamp"
+EVENT_HEADER = "X-Monitor-Event"
+
+
+class WebhookError(Exception):
+    """The receiver did not accept the event (network error or non-2xx answer)."""
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    return hmac.compare_digest(expected, signature)
+
+
+def webhook_post(*, url: str, secret: str, event_id: int, payload: dict[str, Any]) -> int:
+    """POST the payload; returns the HTTP status or raises WebhookError."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "patient-monitor-webhook/1",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: webhook_signature(secret=secret, timestamp=timestamp, body=body),
+            EVENT_HEADER: str(event_id),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise WebhookError(f"webhook answered {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise WebhookError(f"webhook unreachable: {exc}") from exc
+    if not 200 <= status < 300:
+        raise WebhookError(f"webhook answered {status}")
+    return status
+
+
+def alert_event_webhook(*, event_id: int) -> bool:
+    """POST one alert event to its place's webhook once; True when it was sent now."""
+    from django.utils import timezone
+
+    from clinical.alerts import alert_payload
+    from clinical.models import AlertEvent, AlertNotification
+
+    event = (
+        AlertEvent.objects.select_related("alert__patient__place", "alert__patient__ward")
+        .filter(pk=event_id)
+        .first()
+    )
+    if event is None:
+        return False
+    place = event.alert.patient.place
+    if not place.webhook_url:
+        return False
+    record, _ = AlertNotification.objects.get_or_create(
+        event=event, channel=AlertNotification.Channel.WEBHOOK, recipient=place.webhook_url
+    )
+    if record.sent_at is not None:
+        return False
+    payload = {
+        "event": {
+            "id": event.id,
+            "action": event.action,
+            "at": event.at.isoformat(),
+            "by": event.by_id,
+            "note": event.note,
+        },
+        "alert": alert_payload(event.alert),
+    }
+    record.attempts += 1
+    try:
+        webhook_post(
+            url=place.webhook_url, secret=place.webhook_secret, event_id=event.id, payload=payload
+        )
+    except WebhookError as exc:
+        record.last_error = str(exc)[:500]
+        record.save(update_fields=["attempts", "last_error"])
+        raise
+    record.sent_at = timezone.now()
+    record.last_error = ""
+    record.save(update_fields=["attempts", "sent_at", "last_error"])
+    return True
