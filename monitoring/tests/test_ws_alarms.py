@@ -22,7 +22,7 @@ def _fresh_alarm_state():
     from clinical import alarms
 
     client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms._prefix()}*", count=1000))
+    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
     if keys:
         client.delete(*keys)
 
