@@ -248,3 +248,27 @@ def test_connection_indicator_appears_only_with_a_live_view(page_server, new_pag
     page.wait_for_selector("#email")
     assert page.is_hidden("#conn")
     assert page.is_hidden("#signout")
+
+
+def test_a_bed_admitted_after_the_snapshot_appears(ward_page):  # type: ignore[no-untyped-def]
+    page, backend = ward_page
+    admitted = make_patients(41)[-1]
+    backend.patients = [*backend.patients, admitted]
+    backend.push(
+        {
+            "type": "readings",
+            "items": [
+                {
+                    "patient": 41,
+                    "device": 141,
+                    "metric": "heart_rate",
+                    "bpm": 88,
+                    "recorded_at": "2100-01-01T00:00:00Z",
+                    "seq": 5,
+                }
+            ],
+        }
+    )
+    page.wait_for_selector(".tile[data-patient='41']")
+    assert page.locator(".tile").count() == 41
+    assert sum(1 for f in backend.received if f["type"] == "subscribe") == 2
