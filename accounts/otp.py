@@ -101,7 +101,8 @@ def otp_verify(*, purpose: str, user_id: int, code: str) -> None:
     # Single use: only the caller whose delete removed the record wins a parallel race.
     if not cache.delete(key):
         raise CodeInvalid("The code is not valid. Request a new one.")
-    cache.delete(attempts_key)
+    # The attempts counter is left to expire: deleting it here could race with a parallel
+    # INCR that would re-create it without a TTL.
 
 
 def otp_discard(*, purpose: str, user_id: int) -> None:

@@ -288,6 +288,8 @@ def user_password_change(*, user: User, old_password: str, new_password: str) ->
     user.set_password(new_password)
     user.must_change_password = False
     user.save(update_fields=["password", "must_change_password"])
+    # A reset code requested before the change must not undo it.
+    otp.otp_discard(purpose=PASSWORD_RESET, user_id=user.pk)
     return user
 
 

@@ -47,6 +47,12 @@ class PublicView(APIView):
         # A refused token is a 401 (DRF would turn it into a 403 without any authenticator).
         return 'Bearer realm="api"'
 
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+        # 401s raised by services (bad credentials) carry the challenge like DRF's own.
+        if response.status_code == status.HTTP_401_UNAUTHORIZED:
+            response.setdefault("WWW-Authenticate", self.get_authenticate_header(request))
+        return super().finalize_response(request, response, *args, **kwargs)
+
 
 class RegisterView(PublicView):
     throttle_classes = (RegisterThrottle,)

@@ -281,9 +281,11 @@ def band_step(
     state: BandState, *, limits: Limits, bpm: int, at: float, clear_seconds: float
 ) -> tuple[BandState, list[Transition]]:
     """Advance one metric's rule state by one reading (pure; ``at`` is epoch seconds)."""
+    side, level = limits.classify(bpm)
+    if side is None and state.side is None:
+        return state, []  # the common case: in range and nothing pending
     state = state.copy()
     transitions: list[Transition] = []
-    side, level = limits.classify(bpm)
 
     if state.side is not None and side != state.side:
         # The condition on the old side ended (back in range, or crossed to the other side).
@@ -331,22 +333,22 @@ def redis_client() -> redis.Redis:
     return _client_for(settings.REDIS_URL)
 
 
-def _prefix() -> str:
+def key_prefix() -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:alarm:"
 
 
 def state_key(patient_id: int, metric: str) -> str:
-    return f"{_prefix()}band:{patient_id}:{metric}"
+    return f"{key_prefix()}band:{patient_id}:{metric}"
 
 
 def last_reading_key() -> str:
     """A sorted set: device id -> when the server last received a reading from it."""
-    return f"{_prefix()}last-reading"
+    return f"{key_prefix()}last-reading"
 
 
 def offline_key(patient_id: int) -> str:
     """Set while the patient has an open device_offline alert (a reading then resolves it)."""
-    return f"{_prefix()}offline:{patient_id}"
+    return f"{key_prefix()}offline:{patient_id}"
 
 
 # --- Evaluation -----------------------------------------------------------------------------

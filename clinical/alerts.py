@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -366,6 +366,27 @@ def alerts_escalate_due(*, now: datetime | None = None) -> list[AlertEvent]:
         if event is not None:
             events.append(event)
     return events
+
+
+def alert_events_undelivered(
+    *, now: datetime | None = None, older_than: int = 60, window: int = 900
+) -> list[int]:
+    """Recent events whose fan-out never started (no delivery recorded at all), e.g. because
+    the broker was unreachable when the transition committed. Events that notify nobody by
+    e-mail and have no webhook are left out."""
+    from clinical.models import AlertNotification
+
+    now = now or timezone.now()
+    emailed = (Action.RAISED, Action.UPDATED, Action.ESCALATED)
+    return list(
+        AlertEvent.objects.filter(
+            at__gte=now - timedelta(seconds=window), at__lte=now - timedelta(seconds=older_than)
+        )
+        .filter(Q(action__in=emailed) | ~Q(alert__patient__place__webhook_url=""))
+        .exclude(Exists(AlertNotification.objects.filter(event=OuterRef("pk"))))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 # --- Alarm limits ---------------------------------------------------------------------------

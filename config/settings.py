@@ -280,5 +280,10 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": ALARM_SCAN_SECONDS,
             "options": {"expires": ALARM_SCAN_SECONDS * 2},
         },
+        "alerts-delivery-sweep": {
+            "task": "notifications.tasks.alerts_delivery_sweep",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
     }
 )

@@ -22,6 +22,7 @@ def main() -> int:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--rate", type=float, default=1.0, help="simulator readings/s per device")
+    parser.add_argument("--devices", type=int, default=None, help="simulate at most this many")
     parser.add_argument("--no-simulator", action="store_true")
     args = parser.parse_args()
 
@@ -96,6 +97,7 @@ def main() -> int:
                 f"ws://{args.host}:{args.port}/ws/devices/",
                 "--rate",
                 str(args.rate),
+                *(["--devices", str(args.devices)] if args.devices else []),
             )
         print(
             f"\nDashboard: http://{args.host}:{args.port}/   API docs: "
@@ -103,8 +105,13 @@ def main() -> int:
             flush=True,
         )
         while True:
-            for name, process in children:
+            for name, process in list(children):
                 if process.poll() is not None:
+                    if name == "simulator":
+                        # Demo traffic only: the server keeps running without it.
+                        print(f"simulator exited with code {process.returncode}.", flush=True)
+                        children.remove((name, process))
+                        continue
                     print(f"{name} exited with code {process.returncode}; stopping.", flush=True)
                     return process.returncode or 1
             time.sleep(0.5)

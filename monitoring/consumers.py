@@ -13,6 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -43,6 +44,17 @@ DEVICE_RECHECK_SECONDS = 60.0
 
 class FrameConsumer(AsyncWebsocketConsumer):
     """JSON frames with a size limit and the contract's error frame."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' default dispatch runs close_old_connections() in a worker thread before
+        # every message: a thread hop per frame and per group event, serialised on one
+        # thread. These consumers never use the ORM on the event loop; their database work
+        # runs in database_sync_to_async (which closes stale connections itself) or in the
+        # ingest batcher's threads.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw: str | bytes = text_data if text_data is not None else (bytes_data or b"")

@@ -159,26 +159,46 @@ def readings_store(
     stored: list[StoredReading] = []
     columns = "patient_id, device_id, metric, bpm, recorded_at, received_at, seq, entered_by_id"
     received_param = ops.adapt_datetimefield_value(received_at)
+    postgres = connection.vendor == "postgresql"
     with transaction.atomic(), connection.cursor() as cursor:
         for start in range(0, len(readings), _INSERT_CHUNK):
             chunk = readings[start : start + _INSERT_CHUNK]
-            params: list[Any] = []
-            for r in chunk:
-                params.extend(
-                    (
-                        r.patient_id,
-                        r.device_id,
-                        r.metric,
-                        r.bpm,
-                        ops.adapt_datetimefield_value(r.recorded_at),
-                        received_param,
-                        r.seq,
-                        r.entered_by_id,
-                    )
+            if postgres:
+                # One array per column: a statement of constant size, so the driver does not
+                # parse thousands of placeholders per flush (half the cost of a large batch).
+                source = (
+                    "SELECT p, d, m, b, r, %s, s, e FROM unnest(%s::bigint[], %s::bigint[], "
+                    "%s::varchar[], %s::smallint[], %s::timestamptz[], %s::bigint[], "
+                    "%s::bigint[]) AS t(p, d, m, b, r, s, e)"
                 )
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                params: list[Any] = [
+                    received_at,
+                    [r.patient_id for r in chunk],
+                    [r.device_id for r in chunk],
+                    [r.metric for r in chunk],
+                    [r.bpm for r in chunk],
+                    [r.recorded_at for r in chunk],
+                    [r.seq for r in chunk],
+                    [r.entered_by_id for r in chunk],
+                ]
+            else:
+                params = []
+                for r in chunk:
+                    params.extend(
+                        (
+                            r.patient_id,
+                            r.device_id,
+                            r.metric,
+                            r.bpm,
+                            ops.adapt_datetimefield_value(r.recorded_at),
+                            received_param,
+                            r.seq,
+                            r.entered_by_id,
+                        )
+                    )
+                source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {values} "
+                f"INSERT INTO {table} ({columns}) {source} "
                 "ON CONFLICT (device_id, seq) DO NOTHING "
                 "RETURNING id, patient_id, device_id, seq, metric, bpm",
                 params,

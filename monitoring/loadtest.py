@@ -506,6 +506,7 @@ class StreamConfig:
     drain: float = 15.0
     resend_after: float = 5.0
     idle_dashboards: int = 0
+    warmup: float = 2.0
 
 
 class StreamBench:
@@ -554,6 +555,7 @@ class StreamBench:
         self.disconnects = 0
         self.error_samples: list[Any] = []
         self.send_window = (0.0, 0.0)
+        self.connect_seconds: dict[str, float] = {}
         self.memory: dict[str, Any] = {}
         self._closing = False
 
@@ -810,12 +812,15 @@ class StreamBench:
             if self.cfg.idle_dashboards:
                 await self._open_idle()
             # Dashboards first: every reading sent afterwards is expected on them.
+            t0 = time.perf_counter()
             opened = await self._gather_limited(
                 [(lambda d=d: self._open_dashboard(d.url, d.ward_id)) for d in self.dashboards]
             )
             for dash, ws in zip(self.dashboards, opened, strict=True):
                 dash.ws = ws
                 readers.append(asyncio.create_task(self._dashboard_reader(dash)))
+            self.connect_seconds["dashboards"] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
             sockets = await self._gather_limited(
                 [
                     (
@@ -830,6 +835,10 @@ class StreamBench:
             for dev, ws in zip(self.devices, sockets, strict=True):
                 dev.ws = ws
                 readers.append(asyncio.create_task(self._device_reader(dev)))
+            self.connect_seconds["devices"] = round(time.perf_counter() - t0, 2)
+            # Let the server finish its per-connection work (presence, status broadcasts)
+            # so the measurement is of the steady stream, not of the connection burst.
+            await asyncio.sleep(self.cfg.warmup)
             if self.cfg.idle_dashboards and self.sampler:
                 self.memory["rss_with_connections"] = sum(self.sampler.rss_now().values())
             if self.sampler:
@@ -893,6 +902,7 @@ class StreamBench:
             "send_rate_per_s": round(self.sent / window, 1),
             "ack_ms": percentiles_ms(self.ack_latency),
             "e2e_ms": percentiles_ms(self.e2e_latency),
+            "connect_seconds": self.connect_seconds,
             "connect_failures": self.connect_failures,
             "disconnects": self.disconnects,
             "dashboards": dashboards,

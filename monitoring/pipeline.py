@@ -80,8 +80,11 @@ def after_store_run(*, stored: Sequence[StoredReading]) -> None:
         try:
             function = _resolve_hook(hook)
             if function is not None:
-                # A savepoint: a failing hook must not poison the caller's transaction.
-                with transaction.atomic():
+                # Inside a caller's transaction (REST path) a savepoint, so a failing hook
+                # does not poison it. In autocommit (the batcher's hook thread) no wrapping
+                # transaction: on SQLite it would hold the write lock for the whole hook.
+                savepoint = transaction.atomic() if connection.in_atomic_block else None
+                with savepoint or contextlib.nullcontext():
                     function(stored=list(stored))
         except Exception:
             logger.exception("after-store hook %s failed", hook)
@@ -195,7 +198,10 @@ _publisher_lock = threading.Lock()
 
 
 def groups_send_sync(
-    events: Sequence[tuple[str, dict[str, Any]]], *, timeout: float = 5.0, raise_errors=False
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    timeout: float = 5.0,
+    raise_errors: bool = False,
 ) -> None:
     """THE way synchronous code publishes to channel-layer groups.
 
@@ -277,6 +283,11 @@ class IngestBatcher:
         # One thread = one database connection for the hot path; hooks get their own thread.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
         self._hook_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-hooks")
+        # Presence writes (a bulk UPDATE and a Redis set_many) never queue in front of a flush.
+        self._presence_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-presence")
+        self._presence_lock = asyncio.Lock()
+        self._presence_next: asyncio.Task | None = None
+        self._presence_task: asyncio.Task | None = None
         self._hook_backlog: list[StoredReading] = []
         self._hook_running = False
         self._hooks_idle = asyncio.Event()
@@ -319,17 +330,29 @@ class IngestBatcher:
         self._presence.seen[device_id] = time.time()
 
     async def presence_flush(self) -> None:
-        """Write last_seen_at and the presence keys now (also runs every few seconds)."""
-        presence = self._presence
-        seen, presence.seen = presence.seen, {}
-        gone, presence.gone = presence.gone, set()
-        connected = set(presence.connected)
-        presence.last_flush = time.monotonic()
-        if not (seen or gone or connected):
-            return
-        await self.loop.run_in_executor(
-            self._store_executor, _presence_write, seen, connected, gone
-        )
+        """Write last_seen_at and the presence keys now (also runs every few seconds).
+
+        Callers that arrive while a write is queued share it (a burst of 500 connections
+        costs a few writes, not 500), and every change made before the call is in the write
+        that the call awaits.
+        """
+        if self._presence_next is None:
+            self._presence_next = self.loop.create_task(self._presence_write_next())
+        await asyncio.shield(self._presence_next)
+
+    async def _presence_write_next(self) -> None:
+        async with self._presence_lock:
+            self._presence_next = None  # later callers start the next write
+            presence = self._presence
+            seen, presence.seen = presence.seen, {}
+            gone, presence.gone = presence.gone, set()
+            connected = set(presence.connected)
+            presence.last_flush = time.monotonic()
+            if not (seen or gone or connected):
+                return
+            await self.loop.run_in_executor(
+                self._presence_executor, _presence_write, seen, connected, gone
+            )
 
     async def _run(self) -> None:
         interval = settings.INGEST_FLUSH_INTERVAL
@@ -342,8 +365,12 @@ class IngestBatcher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._full.wait(), interval)
                     await self._flush()
-                if time.monotonic() - self._last_presence >= PRESENCE_INTERVAL:
-                    await self.presence_flush()
+                if time.monotonic() - self._last_presence >= PRESENCE_INTERVAL and (
+                    self._presence_task is None or self._presence_task.done()
+                ):
+                    # In the background: a presence write never delays the next flush.
+                    self._presence.last_flush = time.monotonic()
+                    self._presence_task = self.loop.create_task(self.presence_flush())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -412,13 +439,13 @@ class IngestBatcher:
         """Stop: flush what is queued, then release the worker threads' DB connections."""
         self._task.cancel()
         await self.drain()
-        for executor in (self._store_executor, self._hook_executor):
+        for executor in (self._store_executor, self._hook_executor, self._presence_executor):
             await self.loop.run_in_executor(executor, _connection_close)
             executor.shutdown(wait=False)
 
     def close(self) -> None:
         self._task.cancel()
-        for executor in (self._store_executor, self._hook_executor):
+        for executor in (self._store_executor, self._hook_executor, self._presence_executor):
             executor.submit(_connection_close)
             executor.shutdown(wait=False)
 

@@ -83,4 +83,20 @@ def alerts_escalation_scan() -> int:
     return len(alerts_escalate_due())
 
 
+@shared_task(name="notifications.tasks.alerts_delivery_sweep", acks_late=True)
+def alerts_delivery_sweep() -> int:
+    """Beat: queue again the fan-out of recent alert events that never started (the broker
+    was down when they committed); at most once a minute per event."""
+    from clinical.alarms import key_prefix, redis_client
+    from clinical.alerts import alert_events_undelivered
+
+    client = redis_client()
+    queued = 0
+    for event_id in alert_events_undelivered():
+        if client.set(f"{key_prefix()}requeue:{event_id}", 1, nx=True, ex=60):
+            alert_event_notify.delay(event_id)
+            queued += 1
+    return queued
+
+
 # === End of alerts ===========================================================================

@@ -136,7 +136,9 @@ def test_login_returns_tokens_and_the_user(api, nurse, place):
 
 
 def test_login_wrong_password_is_401_invalid_credentials(api, nurse):
-    assert_error(login(api, nurse.email, "wrong-password"), 401, "invalid_credentials")
+    response = login(api, nurse.email, "wrong-password")
+    assert_error(response, 401, "invalid_credentials")
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 def test_login_unknown_email_gives_the_same_answer(api):

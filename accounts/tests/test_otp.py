@@ -126,3 +126,41 @@ def test_codes_of_different_users_are_independent():
 def test_codes_are_random():
     codes = {otp.otp_issue(purpose=PURPOSE, user_id=n) for n in range(50)}
     assert len(codes) > 40
+
+
+def _race(count: int, attempt) -> list[str]:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    barrier = Barrier(count)
+
+    def run(_: int) -> str:
+        barrier.wait()
+        try:
+            attempt()
+        except otp.CodeInvalid:
+            return "invalid"
+        except otp.TooManyAttempts:
+            return "too_many"
+        return "ok"
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_parallel_guesses_cannot_exceed_the_attempt_limit(settings):
+    settings.OTP_MAX_ATTEMPTS = 5
+    code = otp.otp_issue(purpose=PURPOSE, user_id=1)
+    outcomes = _race(20, lambda: otp.otp_verify(purpose=PURPOSE, user_id=1, code=wrong(code)))
+    assert outcomes.count("invalid") == 4
+    assert outcomes.count("too_many") == 16
+    with pytest.raises(otp.TooManyAttempts):
+        otp.otp_verify(purpose=PURPOSE, user_id=1, code=code)
+
+
+def test_parallel_use_of_the_right_code_succeeds_once(settings):
+    settings.OTP_MAX_ATTEMPTS = 10
+    code = otp.otp_issue(purpose=PURPOSE, user_id=1)
+    outcomes = _race(6, lambda: otp.otp_verify(purpose=PURPOSE, user_id=1, code=code))
+    assert outcomes.count("ok") == 1
+    assert outcomes.count("invalid") == 5

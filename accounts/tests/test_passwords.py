@@ -321,3 +321,12 @@ def test_must_change_password_blocks_posting_readings(newcomer, patient):
         },
     )
     assert_error(response, 403, "password_change_required")
+
+
+def test_changing_the_password_voids_a_pending_reset_code(api, nurse, mail):
+    forgot(api, nurse.email, mail)
+    code = reset_code(mail.to(nurse.email)[0])
+    client, _ = session(nurse.email)
+    client.post(CHANGE, {"old_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD})
+    payload = {"email": nurse.email, "code": code, "new_password": "Other-Pass-9981"}
+    assert_error(api.post(RESET, payload), 400, "invalid_code")

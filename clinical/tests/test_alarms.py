@@ -31,7 +31,7 @@ def clean_alarm_state():
 
     def wipe() -> None:
         client = redis_client()
-        keys = list(client.scan_iter(match=f"{alarms._prefix()}*", count=1000))
+        keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
         if keys:
             client.delete(*keys)
 

@@ -21,7 +21,7 @@ from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_t
 def clean_alarm_state():
     def wipe() -> None:
         client = alarms.redis_client()
-        keys = list(client.scan_iter(match=f"{alarms._prefix()}*", count=1000))
+        keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
         if keys:
             client.delete(*keys)
 

@@ -375,3 +375,33 @@ def test_limits_of_other_places_answer_404(patient):
     assert (
         outsider.put(url, {"limits": [{"metric": "heart_rate"}]}, format="json").status_code == 404
     )
+
+
+# --- Django admin -------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_alerts_events_deliveries_and_limits(client, patient):
+    from clinical.models import AlarmLimit
+
+    superuser = UserFactory(role=Role.ADMIN, is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+    alert = raise_alert(patient)
+    AlarmLimit.objects.create(
+        patient=patient,
+        metric="heart_rate",
+        brady_high=35,
+        hold_high_seconds=10,
+        hold_medium_seconds=20,
+        hold_low_seconds=30,
+    )
+    for url in (
+        "/admin/clinical/alert/",
+        f"/admin/clinical/alert/{alert.id}/change/",
+        "/admin/clinical/alertevent/",
+        "/admin/clinical/alertnotification/",
+        "/admin/clinical/alarmlimit/",
+    ):
+        assert client.get(url).status_code == 200, url
+    event = alert.events.get()
+    # The audit trail cannot be edited.
+    assert client.post(f"/admin/clinical/alertevent/{event.id}/change/", {}).status_code == 403

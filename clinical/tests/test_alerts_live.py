@@ -69,6 +69,7 @@ def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
     else:
         assert settings.DATABASES["default"]["NAME"].startswith("test_")
     _wipe_alarm_state()
+    overrides = getattr(request, "param", {})
     yield {
         **os.environ,
         "DATABASE_URL": url,
@@ -81,13 +82,14 @@ def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
         "ALERT_ESCALATION_SECONDS": str(ESCALATION_SECONDS),
         "ALARM_SCAN_SECONDS": "1",
         "DEVICE_OFFLINE_SECONDS": "600",
+        **overrides,
     }
     _wipe_alarm_state()
 
 
 def _wipe_alarm_state() -> None:
     client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms._prefix()}*", count=1000))
+    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
     if keys:
         client.delete(*keys)
 
@@ -302,3 +304,56 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
     assert (kind, state) == ("bradycardia", "acknowledged")
     assert actions[0] == "raised" and actions[-1] == "acknowledged"
     assert actions.count("escalated") == escalations
+
+
+@pytest.mark.parametrize("live_env", [{"DEVICE_OFFLINE_SECONDS": "2"}], indirect=True)
+async def test_a_silent_device_raises_offline_and_its_next_reading_resolves_it(
+    live_env, servers, smtp_server
+):
+    data = await asyncio.to_thread(django_run, live_env, SEED)
+    base = f"ws://127.0.0.1:{servers['port']}"
+    dashboard = await websockets.connect(f"{base}/ws/dashboard/", ping_interval=None)
+    await dashboard.send(json.dumps({"type": "auth", "token": data["nurse_token"]}))
+    assert json.loads(await dashboard.recv())["type"] == "auth.ok"
+    await dashboard.send(json.dumps({"type": "subscribe", "ward": data["ward"]}))
+    assert json.loads(await dashboard.recv())["type"] == "snapshot"
+
+    async def next_alert() -> dict:
+        async with asyncio.timeout(20):
+            while True:
+                frame = json.loads(await dashboard.recv())
+                if frame["type"] == "alert":
+                    return frame["alert"]
+
+    device = await websockets.connect(
+        f"{base}/ws/devices/",
+        additional_headers={"Authorization": f"Device {data['device_token']}"},
+    )
+
+    async def send(seq: int) -> None:
+        reading = {
+            "seq": seq,
+            "metric": "heart_rate",
+            "bpm": 78,
+            "recorded_at": datetime.now(UTC).isoformat(),
+        }
+        await device.send(json.dumps({"type": "reading", **reading}))
+        async with asyncio.timeout(10):
+            while json.loads(await device.recv())["type"] != "ack":
+                pass
+
+    await send(1)
+    # The connection stays open, but no reading arrives: offline after 2 s (scan every 1 s).
+    offline = await next_alert()
+    assert (offline["kind"], offline["priority"], offline["state"]) == (
+        "device_offline",
+        "low",
+        "active",
+    )
+    await send(2)
+    back = await next_alert()
+    assert (back["id"], back["state"]) == (offline["id"], "resolved")
+    await _until(lambda: smtp_server.to("live-nurse@example.org"), 20, "the offline e-mail")
+    assert "device offline" in smtp_server.to("live-nurse@example.org")[0]["Subject"]
+    await device.close()
+    await dashboard.close()

@@ -143,10 +143,11 @@ async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_fa
     out, err = await asyncio.to_thread(simulator.communicate, timeout=90)
     assert simulator.returncode == 0, err[-2000:]
     report = json.loads(out.strip().splitlines()[-1])
-    assert report["fatal"] == [] and report["rejected"] == 0
-    assert report["sent"] >= 4 * 10 * 6
-    assert report["unacked"] == 0
-    assert report["acked"] == report["sent"]
-    assert report["connects"] > 4  # everyone reconnected after the crash
+    context = f"{report}\n{err[-1500:]}"
+    assert report["fatal"] == [] and report["rejected"] == 0, context
+    assert report["sent"] >= 4 * 10 * 6, context
+    assert report["unacked"] == 0, context
+    assert report["acked"] == report["sent"], context
+    assert report["connects"] > 4, context  # the devices reconnected after the crash
     ids = [d["id"] for d in data["devices"]]
-    assert await asyncio.to_thread(stored_count, live_env, ids) == report["sent"]
+    assert await asyncio.to_thread(stored_count, live_env, ids) == report["sent"], context

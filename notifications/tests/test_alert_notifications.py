@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from accounts.models import Role
 from clinical import alerts as services
 from clinical.models import AlertNotification
-from config.factories import UserFactory
+from config.factories import PatientFactory, UserFactory
 from monitoring.groups import patient_group, ward_group
 from notifications.alert_emails import alert_event_email
 from notifications.tasks import alert_event_notify, alerts_escalation_scan
@@ -275,3 +275,26 @@ def test_nothing_is_delivered_when_the_transaction_rolls_back(
             pass
     assert callbacks == []
     assert smtp_server.messages == []
+
+
+# --- Delivery sweep ---------------------------------------------------------------------------
+
+
+def test_events_whose_fan_out_never_started_are_queued_again(
+    patient, staff, smtp_server, celery_eager, settings
+):
+    from clinical.alarms import key_prefix, redis_client
+    from notifications.tasks import alerts_delivery_sweep
+
+    # The transition committed but its task never reached the broker (no on_commit here).
+    alert = raise_alert(patient, at=datetime.now(UTC) - timedelta(seconds=90))
+    event = alert.events.get()
+    fresh = raise_alert(PatientFactory(ward=patient.ward), at=datetime.now(UTC))
+    redis_client().delete(f"{key_prefix()}requeue:{event.id}")
+    assert services.alert_events_undelivered() == [event.id]  # not the fresh one yet
+
+    assert alerts_delivery_sweep.delay().get() == 1
+    assert len(smtp_server.to(staff["nurse"].email)) == 1
+    assert services.alert_events_undelivered() == []
+    assert alerts_delivery_sweep.delay().get() == 0
+    assert fresh.events.get().id not in services.alert_events_undelivered()

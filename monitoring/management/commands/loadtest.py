@@ -66,6 +66,9 @@ class Command(BaseCommand):
         )
         load.add_argument("--drain", type=float, default=15.0, help="max seconds to await acks")
         load.add_argument("--resend-after", type=float, default=5.0)
+        load.add_argument(
+            "--warmup", type=float, default=2.0, help="seconds between connecting and sending"
+        )
         modes = parser.add_argument_group("modes")
         modes.add_argument(
             "--idle-dashboards",
@@ -142,6 +145,7 @@ class Command(BaseCommand):
                     drain=opts["drain"],
                     resend_after=opts["resend_after"],
                     idle_dashboards=opts["idle_dashboards"],
+                    warmup=opts["warmup"],
                 )
                 if mode == "idle":
                     urls, pids = urls[:1], pids[:1]
