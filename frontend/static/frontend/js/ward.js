@@ -97,7 +97,7 @@ class Tile {
       const value = el("span", { class: "value", text: "--" });
       const block = el(
         "div",
-        { class: `vital vital-${metric}`, title: METRIC_TITLE[metric] },
+        { class: `vital vital-${metric}`, role: "group", title: METRIC_TITLE[metric] },
         el("span", { class: "vital-label" }, METRIC_LABEL[metric]),
         value,
         el("span", { class: "vital-unit" }, "bpm"),
