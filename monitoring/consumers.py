@@ -152,7 +152,9 @@ class DeviceConsumer(FrameConsumer):
         self.batcher = pipeline.batcher_get()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
-        self.batcher.device_connected(device.id)
+        self.batcher.device_connected(
+            device.id, patient_id=target.patient_id, token_hash=device.token_hash
+        )
         await self.channel_layer.group_add(device_group(device.id), self.channel_name)
         await self.batcher.presence_flush()
         await pipeline.groups_send(self._status_events(online=True))
