@@ -17,6 +17,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.selectors import user_place_ids
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
@@ -147,14 +148,16 @@ class DeviceConsumer(FrameConsumer):
         if target is None:
             await self.close(CloseCode.DEVICE_UNASSIGNED, "device not assigned to a patient")
             return
-        self.device, self.target = device, target
         self.ack_tasks: set[asyncio.Task] = set()
         self.batcher = pipeline.batcher_get()
-        self.batcher.device_connected(device.id)
+        self.recheck_task = asyncio.create_task(self._recheck_periodically())
+        self.device, self.target = device, target
+        self.batcher.device_connected(
+            device.id, patient_id=target.patient_id, token_hash=device.token_hash
+        )
         await self.channel_layer.group_add(device_group(device.id), self.channel_name)
         await self.batcher.presence_flush()
         await pipeline.groups_send(self._status_events(online=True))
-        self.recheck_task = asyncio.create_task(self._recheck_periodically())
 
     def _status_events(self, *, online: bool) -> list[tuple[str, dict[str, Any]]]:
         return pipeline.device_status_events(
@@ -163,14 +166,14 @@ class DeviceConsumer(FrameConsumer):
             patient_id=self.target.patient_id,
             ward_id=self.target.ward_id,
             online=online,
-            last_seen_at=pipeline.timezone.now().isoformat(),
+            last_seen_at=timezone.now().isoformat(),
         )
 
     async def disconnect(self, code: int) -> None:
         if self.device is None:
             return
         self.recheck_task.cancel()
-        for task in self.ack_tasks:
+        for task in list(self.ack_tasks):
             task.cancel()
         await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
         self.batcher.device_disconnected(self.device.id)

@@ -42,7 +42,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from monitoring.groups import patient_group, ward_group
+from monitoring.groups import device_group, patient_group, ward_group
 from monitoring.ingest import ReadingIn, StoredReading, readings_store
 
 logger = logging.getLogger(__name__)
@@ -308,6 +308,10 @@ class _Presence:
     connected: dict[int, int] = field(default_factory=dict)  # device id -> connection count
     gone: set[int] = field(default_factory=set)
     last_flush: float = 0.0
+    # device id -> (patient id, token hash) its connection streams for; checked against the
+    # database on every presence write so a reassigned, deactivated or re-keyed device is
+    # told within PRESENCE_INTERVAL even if nobody sent it ``device.changed``.
+    expected: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
 class IngestBatcher:
@@ -354,7 +358,11 @@ class IngestBatcher:
             self._full.set()
         return future
 
-    def device_connected(self, device_id: int) -> None:
+    def device_connected(
+        self, device_id: int, *, patient_id: int | None = None, token_hash: str | None = None
+    ) -> None:
+        if patient_id is not None and token_hash is not None:
+            self._presence.expected[device_id] = (patient_id, token_hash)
         self._presence.connected[device_id] = self._presence.connected.get(device_id, 0) + 1
         self._presence.seen[device_id] = time.time()
         self._presence.gone.discard(device_id)
@@ -363,6 +371,7 @@ class IngestBatcher:
         count = self._presence.connected.get(device_id, 0) - 1
         if count <= 0:
             self._presence.connected.pop(device_id, None)
+            self._presence.expected.pop(device_id, None)
             self._presence.gone.add(device_id)
         else:
             self._presence.connected[device_id] = count
@@ -386,12 +395,15 @@ class IngestBatcher:
             seen, presence.seen = presence.seen, {}
             gone, presence.gone = presence.gone, set()
             connected = set(presence.connected)
+            expected = dict(presence.expected)
             presence.last_flush = time.monotonic()
             if not (seen or gone or connected):
                 return
-            await self.loop.run_in_executor(
-                self._presence_executor, _presence_write, seen, connected, gone
+            changed = await self.loop.run_in_executor(
+                self._presence_executor, _presence_write, seen, connected, gone, expected
             )
+            # The connections re-check the device and close with the fitting code.
+            await groups_send([(device_group(i), {"type": "device.changed"}) for i in changed])
 
     async def _run(self) -> None:
         interval = settings.INGEST_FLUSH_INTERVAL
@@ -510,7 +522,13 @@ def _hooks_in_thread(stored: list[StoredReading]) -> None:
     after_store_run(stored=stored)
 
 
-def _presence_write(seen: dict[int, float], connected: set[int], gone: set[int]) -> None:
+def _presence_write(
+    seen: dict[int, float],
+    connected: set[int],
+    gone: set[int],
+    expected: dict[int, tuple[int, str]] | None = None,
+) -> list[int]:
+    """Returns the connected devices whose assignment, state or token changed."""
     from monitoring.models import Device
 
     close_old_connections()
@@ -526,9 +544,18 @@ def _presence_write(seen: dict[int, float], connected: set[int], gone: set[int])
         offline = gone - connected
         if offline:
             cache.delete_many([presence_key(i) for i in offline])
+        if expected:
+            current = {
+                device_id: (patient_id, token_hash) if is_active else None
+                for device_id, patient_id, token_hash, is_active in Device.objects.filter(
+                    id__in=list(expected)
+                ).values_list("id", "patient_id", "token_hash", "is_active")
+            }
+            return [i for i, wanted in expected.items() if current.get(i) != wanted]
     except Exception:
         connection.close()
         logger.exception("presence update failed")
+    return []
 
 
 _batchers: dict[asyncio.AbstractEventLoop, IngestBatcher] = {}

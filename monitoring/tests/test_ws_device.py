@@ -189,3 +189,26 @@ async def test_storage_failure_means_no_ack_and_a_retry_close(device, monkeypatc
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "reading", **reading(1)})
     assert await expect_close(communicator) == 1013
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("reassign", 4409), ("unassign", 4409), ("deactivate", 4403), ("rotate", 4401)],
+)
+async def test_device_changes_close_the_connection_without_any_event(
+    device, monkeypatch, change, code
+):
+    # Nobody sends device.changed: the presence write notices the change by itself.
+    monkeypatch.setattr(pipeline, "PRESENCE_INTERVAL", 0.2)
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "reading", **reading(1)})
+    await receive_type(communicator, "ack")
+    other = await sync_to_async(PatientFactory)(ward=device.patient.ward)
+    updates = {
+        "reassign": {"patient": other},
+        "unassign": {"patient": None},
+        "deactivate": {"is_active": False},
+        "rotate": {"token_hash": "0" * 64},
+    }[change]
+    await sync_to_async(Device.objects.filter(id=device.id).update)(**updates)
+    assert await expect_close(communicator, wait=10) == code

@@ -1,0 +1,64 @@
+"""End to end through the alarm hook: a bradycardia streamed by a device becomes an alert frame
+on the ward's dashboard, and ``alert.ack`` from the dashboard acknowledges it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
+
+# Runs once the alarm rules (clinical.alarms) are part of the project.
+pytest.importorskip("clinical.alarms")
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_alarm_state():
+    """Alarm rule state lives in Redis keyed by patient id; ids repeat across test runs."""
+    from clinical import alarms
+
+    client = alarms.redis_client()
+    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+async def test_streamed_bradycardia_raises_an_alert_that_the_dashboard_acknowledges(
+    nurse, device, ward
+):
+    watcher = await dashboard_connect(nurse)
+    await subscribe(watcher, ward=ward.id)
+    await subscribe(watcher, patient=device.patient_id)  # two scopes, still one frame
+    ws = await device_connect(device.token)
+    start = timezone.now() - timedelta(seconds=60)
+    items = [
+        {
+            "seq": i + 1,
+            "metric": "heart_rate",
+            "bpm": 35,
+            "recorded_at": (start + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(55)
+    ]
+    await ws.send_json_to({"type": "readings", "items": items})
+    await receive_type(ws, "ack")
+    # The readings are broadcast first (before the ack), the alert follows the evaluation.
+    frame = await receive_type(watcher, "readings")
+    assert len(frame["items"]) == 55
+    frame = await receive_type(watcher, "alert", wait=10)
+    assert frame["alert"]["patient"] == device.patient_id
+    assert frame["alert"]["kind"] == "bradycardia" and frame["alert"]["state"] == "active"
+    await watcher.send_json_to({"type": "alert.ack", "alert": frame["alert"]["id"]})
+    acknowledged = None
+    while acknowledged is None:
+        f = await watcher.receive_json_from(timeout=5)
+        if f["type"] == "alert":
+            acknowledged = f
+    assert acknowledged["alert"]["state"] == "acknowledged"
+    assert acknowledged["alert"]["acknowledged_by"] == nurse.id
+    for c in (watcher, ws):
+        await c.disconnect()
