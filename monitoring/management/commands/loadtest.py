@@ -47,7 +47,8 @@ class Command(BaseCommand):
             type=int,
             default=0,
             metavar="N",
-            help="start N Daphne processes on free ports (shared Redis and database)",
+            help="start N Daphne processes on free ports (shared Redis and database); "
+            "the default when no --url is given is 1",
         )
         load = parser.add_argument_group("load")
         load.add_argument("--devices", type=int, default=500)
@@ -108,8 +109,10 @@ class Command(BaseCommand):
         out.add_argument("--log-dir", default=str(settings.VAR_DIR / "bench"))
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["url"] and opts["spawn_server"]:
+            raise CommandError("Give either --url (a running server) or --spawn-server N.")
         if not opts["url"] and not opts["spawn_server"]:
-            raise CommandError("Give --url of a running server or --spawn-server N.")
+            opts["spawn_server"] = 1  # `make bench` with no arguments: one Daphne of its own
         mode = "history" if opts["history"] else "rest" if opts["rest_batch"] else "stream"
         if mode == "stream" and opts["idle_dashboards"]:
             mode = "idle"
