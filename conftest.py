@@ -16,6 +16,14 @@ from config.factories import (
 pytest_plugins = ["notifications.testing"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # The production hasher is slow on purpose; tests create users by the hundred. Server
+    # processes started by live tests keep the production hasher.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def place():
     return PlaceFactory()

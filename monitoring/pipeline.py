@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
@@ -137,11 +138,47 @@ def device_status_events(
     return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]
 
 
+async def groups_with_members(layer: Any, groups: Iterable[str]) -> set[str] | None:
+    """Which of these groups have members, in one Redis round trip per shard (None: unknown).
+
+    A ``group_send`` costs two round trips even to an empty group, and most patient groups
+    (and wards nobody watches) are empty: checking them all at once first halves the Redis
+    work of a flush. No reading is lost by skipping: a dashboard joins its group before it
+    reads its snapshot, and the check runs after the readings were committed, so a reading
+    is either in the snapshot or sent to the group.
+    """
+    if not isinstance(layer, RedisChannelLayer):
+        return None
+    by_shard: dict[int, list[str]] = {}
+    for group in groups:
+        by_shard.setdefault(layer.consistent_hash(group), []).append(group)
+    found: set[str] = set()
+    for shard, names in by_shard.items():
+        pipe = layer.connection(shard).pipeline(transaction=False)
+        for group in names:
+            pipe.zcard(layer._group_key(group))
+        counts = await pipe.execute()
+        found.update(group for group, count in zip(names, counts, strict=True) if count)
+    return found
+
+
 async def groups_send(events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Send group messages from async code, concurrently; a failure is logged, not raised."""
+    """Send group messages from async code, concurrently; a failure is logged, not raised.
+
+    Groups without members are skipped (see :func:`groups_with_members`).
+    """
     if not events:
         return
     layer = get_channel_layer()
+    try:
+        members = await groups_with_members(layer, {group for group, _ in events})
+    except Exception:
+        logger.exception("group membership check failed; sending to every group")
+        members = None
+    if members is not None:
+        events = [(group, event) for group, event in events if group in members]
+        if not events:
+            return
     results = await asyncio.gather(
         *(layer.group_send(group, event) for group, event in events), return_exceptions=True
     )
@@ -182,10 +219,12 @@ class _SyncPublisher:
 
     def send(self, events: Sequence[tuple[str, dict[str, Any]]], timeout: float) -> None:
         async def send_all() -> None:
+            members = await groups_with_members(self.layer, {g for g, _ in events})
+            todo = events if members is None else [(g, e) for g, e in events if g in members]
             results = await asyncio.gather(
-                *(self.layer.group_send(g, e) for g, e in events), return_exceptions=True
+                *(self.layer.group_send(g, e) for g, e in todo), return_exceptions=True
             )
-            for (group, _), result in zip(events, results, strict=True):
+            for (group, _), result in zip(todo, results, strict=True):
                 if isinstance(result, BaseException):
                     raise result if isinstance(result, Exception) else RuntimeError(group)
 

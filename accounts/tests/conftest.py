@@ -9,12 +9,6 @@ from accounts.testing import auth_cache_clear
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    # The production hasher costs ~0.3 s a call; these tests hash hundreds of passwords.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     """Throttle counters and one-time codes live in Redis: every test starts clean."""
     auth_cache_clear()

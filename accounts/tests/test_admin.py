@@ -44,9 +44,8 @@ def test_add_form_asks_for_no_password(staff):
 
 
 def test_adding_a_user_in_the_admin_emails_credentials(
-    staff, place, smtp_server, celery_eager, django_capture_on_commit_callbacks, settings
+    staff, place, smtp_server, celery_eager, django_capture_on_commit_callbacks
 ):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.post(
             f"{CHANGELIST}add/",
@@ -82,9 +81,8 @@ def test_change_page_loads(staff, nurse):
 
 
 def test_action_emails_a_new_one_time_password(
-    staff, smtp_server, celery_eager, django_capture_on_commit_callbacks, settings
+    staff, smtp_server, celery_eager, django_capture_on_commit_callbacks
 ):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     user = UserFactory(email="forgetful@example.org")
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.post(

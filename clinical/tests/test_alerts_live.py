@@ -70,7 +70,7 @@ def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
         assert settings.DATABASES["default"]["NAME"].startswith("test_")
     _wipe_alarm_state()
     overrides = getattr(request, "param", {})
-    yield {
+    env = {
         **os.environ,
         "DATABASE_URL": url,
         "REDIS_URL": os.environ["REDIS_URL"],
@@ -84,7 +84,16 @@ def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
         "DEVICE_OFFLINE_SECONDS": "600",
         **overrides,
     }
+    yield env
     _wipe_alarm_state()
+    if url.startswith("sqlite"):  # the file database outlives the test: empty it
+        subprocess.run(
+            [PYTHON, "manage.py", "flush", "--noinput"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": url},
+            check=True,
+            timeout=60,
+        )
 
 
 def _wipe_alarm_state() -> None:
@@ -106,20 +115,26 @@ def django_run(env: dict[str, str], code: str) -> Any:
 
 
 SEED = """
+import uuid
 from accounts.models import Role
+tag = uuid.uuid4().hex[:8]
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from rest_framework_simplejwt.tokens import AccessToken
 place = PlaceFactory()
 ward = WardFactory(place=place)
-doctor = UserFactory(role=Role.DOCTOR, places=[place], email="live-doctor@example.org")
-nurse = UserFactory(role=Role.NURSE, places=[place], email="live-nurse@example.org")
-admin = UserFactory(role=Role.ADMIN, places=[place], email="live-admin@example.org")
-UserFactory(role=Role.ADMIN, email="live-other-admin@example.org")
-UserFactory(role=Role.NURSE, places=[PlaceFactory()], email="live-outsider@example.org")
+doctor = UserFactory(role=Role.DOCTOR, places=[place], email=f"live-doctor-{tag}@example.org")
+nurse = UserFactory(role=Role.NURSE, places=[place], email=f"live-nurse-{tag}@example.org")
+admin = UserFactory(role=Role.ADMIN, places=[place], email=f"live-admin-{tag}@example.org")
+other_admin = UserFactory(role=Role.ADMIN, email=f"live-other-admin-{tag}@example.org")
+outsider = UserFactory(
+    role=Role.NURSE, places=[PlaceFactory()], email=f"live-outsider-{tag}@example.org"
+)
 patient = PatientFactory(ward=ward, monitoring_profile="adult")
 device = DeviceFactory(patient=patient)
 result = {"ward": ward.id, "patient": patient.id, "device_token": device.token,
-          "nurse_token": str(AccessToken.for_user(nurse))}
+          "nurse_token": str(AccessToken.for_user(nurse)),
+          "emails": {"doctor": doctor.email, "nurse": nurse.email, "admin": admin.email,
+                     "other_admin": other_admin.email, "outsider": outsider.email}}
 """
 
 
@@ -263,7 +278,8 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
     assert alert["patient"] == data["patient"]
 
     # One e-mail per clinician of the place; nobody else.
-    doctor, nurse, admin = (f"live-{r}@example.org" for r in ("doctor", "nurse", "admin"))
+    emails = data["emails"]
+    doctor, nurse, admin = emails["doctor"], emails["nurse"], emails["admin"]
     await _until(
         lambda: smtp_server.to(doctor) and smtp_server.to(nurse), 30, "the clinicians' e-mails"
     )
@@ -290,8 +306,8 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
     assert {frame["alert"]["id"] for frame in alert_frames} == {alert["id"]}
     assert [frame["alert"]["state"] for frame in alert_frames] == ["active", "acknowledged"]
     assert len(smtp_server.to(doctor)) == 1 and len(smtp_server.to(nurse)) == 1
-    assert smtp_server.to("live-other-admin@example.org") == []
-    assert smtp_server.to("live-outsider@example.org") == []
+    assert smtp_server.to(emails["other_admin"]) == []
+    assert smtp_server.to(emails["outsider"]) == []
     stored = await asyncio.to_thread(
         django_run,
         live_env,
@@ -353,7 +369,8 @@ async def test_a_silent_device_raises_offline_and_its_next_reading_resolves_it(
     await send(2)
     back = await next_alert()
     assert (back["id"], back["state"]) == (offline["id"], "resolved")
-    await _until(lambda: smtp_server.to("live-nurse@example.org"), 20, "the offline e-mail")
-    assert "device offline" in smtp_server.to("live-nurse@example.org")[0]["Subject"]
+    nurse = data["emails"]["nurse"]
+    await _until(lambda: smtp_server.to(nurse), 20, "the offline e-mail")
+    assert "device offline" in smtp_server.to(nurse)[0]["Subject"]
     await device.close()
     await dashboard.close()

@@ -189,15 +189,20 @@ class DeviceStream:
     device, readings sent as frames and acknowledged by the server after storage."""
 
     def __init__(self, stack: LiveStack, patients: list[dict[str, Any]]) -> None:
+        from contextlib import ExitStack
+
         from websockets.sync.client import connect
 
         self.patients = patients
+        self._exit = ExitStack()
         self.connections = [
-            connect(
-                f"ws://127.0.0.1:{stack.port}/ws/devices/",
-                additional_headers={"Authorization": f"Device {p['token']}"},
-                proxy=None,
-                open_timeout=10,
+            self._exit.enter_context(
+                connect(
+                    f"ws://127.0.0.1:{stack.port}/ws/devices/",
+                    additional_headers={"Authorization": f"Device {p['token']}"},
+                    proxy=None,
+                    open_timeout=10,
+                )
             )
             for p in patients
         ]
@@ -220,5 +225,4 @@ class DeviceStream:
             assert not seqs, f"not acknowledged: {sorted(seqs)}"
 
     def close(self) -> None:
-        for ws in self.connections:
-            ws.close()
+        self._exit.close()

@@ -114,6 +114,38 @@ class MockBackend:
             body = {"id": self.ward_id, "place": 1, "name": "Labour ward"}
         elif path == "/api/places/1/":
             body = {"id": 1, "name": "City Hospital", "kind": "hospital"}
+        elif path.startswith("/api/patients/") and path.endswith("/alarm-limits/"):
+            body = {
+                "patient": int(path.split("/")[3]),
+                "monitoring_profile": "adult",
+                "limits": [
+                    {
+                        "metric": "heart_rate",
+                        "brady_high": 49,
+                        "tachy_high": 131,
+                        "source": "default",
+                    }
+                ],
+            }
+        elif path.startswith("/api/patients/"):
+            patient = next(p for p in self.patients if p["id"] == int(path.split("/")[3]))
+            body = {
+                **{k: patient[k] for k in ("id", "name", "bed", "monitoring_profile")},
+                "mrn": "MRN1",
+                "sex": "F",
+                "date_of_birth": None,
+                "ward": self.ward_id,
+                "place": 1,
+            }
+        elif path == "/api/alerts/":
+            body = {
+                "count": len(self.alerts),
+                "next": None,
+                "previous": None,
+                "results": list(self.alerts.values()),
+            }
+        elif path == "/api/devices/":
+            body = {"count": 0, "next": None, "previous": None, "results": []}
         elif path.startswith("/api/records/"):
             body = {"next": None, "previous": None, "results": []}
         elif path.startswith("/api/alerts/") and path.endswith("/acknowledge/"):
@@ -151,6 +183,11 @@ class MockBackend:
         elif frame["type"] == "subscribe" and frame.get("ward") == self.ward_id:
             ws.send(
                 json.dumps({"type": "snapshot", "ward": self.ward_id, "patients": self.patients})
+            )
+        elif frame["type"] == "subscribe" and "patient" in frame:
+            patients = [p for p in self.patients if p["id"] == frame["patient"]]
+            ws.send(
+                json.dumps({"type": "snapshot", "patient": frame["patient"], "patients": patients})
             )
         elif frame["type"] == "subscribe":
             ws.send(

@@ -248,3 +248,50 @@ def test_connection_indicator_appears_only_with_a_live_view(page_server, new_pag
     page.wait_for_selector("#email")
     assert page.is_hidden("#conn")
     assert page.is_hidden("#signout")
+
+
+def test_a_bed_admitted_after_the_snapshot_appears(ward_page):  # type: ignore[no-untyped-def]
+    page, backend = ward_page
+    admitted = make_patients(41)[-1]
+    backend.patients = [*backend.patients, admitted]
+    backend.push(
+        {
+            "type": "readings",
+            "items": [
+                {
+                    "patient": 41,
+                    "device": 141,
+                    "metric": "heart_rate",
+                    "bpm": 88,
+                    "recorded_at": "2100-01-01T00:00:00Z",
+                    "seq": 5,
+                }
+            ],
+        }
+    )
+    page.wait_for_selector(".tile[data-patient='41']")
+    assert page.locator(".tile").count() == 41
+    assert sum(1 for f in backend.received if f["type"] == "subscribe") == 2
+
+
+def test_patient_view_sounds_and_announces_its_new_high_alarm(ward_page):  # type: ignore[no-untyped-def]
+    page, backend = ward_page
+    page.click(".tile[data-patient='4'] .name")
+    page.wait_for_selector("#patient-name")
+    page.wait_for_function(
+        "() => document.querySelector('.vital-heart_rate .value').textContent !== '--'"
+    )
+    before = int(page.get_attribute("#mute", "data-alarm-count"))
+    backend.push(backend.alert(21, 4, "high"))
+    page.wait_for_selector(".alert-item[data-alert='21'][data-state='active']")
+    page.wait_for_function(
+        f"() => Number(document.getElementById('mute').dataset.alarmCount) > {before}"
+    )
+    assert "HIGH priority alarm" in page.inner_text("#alarm-announcer")
+    page.click(".alert-item[data-alert='21'] .btn-ack")
+    page.wait_for_selector(".alert-item[data-alert='21'][data-state='acknowledged']")
+    assert backend.acknowledged == [21]
+    assert (
+        page.locator(".limits tr[data-metric='heart_rate'] td[data-band='brady_high']").inner_text()
+        == "49"
+    )

@@ -2,6 +2,7 @@
 // alarms, and a history chart over a chosen range from the REST history (aggregated buckets).
 
 import { api, resultsOf } from "./api.js";
+import { alarmSound } from "./audio.js";
 import { drawHistory } from "./chart.js";
 import { fitCanvas } from "./trend.js";
 import { fetchAllRows, idOf, normaliseAlert } from "./ward.js";
@@ -180,6 +181,7 @@ export class PatientView {
 
   destroy() {
     this.destroyed = true;
+    alarmSound.setActive(false);
     this._resize.disconnect();
     this.socket.removeEventListener("message", this._onMessage);
     this.socket.unsubscribe({ patient: this.patientId });
@@ -196,6 +198,11 @@ export class PatientView {
       for (const item of msg.items || []) if (Number(idOf(item.patient)) === this.patientId) this.setValue(item.metric, item.bpm);
     } else if (msg.type === "alert" && msg.alert && Number(idOf(msg.alert.patient)) === this.patientId) {
       const a = normaliseAlert(msg.alert);
+      const isNew = !this.alerts.some((x) => x.id === a.id);
+      if (isNew && a.state === "active") {
+        this.ui.announce(`${PRIORITY_LABEL[a.priority] || ""} priority alarm: ${a.message || humanKind(a.kind)}.`);
+        if (a.priority === "high") alarmSound.alarm();
+      }
       this.alerts = [a, ...this.alerts.filter((x) => x.id !== a.id)];
       this.renderAlerts();
     } else if (msg.type === "error" && msg.error) {
@@ -369,6 +376,8 @@ export class PatientView {
           : null,
       );
     const open = this.alerts.filter((a) => a.state !== "resolved");
+    // This patient's unacknowledged high alarm keeps sounding here too.
+    alarmSound.setActive(open.some((a) => a.state === "active" && a.priority === "high"));
     const past = this.alerts.filter((a) => a.state === "resolved");
     this.dom.activeAlerts.replaceChildren(...(open.length ? open.map(item) : [el("li", { class: "alert-none" }, "No active alarms.")]));
     this.dom.pastAlerts.replaceChildren(...(past.length ? past.map(item) : [el("li", { class: "alert-none" }, "No past alarms.")]));

@@ -97,7 +97,7 @@ class Tile {
       const value = el("span", { class: "value", text: "--" });
       const block = el(
         "div",
-        { class: `vital vital-${metric}`, title: METRIC_TITLE[metric] },
+        { class: `vital vital-${metric}`, role: "group", title: METRIC_TITLE[metric] },
         el("span", { class: "vital-label" }, METRIC_LABEL[metric]),
         value,
         el("span", { class: "vital-unit" }, "bpm"),
@@ -350,7 +350,10 @@ export class WardView {
       case "readings":
         for (const item of msg.items || []) {
           const tile = this.tiles.get(Number(idOf(item.patient)));
-          if (!tile) continue;
+          if (!tile) {
+            this._resyncForUnknown(); // admitted or transferred into this ward since the snapshot
+            continue;
+          }
           const t = parseTime(item.recorded_at);
           tile.addReading(item.metric, item.bpm, t);
           if (tile.device && (!item.device || idOf(item.device) === tile.device.id)) {
@@ -461,9 +464,20 @@ export class WardView {
     await Promise.all([worker(), worker(), worker()]);
   }
 
+  /** Ask for a fresh snapshot (at most every 10 s) when data of an unknown bed arrives. */
+  _resyncForUnknown() {
+    const now = Date.now();
+    if (this._lastResync && now - this._lastResync < 10_000) return;
+    this._lastResync = now;
+    this.socket.send({ type: "subscribe", ward: this.wardId });
+  }
+
   applyAlert(alert, live) {
     const tile = this.tiles.get(Number(alert.patient));
-    if (!tile) return;
+    if (!tile) {
+      if (live && alert.ward !== undefined && Number(alert.ward) === this.wardId) this._resyncForUnknown();
+      return;
+    }
     tile.setAlert(alert);
     this.alertsDirty = true;
     const isNew = !this.seenAlerts.has(alert.id);
