@@ -192,10 +192,20 @@ def user_update(
         # Access tokens of an inactive user are refused anyway; blacklisting the refresh
         # tokens keeps them dead if the user is activated again.
         user_tokens_revoke(user=user)
+        user_dashboards_close(user=user)
     if activated and user.must_change_password and not user.has_usable_password():
         # Created inactive, so the credentials e-mail was skipped: send it now.
         user_credentials_queue(user=user)
     return user
+
+
+def user_dashboards_close(*, user: User) -> None:
+    """After commit, close the person's open dashboard connections (4401) at once."""
+    from monitoring.groups import user_group
+    from monitoring.pipeline import groups_send_sync
+
+    group = user_group(user.pk)
+    transaction.on_commit(lambda: groups_send_sync([(group, {"type": "session.end"})]))
 
 
 def user_profile_update(

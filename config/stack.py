@@ -39,6 +39,11 @@ def main() -> int:
         print(f"Embedded Redis at {env['REDIS_URL']}", flush=True)
 
     python = sys.executable
+    var_dir = Path(env.get("VAR_DIR", ROOT / "var"))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    # Scheduled scans run every few seconds; at INFO they would bury the alert e-mails that
+    # the worker prints in development. CELERY_LOG_LEVEL=info shows every task.
+    celery_log_level = env.get("CELERY_LOG_LEVEL", "warning")
 
     def manage(*command: str) -> None:
         subprocess.run([python, "manage.py", *command], cwd=ROOT, env=env, check=True)
@@ -69,7 +74,7 @@ def main() -> int:
             "config",
             "worker",
             "-l",
-            "info",
+            celery_log_level,
             "--concurrency",
             "2",
         )
@@ -82,9 +87,9 @@ def main() -> int:
             "config",
             "beat",
             "-l",
-            "info",
+            celery_log_level,
             "--schedule",
-            str(ROOT / "var" / "celerybeat-schedule"),
+            str(var_dir / "celerybeat-schedule"),
         )
         if not args.no_simulator:
             spawn(

@@ -19,8 +19,10 @@ from config.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from monitoring.groups import device_group
 from monitoring.ingest import ReadingIn, StoredReading, Target, reading_parse, readings_ingest
 from monitoring.models import Device
+from monitoring.pipeline import groups_send_sync
 from monitoring.selectors import device_target, patient_targets
 from monitoring.tokens import token_generate, token_hash
 
@@ -63,6 +65,18 @@ def _serial_conflict(serial: str) -> Conflict:
     return Conflict(
         f"A device with serial {serial} already exists.",
         details={"serial": ["A device with this serial already exists."]},
+    )
+
+
+def _device_changed_announce(device: Device) -> None:
+    """After commit, tell the device's open connection to re-check itself at once.
+
+    It closes with 4403 when deactivated, 4401 when re-keyed and 4409 when reassigned, rather
+    than streaming to the wrong patient until its periodic re-check.
+    """
+    device_id = device.id
+    transaction.on_commit(
+        lambda: groups_send_sync([(device_group(device_id), {"type": "device.changed"})])
     )
 
 
@@ -135,6 +149,7 @@ def device_update(
         fields += ["place", "patient"]
     if fields:
         _save(device, update_fields=fields)
+        _device_changed_announce(device)
     return device
 
 
@@ -148,12 +163,14 @@ def device_rotate_token(*, device: Device) -> str:
     token = token_generate()
     device.token_hash = token_hash(token)
     device.save(update_fields=["token_hash"])
+    _device_changed_announce(device)
     return token
 
 
 def device_toggle_active(*, device: Device) -> Device:
     device.is_active = not device.is_active
     device.save(update_fields=["is_active"])
+    _device_changed_announce(device)
     return device
 
 

@@ -407,3 +407,14 @@ async def test_patient_subscription_hears_only_its_patient_and_follows_a_transfe
     assert frame["items"][0]["ward"] == other_ward.id
     for c in (watcher, ours, theirs):
         await c.disconnect()
+
+
+async def test_deactivating_a_user_through_the_service_closes_their_dashboard_at_once(
+    nurse, admin_user, settings
+):
+    from accounts.services import user_update
+
+    settings.DASHBOARD_SESSION_CHECK_SECONDS = 3600  # only the announced change can close it
+    watcher = await dashboard_connect(nurse)
+    await sync_to_async(user_update)(user=nurse, actor=admin_user, is_active=False)
+    assert await expect_close(watcher, wait=3) == 4401

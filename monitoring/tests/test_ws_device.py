@@ -212,3 +212,28 @@ async def test_device_changes_close_the_connection_without_any_event(
     }[change]
     await sync_to_async(Device.objects.filter(id=device.id).update)(**updates)
     assert await expect_close(communicator, wait=10) == code
+
+
+@pytest.mark.parametrize(
+    ("service", "code"),
+    [("toggle", 4403), ("rotate", 4401), ("unassign", 4409)],
+)
+async def test_admin_changes_through_services_close_the_connection_at_once(
+    device, monkeypatch, service, code
+):
+    from monitoring import services
+
+    # Push the connection's own re-checks out of reach: only the announced change can close it.
+    monkeypatch.setattr(pipeline, "PRESENCE_INTERVAL", 3600)
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "reading", **reading(1)})
+    await receive_type(communicator, "ack")
+    await asyncio.sleep(1.0)  # let the presence write of the connection and reading settle
+    fresh = await sync_to_async(Device.objects.select_related("patient", "place").get)(id=device.id)
+    change = {
+        "toggle": lambda: services.device_toggle_active(device=fresh),
+        "rotate": lambda: services.device_rotate_token(device=fresh),
+        "unassign": lambda: services.device_assign(device=fresh, patient=None),
+    }[service]
+    await sync_to_async(change)()
+    assert await expect_close(communicator, wait=3) == code
