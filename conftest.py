@@ -24,6 +24,18 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer_per_test():
+    """Each test runs its own event loop; channels caches one layer per process, whose locks
+    and Redis pools bind to the first loop that uses them. A fresh layer per test keeps a
+    test's leftovers (a receive cancelled mid-wait) from failing the next test."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def place():
     return PlaceFactory()
