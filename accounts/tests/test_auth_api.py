@@ -4,8 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
-from accounts.tests.conftest import assert_error
 from config.factories import DEFAULT_PASSWORD, UserFactory
+from config.testing import assert_error
 
 pytestmark = pytest.mark.django_db
 

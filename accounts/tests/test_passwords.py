@@ -6,9 +6,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tests.conftest import assert_error
 from accounts.tests.mail import body, reset_code
 from config.factories import DEFAULT_PASSWORD, UserFactory
+from config.testing import assert_error
 
 pytestmark = pytest.mark.django_db
 

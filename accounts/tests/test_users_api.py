@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Role, User
-from accounts.tests.conftest import assert_error
 from accounts.tests.mail import body, one_time_password
 from config.factories import PlaceFactory, UserFactory
+from config.testing import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from clinical import services
 from clinical.models import Patient
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
+from config.testing import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -17,15 +18,6 @@ URL = "/api/patients/"
 
 def detail(patient: Patient) -> str:
     return f"{URL}{patient.id}/"
-
-
-def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 def new_patient(ward, /, **overrides) -> dict:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ import pytest
 
 from clinical.models import Place
 from config.factories import PlaceFactory
+from config.testing import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -13,16 +14,6 @@ URL = "/api/places/"
 
 def detail(place: Place) -> str:
     return f"{URL}{place.id}/"
-
-
-def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]
 
 
 # --- Authentication and visibility -----------------------------------------------------------

@@ -6,6 +6,7 @@ from clinical.models import Ward
 from clinical.services import ward_create
 from config.errors import Conflict
 from config.factories import PlaceFactory, WardFactory
+from config.testing import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -15,15 +16,6 @@ URL = "/api/wards/"
 
 def detail(ward: Ward) -> str:
     return f"{URL}{ward.id}/"
-
-
-def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 def test_anonymous_is_refused(api, ward):

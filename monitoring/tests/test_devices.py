@@ -8,8 +8,9 @@ from django.utils import timezone
 from rest_framework.permissions import AllowAny
 
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
+from config.testing import assert_error
 from monitoring.models import Device
-from monitoring.tests.helpers import assert_error, device_client
+from monitoring.tests.helpers import device_client
 from monitoring.tokens import token_hash
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 
 from config.factories import PatientFactory, PlaceFactory, WardFactory
+from config.testing import assert_error
 from monitoring.models import Reading
-from monitoring.tests.helpers import assert_error, device_client
+from monitoring.tests.helpers import device_client
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
+from config.testing import assert_error
 from monitoring import services
 from monitoring.models import Device, Reading
-from monitoring.tests.helpers import assert_error, device_client
+from monitoring.tests.helpers import device_client
 
 pytestmark = pytest.mark.django_db
 
