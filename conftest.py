@@ -13,7 +13,7 @@ from config.factories import (
     WardFactory,
 )
 
-pytest_plugins = ["notifications.testing"]
+pytest_plugins = ["notifications.testing", "config.live_testing"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

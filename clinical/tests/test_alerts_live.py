@@ -3,97 +3,47 @@ Redis and a real SMTP server. A bradycardia episode streamed by a device over it
 raises one alert on a subscribed dashboard and one e-mail per clinician; the alert escalates
 to the place's admin until a nurse acknowledges it from the dashboard.
 
-Both backends: on PostgreSQL the processes share this run's test database (the test is
-transactional, so what they write is committed and flushed afterwards); on SQLite they share a
-file database migrated for this module. Data is seeded and read through short Django
-subprocesses, the same way for both.
+Both backends (config.live_testing): on PostgreSQL the processes share this run's test database
+(the test is transactional, so what they write is committed and flushed afterwards); on SQLite
+they share a file database migrated for the session. Data is seeded and read through short
+Django subprocesses, the same way for both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
-from django.conf import settings
 
 from clinical import alarms
+from config.live_testing import CeleryWorker, Daphne, django_run, until
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
 ESCALATION_SECONDS = 3
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
-def _postgres_url() -> str | None:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        return None
-    auth = ""
-    if db.get("USER"):
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "") + "@"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
-
-
-@pytest.fixture(scope="module")
-def _sqlite_file_db(tmp_path_factory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('alerts-live') / 'live.sqlite3'}"
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
-        check=True,
-        timeout=120,
-    )
-    return url
-
-
 @pytest.fixture
-def live_env(request, tmp_path, smtp_server) -> dict[str, str]:
-    url = _postgres_url()
-    if url is None:
-        url = request.getfixturevalue("_sqlite_file_db")
-    else:
-        assert settings.DATABASES["default"]["NAME"].startswith("test_")
+def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The shared server environment, plus real SMTP, a real Celery worker and short clinical
+    timings; a test overrides some of them with ``indirect`` parametrization."""
     _wipe_alarm_state()
     overrides = getattr(request, "param", {})
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": os.environ["REDIS_URL"],
+    yield {
+        **live_env,
         "EMAIL_URL": smtp_server.url,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PYTHONUNBUFFERED": "1",
-        "VAR_DIR": str(tmp_path),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "ALERT_ESCALATION_SECONDS": str(ESCALATION_SECONDS),
         "ALARM_SCAN_SECONDS": "1",
         "DEVICE_OFFLINE_SECONDS": "600",
         **overrides,
     }
-    yield env
     _wipe_alarm_state()
-    if url.startswith("sqlite"):  # the file database outlives the test: empty it
-        subprocess.run(
-            [PYTHON, "manage.py", "flush", "--noinput"],
-            cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": url},
-            check=True,
-            timeout=60,
-        )
 
 
 def _wipe_alarm_state() -> None:
@@ -101,17 +51,6 @@ def _wipe_alarm_state() -> None:
     keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
     if keys:
         client.delete(*keys)
-
-
-def django_run(env: dict[str, str], code: str) -> Any:
-    """Run Django code against the live database in a subprocess; returns ``result``."""
-    script = "import django, json\ndjango.setup()\n" + code + "\nprint('@@' + json.dumps(result))"
-    done = subprocess.run(
-        [PYTHON, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("@@"))
-    return json.loads(line[2:])
 
 
 SEED = """
@@ -138,91 +77,19 @@ result = {"ward": ward.id, "patient": patient.id, "device_token": device.token,
 """
 
 
-class Process:
-    """A server process logging to a file; waits until the log shows it is ready."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._file = log.open("ab")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self._file, stderr=subprocess.STDOUT
-        )
-
-    def wait_for(self, pattern: bytes, timeout: float = 60.0) -> re.Match[bytes]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"exited early:\n{self.log.read_text()[-3000:]}")
-            match = re.search(pattern, self.log.read_bytes())
-            if match:
-                return match
-            time.sleep(0.1)
-        raise RuntimeError(f"not ready:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._file.close()
-
-
 @pytest.fixture
 def servers(live_env, tmp_path) -> Iterator[dict[str, Any]]:
-    started: list[Process] = []
+    daphne = Daphne(live_env, tmp_path / "daphne.log")
+    started = [daphne]
     try:
-        daphne = Process(
-            [
-                PYTHON,
-                "-m",
-                "daphne",
-                "-e",
-                "tcp:port=0:interface=127.0.0.1",
-                "config.asgi:application",
-            ],
-            live_env,
-            tmp_path / "daphne.log",
-        )
-        started.append(daphne)
-        worker = Process(
-            [
-                PYTHON,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-B",
-                "-s",
-                str(tmp_path / "beat-schedule"),
-                "-n",
-                f"alerts-live-{os.getpid()}@%h",
-                "--concurrency",
-                "1",
-                "-l",
-                "info",
-            ],
-            live_env,
-            tmp_path / "worker.log",
-        )
+        worker = CeleryWorker(live_env, tmp_path / "worker.log", name="alerts-live", beat=True)
         started.append(worker)
-        port = int(daphne.wait_for(rb"Listening on TCP address 127\.0\.0\.1:(\d+)").group(1))
-        worker.wait_for(rb"ready\.")
-        yield {"port": port, "worker": worker, "daphne": daphne}
+        daphne.wait_ready()
+        worker.wait_ready()
+        yield {"port": daphne.port, "worker": worker, "daphne": daphne}
     finally:
         for process in reversed(started):
             process.stop()
-
-
-async def _until(predicate, wait: float, what: str) -> None:
-    deadline = time.monotonic() + wait
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowledged(
@@ -272,7 +139,7 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
             acked.update(frame["seqs"])
 
     # One alert reaches the dashboard.
-    await _until(lambda: alert_frames, 20, "the alert frame")
+    await until(lambda: alert_frames, 20, "the alert frame")
     alert = alert_frames[0]["alert"]
     assert (alert["kind"], alert["priority"], alert["state"]) == ("bradycardia", "high", "active")
     assert alert["patient"] == data["patient"]
@@ -280,18 +147,18 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
     # One e-mail per clinician of the place; nobody else.
     emails = data["emails"]
     doctor, nurse, admin = emails["doctor"], emails["nurse"], emails["admin"]
-    await _until(
+    await until(
         lambda: smtp_server.to(doctor) and smtp_server.to(nurse), 30, "the clinicians' e-mails"
     )
 
     # Unacknowledged: escalated to the place's admin, and again one interval later.
-    await _until(lambda: len(smtp_server.to(admin)) >= 2, 30, "two escalations")
+    await until(lambda: len(smtp_server.to(admin)) >= 2, 30, "two escalations")
     assert "UNACKNOWLEDGED" in smtp_server.to(admin)[0]["Subject"]
 
     # The nurse acknowledges from the dashboard: escalation stops.
     await dashboard.send(json.dumps({"type": "alert.ack", "alert": alert["id"]}))
-    await _until(lambda: any(f["type"] == "alert.ack.ok" for f in other_frames), 10, "ack ok")
-    await _until(lambda: len(alert_frames) >= 2, 10, "the acknowledged alert frame")
+    await until(lambda: any(f["type"] == "alert.ack.ok" for f in other_frames), 10, "ack ok")
+    await until(lambda: len(alert_frames) >= 2, 10, "the acknowledged alert frame")
     assert alert_frames[1]["alert"]["state"] == "acknowledged"
     await asyncio.sleep(1.5)  # let an escalation already in flight finish
     escalations = len(smtp_server.to(admin))
@@ -370,7 +237,7 @@ async def test_a_silent_device_raises_offline_and_its_next_reading_resolves_it(
     back = await next_alert()
     assert (back["id"], back["state"]) == (offline["id"], "resolved")
     nurse = data["emails"]["nurse"]
-    await _until(lambda: smtp_server.to(nurse), 20, "the offline e-mail")
+    await until(lambda: smtp_server.to(nurse), 20, "the offline e-mail")
     assert "device offline" in smtp_server.to(nurse)[0]["Subject"]
     await device.close()
     await dashboard.close()

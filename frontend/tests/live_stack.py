@@ -1,102 +1,60 @@
 """A real server for browser tests: Daphne in a subprocess with DEBUG off and collected static
-files, the test run's Redis, and a database the subprocess can see (a migrated SQLite file,
-or on PostgreSQL a separate non-transactional database created and dropped here).
+files, the test run's Redis, and a database of its own (config.live_testing's
+``isolated_database``: a separate PostgreSQL database, or a SQLite file), migrated here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from config.live_testing import (
+    PYTHON,
+    ROOT,
+    Daphne,
+    child_env,
+    free_port,
+    isolated_database,
+)
+from config.live_testing import manage as manage_command
 
 
 class LiveStack:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        # Fixed for the module: the pages keep this address across a server restart.
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
+        self.server: Daphne | None = None
         self.log_path = workdir / "daphne.log"
-        self._pg_admin_url: str | None = None
-        self._pg_name: str | None = None
-        self.database_url = self._make_database()
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "REDIS_URL": os.environ["REDIS_URL"],
-            "DEBUG": "false",
-            "VAR_DIR": str(workdir),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECRET_KEY": "live-browser-test-key-" + uuid.uuid4().hex,
-            "CACHE_KEY_PREFIX": "live-" + uuid.uuid4().hex[:8],
-            "PYTHONPATH": str(ROOT),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "THROTTLE_LOGIN": "1000/min",
-        }
-        self.env.pop("TEST_DATABASE_NAME", None)
-
-    # --- database ------------------------------------------------------------------------
-    def _make_database(self) -> str:
-        url = os.environ.get("DATABASE_URL", "")
-        if not url.startswith(("postgres://", "postgresql://")):
-            return f"sqlite:///{self.workdir / 'live.sqlite3'}"
-        import psycopg
-
-        parsed = urlparse(url)
-        base = (parsed.path.lstrip("/") or "postgres")[:30]
-        self._pg_name = f"{base}_browser_{uuid.uuid4().hex[:8]}"
-        self._pg_admin_url = urlunparse(parsed._replace(path="/postgres"))
-        with psycopg.connect(self._pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self._pg_name}"')
-        return urlunparse(parsed._replace(path=f"/{self._pg_name}"))
-
-    def _drop_database(self) -> None:
-        if not self._pg_name:
-            return
-        import psycopg
-
-        with psycopg.connect(self._pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self._pg_name}" WITH (FORCE)')
+        self._resources = ExitStack()
+        self.database_url = self._resources.enter_context(isolated_database(workdir))
+        self.env = child_env(
+            self.database_url,
+            workdir,
+            DEBUG="false",
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            SECRET_KEY="live-browser-test-key-" + uuid.uuid4().hex,
+            CACHE_KEY_PREFIX="live-" + uuid.uuid4().hex[:8],
+            THROTTLE_LOGIN="1000/min",
+        )
 
     # --- processes -----------------------------------------------------------------------
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-            )
-        return result.stdout
+        return manage_command(self.env, *args)
 
     def prepare(self, **seed_env: str) -> dict[str, Any]:
         self.manage("migrate", "--noinput")
         self.manage("collectstatic", "--noinput")
         result = subprocess.run(
-            [sys.executable, "-m", "frontend.tests.live_seed"],
+            [PYTHON, "-m", "frontend.tests.live_seed"],
             cwd=ROOT,
             env={**self.env, **seed_env},
             capture_output=True,
@@ -108,49 +66,21 @@ class LiveStack:
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     def start(self) -> None:
-        log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._log = log
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("daphne exited:\n" + self.log_path.read_text()[-3000:])
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start:\n" + self.log_path.read_text()[-3000:])
+        self.server = Daphne(self.env, self.log_path, port=self.port).wait_ready()
+        self.server.wait_until(self._serves_pages, 30, "serving pages")
+
+    def _serves_pages(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+            return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.process = None
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
+        if self.server is not None:
+            self.server.stop(timeout=10)
+        self.server = None
 
     def restart(self) -> None:
         self.stop()
@@ -158,7 +88,7 @@ class LiveStack:
 
     def close(self) -> None:
         self.stop()
-        self._drop_database()
+        self._resources.close()
 
     # --- HTTP ------------------------------------------------------------------------------
     def request(

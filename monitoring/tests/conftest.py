@@ -5,7 +5,6 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from monitoring import pipeline
-from monitoring.tests.live import _sqlite_live_db, daphne_factory, live_env  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

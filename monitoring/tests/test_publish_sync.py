@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import threading
 import uuid
 
 import pytest
 from channels.layers import get_channel_layer
 
+from config.live_testing import CeleryWorker
 from monitoring import pipeline
-from monitoring.tests.live import PYTHON, ROOT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,33 +68,18 @@ async def test_publish_from_a_real_celery_worker(tmp_path):
     layer, channel = await _listen(group)
     queue = f"probe-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    log = (tmp_path / "worker.log").open("wb")
     worker = await asyncio.to_thread(
-        subprocess.Popen,
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-P",
-            "prefork",
-            "-c",
-            "1",
-            "-Q",
-            queue,
-            "-I",
-            "monitoring.tests.celery_probe",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        CeleryWorker,
+        env,
+        tmp_path / "worker.log",
+        "-P",
+        "prefork",
+        "-Q",
+        queue,
+        "-I",
+        "monitoring.tests.celery_probe",
+        "--without-gossip",
+        "--without-mingle",
     )
     try:
         from config.celery import app
@@ -111,9 +95,7 @@ async def test_publish_from_a_real_celery_worker(tmp_path):
         got = await _drain(layer, channel, 40, wait=60)
         assert sorted(got) == list(range(40))
     finally:
-        worker.terminate()
-        await asyncio.to_thread(worker.wait, 20)
-        log.close()
+        await asyncio.to_thread(worker.stop)
     text = (tmp_path / "worker.log").read_text()
     assert "Event loop is closed" not in text and "failed" not in text.lower(), text[-2000:]
 

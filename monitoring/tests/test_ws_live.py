@@ -6,17 +6,46 @@ import asyncio
 import json
 import subprocess
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import websockets
 
-from monitoring.tests.live import PYTHON, ROOT, seed, stored_count
+from config.live_testing import PYTHON, ROOT, django_run
 
 pytestmark = [
     pytest.mark.live,
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(180),
 ]
+
+SEED = """
+from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from rest_framework_simplejwt.tokens import AccessToken
+place = PlaceFactory()
+ward = WardFactory(place=place)
+nurse = UserFactory(places=[place])
+devices = []
+for i in range({n}):
+    patient = PatientFactory(ward=ward, monitoring_profile="obstetric" if i % 2 else "adult")
+    d = DeviceFactory(patient=patient)
+    devices.append({{"id": d.id, "token": d.token, "patient": patient.id,
+                    "profile": patient.monitoring_profile}})
+result = {{"ward": ward.id, "token": str(AccessToken.for_user(nurse)), "devices": devices}}
+"""
+
+
+def seed(env: dict[str, str], devices: int = 1) -> dict[str, Any]:
+    """A place, a ward, a nurse (with an access token) and ``devices`` assigned devices."""
+    return django_run(env, SEED.format(n=devices))
+
+
+def stored_count(env: dict[str, str], device_ids: list[int]) -> int:
+    return django_run(
+        env,
+        "from monitoring.models import Reading\n"
+        f"result = Reading.objects.filter(device_id__in={device_ids!r}).count()",
+    )
 
 
 def _reading(seq: int, bpm: int = 80) -> dict:
