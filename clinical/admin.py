@@ -32,6 +32,8 @@ class PlaceAdminForm(forms.ModelForm):
         help_text="HMAC-SHA256 key. Leave blank to keep the current one.",
     )
     clear_webhook_secret = forms.BooleanField(required=False, label="Remove the webhook secret")
+    # A webhook typed without a scheme is taken as https, never plain http.
+    webhook_url = forms.URLField(required=False, assume_scheme="https")
 
     class Meta:
         model = Place
