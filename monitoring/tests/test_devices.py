@@ -7,8 +7,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 
+from config.errors import Conflict
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 from config.testing import assert_error
+from monitoring import services
 from monitoring.models import Device
 from monitoring.tests.helpers import device_client
 from monitoring.tokens import token_hash
@@ -356,3 +358,18 @@ def test_list_filters_search_and_ordering(admin_api, place, patient):
     assert serials(f"?place={place.id}&is_active=true") == ["A-SPARE", "B-ASSIGNED"]
     error = assert_error(admin_api.get("/api/devices/?place=abc"), 400, "validation_error")
     assert "place" in error["details"]
+
+
+def test_a_lost_race_on_unique_columns_is_still_409(device, place):
+    """The checks run before saving; a concurrent insert between check and save hits the
+    database constraint, which must surface as the same 409, never a 500."""
+    twin = Device(serial=device.serial, place=place, token_hash="x" * 64)
+    with pytest.raises(Conflict) as info:
+        services._save(twin)
+    assert info.value.code == "conflict"
+
+    spare = DeviceFactory(patient=None, place=place)
+    spare.patient = device.patient
+    with pytest.raises(Conflict) as info:
+        services._save(spare, update_fields=["patient"])
+    assert info.value.code == "patient_has_device"
