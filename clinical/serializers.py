@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from clinical.models import Patient, Place, Ward
 from clinical.selectors import patient_device_id, place_list_visible, ward_list_visible
+from clinical.services import PATIENT_FIELDS
 
 
 def _request_user(field: serializers.Field) -> Any:
@@ -102,20 +103,7 @@ class PatientSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = (
-            "id",
-            "name",
-            "mrn",
-            "date_of_birth",
-            "sex",
-            "monitoring_profile",
-            "place",
-            "ward",
-            "bed",
-            "admitted_at",
-            "discharged_at",
-            "device",
-        )
+        fields = ("id", *PATIENT_FIELDS, "device")
         read_only_fields = ("id",)
         # Uniqueness of the MRN within a place is the service's job (409 conflict).
         validators: list = []
