@@ -1,5 +1,6 @@
 """Django admin for people. Adding a user takes no password: the new user gets their login
-and a one-time password by e-mail, exactly as with POST /api/users/."""
+and a one-time password by e-mail, exactly as with POST /api/users/. Place membership is
+added to these pages by the clinical app, which owns places."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from accounts.models import User
 class UserAddForm(forms.ModelForm):
     class Meta:
         model = User
-        fields = ("email", "first_name", "last_name", "role", "places", "is_active")
+        fields = ("email", "first_name", "last_name", "role", "is_active")
 
     def clean_email(self) -> str:
         email = services.email_normalize(self.cleaned_data["email"])
@@ -35,14 +36,14 @@ class UserAdmin(BaseUserAdmin):
                 "classes": ("wide",),
                 "description": "The user receives their login and a one-time password by "
                 "e-mail and must change it at first login.",
-                "fields": ("email", "first_name", "last_name", "role", "places", "is_active"),
+                "fields": ("email", "first_name", "last_name", "role", "is_active"),
             },
         ),
     )
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Person", {"fields": ("first_name", "last_name")}),
-        ("Access", {"fields": ("role", "places", "is_active", "must_change_password")}),
+        ("Access", {"fields": ("role", "is_active", "must_change_password")}),
         ("Django admin site", {"fields": ("is_staff", "is_superuser", "groups")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
@@ -56,10 +57,10 @@ class UserAdmin(BaseUserAdmin):
         "must_change_password",
         "date_joined",
     )
-    list_filter = ("role", "is_active", "must_change_password", "places")
+    list_filter = ("role", "is_active", "must_change_password")
     search_fields = ("email", "first_name", "last_name")
     ordering = ("email",)
-    filter_horizontal = ("places", "groups")
+    filter_horizontal = ("groups",)
     actions = ("send_new_one_time_password",)
 
     def save_model(

@@ -1,6 +1,12 @@
+"""Reads of people."""
+
 from __future__ import annotations
 
-from accounts.models import User
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Role, User
 
 
 def user_place_ids(user: User) -> set[int] | None:
@@ -10,6 +16,14 @@ def user_place_ids(user: User) -> set[int] | None:
     return set(user.places.values_list("id", flat=True))
 
 
-def user_can_see_place(user: User, place_id: int) -> bool:
-    place_ids = user_place_ids(user)
-    return place_ids is None or place_id in place_ids
+def users_admin() -> QuerySet[User]:
+    """Active administrators (by role or as superusers)."""
+    return User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
+
+
+def place_model() -> Any:
+    """The model of the places a person belongs to.
+
+    A higher app (clinical) declares places and the membership relation (``user.places`` is
+    its reverse side), so accounts follows the relation instead of importing the model."""
+    return User._meta.get_field("places").related_model

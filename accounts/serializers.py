@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import Role, User
-from clinical.models import Place
+from accounts.selectors import place_model
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -80,7 +80,7 @@ class UserCreateSerializer(serializers.Serializer):
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=Role.choices, default=Role.NURSE)
     places = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=Place.objects.all(), required=False
+        many=True, queryset=place_model().objects.all(), required=False
     )
     is_active = serializers.BooleanField(default=True)
 
@@ -92,5 +92,5 @@ class UserUpdateSerializer(serializers.Serializer):
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     role = serializers.ChoiceField(choices=Role.choices)
-    places = serializers.PrimaryKeyRelatedField(many=True, queryset=Place.objects.all())
+    places = serializers.PrimaryKeyRelatedField(many=True, queryset=place_model().objects.all())
     is_active = serializers.BooleanField()

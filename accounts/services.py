@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -22,17 +21,13 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import otp
+from accounts.emails import PASSWORD_RESET
 from accounts.models import Role, User
-from clinical.models import Place
+from accounts.signals import user_sessions_ended
+from accounts.tasks import send_credentials_email, send_password_reset_email
 from config.errors import Conflict, NotAuthenticated, PermissionDenied, ValidationFailed
-from notifications import emails
 
 logger = logging.getLogger(__name__)
-
-PASSWORD_RESET = "password_reset"
-# Letters and digits that cannot be mistaken for each other when read from an e-mail.
-_PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
-ONE_TIME_PASSWORD_LENGTH = 14
 
 
 def email_normalize(email: str) -> str:
@@ -92,7 +87,7 @@ def user_create(
     first_name: str = "",
     last_name: str = "",
     role: str = Role.NURSE,
-    places: Iterable[Place] = (),
+    places: Iterable[Any] = (),
     is_active: bool = True,
 ) -> User:
     """An administrator adds a person. They get their login and a one-time password by
@@ -113,8 +108,6 @@ def user_create(
 
 
 def user_credentials_queue(*, user: User) -> None:
-    from notifications.tasks import send_credentials_email
-
     transaction.on_commit(partial(send_credentials_email.delay, user.pk))
 
 
@@ -130,30 +123,6 @@ def user_credentials_reissue(*, user: User) -> None:
     user_credentials_queue(user=user)
 
 
-def user_credentials_send(*, user_id: int) -> bool:
-    """Called by the credentials task: make a one-time password, e-mail it, then store it.
-
-    The password exists only here and in the e-mail: it never travels through the broker,
-    the task arguments, the result backend or the logs. It is stored only if the user still
-    holds the placeholder that ``user_create`` set, so a repeated or late task does nothing
-    once the password was issued (idempotent), and a mail that failed leaves nothing behind
-    (the retry makes a fresh password).
-    """
-    user = User.objects.filter(pk=user_id).first()
-    if user is None or not user.is_active or not user.must_change_password:
-        return False
-    if user.has_usable_password():
-        return False
-    placeholder = user.password
-    password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(ONE_TIME_PASSWORD_LENGTH))
-    emails.credentials_email(user=user, password=password).send()
-    stored = User.objects.filter(pk=user.pk, password=placeholder).update(
-        password=make_password(password)
-    )
-    logger.info("credentials e-mail sent to user %s (stored=%s)", user.pk, bool(stored))
-    return bool(stored)
-
-
 @transaction.atomic
 def user_update(
     *,
@@ -162,7 +131,7 @@ def user_update(
     first_name: str | None = None,
     last_name: str | None = None,
     role: str | None = None,
-    places: Iterable[Place] | None = None,
+    places: Iterable[Any] | None = None,
     is_active: bool | None = None,
 ) -> User:
     """An administrator changes a person's names, role, places or active flag."""
@@ -200,12 +169,10 @@ def user_update(
 
 
 def user_dashboards_close(*, user: User) -> None:
-    """After commit, close the person's open dashboard connections (4401) at once."""
-    from monitoring.groups import user_group
-    from monitoring.pipeline import groups_send_sync
-
-    group = user_group(user.pk)
-    transaction.on_commit(lambda: groups_send_sync([(group, {"type": "session.end"})]))
+    """After commit, announce that the person's sessions ended: the live channels close the
+    person's open dashboard connections (4401) at once."""
+    user_id = user.pk
+    transaction.on_commit(lambda: user_sessions_ended.send_robust(sender=User, user_id=user_id))
 
 
 def user_profile_update(
@@ -306,28 +273,11 @@ def user_password_change(*, user: User, old_password: str, new_password: str) ->
 def user_password_forgot(*, email: str) -> None:
     """Queue a reset code e-mail if an active account has this address; silent otherwise,
     so the answer never tells whether the address exists."""
-    from notifications.tasks import send_password_reset_email
-
     user = User.objects.filter(email__iexact=email_normalize(email), is_active=True).first()
     if user is None:
         logger.info("password reset requested for an unknown or inactive address")
         return
     transaction.on_commit(partial(send_password_reset_email.delay, user.pk))
-
-
-def user_reset_code_send(*, user_id: int) -> bool:
-    """Called by the reset task: a new code (replacing the previous one) and its e-mail.
-
-    The code is made here, in the worker, so it never travels through the broker or logs."""
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
-        return False
-    code = otp.otp_issue(purpose=PASSWORD_RESET, user_id=user.pk)
-    emails.password_reset_email(
-        user=user, code=code, valid_minutes=settings.OTP_TTL_SECONDS // 60
-    ).send()
-    logger.info("password reset code e-mailed to user %s", user.pk)
-    return True
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-"""Django admin of places, wards and patients (alerts have their own admin module).
+"""Django admin of places, wards, patients, devices, and the places of each person.
 
 Forms apply the same rules as the REST API (``clinical.services.patient_validate``)."""
 
@@ -7,12 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
-from clinical.models import Patient, Place, Ward
+from accounts.admin import UserAddForm, UserAdmin
+from accounts.models import User
+from clinical import services
+from clinical.models import Device, Patient, Place, Ward
 from clinical.selectors import patient_device_id
 from clinical.services import (
     PATIENT_FIELDS,
@@ -20,7 +24,7 @@ from clinical.services import (
     patient_validate,
     place_validate,
 )
-from config.errors import ValidationFailed
+from config.errors import ApplicationError, ValidationFailed
 
 
 class PlaceAdminForm(forms.ModelForm):
@@ -197,3 +201,118 @@ class PatientAdmin(admin.ModelAdmin):
         if patient_device_id(patient) is None:
             return "-"
         return patient.device.serial  # type: ignore[attr-defined]
+
+
+class DeviceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Device
+        fields = ("serial", "model", "place", "patient", "is_active")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        place, patient = data.get("place"), data.get("patient")
+        if place is not None:
+            existing = self.instance if self.instance.pk else None
+            try:
+                services.device_assignment_check(device=existing, place=place, patient=patient)
+            except ApplicationError as exc:
+                self.add_error("patient", exc.message)
+        return data
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    form = DeviceAdminForm
+    list_display = ("serial", "model", "place", "patient", "is_active", "last_seen_at")
+    list_filter = ("is_active", "place", "model")
+    search_fields = ("serial", "model", "patient__name", "patient__mrn")
+    list_select_related = ("place", "patient")
+    raw_id_fields = ("patient",)
+    readonly_fields = ("last_seen_at", "created_at")
+    # The token hash is never shown or edited: tokens are issued by the services below.
+    actions = ("rotate_tokens", "toggle_active")
+
+    def save_model(self, request: HttpRequest, obj: Device, form: Any, change: bool) -> None:
+        if change:
+            # The form already copied the new values onto obj; the service compares with the row.
+            services.device_update(
+                device=Device.objects.get(pk=obj.pk),
+                serial=obj.serial,
+                model=obj.model,
+                place=obj.place,
+                patient=obj.patient,
+                is_active=obj.is_active,
+            )
+            return
+        device, token = services.device_create(
+            serial=obj.serial,
+            model=obj.model,
+            place=obj.place,
+            patient=obj.patient,
+            is_active=obj.is_active,
+        )
+        obj.pk = device.pk
+        messages.warning(
+            request, f"Token of {device.serial} (shown only now, store it on the device): {token}"
+        )
+
+    @admin.action(description="Issue new tokens (old ones stop working)")
+    def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device in queryset:
+            token = services.device_rotate_token(device=device)
+            messages.warning(request, f"New token of {device.serial} (shown only now): {token}")
+
+    @admin.action(description="Toggle active / inactive")
+    def toggle_active(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device in queryset:
+            services.device_toggle_active(device=device)
+
+
+# --- The places of a person: added to the accounts admin, since places live here -------------
+
+
+def _places_field() -> forms.ModelMultipleChoiceField:
+    return forms.ModelMultipleChoiceField(
+        Place.objects.all(), required=False, widget=FilteredSelectMultiple("places", False)
+    )
+
+
+class MemberUserAddForm(UserAddForm):
+    places = _places_field()
+
+
+class MemberUserChangeForm(UserAdmin.form):  # type: ignore[name-defined,misc]
+    places = _places_field()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["places"].initial = list(self.instance.places.all())
+
+
+def _with_places(fieldsets: Any, after: str) -> tuple[Any, ...]:
+    """The fieldsets with ``places`` placed after the field ``after``."""
+    result = []
+    for name, options in fieldsets:
+        fields = list(options["fields"])
+        if after in fields:
+            fields.insert(fields.index(after) + 1, "places")
+        result.append((name, {**options, "fields": tuple(fields)}))
+    return tuple(result)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MemberUserAdmin(UserAdmin):
+    add_form = MemberUserAddForm
+    form = MemberUserChangeForm
+    add_fieldsets = _with_places(UserAdmin.add_fieldsets, after="role")
+    fieldsets = _with_places(UserAdmin.fieldsets, after="role")
+    list_filter = (*UserAdmin.list_filter, "places")
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change and "places" in form.cleaned_data:
+            form.instance.places.set(form.cleaned_data["places"])

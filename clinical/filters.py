@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from clinical.models import Patient, Place, Ward
+from clinical.models import Device, Patient, Place, Ward
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -79,3 +79,13 @@ class PatientFilter(django_filters.FilterSet):
 
     def filter_active(self, queryset: QuerySet[Patient], name: str, value: bool) -> QuerySet:
         return queryset.filter(discharged_at__isnull=value)
+
+
+class DeviceFilter(django_filters.FilterSet):
+    assigned = django_filters.BooleanFilter(
+        field_name="patient", lookup_expr="isnull", exclude=True, label="Assigned to a patient"
+    )
+
+    class Meta:
+        model = Device
+        fields = ("place", "patient", "is_active", "model")

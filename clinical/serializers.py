@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clinical.models import Patient, Place, Ward
-from clinical.selectors import patient_device_id, place_list_visible, ward_list_visible
+from clinical.models import Device, Patient, Place, Ward
+from clinical.selectors import patient_device_id, places_visible, wards_visible
 from clinical.services import PATIENT_FIELDS
 
 
@@ -25,7 +25,7 @@ class VisiblePlaceField(serializers.PrimaryKeyRelatedField):
         user = _request_user(self)
         if user is None or not user.is_authenticated:
             return Place.objects.none()
-        return place_list_visible(user=user)
+        return places_visible(user=user)
 
 
 class VisibleWardField(serializers.PrimaryKeyRelatedField):
@@ -35,7 +35,7 @@ class VisibleWardField(serializers.PrimaryKeyRelatedField):
         user = _request_user(self)
         if user is None or not user.is_authenticated:
             return Ward.objects.none()
-        return ward_list_visible(user=user).select_related("place")
+        return wards_visible(user=user).select_related("place")
 
 
 class PlaceSerializer(serializers.ModelSerializer):
@@ -117,3 +117,51 @@ class PatientDischargeSerializer(serializers.Serializer):
     discharged_at = serializers.DateTimeField(
         required=False, help_text="When the patient left; now when omitted."
     )
+
+
+# --- Devices ----------------------------------------------------------------------------------
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ("id", "serial", "model", "place", "patient", "is_active", "last_seen_at")
+        read_only_fields = fields
+
+
+class DeviceWithTokenSerializer(DeviceSerializer):
+    token = serializers.CharField(
+        read_only=True,
+        help_text="The device's secret for `Authorization: Device <token>`. "
+        "Shown only in this response; only its hash is stored.",
+    )
+
+    class Meta(DeviceSerializer.Meta):
+        fields = (*DeviceSerializer.Meta.fields, "token")
+        read_only_fields = fields
+
+
+class DeviceInputSerializer(serializers.Serializer):
+    """Create (POST) and update (PUT/PATCH) input; querysets are narrowed to what the caller
+    may see, so a place or patient of another place reads as non-existent."""
+
+    serial = serializers.CharField(max_length=64)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    place = serializers.PrimaryKeyRelatedField(queryset=Place.objects.none())
+    patient = serializers.PrimaryKeyRelatedField(
+        queryset=Patient.objects.none(), allow_null=True, required=False
+    )
+    is_active = serializers.BooleanField(required=False)
+
+    def __init__(self, *args: Any, places: Any = None, patients: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if places is not None:
+            self.fields["place"].queryset = places
+        if patients is not None:
+            self.fields["patient"].queryset = patients
+
+    def validate_serial(self, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise serializers.ValidationError("This field may not be blank.")
+        return value

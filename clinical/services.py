@@ -1,4 +1,4 @@
-"""Writes of places, wards and patients. Business rules live here, so the REST API, the admin
+"""Writes of places, wards, patients and devices. Business rules live here, so the REST API, the admin
 and the demo seed all enforce the same ones.
 
 Who may write what is decided before a service is called (permission classes, and serializers
@@ -6,18 +6,19 @@ that offer only the places and wards the caller can see)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from clinical.models import Patient, Place, Ward
+from clinical.models import Device, Patient, Place, Ward
 from clinical.selectors import patient_device_id
-from config.errors import Conflict, ValidationFailed
-from monitoring.services import device_assign
+from clinical.signals import device_changed
+from clinical.tokens import token_generate, token_hash
+from config.errors import ApplicationError, Conflict, ValidationFailed
+from config.services import model_assign, model_clean, model_save
 
 # Clocks of clients drift; a timestamp this far ahead of ours is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -38,37 +39,6 @@ PATIENT_FIELDS = (
     "admitted_at",
     "discharged_at",
 )
-
-
-def _assign(instance: models.Model, *, fields: Iterable[str], data: Mapping[str, Any]) -> list[str]:
-    """Copy the given fields from ``data`` onto ``instance``; return the names that changed."""
-    changed = []
-    for name in fields:
-        if name in data and getattr(instance, name) != data[name]:
-            setattr(instance, name, data[name])
-            changed.append(name)
-    return changed
-
-
-def _clean_fields(instance: models.Model, *, exclude: Iterable[str] = ()) -> None:
-    """Field-level checks of the model (lengths, choices, URLs) as one ``ValidationFailed``.
-
-    Uniqueness is checked by the services themselves (a 409), foreign keys arrive as objects."""
-    try:
-        instance.full_clean(
-            exclude=list(exclude), validate_unique=False, validate_constraints=False
-        )
-    except DjangoValidationError as exc:
-        raise ValidationFailed("The request is not valid.", details=exc.message_dict) from exc
-
-
-def _save(instance: models.Model, *, update_fields: list[str] | None = None) -> None:
-    """Save, turning a lost race on a unique constraint into a 409."""
-    try:
-        with transaction.atomic():
-            instance.save(update_fields=update_fields)
-    except IntegrityError as exc:
-        raise Conflict("This conflicts with an existing record.") from exc
 
 
 # --- Places ----------------------------------------------------------------------------------
@@ -100,18 +70,18 @@ def place_create(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
     )
-    _clean_fields(place)
+    model_clean(place)
     place_validate(place=place)
-    _save(place)
+    model_save(place)
     return place
 
 
 def place_update(*, place: Place, data: Mapping[str, Any]) -> Place:
-    changed = _assign(place, fields=PLACE_FIELDS, data=data)
+    changed = model_assign(place, fields=PLACE_FIELDS, data=data)
     if changed:
-        _clean_fields(place)
+        model_clean(place)
         place_validate(place=place)
-        _save(place, update_fields=changed)
+        model_save(place, update_fields=changed)
     return place
 
 
@@ -129,9 +99,9 @@ def _ward_name_check(*, ward: Ward) -> None:
 
 def ward_create(*, place: Place, name: str) -> Ward:
     ward = Ward(place=place, name=name)
-    _clean_fields(ward, exclude=["place"])
+    model_clean(ward, exclude=["place"])
     _ward_name_check(ward=ward)
-    _save(ward)
+    model_save(ward)
     return ward
 
 
@@ -142,11 +112,11 @@ def ward_update(*, ward: Ward, data: Mapping[str, Any]) -> Ward:
             "A ward cannot move to another place.",
             details={"place": ["A ward cannot move to another place."]},
         )
-    changed = _assign(ward, fields=WARD_FIELDS, data=data)
+    changed = model_assign(ward, fields=WARD_FIELDS, data=data)
     if changed:
-        _clean_fields(ward, exclude=["place"])
+        model_clean(ward, exclude=["place"])
         _ward_name_check(ward=ward)
-        _save(ward, update_fields=changed)
+        model_save(ward, update_fields=changed)
     return ward
 
 
@@ -238,10 +208,10 @@ def patient_create(
         admitted_at=admitted_at or timezone.now(),
         discharged_at=discharged_at,
     )
-    _clean_fields(patient, exclude=["place", "ward"])
+    model_clean(patient, exclude=["place", "ward"])
     patient_validate(patient=patient, admitting=True)
     _patient_mrn_check(patient=patient)
-    _save(patient)
+    model_save(patient)
     return patient
 
 
@@ -257,15 +227,15 @@ def patient_device_release(*, patient: Patient) -> None:
 def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     previous_place_id = patient.place_id
     was_admitted = patient.discharged_at is None
-    changed = _assign(patient, fields=PATIENT_FIELDS, data=data)
+    changed = model_assign(patient, fields=PATIENT_FIELDS, data=data)
     if not changed:
         return patient
-    _clean_fields(patient, exclude=["place", "ward"])
+    model_clean(patient, exclude=["place", "ward"])
     patient_validate(patient=patient, moving_place=patient.place_id != previous_place_id)
     if {"mrn", "place"} & set(changed):
         _patient_mrn_check(patient=patient)
     with transaction.atomic():
-        _save(patient, update_fields=changed)
+        model_save(patient, update_fields=changed)
         if was_admitted and patient.discharged_at is not None:
             patient_device_release(patient=patient)
     return patient
@@ -278,6 +248,165 @@ def patient_discharge(*, patient: Patient, discharged_at: datetime | None = None
         raise Conflict("The patient is already discharged.")
     patient.discharged_at = discharged_at or timezone.now()
     patient_validate(patient=patient)
-    _save(patient, update_fields=["discharged_at"])
+    model_save(patient, update_fields=["discharged_at"])
     patient_device_release(patient=patient)
     return patient
+
+
+# --- Devices ----------------------------------------------------------------------------------
+
+
+class _Unset:
+    """Marks an optional argument that was not given (``None`` is a real value: unassign)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def device_assignment_check(
+    *, device: Device | None, place: Place, patient: Patient | None
+) -> None:
+    """A device monitors a patient of its own place, and a patient has at most one device."""
+    if patient is None:
+        return
+    if patient.place_id != place.id:
+        raise ValidationFailed(
+            "The device and the patient must be in the same place.",
+            details={"patient": ["The patient is not in the device's place."]},
+        )
+    other = Device.objects.filter(patient=patient).exclude(pk=device.pk if device else None)
+    other = other.only("id", "serial").first()
+    if other is not None:
+        raise Conflict(
+            f"Patient {patient.name} already has device {other.serial} (id {other.id}); "
+            "unassign it first.",
+            code="patient_has_device",
+            details={"patient": [f"Already monitored by device {other.serial} (id {other.id})."]},
+        )
+
+
+def _serial_conflict(serial: str) -> Conflict:
+    return Conflict(
+        f"A device with serial {serial} already exists.",
+        details={"serial": ["A device with this serial already exists."]},
+    )
+
+
+def _device_changed_announce(device: Device) -> None:
+    """After commit, announce the change so the device's open connection re-checks itself
+    at once: it closes with 4403 when deactivated, 4401 when re-keyed and 4409 when
+    reassigned, rather than streaming to the wrong patient until its periodic re-check."""
+    device_id = device.id
+    transaction.on_commit(lambda: device_changed.send_robust(sender=Device, device_id=device_id))
+
+
+def _device_conflict(device: Device) -> ApplicationError | None:
+    """The exact 409 of a lost race on a unique column of devices."""
+    if Device.objects.filter(serial=device.serial).exclude(pk=device.pk).exists():
+        return _serial_conflict(device.serial)
+    if device.patient_id is not None:
+        try:
+            device_assignment_check(device=device, place=device.place, patient=device.patient)
+        except ApplicationError as exc:
+            return exc
+    return None
+
+
+def _save(device: Device, *, update_fields: list[str] | None = None) -> None:
+    model_save(device, update_fields=update_fields, conflict=_device_conflict)
+
+
+def device_create(
+    *,
+    serial: str,
+    place: Place,
+    model: str = "",
+    patient: Patient | None = None,
+    is_active: bool = True,
+) -> tuple[Device, str]:
+    """Register a device; returns it with its plain token, which is never stored or shown again."""
+    if Device.objects.filter(serial=serial).exists():
+        raise _serial_conflict(serial)
+    device_assignment_check(device=None, place=place, patient=patient)
+    token = token_generate()
+    device = Device(
+        serial=serial,
+        model=model,
+        place=place,
+        patient=patient,
+        is_active=is_active,
+        token_hash=token_hash(token),
+    )
+    _save(device)
+    return device, token
+
+
+def device_update(
+    *,
+    device: Device,
+    serial: str | None = None,
+    model: str | None = None,
+    place: Place | None = None,
+    patient: Patient | None = UNSET,
+    is_active: bool | None = None,
+) -> Device:
+    """Change the given fields; ``patient=None`` unassigns, an omitted ``patient`` keeps it."""
+    fields: list[str] = []
+    if serial is not None and serial != device.serial:
+        if Device.objects.filter(serial=serial).exclude(pk=device.pk).exists():
+            raise _serial_conflict(serial)
+        device.serial = serial
+        fields.append("serial")
+    if model is not None and model != device.model:
+        device.model = model
+        fields.append("model")
+    if is_active is not None and is_active != device.is_active:
+        device.is_active = is_active
+        fields.append("is_active")
+    new_place = place if place is not None else device.place
+    new_patient = device.patient if patient is UNSET else patient
+    if new_place.id != device.place_id or (new_patient and new_patient.id) != device.patient_id:
+        device_assignment_check(device=device, place=new_place, patient=new_patient)
+        device.place = new_place
+        device.patient = new_patient
+        fields += ["place", "patient"]
+    if fields:
+        _save(device, update_fields=fields)
+        _device_changed_announce(device)
+    return device
+
+
+def device_assign(*, device: Device, patient: Patient | None) -> Device:
+    """Attach the device to a patient of its place, or detach it (``patient=None``)."""
+    return device_update(device=device, patient=patient)
+
+
+def device_rotate_token(*, device: Device) -> str:
+    """Issue a new token; the old one stops working at once. Returns the plain new token."""
+    token = token_generate()
+    device.token_hash = token_hash(token)
+    device.save(update_fields=["token_hash"])
+    _device_changed_announce(device)
+    return token
+
+
+def device_toggle_active(*, device: Device) -> Device:
+    device.is_active = not device.is_active
+    device.save(update_fields=["is_active"])
+    _device_changed_announce(device)
+    return device
+
+
+def device_touch(*, device: Device, at: datetime | None = None) -> None:
+    """Record that the device was heard from (one UPDATE, no read)."""
+    at = at or timezone.now()
+    Device.objects.filter(pk=device.pk).update(last_seen_at=at)
+    device.last_seen_at = at
+
+
+def devices_seen(*, device_ids: list[int], at: datetime) -> None:
+    """Record that these devices were heard from (one UPDATE; presence writes it in bulk)."""
+    Device.objects.filter(id__in=device_ids).update(last_seen_at=at)

@@ -19,12 +19,15 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import AdminWrites, ClinicianWrites
+from accounts.permissions import AdminWrites, ClinicianWrites, DoctorWrites
 from clinical import services
-from clinical.filters import PatientFilter, PlaceFilter, WardFilter
-from clinical.models import Patient, Place, Ward
-from clinical.selectors import patient_list_visible, place_list_visible, ward_list_visible
+from clinical.filters import DeviceFilter, PatientFilter, PlaceFilter, WardFilter
+from clinical.models import Device, Patient, Place, Ward
+from clinical.selectors import devices_visible, patients_visible, places_visible, wards_visible
 from clinical.serializers import (
+    DeviceInputSerializer,
+    DeviceSerializer,
+    DeviceWithTokenSerializer,
     PatientDischargeSerializer,
     PatientSerializer,
     PlaceSerializer,
@@ -119,7 +122,7 @@ class PlaceViewSet(_NoDeleteViewSet):
     def get_queryset(self) -> QuerySet[Place]:
         if self._fake():
             return Place.objects.none()
-        return place_list_visible(user=self.request.user)
+        return places_visible(user=self.request.user)
 
     def perform_create(self, serializer: PlaceSerializer) -> None:
         serializer.instance = services.place_create(**serializer.validated_data)
@@ -157,7 +160,7 @@ class WardViewSet(_NoDeleteViewSet):
     def get_queryset(self) -> QuerySet[Ward]:
         if self._fake():
             return Ward.objects.none()
-        return ward_list_visible(user=self.request.user)
+        return wards_visible(user=self.request.user)
 
     def perform_create(self, serializer: WardSerializer) -> None:
         serializer.instance = services.ward_create(**serializer.validated_data)
@@ -218,7 +221,7 @@ class PatientViewSet(_NoDeleteViewSet):
     def get_queryset(self) -> QuerySet[Patient]:
         if self._fake():
             return Patient.objects.none()
-        return patient_list_visible(user=self.request.user)
+        return patients_visible(user=self.request.user)
 
     def perform_create(self, serializer: PatientSerializer) -> None:
         serializer.instance = services.patient_create(**serializer.validated_data)
@@ -236,3 +239,103 @@ class PatientViewSet(_NoDeleteViewSet):
         patient = services.patient_discharge(patient=patient, **body.validated_data)
         context = self.get_serializer_context()
         return Response(PatientSerializer(patient, context=context).data, status=status.HTTP_200_OK)
+
+
+# --- Devices ----------------------------------------------------------------------------------
+
+DEVICE_CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    table = {**ERROR_RESPONSES, status.HTTP_409_CONFLICT: DEVICE_CONFLICT}
+    return {code: table[code] for code in codes}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Devices of the caller's places", responses=_errors(400, 401)),
+    retrieve=extend_schema(
+        summary="One device", responses={200: DeviceSerializer, **_errors(401, 404)}
+    ),
+    create=extend_schema(
+        summary="Register a device (admins, doctors); the response carries its token once",
+        request=DeviceInputSerializer,
+        responses={201: DeviceWithTokenSerializer, **_errors(400, 401, 403, 409)},
+    ),
+    update=extend_schema(
+        summary="Replace a device's fields (admins, doctors)",
+        request=DeviceInputSerializer,
+        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
+    ),
+    partial_update=extend_schema(
+        summary='Change some of a device\'s fields, e.g. assign it: {"patient": id | null}',
+        request=DeviceInputSerializer,
+        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
+    ),
+)
+class DeviceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Bedside monitors. Everyone reads the devices of their places; admins and doctors
+    write. Devices of other places answer 404."""
+
+    serializer_class = DeviceSerializer
+    permission_classes = [DoctorWrites]
+    filterset_class = DeviceFilter
+    search_fields = ("serial", "model")
+    ordering_fields = ("serial", "model", "last_seen_at", "id")
+    ordering = ("serial",)
+    queryset = Device.objects.none()  # for the schema; requests use get_queryset
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return devices_visible(user=self.request.user)
+
+    def _input(self, data: Any, *, partial: bool = False) -> dict[str, Any]:
+        user = self.request.user
+        serializer = DeviceInputSerializer(
+            data=data,
+            partial=partial,
+            places=places_visible(user=user),
+            patients=patients_visible(user=user),
+        )
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def create(self, request: Request) -> Response:
+        device, token = services.device_create(**self._input(request.data))
+        device.token = token  # type: ignore[attr-defined]
+        return Response(DeviceWithTokenSerializer(device).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        data = self._input(request.data)
+        data.setdefault("patient", None)  # PUT replaces: an omitted patient unassigns.
+        device = services.device_update(device=device, **data)
+        return Response(DeviceSerializer(device).data)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        device = services.device_update(device=device, **self._input(request.data, partial=True))
+        return Response(DeviceSerializer(device).data)
+
+    @extend_schema(
+        summary="Issue a new token; the old one stops working at once",
+        request=None,
+        responses={200: DeviceWithTokenSerializer, **_errors(401, 403, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-token")
+    def rotate_token(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]
+        return Response(DeviceWithTokenSerializer(device).data)
+
+    @extend_schema(
+        summary="Toggle active/inactive; returns the device with its new state",
+        request=None,
+        responses={200: DeviceSerializer, **_errors(401, 403, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="change-status")
+    def change_status(self, request: Request, pk: str | None = None) -> Response:
+        device = services.device_toggle_active(device=self.get_object())
+        return Response(DeviceSerializer(device).data)

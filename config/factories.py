@@ -5,9 +5,8 @@ from __future__ import annotations
 import factory
 
 from accounts.models import Role, User
-from clinical.models import Patient, Place, Ward
-from monitoring.models import Device
-from monitoring.tokens import token_generate, token_hash
+from clinical.models import Device, Patient, Place, Ward
+from clinical.tokens import token_generate, token_hash
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
 

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "accounts",
     "clinical",
     "monitoring",
+    "alerts",
     "notifications",
     "frontend",
 ]
@@ -245,6 +246,11 @@ WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 WS_MAX_BATCH_ITEMS = env_int("WS_MAX_BATCH_ITEMS", 1000)
 DEVICE_OFFLINE_SECONDS = env_int("DEVICE_OFFLINE_SECONDS", 30)
 DASHBOARD_AUTH_TIMEOUT = env_float("DASHBOARD_AUTH_TIMEOUT", 10.0)
+# How often an open dashboard re-checks its user (active, places) between token renewals.
+DASHBOARD_SESSION_CHECK_SECONDS = env_float("DASHBOARD_SESSION_CHECK_SECONDS", 30.0)
+# One POST /api/records/ carries at most this many readings (a device catching up after about
+# 20 minutes offline at 4 Hz).
+RECORDS_MAX_BATCH = env_int("RECORDS_MAX_BATCH", 5000)
 
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)

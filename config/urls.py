@@ -16,6 +16,6 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("clinical.urls")),
     path("api/", include("monitoring.urls")),
-    path("api/", include("clinical.alert_urls")),
+    path("api/", include("alerts.urls")),
     path("", include("frontend.urls")),
 ]

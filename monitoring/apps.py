@@ -6,3 +6,11 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Monitoring"
+
+    def ready(self) -> None:
+        from accounts.signals import user_sessions_ended
+        from clinical.signals import device_changed
+        from monitoring.receivers import device_changed_recheck, user_sessions_close
+
+        device_changed.connect(device_changed_recheck, dispatch_uid="monitoring.device_changed")
+        user_sessions_ended.connect(user_sessions_close, dispatch_uid="monitoring.sessions_ended")

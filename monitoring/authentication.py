@@ -19,8 +19,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
-from monitoring.models import Device
-from monitoring.selectors import device_by_token
+from clinical.models import Device
+from clinical.selectors import device_by_token
 
 KEYWORD = "Device"
 

@@ -1,7 +1,7 @@
 """The two WebSocket channels: devices stream readings in, dashboards watch wards and patients.
 
-Both are thin: they parse frames, authorize, hand work to ``monitoring.pipeline`` or a
-selector, and render results. The full protocol is in docs/protocol.md.
+Both are thin: they parse frames, authorize, hand work to the ingest batcher
+(``realtime.batcher``) or a selector, and render results. The full protocol is in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -21,10 +20,15 @@ from django.utils import timezone
 
 from accounts.selectors import user_place_ids
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
+from clinical.selectors import device_by_token, device_get
 from config.errors import ApplicationError
-from monitoring import pipeline, selectors
-from monitoring.groups import device_group, user_group, ward_group
+from monitoring import selectors
 from monitoring.ingest import reading_parse
+from monitoring.realtime.batcher import batcher_get
+from monitoring.realtime.events import device_status_events, scope_group
+from monitoring.realtime.groups import device_group, user_group, ward_group
+from monitoring.realtime.publish import groups_send
+from monitoring.realtime.registry import dashboard_frames
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,6 @@ class CloseCode:
     TRY_AGAIN_LATER = 1013  # storage unavailable: reconnect later and resend unacked readings
 
 
-# The dotted path of the alert acknowledgement service, resolved lazily like the hooks.
-ALERT_ACKNOWLEDGE = "clinical.alerts.alert_acknowledge"
 DEVICE_RECHECK_SECONDS = 60.0
 
 
@@ -120,12 +122,11 @@ def _device_token(scope: dict[str, Any]) -> str:
 
 
 @database_sync_to_async
-def _device_load(*, token: str | None = None, device_id: int | None = None):
-    from monitoring.models import Device
-
+def _device_load(*, token: str | None = None, device_id: int | None = None):  # type: ignore[no-untyped-def]
     if token is not None:
-        return selectors.device_by_token(token)
-    return Device.objects.select_related("patient").filter(id=device_id).first()
+        return device_by_token(token)
+    assert device_id is not None
+    return device_get(device_id=device_id)
 
 
 class DeviceConsumer(FrameConsumer):
@@ -149,7 +150,7 @@ class DeviceConsumer(FrameConsumer):
             await self.close(CloseCode.DEVICE_UNASSIGNED, "device not assigned to a patient")
             return
         self.ack_tasks: set[asyncio.Task] = set()
-        self.batcher = pipeline.batcher_get()
+        self.batcher = batcher_get()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
         self.batcher.device_connected(
@@ -157,10 +158,10 @@ class DeviceConsumer(FrameConsumer):
         )
         await self.channel_layer.group_add(device_group(device.id), self.channel_name)
         await self.batcher.presence_flush()
-        await pipeline.groups_send(self._status_events(online=True))
+        await groups_send(self._status_events(online=True))
 
     def _status_events(self, *, online: bool) -> list[tuple[str, dict[str, Any]]]:
-        return pipeline.device_status_events(
+        return device_status_events(
             device_id=self.device.id,
             serial=self.device.serial,
             patient_id=self.target.patient_id,
@@ -178,7 +179,7 @@ class DeviceConsumer(FrameConsumer):
         await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
         self.batcher.device_disconnected(self.device.id)
         await self.batcher.presence_flush()
-        await pipeline.groups_send(self._status_events(online=False))
+        await groups_send(self._status_events(online=False))
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         if self.device is None:
@@ -266,7 +267,6 @@ class DashboardConsumer(FrameConsumer):
         self.scopes: dict[tuple[str, int], tuple[int, int | None]] = {}
         self.joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
-        self.recent_alerts: deque[str] = deque(maxlen=32)
         self._spawn(self._auth_deadline())
 
     def _spawn(self, coroutine: Any) -> asyncio.Task:
@@ -299,9 +299,10 @@ class DashboardConsumer(FrameConsumer):
             "auth": self._auth,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
-            "alert.ack": self._alert_ack,
             "ping": self._ping,
-        }.get(kind, self.unknown_type)
+        }.get(kind)
+        if handler is None:
+            handler = self._registered if kind in dashboard_frames else self.unknown_type
         await handler(frame)
 
     async def _auth(self, frame: dict[str, Any]) -> None:
@@ -326,7 +327,7 @@ class DashboardConsumer(FrameConsumer):
     async def _session_watch(self) -> None:
         """The session rule: close 4401 at token expiry (unless re-authenticated in band) and
         when the user is deactivated; drop subscriptions to places no longer granted."""
-        interval = float(getattr(settings, "DASHBOARD_SESSION_CHECK_SECONDS", 30.0))
+        interval = settings.DASHBOARD_SESSION_CHECK_SECONDS
         while True:
             await asyncio.sleep(max(0.0, min(interval, self.session.expires_at - time.time())))
             if time.time() >= self.session.expires_at:
@@ -364,7 +365,7 @@ class DashboardConsumer(FrameConsumer):
         return {
             ward_group(object_id)
             if kind == "ward"
-            else pipeline.scope_group(ward_id=ward_id, patient_id=object_id)
+            else scope_group(ward_id=ward_id, patient_id=object_id)
             for (kind, object_id), (_, ward_id) in self.scopes.items()
         }
 
@@ -437,34 +438,16 @@ class DashboardConsumer(FrameConsumer):
         self.scopes.pop((kind, object_id), None)
         await self._sync_groups()
 
-    async def _alert_ack(self, frame: dict[str, Any]) -> None:
-        alert_id = frame.get("alert")
-        if not isinstance(alert_id, int) or isinstance(alert_id, bool):
-            await self.send_error(
-                "validation_error", '"alert" must be an alert id.', {"alert": ["An integer."]}
-            )
-            return
-        acknowledge = pipeline._resolve_hook(ALERT_ACKNOWLEDGE)
-        if acknowledge is None:
-            await self.send_error(
-                "not_implemented", "Alert acknowledgement is not available.", alert=alert_id
-            )
-            return
+    async def _registered(self, frame: dict[str, Any]) -> None:
+        """A frame type a higher app registered (``realtime.registry``), e.g. ``alert.ack``."""
+        handler, reply_key = dashboard_frames[frame["type"]]
         user = self.session.user
-
-        def run() -> None:
-            place_id = selectors.alert_place_id(alert_id)
-            place_ids = user_place_ids(user)
-            if place_id is None or (place_ids is not None and place_id not in place_ids):
-                raise ApplicationError("No such alert.", code="not_found", status=404)
-            acknowledge(alert_id=alert_id, user=user)
-
         try:
-            await database_sync_to_async(run)()
+            reply = await database_sync_to_async(handler)(user=user, frame=frame)
         except ApplicationError as exc:
-            await self.send_application_error(exc, alert=alert_id)
+            await self.send_application_error(exc, **{reply_key: frame.get(reply_key)})
             return
-        await self.send_json({"type": "alert.ack.ok", "alert": alert_id})
+        await self.send_json(reply)
 
     # --- Group events ---------------------------------------------------------------------
     def _in_scope(self, *, ward_id: Any, patient_id: Any) -> bool:
@@ -489,10 +472,4 @@ class DashboardConsumer(FrameConsumer):
         alert = event.get("alert") or {}
         if not self._in_scope(ward_id=alert.get("ward"), patient_id=alert.get("patient")):
             return
-        # Alerts are published to the ward and the patient group; a dashboard holding both
-        # subscriptions gets two copies back to back: forward one.
-        signature = json.dumps([event.get("action"), event["alert"]], sort_keys=True)
-        if signature in self.recent_alerts:
-            return
-        self.recent_alerts.append(signature)
         await self.send_json({"type": "alert", "alert": event["alert"]})

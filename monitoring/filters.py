@@ -1,4 +1,4 @@
-"""Query filters of the device list and the reading history."""
+"""Query filters of the reading history."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from monitoring.models import Device, Metric, Reading
+from monitoring.models import Metric, Reading
 
 # An unencoded "+" in a query string arrives as a space: "...T10:00:00 05:30" means "+05:30".
 _SPACED_OFFSET = re.compile(r"^(.+T\S+) (\d{2}(?::?\d{2})?)$")
@@ -44,16 +44,6 @@ class AwareDateTimeFormField(forms.Field):
 @extend_schema_field(OpenApiTypes.DATETIME)
 class AwareDateTimeFilter(django_filters.Filter):
     field_class = AwareDateTimeFormField
-
-
-class DeviceFilter(django_filters.FilterSet):
-    assigned = django_filters.BooleanFilter(
-        field_name="patient", lookup_expr="isnull", exclude=True, label="Assigned to a patient"
-    )
-
-    class Meta:
-        model = Device
-        fields = ("place", "patient", "is_active", "model")
 
 
 class ReadingHistoryFilter(django_filters.FilterSet):

@@ -121,7 +121,10 @@ def reading_parse(
                     seconds=settings.READING_MAX_FUTURE_SECONDS
                 )
                 if recorded_at > limit:
-                    errors["recorded_at"] = ["Must not be more than 5 minutes in the future."]
+                    minutes = settings.READING_MAX_FUTURE_SECONDS // 60
+                    errors["recorded_at"] = [
+                        f"Must not be more than {minutes} minutes in the future."
+                    ]
 
     seq = raw.get("seq")
     if seq is None:
@@ -229,21 +232,3 @@ def _index_by_key(chunk: Iterable[ReadingIn]) -> dict[tuple, list[ReadingIn]]:
     for r in chunk:
         index.setdefault((r.patient_id, r.device_id, r.seq, r.metric, r.bpm), []).append(r)
     return index
-
-
-def readings_ingest(
-    *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
-) -> list[StoredReading]:
-    """The synchronous ingest service (REST path): store, then publish what was new.
-
-    The WebSocket path batches the same steps asynchronously in ``monitoring.pipeline``.
-    """
-    from monitoring import pipeline  # the pipeline builds on this module
-
-    stored = readings_store(readings=readings, wards=wards)
-    if stored:
-        # Alarm evaluation sees the batch inside the caller's transaction; dashboards hear of
-        # the readings only once they are committed (at once when there is no transaction).
-        pipeline.after_store_run(stored=stored)
-        transaction.on_commit(lambda: pipeline.readings_publish_sync(stored=stored))
-    return stored

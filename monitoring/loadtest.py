@@ -83,9 +83,8 @@ def fixture_create(*, devices: int, wards: int, label: str | None = None) -> Fix
     from rest_framework_simplejwt.tokens import AccessToken
 
     from accounts.models import Role, User
-    from clinical.models import Patient, Place, Ward
-    from monitoring.models import Device
-    from monitoring.tokens import token_generate, token_hash
+    from clinical.models import Device, Patient, Place, Ward
+    from clinical.tokens import token_generate, token_hash
 
     label = label or f"bench-{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
@@ -183,7 +182,7 @@ def fixture_counts(fixture: Fixture) -> dict[str, Any]:
 
 
 def fixture_alerts(fixture: Fixture) -> int:
-    from clinical.models import Alert
+    from alerts.models import Alert
 
     return Alert.objects.filter(patient__place_id=fixture.place_id).count()
 
@@ -192,8 +191,8 @@ def fixture_delete(fixture: Fixture) -> None:
     from django.db import transaction
 
     from accounts.models import User
-    from clinical.models import Patient, Place, Ward
-    from monitoring.models import Device, Reading
+    from clinical.models import Device, Patient, Place, Ward
+    from monitoring.models import Reading
 
     with transaction.atomic():
         patient_ids = [d.patient_id for d in fixture.devices]

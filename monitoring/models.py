@@ -5,28 +5,6 @@ from django.db import models
 from django.utils import timezone
 
 
-class Device(models.Model):
-    """A bedside monitor. Its token is stored only as a SHA-256 hash."""
-
-    serial = models.CharField(max_length=64, unique=True)
-    model = models.CharField(max_length=100, blank=True)
-    place = models.ForeignKey("clinical.Place", on_delete=models.PROTECT, related_name="devices")
-    # One-to-one: a patient has at most one device at a time.
-    patient = models.OneToOneField(
-        "clinical.Patient", on_delete=models.SET_NULL, null=True, blank=True, related_name="device"
-    )
-    is_active = models.BooleanField(default=True)
-    token_hash = models.CharField(max_length=64, unique=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ("serial",)
-
-    def __str__(self) -> str:
-        return self.serial
-
-
 class Metric(models.TextChoices):
     HEART_RATE = "heart_rate", "Heart rate"
     FETAL_HEART_RATE = "fetal_heart_rate", "Fetal heart rate"
@@ -37,7 +15,7 @@ class Reading(models.Model):
 
     patient = models.ForeignKey("clinical.Patient", on_delete=models.CASCADE, related_name="+")
     device = models.ForeignKey(
-        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "clinical.Device", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     metric = models.CharField(max_length=20, choices=Metric.choices)
     bpm = models.SmallIntegerField()

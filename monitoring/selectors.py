@@ -5,22 +5,22 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, DateTimeField, Func, Max, Min, QuerySet
+from django.db.models import Avg, Count, DateTimeField, Func, Max, Min, OuterRef, QuerySet, Subquery
 
 from accounts.models import User
-from accounts.selectors import user_place_ids
-from clinical.models import Patient, Place
-from config.errors import NotFound
+from clinical.models import Device, Patient
+from clinical.selectors import (
+    patient_device,
+    patient_scope,
+    patient_with_device,
+    patients_visible,
+    ward_patients_admitted,
+    ward_place_id,
+)
 from monitoring.ingest import Target
-from monitoring.models import Device, Reading
-from monitoring.tokens import token_hash
-
-
-def device_by_token(token: str) -> Device | None:
-    """The device a token belongs to (active or not), with its patient loaded."""
-    if not token:
-        return None
-    return Device.objects.select_related("patient").filter(token_hash=token_hash(token)).first()
+from monitoring.models import Metric, Reading
+from monitoring.realtime.presence import devices_online
+from monitoring.realtime.registry import snapshot_extras
 
 
 def device_target(device: Device) -> Target | None:
@@ -37,39 +37,9 @@ def device_target(device: Device) -> Target | None:
     )
 
 
-# --- Reads for the REST API -------------------------------------------------------------------
-
-
-def devices_visible(user: User) -> QuerySet[Device]:
-    """Devices of the places a person may see (all for admins)."""
-    qs = Device.objects.select_related("patient")
-    place_ids = user_place_ids(user)
-    return qs if place_ids is None else qs.filter(place_id__in=place_ids)
-
-
-def places_visible(user: User) -> QuerySet[Place]:
-    place_ids = user_place_ids(user)
-    qs = Place.objects.all()
-    return qs if place_ids is None else qs.filter(id__in=place_ids)
-
-
-def patients_visible(user: User) -> QuerySet[Patient]:
-    place_ids = user_place_ids(user)
-    qs = Patient.objects.all()
-    return qs if place_ids is None else qs.filter(place_id__in=place_ids)
-
-
-def patient_visible_get(*, user: User, patient_id: int) -> Patient:
-    """The patient, if the person may see them; otherwise NotFound (no existence leak)."""
-    patient = patients_visible(user).filter(id=patient_id).first()
-    if patient is None:
-        raise NotFound("No such patient.")
-    return patient
-
-
 def patient_targets(*, user: User, patient_ids: Iterable[int]) -> dict[int, Target]:
     """Ingest targets of the patients among ``patient_ids`` that the person may see (one query)."""
-    rows = patients_visible(user).filter(id__in=set(patient_ids))
+    rows = patients_visible(user=user).select_related(None).filter(id__in=set(patient_ids))
     return {
         p.id: Target(
             patient_id=p.id, place_id=p.place_id, ward_id=p.ward_id, profile=p.monitoring_profile
@@ -175,59 +145,35 @@ def readings_aggregate(
 
 
 # --- Live dashboard -----------------------------------------------------------------------
-OPEN_ALERT_STATES = ("active", "acknowledged")
 
 
-def subscription_scope(*, ward_id: int | None = None, patient_id: int | None = None):
+def subscription_scope(
+    *, ward_id: int | None = None, patient_id: int | None = None
+) -> tuple[int, int | None] | None:
     """``(place_id, ward_id)`` of a ward or patient a dashboard subscribes to, or None."""
-    from clinical.models import Patient, Ward
-
     if ward_id is not None:
-        place_id = Ward.objects.filter(id=ward_id).values_list("place_id", flat=True).first()
+        place_id = ward_place_id(ward_id=ward_id)
         return None if place_id is None else (place_id, ward_id)
-    row = Patient.objects.filter(id=patient_id).values_list("place_id", "ward_id").first()
-    return None if row is None else (row[0], row[1])
+    assert patient_id is not None
+    return patient_scope(patient_id=patient_id)
 
 
-def alert_as_dict(alert) -> dict:
-    """An alert as dashboards receive it (the contract's alert fields, plus ``ward``)."""
-    return {
-        "id": alert.id,
-        "patient": alert.patient_id,
-        "ward": getattr(alert, "ward_id", None),
-        "device": alert.device_id,
-        "kind": alert.kind,
-        "priority": alert.priority,
-        "state": alert.state,
-        "message": alert.message,
-        "raised_at": _iso(alert.raised_at),
-        "acknowledged_at": _iso(alert.acknowledged_at),
-        "acknowledged_by": alert.acknowledged_by_id,
-        "resolved_at": _iso(alert.resolved_at),
-    }
-
-
-def _iso(value) -> str | None:
+def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
 def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = None) -> list[dict]:
-    """Every patient in scope with bed, profile, device status, latest reading per metric and
-    open alerts. Four queries and one Redis call, whatever the number of patients.
+    """Every patient in scope with bed, profile, device status, latest reading per metric, and
+    what higher apps add (open alerts). Three queries, one Redis call and one query per
+    extra, whatever the number of patients.
 
     A ward's snapshot lists its admitted (not discharged) patients.
     """
-    from django.db.models import F, OuterRef, Subquery
-
-    from clinical.models import Alert, Patient
-    from monitoring.models import Metric, Reading
-    from monitoring.pipeline import devices_online
-
-    patients = Patient.objects.select_related("device")
     if ward_id is not None:
-        patients = patients.filter(ward_id=ward_id, discharged_at__isnull=True)
+        patients_qs = ward_patients_admitted(ward_id=ward_id)
     else:
-        patients = patients.filter(id=patient_id)
+        assert patient_id is not None
+        patients_qs = patient_with_device(patient_id=patient_id)
     metrics = [m.value for m in Metric]
     latest = {
         f"latest_{m}": Subquery(
@@ -237,7 +183,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
         )
         for m in metrics
     }
-    patients = list(patients.annotate(**latest).order_by("bed", "id"))
+    patients: list[Patient] = list(patients_qs.annotate(**latest))
     reading_ids = [
         getattr(p, f"latest_{m}") for p in patients for m in metrics if getattr(p, f"latest_{m}")
     ]
@@ -247,13 +193,9 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
             "id", "metric", "bpm", "recorded_at", "seq"
         )
     }
-    alerts: dict[int, list[dict]] = {}
-    for alert in Alert.objects.filter(
-        patient__in=[p.id for p in patients], state__in=OPEN_ALERT_STATES
-    ).annotate(ward_id=F("patient__ward_id")):
-        alerts.setdefault(alert.patient_id, []).append(alert_as_dict(alert))
-
-    devices = {p.id: _patient_device(p) for p in patients}
+    patient_ids = [p.id for p in patients]
+    extras = {name: extra(patient_ids=patient_ids) for name, extra in snapshot_extras.items()}
+    devices: dict[int, Device | None] = {p.id: patient_device(p) for p in patients}
     online = devices_online(d.id for d in devices.values() if d is not None)
     result = []
     for p in patients:
@@ -288,20 +230,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
                     "last_seen_at": _iso(device.last_seen_at),
                 },
                 "latest": latest_by_metric,
-                "alerts": alerts.get(p.id, []),
+                **{name: values.get(p.id, []) for name, values in extras.items()},
             }
         )
     return result
-
-
-def _patient_device(patient) -> Device | None:
-    try:
-        return patient.device
-    except Device.DoesNotExist:
-        return None
-
-
-def alert_place_id(alert_id: int) -> int | None:
-    from clinical.models import Alert
-
-    return Alert.objects.filter(id=alert_id).values_list("patient__place_id", flat=True).first()

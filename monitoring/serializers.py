@@ -1,4 +1,4 @@
-"""Request parsing and response rendering for devices and readings; no business rules here."""
+"""Request parsing and response rendering for readings; no business rules here."""
 
 from __future__ import annotations
 
@@ -8,58 +8,9 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from clinical.models import Patient, Place
 from config.api import ErrorSerializer
 from monitoring.filters import parse_aware_datetime
-from monitoring.models import Device, Metric
-
-# --- Devices ----------------------------------------------------------------------------------
-
-
-class DeviceSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Device
-        fields = ("id", "serial", "model", "place", "patient", "is_active", "last_seen_at")
-        read_only_fields = fields
-
-
-class DeviceWithTokenSerializer(DeviceSerializer):
-    token = serializers.CharField(
-        read_only=True,
-        help_text="The device's secret for `Authorization: Device <token>`. "
-        "Shown only in this response; only its hash is stored.",
-    )
-
-    class Meta(DeviceSerializer.Meta):
-        fields = (*DeviceSerializer.Meta.fields, "token")
-        read_only_fields = fields
-
-
-class DeviceInputSerializer(serializers.Serializer):
-    """Create (POST) and update (PUT/PATCH) input; querysets are narrowed to what the caller
-    may see, so a place or patient of another place reads as non-existent."""
-
-    serial = serializers.CharField(max_length=64)
-    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    place = serializers.PrimaryKeyRelatedField(queryset=Place.objects.none())
-    patient = serializers.PrimaryKeyRelatedField(
-        queryset=Patient.objects.none(), allow_null=True, required=False
-    )
-    is_active = serializers.BooleanField(required=False)
-
-    def __init__(self, *args: Any, places: Any = None, patients: Any = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        if places is not None:
-            self.fields["place"].queryset = places
-        if patients is not None:
-            self.fields["patient"].queryset = patients
-
-    def validate_serial(self, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise serializers.ValidationError("This field may not be blank.")
-        return value
-
+from monitoring.models import Metric
 
 # --- Readings ---------------------------------------------------------------------------------
 

@@ -1,17 +1,19 @@
-"""Writes of the monitoring app: devices and the REST side of reading ingest."""
+"""Writes of the monitoring app: readings posted over REST (by a device or by hand)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from clinical.models import Patient, Place
+from clinical.models import Device
+from clinical.services import device_touch
 from config.errors import (
     ApplicationError,
     Conflict,
@@ -19,173 +21,30 @@ from config.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from monitoring.groups import device_group
-from monitoring.ingest import ReadingIn, StoredReading, Target, reading_parse, readings_ingest
-from monitoring.models import Device
-from monitoring.pipeline import groups_send_sync
+from monitoring.ingest import ReadingIn, StoredReading, Target, reading_parse, readings_store
+from monitoring.realtime.events import reading_batch_events
+from monitoring.realtime.publish import groups_send_sync
 from monitoring.selectors import device_target, patient_targets
-from monitoring.tokens import token_generate, token_hash
-
-# --- Devices ----------------------------------------------------------------------------------
+from monitoring.signals import readings_stored_send
 
 
-class _Unset:
-    """Marks an optional argument that was not given (``None`` is a real value: unassign)."""
+def readings_ingest(
+    *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
+) -> list[StoredReading]:
+    """The synchronous ingest service (REST path): store, then publish what was new.
 
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-
-
-def device_assignment_check(
-    *, device: Device | None, place: Place, patient: Patient | None
-) -> None:
-    """A device monitors a patient of its own place, and a patient has at most one device."""
-    if patient is None:
-        return
-    if patient.place_id != place.id:
-        raise ValidationFailed(
-            "The device and the patient must be in the same place.",
-            details={"patient": ["The patient is not in the device's place."]},
-        )
-    other = Device.objects.filter(patient=patient).exclude(pk=device.pk if device else None)
-    other = other.only("id", "serial").first()
-    if other is not None:
-        raise Conflict(
-            f"Patient {patient.name} already has device {other.serial} (id {other.id}); "
-            "unassign it first.",
-            code="patient_has_device",
-            details={"patient": [f"Already monitored by device {other.serial} (id {other.id})."]},
-        )
-
-
-def _serial_conflict(serial: str) -> Conflict:
-    return Conflict(
-        f"A device with serial {serial} already exists.",
-        details={"serial": ["A device with this serial already exists."]},
-    )
-
-
-def _device_changed_announce(device: Device) -> None:
-    """After commit, tell the device's open connection to re-check itself at once.
-
-    It closes with 4403 when deactivated, 4401 when re-keyed and 4409 when reassigned, rather
-    than streaming to the wrong patient until its periodic re-check.
+    The WebSocket path batches the same steps asynchronously (``realtime.batcher``).
     """
-    device_id = device.id
-    transaction.on_commit(
-        lambda: groups_send_sync([(device_group(device_id), {"type": "device.changed"})])
-    )
-
-
-def _save(device: Device, *, update_fields: list[str] | None = None) -> None:
-    """Save, turning a lost race on a unique column into the same 409 as the checks."""
-    try:
-        with transaction.atomic():
-            device.save(update_fields=update_fields)
-    except IntegrityError as exc:
-        if Device.objects.filter(serial=device.serial).exclude(pk=device.pk).exists():
-            raise _serial_conflict(device.serial) from exc
-        if device.patient_id is not None:
-            device_assignment_check(device=device, place=device.place, patient=device.patient)
-        raise
-
-
-def device_create(
-    *,
-    serial: str,
-    place: Place,
-    model: str = "",
-    patient: Patient | None = None,
-    is_active: bool = True,
-) -> tuple[Device, str]:
-    """Register a device; returns it with its plain token, which is never stored or shown again."""
-    if Device.objects.filter(serial=serial).exists():
-        raise _serial_conflict(serial)
-    device_assignment_check(device=None, place=place, patient=patient)
-    token = token_generate()
-    device = Device(
-        serial=serial,
-        model=model,
-        place=place,
-        patient=patient,
-        is_active=is_active,
-        token_hash=token_hash(token),
-    )
-    _save(device)
-    return device, token
-
-
-def device_update(
-    *,
-    device: Device,
-    serial: str | None = None,
-    model: str | None = None,
-    place: Place | None = None,
-    patient: Patient | None = UNSET,
-    is_active: bool | None = None,
-) -> Device:
-    """Change the given fields; ``patient=None`` unassigns, an omitted ``patient`` keeps it."""
-    fields: list[str] = []
-    if serial is not None and serial != device.serial:
-        if Device.objects.filter(serial=serial).exclude(pk=device.pk).exists():
-            raise _serial_conflict(serial)
-        device.serial = serial
-        fields.append("serial")
-    if model is not None and model != device.model:
-        device.model = model
-        fields.append("model")
-    if is_active is not None and is_active != device.is_active:
-        device.is_active = is_active
-        fields.append("is_active")
-    new_place = place if place is not None else device.place
-    new_patient = device.patient if patient is UNSET else patient
-    if new_place.id != device.place_id or (new_patient and new_patient.id) != device.patient_id:
-        device_assignment_check(device=device, place=new_place, patient=new_patient)
-        device.place = new_place
-        device.patient = new_patient
-        fields += ["place", "patient"]
-    if fields:
-        _save(device, update_fields=fields)
-        _device_changed_announce(device)
-    return device
-
-
-def device_assign(*, device: Device, patient: Patient | None) -> Device:
-    """Attach the device to a patient of its place, or detach it (``patient=None``)."""
-    return device_update(device=device, patient=patient)
-
-
-def device_rotate_token(*, device: Device) -> str:
-    """Issue a new token; the old one stops working at once. Returns the plain new token."""
-    token = token_generate()
-    device.token_hash = token_hash(token)
-    device.save(update_fields=["token_hash"])
-    _device_changed_announce(device)
-    return token
-
-
-def device_toggle_active(*, device: Device) -> Device:
-    device.is_active = not device.is_active
-    device.save(update_fields=["is_active"])
-    _device_changed_announce(device)
-    return device
-
-
-def device_touch(*, device: Device, at: datetime | None = None) -> None:
-    """Record that the device was heard from (one UPDATE, no read)."""
-    at = at or timezone.now()
-    Device.objects.filter(pk=device.pk).update(last_seen_at=at)
-    device.last_seen_at = at
+    stored = readings_store(readings=readings, wards=wards)
+    if stored:
+        # Alarm evaluation sees the batch inside the caller's transaction; dashboards hear of
+        # the readings only once they are committed (at once when there is no transaction).
+        readings_stored_send(stored=stored)
+        transaction.on_commit(lambda: groups_send_sync(reading_batch_events(stored)))
+    return stored
 
 
 # --- Readings over REST -----------------------------------------------------------------------
-
-# One request carries at most this many readings (a device catching up after ~20 minutes
-# offline at 4 Hz); override with settings.RECORDS_MAX_BATCH.
-RECORDS_MAX_BATCH = 5000
 
 
 @dataclass
@@ -200,7 +59,7 @@ class RecordsResult:
 def _as_batch(payload: Any) -> tuple[list[Any], bool]:
     """The items of the body and whether it was a list (partial acceptance) or one object."""
     if isinstance(payload, list):
-        limit = getattr(settings, "RECORDS_MAX_BATCH", RECORDS_MAX_BATCH)
+        limit = settings.RECORDS_MAX_BATCH
         if not payload:
             raise ValidationFailed(
                 "The list of readings is empty.",

@@ -381,9 +381,9 @@ async def simulate(
 def device_token_rotate(*, device: Any) -> str:
     """A new token for a device (the demo data stores only hashes)."""
     try:
-        from monitoring.services import device_rotate_token
+        from clinical.services import device_rotate_token
     except ImportError:
-        from monitoring.tokens import token_generate, token_hash
+        from clinical.tokens import token_generate, token_hash
 
         token = token_generate()
         device.token_hash = token_hash(token)
@@ -394,7 +394,7 @@ def device_token_rotate(*, device: Any) -> str:
 
 def demo_devices(limit: int | None = None) -> list[DeviceSpec]:
     """Active, assigned devices from the database, with freshly rotated tokens."""
-    from monitoring.models import Device
+    from clinical.models import Device
 
     devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
     if limit:

@@ -1,4 +1,4 @@
-"""REST views of devices and heart-rate records: parse, authorize, call a service, render."""
+"""REST views of heart-rate records: parse, authorize, call a service, render."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
-    extend_schema_view,
 )
-from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action
+from rest_framework import serializers, status
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -27,19 +25,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import JWTAuthentication
-from accounts.permissions import DoctorWrites, IsPerson
+from accounts.permissions import IsPerson
+from clinical.models import Device
+from clinical.selectors import patient_visible_get
 from config.api import ERROR_RESPONSES, ErrorSerializer
 from config.errors import ValidationFailed
 from monitoring import selectors, services
 from monitoring.authentication import DeviceTokenAuthentication, IsDevice
-from monitoring.filters import DeviceFilter, ReadingHistoryFilter
-from monitoring.models import Device, Reading
+from monitoring.filters import ReadingHistoryFilter
+from monitoring.models import Reading
 from monitoring.serializers import (
     AggregateQuerySerializer,
     AggregateSerializer,
-    DeviceInputSerializer,
-    DeviceSerializer,
-    DeviceWithTokenSerializer,
     ReadingSerializer,
     ReadingsRequest,
     RecordsResultSerializer,
@@ -56,96 +53,6 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 # --- Devices ----------------------------------------------------------------------------------
-
-
-@extend_schema_view(
-    list=extend_schema(summary="Devices of the caller's places", responses=_errors(400, 401)),
-    retrieve=extend_schema(
-        summary="One device", responses={200: DeviceSerializer, **_errors(401, 404)}
-    ),
-    create=extend_schema(
-        summary="Register a device (admins, doctors); the response carries its token once",
-        request=DeviceInputSerializer,
-        responses={201: DeviceWithTokenSerializer, **_errors(400, 401, 403, 409)},
-    ),
-    update=extend_schema(
-        summary="Replace a device's fields (admins, doctors)",
-        request=DeviceInputSerializer,
-        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
-    ),
-    partial_update=extend_schema(
-        summary='Change some of a device\'s fields, e.g. assign it: {"patient": id | null}',
-        request=DeviceInputSerializer,
-        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
-    ),
-)
-class DeviceViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
-    """Bedside monitors. Everyone reads the devices of their places; admins and doctors
-    write. Devices of other places answer 404."""
-
-    serializer_class = DeviceSerializer
-    permission_classes = [DoctorWrites]
-    filterset_class = DeviceFilter
-    search_fields = ("serial", "model")
-    ordering_fields = ("serial", "model", "last_seen_at", "id")
-    ordering = ("serial",)
-    queryset = Device.objects.none()  # for the schema; requests use get_queryset
-
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.devices_visible(self.request.user)
-
-    def _input(self, data: Any, *, partial: bool = False) -> dict[str, Any]:
-        user = self.request.user
-        serializer = DeviceInputSerializer(
-            data=data,
-            partial=partial,
-            places=selectors.places_visible(user),
-            patients=selectors.patients_visible(user),
-        )
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
-    def create(self, request: Request) -> Response:
-        device, token = services.device_create(**self._input(request.data))
-        device.token = token  # type: ignore[attr-defined]
-        return Response(DeviceWithTokenSerializer(device).data, status=status.HTTP_201_CREATED)
-
-    def update(self, request: Request, pk: str | None = None) -> Response:
-        device = self.get_object()
-        data = self._input(request.data)
-        data.setdefault("patient", None)  # PUT replaces: an omitted patient unassigns.
-        device = services.device_update(device=device, **data)
-        return Response(DeviceSerializer(device).data)
-
-    def partial_update(self, request: Request, pk: str | None = None) -> Response:
-        device = self.get_object()
-        device = services.device_update(device=device, **self._input(request.data, partial=True))
-        return Response(DeviceSerializer(device).data)
-
-    @extend_schema(
-        summary="Issue a new token; the old one stops working at once",
-        request=None,
-        responses={200: DeviceWithTokenSerializer, **_errors(401, 403, 404)},
-    )
-    @action(detail=True, methods=["post"], url_path="rotate-token")
-    def rotate_token(self, request: Request, pk: str | None = None) -> Response:
-        device = self.get_object()
-        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]
-        return Response(DeviceWithTokenSerializer(device).data)
-
-    @extend_schema(
-        summary="Toggle active/inactive; returns the device with its new state",
-        request=None,
-        responses={200: DeviceSerializer, **_errors(401, 403, 404)},
-    )
-    @action(detail=True, methods=["post"], url_path="change-status")
-    def change_status(self, request: Request, pk: str | None = None) -> Response:
-        device = services.device_toggle_active(device=self.get_object())
-        return Response(DeviceSerializer(device).data)
 
 
 # --- Records ----------------------------------------------------------------------------------
@@ -244,9 +151,7 @@ class RecordHistoryView(ListAPIView):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        patient = selectors.patient_visible_get(
-            user=self.request.user, patient_id=self.kwargs["patient_id"]
-        )
+        patient = patient_visible_get(user=self.request.user, patient_id=self.kwargs["patient_id"])
         return selectors.readings_history(patient_id=patient.id)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -255,9 +160,7 @@ class RecordHistoryView(ListAPIView):
         return super().list(request, *args, **kwargs)
 
     def _aggregate(self, request: Request) -> Response:
-        patient = selectors.patient_visible_get(
-            user=request.user, patient_id=self.kwargs["patient_id"]
-        )
+        patient = patient_visible_get(user=request.user, patient_id=self.kwargs["patient_id"])
         query = AggregateQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         bucket: int = query.validated_data["bucket"]

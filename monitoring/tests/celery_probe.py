@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from monitoring.pipeline import groups_send_sync
+from monitoring.realtime.publish import groups_send_sync
 
 
 @shared_task(name="monitoring.tests.publish_probe")

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from monitoring import pipeline
+from monitoring.realtime import batcher
 
 
 @pytest.fixture(autouse=True)
@@ -12,5 +12,5 @@ async def _batcher_closed_after_test():
     """Each test's event loop gets its own batcher; release the DB connections that the
     batcher's threads and the consumers' sync thread opened, so the test DB can be dropped."""
     yield
-    await pipeline.batcher_shutdown()
+    await batcher.batcher_shutdown()
     await sync_to_async(connections.close_all)()

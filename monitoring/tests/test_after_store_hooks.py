@@ -7,9 +7,12 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from monitoring import pipeline
-from monitoring.ingest import Target, reading_parse, readings_ingest
+from alerts.live import readings_stored_evaluate
+from monitoring.ingest import Target, reading_parse
 from monitoring.models import Reading
+from monitoring.realtime import batcher
+from monitoring.services import readings_ingest
+from monitoring.signals import readings_stored
 from monitoring.tests.wsutil import device_connect, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -21,8 +24,9 @@ class Recorder:
         self.delay = delay
         self.fail = fail
         self.called = threading.Event()
+        self.__qualname__ = "Recorder"  # Django's signal logging names receivers by it
 
-    def __call__(self, *, stored) -> None:
+    def __call__(self, *, stored, **_) -> None:
         time.sleep(self.delay)
         self.calls.append(([r.seq for r in stored], threading.current_thread().name))
         self.called.set()
@@ -31,10 +35,26 @@ class Recorder:
 
 
 @pytest.fixture
-def hook(monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(pipeline, "AFTER_STORE_HOOKS", [recorder])
-    return recorder
+def receivers():
+    """Connect receivers to ``readings_stored`` for one test, in place of the alarm rules."""
+    connected = []
+    evaluate = readings_stored.disconnect(dispatch_uid="alerts.evaluate")
+
+    def connect(receiver):
+        readings_stored.connect(receiver, weak=False)
+        connected.append(receiver)
+        return receiver
+
+    yield connect
+    for receiver in connected:
+        readings_stored.disconnect(receiver)
+    if evaluate:
+        readings_stored.connect(readings_stored_evaluate, dispatch_uid="alerts.evaluate")
+
+
+@pytest.fixture
+def hook(receivers):
+    return receivers(Recorder())
 
 
 def _target(device) -> Target:
@@ -63,9 +83,8 @@ async def test_websocket_batches_reach_the_hook_off_the_event_loop(device, hook)
     await ws.disconnect()
 
 
-async def test_slow_or_failing_hook_never_delays_acks(device, monkeypatch):
-    slow = Recorder(delay=2.0, fail=True)
-    monkeypatch.setattr(pipeline, "AFTER_STORE_HOOKS", [slow])
+async def test_slow_or_failing_hook_never_delays_acks(device, receivers):
+    slow = receivers(Recorder(delay=2.0, fail=True))
     ws = await device_connect(device.token)
     started = time.monotonic()
     for seq in range(1, 6):
@@ -76,14 +95,13 @@ async def test_slow_or_failing_hook_never_delays_acks(device, monkeypatch):
     assert time.monotonic() - started < 1.5
     # Batches that queued behind the slow call were merged into the next one.
     await asyncio.to_thread(slow.called.wait, 5)
-    await pipeline.batcher_get().drain()
+    await batcher.batcher_get().drain()
     assert sum(len(seqs) for seqs, _ in slow.calls) == 5 and len(slow.calls) <= 3
     await ws.disconnect()
 
 
-def test_rest_path_runs_the_hook_and_survives_its_failure(device, monkeypatch):
-    failing = Recorder(fail=True)
-    monkeypatch.setattr(pipeline, "AFTER_STORE_HOOKS", [failing])
+def test_rest_path_runs_the_hook_and_survives_its_failure(device, receivers):
+    failing = receivers(Recorder(fail=True))
     target = _target(device)
     stored = readings_ingest(
         readings=[reading_parse(reading(s), target=target, require_seq=True) for s in (1, 2)]
@@ -93,25 +111,17 @@ def test_rest_path_runs_the_hook_and_survives_its_failure(device, monkeypatch):
     assert Reading.objects.count() == 2  # a failing evaluator does not undo the readings
 
 
-def test_missing_hook_module_is_skipped(device, monkeypatch):
-    monkeypatch.setattr(pipeline, "AFTER_STORE_HOOKS", ["clinical.not_there.evaluate"])
-    stored = readings_ingest(
-        readings=[reading_parse(reading(1), target=_target(device), require_seq=True)]
-    )
-    assert len(stored) == 1
-
-
-async def test_hook_sees_rows_already_committed(device, monkeypatch):
+async def test_hook_sees_rows_already_committed(device, receivers):
     seen: list[int] = []
 
-    def count_rows(*, stored) -> None:
+    @receivers
+    def count_rows(*, stored, **_) -> None:
         seen.append(Reading.objects.filter(id__in=[r.id for r in stored]).count())
 
-    monkeypatch.setattr(pipeline, "AFTER_STORE_HOOKS", [count_rows])
     ws = await device_connect(device.token)
     await ws.send_json_to({"type": "readings", "items": [reading(1), reading(2), reading(3)]})
     await receive_type(ws, "ack")
-    await pipeline.batcher_get().drain()
+    await batcher.batcher_get().drain()
     assert seen == [3]
     assert await sync_to_async(Reading.objects.count)() == 3
     await ws.disconnect()

@@ -12,9 +12,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from clinical.models import Device
 from monitoring import loadtest
 from monitoring.ingest import ReadingIn, readings_store
-from monitoring.models import Device, Reading
+from monitoring.models import Reading
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import uuid
 
 from channels.layers import channel_layers
 
-from monitoring import pipeline
+from monitoring.realtime import publish
 
 
 async def test_membership_check_finds_only_groups_with_members():
@@ -16,11 +16,11 @@ async def test_membership_check_finds_only_groups_with_members():
     channel = await layer.new_channel()
     await layer.group_add(watched, channel)
     try:
-        assert await pipeline.groups_with_members(layer, [watched, empty]) == {watched}
+        assert await publish.groups_with_members(layer, [watched, empty]) == {watched}
     finally:
         await layer.group_discard(watched, channel)
         await layer.close_pools()
-    assert await pipeline.groups_with_members(layer, [watched, empty]) == set()
+    assert await publish.groups_with_members(layer, [watched, empty]) == set()
 
 
 async def test_groups_send_delivers_to_members_and_skips_empty_groups():
@@ -32,7 +32,7 @@ async def test_groups_send_delivers_to_members_and_skips_empty_groups():
     channel = await layer.new_channel()
     await layer.group_add(watched, channel)
     try:
-        await pipeline.groups_send(
+        await publish.groups_send(
             [
                 (watched, {"type": "reading.batch", "group": watched, "items": [1]}),
                 (empty, {"type": "reading.batch", "group": empty, "items": [2]}),

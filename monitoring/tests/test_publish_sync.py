@@ -11,7 +11,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from config.live_testing import CeleryWorker
-from monitoring import pipeline
+from monitoring.realtime import publish
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,14 +37,14 @@ async def test_sync_publish_from_many_threads_and_fresh_loops():
 
     def from_thread(offset: int) -> None:
         for n in range(offset, offset + 10):
-            pipeline.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+            publish.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
 
     def from_fresh_loops(offset: int) -> None:
         # Code that runs its own short-lived loops (what async_to_sync does per call) and
         # publishes between them must not hit "Event loop is closed".
         for n in range(offset, offset + 10):
             asyncio.run(asyncio.sleep(0))
-            pipeline.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+            publish.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
 
     threads = [threading.Thread(target=from_thread, args=(i * 100,)) for i in range(4)]
     threads += [threading.Thread(target=from_fresh_loops, args=(1000 + i * 100,)) for i in range(2)]
@@ -59,7 +59,7 @@ def test_sync_publish_from_sync_code_twice_in_a_row():
     # The plain synchronous case (a REST view): no loop in this thread at all.
     group = f"test.{uuid.uuid4().hex}"
     for n in range(3):
-        pipeline.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+        publish.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
 
 
 @pytest.mark.live

@@ -3,14 +3,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from clinical.models import Device
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 from config.testing import assert_error
 from monitoring import services
-from monitoring.models import Device, Reading
+from monitoring.models import Reading
 from monitoring.tests.helpers import device_client
 
 pytestmark = pytest.mark.django_db
@@ -221,7 +223,7 @@ def test_batch_limit(client, settings):
 
 
 def test_default_batch_limit_is_5000(client):
-    assert services.RECORDS_MAX_BATCH == 5000
+    assert django_settings.RECORDS_MAX_BATCH == 5000
     response = client.post("/api/records/", [_reading(1)] * 5001)
     assert_error(response, 400, "batch_too_large")
 

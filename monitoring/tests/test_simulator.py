@@ -5,8 +5,8 @@ import statistics
 
 import pytest
 
+from clinical.tokens import token_hash
 from monitoring.simulator import EpisodeConfig, adult_trace, demo_devices, fetal_trace
-from monitoring.tokens import token_hash
 
 
 def _run(trace, seconds: int) -> list[int]:

@@ -9,11 +9,12 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from clinical.models import Alert
+from alerts.models import Alert
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
-from monitoring import pipeline
-from monitoring.ingest import Target, reading_parse, readings_ingest
+from monitoring.ingest import Target, reading_parse
 from monitoring.models import Reading
+from monitoring.realtime import publish
+from monitoring.services import readings_ingest
 from monitoring.tests.wsutil import (
     dashboard_connect,
     device_connect,
@@ -265,37 +266,24 @@ async def test_alert_events_are_forwarded_as_alert_frames(nurse, ward):
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
     alert = {"id": 9, "patient": 1, "ward": ward.id, "kind": "bradycardia", "state": "active"}
-    await sync_to_async(pipeline.groups_send_sync)(
+    await sync_to_async(publish.groups_send_sync)(
         [(f"ward.{ward.id}", {"type": "alert.event", "alert": alert})]
     )
     assert await receive_type(watcher, "alert") == {"type": "alert", "alert": alert}
     await watcher.disconnect()
 
 
-async def test_alert_ack_without_the_alerts_service_is_not_implemented(nurse, patient, monkeypatch):
-    from monitoring import consumers
-
-    monkeypatch.setattr(consumers, "ALERT_ACKNOWLEDGE", "clinical.no_such_module.ack")
-    alert = await sync_to_async(Alert.objects.create)(
-        patient=patient, kind="bradycardia", priority="high", message="low"
-    )
-    watcher = await dashboard_connect(nurse)
-    await watcher.send_json_to({"type": "alert.ack", "alert": alert.id})
-    frame = await watcher.receive_json_from(timeout=5)
-    assert frame["error"]["code"] == "not_implemented" and frame["alert"] == alert.id
-    await watcher.disconnect()
-
-
 async def test_alert_ack_calls_the_alerts_service_and_checks_visibility(
     nurse, patient, monkeypatch
 ):
-    from monitoring import consumers
+    from alerts import live
 
     calls = []
     monkeypatch.setattr(
-        consumers, "ALERT_ACKNOWLEDGE", lambda *, alert_id, user: calls.append((alert_id, user.id))
+        live.services,
+        "alert_acknowledge",
+        lambda *, alert_id, user: calls.append((alert_id, user.id)),
     )
-    monkeypatch.setattr(consumers.pipeline, "_resolve_hook", lambda hook: hook)
     alert = await sync_to_async(Alert.objects.create)(
         patient=patient, kind="bradycardia", priority="high", message="low"
     )
@@ -369,7 +357,7 @@ async def test_alert_published_to_ward_and_patient_groups_arrives_once(nurse, pa
     await subscribe(watcher, patient=patient.id)
     alert = {"id": 3, "patient": patient.id, "ward": ward.id, "state": "acknowledged"}
     event = {"type": "alert.event", "action": "acknowledged", "alert": alert}
-    await sync_to_async(pipeline.groups_send_sync)(
+    await sync_to_async(publish.groups_send_sync)(
         [(f"patient.{patient.id}", event), (f"ward.{ward.id}", event)]
     )
     assert (await receive_type(watcher, "alert"))["alert"] == alert

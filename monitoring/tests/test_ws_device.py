@@ -6,9 +6,10 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
+from clinical.models import Device
 from config.factories import DeviceFactory, PatientFactory
-from monitoring import pipeline
-from monitoring.models import Device, Reading
+from monitoring.models import Reading
+from monitoring.realtime import batcher, presence
 from monitoring.tests.wsutil import device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -139,8 +140,8 @@ async def test_many_devices_share_one_batched_insert(ward, django_assert_max_num
     patients = [await sync_to_async(PatientFactory)(ward=ward) for _ in range(5)]
     devices = [await sync_to_async(DeviceFactory)(patient=p) for p in patients]
     communicators = [await device_connect(d.token) for d in devices]
-    batcher = pipeline.batcher_get()
-    flushes = batcher.flushes
+    ingest = batcher.batcher_get()
+    flushes = ingest.flushes
     await asyncio.gather(
         *(
             c.send_json_to({"type": "readings", "items": [reading(s) for s in range(1, 21)]})
@@ -150,7 +151,7 @@ async def test_many_devices_share_one_batched_insert(ward, django_assert_max_num
     for c in communicators:
         assert len((await receive_type(c, "ack"))["seqs"]) == 20
     # 100 readings from 5 connections took a handful of flushes, not 100 inserts.
-    assert batcher.flushes - flushes <= 5
+    assert ingest.flushes - flushes <= 5
     assert await sync_to_async(Reading.objects.count)() == 100
     for c in communicators:
         await c.disconnect()
@@ -160,18 +161,18 @@ async def test_presence_marks_device_online_and_updates_last_seen(device):
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "ping"})
     await communicator.receive_json_from(timeout=5)
-    assert await sync_to_async(pipeline.devices_online)([device.id]) == {device.id}
+    assert await sync_to_async(presence.devices_online)([device.id]) == {device.id}
     refreshed = await sync_to_async(Device.objects.get)(id=device.id)
     assert refreshed.last_seen_at is not None
     await communicator.disconnect()
     await asyncio.sleep(0.2)
-    assert await sync_to_async(pipeline.devices_online)([device.id]) == set()
+    assert await sync_to_async(presence.devices_online)([device.id]) == set()
 
 
 async def test_deactivating_a_connected_device_closes_it(device):
     from channels.layers import get_channel_layer
 
-    from monitoring.groups import device_group
+    from monitoring.realtime.groups import device_group
 
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "ping"})
@@ -185,7 +186,7 @@ async def test_storage_failure_means_no_ack_and_a_retry_close(device, monkeypatc
     def broken(**kwargs):
         raise RuntimeError("database is down")
 
-    monkeypatch.setattr(pipeline, "readings_store", broken)
+    monkeypatch.setattr(batcher, "readings_store", broken)
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "reading", **reading(1)})
     assert await expect_close(communicator) == 1013
@@ -199,7 +200,7 @@ async def test_device_changes_close_the_connection_without_any_event(
     device, monkeypatch, change, code
 ):
     # Nobody sends device.changed: the presence write notices the change by itself.
-    monkeypatch.setattr(pipeline, "PRESENCE_INTERVAL", 0.2)
+    monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", 0.2)
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "reading", **reading(1)})
     await receive_type(communicator, "ack")
@@ -221,10 +222,10 @@ async def test_device_changes_close_the_connection_without_any_event(
 async def test_admin_changes_through_services_close_the_connection_at_once(
     device, monkeypatch, service, code
 ):
-    from monitoring import services
+    from clinical import services
 
     # Push the connection's own re-checks out of reach: only the announced change can close it.
-    monkeypatch.setattr(pipeline, "PRESENCE_INTERVAL", 3600)
+    monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", 3600)
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "reading", **reading(1)})
     await receive_type(communicator, "ack")

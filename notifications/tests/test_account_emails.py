@@ -8,12 +8,11 @@ from unittest import mock
 
 import pytest
 
-from accounts import otp, services
+from accounts import emails, otp, services, tasks
 from accounts.models import User
 from accounts.testing import auth_cache_clear
 from accounts.tests.mail import body, one_time_password, reset_code
 from config.factories import UserFactory
-from notifications import emails, tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +140,7 @@ def test_credentials_task_retries_when_the_mail_server_is_down(invited, eager_re
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # nothing listens there
     with (
         mock.patch.object(
-            services.emails, "credentials_email", wraps=emails.credentials_email
+            emails, "credentials_email", wraps=emails.credentials_email
         ) as render,
         pytest.raises(OSError),
     ):

@@ -15,17 +15,18 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from accounts.models import Role
-from clinical import alerts as services
-from clinical.models import AlertNotification
+from alerts import services
 from config.factories import PatientFactory, UserFactory
-from monitoring.groups import patient_group, ward_group
-from notifications.alert_emails import alert_event_email
-from notifications.tasks import alert_event_notify, alerts_escalation_scan
+from monitoring.realtime.groups import patient_group, ward_group
+from alerts.tasks import alerts_escalation_scan
+from notifications.delivery import alert_event_email, alert_event_webhook
+from notifications.models import AlertNotification
+from notifications.selectors import alert_events_undelivered
+from notifications.tasks import alert_event_notify
 from notifications.webhooks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookError,
-    alert_event_webhook,
     webhook_verify,
 )
 
@@ -232,7 +233,7 @@ def test_no_webhook_configured_posts_nothing(patient):
 # --- Dashboards -------------------------------------------------------------------------------
 
 
-def test_transitions_reach_the_ward_and_patient_groups(
+def test_transitions_reach_the_ward_group_once(
     patient, nurse, django_capture_on_commit_callbacks
 ):
     layer = get_channel_layer()
@@ -251,11 +252,13 @@ def test_transitions_reach_the_ward_and_patient_groups(
             services.alert_acknowledge(alert_id=alert.id, user=nurse)
         raised = async_to_sync(receive)(ward_channel)
         assert raised["type"] == "alert.event" and raised["action"] == "raised"
-        assert (raised["group"], raised["ward"]) == (ward_group(patient.ward_id), patient.ward_id)
+        assert raised["ward"] == patient.ward_id
         assert raised["alert"]["id"] == alert.id and raised["alert"]["state"] == "active"
         acked = async_to_sync(receive)(ward_channel)
         assert (acked["action"], acked["alert"]["state"]) == ("acknowledged", "acknowledged")
-        assert async_to_sync(receive)(patient_channel)["alert"]["id"] == alert.id
+        # Patient subscriptions listen on the ward's group: no second copy on the patient's.
+        with pytest.raises(TimeoutError):
+            async_to_sync(asyncio.wait_for)(layer.receive(patient_channel), timeout=0.5)
     finally:
         async_to_sync(layer.group_discard)(ward_group(patient.ward_id), ward_channel)
         async_to_sync(layer.group_discard)(patient_group(patient.id), patient_channel)
@@ -283,18 +286,19 @@ def test_nothing_is_delivered_when_the_transaction_rolls_back(
 def test_events_whose_fan_out_never_started_are_queued_again(
     patient, staff, smtp_server, celery_eager, settings
 ):
-    from clinical.alarms import key_prefix, redis_client
+    from django.core.cache import cache
+
     from notifications.tasks import alerts_delivery_sweep
 
     # The transition committed but its task never reached the broker (no on_commit here).
     alert = raise_alert(patient, at=datetime.now(UTC) - timedelta(seconds=90))
     event = alert.events.get()
     fresh = raise_alert(PatientFactory(ward=patient.ward), at=datetime.now(UTC))
-    redis_client().delete(f"{key_prefix()}requeue:{event.id}")
-    assert services.alert_events_undelivered() == [event.id]  # not the fresh one yet
+    cache.delete(f"notifications:requeue:{event.id}")
+    assert alert_events_undelivered() == [event.id]  # not the fresh one yet
 
     assert alerts_delivery_sweep.delay().get() == 1
     assert len(smtp_server.to(staff["nurse"].email)) == 1
-    assert services.alert_events_undelivered() == []
+    assert alert_events_undelivered() == []
     assert alerts_delivery_sweep.delay().get() == 0
-    assert fresh.events.get().id not in services.alert_events_undelivered()
+    assert fresh.events.get().id not in alert_events_undelivered()

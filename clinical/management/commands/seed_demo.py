@@ -16,10 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
-from clinical.models import Patient, Place, Ward
-from clinical.services import patient_create, place_create, ward_create
-from monitoring.models import Device
-from monitoring.services import device_create
+from clinical.models import Device, Patient, Place, Ward
+from clinical.services import device_create, patient_create, place_create, ward_create
 
 DEMO_PLACE_NAME = "Janitri Demo Maternity Hospital"
 DEMO_PLACE_ADDRESS = "80 Feet Road, Koramangala, Bengaluru, Karnataka 560034"

@@ -10,9 +10,9 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.utils import timezone
 
-from clinical import alarms
-from clinical.models import Alert
-from monitoring import pipeline
+from alerts import state as alarms
+from alerts.models import Alert
+from monitoring.realtime import batcher
 from monitoring.tests.helpers import device_client
 from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
 
@@ -50,7 +50,7 @@ class TestWebSocketPath:
     @pytest.fixture(autouse=True)
     async def _batcher_closed(self):
         yield
-        await pipeline.batcher_shutdown()
+        await batcher.batcher_shutdown()
         await sync_to_async(connections.close_all)()
 
     async def test_a_streamed_episode_raises_one_alert_on_the_dashboard(self, nurse, device, ward):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Case, IntegerField, Value, When
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.filters import OrderingFilter, SearchFilter
@@ -12,18 +11,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ClinicianWrites, IsPerson
-from accounts.selectors import user_place_ids
-from clinical import alerts as services
-from clinical.alarms import patient_limits
-from clinical.alert_serializers import (
+from alerts import selectors, services
+from alerts.models import Alert
+from alerts.selectors import patient_limits
+from alerts.serializers import (
     AlertActionSerializer,
     AlertDetailSerializer,
     AlertSerializer,
     PatientAlarmLimitsSerializer,
 )
-from clinical.models import Alert, Patient
+from clinical.models import Patient
+from clinical.selectors import patient_visible_get
 from config.api import ERROR_RESPONSES, ErrorSerializer
-from config.errors import NotFound
 
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict with the alert's state")}
 
@@ -65,18 +64,7 @@ class AlertOrdering(OrderingFilter):
 
 
 def _visible_alerts(request: Request):  # type: ignore[no-untyped-def]
-    return (
-        services.alerts_visible(user=request.user)
-        .select_related("patient")
-        .annotate(
-            priority_rank=Case(
-                When(priority=Alert.Priority.HIGH, then=Value(3)),
-                When(priority=Alert.Priority.MEDIUM, then=Value(2)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
-    )
+    return selectors.alerts_visible(user=request.user)
 
 
 @extend_schema_view(
@@ -138,7 +126,7 @@ class _AlertActionView(APIView):
         serializer = AlertActionSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         alert = self.perform(request, pk, serializer.validated_data.get("note", ""))
-        alert = services.alert_get_visible(user=request.user, alert_id=alert.id)
+        alert = selectors.alert_get_visible(user=request.user, alert_id=alert.id)
         return Response(AlertSerializer(alert).data)
 
 
@@ -180,14 +168,7 @@ class PatientAlarmLimitsView(APIView):
     permission_classes = [ClinicianWrites]
 
     def _patient(self, request: Request, pk: int) -> Patient:
-        queryset = Patient.objects.prefetch_related("alarm_limits")
-        place_ids = user_place_ids(request.user)
-        if place_ids is not None:
-            queryset = queryset.filter(place_id__in=place_ids)
-        patient = queryset.filter(pk=pk).first()
-        if patient is None:
-            raise NotFound("No such patient.")
-        return patient
+        return patient_visible_get(user=request.user, patient_id=pk)
 
     def _render(self, patient: Patient) -> Response:
         return Response(

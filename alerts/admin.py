@@ -1,10 +1,10 @@
-"""Django admin for alerts, their audit trail, deliveries and alarm limits."""
+"""Django admin for alerts, their audit trail and alarm limits."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from clinical.models import AlarmLimit, Alert, AlertEvent, AlertNotification
+from alerts.models import AlarmLimit, Alert, AlertEvent
 
 
 class AlertEventInline(admin.TabularInline):
@@ -36,13 +36,6 @@ class AlertEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False  # the audit trail is append-only
-
-
-@admin.register(AlertNotification)
-class AlertNotificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "event", "channel", "recipient", "sent_at", "attempts")
-    list_filter = ("channel",)
-    raw_id_fields = ("event",)
 
 
 @admin.register(AlarmLimit)

@@ -1,196 +1,67 @@
-"""Alert lifecycle: raise, update, acknowledge, resolve, escalate; and the alert selectors.
+"""Alert lifecycle: raise, update, acknowledge, resolve, escalate; and per-patient limits.
 
 At most one open (active or acknowledged) alert per patient and kind, enforced by the
 ``one_open_alert_per_patient_kind`` constraint; a repeat of the condition updates that alert.
-Every transition writes an ``AlertEvent`` (who and when) and, once committed, is published to
-the ward's and the patient's dashboards and queued for e-mail/webhook fan-out.
+Every transition writes an ``AlertEvent`` (who and when); once committed it is published to
+the patient's dashboards and announced with the ``alert_changed`` signal (delivery by e-mail
+and webhook listens to it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Role, User
-from accounts.selectors import user_place_ids
-from clinical.models import AlarmLimit, Alert, AlertEvent, Patient
-from config.errors import Conflict, NotFound, ValidationFailed
+from accounts.models import User
+from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.payload import alert_payload
+from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
+from alerts.selectors import alert_get_visible, alerts_due_escalation
+from alerts.signals import alert_changed
+from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action
+from clinical.models import Patient
+from config.errors import Conflict, ValidationFailed
+from monitoring.ingest import BPM_BOUNDS
+from monitoring.realtime.events import scope_group
+from monitoring.realtime.publish import groups_publish
 
 logger = logging.getLogger(__name__)
-
-OPEN_STATES = (Alert.State.ACTIVE, Alert.State.ACKNOWLEDGED)
-PRIORITY_RANK = {Alert.Priority.LOW: 1, Alert.Priority.MEDIUM: 2, Alert.Priority.HIGH: 3}
-
-
-class Action:
-    RAISED = "raised"
-    UPDATED = "updated"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-    ESCALATED = "escalated"
-
-
-# --- Selectors ------------------------------------------------------------------------------
-
-
-def alerts_visible(*, user: User) -> QuerySet[Alert]:
-    """Alerts of the places the person may see."""
-    queryset = Alert.objects.select_related("patient", "acknowledged_by")
-    place_ids = user_place_ids(user)
-    if place_ids is not None:
-        queryset = queryset.filter(patient__place_id__in=place_ids)
-    return queryset
-
-
-def alert_get_visible(*, user: User, alert_id: int) -> Alert:
-    alert = alerts_visible(user=user).filter(pk=alert_id).first()
-    if alert is None:
-        raise NotFound("No such alert.")
-    return alert
-
-
-def alert_open(*, patient_id: int, kind: str) -> Alert | None:
-    return Alert.objects.filter(patient_id=patient_id, kind=kind, state__in=OPEN_STATES).first()
-
-
-def alerts_due_escalation(*, now: datetime | None = None) -> QuerySet[Alert]:
-    """High-priority alerts still active after ALERT_ESCALATION_SECONDS since they became
-    high (``updated_at``) or since their last escalation."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.ALERT_ESCALATION_SECONDS)
-    return (
-        Alert.objects.filter(state=Alert.State.ACTIVE, priority=Alert.Priority.HIGH)
-        .annotate(
-            last_escalated_at=Max("events__at", filter=Q(events__action=Action.ESCALATED)),
-        )
-        .annotate(escalation_base=Coalesce("last_escalated_at", "updated_at"))
-        .filter(escalation_base__lte=cutoff)
-        .order_by("id")
-    )
-
-
-def alert_recipients(*, alert: Alert) -> list[User]:
-    """The doctors and nurses of the alert's place: they get every raise by e-mail."""
-    return list(
-        User.objects.filter(
-            is_active=True, role__in=(Role.DOCTOR, Role.NURSE), places=alert.patient.place_id
-        )
-        .exclude(email="")
-        .order_by("id")
-    )
-
-
-def alert_escalation_recipients(*, alert: Alert) -> list[User]:
-    """The place's admins, or every admin when the place has none."""
-    admins = User.objects.filter(is_active=True).filter(Q(role=Role.ADMIN) | Q(is_superuser=True))
-    members = list(admins.filter(places=alert.patient.place_id).order_by("id"))
-    return members or list(admins.order_by("id"))
-
-
-def alert_payload(alert: Alert) -> dict[str, Any]:
-    """The alert as dashboards and webhooks see it (the REST representation's fields)."""
-    from clinical.alarms import KIND_METRIC
-
-    patient = alert.patient
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": alert.id,
-        "patient": alert.patient_id,
-        "patient_name": patient.name,
-        "bed": patient.bed,
-        "ward": patient.ward_id,
-        "place": patient.place_id,
-        "device": alert.device_id,
-        "kind": alert.kind,
-        "metric": KIND_METRIC.get(alert.kind),
-        "priority": alert.priority,
-        "state": alert.state,
-        "message": alert.message,
-        "raised_at": iso(alert.raised_at),
-        "updated_at": iso(alert.updated_at),
-        "acknowledged_at": iso(alert.acknowledged_at),
-        "acknowledged_by": alert.acknowledged_by_id,
-        "resolved_at": iso(alert.resolved_at),
-    }
 
 
 # --- Delivery -------------------------------------------------------------------------------
 
 
 def alert_publish(*, alert: Alert, action: str) -> None:
-    """Send the alert to its ward's and patient's dashboard groups (never raises).
-
-    Each message names its ``group`` and ``ward`` so a dashboard that watches both the ward
-    and the patient drops the duplicate.
-    """
-    from monitoring.groups import patient_group, ward_group
-
-    payload = alert_payload(alert)
+    """Send the alert to the dashboards watching its patient (never raises): one message on
+    the group that carries the patient's live events (see ``scope_group``)."""
     ward_id = alert.patient.ward_id
-    groups = [patient_group(alert.patient_id)]
-    if ward_id is not None:
-        groups.insert(0, ward_group(ward_id))
-    events = [
-        (
-            group,
-            {
-                "type": "alert.event",
-                "group": group,
-                "ward": ward_id,
-                "action": action,
-                "alert": payload,
-            },
-        )
-        for group in groups
-    ]
+    group = scope_group(ward_id=ward_id, patient_id=alert.patient_id)
+    event = {
+        "type": "alert.event",
+        "ward": ward_id,
+        "action": action,
+        "alert": alert_payload(alert),
+    }
     try:
-        _groups_send(events)
+        groups_publish([(group, event)])
     except Exception:  # the alert is stored; dashboards resynchronise from the snapshot
         logger.exception("could not publish alert %s to dashboards", alert.id)
 
 
-def _groups_send(events: list[tuple[str, dict[str, Any]]]) -> None:
-    from monitoring.pipeline import groups_send, groups_send_sync
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        groups_send_sync(events)
-    else:
-        # Called on an event loop's own thread: never block it, schedule the send.
-        task = loop.create_task(groups_send(events))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-
-_background: set[asyncio.Task] = set()
-
-
 def _after_commit(alert: Alert, event: AlertEvent) -> None:
-    """Publish to dashboards and queue the fan-out once the transition is committed."""
+    """Publish to dashboards and announce the event once the transition is committed."""
 
     def deliver() -> None:
         # Dashboards hear of state changes; an escalation changes nothing they show.
         if event.action != Action.ESCALATED:
             alert_publish(alert=alert, action=event.action)
-        from notifications.tasks import alert_event_notify
-
-        try:
-            alert_event_notify.delay(event.id)
-        except Exception:  # broker down: the event stays recorded; log loudly
-            logger.exception("could not queue notifications for alert event %s", event.id)
+        # A receiver that fails is logged by Django; the event stays recorded either way.
+        alert_changed.send_robust(sender=Alert, alert=alert, event=event)
 
     transaction.on_commit(deliver)
 
@@ -368,34 +239,10 @@ def alerts_escalate_due(*, now: datetime | None = None) -> list[AlertEvent]:
     return events
 
 
-def alert_events_undelivered(
-    *, now: datetime | None = None, older_than: int = 60, window: int = 900
-) -> list[int]:
-    """Recent events whose fan-out never started (no delivery recorded at all), e.g. because
-    the broker was unreachable when the transition committed. Events that notify nobody by
-    e-mail and have no webhook are left out."""
-    from clinical.models import AlertNotification
-
-    now = now or timezone.now()
-    emailed = (Action.RAISED, Action.UPDATED, Action.ESCALATED)
-    return list(
-        AlertEvent.objects.filter(
-            at__gte=now - timedelta(seconds=window), at__lte=now - timedelta(seconds=older_than)
-        )
-        .filter(Q(action__in=emailed) | ~Q(alert__patient__place__webhook_url=""))
-        .exclude(Exists(AlertNotification.objects.filter(event=OuterRef("pk"))))
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-
-
 # --- Alarm limits ---------------------------------------------------------------------------
 
 
 def alarm_limits_validate(*, profile: str, metric: str, values: dict[str, Any]) -> None:
-    from clinical.alarms import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
-    from monitoring.ingest import BPM_BOUNDS
-
     errors: dict[str, list[str]] = {}
     if metric not in PROFILE_METRICS.get(profile, ()):
         raise ValidationFailed(
@@ -427,8 +274,6 @@ def alarm_limits_set(
     *, patient: Patient, limits: list[dict[str, Any]], user: User | None = None
 ) -> list[AlarmLimit]:
     """Replace the patient's own limits for the metrics given (the others keep theirs)."""
-    from clinical.alarms import HOLD_FIELDS, THRESHOLD_FIELDS
-
     metrics = [item["metric"] for item in limits]
     if len(set(metrics)) != len(metrics):
         raise ValidationFailed(

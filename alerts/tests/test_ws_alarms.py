@@ -10,16 +10,13 @@ from django.utils import timezone
 
 from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
 
-# Runs once the alarm rules (clinical.alarms) are part of the project.
-pytest.importorskip("clinical.alarms")
-
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
 @pytest.fixture(autouse=True)
 def _fresh_alarm_state():
     """Alarm rule state lives in Redis keyed by patient id; ids repeat across test runs."""
-    from clinical import alarms
+    from alerts import state as alarms
 
     client = alarms.redis_client()
     keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))

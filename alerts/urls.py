@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from clinical import alert_views
+from alerts import views as alert_views
 
 urlpatterns = [
     path("alerts/", alert_views.AlertListView.as_view(), name="alert-list"),

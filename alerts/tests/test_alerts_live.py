@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import websockets
 
-from clinical import alarms
+from alerts import state as alarms
 from config.live_testing import CeleryWorker, Daphne, django_run, until
 
 ESCALATION_SECONDS = 3
@@ -178,7 +178,7 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
     stored = await asyncio.to_thread(
         django_run,
         live_env,
-        "from clinical.models import Alert\n"
+        "from alerts.models import Alert\n"
         f"alerts = list(Alert.objects.filter(patient_id={data['patient']}))\n"
         "result = [(a.kind, a.state, [e.action for e in a.events.all()]) for a in alerts]",
     )

@@ -7,17 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clinical import alarms
-from clinical.alarms import (
-    DEFAULT_LIMITS,
-    BandState,
-    alarms_evaluate,
-    alarms_offline_scan,
-    band_step,
-    redis_client,
-    state_key,
-)
-from clinical.models import AlarmLimit, Alert, AlertEvent
+from alerts import state as alarms
+from alerts.evaluate import alarms_evaluate
+from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.offline import alarms_offline_scan
+from alerts.rules import DEFAULT_LIMITS, BandState, band_step
+from alerts.state import redis_client, state_key
 from config.factories import DeviceFactory, PatientFactory
 from monitoring.ingest import StoredReading
 
@@ -208,7 +203,7 @@ def test_worsening_escalates_the_open_alert_instead_of_a_second_one(patient):
 
 @pytest.mark.django_db
 def test_escalation_reactivates_an_acknowledged_alert(patient, doctor):
-    from clinical.alerts import alert_acknowledge
+    from alerts.services import alert_acknowledge
 
     feed(stream(patient, 45, 0, 25))
     alert = Alert.objects.get(patient=patient)

@@ -8,8 +8,8 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from accounts.models import Role
-from clinical import alerts as services
-from clinical.models import Alert, AlertEvent
+from alerts import selectors, services
+from alerts.models import Alert, AlertEvent
 from config.errors import Conflict, NotFound
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from conftest import bearer_client
@@ -145,16 +145,16 @@ def test_an_overlapping_scan_escalates_once(patient, settings):
 
 def test_escalation_goes_to_the_places_admins_else_to_every_admin(patient, admin_user):
     alert = raise_alert(patient)
-    assert services.alert_escalation_recipients(alert=alert) == [admin_user]
+    assert selectors.alert_escalation_recipients(alert=alert) == [admin_user]
     local = UserFactory(role=Role.ADMIN, places=[patient.place])
-    assert services.alert_escalation_recipients(alert=alert) == [local]
+    assert selectors.alert_escalation_recipients(alert=alert) == [local]
 
 
 def test_recipients_are_the_places_doctors_and_nurses(patient, doctor, nurse, admin_user):
     UserFactory(role=Role.NURSE, places=[PlaceFactory()])
     UserFactory(role=Role.NURSE, places=[patient.place], is_active=False)
     alert = raise_alert(patient)
-    assert set(services.alert_recipients(alert=alert)) == {doctor, nurse}
+    assert set(selectors.alert_recipients(alert=alert)) == {doctor, nurse}
 
 
 # --- REST -------------------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def test_limits_of_other_places_answer_404(patient):
 
 
 def test_the_admin_lists_alerts_events_deliveries_and_limits(client, patient):
-    from clinical.models import AlarmLimit
+    from alerts.models import AlarmLimit
 
     superuser = UserFactory(role=Role.ADMIN, is_staff=True, is_superuser=True)
     client.force_login(superuser)

@@ -7,13 +7,13 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 
+from clinical.models import Device
+from clinical.tokens import token_hash
 from config.errors import Conflict
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 from config.testing import assert_error
-from monitoring import services
-from monitoring.models import Device
+from clinical import services
 from monitoring.tests.helpers import device_client
-from monitoring.tokens import token_hash
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from clinical.alarms import HOLD_FIELDS, KIND_METRIC, THRESHOLD_FIELDS
-from clinical.models import AlarmLimit, Alert, AlertEvent
+from alerts.models import Alert, AlertEvent
+from alerts.rules import HOLD_FIELDS, KIND_METRIC, THRESHOLD_FIELDS
+from monitoring.models import Metric
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -70,7 +71,7 @@ def _threshold(help_text: str) -> serializers.IntegerField:
 class AlarmLimitSerializer(serializers.Serializer):
     """One metric's bands. Omitted fields keep their current value; null switches a band off."""
 
-    metric = serializers.ChoiceField(choices=AlarmLimit.Metric.choices)
+    metric = serializers.ChoiceField(choices=Metric.choices)
     brady_high = _threshold("High priority when the rate is at or below this (bpm).")
     brady_medium = _threshold("Medium priority when the rate is at or below this (bpm).")
     brady_low = _threshold("Low priority when the rate is at or below this (bpm).")

@@ -7,9 +7,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from clinical.models import Device
+from clinical.tokens import token_hash
 from config.factories import DeviceFactory, PatientFactory
-from monitoring.models import Device, Reading
-from monitoring.tokens import token_hash
+from monitoring.models import Reading
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def test_device_and_reading_changelists_render(staff, device):
         recorded_at=timezone.now(),
         seq=1,
     )
-    response = staff.get("/admin/monitoring/device/?is_active__exact=1&q=" + device.serial)
+    response = staff.get("/admin/clinical/device/?is_active__exact=1&q=" + device.serial)
     assert response.status_code == 200
     assert device.serial in response.content.decode()
     response = staff.get("/admin/monitoring/reading/?metric__exact=heart_rate")
@@ -61,7 +62,7 @@ def test_readings_are_read_only_in_admin(staff, device):
 
 def test_adding_a_device_in_admin_shows_its_token_once(staff, place, patient):
     response = staff.post(
-        "/admin/monitoring/device/add/",
+        "/admin/clinical/device/add/",
         {
             "serial": "ADM-1",
             "model": "Keyar",
@@ -80,13 +81,13 @@ def test_adding_a_device_in_admin_shows_its_token_once(staff, place, patient):
     assert device.token_hash == token_hash(token.group(1))
     assert (
         "token_hash"
-        not in staff.get(f"/admin/monitoring/device/{device.id}/change/").content.decode()
+        not in staff.get(f"/admin/clinical/device/{device.id}/change/").content.decode()
     )
 
 
 def test_admin_form_refuses_a_second_device_for_a_patient(staff, device, place):
     response = staff.post(
-        "/admin/monitoring/device/add/",
+        "/admin/clinical/device/add/",
         {"serial": "ADM-2", "place": place.id, "patient": device.patient_id, "is_active": "on"},
     )
     assert response.status_code == 200  # the form again, with an error
@@ -98,7 +99,7 @@ def test_admin_edit_goes_through_the_service(staff, place):
     device = DeviceFactory(patient=None, place=place, model="old")
     patient = PatientFactory(ward__place=place)
     response = staff.post(
-        f"/admin/monitoring/device/{device.id}/change/",
+        f"/admin/clinical/device/{device.id}/change/",
         {"serial": device.serial, "model": "new", "place": place.id, "patient": patient.id},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -109,11 +110,11 @@ def test_admin_edit_goes_through_the_service(staff, place):
 def test_admin_actions_rotate_and_toggle(staff, device):
     old_hash = device.token_hash
     staff.post(
-        "/admin/monitoring/device/",
+        "/admin/clinical/device/",
         {"action": "rotate_tokens", "_selected_action": [device.id]},
     )
     staff.post(
-        "/admin/monitoring/device/",
+        "/admin/clinical/device/",
         {"action": "toggle_active", "_selected_action": [device.id]},
     )
     device.refresh_from_db()

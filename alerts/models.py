@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from alerts.vocabulary import AlertState, Priority
+from clinical.models import Patient
+from monitoring.models import Metric
+
+
+class Alert(models.Model):
+    """One alarm condition of one patient (or device), from raise to resolve."""
+
+    Priority = Priority
+    State = AlertState
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alerts")
+    device = models.ForeignKey(
+        "clinical.Device", on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
+    )
+    kind = models.CharField(max_length=64)
+    priority = models.CharField(max_length=8, choices=Priority.choices)
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.ACTIVE)
+    message = models.CharField(max_length=500)
+    raised_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "clinical_alert"  # tables keep the names they had in the clinical app
+        ordering = ("-raised_at", "-id")
+        indexes = [models.Index(fields=("state", "priority")), models.Index(fields=("raised_at",))]
+        constraints = [
+            # At most one open alert per patient and alarm type.
+            models.UniqueConstraint(
+                fields=("patient", "kind"),
+                condition=~models.Q(state="resolved"),
+                name="one_open_alert_per_patient_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.priority} ({self.state})"
+
+
+class AlertEvent(models.Model):
+    """Audit trail: every transition of an alert, with who and when."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=32)  # raised, updated, acknowledged, resolved, escalated
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        db_table = "clinical_alertevent"
+        ordering = ("at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.action} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlarmLimit(models.Model):
+    """A patient's own alarm bands for one metric, overriding the profile's defaults.
+
+    ``brady_*`` thresholds raise the low-rate alarm when the rate is at or below them,
+    ``tachy_*`` thresholds the high-rate alarm when it is at or above them; the suffix is the
+    IEC 60601-1-8 priority. A null threshold switches that band off. Each band must hold for
+    its priority's hold time before it raises anything (transients raise nothing).
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="alarm_limits")
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    brady_high = models.SmallIntegerField(null=True, blank=True)
+    brady_medium = models.SmallIntegerField(null=True, blank=True)
+    brady_low = models.SmallIntegerField(null=True, blank=True)
+    tachy_low = models.SmallIntegerField(null=True, blank=True)
+    tachy_medium = models.SmallIntegerField(null=True, blank=True)
+    tachy_high = models.SmallIntegerField(null=True, blank=True)
+    hold_high_seconds = models.PositiveIntegerField()
+    hold_medium_seconds = models.PositiveIntegerField()
+    hold_low_seconds = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        db_table = "clinical_alarmlimit"
+        ordering = ("patient_id", "metric")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("patient", "metric"), name="one_alarm_limit_per_patient_metric"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} limits of patient {self.patient_id}"

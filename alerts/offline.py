@@ -1,0 +1,90 @@
+"""The device-offline scan (Celery beat): raise ``device_offline`` for monitoring devices
+that went silent, resolve it for devices that are back or no longer monitor the patient."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from alerts import services
+from alerts.models import Alert
+from alerts.rules import duration_text
+from alerts.state import last_reading_key, offline_key, redis_client
+from alerts.vocabulary import KIND_DEVICE_OFFLINE, Priority
+from clinical.selectors import devices_assignment, devices_monitoring
+
+
+def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
+    """Raise device_offline (low) for monitoring devices that sent no reading for
+    DEVICE_OFFLINE_SECONDS; resolve it for devices that are back (a backstop to the fast path
+    in ``alarms_evaluate``) or no longer monitor that patient.
+
+    A device's last reading time comes from Redis (written by ``alarms_evaluate``); a device
+    with none there (never sent a reading since Redis started) falls back to its
+    ``last_seen_at`` connection presence. Devices never seen at all raise nothing.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.DEVICE_OFFLINE_SECONDS)
+    changed: list[Alert] = []
+    client = redis_client()
+
+    open_offline = dict(
+        Alert.objects.filter(kind=KIND_DEVICE_OFFLINE)
+        .exclude(state=Alert.State.RESOLVED)
+        .values_list("patient_id", "device_id")
+    )
+    assignments = devices_assignment(device_ids=[d for d in open_offline.values() if d])
+    for patient_id, device_id in list(open_offline.items()):
+        assigned_to, _token, is_active = assignments.get(device_id, (None, "", False))
+        if is_active and assigned_to == patient_id:
+            continue  # still the patient's monitor: the scan below decides
+        alert = services.alert_condition_resolve(
+            patient_id=patient_id,
+            kind=KIND_DEVICE_OFFLINE,
+            at=now,
+            note="The device no longer monitors this patient.",
+        )
+        client.delete(offline_key(patient_id))
+        del open_offline[patient_id]
+        if alert is not None:
+            changed.append(alert)
+
+    devices = devices_monitoring()
+    if not devices:
+        return changed
+    scores = client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
+    for (device_id, patient_id, serial, last_seen_at), score in zip(devices, scores, strict=True):
+        has_open = patient_id in open_offline
+        if score is not None:
+            last = datetime.fromtimestamp(score, tz=UTC)
+        elif last_seen_at is not None:
+            last = last_seen_at
+        else:
+            continue  # never seen: not monitoring yet
+        online = last >= cutoff
+        if has_open and online:
+            alert = services.alert_condition_resolve(
+                patient_id=patient_id,
+                kind=KIND_DEVICE_OFFLINE,
+                at=now,
+                note="The device is sending readings again.",
+            )
+            client.delete(offline_key(patient_id))
+        elif not has_open and not online:
+            silent = (now - last).total_seconds()
+            alert = services.alert_raise(
+                patient_id=patient_id,
+                device_id=device_id,
+                kind=KIND_DEVICE_OFFLINE,
+                priority=Priority.LOW,
+                message=f"Device offline: no reading from {serial} for {duration_text(silent)}.",
+                at=now,
+            )
+            client.set(offline_key(patient_id), alert.id)
+        else:
+            continue
+        if alert is not None:
+            changed.append(alert)
+    return changed

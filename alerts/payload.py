@@ -1,0 +1,40 @@
+"""The one representation of an alert outside the database: REST list items share its fields,
+dashboards (snapshot and live ``alert`` frames) and webhooks receive it as it is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from alerts.models import Alert
+from alerts.rules import KIND_METRIC
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    """The contract's alert fields, plus where the patient is (``patient_name``, ``bed``,
+    ``ward``, ``place``) and the ``metric`` the alarm is about. Load ``patient`` with the
+    alert (``select_related``) when rendering many."""
+    patient = alert.patient
+    return {
+        "id": alert.id,
+        "patient": alert.patient_id,
+        "patient_name": patient.name,
+        "bed": patient.bed,
+        "ward": patient.ward_id,
+        "place": patient.place_id,
+        "device": alert.device_id,
+        "kind": alert.kind,
+        "metric": KIND_METRIC.get(alert.kind),
+        "priority": alert.priority,
+        "state": alert.state,
+        "message": alert.message,
+        "raised_at": _iso(alert.raised_at),
+        "updated_at": _iso(alert.updated_at),
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by_id,
+        "resolved_at": _iso(alert.resolved_at),
+    }

@@ -1,0 +1,40 @@
+"""Rule state in Redis: which band each patient is in and since when, and when each device
+last sent a reading. Shared by every evaluator process, so readings of one patient may be
+evaluated anywhere; read with one MGET per batch, written only when a band changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+STATE_TTL_SECONDS = 3600  # longer than any hold time; a silent patient starts afresh after it.
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def redis_client() -> redis.Redis:
+    return _client_for(settings.REDIS_URL)
+
+
+def key_prefix() -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:alarm:"
+
+
+def state_key(patient_id: int, metric: str) -> str:
+    return f"{key_prefix()}band:{patient_id}:{metric}"
+
+
+def last_reading_key() -> str:
+    """A sorted set: device id -> when the server last received a reading from it."""
+    return f"{key_prefix()}last-reading"
+
+
+def offline_key(patient_id: int) -> str:
+    """Set while the patient has an open device_offline alert (a reading then resolves it)."""
+    return f"{key_prefix()}offline:{patient_id}"

@@ -1,0 +1,59 @@
+"""The words of alarms: priorities (IEC 60601-1-8) with their ranking, alert states, kinds.
+
+Everything that orders, compares or displays priorities uses this module: the rules, the
+lifecycle, the SQL ordering of the alert list and (through the page that serves it) the
+dashboard.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Case, IntegerField, Value, When
+
+
+class Priority(models.TextChoices):
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+    @property
+    def rank(self) -> int:
+        return PRIORITY_RANK[self]
+
+
+class AlertState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+# Higher is more urgent. Rule levels are these ranks (1 low, 2 medium, 3 high).
+PRIORITY_RANK: dict[str, int] = {Priority.LOW: 1, Priority.MEDIUM: 2, Priority.HIGH: 3}
+PRIORITY_OF_RANK: dict[int, str] = {rank: priority for priority, rank in PRIORITY_RANK.items()}
+OPEN_STATES: tuple[str, ...] = (AlertState.ACTIVE, AlertState.ACKNOWLEDGED)
+
+
+def priority_rank_sql(field: str = "priority") -> Case:
+    """The ranking as an SQL expression, for ordering by severity in the database."""
+    return Case(
+        *(When(**{field: priority}, then=Value(rank)) for priority, rank in PRIORITY_RANK.items()),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+KIND_BRADYCARDIA = "bradycardia"
+KIND_TACHYCARDIA = "tachycardia"
+KIND_FETAL_BRADYCARDIA = "fetal_bradycardia"
+KIND_FETAL_TACHYCARDIA = "fetal_tachycardia"
+KIND_DEVICE_OFFLINE = "device_offline"
+
+
+class Action:
+    """What an alert event records (``AlertEvent.action``)."""
+
+    RAISED = "raised"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"

@@ -1,0 +1,271 @@
+"""The per-process ingest batcher: batch, store, broadcast, acknowledge.
+
+Every device connection of a server process hands its parsed readings to one per-process
+:class:`IngestBatcher`. The batcher flushes every ``INGEST_FLUSH_INTERVAL`` seconds (or at
+``INGEST_MAX_BATCH`` readings):
+
+1. ONE ``readings_store`` (a multi-row ``INSERT .. ON CONFLICT DO NOTHING RETURNING``) in the
+   batcher's own worker thread, which holds one database connection;
+2. ONE ``reading.batch`` group message per ward with the readings that were new (duplicates
+   are not re-broadcast), so dashboards see each reading once;
+3. then it resolves each connection's future, and only then does the connection send its
+   ``ack`` (acks follow the commit);
+4. finally it announces the stored readings (``readings_stored``) off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from monitoring.ingest import ReadingIn, StoredReading, readings_store
+from monitoring.realtime.events import reading_batch_events
+from monitoring.realtime.groups import device_group
+from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
+from monitoring.realtime.publish import groups_send
+from monitoring.signals import readings_stored_send
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Entry:
+    readings: list[ReadingIn]
+    wards: dict[int, int | None]
+    future: asyncio.Future
+
+
+class IngestBatcher:
+    """Collects readings from every device connection of this process and flushes them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._pending: list[_Entry] = []
+        self._pending_count = 0
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        # One thread = one database connection for the hot path; hooks get their own thread.
+        self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
+        self._hook_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-hooks")
+        # Presence writes (a bulk UPDATE and a Redis set_many) never queue in front of a flush.
+        self._presence_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-presence")
+        self._presence_lock = asyncio.Lock()
+        self._presence_next: asyncio.Task | None = None
+        self._presence_task: asyncio.Task | None = None
+        self._hook_backlog: list[StoredReading] = []
+        self._hook_running = False
+        self._hooks_idle = asyncio.Event()
+        self._hooks_idle.set()
+        self._presence = Presence()
+        self._task = loop.create_task(self._run(), name="ingest-batcher")
+        self.flushes = 0
+        self.stored_count = 0
+
+    # Called by device connections (on the event loop).
+    def submit(self, readings: list[ReadingIn], wards: dict[int, int | None]) -> asyncio.Future:
+        """Queue readings; the future resolves (to None) after they are durably stored."""
+        future = self.loop.create_future()
+        if not readings:
+            future.set_result(None)
+            return future
+        self._pending.append(_Entry(readings, wards, future))
+        self._pending_count += len(readings)
+        now = time.time()
+        for reading in readings:
+            if reading.device_id is not None:
+                self._presence.seen[reading.device_id] = now
+        self._wakeup.set()
+        if self._pending_count >= settings.INGEST_MAX_BATCH:
+            self._full.set()
+        return future
+
+    def device_connected(
+        self, device_id: int, *, patient_id: int | None = None, token_hash: str | None = None
+    ) -> None:
+        if patient_id is not None and token_hash is not None:
+            self._presence.expected[device_id] = (patient_id, token_hash)
+        self._presence.connected[device_id] = self._presence.connected.get(device_id, 0) + 1
+        self._presence.seen[device_id] = time.time()
+        self._presence.gone.discard(device_id)
+
+    def device_disconnected(self, device_id: int) -> None:
+        count = self._presence.connected.get(device_id, 0) - 1
+        if count <= 0:
+            self._presence.connected.pop(device_id, None)
+            self._presence.expected.pop(device_id, None)
+            self._presence.gone.add(device_id)
+        else:
+            self._presence.connected[device_id] = count
+        self._presence.seen[device_id] = time.time()
+
+    async def presence_flush(self) -> None:
+        """Write last_seen_at and the presence keys now (also runs every few seconds).
+
+        Callers that arrive while a write is queued share it (a burst of 500 connections
+        costs a few writes, not 500), and every change made before the call is in the write
+        that the call awaits.
+        """
+        if self._presence_next is None:
+            self._presence_next = self.loop.create_task(self._presence_write_next())
+        await asyncio.shield(self._presence_next)
+
+    async def _presence_write_next(self) -> None:
+        async with self._presence_lock:
+            self._presence_next = None  # later callers start the next write
+            presence = self._presence
+            seen, presence.seen = presence.seen, {}
+            gone, presence.gone = presence.gone, set()
+            connected = set(presence.connected)
+            expected = dict(presence.expected)
+            presence.last_flush = time.monotonic()
+            if not (seen or gone or connected):
+                return
+            changed = await self.loop.run_in_executor(
+                self._presence_executor, presence_write, seen, connected, gone, expected
+            )
+            # The connections re-check the device and close with the fitting code.
+            await groups_send([(device_group(i), {"type": "device.changed"}) for i in changed])
+
+    async def _run(self) -> None:
+        interval = settings.INGEST_FLUSH_INTERVAL
+        while True:
+            try:
+                timeout = max(0.0, PRESENCE_INTERVAL - (time.monotonic() - self._last_presence))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                if self._pending:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), interval)
+                    await self._flush()
+                if time.monotonic() - self._last_presence >= PRESENCE_INTERVAL and (
+                    self._presence_task is None or self._presence_task.done()
+                ):
+                    # In the background: a presence write never delays the next flush.
+                    self._presence.last_flush = time.monotonic()
+                    self._presence_task = self.loop.create_task(self.presence_flush())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("ingest batcher loop error")
+                await asyncio.sleep(interval)
+
+    @property
+    def _last_presence(self) -> float:
+        return self._presence.last_flush
+
+    async def _flush(self) -> None:
+        entries, self._pending = self._pending, []
+        self._pending_count = 0
+        self._wakeup.clear()
+        self._full.clear()
+        readings = [r for entry in entries for r in entry.readings]
+        wards: dict[int, int | None] = {}
+        for entry in entries:
+            wards.update(entry.wards)
+        try:
+            stored = await self.loop.run_in_executor(
+                self._store_executor, _store_in_thread, readings, wards
+            )
+        except Exception as exc:
+            logger.exception("storing %d readings failed", len(readings))
+            for entry in entries:
+                if not entry.future.done():
+                    entry.future.set_exception(exc)
+            return
+        self.flushes += 1
+        self.stored_count += len(stored)
+        # Broadcast before acking so an acked reading is already on its way to dashboards.
+        await groups_send(reading_batch_events(stored))
+        for entry in entries:
+            if not entry.future.done():
+                entry.future.set_result(None)
+        self._hooks_schedule(stored)
+
+    def _hooks_schedule(self, stored: list[StoredReading]) -> None:
+        if not stored:
+            return
+        # Batches that arrive while the hooks are busy are merged into the next call, so a
+        # slow evaluator never queues unboundedly many calls and never delays an ack.
+        self._hook_backlog.extend(stored)
+        if not self._hook_running:
+            self._hook_running = True
+            self._hooks_idle.clear()
+            self.loop.create_task(self._hooks_drain())
+
+    async def _hooks_drain(self) -> None:
+        try:
+            while self._hook_backlog:
+                batch, self._hook_backlog = self._hook_backlog, []
+                await self.loop.run_in_executor(self._hook_executor, _hooks_in_thread, batch)
+        finally:
+            self._hook_running = False
+            self._hooks_idle.set()
+
+    async def drain(self) -> None:
+        """Flush everything queued and wait for pending hooks (tests, shutdown)."""
+        if self._pending:
+            await self._flush()
+        await self._hooks_idle.wait()
+
+    async def aclose(self) -> None:
+        """Stop: flush what is queued, then release the worker threads' DB connections."""
+        self._task.cancel()
+        await self.drain()
+        for executor in (self._store_executor, self._hook_executor, self._presence_executor):
+            await self.loop.run_in_executor(executor, _connection_close)
+            executor.shutdown(wait=False)
+
+    def close(self) -> None:
+        self._task.cancel()
+        for executor in (self._store_executor, self._hook_executor, self._presence_executor):
+            executor.submit(_connection_close)
+            executor.shutdown(wait=False)
+
+
+def _connection_close() -> None:
+    connection.close()  # the calling thread's own connection
+
+
+def _store_in_thread(
+    readings: list[ReadingIn], wards: dict[int, int | None]
+) -> list[StoredReading]:
+    close_old_connections()
+    try:
+        return readings_store(readings=readings, wards=wards)
+    except Exception:
+        # Drop a broken connection so the next flush reconnects.
+        connection.close()
+        raise
+
+
+def _hooks_in_thread(stored: list[StoredReading]) -> None:
+    close_old_connections()
+    readings_stored_send(stored=stored)
+
+
+_batchers: dict[asyncio.AbstractEventLoop, IngestBatcher] = {}
+
+
+def batcher_get() -> IngestBatcher:
+    """The batcher of the running event loop (one per server process), started lazily."""
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None or batcher._task.done():
+        for old_loop in [lp for lp in _batchers if lp.is_closed()]:
+            _batchers.pop(old_loop).close()
+        batcher = _batchers[loop] = IngestBatcher(loop)
+    return batcher
+
+
+async def batcher_shutdown() -> None:
+    """Close the running loop's batcher, if any (server shutdown, tests)."""
+    batcher = _batchers.pop(asyncio.get_running_loop(), None)
+    if batcher is not None:
+        await batcher.aclose()

@@ -1,0 +1,53 @@
+"""The live events a flush or a device connection sends, and the group each goes on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from monitoring.ingest import StoredReading
+from monitoring.realtime.groups import patient_group, ward_group
+
+
+def scope_group(*, ward_id: int | None, patient_id: int) -> str:
+    """The one group that carries a patient's live events: its ward's group, or the patient's
+    own group when the patient has no ward. Dashboards watching a single patient listen on
+    that group and filter by patient, so a flush costs one group_send per ward, however many
+    patients are watched (a per-patient copy made flushes several times more expensive)."""
+    return ward_group(ward_id) if ward_id is not None else patient_group(patient_id)
+
+
+def reading_batch_events(stored: Iterable[StoredReading]) -> list[tuple[str, dict[str, Any]]]:
+    """``reading.batch`` group messages for stored readings: ONE per ward (per flush)."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for reading in stored:
+        group = scope_group(ward_id=reading.ward_id, patient_id=reading.patient_id)
+        by_group.setdefault(group, []).append(reading_item(reading))
+    return [(g, {"type": "reading.batch", "items": items}) for g, items in by_group.items()]
+
+
+def reading_item(reading: StoredReading) -> dict[str, Any]:
+    """The live ``readings`` frame item (msgpack-safe: only ints and strings)."""
+    return {**reading.as_event(), "ward": reading.ward_id}
+
+
+def device_status_events(
+    *,
+    device_id: int,
+    serial: str,
+    patient_id: int,
+    ward_id: int | None,
+    online: bool,
+    last_seen_at: str | None,
+) -> list[tuple[str, dict[str, Any]]]:
+    event = {
+        "type": "device.status",
+        "device": device_id,
+        "serial": serial,
+        "patient": patient_id,
+        "ward": ward_id,
+        "online": online,
+        "status": "online" if online else "offline",
+        "last_seen_at": last_seen_at,
+    }
+    return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]

@@ -1,0 +1,142 @@
+"""Publishing to channel-layer groups: one path for async callers (the batcher, consumers)
+and for synchronous ones (REST views, Celery tasks, the alarm evaluator).
+
+Synchronous callers go through a private event loop thread with its own channel-layer
+instance per process, so nobody creates and closes event loops around the channel layer
+(``async_to_sync(layer.group_send)`` in a Celery worker strands the layer's Redis connections
+on dead loops: "Event loop is closed").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
+from channels_redis.core import RedisChannelLayer
+
+logger = logging.getLogger(__name__)
+
+Events = Sequence[tuple[str, dict[str, Any]]]
+
+
+async def groups_with_members(layer: Any, groups: Iterable[str]) -> set[str] | None:
+    """Which of these groups have members, in one Redis round trip per shard (None: unknown).
+
+    A ``group_send`` costs two round trips even to an empty group, and most patient groups
+    (and wards nobody watches) are empty: checking them all at once first halves the Redis
+    work of a flush. No reading is lost by skipping: a dashboard joins its group before it
+    reads its snapshot, and the check runs after the readings were committed, so a reading
+    is either in the snapshot or sent to the group.
+
+    channels-redis has no public API for this; the one private name used
+    (``_group_key``, with ``consistent_hash`` and ``connection``) is isolated here and
+    covered by a test that fails on an upgrade that changes it.
+    """
+    if not isinstance(layer, RedisChannelLayer):
+        return None
+    by_shard: dict[int, list[str]] = {}
+    for group in groups:
+        by_shard.setdefault(layer.consistent_hash(group), []).append(group)
+    found: set[str] = set()
+    for shard, names in by_shard.items():
+        pipe = layer.connection(shard).pipeline(transaction=False)
+        for group in names:
+            pipe.zcard(layer._group_key(group))
+        counts = await pipe.execute()
+        found.update(group for group, count in zip(names, counts, strict=True) if count)
+    return found
+
+
+async def groups_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> None:
+    """Send group messages from async code, concurrently, skipping groups without members.
+
+    A failure is logged (or raised with ``raise_errors``): a lost broadcast is repaired by the
+    dashboard's next snapshot."""
+    if not events:
+        return
+    layer = layer or get_channel_layer()
+    try:
+        members = await groups_with_members(layer, {group for group, _ in events})
+    except Exception:
+        if raise_errors:
+            raise
+        logger.exception("group membership check failed; sending to every group")
+        members = None
+    if members is not None:
+        events = [(group, event) for group, event in events if group in members]
+        if not events:
+            return
+    results = await asyncio.gather(
+        *(layer.group_send(group, event) for group, event in events), return_exceptions=True
+    )
+    for (group, _), result in zip(events, results, strict=True):
+        if isinstance(result, BaseException):
+            if raise_errors:
+                raise result if isinstance(result, Exception) else RuntimeError(group)
+            logger.error("group_send to %s failed: %r", group, result)
+
+
+class _SyncPublisher:
+    """A private event loop in a daemon thread with its own channel-layer instance."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.layer = channel_layers.make_backend("default")
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="channel-layer-publisher", daemon=True
+        )
+        self.thread.start()
+
+    def send(self, events: Events, timeout: float) -> None:
+        coroutine = groups_send(events, layer=self.layer, raise_errors=True)
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+_publisher: _SyncPublisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def groups_send_sync(events: Events, *, timeout: float = 5.0, raise_errors: bool = False) -> None:
+    """Publish from synchronous code: safe from any thread and any number of times, from
+    Django views, Celery tasks (prefork: one publisher per process, made after the fork) and
+    management commands. Errors are logged unless ``raise_errors``."""
+    global _publisher
+    if not events:
+        return
+    try:
+        if isinstance(get_channel_layer(), InMemoryChannelLayer):
+            # The in-memory layer lives in one process and one loop (tests, --memory runs).
+            async_to_sync(groups_send)(list(events), raise_errors=True)
+            return
+        with _publisher_lock:
+            if _publisher is None or _publisher.pid != os.getpid():
+                _publisher = _SyncPublisher()
+            publisher = _publisher
+        publisher.send(list(events), timeout)
+    except Exception:
+        if raise_errors:
+            raise
+        logger.exception("publishing %d group message(s) failed", len(events))
+
+
+_background: set[asyncio.Task] = set()
+
+
+def groups_publish(events: Events) -> None:
+    """Publish from code that may run on an event loop's own thread or not: on a loop the
+    send is scheduled (never blocking it), elsewhere it is sent synchronously."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        groups_send_sync(events)
+        return
+    task = loop.create_task(groups_send(list(events)))
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -1,0 +1,28 @@
+"""What higher apps add to the live dashboard channel, registered in their ``ready()``.
+
+The dashboard channel belongs to monitoring; alerts (a higher app) contributes the open
+alerts of each snapshot and the ``alert.ack`` frame without monitoring importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# name -> extra(patient_ids=...) -> {patient id: [items]}: each snapshot patient gets
+# ``name: [items]`` (an empty list when the extra has nothing for the patient).
+SnapshotExtra = Callable[..., dict[int, list[dict[str, Any]]]]
+snapshot_extras: dict[str, SnapshotExtra] = {}
+
+# frame type -> handler(user=..., frame=...) -> reply frame. Runs in a worker thread (it may
+# use the ORM); raising ``ApplicationError`` answers an error frame naming ``reply_key``.
+FrameHandler = Callable[..., dict[str, Any]]
+dashboard_frames: dict[str, tuple[FrameHandler, str]] = {}
+
+
+def snapshot_extra_register(name: str, extra: SnapshotExtra) -> None:
+    snapshot_extras[name] = extra
+
+
+def dashboard_frame_register(kind: str, handler: FrameHandler, *, reply_key: str) -> None:
+    dashboard_frames[kind] = (handler, reply_key)

@@ -1,0 +1,19 @@
+"""What the live channels listen to in lower apps: a changed device and ended sessions close
+their open connections at once (the signals are sent after commit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitoring.realtime.groups import device_group, user_group
+from monitoring.realtime.publish import groups_send_sync
+
+
+def device_changed_recheck(*, device_id: int, **_: Any) -> None:
+    """The device's open connection re-checks itself and closes with the fitting code."""
+    groups_send_sync([(device_group(device_id), {"type": "device.changed"})])
+
+
+def user_sessions_close(*, user_id: int, **_: Any) -> None:
+    """The person's open dashboards close with 4401."""
+    groups_send_sync([(user_group(user_id), {"type": "session.end"})])
