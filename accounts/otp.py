@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from config.errors import ApplicationError
+from common.errors import ApplicationError
 
 CODE_DIGITS = 6
 # An expired record is kept a while longer so the caller hears "expired", not "invalid".

@@ -25,7 +25,7 @@ from accounts.emails import PASSWORD_RESET
 from accounts.models import Role, User
 from accounts.signals import user_sessions_ended
 from accounts.tasks import send_credentials_email, send_password_reset_email
-from config.errors import Conflict, NotAuthenticated, PermissionDenied, ValidationFailed
+from common.errors import Conflict, NotAuthenticated, PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from accounts.throttles import (
     PasswordResetThrottle,
     RegisterThrottle,
 )
-from config.api import ERROR_RESPONSES, ErrorSerializer
+from common.api import ERROR_RESPONSES, ErrorSerializer
 
 AUTH_TAG = ["auth"]
 USERS_TAG = ["users"]

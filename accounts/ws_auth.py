@@ -14,7 +14,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.models import User
-from config.errors import NotAuthenticated
+from common.errors import NotAuthenticated
 
 
 @dataclass(frozen=True, slots=True)

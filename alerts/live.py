@@ -16,7 +16,7 @@ from alerts import services
 from alerts.evaluate import alarms_evaluate
 from alerts.payload import alert_payload
 from alerts.selectors import alert_place_id, alerts_open_of_patients
-from config.errors import NotFound, ValidationFailed
+from common.errors import NotFound, ValidationFailed
 from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
 from monitoring.signals import readings_stored
 

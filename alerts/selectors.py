@@ -18,7 +18,7 @@ from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS, Limits,
 from alerts.vocabulary import OPEN_STATES, Action, priority_rank_sql
 from clinical.models import Patient
 from clinical.selectors import patient_profiles, place_members
-from config.errors import NotFound
+from common.errors import NotFound
 
 
 def alerts_visible(*, user: User) -> QuerySet[Alert]:

@@ -25,7 +25,7 @@ from alerts.selectors import alert_get_visible, alerts_due_escalation
 from alerts.signals import alert_changed
 from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action
 from clinical.models import Patient
-from config.errors import Conflict, ValidationFailed
+from common.errors import Conflict, ValidationFailed
 from monitoring.ingest import BPM_BOUNDS
 from monitoring.realtime.events import scope_group
 from monitoring.realtime.publish import groups_publish

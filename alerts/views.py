@@ -22,7 +22,7 @@ from alerts.serializers import (
 )
 from clinical.models import Patient
 from clinical.selectors import patient_visible_get
-from config.api import ERROR_RESPONSES, ErrorSerializer
+from common.api import ERROR_RESPONSES, ErrorSerializer
 
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict with the alert's state")}
 

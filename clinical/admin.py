@@ -24,7 +24,7 @@ from clinical.services import (
     patient_validate,
     place_validate,
 )
-from config.errors import ApplicationError, ValidationFailed
+from common.errors import ApplicationError, ValidationFailed
 
 
 class PlaceAdminForm(forms.ModelForm):

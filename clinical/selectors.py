@@ -12,7 +12,7 @@ from accounts.models import User
 from accounts.selectors import user_place_ids
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_hash
-from config.errors import NotFound
+from common.errors import NotFound
 
 
 def places_visible(*, user: User) -> QuerySet[Place]:

@@ -17,8 +17,8 @@ from clinical.models import Device, Patient, Place, Ward
 from clinical.selectors import patient_device_id
 from clinical.signals import device_changed
 from clinical.tokens import token_generate, token_hash
-from config.errors import ApplicationError, Conflict, ValidationFailed
-from config.services import model_assign, model_clean, model_save
+from common.errors import ApplicationError, Conflict, ValidationFailed
+from common.services import model_assign, model_clean, model_save
 
 # Clocks of clients drift; a timestamp this far ahead of ours is still "now".
 CLOCK_SKEW = timedelta(minutes=5)

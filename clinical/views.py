@@ -33,7 +33,7 @@ from clinical.serializers import (
     PlaceSerializer,
     WardSerializer,
 )
-from config.api import ERROR_RESPONSES, ErrorSerializer
+from common.api import ERROR_RESPONSES, ErrorSerializer
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflicts with an existing record")
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.selectors import user_place_ids
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
 from clinical.selectors import device_by_token, device_get
-from config.errors import ApplicationError
+from common.errors import ApplicationError
 from monitoring import selectors
 from monitoring.ingest import reading_parse
 from monitoring.realtime.batcher import batcher_get

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config.errors import ValidationFailed
+from common.errors import ValidationFailed
 from monitoring.models import Metric, Reading
 
 BPM_BOUNDS: dict[str, tuple[int, int]] = {

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from config.api import ErrorSerializer
+from common.api import ErrorSerializer
 from monitoring.filters import parse_aware_datetime
 from monitoring.models import Metric
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from clinical.models import Device
 from clinical.services import device_touch
-from config.errors import (
+from common.errors import (
     ApplicationError,
     Conflict,
     NotFound,

@@ -28,8 +28,8 @@ from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
-from config.api import ERROR_RESPONSES, ErrorSerializer
-from config.errors import ValidationFailed
+from common.api import ERROR_RESPONSES, ErrorSerializer
+from common.errors import ValidationFailed
 from monitoring import selectors, services
 from monitoring.authentication import DeviceTokenAuthentication, IsDevice
 from monitoring.filters import ReadingHistoryFilter

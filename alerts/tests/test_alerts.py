@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import Role
 from alerts import selectors, services
 from alerts.models import Alert, AlertEvent
-from config.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from conftest import bearer_client
 
@@ -395,13 +395,13 @@ def test_the_admin_lists_alerts_events_deliveries_and_limits(client, patient):
         hold_low_seconds=30,
     )
     for url in (
-        "/admin/clinical/alert/",
-        f"/admin/clinical/alert/{alert.id}/change/",
-        "/admin/clinical/alertevent/",
-        "/admin/clinical/alertnotification/",
-        "/admin/clinical/alarmlimit/",
+        "/admin/alerts/alert/",
+        f"/admin/alerts/alert/{alert.id}/change/",
+        "/admin/alerts/alertevent/",
+        "/admin/notifications/alertnotification/",
+        "/admin/alerts/alarmlimit/",
     ):
         assert client.get(url).status_code == 200, url
     event = alert.events.get()
     # The audit trail cannot be edited.
-    assert client.post(f"/admin/clinical/alertevent/{event.id}/change/", {}).status_code == 403
+    assert client.post(f"/admin/alerts/alertevent/{event.id}/change/", {}).status_code == 403

@@ -7,12 +7,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.permissions import AllowAny
 
+from clinical import services
 from clinical.models import Device
 from clinical.tokens import token_hash
-from config.errors import Conflict
+from common.errors import Conflict
 from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 from config.testing import assert_error
-from clinical import services
 from monitoring.tests.helpers import device_client
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 
 from clinical.models import Ward
 from clinical.services import ward_create
-from config.errors import Conflict
+from common.errors import Conflict
 from config.factories import PlaceFactory, WardFactory
 from config.testing import assert_error
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.errors import ValidationFailed
+from common.errors import ValidationFailed
 from monitoring.ingest import Target, reading_parse, readings_store
 from monitoring.models import Reading
 

@@ -16,9 +16,9 @@ from channels.layers import get_channel_layer
 
 from accounts.models import Role
 from alerts import services
+from alerts.tasks import alerts_escalation_scan
 from config.factories import PatientFactory, UserFactory
 from monitoring.realtime.groups import patient_group, ward_group
-from alerts.tasks import alerts_escalation_scan
 from notifications.delivery import alert_event_email, alert_event_webhook
 from notifications.models import AlertNotification
 from notifications.selectors import alert_events_undelivered

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 
-from config.errors import ApplicationError, Conflict, ValidationFailed
+from common.errors import ApplicationError, Conflict, ValidationFailed
 
 M = TypeVar("M", bound=models.Model)
 

@@ -12,7 +12,7 @@ from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import ApplicationError, error_body
+from common.errors import ApplicationError, error_body
 
 _DRF_CODES = {
     exceptions.ValidationError: "validation_error",
