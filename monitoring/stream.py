@@ -367,9 +367,16 @@ class StreamReader:
                 lock = self.client.lock(
                     lease_key(partition), timeout=self.lease_ms / 1000, thread_local=False
                 )
-                if lock.acquire(blocking=False, token=self.consumer):
-                    self._leases[partition] = lock
+                if not lock.acquire(blocking=False, token=self.consumer):
+                    continue
+                try:
                     self._takeover(partition)
+                except redis.RedisError:
+                    # Not read before its pending entries are ours: give it back, retry later.
+                    with suppress(LockError, redis.RedisError):
+                        lock.release()
+                    raise
+                self._leases[partition] = lock
             for partition in held & set(self._leases):
                 self._claim(partition, min_idle_ms=self.min_idle_ms)
             owned = sorted(self._leases)

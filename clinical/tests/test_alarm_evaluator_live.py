@@ -159,7 +159,11 @@ async def test_readings_wait_in_the_stream_while_no_evaluator_runs(live_env, eva
     assert (row.length, row.lag, row.pending, row.owner) == (21, 21, 0, None)
     assert alerts(live_env, data) == {"alerts": [], "raised": 0}
 
-    evaluator_start(evaluators, live_env, tmp_path, "evaluator-late")
+    late = evaluator_start(evaluators, live_env, tmp_path, "evaluator-late")
     await until(lambda: alerts(live_env, data)["alerts"], 60, "the alert")
     await until(lambda: evaluated(data), 30, "the stream to be evaluated")
     assert alerts(live_env, data) == {"alerts": [["bradycardia", "high", "active"]], "raised": 1}
+
+    late.stop()  # SIGTERM: a clean stop gives the partitions back at once
+    assert late.process.returncode == 0
+    assert {row.owner for row in stream.stream_lag()} == {None}
