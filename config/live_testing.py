@@ -1,4 +1,4 @@
-"""Real server processes for live tests (Daphne, Celery) and the database they share with the
+"""Real server processes for live tests (Daphne, Celery, the alarm evaluator) and the database they share with the
 test, registered as a pytest plugin by the root conftest.
 
 The child processes need a database they can see:
@@ -238,6 +238,19 @@ class CeleryWorker(ServerProcess):
 
     def wait_ready(self, timeout: float = 60) -> CeleryWorker:
         self.wait_for(rb"ready\.", timeout)
+        return self
+
+
+class Evaluator(ServerProcess):
+    """``manage.py alarms_evaluate``, the alarm evaluator reading the readings stream, with more
+    command ``options``; ``wait_ready()`` waits for its first partition assignment (possibly
+    none yet, while a dead evaluator's leases run out)."""
+
+    def __init__(self, env: dict[str, str], log: Path, *options: str) -> None:
+        super().__init__([PYTHON, "manage.py", "alarms_evaluate", *options], env, log)
+
+    def wait_ready(self, timeout: float = 60) -> Evaluator:
+        self.wait_for(rb"owns partitions", timeout)
         return self
 
 

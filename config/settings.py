@@ -252,6 +252,20 @@ DASHBOARD_SESSION_CHECK_SECONDS = env_float("DASHBOARD_SESSION_CHECK_SECONDS", 3
 # 20 minutes offline at 4 Hz).
 RECORDS_MAX_BATCH = env_int("RECORDS_MAX_BATCH", 5000)
 
+# The readings stream that feeds the alarm evaluator (monitoring/stream.py, docs/alarms.md).
+# A patient's readings go to partition patient_id % N, read by one evaluator at a time, so N
+# is the most evaluator processes that share the work. Change it only with the stream drained:
+# patients would move to other partitions and their readings could be evaluated out of order.
+READINGS_STREAM_PARTITIONS = env_int("READINGS_STREAM_PARTITIONS", 8)
+# Approximate cap per partition (XADD MAXLEN ~), about 70 bytes of Redis memory an entry. At
+# 2,000 readings/s over 8 partitions 1,500,000 holds 100 minutes (about 0.8 GB at the cap).
+# An evaluator down for longer loses the oldest unevaluated readings to trimming: those are
+# never evaluated.
+READINGS_STREAM_MAXLEN = env_int("READINGS_STREAM_MAXLEN", 1_500_000)
+# A dead evaluator's partitions wait this long before another evaluator takes them over (their
+# alarms are late by up to this much); a live one renews its leases every third of it.
+READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
+
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)

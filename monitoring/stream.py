@@ -1,0 +1,561 @@
+"""The readings stream: every stored reading, queued durably in Redis for the alarm evaluator.
+
+Alarm evaluation runs in its own processes (``manage.py alarms_evaluate``), which read this
+stream; a reading stored while no evaluator runs waits here until one does.
+
+Layout
+    ``READINGS_STREAM_PARTITIONS`` (N) Redis streams, ``{prefix}readings:{patient_id % N}``: a
+    patient's readings always go to one partition, in the order they were appended. Each is
+    capped at about ``READINGS_STREAM_MAXLEN`` entries (``XADD MAXLEN ~``). Trimming does not
+    wait for the evaluator: entries trimmed before they were evaluated are never evaluated
+    (docs/alarms.md, "The evaluator process"). One consumer group (:data:`GROUP`), created at
+    the start of each stream, so readings appended before any evaluator ran are evaluated too.
+
+Delivery: at least once, in order per patient
+    A partition is read by one evaluator at a time, the holder of its lease. The handler gets
+    each partition's entries in stream order and they are acknowledged (``XACK``) only after it
+    returned. If it raises, the entries stay pending and are read again before anything newer
+    from that partition, so nothing overtakes them. An evaluator that takes a partition over
+    first claims (``XAUTOCLAIM``) everything pending in it, whoever it was delivered to: the
+    lease makes it the only reader, and waiting for those entries to become idle would let
+    newer ones overtake them. Afterwards it reclaims entries idle longer than ``min_idle_ms``
+    now and then, a backstop for entries an evaluator read just as it lost its lease. A reading
+    may so be evaluated twice; the rules tolerate that (one open alert per patient and kind, and
+    a repeat at the same priority changes nothing).
+
+Partition leases
+    A lease is a redis-py ``Lock`` on ``{prefix}readings-lease:{partition}`` whose token is the
+    consumer name: ``SET NX PX`` to take it, a compare-and-``PEXPIRE`` to renew it, a
+    compare-and-``DEL`` to release it. Live evaluators are a sorted set
+    ``{prefix}readings-evaluators`` of consumer names scored with their heartbeat's deadline in
+    Redis's own clock (``TIME``), so evaluators on machines with different clocks agree, and so
+    they can be counted without scanning keys. Each evaluator holds at most its fair share,
+    ``ceil(N / live evaluators)``: one that holds more gives the highest partitions back, so a
+    new evaluator gets some; a dead evaluator's leases and heartbeat expire after ``lease_ms``
+    and the others take its partitions. While :meth:`StreamReader.run` runs, a background
+    thread renews the leases, so a slow handler keeps its partitions and only a dead or frozen
+    process loses them.
+
+Why this is written here: Redis consumer groups hand a stream's entries to whichever consumer
+asks first, which keeps no order per patient once two consumers read one stream; assigning
+partitions to consumers (what Kafka's group coordinator does) is not part of Redis, and the
+kept libraries (redis-py, walrus, Celery/kombu) offer consumer groups or queues but not
+partition leases with takeover. The building blocks are redis-py's (``Lock``, the stream
+commands); what is written here is the assignment rule and the order of the steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from redis.exceptions import LockError
+from redis.lock import Lock
+
+from monitoring.ingest import StoredReading
+
+logger = logging.getLogger(__name__)
+
+GROUP = "alarms"
+READ_COUNT = 500  # entries per partition per read: one handler call
+LAG_SCAN_LIMIT = 10_000  # Redis < 7 reports no group lag: count at most this many entries
+
+Handler = Callable[[list[StoredReading]], object]
+
+
+# --- Keys and the client --------------------------------------------------------------------
+
+
+def _prefix() -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:"
+
+
+def partitions() -> int:
+    return int(settings.READINGS_STREAM_PARTITIONS)
+
+
+def partition_of(patient_id: int) -> int:
+    return patient_id % partitions()
+
+
+def partition_key(partition: int) -> str:
+    return f"{_prefix()}readings:{partition}"
+
+
+def lease_key(partition: int) -> str:
+    return f"{_prefix()}readings-lease:{partition}"
+
+
+def evaluators_key() -> str:
+    return f"{_prefix()}readings-evaluators"
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def redis_client() -> redis.Redis:
+    return _client_for(settings.REDIS_URL)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _server_ms(client: redis.Redis) -> int:
+    seconds, microseconds = client.time()
+    return int(seconds) * 1000 + int(microseconds) // 1000
+
+
+# --- Entries --------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _optional(value: int | None) -> int | str:
+    return "" if value is None else value
+
+
+def reading_encode(reading: StoredReading) -> dict[str, int | str]:
+    """The stream entry of a stored reading.
+
+    Integers (Redis stores them compactly, about 70 bytes an entry), ``""`` for None, times as
+    microseconds since the epoch: the same instant, without the sender's UTC offset, as in the
+    database.
+    """
+    return {
+        "id": reading.id,
+        "patient": reading.patient_id,
+        "device": _optional(reading.device_id),
+        "ward": _optional(reading.ward_id),
+        "metric": reading.metric,
+        "bpm": reading.bpm,
+        "recorded_us": (reading.recorded_at - _EPOCH) // _MICROSECOND,
+        "received_us": (reading.received_at - _EPOCH) // _MICROSECOND,
+        "seq": _optional(reading.seq),
+    }
+
+
+def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredReading:
+    """The stored reading of a stream entry (the inverse of :func:`reading_encode`)."""
+    data = {_text(key): _text(value) for key, value in fields.items()}
+
+    def optional(name: str) -> int | None:
+        return int(data[name]) if data.get(name, "") != "" else None
+
+    return StoredReading(
+        id=int(data["id"]),
+        patient_id=int(data["patient"]),
+        device_id=optional("device"),
+        ward_id=optional("ward"),
+        metric=data["metric"],
+        bpm=int(data["bpm"]),
+        recorded_at=_EPOCH + int(data["recorded_us"]) * _MICROSECOND,
+        received_at=_EPOCH + int(data["received_us"]) * _MICROSECOND,
+        seq=optional("seq"),
+    )
+
+
+def readings_stream_append(*, stored: Sequence[StoredReading]) -> None:
+    """Append stored readings to their patients' partitions: one ``XADD`` each, pipelined into
+    one round trip. Raises the Redis error if Redis is unreachable or full."""
+    if not stored:
+        return
+    maxlen = int(settings.READINGS_STREAM_MAXLEN)
+    pipe = redis_client().pipeline(transaction=False)
+    for reading in stored:
+        pipe.xadd(
+            partition_key(partition_of(reading.patient_id)),
+            reading_encode(reading),  # type: ignore[arg-type]
+            maxlen=maxlen,
+            approximate=True,
+        )
+    pipe.execute()
+
+
+# --- Lag ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    partition: int
+    length: int  # entries in the stream (XLEN), evaluated or not
+    pending: int  # delivered to an evaluator, not yet acknowledged (the group's PEL)
+    lag: int  # not yet delivered to the group
+    lag_exact: bool  # False: at least ``lag`` (counted up to LAG_SCAN_LIMIT on Redis < 7)
+    last_delivered_id: str | None  # None: no evaluator has ever read this partition
+    owner: str | None  # the consumer holding the lease; None: nobody reads it now
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stream_lag(*, group: str = GROUP) -> list[PartitionLag]:
+    """Per partition: length, pending and undelivered entries, last delivered id, lease owner."""
+    client = redis_client()
+    count = partitions()
+    pipe = client.pipeline(transaction=False)
+    for partition in range(count):
+        pipe.xlen(partition_key(partition))
+        pipe.xinfo_groups(partition_key(partition))  # an error when the stream does not exist
+        pipe.get(lease_key(partition))
+    results = pipe.execute(raise_on_error=False)
+    rows = []
+    for partition in range(count):
+        length, groups, owner = results[partition * 3 : partition * 3 + 3]
+        if not isinstance(groups, list):
+            groups = []  # the stream does not exist (yet)
+        info = next((g for g in groups if _text(g["name"]) == group), None)
+        pending, lag, exact, last = 0, int(length), True, None
+        if info is not None:
+            pending = int(info["pending"])
+            last = _text(info["last-delivered-id"])
+            if info.get("lag") is not None:
+                lag = int(info["lag"])
+            elif last != "0-0":
+                # Redis < 7 (or a lag Redis cannot compute after deletions): count them.
+                after = client.xrange(partition_key(partition), f"({last}", "+", LAG_SCAN_LIMIT)
+                lag, exact = len(after), len(after) < LAG_SCAN_LIMIT
+        rows.append(
+            PartitionLag(
+                partition=partition,
+                length=int(length),
+                pending=pending,
+                lag=lag,
+                lag_exact=exact,
+                last_delivered_id=last,
+                owner=_text(owner) if owner else None,
+            )
+        )
+    return rows
+
+
+# --- The reader -----------------------------------------------------------------------------
+
+
+def consumer_name_default() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StreamReader:
+    """One evaluator's reader of the readings stream (the module docstring says how).
+
+    ``handler(readings)`` is called once per partition batch, in stream order; it must have
+    committed its writes when it returns, because the batch is then acknowledged. Use it as a
+    context manager (or ``start()`` / ``close()``) and call ``rebalance()`` and ``poll()``, or
+    ``run()`` them until stopped.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        consumer: str,
+        group: str = GROUP,
+        lease_ms: int | None = None,
+        min_idle_ms: int | None = None,
+        count: int = READ_COUNT,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.handler = handler
+        self.consumer = consumer
+        self.group = group
+        self.lease_ms = int(lease_ms or settings.READINGS_STREAM_LEASE_MS)
+        self.min_idle_ms = self.lease_ms if min_idle_ms is None else min_idle_ms
+        self.count = count
+        self.retry_seconds = retry_seconds
+        self.partitions = partitions()
+        self.client = redis_client()
+        self._leases: dict[int, Lock] = {}
+        # Guards _leases: the renewing thread drops leases it lost.
+        self._lock = threading.Lock()
+        # Partitions with entries pending for this consumer, read before anything new.
+        self._backlog: set[int] = set()
+        self._retry_at: dict[int, float] = {}
+        self._announced: list[int] | None = None
+
+    # --- Lifecycle ---
+
+    def __enter__(self) -> StreamReader:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Create the consumer group where missing and take this evaluator's partitions."""
+        self.groups_create()
+        self.rebalance()
+
+    def close(self) -> None:
+        """Give the leases back and leave the live set (a clean stop: others take over now)."""
+        with self._lock:
+            for lock in self._leases.values():
+                with suppress(LockError, redis.RedisError):
+                    lock.release()
+            self._leases.clear()
+        with suppress(redis.RedisError):
+            self.client.zrem(evaluators_key(), self.consumer)
+        logger.info("consumer %s released its partitions", self.consumer)
+
+    def groups_create(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            pipe.xgroup_create(partition_key(partition), self.group, id="0", mkstream=True)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
+
+    @property
+    def owned(self) -> list[int]:
+        with self._lock:
+            return sorted(self._leases)
+
+    @property
+    def has_backlog(self) -> bool:
+        return bool(self._backlog & set(self.owned))
+
+    # --- Leases ---
+
+    def renew(self) -> int:
+        """Heartbeat and renew the leases held (any thread); returns how many evaluators live."""
+        with self._lock:
+            now = _server_ms(self.client)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(evaluators_key(), {self.consumer: now + self.lease_ms})
+            pipe.zremrangebyscore(evaluators_key(), "-inf", now)
+            pipe.zcard(evaluators_key())
+            live = int(pipe.execute()[-1])
+            for partition, lock in list(self._leases.items()):
+                try:
+                    lock.reacquire()
+                except LockError:
+                    del self._leases[partition]
+                    logger.warning("consumer %s lost partition %d", self.consumer, partition)
+            return live
+
+    def rebalance(self) -> list[int]:
+        """Renew; give back leases above the fair share, take free ones up to it; returns the
+        partitions held. A partition taken over is first claimed whole (module docstring)."""
+        live = self.renew()
+        fair = math.ceil(self.partitions / max(live, 1))
+        with self._lock:
+            for partition in sorted(self._leases)[fair:]:  # the highest go back
+                with suppress(LockError):
+                    self._leases.pop(partition).release()
+            held = set(self._leases)
+            for partition in range(self.partitions):
+                if len(self._leases) >= fair:
+                    break
+                if partition in self._leases:
+                    continue
+                lock = self.client.lock(
+                    lease_key(partition), timeout=self.lease_ms / 1000, thread_local=False
+                )
+                if not lock.acquire(blocking=False, token=self.consumer):
+                    continue
+                try:
+                    self._takeover(partition)
+                except redis.RedisError:
+                    # Not read before its pending entries are ours: give it back, retry later.
+                    with suppress(LockError, redis.RedisError):
+                        lock.release()
+                    raise
+                self._leases[partition] = lock
+            for partition in held & set(self._leases):
+                self._claim(partition, min_idle_ms=self.min_idle_ms)
+            owned = sorted(self._leases)
+        if owned != self._announced:
+            self._announced = owned
+            logger.info(
+                "consumer %s owns partitions %s of %d (%d live evaluators)",
+                self.consumer,
+                owned,
+                self.partitions,
+                live,
+            )
+        return owned
+
+    def _takeover(self, partition: int) -> None:
+        self._claim(partition, min_idle_ms=0)
+        # Everything pending is now this consumer's: forget the others (a killed evaluator's
+        # name would otherwise stay in the group for ever). One that reads again comes back.
+        key = partition_key(partition)
+        for info in self.client.xinfo_consumers(key, self.group):
+            name = _text(info["name"])
+            if name != self.consumer and int(info["pending"]) == 0:
+                self.client.xgroup_delconsumer(key, self.group, name)
+
+    def _claim(self, partition: int, *, min_idle_ms: int) -> int:
+        key, start, claimed = partition_key(partition), "0-0", 0
+        while True:
+            cursor, entries, *_deleted = self.client.xautoclaim(
+                key, self.group, self.consumer, min_idle_ms, start_id=start, count=self.count
+            )
+            claimed += len(entries)
+            if _text(cursor) == "0-0":
+                break
+            start = cursor
+        if claimed:
+            self._backlog.add(partition)
+            logger.info(
+                "consumer %s claimed %d pending entries of partition %d",
+                self.consumer,
+                claimed,
+                partition,
+            )
+        return claimed
+
+    # --- Reading ---
+
+    def poll(self, *, block_ms: int | None = None, raise_errors: bool = False) -> int:
+        """Hand the next entries of each partition held to the handler; returns how many were
+        acknowledged.
+
+        Partitions with entries pending for this consumer are read from those first; the others
+        wait up to ``block_ms`` for new entries (None: no waiting). A handler that raises is
+        logged (raised again with ``raise_errors``) and its entries stay pending, retried after
+        ``retry_seconds``.
+        """
+        owned = set(self.owned)
+        self._backlog &= owned
+        now = time.monotonic()
+        due = sorted(p for p in self._backlog if self._retry_at.get(p, 0.0) <= now)
+        fresh = sorted(owned - self._backlog)
+        if due:
+            batches = self._read(dict.fromkeys(due, "0"), block_ms=None)
+            for partition in due:
+                if len(batches.get(partition, ())) < self.count:
+                    self._backlog.discard(partition)  # the last of its pending entries
+        elif fresh:
+            batches = self._read(dict.fromkeys(fresh, ">"), block_ms=block_ms)
+        else:
+            if block_ms:
+                time.sleep(block_ms / 1000)
+            return 0
+        handled, failure = 0, None
+        for partition, entries in sorted(batches.items()):
+            try:
+                handled += self._handle(partition, entries)
+            except Exception as exc:  # the other partitions go on
+                self._backlog.add(partition)
+                self._retry_at[partition] = time.monotonic() + self.retry_seconds
+                logger.exception(
+                    "partition %d: %d entries not evaluated; they stay pending",
+                    partition,
+                    len(entries),
+                )
+                failure = failure or exc
+        if failure is not None and raise_errors:
+            raise failure
+        return handled
+
+    def _read(
+        self, ids: dict[int, str], *, block_ms: int | None
+    ) -> dict[int, list[tuple[bytes, dict[bytes, bytes]]]]:
+        by_key = {partition_key(p): p for p in ids}
+        response = self.client.xreadgroup(
+            self.group,
+            self.consumer,
+            {partition_key(p): i for p, i in ids.items()},  # type: ignore[arg-type]
+            count=self.count,
+            block=block_ms or None,  # BLOCK 0 would wait for ever
+        )
+        return {by_key[_text(key)]: entries for key, entries in response or []}
+
+    def _handle(
+        self,
+        partition: int,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+    ) -> int:
+        if not entries:
+            return 0
+        readings: list[StoredReading] = []
+        for entry_id, fields in entries:
+            if not fields:
+                # Pending, but trimmed away (MAXLEN) before it was evaluated.
+                logger.error("partition %d: entry %s was trimmed unevaluated", partition, entry_id)
+                continue
+            try:
+                readings.append(reading_decode(fields))
+            except (KeyError, ValueError):
+                logger.error(
+                    "partition %d: entry %s is not a reading: %r", partition, entry_id, fields
+                )
+        if readings:
+            self.handler(readings)
+        self.client.xack(partition_key(partition), self.group, *[e[0] for e in entries])
+        self._retry_at.pop(partition, None)
+        return len(entries)
+
+    # --- Running ---
+
+    def run(self, *, stop: threading.Event, block_ms: int = 1000) -> None:
+        """Read until ``stop`` is set, then release the leases; rebalances every third of a
+        lease, and a background thread renews the leases meanwhile."""
+        interval = self.lease_ms / 3000
+        renewer = threading.Thread(
+            target=self._renew_until, args=(stop, interval), name="readings-leases", daemon=True
+        )
+        self.start()
+        renewer.start()
+        next_rebalance = time.monotonic() + interval
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() >= next_rebalance:
+                        self.rebalance()
+                        next_rebalance = time.monotonic() + interval
+                    self.poll(block_ms=block_ms)
+                except redis.RedisError as exc:
+                    logger.error("readings stream: %r; retrying", exc)
+                    # Entries read or handled but not acknowledged may be pending for us:
+                    # read the pending ones again before anything new.
+                    self._backlog.update(self.owned)
+                    if "NOGROUP" in str(exc):  # the stream was deleted under us
+                        with suppress(redis.RedisError):
+                            self.groups_create()
+                    stop.wait(self.retry_seconds)
+        finally:
+            stop.set()
+            renewer.join()
+            self.close()
+
+    def _renew_until(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            try:
+                self.renew()
+            except redis.RedisError as exc:
+                logger.error("renewing the partition leases failed: %r", exc)
+
+
+def drain(handler: Handler, *, consumer: str | None = None, group: str = GROUP) -> int:
+    """Evaluate everything in the stream now, in this process, until nothing is left; returns
+    how many entries were acknowledged.
+
+    Raises what the handler raises (its entries stay pending). For tests and
+    ``alarms_evaluate --once``; it reads the partitions it can lease, all of them when no
+    evaluator runs.
+    """
+    total = 0
+    with StreamReader(
+        handler, consumer=consumer or f"drain-{consumer_name_default()}", group=group
+    ) as reader:
+        while (handled := reader.poll(raise_errors=True)) or reader.has_backlog:
+            total += handled
+    return total
