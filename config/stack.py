@@ -1,5 +1,6 @@
 """Start the whole system on one machine: Redis (embedded unless REDIS_URL is set), migrations,
-demo data, the Daphne server, a Celery worker, Celery beat and the device simulator.
+demo data, the Daphne server, the alarm evaluator, a Celery worker, Celery beat and the device
+simulator.
 
 ``python -m config.stack [--port 8000] [--devices 12] [--no-simulator]``; Ctrl-C stops all.
 """
@@ -65,6 +66,7 @@ def main() -> int:
             str(args.port),
             "config.asgi:application",
         )
+        spawn("alarms", python, "manage.py", "alarms_evaluate")
         spawn(
             "worker",
             python,

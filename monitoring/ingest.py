@@ -7,7 +7,7 @@ readings costs one round trip and duplicates are stored once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -147,11 +147,17 @@ def reading_parse(
 
 
 def readings_store(
-    *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
+    *,
+    readings: Sequence[ReadingIn],
+    wards: dict[int, int | None] | None = None,
+    queue: Callable[[list[StoredReading]], None] | None = None,
 ) -> list[StoredReading]:
     """Store readings durably; returns only the rows inserted now (duplicates are skipped).
 
-    ``wards`` maps patient id to ward id, carried into the result for broadcasting.
+    ``wards`` maps patient id to ward id, carried into the result for broadcasting. ``queue``
+    is called with the new readings inside the same transaction (the ingest paths append them
+    to the readings stream there): if it raises, nothing is stored, so a reading is stored
+    exactly when it is queued for alarm evaluation.
     """
     if not readings:
         return []
@@ -223,6 +229,8 @@ def readings_store(
                         seq=seq,
                     )
                 )
+        if queue is not None and stored:
+            queue(stored)
     return stored
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from accounts.models import User
 from clinical.models import Device
@@ -24,24 +26,39 @@ from common.errors import (
 from monitoring.ingest import ReadingIn, StoredReading, Target, reading_parse, readings_store
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.publish import groups_send_sync
+from monitoring.realtime.stream import readings_stream_append
 from monitoring.selectors import device_target, patient_targets
-from monitoring.signals import readings_stored_send
+
+logger = logging.getLogger(__name__)
 
 
 def readings_ingest(
     *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
 ) -> list[StoredReading]:
-    """The synchronous ingest service (REST path): store, then publish what was new.
+    """The synchronous ingest service (REST path): store and queue for alarm evaluation in one
+    transaction, then publish what was new once it is committed.
 
-    The WebSocket path batches the same steps asynchronously (``realtime.batcher``).
+    The WebSocket path batches the same steps asynchronously (``realtime.batcher``). When the
+    stream cannot take the readings (Redis unreachable) nothing is stored: 503, send again.
     """
-    stored = readings_store(readings=readings, wards=wards)
+    try:
+        stored = readings_store(readings=readings, wards=wards, queue=_queue)
+    except RedisError as exc:
+        logger.error("readings not stored: the readings stream is unavailable (%r)", exc)
+        raise ApplicationError(
+            "Readings cannot be queued for alarm evaluation now; nothing was stored. "
+            "Send them again shortly.",
+            code="unavailable",
+            status=503,
+        ) from exc
     if stored:
-        # Alarm evaluation sees the batch inside the caller's transaction; dashboards hear of
-        # the readings only once they are committed (at once when there is no transaction).
-        readings_stored_send(stored=stored)
+        # Dashboards hear of the readings only once they are committed.
         transaction.on_commit(lambda: groups_send_sync(reading_batch_events(stored)))
     return stored
+
+
+def _queue(stored: list[StoredReading]) -> None:
+    readings_stream_append(stored=stored)
 
 
 # --- Readings over REST -----------------------------------------------------------------------

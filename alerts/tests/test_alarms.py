@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts import state as alarms
 from alerts import evaluate
+from alerts import state as alarms
 from alerts.evaluate import alarms_evaluate
 from alerts.models import AlarmLimit, Alert, AlertEvent
 from alerts.offline import alarms_offline_scan

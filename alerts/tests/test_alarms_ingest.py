@@ -1,5 +1,6 @@
-"""Alarm evaluation plugged into both ingest paths: the device WebSocket (through the
-pipeline's after-store hook) and REST records; acknowledgement from the dashboard."""
+"""Alarm evaluation of both ingest paths: the device WebSocket and REST records queue readings
+on the readings stream, the evaluator (drained here explicitly) raises the alerts;
+acknowledgement from the dashboard."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ class TestWebSocketPath:
         await batcher.batcher_shutdown()
         await sync_to_async(connections.close_all)()
 
-    async def test_a_streamed_episode_raises_one_alert_on_the_dashboard(self, nurse, device, ward):
+    async def test_a_streamed_episode_raises_one_alert_on_the_dashboard(
+        self, nurse, device, ward, alarms_drain
+    ):
         watcher = await dashboard_connect(nurse)
         await subscribe(watcher, ward=ward.id)
         await subscribe(watcher, patient=device.patient_id)  # both scopes: still one frame
@@ -61,6 +64,7 @@ class TestWebSocketPath:
 
         await device_ws.send_json_to({"type": "readings", "items": episode(35, 15)})
         await receive_type(device_ws, "ack")
+        assert await sync_to_async(alarms_drain)() == 16
         frame = await receive_type(watcher, "alert")
         alert = frame["alert"]
         assert (alert["kind"], alert["priority"], alert["state"]) == (
@@ -74,6 +78,7 @@ class TestWebSocketPath:
         # More of the same episode: no new alert, no new frame.
         await device_ws.send_json_to({"type": "readings", "items": episode(36, 5, first_seq=100)})
         await receive_type(device_ws, "ack")
+        assert await sync_to_async(alarms_drain)() == 6
         while True:
             other = await watcher.receive_json_from(timeout=1)
             assert other["type"] == "readings", other
@@ -109,11 +114,18 @@ class TestWebSocketPath:
 
 @pytest.mark.django_db
 def test_rest_records_are_evaluated_and_fanned_out(
-    device, doctor, nurse, smtp_server, celery_eager, django_capture_on_commit_callbacks
+    device,
+    doctor,
+    nurse,
+    smtp_server,
+    celery_eager,
+    django_capture_on_commit_callbacks,
+    alarms_drain,
 ):
     client = device_client(device.token)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/records/", episode(45, 25), format="json")
+        assert alarms_drain() == 26
     assert response.status_code in (200, 201), response.content[:300]
     alert = Alert.objects.get(patient=device.patient)
     assert (alert.kind, alert.priority) == ("bradycardia", "medium")
@@ -121,10 +133,11 @@ def test_rest_records_are_evaluated_and_fanned_out(
 
 
 @pytest.mark.django_db
-def test_a_clinicians_manual_readings_are_evaluated(patient, nurse_api):
+def test_a_clinicians_manual_readings_are_evaluated(patient, nurse_api, alarms_drain):
     items = [{**item, "patient": patient.id} for item in episode(150, 12)]
     for item in items:
         item.pop("seq")
     response = nurse_api.post("/api/records/", items, format="json")
     assert response.status_code in (200, 201), response.content[:300]
+    alarms_drain()
     assert Alert.objects.get(patient=patient).kind == "tachycardia"

@@ -21,7 +21,7 @@ import pytest
 import websockets
 
 from alerts import state as alarms
-from config.live_testing import CeleryWorker, Daphne, django_run, until
+from config.live_testing import CeleryWorker, Daphne, Evaluator, django_run, until
 
 ESCALATION_SECONDS = 3
 
@@ -84,8 +84,11 @@ def servers(live_env, tmp_path) -> Iterator[dict[str, Any]]:
     try:
         worker = CeleryWorker(live_env, tmp_path / "worker.log", name="alerts-live", beat=True)
         started.append(worker)
+        evaluator = Evaluator(live_env, tmp_path / "evaluator.log")
+        started.append(evaluator)
         daphne.wait_ready()
         worker.wait_ready()
+        evaluator.wait_ready()
         yield {"port": daphne.port, "worker": worker, "daphne": daphne}
     finally:
         for process in reversed(started):

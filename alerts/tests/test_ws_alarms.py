@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
@@ -25,7 +26,7 @@ def _fresh_alarm_state():
 
 
 async def test_streamed_bradycardia_raises_an_alert_that_the_dashboard_acknowledges(
-    nurse, device, ward
+    nurse, device, ward, alarms_drain
 ):
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
@@ -46,6 +47,7 @@ async def test_streamed_bradycardia_raises_an_alert_that_the_dashboard_acknowled
     # The readings are broadcast first (before the ack), the alert follows the evaluation.
     frame = await receive_type(watcher, "readings")
     assert len(frame["items"]) == 55
+    assert await sync_to_async(alarms_drain)() == 55  # the evaluator's work, done here
     frame = await receive_type(watcher, "alert", wait=10)
     assert frame["alert"]["patient"] == device.patient_id
     assert frame["alert"]["kind"] == "bradycardia" and frame["alert"]["state"] == "active"

@@ -19,6 +19,7 @@ from config.live_testing import (
     PYTHON,
     ROOT,
     Daphne,
+    Evaluator,
     child_env,
     free_port,
     isolated_database,
@@ -33,6 +34,7 @@ class LiveStack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server: Daphne | None = None
+        self.evaluator: Evaluator | None = None
         self.log_path = workdir / "daphne.log"
         self._resources = ExitStack()
         self.database_url = self._resources.enter_context(isolated_database(workdir))
@@ -66,6 +68,8 @@ class LiveStack:
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     def start(self) -> None:
+        if self.evaluator is None:  # the alarm evaluator outlives server restarts
+            self.evaluator = Evaluator(self.env, self.workdir / "evaluator.log").wait_ready()
         self.server = Daphne(self.env, self.log_path, port=self.port).wait_ready()
         self.server.wait_until(self._serves_pages, 30, "serving pages")
 
@@ -88,6 +92,8 @@ class LiveStack:
 
     def close(self) -> None:
         self.stop()
+        if self.evaluator is not None:
+            self.evaluator.stop(timeout=10)
         self._resources.close()
 
     # --- HTTP ------------------------------------------------------------------------------

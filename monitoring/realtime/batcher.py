@@ -10,7 +10,8 @@ Every device connection of a server process hands its parsed readings to one per
    are not re-broadcast), so dashboards see each reading once;
 3. then it resolves each connection's future, and only then does the connection send its
    ``ack`` (acks follow the commit);
-4. finally it announces the stored readings (``readings_stored``) off the event loop.
+Step 1 also appends the new readings to the readings stream, in the same transaction, for
+the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.groups import device_group
 from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
 from monitoring.realtime.publish import groups_send
-from monitoring.signals import readings_stored_send
+from monitoring.realtime.stream import readings_stream_append
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +52,13 @@ class IngestBatcher:
         self._pending_count = 0
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
-        # One thread = one database connection for the hot path; hooks get their own thread.
+        # One thread = one database connection (and one Redis client) for the hot path.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
-        self._hook_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-hooks")
         # Presence writes (a bulk UPDATE and a Redis set_many) never queue in front of a flush.
         self._presence_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-presence")
         self._presence_lock = asyncio.Lock()
         self._presence_next: asyncio.Task | None = None
         self._presence_task: asyncio.Task | None = None
-        self._hook_backlog: list[StoredReading] = []
-        self._hook_running = False
-        self._hooks_idle = asyncio.Event()
-        self._hooks_idle.set()
         self._presence = Presence()
         self._task = loop.create_task(self._run(), name="ingest-batcher")
         self.flushes = 0
@@ -186,45 +182,23 @@ class IngestBatcher:
         for entry in entries:
             if not entry.future.done():
                 entry.future.set_result(None)
-        self._hooks_schedule(stored)
-
-    def _hooks_schedule(self, stored: list[StoredReading]) -> None:
-        if not stored:
-            return
-        # Batches that arrive while the hooks are busy are merged into the next call, so a
-        # slow evaluator never queues unboundedly many calls and never delays an ack.
-        self._hook_backlog.extend(stored)
-        if not self._hook_running:
-            self._hook_running = True
-            self._hooks_idle.clear()
-            self.loop.create_task(self._hooks_drain())
-
-    async def _hooks_drain(self) -> None:
-        try:
-            while self._hook_backlog:
-                batch, self._hook_backlog = self._hook_backlog, []
-                await self.loop.run_in_executor(self._hook_executor, _hooks_in_thread, batch)
-        finally:
-            self._hook_running = False
-            self._hooks_idle.set()
 
     async def drain(self) -> None:
-        """Flush everything queued and wait for pending hooks (tests, shutdown)."""
+        """Flush everything queued (tests, shutdown)."""
         if self._pending:
             await self._flush()
-        await self._hooks_idle.wait()
 
     async def aclose(self) -> None:
         """Stop: flush what is queued, then release the worker threads' DB connections."""
         self._task.cancel()
         await self.drain()
-        for executor in (self._store_executor, self._hook_executor, self._presence_executor):
+        for executor in (self._store_executor, self._presence_executor):
             await self.loop.run_in_executor(executor, _connection_close)
             executor.shutdown(wait=False)
 
     def close(self) -> None:
         self._task.cancel()
-        for executor in (self._store_executor, self._hook_executor, self._presence_executor):
+        for executor in (self._store_executor, self._presence_executor):
             executor.submit(_connection_close)
             executor.shutdown(wait=False)
 
@@ -233,21 +207,20 @@ def _connection_close() -> None:
     connection.close()  # the calling thread's own connection
 
 
+def _queue(stored: list[StoredReading]) -> None:
+    readings_stream_append(stored=stored)
+
+
 def _store_in_thread(
     readings: list[ReadingIn], wards: dict[int, int | None]
 ) -> list[StoredReading]:
     close_old_connections()
     try:
-        return readings_store(readings=readings, wards=wards)
+        return readings_store(readings=readings, wards=wards, queue=_queue)
     except Exception:
         # Drop a broken connection so the next flush reconnects.
         connection.close()
         raise
-
-
-def _hooks_in_thread(stored: list[StoredReading]) -> None:
-    close_old_connections()
-    readings_stored_send(stored=stored)
 
 
 _batchers: dict[asyncio.AbstractEventLoop, IngestBatcher] = {}

@@ -139,9 +139,7 @@ def test_credentials_task_retries_when_the_mail_server_is_down(invited, eager_re
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # nothing listens there
     with (
-        mock.patch.object(
-            emails, "credentials_email", wraps=emails.credentials_email
-        ) as render,
+        mock.patch.object(emails, "credentials_email", wraps=emails.credentials_email) as render,
         pytest.raises(OSError),
     ):
         tasks.send_credentials_email.delay(invited.pk).get()

@@ -233,9 +233,7 @@ def test_no_webhook_configured_posts_nothing(patient):
 # --- Dashboards -------------------------------------------------------------------------------
 
 
-def test_transitions_reach_the_ward_group_once(
-    patient, nurse, django_capture_on_commit_callbacks
-):
+def test_transitions_reach_the_ward_group_once(patient, nurse, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
     ward_channel = async_to_sync(layer.new_channel)()
     patient_channel = async_to_sync(layer.new_channel)()

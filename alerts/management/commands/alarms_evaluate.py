@@ -2,31 +2,19 @@
 
 Runs until SIGTERM or SIGINT, then gives its partitions back so another evaluator takes them at
 once. Run one or more (up to ``READINGS_STREAM_PARTITIONS``), on any machine that reaches Redis
-and the database; they share the partitions between them (monitoring/stream.py).
+and the database; they share the partitions between them (monitoring/realtime/stream.py).
 """
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections, connection
 
-from clinical.alarms import alarms_evaluate
-from monitoring.ingest import StoredReading
-from monitoring.stream import StreamReader, consumer_name_default, drain
-
-logger = logging.getLogger(__name__)
-
-
-def evaluate(batch: list[StoredReading]) -> None:
-    """The handler: one partition batch. Alert writes are committed when it returns."""
-    if not connection.in_atomic_block:  # (a test's transaction must be left alone)
-        close_old_connections()  # a long-lived process: drop broken or expired connections
-    alarms_evaluate(stored=batch)
+from alerts.evaluator import evaluate_pending, evaluator_run
+from monitoring.realtime.stream import consumer_name_default
 
 
 class Command(BaseCommand):
@@ -52,12 +40,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, block_ms: int, consumer: str, once: bool, **options: Any) -> None:
         if once:
-            count = drain(evaluate, consumer=consumer)
+            count = evaluate_pending(consumer=consumer)
             self.stdout.write(f"Evaluated {count} stream entries.")
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        logger.info("alarm evaluator %s starting", consumer)
-        StreamReader(evaluate, consumer=consumer).run(stop=stop, block_ms=block_ms)
-        logger.info("alarm evaluator %s stopped", consumer)
+        evaluator_run(consumer=consumer, stop=stop, block_ms=block_ms)

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from clinical import alarms
+from alerts import state
 from config.live_testing import Evaluator, django_run, until
-from monitoring import stream
+from monitoring.realtime import stream
 
 LEASE_MS = 1000
 
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 def _wipe() -> None:
     client = stream.redis_client()
-    for pattern in (f"{stream._prefix()}readings*", f"{alarms.key_prefix()}*"):
+    for pattern in (f"{stream._prefix()}readings*", f"{state.key_prefix()}*"):
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)
@@ -69,7 +69,7 @@ result = {"patient": patient.id, "ward": patient.ward_id, "device": device.id}
 APPEND = """
 from datetime import datetime, timedelta
 from monitoring.ingest import ReadingIn, readings_store
-from monitoring.stream import readings_stream_append
+from monitoring.realtime.stream import readings_stream_append
 start = datetime.fromisoformat(START)
 stored = readings_store(
     readings=[
@@ -84,7 +84,7 @@ result = len(stored)
 """
 
 ALERTS = """
-from clinical.models import Alert, AlertEvent
+from alerts.models import Alert, AlertEvent
 result = {
     "alerts": [
         [a.kind, a.priority, a.state] for a in Alert.objects.filter(patient_id=PATIENT)
@@ -128,8 +128,8 @@ async def test_a_killed_evaluator_is_replaced_and_the_episode_raises_one_alert(
 
     # The first 6 s of 35 bpm: under the 10 s hold time, the band has started, nothing raised.
     append(live_env, data, start, range(0, 6))
-    band = alarms.state_key(data["patient"], "heart_rate")
-    await until(lambda: evaluated(data) and alarms.redis_client().exists(band), 30, "evaluation")
+    band = state.state_key(data["patient"], "heart_rate")
+    await until(lambda: evaluated(data) and state.redis_client().exists(band), 30, "evaluation")
     assert alerts(live_env, data) == {"alerts": [], "raised": 0}
 
     first.kill()  # SIGKILL: no release, the leases run out by themselves

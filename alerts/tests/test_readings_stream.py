@@ -15,11 +15,11 @@ import pytest
 import redis
 from django.core.management import call_command
 
-from clinical import alarms
-from clinical.models import Alert, AlertEvent
-from monitoring import stream
+from alerts import evaluate, state
+from alerts.models import Alert, AlertEvent
 from monitoring.ingest import ReadingIn, StoredReading, readings_store
-from monitoring.stream import (
+from monitoring.realtime import stream
+from monitoring.realtime.stream import (
     GROUP,
     StreamReader,
     drain,
@@ -36,7 +36,7 @@ BASE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 def _wipe() -> None:
     client = stream.redis_client()
-    for pattern in (f"{stream._prefix()}readings*", f"{alarms.key_prefix()}*"):
+    for pattern in (f"{stream._prefix()}readings*", f"{state.key_prefix()}*"):
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)
@@ -394,13 +394,13 @@ def test_a_batch_evaluated_again_after_a_crash_raises_no_second_alert(patient, c
     readings_stream_append(stored=_episode(patient.id))
 
     def crash_after_commit(batch: list[StoredReading]) -> None:
-        alarms.alarms_evaluate(stored=batch)  # the alert is committed...
-        client.delete(alarms.state_key(patient.id, "heart_rate"))  # ...the rule state is not
+        evaluate.alarms_evaluate(stored=batch)  # the alert is committed...
+        client.delete(state.state_key(patient.id, "heart_rate"))  # ...the rule state is not
         raise RuntimeError("killed before the acknowledgement")
 
     with pytest.raises(RuntimeError):
         drain(crash_after_commit)
-    assert drain(lambda batch: alarms.alarms_evaluate(stored=batch)) == 21
+    assert drain(lambda batch: evaluate.alarms_evaluate(stored=batch)) == 21
     alert = Alert.objects.get(patient=patient)
     assert alert.priority == "high"
     assert AlertEvent.objects.filter(alert=alert).count() == 1

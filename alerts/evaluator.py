@@ -1,0 +1,43 @@
+"""The alarm evaluator: the process (``manage.py alarms_evaluate``, Procfile ``alarms:``) that
+reads the readings stream and runs the alarm rules, outside every web process.
+
+Readings reach the stream in the transaction that stores them (both ingest paths), so every
+stored reading is evaluated at least once, in order per patient, even when an evaluator is
+killed or none runs for a while (the readings wait in the stream). See
+``monitoring.realtime.stream`` for partitions, leases and acknowledgements.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import close_old_connections, connection
+
+from alerts.evaluate import alarms_evaluate
+from monitoring.ingest import StoredReading
+from monitoring.realtime.stream import StreamReader, drain
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_batch(batch: list[StoredReading]) -> None:
+    """The stream handler: one partition batch. Alert writes are committed when it returns,
+    before the entries are acknowledged."""
+    if not connection.in_atomic_block:  # (a test's transaction must be left alone)
+        close_old_connections()  # a long-lived process: drop broken or expired connections
+    alarms_evaluate(stored=batch)
+
+
+def evaluate_pending(*, consumer: str | None = None) -> int:
+    """Evaluate everything waiting in the stream now, in this process; returns how many
+    entries were evaluated (``alarms_evaluate --once``, and tests instead of waiting)."""
+    return drain(evaluate_batch, consumer=consumer)
+
+
+def evaluator_run(*, consumer: str, stop: threading.Event, block_ms: int = 1000) -> None:
+    """Evaluate the stream until ``stop`` is set, sharing its partitions with any other
+    evaluator; gives the partitions back on the way out."""
+    logger.info("alarm evaluator %s starting", consumer)
+    StreamReader(evaluate_batch, consumer=consumer).run(stop=stop, block_ms=block_ms)
+    logger.info("alarm evaluator %s stopped", consumer)

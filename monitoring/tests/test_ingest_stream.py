@@ -1,0 +1,84 @@
+"""Both ingest paths queue every new reading for alarm evaluation in the transaction that
+stores it: the readings stream holds exactly what was stored, and when the stream cannot take
+them nothing is stored (the device resends, the REST caller hears 503)."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from config.testing import assert_error
+from monitoring.ingest import Target, reading_parse
+from monitoring.models import Reading
+from monitoring.realtime import batcher, stream
+from monitoring.services import readings_ingest
+from monitoring.tests.helpers import device_client
+from monitoring.tests.wsutil import device_connect, expect_close, reading, receive_type
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+def queued(patient_id: int) -> list[tuple[int | None, int]]:
+    """``(seq, reading id)`` of every entry of the patient's partition, oldest first."""
+    client = stream.redis_client()
+    entries = client.xrange(stream.partition_key(stream.partition_of(patient_id)))
+    readings = [stream.reading_decode(fields) for _, fields in entries]
+    return [(r.seq, r.id) for r in readings if r.patient_id == patient_id]
+
+
+def _target(device) -> Target:
+    p = device.patient
+    return Target(
+        patient_id=p.id,
+        place_id=p.place_id,
+        ward_id=p.ward_id,
+        profile=p.monitoring_profile,
+        device_id=device.id,
+    )
+
+
+def _broken_append(**_):
+    raise RedisConnectionError("Redis is down")
+
+
+async def test_websocket_readings_are_queued_once_when_stored(device):
+    ws = await device_connect(device.token)
+    await ws.send_json_to({"type": "readings", "items": [reading(1), reading(2)]})
+    await receive_type(ws, "ack")
+    ids = await sync_to_async(
+        lambda: list(Reading.objects.order_by("seq").values_list("id", flat=True))
+    )()
+    assert await sync_to_async(queued)(device.patient_id) == [(1, ids[0]), (2, ids[1])]
+    # A duplicate is acked again but is not new: it is not queued a second time.
+    await ws.send_json_to({"type": "reading", **reading(2)})
+    await receive_type(ws, "ack")
+    assert len(await sync_to_async(queued)(device.patient_id)) == 2
+    await ws.disconnect()
+
+
+async def test_a_stream_outage_stores_nothing_acks_nothing_and_asks_to_resend(device, monkeypatch):
+    monkeypatch.setattr(batcher, "readings_stream_append", _broken_append)
+    ws = await device_connect(device.token)
+    await ws.send_json_to({"type": "reading", **reading(1)})
+    assert await expect_close(ws) == 1013
+    assert await sync_to_async(Reading.objects.count)() == 0
+
+
+def test_rest_readings_are_queued_in_the_storing_transaction(device):
+    stored = readings_ingest(
+        readings=[
+            reading_parse(reading(s), target=_target(device), require_seq=True) for s in (1, 2)
+        ]
+    )
+    assert queued(device.patient_id) == [(r.seq, r.id) for r in stored]
+
+
+def test_rest_stream_outage_is_a_503_and_stores_nothing(device, monkeypatch):
+    from monitoring import services
+
+    monkeypatch.setattr(services, "readings_stream_append", _broken_append)
+    response = device_client(device.token).post("/api/records/", reading(1), format="json")
+    assert_error(response, 503, "unavailable")
+    assert Reading.objects.count() == 0
+    assert queued(device.patient_id) == []
