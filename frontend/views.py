@@ -6,6 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from alerts.vocabulary import PRIORITY_RANK
+
 # Everything the page loads comes from this server: no CDN, no external fonts, so the
 # dashboard keeps working on a ward network without internet access.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -25,7 +27,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    response = render(request, "frontend/index.html")
+    # The server's vocabulary, so the page orders alarms exactly as the server does.
+    vocabulary = {"priority_rank": PRIORITY_RANK}
+    response = render(request, "frontend/index.html", {"vocabulary": vocabulary})
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response["Cache-Control"] = "no-store"
     return response

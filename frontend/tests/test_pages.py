@@ -19,6 +19,27 @@ def test_dashboard_page_is_served_at_the_root(client):
     assert response["Cache-Control"] == "no-store"
 
 
+def test_dashboard_page_carries_the_servers_priority_ranking(client):
+    """The page orders alarms by the ranking of alerts.vocabulary, not one of its own."""
+    import json
+
+    from alerts.vocabulary import PRIORITY_RANK
+
+    body = client.get("/").content.decode()
+    found = re.search(r'<script id="vocabulary" type="application/json">(.*?)</script>', body)
+    assert found is not None
+    assert (
+        json.loads(found.group(1))["priority_rank"]
+        == PRIORITY_RANK
+        == {
+            "low": 1,
+            "medium": 2,
+            "high": 3,
+        }
+    )
+    assert "high: 3" not in (STATIC / "js" / "util.js").read_text()
+
+
 def test_dashboard_page_forbids_third_party_resources(client):
     csp = client.get("/")["Content-Security-Policy"]
     assert "default-src 'self'" in csp

@@ -60,7 +60,9 @@ export function ago(ms, now = Date.now()) {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-export const PRIORITY_RANK = { high: 3, medium: 2, low: 1 };
+// The ranking comes from the server (alerts.vocabulary), rendered into the page as JSON.
+const VOCABULARY = JSON.parse(document.getElementById("vocabulary")?.textContent || "{}");
+export const PRIORITY_RANK = VOCABULARY.priority_rank || {};
 export const PRIORITY_LABEL = { high: "HIGH", medium: "MEDIUM", low: "LOW" };
 // IEC 60601-1-8 visual markers: the priority is never told by colour alone.
 export const PRIORITY_MARK = { high: "!!!", medium: "!!", low: "!" };

@@ -362,11 +362,6 @@ export class WardView {
           }
         }
         break;
-      case "reading": {
-        const tile = this.tiles.get(Number(idOf(msg.patient)));
-        if (tile) tile.addReading(msg.metric, msg.bpm, parseTime(msg.recorded_at));
-        break;
-      }
       case "alert":
         if (msg.alert) this.applyAlert(normaliseAlert(msg.alert), true);
         break;
