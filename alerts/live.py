@@ -8,11 +8,10 @@ import logging
 from typing import Any
 
 from accounts.models import User
-from accounts.selectors import user_place_ids
 from alerts import services
 from alerts.payload import alert_payload
-from alerts.selectors import alert_place_id, alerts_open_of_patients
-from common.errors import NotFound, ValidationFailed
+from alerts.selectors import alert_get_visible, alerts_open_of_patients
+from common.errors import ValidationFailed
 from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
 
 logger = logging.getLogger(__name__)
@@ -29,10 +28,7 @@ def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
     alert_id = frame.get("alert")
     if not isinstance(alert_id, int) or isinstance(alert_id, bool):
         raise ValidationFailed('"alert" must be an alert id.', details={"alert": ["An integer."]})
-    place_id = alert_place_id(alert_id)
-    place_ids = user_place_ids(user)
-    if place_id is None or (place_ids is not None and place_id not in place_ids):
-        raise NotFound("No such alert.")
+    alert_get_visible(user=user, alert_id=alert_id)  # NotFound for other places' alerts
     services.alert_acknowledge(alert_id=alert_id, user=user)
     return {"type": "alert.ack.ok", "alert": alert_id}
 

@@ -80,10 +80,6 @@ def alert_escalation_recipients(*, alert: Alert) -> list[User]:
     return sorted(members, key=lambda u: u.id) or list(admins.order_by("id"))
 
 
-def alert_place_id(alert_id: int) -> int | None:
-    return Alert.objects.filter(id=alert_id).values_list("patient__place_id", flat=True).first()
-
-
 # --- Alarm limits ---------------------------------------------------------------------------
 
 

@@ -18,17 +18,17 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.selectors import user_place_ids
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
 from clinical.selectors import device_by_token, device_get
 from common.errors import ApplicationError
 from monitoring import selectors
 from monitoring.ingest import reading_parse
 from monitoring.realtime.batcher import batcher_get
-from monitoring.realtime.events import device_status_events, scope_group
-from monitoring.realtime.groups import device_group, user_group, ward_group
+from monitoring.realtime.events import device_status_events
+from monitoring.realtime.groups import device_group, user_group
 from monitoring.realtime.publish import groups_send
 from monitoring.realtime.registry import dashboard_frames
+from monitoring.realtime.subscriptions import SUBSCRIPTION_KINDS, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class DashboardConsumer(FrameConsumer):
         await self.accept()
         # ("ward" | "patient", id) -> (place id, ward id) of each subscription; the groups
         # joined are derived from them (a watched patient is heard through its ward's group).
-        self.scopes: dict[tuple[str, int], tuple[int, int | None]] = {}
+        self.scopes: dict[tuple[str, int], Scope] = {}
         self.joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
         self._spawn(self._auth_deadline())
@@ -336,9 +336,8 @@ class DashboardConsumer(FrameConsumer):
             if not await database_sync_to_async(ws_user_is_active)(self.session.user.id):
                 await self.close(CloseCode.NOT_AUTHENTICATED, "user deactivated")
                 return
-            place_ids = await database_sync_to_async(user_place_ids)(self.session.user)
-            for (kind, object_id), (place_id, _) in list(self.scopes.items()):
-                if place_ids is not None and place_id not in place_ids:
+            for kind, object_id in list(self.scopes):
+                if not await self._may_watch(kind, object_id):
                     await self._leave(kind, object_id)
                     await self.send_error(
                         "forbidden",
@@ -352,9 +351,9 @@ class DashboardConsumer(FrameConsumer):
         """A watched patient moved to another ward: listen on the new ward's group."""
         moved = False
         for (kind, object_id), scope in list(self.scopes.items()):
-            if kind != "patient":
+            if not SUBSCRIPTION_KINDS[kind].moves:
                 continue
-            found = await database_sync_to_async(selectors.subscription_scope)(patient_id=object_id)
+            found = await database_sync_to_async(SUBSCRIPTION_KINDS[kind].locate)(object_id)
             if found is not None and found != scope:
                 self.scopes[(kind, object_id)] = found
                 moved = True
@@ -363,11 +362,13 @@ class DashboardConsumer(FrameConsumer):
 
     def _needed_groups(self) -> set[str]:
         return {
-            ward_group(object_id)
-            if kind == "ward"
-            else scope_group(ward_id=ward_id, patient_id=object_id)
-            for (kind, object_id), (_, ward_id) in self.scopes.items()
+            SUBSCRIPTION_KINDS[kind].group(object_id, scope)
+            for (kind, object_id), scope in self.scopes.items()
         }
+
+    async def _may_watch(self, kind: str, object_id: int) -> bool:
+        visible = SUBSCRIPTION_KINDS[kind].visible
+        return await database_sync_to_async(visible)(self.session.user, object_id)
 
     async def _sync_groups(self) -> None:
         needed = self._needed_groups()
@@ -385,7 +386,7 @@ class DashboardConsumer(FrameConsumer):
         await self.send_json({"type": "pong"})
 
     def _scope_of(self, frame: dict[str, Any]) -> tuple[str, int] | None:
-        keys = [k for k in ("ward", "patient") if k in frame]
+        keys = [k for k in SUBSCRIPTION_KINDS if k in frame]
         if len(keys) != 1:
             return None
         value = frame[keys[0]]
@@ -406,14 +407,11 @@ class DashboardConsumer(FrameConsumer):
             await self._bad_scope(frame)
             return
         kind, object_id = scope
-        found = await database_sync_to_async(selectors.subscription_scope)(
-            **{f"{kind}_id": object_id}
-        )
+        found = await database_sync_to_async(SUBSCRIPTION_KINDS[kind].locate)(object_id)
         if found is None:
             await self.send_error("not_found", f"No such {kind}.", None, **{kind: object_id})
             return
-        place_ids = await database_sync_to_async(user_place_ids)(self.session.user)
-        if place_ids is not None and found[0] not in place_ids:
+        if not await self._may_watch(kind, object_id):
             await self.send_error(
                 "forbidden", f"This {kind} is outside your places.", None, **{kind: object_id}
             )

@@ -11,11 +11,9 @@ from accounts.models import User
 from clinical.models import Device, Patient
 from clinical.selectors import (
     patient_device,
-    patient_scope,
     patient_with_device,
     patients_visible,
     ward_patients_admitted,
-    ward_place_id,
 )
 from monitoring.ingest import Target
 from monitoring.models import Metric, Reading
@@ -145,17 +143,6 @@ def readings_aggregate(
 
 
 # --- Live dashboard -----------------------------------------------------------------------
-
-
-def subscription_scope(
-    *, ward_id: int | None = None, patient_id: int | None = None
-) -> tuple[int, int | None] | None:
-    """``(place_id, ward_id)`` of a ward or patient a dashboard subscribes to, or None."""
-    if ward_id is not None:
-        place_id = ward_place_id(ward_id=ward_id)
-        return None if place_id is None else (place_id, ward_id)
-    assert patient_id is not None
-    return patient_scope(patient_id=patient_id)
 
 
 def _iso(value: Any) -> str | None:
