@@ -21,7 +21,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,16 +33,11 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 
+from config.net import free_port as free_port  # re-exported for the live tests
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 DAPHNE_LISTENING = rb"Listening on TCP address 127\.0\.0\.1:(\d+)"
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (for servers that must keep theirs on restart)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def postgres_test_url() -> str | None:

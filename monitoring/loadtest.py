@@ -26,7 +26,6 @@ import json
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,8 @@ from urllib.parse import urlparse
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from config.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK_SECONDS = 0.01
@@ -236,12 +237,6 @@ def percentiles_ms(samples: Sequence[float]) -> dict[str, float | None]:
 
 
 # --- Server processes ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
