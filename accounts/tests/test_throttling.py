@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from config.testing import assert_error
+from testing.assertions import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from clinical.alarms import (
     state_key,
 )
 from clinical.models import AlarmLimit, Alert, AlertEvent
-from config.factories import DeviceFactory, PatientFactory
 from monitoring.ingest import StoredReading
+from testing.factories import DeviceFactory, PatientFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)

@@ -13,8 +13,8 @@ from django.utils import timezone
 from clinical import alarms
 from clinical.models import Alert
 from monitoring import pipeline
-from monitoring.tests.helpers import device_client
-from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
+from testing.clients import device_client
+from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
 
 
 @pytest.fixture(autouse=True)

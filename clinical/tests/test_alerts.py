@@ -11,8 +11,8 @@ from accounts.models import Role
 from clinical import alerts as services
 from clinical.models import Alert, AlertEvent
 from config.errors import Conflict, NotFound
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
-from conftest import bearer_client
+from testing.clients import bearer_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

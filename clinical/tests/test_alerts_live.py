@@ -3,7 +3,7 @@ Redis and a real SMTP server. A bradycardia episode streamed by a device over it
 raises one alert on a subscribed dashboard and one e-mail per clinician; the alert escalates
 to the place's admin until a nurse acknowledges it from the dashboard.
 
-Both backends (config.live_testing): on PostgreSQL the processes share this run's test database
+Both backends (testing.live): on PostgreSQL the processes share this run's test database
 (the test is transactional, so what they write is committed and flushed afterwards); on SQLite
 they share a file database migrated for the session. Data is seeded and read through short
 Django subprocesses, the same way for both.
@@ -21,7 +21,8 @@ import pytest
 import websockets
 
 from clinical import alarms
-from config.live_testing import CeleryWorker, Daphne, django_run, until
+from testing.live import until
+from testing.processes import CeleryWorker, Daphne, django_run
 
 ESCALATION_SECONDS = 3
 
@@ -57,7 +58,7 @@ SEED = """
 import uuid
 from accounts.models import Role
 tag = uuid.uuid4().hex[:8]
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from rest_framework_simplejwt.tokens import AccessToken
 place = PlaceFactory()
 ward = WardFactory(place=place)

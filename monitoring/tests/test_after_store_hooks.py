@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from monitoring import pipeline
 from monitoring.ingest import Target, reading_parse, readings_ingest
 from monitoring.models import Reading
-from monitoring.tests.wsutil import device_connect, reading, receive_type
+from testing.ws import device_connect, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

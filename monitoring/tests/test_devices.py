@@ -8,12 +8,12 @@ from django.utils import timezone
 from rest_framework.permissions import AllowAny
 
 from config.errors import Conflict
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
-from config.testing import assert_error
 from monitoring import services
 from monitoring.models import Device
-from monitoring.tests.helpers import device_client
 from monitoring.tokens import token_hash
+from testing.assertions import assert_error
+from testing.clients import device_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
-from config.factories import DeviceFactory, PatientFactory
 from monitoring.models import Device, Reading
 from monitoring.tokens import token_hash
+from testing.factories import DeviceFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,11 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
-from config.testing import assert_error
 from monitoring import services
 from monitoring.models import Device, Reading
-from monitoring.tests.helpers import device_client
+from testing.assertions import assert_error
+from testing.clients import device_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -45,7 +45,7 @@ def test_bradycardia_episodes_last_longer_than_the_alarm_hold(make, limit, hold)
 
 @pytest.mark.django_db
 def test_demo_devices_rotate_tokens_of_active_assigned_devices(device, place):
-    from config.factories import DeviceFactory
+    from testing.factories import DeviceFactory
 
     DeviceFactory(patient=None, place=place)
     DeviceFactory(is_active=False)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
+from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
 
 # Runs once the alarm rules (clinical.alarms) are part of the project.
 pytest.importorskip("clinical.alarms")

@@ -10,11 +10,11 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from clinical.models import Alert
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from monitoring import pipeline
 from monitoring.ingest import Target, reading_parse, readings_ingest
 from monitoring.models import Reading
-from monitoring.tests.wsutil import (
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.ws import (
     dashboard_connect,
     device_connect,
     expect_close,

@@ -6,10 +6,10 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from config.factories import DeviceFactory, PatientFactory
 from monitoring import pipeline
 from monitoring.models import Device, Reading
-from monitoring.tests.wsutil import device_connect, expect_close, reading, receive_type
+from testing.factories import DeviceFactory, PatientFactory
+from testing.ws import device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -12,8 +12,8 @@ from accounts import otp, services
 from accounts.models import User
 from accounts.testing import auth_cache_clear
 from accounts.tests.mail import body, one_time_password, reset_code
-from config.factories import UserFactory
 from notifications import emails, tasks
+from testing.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

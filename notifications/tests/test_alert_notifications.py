@@ -17,7 +17,6 @@ from channels.layers import get_channel_layer
 from accounts.models import Role
 from clinical import alerts as services
 from clinical.models import AlertNotification
-from config.factories import PatientFactory, UserFactory
 from monitoring.groups import patient_group, ward_group
 from notifications.alert_emails import alert_event_email
 from notifications.tasks import alert_event_notify, alerts_escalation_scan
@@ -28,6 +27,7 @@ from notifications.webhooks import (
     alert_event_webhook,
     webhook_verify,
 )
+from testing.factories import PatientFactory, UserFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Test fixtures for e-mail and Celery: a real SMTP server (aiosmtpd) and eager tasks."""
+"""A real SMTP server (aiosmtpd) for tests that send e-mail; a pytest plugin."""
 
 from __future__ import annotations
 
@@ -52,17 +52,3 @@ def smtp_server(settings) -> Iterator[SmtpRecorder]:  # type: ignore[no-untyped-
         yield recorder
     finally:
         controller.stop()
-
-
-@pytest.fixture
-def celery_eager() -> Iterator[None]:
-    """Run Celery tasks in-process (unit tests); the end-to-end tests use a real worker."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = previous

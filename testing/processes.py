@@ -1,22 +1,9 @@
-"""Real server processes for live tests (Daphne, Celery) and the database they share with the
-test, registered as a pytest plugin by the root conftest.
-
-The child processes need a database they can see:
-- PostgreSQL: this run's test database. Live tests are ``django_db(transaction=True)``, so what
-  the test and the servers write is committed, visible to both and flushed afterwards.
-- SQLite: the test's own database is in memory, so the servers use a file database migrated
-  once per session and emptied after each test.
-- A test that needs a database of its own (the browser tests seed a whole ward and keep their
-  server across tests) takes an ``isolated_database``: a separate PostgreSQL database created
-  and dropped here, or a SQLite file.
-
-Data is seeded and read through short Django subprocesses (``django_run``), the same way on
-both backends.
+"""Child processes of a test run (and of the benchmark): Daphne and Celery servers that log
+to a file, management commands, and short Django snippets that seed or read a database.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -24,35 +11,16 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
-import pytest
-
-from config.net import free_port as free_port  # re-exported for the live tests
+from config.net import free_port as free_port  # re-exported: the one definition is in config
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 DAPHNE_LISTENING = rb"Listening on TCP address 127\.0\.0\.1:(\d+)"
-
-
-def postgres_test_url() -> str | None:
-    """The URL of this run's PostgreSQL test database, or None on another backend."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        return None
-    assert db["NAME"].startswith("test_"), db["NAME"]
-    auth = ""
-    if db.get("USER"):
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "") + "@"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
 
 
 def child_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
@@ -102,28 +70,6 @@ def django_run(env: dict[str, str], code: str) -> Any:
         raise AssertionError(done.stderr[-3000:])
     line = next(line for line in done.stdout.splitlines() if line.startswith("@@RESULT@@"))
     return json.loads(line.removeprefix("@@RESULT@@"))
-
-
-@contextmanager
-def isolated_database(workdir: Path) -> Iterator[str]:
-    """A database of its own, empty (migrate it): on PostgreSQL a new database beside the one
-    DATABASE_URL names, dropped afterwards; otherwise a SQLite file in ``workdir``."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite:///{workdir / 'live.sqlite3'}"
-        return
-    import psycopg
-
-    parsed = urlparse(url)
-    name = f"{(parsed.path.lstrip('/') or 'postgres')[:30]}_live_{uuid.uuid4().hex[:8]}"
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunparse(parsed._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServerProcess:
@@ -233,58 +179,3 @@ class CeleryWorker(ServerProcess):
     def wait_ready(self, timeout: float = 60) -> CeleryWorker:
         self.wait_for(rb"ready\.", timeout)
         return self
-
-
-async def until(predicate: Callable[[], Any], wait: float, what: str) -> None:
-    """Wait (without blocking the event loop) until ``predicate()`` is truthy."""
-    deadline = time.monotonic() + wait
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
-# --- pytest fixtures ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def live_sqlite_database(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
-    """A SQLite file database migrated once per session, for servers on the SQLite backend."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'live.sqlite3'}"
-    manage({**os.environ, "DATABASE_URL": url}, "migrate", "--noinput", "-v", "0")
-    return url
-
-
-@pytest.fixture
-def live_database_url(request) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The database the test shares with its server processes (see the module docstring);
-    the test must be ``django_db(transaction=True)``."""
-    url = postgres_test_url()
-    if url is not None:
-        yield url
-        return
-    url = request.getfixturevalue("live_sqlite_database")
-    yield url
-    # The file database outlives the test: empty it.
-    manage({**os.environ, "DATABASE_URL": url}, "flush", "--noinput", timeout=60)
-
-
-@pytest.fixture
-def live_env(live_database_url, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """Environment for server processes: the shared database and this run's Redis."""
-    return child_env(live_database_url, tmp_path)
-
-
-@pytest.fixture
-def daphne_factory(live_env, tmp_path) -> Iterator[Callable[..., Daphne]]:  # type: ignore[no-untyped-def]
-    """Starts Daphne servers on ``live_env`` (``start(port=None)``); all stopped afterwards."""
-    servers: list[Daphne] = []
-
-    def start(port: int | None = None) -> Daphne:
-        server = Daphne(live_env, tmp_path / f"daphne-{len(servers)}.log", port=port)
-        servers.append(server)
-        return server.wait_ready()
-
-    yield start
-    for server in servers:
-        server.stop()
