@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "monitoring",
     "notifications",
     "frontend",
+    "devtools",
 ]
 
 MIDDLEWARE = [

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring import loadtest
+from devtools.bench import stream as loadtest
 
 
 class Command(BaseCommand):

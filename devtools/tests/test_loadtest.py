@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from monitoring import loadtest
+from devtools.bench import stream as loadtest
 from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import Device, Reading
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from clinical.management.commands.seed_demo import DEMO_LOGINS, DEMO_PLACE_NAME
 from clinical.models import Patient, Place, Ward
+from devtools.management.commands.seed_demo import DEMO_LOGINS, DEMO_PLACE_NAME
 from monitoring.models import Device
 from testing.clients import bearer_client
 

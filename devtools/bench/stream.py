@@ -44,7 +44,7 @@ from websockets.exceptions import ConnectionClosed
 
 from config.net import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TICK_SECONDS = 0.01
 CONNECT_CONCURRENCY = 64
 PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0))

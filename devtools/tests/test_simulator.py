@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from monitoring.simulator import EpisodeConfig, adult_trace, demo_devices, fetal_trace
+from devtools.simulator import EpisodeConfig, adult_trace, demo_devices, fetal_trace
 from monitoring.tokens import token_hash
 
 

@@ -1,0 +1,1 @@
+"""The load benchmark behind ``manage.py loadtest``."""
