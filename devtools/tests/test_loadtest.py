@@ -12,7 +12,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from devtools.bench import stream as loadtest
+from devtools.bench.fixture import fixture_counts, fixture_create, fixture_delete
+from devtools.bench.servers import database_url
+from devtools.bench.stats import percentiles_ms
 from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import Device, Reading
 
@@ -22,15 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_percentiles_use_nearest_rank_in_milliseconds():
     samples = [i / 1000 for i in range(1, 101)]  # 1..100 ms
 
-    result = loadtest.percentiles_ms(samples)
+    result = percentiles_ms(samples)
 
     assert result == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
-    assert loadtest.percentiles_ms([]) == {"p50": None, "p95": None, "p99": None, "max": None}
+    assert percentiles_ms([]) == {"p50": None, "p95": None, "p99": None, "max": None}
 
 
 @pytest.mark.django_db
 def test_fixture_counts_stored_readings_per_ward_and_is_removed():
-    fixture = loadtest.fixture_create(devices=4, wards=2)
+    fixture = fixture_create(devices=4, wards=2)
     first, second = fixture.devices[0], fixture.devices[1]
     assert first.ward_id != second.ward_id
     assert Device.objects.filter(id__in=fixture.device_ids).count() == 4
@@ -48,13 +50,13 @@ def test_fixture_counts_stored_readings_per_ward_and_is_removed():
         ]
     )
 
-    counts = loadtest.fixture_counts(fixture)
+    counts = fixture_counts(fixture)
 
     assert counts["stored"] == 3
     assert counts["duplicates_stored"] == 0
     assert counts["per_ward"][first.ward_id] == 2
     assert counts["per_ward"][second.ward_id] == 1
-    loadtest.fixture_delete(fixture)
+    fixture_delete(fixture)
     assert not Device.objects.filter(id__in=fixture.device_ids).exists()
     assert not Reading.objects.filter(device_id__in=fixture.device_ids).exists()
 
@@ -71,7 +73,7 @@ def _bench_database(tmp_path: Path, env: dict[str, str]) -> str:
             timeout=180,
         )
         return url
-    return loadtest.database_url()
+    return database_url()
 
 
 @pytest.mark.live
