@@ -74,10 +74,15 @@ def django_run(env: dict[str, str], code: str) -> Any:
 
 class ServerProcess:
     """A server process logging to a file, in its own session so that stopping it reaches
-    whatever it forked. Readiness is read from its log or probed; a failure shows the log."""
+    whatever it forked. Readiness is read from its log or probed; a failure shows the log.
+    ``echo_log``: print the log when stopped (pytest shows it for a failed test); off for a
+    command whose own output is on stdout."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, *, echo_log: bool = True
+    ) -> None:
         self.log = log
+        self.echo_log = echo_log
         self._file = log.open("ab")
         self._start = self._file.tell()  # a restart may append to an earlier run's log
         self.process = subprocess.Popen(
@@ -133,19 +138,26 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)  # its children, if any outlived it
         self.process.wait(10)
         self._file.close()
-        # Captured by pytest, and shown only when the test fails.
-        print(f"--- {self.log.name} (pid {self.process.pid}) ---\n{self.logs()}")
+        if self.echo_log:
+            print(f"--- {self.log.name} (pid {self.process.pid}) ---\n{self.logs()}")
 
 
 class Daphne(ServerProcess):
-    """Daphne serving ``config.asgi``; ``port=None`` binds a free port chosen by the OS.
+    """Daphne serving ``app``; ``port=None`` binds a free port chosen by the OS.
     Started at once; ``wait_ready()`` before use (servers can start side by side)."""
 
-    def __init__(self, env: dict[str, str], log: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        port: int | None = None,
+        *,
+        app: str = "config.asgi:application",
+        echo_log: bool = True,
+    ) -> None:
         endpoint = f"tcp:port={port or 0}:interface=127.0.0.1"
-        super().__init__(
-            [PYTHON, "-m", "daphne", "-e", endpoint, "config.asgi:application"], env, log
-        )
+        command = [PYTHON, "-m", "daphne", "-e", endpoint, app]
+        super().__init__(command, env, log, echo_log=echo_log)
         self.port = port or 0
 
     def wait_ready(self, timeout: float = 60) -> Daphne:

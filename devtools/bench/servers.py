@@ -6,14 +6,12 @@ from __future__ import annotations
 import http.client
 import resource
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 from config.net import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from testing.processes import Daphne
 
 
 def database_url() -> str:
@@ -31,24 +29,29 @@ def database_url() -> str:
     return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{s['NAME']}"
 
 
-def _raise_fd_limit() -> None:
+def fd_limit_raise() -> None:
+    """Thousands of connections: lift this process's open-file limit to the hard limit (the
+    servers it starts inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class ServerSet:
-    """Daphne processes started by the benchmark on free ports, sharing Redis and the DB."""
+    """Daphne processes started by the benchmark on free ports, sharing Redis and the DB; the
+    live tests' server runner (testing.processes.Daphne), its log in ``log_dir``."""
 
     def __init__(self) -> None:
-        self.processes: list[subprocess.Popen] = []
-        self.urls: list[str] = []
-        self.logs: list[Path] = []
+        self.servers: list[Daphne] = []
         self.redis: subprocess.Popen | None = None
 
     @property
+    def urls(self) -> list[str]:
+        return [server.url("", "http") for server in self.servers]
+
+    @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.processes]
+        return [server.process.pid for server in self.servers]
 
     def start(
         self,
@@ -59,66 +62,44 @@ class ServerSet:
         app: str = "config.asgi:application",
     ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
+        fd_limit_raise()
         for _ in range(count):
             port = free_port()
             log = log_dir / f"daphne-{port}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "daphne",
-                        "-b",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
-                        app,
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_raise_fd_limit,
-                )
-            self.processes.append(process)
-            self.urls.append(f"http://127.0.0.1:{port}")
-            self.logs.append(log)
-        for process, url, log in zip(self.processes, self.urls, self.logs, strict=True):
-            wait_http(url, process=process, log=log)
+            # The command's stdout carries the result: the logs stay in their files.
+            self.servers.append(Daphne(env, log, port=port, app=app, echo_log=False))
+        for server in self.servers:
+            url = server.url("", "http")
+            server.wait_until(lambda url=url: answers_http(url), 60, "answering HTTP")
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for server in self.servers:
+            server.stop(timeout=10)
         if self.redis is not None and self.redis.poll() is None:
             self.redis.terminate()
             self.redis.wait(timeout=10)
 
 
-def wait_http(
-    url: str, *, process: subprocess.Popen | None = None, log: Path | None, timeout: float = 60
-) -> None:
-    """Wait until the server answers HTTP (any status) and has loaded the application."""
+def answers_http(url: str) -> bool:
+    """Whether the server answers HTTP (any status); the request loads the URLconf too."""
     parsed = urlparse(url)
+    try:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
+        conn.request("GET", "/api/schema/?format=json")
+        conn.getresponse().read()
+        conn.close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_http(url: str, *, timeout: float = 60) -> None:
+    """Wait until a running server (one the benchmark did not start) answers HTTP."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            tail = log.read_text()[-2000:] if log else ""
-            raise RuntimeError(f"server {url} exited with {process.returncode}:\n{tail}")
-        try:
-            conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
-            conn.request("GET", "/api/schema/?format=json")
-            conn.getresponse().read()
-            conn.close()
+        if answers_http(url):
             return
-        except OSError:
-            time.sleep(0.1)
+        time.sleep(0.1)
     raise RuntimeError(f"server {url} did not answer within {timeout:.0f} s")
 
 

@@ -192,7 +192,7 @@ class Command(BaseCommand):
     def _servers(self, servers: ServerSet, opts: dict[str, Any]) -> tuple[list, list]:
         if not opts["spawn_server"]:
             for url in opts["url"]:
-                wait_http(url, log=None, timeout=10)
+                wait_http(url, timeout=10)
             return list(opts["url"]), list(opts["pid"])
         env = dict(os.environ)
         env["DATABASE_URL"] = database_url()
