@@ -28,22 +28,17 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 
-from testing.processes import Daphne, child_env, manage
+from testing.processes import Daphne, child_env, database_url, manage
 
 
 def postgres_test_url() -> str | None:
     """The URL of this run's PostgreSQL test database, or None on another backend."""
-    from django.conf import settings
+    from django.db import connection
 
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
+    if connection.vendor != "postgresql":
         return None
-    assert db["NAME"].startswith("test_"), db["NAME"]
-    auth = ""
-    if db.get("USER"):
-        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "") + "@"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
+    assert connection.settings_dict["NAME"].startswith("test_"), connection.settings_dict["NAME"]
+    return database_url()
 
 
 @contextmanager

@@ -23,6 +23,20 @@ PYTHON = sys.executable
 DAPHNE_LISTENING = rb"Listening on TCP address 127\.0\.0\.1:(\d+)"
 
 
+def database_url() -> str:
+    """The URL of the database this process uses, for child processes that must use it too."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = ""
+    if db.get("USER"):
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "") + "@"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
+
+
 def child_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a server process: this run's Redis and ``database_url``."""
     env = {

@@ -1,5 +1,5 @@
 """The servers under load: Daphne processes the benchmark starts, or running ones it is
-given, and the database they must share with it."""
+given."""
 
 from __future__ import annotations
 
@@ -12,21 +12,6 @@ from urllib.parse import urlparse
 
 from config.net import free_port
 from testing.processes import Daphne
-
-
-def database_url() -> str:
-    """The URL of the database this process uses, for servers that must see the same one."""
-    from django.db import connection
-
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    auth = s.get("USER") or ""
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    host = s.get("HOST") or "localhost"
-    port = f":{s['PORT']}" if s.get("PORT") else ""
-    return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{s['NAME']}"
 
 
 def fd_limit_raise() -> None:

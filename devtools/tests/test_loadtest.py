@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from devtools.bench.fixture import fixture_counts, fixture_create, fixture_delete
-from devtools.bench.servers import database_url
 from devtools.bench.stats import percentiles_ms
 from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import Device, Reading
-
-ROOT = Path(__file__).resolve().parents[2]
+from testing.processes import PYTHON, ROOT
 
 
 def test_percentiles_use_nearest_rank_in_milliseconds():
@@ -61,30 +56,12 @@ def test_fixture_counts_stored_readings_per_ward_and_is_removed():
     assert not Reading.objects.filter(device_id__in=fixture.device_ids).exists()
 
 
-def _bench_database(tmp_path: Path, env: dict[str, str]) -> str:
-    """A database the spawned server can open: the test database, or a migrated SQLite file."""
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        url = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env={**env, "DATABASE_URL": url},
-            check=True,
-            timeout=180,
-        )
-        return url
-    return database_url()
-
-
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
-def test_small_load_end_to_end_counts_add_up(tmp_path):
-    env = {**os.environ, "VAR_DIR": str(tmp_path)}
-    env["DATABASE_URL"] = _bench_database(tmp_path, env)
-
+def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
     completed = subprocess.run(
         [
-            sys.executable,
+            PYTHON,
             "manage.py",
             "loadtest",
             "--spawn-server",
@@ -105,7 +82,7 @@ def test_small_load_end_to_end_counts_add_up(tmp_path):
             str(tmp_path / "logs"),
         ],
         cwd=ROOT,
-        env=env,
+        env=live_env,
         capture_output=True,
         text=True,
         timeout=240,

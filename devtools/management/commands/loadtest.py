@@ -25,8 +25,9 @@ from devtools.bench.fixture import Fixture, fixture_create, fixture_delete
 from devtools.bench.history import history_run
 from devtools.bench.report import machine, render_table
 from devtools.bench.rest import rest_run
-from devtools.bench.servers import ServerSet, database_url, wait_http
+from devtools.bench.servers import ServerSet, wait_http
 from devtools.bench.stream import StreamConfig, stream_run
+from testing.processes import database_url
 
 
 class Command(BaseCommand):
