@@ -27,9 +27,24 @@ from devtools.bench.fixture import BenchDevice, Fixture, fixture_alerts, fixture
 from devtools.bench.sampler import ResourceSampler
 from devtools.bench.servers import ws_url
 from devtools.bench.stats import percentiles_ms
+from devtools.device_client import (
+    MAX_FRAME_ITEMS,
+    MAX_MESSAGE_BYTES,
+    device_connect,
+    device_replies,
+    readings_frame,
+)
 
 TICK_SECONDS = 0.01
 CONNECT_CONCURRENCY = 64
+# For measuring: no compression, no keepalive pings, no proxy, an unbounded receive queue.
+WS_OPTIONS: dict[str, Any] = {
+    "compression": None,
+    "proxy": None,
+    "open_timeout": 30,
+    "ping_interval": None,
+    "max_queue": None,
+}
 
 
 @dataclass
@@ -129,20 +144,14 @@ class StreamBench:
         self._closing = False
 
     # Connections
-    async def _connect(self, url: str, headers: dict[str, str] | None = None) -> ClientConnection:
+    async def _connect(self, url: str, device_token: str | None = None) -> ClientConnection:
+        """A dashboard's connection, or a device's with its token; retried a few times."""
         last: Exception | None = None
         for attempt in range(5):
             try:
-                return await connect(
-                    url,
-                    additional_headers=headers,
-                    compression=None,
-                    proxy=None,
-                    open_timeout=30,
-                    ping_interval=None,
-                    max_queue=None,
-                    max_size=2**22,
-                )
+                if device_token is None:
+                    return await connect(url, max_size=MAX_MESSAGE_BYTES, **WS_OPTIONS)
+                return await device_connect(url, device_token, **WS_OPTIONS)
             except (TimeoutError, OSError, ConnectionClosed) as exc:
                 last = exc
                 await asyncio.sleep(0.2 * (attempt + 1))
@@ -182,27 +191,24 @@ class StreamBench:
     async def _device_reader(self, dev: DeviceState) -> None:
         ws = dev.ws
         assert ws is not None
+        acked = dev.acked
+        sent_at = dev.sent_at
         try:
-            async for message in ws:
+            async for reply in device_replies(ws):
                 now = time.perf_counter()
-                frame = json.loads(message)
-                kind = frame.get("type")
-                if kind == "ack":
-                    acked = dev.acked
-                    sent_at = dev.sent_at
-                    for seq in frame.get("seqs", ()):
-                        i = seq - 1
-                        if 0 <= i < len(acked) and not acked[i]:
-                            acked[i] = 1
-                            dev.acked_count += 1
-                            self.acked += 1
-                            self.ack_latency.append(now - sent_at[i])
-                        else:
-                            dev.duplicate_acks += 1
-                elif kind == "error":
+                for seq in reply.acked:
+                    i = seq - 1
+                    if 0 <= i < len(acked) and not acked[i]:
+                        acked[i] = 1
+                        dev.acked_count += 1
+                        self.acked += 1
+                        self.ack_latency.append(now - sent_at[i])
+                    else:
+                        dev.duplicate_acks += 1
+                if reply.error is not None:
                     dev.errors += 1
                     if len(self.error_samples) < 5:
-                        self.error_samples.append(frame)
+                        self.error_samples.append(reply.error)
         except ConnectionClosed:
             if not self._closing:
                 self.disconnects += 1
@@ -268,14 +274,10 @@ class StreamBench:
             dev.recorded_at.append(now_iso)
             dev.acked.append(0)
             items.append(self._reading(dev, seq))
-        if count == 1:
-            frame = '{"type":"reading",' + items[0][1:]
-        else:
-            frame = '{"type":"readings","items":[' + ",".join(items) + "]}"
         self.sent += count
         self.frames_sent += 1
         try:
-            await ws.send(frame)
+            await ws.send(readings_frame(items))
         except ConnectionClosed:
             self.disconnects += 1
             dev.ws = None
@@ -296,12 +298,11 @@ class StreamBench:
         if not missing:
             return
         dev.last_resend = time.perf_counter()
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            items = ",".join(self._reading(dev, i + 1) for i in chunk)
+        for start in range(0, len(missing), MAX_FRAME_ITEMS):
+            chunk = missing[start : start + MAX_FRAME_ITEMS]
             self.resent += len(chunk)
             try:
-                await ws.send('{"type":"readings","items":[' + items + "]}")
+                await ws.send(readings_frame([self._reading(dev, i + 1) for i in chunk]))
             except ConnectionClosed:
                 dev.ws = None
                 return
@@ -393,12 +394,7 @@ class StreamBench:
             t0 = time.perf_counter()
             sockets = await self._gather_limited(
                 [
-                    (
-                        lambda d=d: self._connect(
-                            ws_url(d.url, "/ws/devices/"),
-                            {"Authorization": f"Device {d.bench.token}"},
-                        )
-                    )
+                    (lambda d=d: self._connect(ws_url(d.url, "/ws/devices/"), d.bench.token))
                     for d in self.devices
                 ]
             )
