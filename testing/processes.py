@@ -37,11 +37,11 @@ def database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
 
 
-def child_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a server process: this run's Redis and ``database_url``."""
+def child_env(db_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server process: this run's Redis and the database ``db_url``."""
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": db_url,
         "REDIS_URL": os.environ["REDIS_URL"],
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "PYTHONPATH": str(ROOT),
