@@ -23,8 +23,8 @@ def fd_limit_raise() -> None:
 
 
 class ServerSet:
-    """Daphne processes started by the benchmark on free ports, sharing Redis and the DB; the
-    live tests' server runner (testing.processes.Daphne), its log in ``log_dir``."""
+    """Daphne processes started by the benchmark on free ports, sharing Redis and the DB, each
+    logging to ``log_dir``; run by the live tests' runner (testing.processes.Daphne)."""
 
     def __init__(self) -> None:
         self.servers: list[Daphne] = []
