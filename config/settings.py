@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "alerts",
     "notifications",
     "frontend",
+    "devtools",
 ]
 
 MIDDLEWARE = [

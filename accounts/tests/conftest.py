@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from accounts.testing import auth_cache_clear
+from testing.auth_cache import auth_cache_clear
 
 
 @pytest.fixture(autouse=True)

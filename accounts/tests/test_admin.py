@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import Role, User
 from accounts.tests.mail import one_time_password
-from config.factories import UserFactory
+from testing.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
-from config.factories import DEFAULT_PASSWORD, UserFactory
-from config.testing import assert_error
+from testing.assertions import assert_error
+from testing.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.mail import body, reset_code
-from config.factories import DEFAULT_PASSWORD, UserFactory
-from config.testing import assert_error
+from testing.assertions import assert_error
+from testing.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 

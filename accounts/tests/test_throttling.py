@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from config.testing import assert_error
+from testing.assertions import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_test_cleanup_removes_only_throttle_and_code_keys(api):
     from django.core.cache import cache
 
     from accounts import otp
-    from accounts.testing import auth_cache_clear
+    from testing.auth_cache import auth_cache_clear
 
     cache.set("unrelated", 1, 60)
     otp.otp_issue(purpose="password_reset", user_id=1)

@@ -4,8 +4,8 @@ import pytest
 
 from accounts.models import Role, User
 from accounts.tests.mail import body, one_time_password
-from config.factories import PlaceFactory, UserFactory
-from config.testing import assert_error
+from testing.assertions import assert_error
+from testing.factories import PlaceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

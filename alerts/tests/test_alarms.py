@@ -14,8 +14,8 @@ from alerts.models import AlarmLimit, Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
-from config.factories import DeviceFactory, PatientFactory
 from monitoring.ingest import StoredReading
+from testing.factories import DeviceFactory, PatientFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)

@@ -14,8 +14,8 @@ from django.utils import timezone
 from alerts import state as alarms
 from alerts.models import Alert
 from monitoring.realtime import batcher
-from monitoring.tests.helpers import device_client
-from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
+from testing.clients import device_client
+from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
 
 
 @pytest.fixture(autouse=True)

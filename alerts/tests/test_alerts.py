@@ -11,8 +11,8 @@ from accounts.models import Role
 from alerts import selectors, services
 from alerts.models import Alert, AlertEvent
 from common.errors import Conflict, NotFound
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
-from conftest import bearer_client
+from testing.clients import bearer_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

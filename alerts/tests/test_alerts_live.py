@@ -21,7 +21,8 @@ import pytest
 import websockets
 
 from alerts import state as alarms
-from config.live_testing import CeleryWorker, Daphne, Evaluator, django_run, until
+from testing.live import until
+from testing.processes import CeleryWorker, Daphne, Evaluator, django_run
 
 ESCALATION_SECONDS = 3
 
@@ -57,7 +58,7 @@ SEED = """
 import uuid
 from accounts.models import Role
 tag = uuid.uuid4().hex[:8]
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from rest_framework_simplejwt.tokens import AccessToken
 place = PlaceFactory()
 ward = WardFactory(place=place)

@@ -3,7 +3,7 @@ the real database: readings in the stream are evaluated exactly once in effect, 
 SIGKILL of the evaluator and while no evaluator runs.
 
 Readings are stored with ``readings_store`` and appended with ``readings_stream_append`` in a
-Django subprocess on the database the evaluator uses (config.live_testing), as the ingest path
+Django subprocess on the database the evaluator uses (testing.processes), as the ingest path
 will. Hold times are measured on ``recorded_at``, so an episode of 35 bpm "for 20 s" is
 appended at once with readings dated one second apart.
 """
@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from alerts import state
-from config.live_testing import Evaluator, django_run, until
 from monitoring.realtime import stream
+from testing.live import until
+from testing.processes import Evaluator, django_run
 
 LEASE_MS = 1000
 
@@ -60,7 +61,7 @@ def evaluator_start(
 
 
 SEED = """
-from config.factories import DeviceFactory, PatientFactory
+from testing.factories import DeviceFactory, PatientFactory
 patient = PatientFactory(monitoring_profile="adult")
 device = DeviceFactory(patient=patient)
 result = {"patient": patient.id, "ward": patient.ward_id, "device": device.id}

@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from monitoring.tests.wsutil import dashboard_connect, device_connect, receive_type, subscribe
+from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

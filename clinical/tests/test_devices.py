@@ -11,9 +11,9 @@ from clinical import services
 from clinical.models import Device
 from clinical.tokens import token_hash
 from common.errors import Conflict
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
-from config.testing import assert_error
-from monitoring.tests.helpers import device_client
+from testing.assertions import assert_error
+from testing.clients import device_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 from accounts.models import User
 from clinical.models import Device
 from clinical.tokens import token_hash
-from config.factories import DeviceFactory, PatientFactory
 from monitoring.models import Reading
+from testing.factories import DeviceFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from clinical.models import Patient
-from config.factories import DeviceFactory, PatientFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from clinical import services
 from clinical.models import Patient
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
-from config.testing import assert_error
+from testing.assertions import assert_error
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import User
 from clinical.models import Place
-from config.factories import PatientFactory, PlaceFactory, WardFactory
+from testing.factories import PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from clinical.models import Place
-from config.factories import PlaceFactory
-from config.testing import assert_error
+from testing.assertions import assert_error
+from testing.factories import PlaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,8 +53,8 @@ def test_missing_place_is_404(admin_api):
 
 
 def test_person_without_places_sees_nothing(place):
-    from config.factories import UserFactory
-    from conftest import bearer_client
+    from testing.clients import bearer_client
+    from testing.factories import UserFactory
 
     newcomer = bearer_client(UserFactory(role="nurse"))
     assert newcomer.get(URL).json()["results"] == []

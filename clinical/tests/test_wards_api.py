@@ -5,8 +5,8 @@ import pytest
 from clinical.models import Ward
 from clinical.services import ward_create
 from common.errors import Conflict
-from config.factories import PlaceFactory, WardFactory
-from config.testing import assert_error
+from testing.assertions import assert_error
+from testing.factories import PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -40,7 +40,8 @@ def main() -> None:
     from django.utils import timezone
 
     from accounts.models import Role
-    from config.factories import (
+    from monitoring.models import Reading
+    from testing.factories import (
         DEFAULT_PASSWORD,
         DeviceFactory,
         PatientFactory,
@@ -48,7 +49,6 @@ def main() -> None:
         UserFactory,
         WardFactory,
     )
-    from monitoring.models import Reading
 
     rng = random.Random(7)
     place = PlaceFactory(name="Government Maternity Hospital, Jaipur")

@@ -1,5 +1,5 @@
 """A real server for browser tests: Daphne in a subprocess with DEBUG off and collected static
-files, the test run's Redis, and a database of its own (config.live_testing's
+files, the test run's Redis, and a database of its own (testing.live's
 ``isolated_database``: a separate PostgreSQL database, or a SQLite file), migrated here.
 """
 
@@ -15,16 +15,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from config.live_testing import (
-    PYTHON,
-    ROOT,
-    Daphne,
-    Evaluator,
-    child_env,
-    free_port,
-    isolated_database,
-)
-from config.live_testing import manage as manage_command
+from testing.live import isolated_database
+from testing.processes import PYTHON, ROOT, Daphne, Evaluator, child_env, free_port
+from testing.processes import manage as manage_command
 
 
 class LiveStack:

@@ -6,10 +6,10 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
-from config.factories import PatientFactory, PlaceFactory, WardFactory
-from config.testing import assert_error
 from monitoring.models import Reading
-from monitoring.tests.helpers import device_client
+from testing.assertions import assert_error
+from testing.clients import device_client
+from testing.factories import PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,13 @@ import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.testing import assert_error
 from monitoring.ingest import Target, reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import batcher, stream
 from monitoring.services import readings_ingest
-from monitoring.tests.helpers import device_client
-from monitoring.tests.wsutil import device_connect, expect_close, reading, receive_type
+from testing.assertions import assert_error
+from testing.clients import device_client
+from testing.ws import device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

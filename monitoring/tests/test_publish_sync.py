@@ -10,8 +10,8 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from config.live_testing import CeleryWorker
 from monitoring.realtime import publish
+from testing.processes import CeleryWorker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -110,8 +110,8 @@ async def test_capacity_small_layer_burst_loses_nothing_thanks_to_batching(ward,
         settings.CHANNEL_LAYERS = layers  # channels rebuilds its layer on this change
     from asgiref.sync import sync_to_async
 
-    from config.factories import DeviceFactory, PatientFactory, UserFactory
-    from monitoring.tests.wsutil import dashboard_connect, device_connect, reading, subscribe
+    from testing.factories import DeviceFactory, PatientFactory, UserFactory
+    from testing.ws import dashboard_connect, device_connect, reading, subscribe
 
     user = await sync_to_async(UserFactory)(places=[ward.place])
     devices = [

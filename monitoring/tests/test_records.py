@@ -9,11 +9,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clinical.models import Device
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
-from config.testing import assert_error
 from monitoring import services
 from monitoring.models import Reading
-from monitoring.tests.helpers import device_client
+from testing.assertions import assert_error
+from testing.clients import device_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,12 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from alerts.models import Alert
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from monitoring.ingest import Target, reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import publish
 from monitoring.services import readings_ingest
-from monitoring.tests.wsutil import (
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.ws import (
     dashboard_connect,
     device_connect,
     expect_close,

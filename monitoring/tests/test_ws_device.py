@@ -7,10 +7,10 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from clinical.models import Device
-from config.factories import DeviceFactory, PatientFactory
 from monitoring.models import Reading
 from monitoring.realtime import batcher, presence
-from monitoring.tests.wsutil import device_connect, expect_close, reading, receive_type
+from testing.factories import DeviceFactory, PatientFactory
+from testing.ws import device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

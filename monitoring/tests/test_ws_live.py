@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import websockets
 
-from config.live_testing import PYTHON, ROOT, django_run
+from testing.processes import PYTHON, ROOT, django_run
 
 pytestmark = [
     pytest.mark.live,
@@ -20,7 +20,7 @@ pytestmark = [
 ]
 
 SEED = """
-from config.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from rest_framework_simplejwt.tokens import AccessToken
 place = PlaceFactory()
 ward = WardFactory(place=place)

@@ -10,9 +10,9 @@ import pytest
 
 from accounts import emails, otp, services, tasks
 from accounts.models import User
-from accounts.testing import auth_cache_clear
 from accounts.tests.mail import body, one_time_password, reset_code
-from config.factories import UserFactory
+from testing.auth_cache import auth_cache_clear
+from testing.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

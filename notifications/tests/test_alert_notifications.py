@@ -17,7 +17,6 @@ from channels.layers import get_channel_layer
 from accounts.models import Role
 from alerts import services
 from alerts.tasks import alerts_escalation_scan
-from config.factories import PatientFactory, UserFactory
 from monitoring.realtime.groups import patient_group, ward_group
 from notifications.delivery import alert_event_email, alert_event_webhook
 from notifications.models import AlertNotification
@@ -29,6 +28,7 @@ from notifications.webhooks import (
     WebhookError,
     webhook_verify,
 )
+from testing.factories import PatientFactory, UserFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-logger = logging.getLogger(__name__)
+from devtools.device_client import (
+    MAX_FRAME_ITEMS,
+    close_refusal,
+    device_connect,
+    device_replies,
+    readings_frame,
+)
 
-FATAL_CLOSE_CODES = {4401: "bad token", 4403: "device inactive"}
-MAX_FRAME_ITEMS = 500  # below the server's WS_MAX_BATCH_ITEMS default (1000)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -251,19 +255,17 @@ class SimulatedDevice:
 
     async def _connection_loop(self) -> None:
         backoff = 0.5
-        headers = {"Authorization": f"Device {self.spec.token}"}
         while True:
             try:
-                async with websockets.connect(
-                    self.url, additional_headers=headers, open_timeout=10, max_size=2**22
-                ) as ws:
+                async with device_connect(self.url, self.spec.token, open_timeout=10) as ws:
                     self.stats.connects += 1
                     backoff = 0.5
                     await self._session(ws)
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd else None
-                if code in FATAL_CLOSE_CODES:
-                    self.stats.fatal = f"closed {code}: {FATAL_CLOSE_CODES[code]}"
+                refusal = close_refusal(code)
+                if refusal is not None:
+                    self.stats.fatal = refusal
                     self._all_acked.set()
                     logger.error("%s: %s", self.spec.label, self.stats.fatal)
                     return
@@ -295,33 +297,26 @@ class SimulatedDevice:
                 # Behind (a backlog or a resend): one batch frame instead of many.
                 while not self.outbox.empty() and len(seqs) < MAX_FRAME_ITEMS:
                     seqs.append(self.outbox.get_nowait())
-                items = [self.unacked[s] for s in seqs if s in self.unacked]
+                items = [json.dumps(self.unacked[s]) for s in seqs if s in self.unacked]
                 if not items:
                     continue
-                frame = (
-                    {"type": "reading", **items[0]}
-                    if len(items) == 1
-                    else {"type": "readings", "items": items}
-                )
-                await ws.send(json.dumps(frame))
+                await ws.send(readings_frame(items))
                 self.stats.frames += 1
         finally:
             receiver.cancel()
 
     async def _receive(self, ws: Any) -> None:
-        async for message in ws:
-            frame = json.loads(message)
-            if frame.get("type") == "ack":
-                for seq in frame.get("seqs", []):
-                    if self.unacked.pop(seq, None) is not None:
-                        self.stats.acked += 1
-            elif frame.get("type") == "error":
-                seq = frame.get("seq")
+        async for reply in device_replies(ws):
+            for seq in reply.acked:
+                if self.unacked.pop(seq, None) is not None:
+                    self.stats.acked += 1
+            if reply.error is not None:
+                seq = reply.refused
                 if seq is not None and self.unacked.pop(seq, None) is not None:
                     self.stats.rejected += 1  # refused: do not resend
                 if len(self.stats.errors) < 20:
-                    self.stats.errors.append(frame)
-                logger.warning("%s: %s", self.spec.label, frame)
+                    self.stats.errors.append(reply.error)
+                logger.warning("%s: %s", self.spec.label, reply.error)
             if not self.unacked:
                 self._all_acked.set()
 
@@ -378,30 +373,18 @@ async def simulate(
 # --- Demo devices ----------------------------------------------------------------------------
 
 
-def device_token_rotate(*, device: Any) -> str:
-    """A new token for a device (the demo data stores only hashes)."""
-    try:
-        from clinical.services import device_rotate_token
-    except ImportError:
-        from clinical.tokens import token_generate, token_hash
-
-        token = token_generate()
-        device.token_hash = token_hash(token)
-        device.save(update_fields=["token_hash"])
-        return token
-    return device_rotate_token(device=device)
-
-
 def demo_devices(limit: int | None = None) -> list[DeviceSpec]:
-    """Active, assigned devices from the database, with freshly rotated tokens."""
+    """Active, assigned devices from the database, with freshly rotated tokens (the demo data
+    stores only their hashes)."""
     from clinical.models import Device
+    from clinical.services import device_rotate_token
 
     devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
     if limit:
         devices = devices[:limit]
     return [
         DeviceSpec(
-            token=device_token_rotate(device=device),
+            token=device_rotate_token(device=device),
             profile=device.patient.monitoring_profile,
             label=device.serial,
         )

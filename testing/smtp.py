@@ -1,8 +1,7 @@
-"""Test fixtures for e-mail and Celery: a real SMTP server (aiosmtpd) and eager tasks."""
+"""A real SMTP server (aiosmtpd) for tests that send e-mail; a pytest plugin."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -10,6 +9,8 @@ from email.message import Message
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from config.net import free_port
 
 
 @dataclass
@@ -34,16 +35,10 @@ class SmtpRecorder:
         return [m for m in self.messages if address in m["X-Envelope-To"]]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server(settings) -> Iterator[SmtpRecorder]:  # type: ignore[no-untyped-def]
     """A real SMTP server on a free port; Django's mail goes to it for this test."""
-    recorder = SmtpRecorder(port=_free_port())
+    recorder = SmtpRecorder(port=free_port())
     controller = Controller(recorder, hostname=recorder.host, port=recorder.port)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -57,17 +52,3 @@ def smtp_server(settings) -> Iterator[SmtpRecorder]:  # type: ignore[no-untyped-
         yield recorder
     finally:
         controller.stop()
-
-
-@pytest.fixture
-def celery_eager() -> Iterator[None]:
-    """Run Celery tasks in-process (unit tests); the end-to-end tests use a real worker."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = previous

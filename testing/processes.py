@@ -1,59 +1,35 @@
-"""Real server processes for live tests (Daphne, Celery, the alarm evaluator) and the database they share with the
-test, registered as a pytest plugin by the root conftest.
-
-The child processes need a database they can see:
-- PostgreSQL: this run's test database. Live tests are ``django_db(transaction=True)``, so what
-  the test and the servers write is committed, visible to both and flushed afterwards.
-- SQLite: the test's own database is in memory, so the servers use a file database migrated
-  once per session and emptied after each test.
-- A test that needs a database of its own (the browser tests seed a whole ward and keep their
-  server across tests) takes an ``isolated_database``: a separate PostgreSQL database created
-  and dropped here, or a SQLite file.
-
-Data is seeded and read through short Django subprocesses (``django_run``), the same way on
-both backends.
+"""Child processes of a test run (and of the benchmark): Daphne and Celery servers that log
+to a file, management commands, and short Django snippets that seed or read a database.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
-import pytest
+from config.net import free_port as free_port  # re-exported: the one definition is in config
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 DAPHNE_LISTENING = rb"Listening on TCP address 127\.0\.0\.1:(\d+)"
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago (for servers that must keep theirs on restart)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def database_url() -> str:
+    """The URL of the database this process uses, for child processes that must use it too."""
+    from django.db import connection
 
-
-def postgres_test_url() -> str | None:
-    """The URL of this run's PostgreSQL test database, or None on another backend."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        return None
-    assert db["NAME"].startswith("test_"), db["NAME"]
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
     auth = ""
     if db.get("USER"):
         auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "") + "@"
@@ -61,11 +37,11 @@ def postgres_test_url() -> str | None:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
 
 
-def child_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a server process: this run's Redis and ``database_url``."""
+def child_env(db_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server process: this run's Redis and the database ``db_url``."""
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": db_url,
         "REDIS_URL": os.environ["REDIS_URL"],
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "PYTHONPATH": str(ROOT),
@@ -110,34 +86,17 @@ def django_run(env: dict[str, str], code: str) -> Any:
     return json.loads(line.removeprefix("@@RESULT@@"))
 
 
-@contextmanager
-def isolated_database(workdir: Path) -> Iterator[str]:
-    """A database of its own, empty (migrate it): on PostgreSQL a new database beside the one
-    DATABASE_URL names, dropped afterwards; otherwise a SQLite file in ``workdir``."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite:///{workdir / 'live.sqlite3'}"
-        return
-    import psycopg
-
-    parsed = urlparse(url)
-    name = f"{(parsed.path.lstrip('/') or 'postgres')[:30]}_live_{uuid.uuid4().hex[:8]}"
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunparse(parsed._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 class ServerProcess:
     """A server process logging to a file, in its own session so that stopping it reaches
-    whatever it forked. Readiness is read from its log or probed; a failure shows the log."""
+    whatever it forked. Readiness is read from its log or probed; a failure shows the log.
+    ``echo_log``: print the log when stopped (pytest shows it for a failed test); off for a
+    command whose own output is on stdout."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, *, echo_log: bool = True
+    ) -> None:
         self.log = log
+        self.echo_log = echo_log
         self._file = log.open("ab")
         self._start = self._file.tell()  # a restart may append to an earlier run's log
         self.process = subprocess.Popen(
@@ -193,19 +152,26 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)  # its children, if any outlived it
         self.process.wait(10)
         self._file.close()
-        # Captured by pytest, and shown only when the test fails.
-        print(f"--- {self.log.name} (pid {self.process.pid}) ---\n{self.logs()}")
+        if self.echo_log:
+            print(f"--- {self.log.name} (pid {self.process.pid}) ---\n{self.logs()}")
 
 
 class Daphne(ServerProcess):
-    """Daphne serving ``config.asgi``; ``port=None`` binds a free port chosen by the OS.
+    """Daphne serving ``app``; ``port=None`` binds a free port chosen by the OS.
     Started at once; ``wait_ready()`` before use (servers can start side by side)."""
 
-    def __init__(self, env: dict[str, str], log: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        port: int | None = None,
+        *,
+        app: str = "config.asgi:application",
+        echo_log: bool = True,
+    ) -> None:
         endpoint = f"tcp:port={port or 0}:interface=127.0.0.1"
-        super().__init__(
-            [PYTHON, "-m", "daphne", "-e", endpoint, "config.asgi:application"], env, log
-        )
+        command = [PYTHON, "-m", "daphne", "-e", endpoint, app]
+        super().__init__(command, env, log, echo_log=echo_log)
         self.port = port or 0
 
     def wait_ready(self, timeout: float = 60) -> Daphne:
@@ -246,64 +212,12 @@ class Evaluator(ServerProcess):
     command ``options``; ``wait_ready()`` waits for its first partition assignment (possibly
     none yet, while a dead evaluator's leases run out)."""
 
-    def __init__(self, env: dict[str, str], log: Path, *options: str) -> None:
-        super().__init__([PYTHON, "manage.py", "alarms_evaluate", *options], env, log)
+    def __init__(
+        self, env: dict[str, str], log: Path, *options: str, echo_log: bool = True
+    ) -> None:
+        command = [PYTHON, "manage.py", "alarms_evaluate", *options]
+        super().__init__(command, env, log, echo_log=echo_log)
 
     def wait_ready(self, timeout: float = 60) -> Evaluator:
         self.wait_for(rb"owns partitions", timeout)
         return self
-
-
-async def until(predicate: Callable[[], Any], wait: float, what: str) -> None:
-    """Wait (without blocking the event loop) until ``predicate()`` is truthy."""
-    deadline = time.monotonic() + wait
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
-# --- pytest fixtures ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def live_sqlite_database(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
-    """A SQLite file database migrated once per session, for servers on the SQLite backend."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'live.sqlite3'}"
-    manage({**os.environ, "DATABASE_URL": url}, "migrate", "--noinput", "-v", "0")
-    return url
-
-
-@pytest.fixture
-def live_database_url(request) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The database the test shares with its server processes (see the module docstring);
-    the test must be ``django_db(transaction=True)``."""
-    url = postgres_test_url()
-    if url is not None:
-        yield url
-        return
-    url = request.getfixturevalue("live_sqlite_database")
-    yield url
-    # The file database outlives the test: empty it.
-    manage({**os.environ, "DATABASE_URL": url}, "flush", "--noinput", timeout=60)
-
-
-@pytest.fixture
-def live_env(live_database_url, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """Environment for server processes: the shared database and this run's Redis."""
-    return child_env(live_database_url, tmp_path)
-
-
-@pytest.fixture
-def daphne_factory(live_env, tmp_path) -> Iterator[Callable[..., Daphne]]:  # type: ignore[no-untyped-def]
-    """Starts Daphne servers on ``live_env`` (``start(port=None)``); all stopped afterwards."""
-    servers: list[Daphne] = []
-
-    def start(port: int | None = None) -> Daphne:
-        server = Daphne(live_env, tmp_path / f"daphne-{len(servers)}.log", port=port)
-        servers.append(server)
-        return server.wait_ready()
-
-    yield start
-    for server in servers:
-        server.stop()

@@ -3,35 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from clinical.models import Device
-from monitoring import loadtest
+from devtools.bench.fixture import fixture_counts, fixture_create, fixture_delete
+from devtools.bench.stats import percentiles_ms
 from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import Reading
-
-ROOT = Path(__file__).resolve().parents[2]
+from testing.processes import PYTHON, ROOT
 
 
 def test_percentiles_use_nearest_rank_in_milliseconds():
     samples = [i / 1000 for i in range(1, 101)]  # 1..100 ms
 
-    result = loadtest.percentiles_ms(samples)
+    result = percentiles_ms(samples)
 
     assert result == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
-    assert loadtest.percentiles_ms([]) == {"p50": None, "p95": None, "p99": None, "max": None}
+    assert percentiles_ms([]) == {"p50": None, "p95": None, "p99": None, "max": None}
 
 
 @pytest.mark.django_db
 def test_fixture_counts_stored_readings_per_ward_and_is_removed():
-    fixture = loadtest.fixture_create(devices=4, wards=2)
+    fixture = fixture_create(devices=4, wards=2)
     first, second = fixture.devices[0], fixture.devices[1]
     assert first.ward_id != second.ward_id
     assert Device.objects.filter(id__in=fixture.device_ids).count() == 4
@@ -49,41 +46,23 @@ def test_fixture_counts_stored_readings_per_ward_and_is_removed():
         ]
     )
 
-    counts = loadtest.fixture_counts(fixture)
+    counts = fixture_counts(fixture)
 
     assert counts["stored"] == 3
     assert counts["duplicates_stored"] == 0
     assert counts["per_ward"][first.ward_id] == 2
     assert counts["per_ward"][second.ward_id] == 1
-    loadtest.fixture_delete(fixture)
+    fixture_delete(fixture)
     assert not Device.objects.filter(id__in=fixture.device_ids).exists()
     assert not Reading.objects.filter(device_id__in=fixture.device_ids).exists()
 
 
-def _bench_database(tmp_path: Path, env: dict[str, str]) -> str:
-    """A database the spawned server can open: the test database, or a migrated SQLite file."""
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        url = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env={**env, "DATABASE_URL": url},
-            check=True,
-            timeout=180,
-        )
-        return url
-    return loadtest.database_url()
-
-
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
-def test_small_load_end_to_end_counts_add_up(tmp_path):
-    env = {**os.environ, "VAR_DIR": str(tmp_path)}
-    env["DATABASE_URL"] = _bench_database(tmp_path, env)
-
+def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
     completed = subprocess.run(
         [
-            sys.executable,
+            PYTHON,
             "manage.py",
             "loadtest",
             "--spawn-server",
@@ -104,7 +83,7 @@ def test_small_load_end_to_end_counts_add_up(tmp_path):
             str(tmp_path / "logs"),
         ],
         cwd=ROOT,
-        env=env,
+        env=live_env,
         capture_output=True,
         text=True,
         timeout=240,

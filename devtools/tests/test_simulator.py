@@ -6,7 +6,7 @@ import statistics
 import pytest
 
 from clinical.tokens import token_hash
-from monitoring.simulator import EpisodeConfig, adult_trace, demo_devices, fetal_trace
+from devtools.simulator import EpisodeConfig, adult_trace, demo_devices, fetal_trace
 
 
 def _run(trace, seconds: int) -> list[int]:
@@ -45,7 +45,7 @@ def test_bradycardia_episodes_last_longer_than_the_alarm_hold(make, limit, hold)
 
 @pytest.mark.django_db
 def test_demo_devices_rotate_tokens_of_active_assigned_devices(device, place):
-    from config.factories import DeviceFactory
+    from testing.factories import DeviceFactory
 
     DeviceFactory(patient=None, place=place)
     DeviceFactory(is_active=False)

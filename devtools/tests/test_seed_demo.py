@@ -6,9 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from clinical.management.commands.seed_demo import DEMO_LOGINS, DEMO_PLACE_NAME
 from clinical.models import Device, Patient, Place, Ward
-from conftest import bearer_client
+from devtools.management.commands.seed_demo import DEMO_LOGINS, DEMO_PLACE_NAME
+from testing.clients import bearer_client
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from monitoring.simulator import DeviceSpec, EpisodeConfig, demo_devices, simulate
+from devtools.simulator import DeviceSpec, EpisodeConfig, demo_devices, simulate
 
 
 class Command(BaseCommand):

@@ -21,7 +21,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring import loadtest
+from devtools.bench.fixture import Fixture, fixture_create, fixture_delete
+from devtools.bench.history import history_run
+from devtools.bench.report import machine, render_table
+from devtools.bench.rest import rest_run
+from devtools.bench.servers import ServerSet, wait_http
+from devtools.bench.stream import StreamConfig, stream_run
+from testing.processes import database_url
 
 
 class Command(BaseCommand):
@@ -116,8 +122,8 @@ class Command(BaseCommand):
         mode = "history" if opts["history"] else "rest" if opts["rest_batch"] else "stream"
         if mode == "stream" and opts["idle_dashboards"]:
             mode = "idle"
-        servers = loadtest.ServerSet()
-        fixture: loadtest.Fixture | None = None
+        servers = ServerSet()
+        fixture: Fixture | None = None
         progress = None if opts["quiet"] else self._progress
         started = time.time()
         try:
@@ -126,14 +132,14 @@ class Command(BaseCommand):
             if mode == "rest":
                 devices = max(devices and min(devices, 50), opts["rest_clients"])
             self._say(f"Creating the bench fixture ({devices} devices) ...")
-            fixture = loadtest.fixture_create(devices=devices, wards=opts["wards"])
+            fixture = fixture_create(devices=devices, wards=opts["wards"])
             if mode == "history":
                 self._say(f"Storing {opts['history_hours']:g} h of 4 Hz readings ...")
-                result = loadtest.history_run(
+                result = history_run(
                     fixture, urls[0], hours=opts["history_hours"], query=opts["history_query"]
                 )
             elif mode == "rest":
-                result = loadtest.rest_run(
+                result = rest_run(
                     fixture,
                     urls,
                     batch=opts["rest_batch"],
@@ -143,7 +149,7 @@ class Command(BaseCommand):
                     progress=progress,
                 )
             else:
-                cfg = loadtest.StreamConfig(
+                cfg = StreamConfig(
                     devices=opts["devices"],
                     rate=opts["rate"],
                     wards=opts["wards"],
@@ -163,20 +169,20 @@ class Command(BaseCommand):
                     f"{cfg.dashboards} dashboards, {cfg.idle_dashboards} idle dashboards, "
                     f"{cfg.duration:g} s against {len(urls)} server process(es)"
                 )
-                result = loadtest.stream_run(cfg, fixture, urls, pids=pids, progress=progress)
+                result = stream_run(cfg, fixture, urls, pids=pids, progress=progress)
                 result["mode"] = mode
         finally:
             if progress:
                 sys.stderr.write("\n")
             servers.stop()
             if fixture is not None and not opts["keep"]:
-                loadtest.fixture_delete(fixture)
+                fixture_delete(fixture)
         result.update(
             servers=len(urls),
             spawned=bool(opts["spawn_server"]),
             database=_vendor(),
             channel_layer=settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
-            machine=loadtest_machine(),
+            machine=machine(),
             started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         )
         if opts["json"]:
@@ -184,13 +190,13 @@ class Command(BaseCommand):
         else:
             self.stdout.write(render_table(result))
 
-    def _servers(self, servers: loadtest.ServerSet, opts: dict[str, Any]) -> tuple[list, list]:
+    def _servers(self, servers: ServerSet, opts: dict[str, Any]) -> tuple[list, list]:
         if not opts["spawn_server"]:
             for url in opts["url"]:
-                loadtest.wait_http(url, log=None, timeout=10)
+                wait_http(url, timeout=10)
             return list(opts["url"]), list(opts["pid"])
         env = dict(os.environ)
-        env["DATABASE_URL"] = loadtest.database_url()
+        env["DATABASE_URL"] = database_url()
         env.setdefault("DEBUG", "false")
         env.setdefault("LOG_LEVEL", "WARNING")
         env["PYTHONUNBUFFERED"] = "1"
@@ -219,48 +225,3 @@ def _vendor() -> str:
     from django.db import connection
 
     return connection.vendor
-
-
-def loadtest_machine() -> dict[str, Any]:
-    import platform
-
-    import psutil
-
-    model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-    }
-
-
-def render_table(result: dict[str, Any]) -> str:
-    """A two-column table of the figures that matter; nested values flattened."""
-    rows: list[tuple[str, str]] = []
-
-    def add(prefix: str, value: Any) -> None:
-        if (
-            isinstance(value, dict)
-            and value
-            and all(not isinstance(v, dict | list) for v in value.values())
-        ):
-            rows.append((prefix, "  ".join(f"{k} {v}" for k, v in value.items())))
-        elif isinstance(value, dict):
-            for key, inner in value.items():
-                add(f"{prefix}.{key}" if prefix else key, inner)
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            rows.append((prefix, f"{len(value)} entries (see --json)"))
-        else:
-            rows.append((prefix, str(value)))
-
-    add("", result)
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

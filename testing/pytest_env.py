@@ -1,4 +1,4 @@
-"""Loaded by pytest before Django settings (``-p config.pytest_env``).
+"""Loaded by pytest before Django settings (``-p testing.pytest_env``).
 
 Without REDIS_URL the test run starts its own real Redis (the embedded one) so tests of the
 channel layer, Celery and OTP run against Redis on any machine.

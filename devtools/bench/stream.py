@@ -1,0 +1,528 @@
+"""The streaming benchmark, from one asyncio process over real WebSockets.
+
+- ``stream``: D devices send readings at R Hz each on W wards while B dashboards watch those
+  wards. Counts sends, acks (per device), rows stored (in the database), duplicates, deliveries
+  per dashboard; measures ack latency (send -> ack) and end-to-end latency (send -> dashboard
+  receipt). Send times are kept per (device, seq) in this process: one clock.
+- ``idle``: N idle dashboard connections plus D streaming devices on one server process;
+  memory per connection from the server's RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from devtools.bench.fixture import BenchDevice, Fixture, fixture_alerts, fixture_counts
+from devtools.bench.sampler import ResourceSampler
+from devtools.bench.servers import ws_url
+from devtools.bench.stats import percentiles_ms
+from devtools.device_client import (
+    MAX_FRAME_ITEMS,
+    MAX_MESSAGE_BYTES,
+    device_connect,
+    device_replies,
+    readings_frame,
+)
+
+TICK_SECONDS = 0.01
+CONNECT_CONCURRENCY = 64
+# For measuring: no compression, no keepalive pings, no proxy, an unbounded receive queue.
+WS_OPTIONS: dict[str, Any] = {
+    "compression": None,
+    "proxy": None,
+    "open_timeout": 30,
+    "ping_interval": None,
+    "max_queue": None,
+}
+
+
+@dataclass
+class DeviceState:
+    bench: BenchDevice
+    url: str
+    ws: ClientConnection | None = None
+    next_seq: int = 1
+    sent_at: list[float] = field(default_factory=list)
+    recorded_at: list[str] = field(default_factory=list)
+    acked: bytearray = field(default_factory=bytearray)
+    acked_count: int = 0
+    first_unacked: int = 0
+    errors: int = 0
+    duplicate_acks: int = 0
+    abnormal: bool = False
+    last_resend: float = 0.0
+
+
+@dataclass
+class DashboardState:
+    index: int
+    url: str
+    ward_id: int
+    ws: ClientConnection | None = None
+    seen: set[int] = field(default_factory=set)
+    duplicate_deliveries: int = 0
+    foreign: int = 0
+    alerts: int = 0
+    frames: int = 0
+    ready: bool = False
+
+
+@dataclass
+class StreamConfig:
+    devices: int
+    rate: float
+    wards: int
+    dashboards: int
+    duration: float
+    per_frame: int = 1
+    abnormal: float = 0.02
+    drain: float = 15.0
+    resend_after: float = 5.0
+    idle_dashboards: int = 0
+    warmup: float = 2.0
+
+
+class StreamBench:
+    """One asyncio process driving every device and dashboard connection."""
+
+    def __init__(
+        self,
+        cfg: StreamConfig,
+        fixture: Fixture,
+        urls: Sequence[str],
+        progress: Callable[[str], None] | None = None,
+        sampler: ResourceSampler | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.fixture = fixture
+        self.urls = list(urls)
+        self.progress = progress
+        self.sampler = sampler
+        rng = random.Random(7)
+        self.devices = [
+            DeviceState(
+                bench=d,
+                url=self.urls[d.index % len(self.urls)],
+                abnormal=rng.random() < cfg.abnormal,
+            )
+            for d in fixture.devices
+        ]
+        self.by_id = {d.bench.id: d for d in self.devices}
+        self.dashboards = [
+            DashboardState(
+                index=i,
+                url=self.urls[i % len(self.urls)],
+                ward_id=fixture.ward_ids[i % len(fixture.ward_ids)],
+            )
+            for i in range(cfg.dashboards)
+        ]
+        self.idle: list[ClientConnection] = []
+        self.ack_latency: list[float] = []
+        self.e2e_latency: list[float] = []
+        self.sent = 0
+        self.resent = 0
+        self.frames_sent = 0
+        self.acked = 0
+        self.delivered = 0
+        self.connect_failures = 0
+        self.disconnects = 0
+        self.error_samples: list[Any] = []
+        self.send_window = (0.0, 0.0)
+        self.connect_seconds: dict[str, float] = {}
+        self.memory: dict[str, Any] = {}
+        self._closing = False
+
+    # Connections
+    async def _connect(self, url: str, device_token: str | None = None) -> ClientConnection:
+        """A dashboard's connection, or a device's with its token; retried a few times."""
+        last: Exception | None = None
+        for attempt in range(5):
+            try:
+                if device_token is None:
+                    return await connect(url, max_size=MAX_MESSAGE_BYTES, **WS_OPTIONS)
+                return await device_connect(url, device_token, **WS_OPTIONS)
+            except (TimeoutError, OSError, ConnectionClosed) as exc:
+                last = exc
+                await asyncio.sleep(0.2 * (attempt + 1))
+        self.connect_failures += 1
+        raise RuntimeError(f"cannot connect to {url}: {last!r}")
+
+    async def _open_dashboard(self, url: str, ward_id: int) -> ClientConnection:
+        ws = await self._connect(ws_url(url, "/ws/dashboard/"))
+        await ws.send(json.dumps({"type": "auth", "token": self.fixture.jwt}))
+        await self._expect(ws, "auth.ok")
+        await ws.send(json.dumps({"type": "subscribe", "ward": ward_id}))
+        await self._expect(ws, "snapshot")
+        return ws
+
+    async def _expect(self, ws: ClientConnection, kind: str, wait: float = 30) -> dict:
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"no {kind} frame within {wait:.0f} s")
+            frame = json.loads(await asyncio.wait_for(ws.recv(), remaining))
+            if frame.get("type") == kind:
+                return frame
+            if frame.get("type") == "error":
+                raise RuntimeError(f"server refused: {frame}")
+
+    async def _gather_limited(self, factories: list[Callable[[], Any]]) -> list[Any]:
+        semaphore = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def run(factory: Callable[[], Any]) -> Any:
+            async with semaphore:
+                return await factory()
+
+        return await asyncio.gather(*(run(f) for f in factories))
+
+    # Readers
+    async def _device_reader(self, dev: DeviceState) -> None:
+        ws = dev.ws
+        assert ws is not None
+        acked = dev.acked
+        sent_at = dev.sent_at
+        try:
+            async for reply in device_replies(ws):
+                now = time.perf_counter()
+                for seq in reply.acked:
+                    i = seq - 1
+                    if 0 <= i < len(acked) and not acked[i]:
+                        acked[i] = 1
+                        dev.acked_count += 1
+                        self.acked += 1
+                        self.ack_latency.append(now - sent_at[i])
+                    else:
+                        dev.duplicate_acks += 1
+                if reply.error is not None:
+                    dev.errors += 1
+                    if len(self.error_samples) < 5:
+                        self.error_samples.append(reply.error)
+        except ConnectionClosed:
+            if not self._closing:
+                self.disconnects += 1
+
+    async def _dashboard_reader(self, dash: DashboardState) -> None:
+        ws = dash.ws
+        assert ws is not None
+        by_id = self.by_id
+        try:
+            async for message in ws:
+                now = time.perf_counter()
+                frame = json.loads(message)
+                kind = frame.get("type")
+                dash.frames += 1
+                if kind == "readings":
+                    for item in frame.get("items", ()):
+                        dev = by_id.get(item.get("device"))
+                        seq = item.get("seq")
+                        if dev is None or not isinstance(seq, int):
+                            dash.foreign += 1
+                            continue
+                        key = dev.bench.index << 32 | seq
+                        if key in dash.seen:
+                            dash.duplicate_deliveries += 1
+                            continue
+                        dash.seen.add(key)
+                        self.delivered += 1
+                        if dev.bench.ward_id != dash.ward_id:
+                            dash.foreign += 1
+                        if 0 < seq <= len(dev.sent_at):
+                            self.e2e_latency.append(now - dev.sent_at[seq - 1])
+                elif kind == "alert":
+                    dash.alerts += 1
+        except ConnectionClosed:
+            if not self._closing:
+                self.disconnects += 1
+
+    # Sending
+    def _reading(self, dev: DeviceState, seq: int) -> str:
+        # Deterministic per (device, seq), so a resent reading is the same reading. Abnormal
+        # devices cross an alarm band for 15 s of every 40 s (long enough to raise an alert).
+        recorded_at = dev.recorded_at[seq - 1]
+        if dev.abnormal and int(seq / self.cfg.rate) % 40 < 15:
+            bpm = 35 if dev.bench.metric == "heart_rate" else 90
+        else:
+            base = 80 if dev.bench.metric == "heart_rate" else 140
+            bpm = base + (seq * 7 + dev.bench.index) % 11 - 5
+        return (
+            f'{{"seq":{seq},"metric":"{dev.bench.metric}","bpm":{bpm},'
+            f'"recorded_at":"{recorded_at}"}}'
+        )
+
+    async def _send_new(self, dev: DeviceState, count: int, now_iso: str) -> None:
+        ws = dev.ws
+        if ws is None:
+            return
+        items = []
+        now = time.perf_counter()
+        for _ in range(count):
+            seq = dev.next_seq
+            dev.next_seq += 1
+            dev.sent_at.append(now)
+            dev.recorded_at.append(now_iso)
+            dev.acked.append(0)
+            items.append(self._reading(dev, seq))
+        self.sent += count
+        self.frames_sent += 1
+        try:
+            await ws.send(readings_frame(items))
+        except ConnectionClosed:
+            self.disconnects += 1
+            dev.ws = None
+
+    async def _resend_unacked(self, dev: DeviceState, older_than: float) -> None:
+        """Resend what was not acked in time, like a device; at most once per resend period."""
+        ws = dev.ws
+        if ws is None or dev.last_resend > older_than:
+            return
+        acked = dev.acked
+        while dev.first_unacked < len(acked) and acked[dev.first_unacked]:
+            dev.first_unacked += 1
+        missing = [
+            i
+            for i in range(dev.first_unacked, len(acked))
+            if not acked[i] and dev.sent_at[i] <= older_than
+        ]
+        if not missing:
+            return
+        dev.last_resend = time.perf_counter()
+        for start in range(0, len(missing), MAX_FRAME_ITEMS):
+            chunk = missing[start : start + MAX_FRAME_ITEMS]
+            self.resent += len(chunk)
+            try:
+                await ws.send(readings_frame([self._reading(dev, i + 1) for i in chunk]))
+            except ConnectionClosed:
+                dev.ws = None
+                return
+
+    async def _sender(self) -> None:
+        cfg = self.cfg
+        per_frame = max(1, cfg.per_frame)
+        frame_period = per_frame / cfg.rate
+        slots = max(1, round(frame_period / TICK_SECONDS))
+        tick = frame_period / slots
+        by_slot: list[list[DeviceState]] = [[] for _ in range(slots)]
+        for dev in self.devices:
+            by_slot[dev.bench.index % slots].append(dev)
+        total_ticks = round(cfg.duration / tick)
+        start = time.perf_counter()
+        self.send_window = (start, start)
+        next_resend_check = start + 1.0
+        for n in range(total_ticks):
+            target = start + n * tick
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now_iso = datetime.now(UTC).isoformat()
+            for dev in by_slot[n % slots]:
+                await self._send_new(dev, per_frame, now_iso)
+            now = time.perf_counter()
+            if now >= next_resend_check:
+                next_resend_check = now + 1.0
+                for dev in self.devices:
+                    await self._resend_unacked(dev, now - cfg.resend_after)
+        self.send_window = (start, time.perf_counter())
+
+    async def _drain(self) -> None:
+        """Wait for outstanding acks (resending what is late) and for dashboard deliveries."""
+        deadline = time.perf_counter() + self.cfg.drain
+        next_resend = time.perf_counter() + 1.0
+        while time.perf_counter() < deadline:
+            if self.acked >= self.sent and self._deliveries_complete():
+                return
+            await asyncio.sleep(0.05)
+            now = time.perf_counter()
+            if now >= next_resend and self.acked < self.sent:
+                next_resend = now + 1.0
+                for dev in self.devices:
+                    await self._resend_unacked(dev, now - self.cfg.resend_after)
+        # One more short wait for late dashboard frames after the acks settled.
+        await asyncio.sleep(0.2)
+
+    def _deliveries_complete(self) -> bool:
+        acked_per_ward: dict[int, int] = {}
+        for dev in self.devices:
+            acked_per_ward[dev.bench.ward_id] = (
+                acked_per_ward.get(dev.bench.ward_id, 0) + dev.acked_count
+            )
+        return all(len(d.seen) >= acked_per_ward.get(d.ward_id, 0) for d in self.dashboards)
+
+    async def _progress(self) -> None:
+        if self.progress is None:
+            return
+        start = time.perf_counter()
+        width = 30
+        while True:
+            await asyncio.sleep(1.0)
+            elapsed = time.perf_counter() - start
+            done = min(1.0, elapsed / max(self.cfg.duration, 0.001))
+            bar = "#" * int(done * width) + "." * (width - int(done * width))
+            recent = self.ack_latency[-2000:]
+            p99 = percentiles_ms(recent)["p99"]
+            self.progress(
+                f"[{bar}] {elapsed:5.0f}/{self.cfg.duration:.0f} s  sent {self.sent}  "
+                f"acked {self.acked}  delivered {self.delivered}  ack p99 {p99} ms"
+            )
+
+    async def run(self) -> dict[str, Any]:
+        readers: list[asyncio.Task] = []
+        progress_task: asyncio.Task | None = None
+        try:
+            if self.cfg.idle_dashboards:
+                await self._open_idle()
+            # Dashboards first: every reading sent afterwards is expected on them.
+            t0 = time.perf_counter()
+            opened = await self._gather_limited(
+                [(lambda d=d: self._open_dashboard(d.url, d.ward_id)) for d in self.dashboards]
+            )
+            for dash, ws in zip(self.dashboards, opened, strict=True):
+                dash.ws = ws
+                readers.append(asyncio.create_task(self._dashboard_reader(dash)))
+            self.connect_seconds["dashboards"] = round(time.perf_counter() - t0, 2)
+            t0 = time.perf_counter()
+            sockets = await self._gather_limited(
+                [
+                    (lambda d=d: self._connect(ws_url(d.url, "/ws/devices/"), d.bench.token))
+                    for d in self.devices
+                ]
+            )
+            for dev, ws in zip(self.devices, sockets, strict=True):
+                dev.ws = ws
+                readers.append(asyncio.create_task(self._device_reader(dev)))
+            self.connect_seconds["devices"] = round(time.perf_counter() - t0, 2)
+            # Let the server finish its per-connection work (presence, status broadcasts)
+            # so the measurement is of the steady stream, not of the connection burst.
+            await asyncio.sleep(self.cfg.warmup)
+            if self.cfg.idle_dashboards and self.sampler:
+                self.memory["rss_with_connections"] = sum(self.sampler.rss_now().values())
+            if self.sampler:
+                self.sampler.start()
+            progress_task = asyncio.create_task(self._progress())
+            await self._sender()
+            await self._drain()
+        finally:
+            if progress_task:
+                progress_task.cancel()
+            self._closing = True
+            closers = [d.ws for d in self.devices if d.ws] + [d.ws for d in self.dashboards if d.ws]
+            closers += self.idle
+            await self._gather_limited([(lambda w=w: _close(w)) for w in closers])
+            for task in readers:
+                task.cancel()
+        return self.result()
+
+    async def _open_idle(self) -> None:
+        assert self.sampler is not None
+        url = self.urls[0]
+        # Warm the code paths (Django apps, consumers, channel layer) before the baseline.
+        warm = await self._open_dashboard(url, self.fixture.idle_ward_id)
+        await asyncio.sleep(1.0)
+        self.memory["rss_baseline"] = sum(self.sampler.rss_now().values())
+        self.idle.append(warm)
+        t0 = time.perf_counter()
+        self.idle += await self._gather_limited(
+            [
+                (lambda: self._open_dashboard(url, self.fixture.idle_ward_id))
+                for _ in range(self.cfg.idle_dashboards - 1)
+            ]
+        )
+        self.connect_seconds["idle_dashboards"] = round(time.perf_counter() - t0, 2)
+        await asyncio.sleep(2.0)
+        self.memory["rss_with_dashboards"] = sum(self.sampler.rss_now().values())
+
+    def result(self) -> dict[str, Any]:
+        start, end = self.send_window
+        window = max(end - start, 1e-9)
+        dashboards = [
+            {
+                "ward": d.ward_id,
+                "delivered": len(d.seen),
+                "duplicates": d.duplicate_deliveries,
+                "foreign": d.foreign,
+                "alerts": d.alerts,
+            }
+            for d in self.dashboards
+        ]
+        return {
+            "sent": self.sent,
+            "resent": self.resent,
+            "frames_sent": self.frames_sent,
+            "acked": self.acked,
+            "duplicate_acks": sum(d.duplicate_acks for d in self.devices),
+            "rejected": sum(d.errors for d in self.devices),
+            "error_samples": self.error_samples,
+            "delivered": self.delivered,
+            "duplicate_deliveries": sum(d.duplicate_deliveries for d in self.dashboards),
+            "alerts_received": sum(d.alerts for d in self.dashboards),
+            "send_seconds": round(window, 2),
+            "send_rate_per_s": round(self.sent / window, 1),
+            "ack_ms": percentiles_ms(self.ack_latency),
+            "e2e_ms": percentiles_ms(self.e2e_latency),
+            "connect_seconds": self.connect_seconds,
+            "connect_failures": self.connect_failures,
+            "disconnects": self.disconnects,
+            "dashboards": dashboards,
+        }
+
+
+async def _close(ws: ClientConnection) -> None:
+    # Closing at the end; the server may be gone already.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(), 5)
+
+
+def stream_run(
+    cfg: StreamConfig,
+    fixture: Fixture,
+    urls: Sequence[str],
+    *,
+    pids: Sequence[int],
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the streaming benchmark and join its counters with what the database stored."""
+    sampler = ResourceSampler(pids)
+    bench = StreamBench(cfg, fixture, urls, progress=progress, sampler=sampler)
+    try:
+        result = asyncio.run(bench.run())
+    finally:
+        resources = sampler.stop() if sampler._thread.is_alive() else None
+    counts = fixture_counts(fixture)
+    expected = sum(counts["per_ward"].get(d.ward_id, 0) for d in bench.dashboards)
+    result.update(
+        stored=counts["stored"],
+        duplicates_stored=counts["duplicates_stored"],
+        expected_deliveries=expected,
+        readings_per_s=round(counts["stored"] / max(result["send_seconds"], 1e-9), 1),
+        alerts_raised=fixture_alerts(fixture),
+        server=resources,
+    )
+    for dash in result["dashboards"]:
+        dash["expected"] = counts["per_ward"].get(dash["ward"], 0)
+    if cfg.idle_dashboards:
+        mem = bench.memory
+        baseline = mem.get("rss_baseline", 0)
+        with_dash = mem.get("rss_with_dashboards", 0)
+        peak = resources["peak_rss_mb"] * 2**20 if resources else 0
+        connections = cfg.idle_dashboards + cfg.devices + cfg.dashboards
+        result["memory"] = {
+            "idle_dashboards": cfg.idle_dashboards,
+            "connections": connections,
+            "rss_baseline_mb": round(baseline / 2**20, 1),
+            "rss_with_idle_dashboards_mb": round(with_dash / 2**20, 1),
+            "rss_peak_streaming_mb": round(peak / 2**20, 1),
+            "kb_per_idle_dashboard": round((with_dash - baseline) / 1024 / cfg.idle_dashboards, 1),
+            "kb_per_connection": round((peak - baseline) / 1024 / max(connections, 1), 1),
+        }
+    return result
