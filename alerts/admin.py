@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.rules import THRESHOLD_FIELDS
 
 
 class AlertEventInline(admin.TabularInline):
@@ -40,16 +41,6 @@ class AlertEventAdmin(admin.ModelAdmin):
 
 @admin.register(AlarmLimit)
 class AlarmLimitAdmin(admin.ModelAdmin):
-    list_display = (
-        "patient",
-        "metric",
-        "brady_high",
-        "brady_medium",
-        "brady_low",
-        "tachy_low",
-        "tachy_medium",
-        "tachy_high",
-        "updated_at",
-    )
+    list_display = ("patient", "metric", *THRESHOLD_FIELDS, "updated_at")
     list_filter = ("metric",)
     raw_id_fields = ("patient", "updated_by")
