@@ -18,7 +18,7 @@ from clinical.selectors import patient_device_id
 from clinical.signals import device_changed
 from clinical.tokens import token_generate, token_hash
 from common.errors import ApplicationError, Conflict, ValidationFailed
-from common.services import model_assign, model_clean, model_save
+from common.services import model_assign, model_clean, model_save, model_update
 
 # Clocks of clients drift; a timestamp this far ahead of ours is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -77,12 +77,11 @@ def place_create(
 
 
 def place_update(*, place: Place, data: Mapping[str, Any]) -> Place:
-    changed = model_assign(place, fields=PLACE_FIELDS, data=data)
-    if changed:
+    def validate(place: Place, changed: list[str]) -> None:
         model_clean(place)
         place_validate(place=place)
-        model_save(place, update_fields=changed)
-    return place
+
+    return model_update(place, fields=PLACE_FIELDS, data=data, validate=validate)[0]
 
 
 # --- Wards -----------------------------------------------------------------------------------
@@ -112,12 +111,12 @@ def ward_update(*, ward: Ward, data: Mapping[str, Any]) -> Ward:
             "A ward cannot move to another place.",
             details={"place": ["A ward cannot move to another place."]},
         )
-    changed = model_assign(ward, fields=WARD_FIELDS, data=data)
-    if changed:
+
+    def validate(ward: Ward, changed: list[str]) -> None:
         model_clean(ward, exclude=["place"])
         _ward_name_check(ward=ward)
-        model_save(ward, update_fields=changed)
-    return ward
+
+    return model_update(ward, fields=WARD_FIELDS, data=data, validate=validate)[0]
 
 
 # --- Patients --------------------------------------------------------------------------------
