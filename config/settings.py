@@ -13,8 +13,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import dj_database_url
+import django_stubs_ext
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+
+# Lets classes that django-stubs declares generic (ModelAdmin, ModelForm, ...) be subscripted
+# at run time too: ``admin.ModelAdmin[Place]``.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
