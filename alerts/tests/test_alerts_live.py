@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 @pytest.fixture
-def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:
     """The shared server environment, plus real SMTP, a real Celery worker and short clinical
     timings; a test overrides some of them with ``indirect`` parametrization."""
     _wipe_alarm_state()

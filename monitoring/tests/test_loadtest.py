@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.utils import timezone
 
 from clinical.models import Device
@@ -62,7 +63,8 @@ def test_fixture_counts_stored_readings_per_ward_and_is_removed():
 
 def _bench_database(tmp_path: Path, env: dict[str, str]) -> str:
     """A database the spawned server can open: the test database, or a migrated SQLite file."""
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+    db = connections["default"]
+    if isinstance(db, SQLiteDatabaseWrapper) and db.is_in_memory_db():
         url = f"sqlite:///{tmp_path / 'bench.sqlite3'}"
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
