@@ -311,7 +311,9 @@ class DeviceViewSet(
 
     def create(self, request: Request) -> Response:
         device, token = services.device_create(**self._input(request.data))
-        device.token = token  # type: ignore[attr-defined]  # shown once, not a model field
+        # The plain token rides on the instance for DeviceWithTokenSerializer, which shows it
+        # this once; it is no model field (only its hash is stored).
+        device.token = token  # type: ignore[attr-defined]  # see above
         return Response(DeviceWithTokenSerializer(device).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, pk: str | None = None) -> Response:
@@ -334,7 +336,8 @@ class DeviceViewSet(
     @action(detail=True, methods=["post"], url_path="rotate-token")
     def rotate_token(self, request: Request, pk: str | None = None) -> Response:
         device = self.get_object()
-        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]  # shown once
+        # As in ``create``: the new plain token rides on the instance, shown this once.
+        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]
         return Response(DeviceWithTokenSerializer(device).data)
 
     @extend_schema(
