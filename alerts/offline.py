@@ -4,6 +4,7 @@ that went silent, resolve it for devices that are back or no longer monitor the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -50,7 +51,10 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
     devices = devices_monitoring()
     if not devices:
         return changed
-    scores = client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
+    # redis-py types a reply as ``Awaitable | Any`` (shared with its asyncio client).
+    scores = cast(
+        "list[float | None]", client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
+    )
     for (device_id, patient_id, serial, last_seen_at), score in zip(devices, scores, strict=True):
         has_open = patient_id in open_offline
         if score is not None:

@@ -46,7 +46,10 @@ KIND_LABELS = {
     KIND_DEVICE_OFFLINE: "Device offline",
 }
 KIND_METRIC = {kind: metric for (metric, _side), kind in KINDS.items()}
-METRIC_LABELS = {Metric.HEART_RATE: "heart rate", Metric.FETAL_HEART_RATE: "fetal heart rate"}
+METRIC_LABELS: dict[str, str] = {
+    Metric.HEART_RATE: "heart rate",
+    Metric.FETAL_HEART_RATE: "fetal heart rate",
+}
 
 THRESHOLD_FIELDS = (
     "brady_high",
@@ -104,7 +107,8 @@ class Limits:
         return int(getattr(self, f"hold_{PRIORITY[level]}_seconds"))
 
     def threshold(self, side: str, level: int) -> int | None:
-        return getattr(self, f"{side}_{PRIORITY[level]}")
+        value: int | None = getattr(self, f"{side}_{PRIORITY[level]}")
+        return value
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

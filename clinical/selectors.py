@@ -58,14 +58,14 @@ def place_members(*, place_id: int, roles: Iterable[str] | None = None) -> Query
 def patient_device_id(patient: Patient) -> int | None:
     """The id of the device assigned to the patient, or None (the reverse side may be absent)."""
     try:
-        device = patient.device  # type: ignore[attr-defined]  # reverse one-to-one of Device
-    except Patient.device.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+        device = patient.device
+    except Patient.device.RelatedObjectDoesNotExist:
         return None
-    return device.id if device is not None else None
+    return device.id
 
 
 def patient_device(patient: Patient) -> Device | None:
-    return patient.device if patient_device_id(patient) is not None else None  # type: ignore[attr-defined]
+    return patient.device if patient_device_id(patient) is not None else None
 
 
 def patient_profiles(*, patient_ids: Iterable[int]) -> dict[int, str]:

@@ -138,7 +138,7 @@ def patient_validate(
     now = timezone.now()
     if (admitting or moving_place) and not patient.place.is_active:
         errors["place"] = ["The place is not active; patients cannot be admitted to it."]
-    if patient.ward_id is not None and patient.ward.place_id != patient.place_id:
+    if patient.ward is not None and patient.ward.place_id != patient.place_id:
         errors["ward"] = ["The ward belongs to another place than the patient."]
     born = patient.date_of_birth
     if born and born > _latest_date_on_earth():
@@ -162,7 +162,7 @@ def patient_validate(
         elif discharged_at > now + CLOCK_SKEW:
             errors["discharged_at"] = ["The discharge time is in the future."]
     if moving_place and patient_device_id(patient) is not None:
-        device = patient.device  # type: ignore[attr-defined]
+        device = patient.device
         if device.place_id != patient.place_id:
             errors.setdefault("place", []).append(
                 "The patient's device belongs to the previous place; unassign it first."
@@ -219,8 +219,8 @@ def patient_device_release(*, patient: Patient) -> None:
     no more readings or alarms are filed under them."""
     if patient_device_id(patient) is None:
         return
-    device_assign(device=patient.device, patient=None)  # type: ignore[attr-defined]
-    Patient.device.related.set_cached_value(patient, None)  # type: ignore[attr-defined]
+    device_assign(device=patient.device, patient=None)
+    Patient.device.related.set_cached_value(patient, None)
 
 
 def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
@@ -276,8 +276,10 @@ def device_assignment_check(
             "The device and the patient must be in the same place.",
             details={"patient": ["The patient is not in the device's place."]},
         )
-    other = Device.objects.filter(patient=patient).exclude(pk=device.pk if device else None)
-    other = other.only("id", "serial").first()
+    others = Device.objects.filter(patient=patient)
+    if device is not None:
+        others = others.exclude(pk=device.pk)
+    other = others.only("id", "serial").first()
     if other is not None:
         raise Conflict(
             f"Patient {patient.name} already has device {other.serial} (id {other.id}); "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+# {field: [messages]}; for a list payload, that per item: {"0": {field: [messages]}}.
+ErrorDetails: TypeAlias = Mapping[str, Any]
 
 
 class ApplicationError(Exception):
@@ -25,7 +29,7 @@ class ApplicationError(Exception):
         message: str,
         *,
         code: str | None = None,
-        details: dict[str, list[str]] | None = None,
+        details: ErrorDetails | None = None,
         status: int | None = None,
     ) -> None:
         super().__init__(message)
@@ -55,5 +59,5 @@ class NotFound(ApplicationError, status=404, code="not_found"): ...
 class Conflict(ApplicationError, status=409, code="conflict"): ...
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: ErrorDetails | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}

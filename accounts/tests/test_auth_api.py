@@ -27,7 +27,7 @@ USER_FIELDS = {
 }
 
 
-def login(client: APIClient, email: str, password: str = DEFAULT_PASSWORD):  # type: ignore[no-untyped-def]
+def login(client: APIClient, email: str, password: str = DEFAULT_PASSWORD):
     return client.post(LOGIN, {"email": email, "password": password})
 
 

@@ -37,7 +37,7 @@ def _wipe() -> None:
 
 
 @pytest.fixture
-def live_env(live_env) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+def live_env(live_env) -> Iterator[dict[str, str]]:
     """Short leases, so a killed evaluator's partitions are taken over within a second."""
     _wipe()
     yield {**live_env, "READINGS_STREAM_LEASE_MS": str(LEASE_MS)}
@@ -45,7 +45,7 @@ def live_env(live_env) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture
-def evaluators(live_env, tmp_path) -> Iterator[list[Evaluator]]:  # type: ignore[no-untyped-def]
+def evaluators(live_env, tmp_path) -> Iterator[list[Evaluator]]:
     started: list[Evaluator] = []
     yield started
     for process in started:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 
 from channels.layers import channel_layers
+from channels_redis.core import RedisChannelLayer
 
 from monitoring.realtime import publish
 
 
 async def test_membership_check_finds_only_groups_with_members():
-    layer = channel_layers.make_backend("default")
+    layer: RedisChannelLayer = channel_layers.make_backend("default")
     tag = uuid.uuid4().hex[:8]
     watched, empty = f"ward.t{tag}", f"patient.t{tag}"
     channel = await layer.new_channel()
@@ -26,7 +27,7 @@ async def test_membership_check_finds_only_groups_with_members():
 async def test_groups_send_delivers_to_members_and_skips_empty_groups():
     # A private layer instance receives, so the shared one keeps no receive state bound to
     # this test's event loop.
-    layer = channel_layers.make_backend("default")
+    layer: RedisChannelLayer = channel_layers.make_backend("default")
     tag = uuid.uuid4().hex[:8]
     watched, empty = f"ward.t{tag}", f"patient.t{tag}"
     channel = await layer.new_channel()
