@@ -500,12 +500,16 @@ def stream_run(
         resources = sampler.stop() if sampler._thread.is_alive() else None
     counts = fixture_counts(fixture)
     expected = sum(counts["per_ward"].get(d.ward_id, 0) for d in bench.dashboards)
+    # Alarms are evaluated by the evaluator process, behind the stream: count the alerts
+    # once it has caught up (or stopped making progress).
+    evaluator = evaluator_catch_up()
     result.update(
         stored=counts["stored"],
         duplicates_stored=counts["duplicates_stored"],
         expected_deliveries=expected,
         readings_per_s=round(counts["stored"] / max(result["send_seconds"], 1e-9), 1),
         alerts_raised=fixture_alerts(fixture),
+        alarm_evaluator=evaluator,
         server=resources,
     )
     for dash in result["dashboards"]:
@@ -526,3 +530,28 @@ def stream_run(
             "kb_per_connection": round((peak - baseline) / 1024 / max(connections, 1), 1),
         }
     return result
+
+
+def evaluator_catch_up(*, stall_seconds: float = 10.0) -> dict[str, Any]:
+    """How far behind the alarm evaluator was when sending ended, and how long it took to
+    evaluate the rest: polls the readings stream's lag until nothing waits, or until the
+    backlog has not shrunk for ``stall_seconds`` (no evaluator running)."""
+    from monitoring.realtime.stream import stream_lag
+
+    def waiting() -> int:
+        return sum(row.lag + row.pending for row in stream_lag())
+
+    started = time.monotonic()
+    at_end = last = waiting()
+    progressed = started
+    while last and time.monotonic() - progressed < stall_seconds:
+        time.sleep(0.1)
+        now = waiting()
+        if now < last:
+            progressed = time.monotonic()
+        last = now
+    return {
+        "behind_at_end": at_end,
+        "caught_up_s": round(time.monotonic() - started, 2) if not last else None,
+        "left_unevaluated": last,
+    }
