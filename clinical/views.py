@@ -337,7 +337,7 @@ class DeviceViewSet(
     def rotate_token(self, request: Request, pk: str | None = None) -> Response:
         device = self.get_object()
         # As in ``create``: the new plain token rides on the instance, shown this once.
-        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]
+        device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]  # as in create
         return Response(DeviceWithTokenSerializer(device).data)
 
     @extend_schema(

@@ -33,14 +33,17 @@ class ModelMove(Operation):
         name_lower = self.name.lower()
         old_key = (self.from_app, name_lower)
         new_remote = f"{app_label}.{name_lower}"
-        to_reload = set()
+        to_reload: set[tuple[str, str]] = set()
         # Repoint every relation to the model (its own included) before moving it.
         for model_state, field_name, field, reference in list(get_references(state, old_key)):
             changed = field.clone()
+            # In migration state a relation names its models lazily, as "app.model" strings,
+            # which the stubs' ForeignObjectRel (``model: type[Model]``) does not allow for.
+            relation: Any = changed.remote_field
             if reference.to:
-                changed.remote_field.model = new_remote
+                relation.model = new_remote
             if reference.through:
-                changed.remote_field.through = new_remote
+                relation.through = new_remote
             model_state.fields[field_name] = changed
             to_reload.add((model_state.app_label, model_state.name_lower))
         moved = state.models[old_key].clone()
@@ -49,9 +52,9 @@ class ModelMove(Operation):
         state.remove_model(*old_key)
         state.add_model(moved)
         # Relations to the moved model are recomputed from scratch when next needed.
-        state._relations = None
+        state._relations = None  # type: ignore[attr-defined]  # private cache, not in the stubs
         to_reload.discard(old_key)
-        state.reload_models(to_reload, delay=True)
+        state.reload_models(list(to_reload), delay=True)
 
     def database_forwards(
         self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any

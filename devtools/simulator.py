@@ -311,8 +311,8 @@ class SimulatedDevice:
                 if self.unacked.pop(seq, None) is not None:
                     self.stats.acked += 1
             if reply.error is not None:
-                seq = reply.refused
-                if seq is not None and self.unacked.pop(seq, None) is not None:
+                refused = reply.refused
+                if refused is not None and self.unacked.pop(refused, None) is not None:
                     self.stats.rejected += 1  # refused: do not resend
                 if len(self.stats.errors) < 20:
                     self.stats.errors.append(reply.error)
@@ -382,11 +382,14 @@ def demo_devices(limit: int | None = None) -> list[DeviceSpec]:
     devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
     if limit:
         devices = devices[:limit]
-    return [
-        DeviceSpec(
-            token=device_rotate_token(device=device),
-            profile=device.patient.monitoring_profile,
-            label=device.serial,
+    specs = []
+    for device in devices:
+        assert device.patient is not None  # the query keeps assigned devices only
+        specs.append(
+            DeviceSpec(
+                token=device_rotate_token(device=device),
+                profile=device.patient.monitoring_profile,
+                label=device.serial,
+            )
         )
-        for device in devices
-    ]
+    return specs

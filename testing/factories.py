@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import factory
+from django.db import models
 
 from accounts.models import Role, User
 from clinical.models import Device, Patient, Place, Ward
@@ -10,8 +13,24 @@ from clinical.tokens import token_generate, token_hash
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
 
+_M = TypeVar("_M", bound=models.Model)
 
-class PlaceFactory(factory.django.DjangoModelFactory):
+
+class ModelFactory(factory.django.DjangoModelFactory[_M]):
+    """A model factory whose call, ``PatientFactory(...)``, is typed as giving the model.
+
+    factory_boy types ``create()`` and ``build()`` but not the metaclass ``__call__`` that
+    runs them, and mypy does not read a metaclass ``__call__`` anyway (python/mypy#14122);
+    it does read ``__new__``, so the call is declared here, for the type checker only.
+    """
+
+    if TYPE_CHECKING:
+
+        def __new__(cls, **kwargs: Any) -> _M:  # type: ignore[misc]  # the model, not a factory
+            ...
+
+
+class PlaceFactory(ModelFactory[Place]):
     class Meta:
         model = Place
 
@@ -20,7 +39,7 @@ class PlaceFactory(factory.django.DjangoModelFactory):
     address = "MG Road, Bengaluru"
 
 
-class WardFactory(factory.django.DjangoModelFactory):
+class WardFactory(ModelFactory[Ward]):
     class Meta:
         model = Ward
 
@@ -28,7 +47,17 @@ class WardFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Ward {n}")
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+def _user_places_set(
+    user: User, create: bool, extracted: list[Place] | None, **kwargs: object
+) -> None:
+    """``UserFactory(places=[...])``: saves the user, then sets its places."""
+    if create:
+        user.save()
+        if extracted:
+            user.places.set(extracted)
+
+
+class UserFactory(ModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -39,15 +68,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     role = Role.NURSE
     password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
 
-    @factory.post_generation
-    def places(self, create: bool, extracted: list[Place] | None, **kwargs: object) -> None:
-        if create:
-            self.save()
-            if extracted:
-                self.places.set(extracted)
+    places = factory.PostGeneration(_user_places_set)
 
 
-class PatientFactory(factory.django.DjangoModelFactory):
+class PatientFactory(ModelFactory[Patient]):
     class Meta:
         model = Patient
 
@@ -60,7 +84,18 @@ class PatientFactory(factory.django.DjangoModelFactory):
     bed = factory.Sequence(lambda n: f"B{n}")
 
 
-class DeviceFactory(factory.django.DjangoModelFactory):
+if TYPE_CHECKING:
+
+    class IssuedDevice(Device):
+        """A device as the factory hands it back: with its plain token on ``.token``."""
+
+        token: str
+
+else:
+    IssuedDevice = Device
+
+
+class DeviceFactory(ModelFactory[IssuedDevice]):
     """``DeviceFactory(token="...")`` sets a known token; the plain token is kept on ``.token``."""
 
     class Meta:
@@ -74,8 +109,8 @@ class DeviceFactory(factory.django.DjangoModelFactory):
     token_hash = factory.LazyAttribute(lambda o: token_hash(o.token))
 
     @classmethod
-    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _create(cls, model_class: type[Device], *args: Any, **kwargs: Any) -> IssuedDevice:
         token = kwargs.pop("token", None)
-        obj = super()._create(model_class, *args, **kwargs)
+        obj: IssuedDevice = super()._create(model_class, *args, **kwargs)
         obj.token = token
         return obj

@@ -76,7 +76,7 @@ async def until(predicate: Callable[[], Any], wait: float, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_sqlite_database(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+def live_sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite file database migrated once per session, for servers on the SQLite backend."""
     url = f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'live.sqlite3'}"
     manage({**os.environ, "DATABASE_URL": url}, "migrate", "--noinput", "-v", "0")
@@ -84,7 +84,7 @@ def live_sqlite_database(tmp_path_factory) -> str:  # type: ignore[no-untyped-de
 
 
 @pytest.fixture
-def live_database_url(request) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def live_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """The database the test shares with its server processes (see the module docstring);
     the test must be ``django_db(transaction=True)``."""
     url = postgres_test_url()
@@ -98,13 +98,13 @@ def live_database_url(request) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live_env(live_database_url, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def live_env(live_database_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for server processes: the shared database and this run's Redis."""
     return child_env(live_database_url, tmp_path)
 
 
 @pytest.fixture
-def daphne_factory(live_env, tmp_path) -> Iterator[Callable[..., Daphne]]:  # type: ignore[no-untyped-def]
+def daphne_factory(live_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Daphne]]:
     """Starts Daphne servers on ``live_env`` (``start(port=None)``); all stopped afterwards."""
     servers: list[Daphne] = []
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 def reading(seq: int, bpm: int = 80, metric: str = "heart_rate", **extra: Any) -> dict:
@@ -29,13 +32,17 @@ async def device_connect(token: str | None) -> WebsocketCommunicator:
     return communicator
 
 
-async def dashboard_connect(user=None, token: str | None = None) -> WebsocketCommunicator:
+async def dashboard_connect(
+    user: User | None = None, token: str | None = None
+) -> WebsocketCommunicator:
     """A dashboard; authenticated (auth.ok consumed) when a user or token is given."""
     communicator = WebsocketCommunicator(application, "/ws/dashboard/")
     connected, _ = await communicator.connect()
     assert connected
     if user is not None or token is not None:
-        token = token or str(AccessToken.for_user(user))
+        if not token:
+            assert user is not None  # the condition above: no token, so a user
+            token = str(AccessToken.for_user(user))
         await communicator.send_json_to({"type": "auth", "token": token})
         reply = await communicator.receive_json_from(timeout=5)
         assert reply["type"] == "auth.ok", reply
@@ -44,13 +51,14 @@ async def dashboard_connect(user=None, token: str | None = None) -> WebsocketCom
 
 async def subscribe(communicator: WebsocketCommunicator, **scope: int) -> dict:
     await communicator.send_json_to({"type": "subscribe", **scope})
-    return await communicator.receive_json_from(timeout=5)
+    reply: dict[str, Any] = await communicator.receive_json_from(timeout=5)
+    return reply
 
 
 async def receive_type(communicator: WebsocketCommunicator, kind: str, wait: float = 5) -> dict:
     """The next frame of this type (frames of other types are skipped)."""
     while True:
-        frame = await communicator.receive_json_from(timeout=wait)
+        frame: dict[str, Any] = await communicator.receive_json_from(timeout=wait)
         if frame["type"] == kind:
             return frame
 

@@ -22,7 +22,7 @@ import websockets
 
 from alerts import state as alarms
 from testing.live import until
-from testing.processes import CeleryWorker, Daphne, Evaluator, django_run
+from testing.processes import CeleryWorker, Daphne, Evaluator, ServerProcess, django_run
 
 ESCALATION_SECONDS = 3
 
@@ -81,7 +81,7 @@ result = {"ward": ward.id, "patient": patient.id, "device_token": device.token,
 @pytest.fixture
 def servers(live_env, tmp_path) -> Iterator[dict[str, Any]]:
     daphne = Daphne(live_env, tmp_path / "daphne.log")
-    started = [daphne]
+    started: list[ServerProcess] = [daphne]
     try:
         worker = CeleryWorker(live_env, tmp_path / "worker.log", name="alerts-live", beat=True)
         started.append(worker)

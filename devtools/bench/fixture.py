@@ -104,7 +104,7 @@ def fixture_create(*, devices: int, wards: int, label: str | None = None) -> Fix
                 id=device_objs[i].id,
                 token=tokens[i],
                 patient_id=patients[i].id,
-                ward_id=patients[i].ward_id,
+                ward_id=ward_objs[i % len(ward_objs)].id,  # the patient's ward, as created
                 metric=(
                     "fetal_heart_rate"
                     if patients[i].monitoring_profile == Patient.Profile.OBSTETRIC

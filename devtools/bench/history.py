@@ -64,6 +64,7 @@ def history_run(
         start=start.isoformat().replace("+00:00", "Z"), end=end.isoformat().replace("+00:00", "Z")
     )
     parsed = urlparse(url)
+    assert parsed.hostname is not None, url
     timings: list[float] = []
     buckets = pages = 0
     status = 0

@@ -36,6 +36,7 @@ def rest_run(
 
     def worker(index: int) -> None:
         url = urlparse(urls[index % len(urls)])
+        assert url.hostname is not None, url
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         mine = devices[index::clients] or devices[:1]
         seqs = {d.id: 1 for d in mine}

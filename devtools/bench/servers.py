@@ -7,6 +7,7 @@ import http.client
 import resource
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -61,7 +62,7 @@ class ServerSet:
         self.evaluators.append(Evaluator(evaluator_env, log, echo_log=False))
         for server in self.servers:
             url = server.url("", "http")
-            server.wait_until(lambda url=url: answers_http(url), 60, "answering HTTP")
+            server.wait_until(partial(answers_http, url), 60, "answering HTTP")
         for evaluator in self.evaluators:
             evaluator.wait_ready()
 
@@ -76,6 +77,7 @@ class ServerSet:
 def answers_http(url: str) -> bool:
     """Whether the server answers HTTP (any status); the request loads the URLconf too."""
     parsed = urlparse(url)
+    assert parsed.hostname is not None, url
     try:
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
         conn.request("GET", "/api/schema/?format=json")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -172,7 +173,7 @@ class StreamBench:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RuntimeError(f"no {kind} frame within {wait:.0f} s")
-            frame = json.loads(await asyncio.wait_for(ws.recv(), remaining))
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), remaining))
             if frame.get("type") == kind:
                 return frame
             if frame.get("type") == "error":
@@ -385,7 +386,7 @@ class StreamBench:
             # Dashboards first: every reading sent afterwards is expected on them.
             t0 = time.perf_counter()
             opened = await self._gather_limited(
-                [(lambda d=d: self._open_dashboard(d.url, d.ward_id)) for d in self.dashboards]
+                [partial(self._open_dashboard, d.url, d.ward_id) for d in self.dashboards]
             )
             for dash, ws in zip(self.dashboards, opened, strict=True):
                 dash.ws = ws
@@ -394,7 +395,7 @@ class StreamBench:
             t0 = time.perf_counter()
             sockets = await self._gather_limited(
                 [
-                    (lambda d=d: self._connect(ws_url(d.url, "/ws/devices/"), d.bench.token))
+                    partial(self._connect, ws_url(d.url, "/ws/devices/"), d.bench.token)
                     for d in self.devices
                 ]
             )
@@ -413,12 +414,12 @@ class StreamBench:
             await self._sender()
             await self._drain()
         finally:
-            if progress_task:
+            if progress_task is not None:
                 progress_task.cancel()
             self._closing = True
             closers = [d.ws for d in self.devices if d.ws] + [d.ws for d in self.dashboards if d.ws]
             closers += self.idle
-            await self._gather_limited([(lambda w=w: _close(w)) for w in closers])
+            await self._gather_limited([partial(_close, w) for w in closers])
             for task in readers:
                 task.cancel()
         return self.result()

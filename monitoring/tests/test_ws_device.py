@@ -207,13 +207,13 @@ async def test_device_changes_close_the_connection_without_any_event(
     await communicator.send_json_to({"type": "reading", **reading(1)})
     await receive_type(communicator, "ack")
     other = await sync_to_async(PatientFactory)(ward=device.patient.ward)
-    updates = {
+    updates: dict[str, dict[str, object]] = {
         "reassign": {"patient": other},
         "unassign": {"patient": None},
         "deactivate": {"is_active": False},
         "rotate": {"token_hash": "0" * 64},
-    }[change]
-    await sync_to_async(Device.objects.filter(id=device.id).update)(**updates)
+    }
+    await sync_to_async(Device.objects.filter(id=device.id).update)(**updates[change])
     assert await expect_close(communicator, wait=10) == code
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -48,44 +49,59 @@ class Command(BaseCommand):
             "--drain-timeout", type=float, default=15.0, help="wait for final acks at exit"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(
+        self,
+        *args: Any,
+        url: str,
+        demo: bool,
+        token: list[str],
+        profile: str,
+        devices: int | None,
+        rate: float,
+        duration: float | None,
+        seed: int | None,
+        report: bool,
+        episode_every: float,
+        adult_episode_seconds: float,
+        fetal_episode_seconds: float,
+        drain_timeout: float,
+        **options: Any,
+    ) -> None:
         logging.basicConfig(level=logging.WARNING)
         specs = [
-            DeviceSpec(token=t, profile=str(options["profile"]), label=f"device-{i + 1}")
-            for i, t in enumerate(options["token"])  # type: ignore[arg-type]
+            DeviceSpec(token=t, profile=str(profile), label=f"device-{i + 1}")
+            for i, t in enumerate(token)
         ]
-        if options["demo"]:
-            specs += demo_devices(limit=options["devices"])  # type: ignore[arg-type]
-        elif options["devices"]:
-            specs = specs[: options["devices"]]  # type: ignore[misc]
+        if demo:
+            specs += demo_devices(limit=devices)
+        elif devices:
+            specs = specs[:devices]
         if not specs:
             raise CommandError("No devices: pass --demo (devices in the database) or --token.")
-        if options["rate"] <= 0:  # type: ignore[operator]
+        if rate <= 0:
             raise CommandError("--rate must be positive.")
         episodes = EpisodeConfig(
-            every=float(options["episode_every"]),  # type: ignore[arg-type]
-            adult_seconds=float(options["adult_episode_seconds"]),  # type: ignore[arg-type]
-            fetal_seconds=float(options["fetal_episode_seconds"]),  # type: ignore[arg-type]
-            enabled=float(options["episode_every"]) > 0,  # type: ignore[arg-type]
+            every=float(episode_every),
+            adult_seconds=float(adult_episode_seconds),
+            fetal_seconds=float(fetal_episode_seconds),
+            enabled=float(episode_every) > 0,
         )
-        self.stderr.write(
-            f"Simulating {len(specs)} device(s) at {options['rate']} Hz -> {options['url']}"
-        )
+        self.stderr.write(f"Simulating {len(specs)} device(s) at {rate} Hz -> {url}")
         try:
-            report = asyncio.run(
+            counts = asyncio.run(
                 simulate(
                     specs,
-                    url=str(options["url"]),
-                    rate=float(options["rate"]),  # type: ignore[arg-type]
-                    duration=options["duration"],  # type: ignore[arg-type]
-                    seed=options["seed"],  # type: ignore[arg-type]
+                    url=str(url),
+                    rate=float(rate),
+                    duration=duration,
+                    seed=seed,
                     episodes=episodes,
-                    drain_timeout=float(options["drain_timeout"]),  # type: ignore[arg-type]
+                    drain_timeout=float(drain_timeout),
                 )
             )
         except KeyboardInterrupt:
             return
-        if options["report"]:
-            self.stdout.write(json.dumps(report))
-        if report["fatal"] and len(report["fatal"]) == len(specs):
-            raise CommandError(f"every device was refused: {report['fatal'][:3]}")
+        if report:
+            self.stdout.write(json.dumps(counts))
+        if counts["fatal"] and len(counts["fatal"]) == len(specs):
+            raise CommandError(f"every device was refused: {counts['fatal'][:3]}")
