@@ -21,19 +21,8 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
 
-@pytest.fixture(autouse=True)
-def clean_alarm_state():
-    """Rule state lives in Redis; each test starts without any."""
-
-    def wipe() -> None:
-        client = redis_client()
-        keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-    wipe()
-    yield
-    wipe()
+# Rule state lives in Redis; each test starts without any.
+pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 
 
 def reading(patient, bpm: int, second: float, *, metric: str = "heart_rate", device=None):

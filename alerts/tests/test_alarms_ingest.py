@@ -11,24 +11,12 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.utils import timezone
 
-from alerts import state as alarms
 from alerts.models import Alert
 from monitoring.realtime import batcher
 from testing.clients import device_client
 from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
 
-
-@pytest.fixture(autouse=True)
-def clean_alarm_state():
-    def wipe() -> None:
-        client = alarms.redis_client()
-        keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-    wipe()
-    yield
-    wipe()
+pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 
 
 def episode(bpm: int, seconds: int, first_seq: int = 1) -> list[dict]:

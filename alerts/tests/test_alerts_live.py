@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import websockets
 
-from alerts import state as alarms
 from testing.live import until
 from testing.processes import CeleryWorker, Daphne, Evaluator, django_run
 
@@ -30,10 +29,9 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 @pytest.fixture
-def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+def live_env(request, live_env, smtp_server, clean_alarm_state) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
     """The shared server environment, plus real SMTP, a real Celery worker and short clinical
     timings; a test overrides some of them with ``indirect`` parametrization."""
-    _wipe_alarm_state()
     overrides = getattr(request, "param", {})
     yield {
         **live_env,
@@ -44,14 +42,6 @@ def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:  # typ
         "DEVICE_OFFLINE_SECONDS": "600",
         **overrides,
     }
-    _wipe_alarm_state()
-
-
-def _wipe_alarm_state() -> None:
-    client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 SEED = """

@@ -11,18 +11,12 @@ from django.utils import timezone
 
 from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_alarm_state():
-    """Alarm rule state lives in Redis keyed by patient id; ids repeat across test runs."""
-    from alerts import state as alarms
-
-    client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-    if keys:
-        client.delete(*keys)
+# Alarm rule state lives in Redis keyed by patient id; ids repeat across test runs.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(60),
+    pytest.mark.usefixtures("clean_alarm_state"),
+]
 
 
 async def test_streamed_bradycardia_raises_an_alert_that_the_dashboard_acknowledges(
