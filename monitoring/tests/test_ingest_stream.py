@@ -8,9 +8,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from monitoring.ingest import Target, reading_parse
+from monitoring.ingest import reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import batcher, stream
+from monitoring.selectors import device_target
 from monitoring.services import readings_ingest
 from testing.assertions import assert_error
 from testing.clients import device_client
@@ -25,17 +26,6 @@ def queued(patient_id: int) -> list[tuple[int | None, int]]:
     entries = client.xrange(stream.partition_key(stream.partition_of(patient_id)))
     readings = [stream.reading_decode(fields) for _, fields in entries]
     return [(r.seq, r.id) for r in readings if r.patient_id == patient_id]
-
-
-def _target(device) -> Target:
-    p = device.patient
-    return Target(
-        patient_id=p.id,
-        place_id=p.place_id,
-        ward_id=p.ward_id,
-        profile=p.monitoring_profile,
-        device_id=device.id,
-    )
 
 
 def _broken_append(**_):
@@ -68,7 +58,8 @@ async def test_a_stream_outage_stores_nothing_acks_nothing_and_asks_to_resend(de
 def test_rest_readings_are_queued_in_the_storing_transaction(device):
     stored = readings_ingest(
         readings=[
-            reading_parse(reading(s), target=_target(device), require_seq=True) for s in (1, 2)
+            reading_parse(reading(s), target=device_target(device), require_seq=True)
+            for s in (1, 2)
         ]
     )
     assert queued(device.patient_id) == [(r.seq, r.id) for r in stored]

@@ -10,9 +10,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from alerts.models import Alert
-from monitoring.ingest import Target, reading_parse
+from monitoring.ingest import reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import publish
+from monitoring.selectors import device_target
 from monitoring.services import readings_ingest
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
 from testing.ws import (
@@ -25,17 +26,6 @@ from testing.ws import (
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-def _target(device) -> Target:
-    p = device.patient
-    return Target(
-        patient_id=p.id,
-        place_id=p.place_id,
-        ward_id=p.ward_id,
-        profile=p.monitoring_profile,
-        device_id=device.id,
-    )
 
 
 async def test_no_auth_frame_in_time_closes_4401(settings):
@@ -111,7 +101,7 @@ async def test_snapshot_has_latest_reading_per_metric_device_status_and_open_ale
     nurse, ward, obstetric_patient, django_assert_max_num_queries
 ):
     device = await sync_to_async(DeviceFactory)(patient=obstetric_patient)
-    target = _target(device)
+    target = device_target(device)
     now = timezone.now()
 
     def seed():
@@ -182,7 +172,7 @@ def test_snapshot_queries_do_not_grow_with_patients(ward, django_assert_num_quer
         for _ in range(n):
             d = DeviceFactory(patient=PatientFactory(ward=ward))
             readings_ingest(
-                readings=[reading_parse(reading(1), target=_target(d), require_seq=True)]
+                readings=[reading_parse(reading(1), target=device_target(d), require_seq=True)]
             )
 
     make(2)
@@ -252,7 +242,7 @@ async def test_rest_ingested_readings_reach_dashboards(nurse, device, ward):
     await subscribe(watcher, ward=ward.id)
     raw = reading(5, bpm=66)
     await sync_to_async(readings_ingest)(
-        readings=[reading_parse(raw, target=_target(device), require_seq=True)],
+        readings=[reading_parse(raw, target=device_target(device), require_seq=True)],
         wards={device.patient_id: ward.id},
     )
     frame = await receive_type(watcher, "readings")
