@@ -5,6 +5,7 @@ from __future__ import annotations
 import factory
 
 from accounts.models import Role, User
+from alerts.models import AlarmLimit
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_generate, token_hash
 
@@ -79,3 +80,17 @@ class DeviceFactory(factory.django.DjangoModelFactory):
         obj = super()._create(model_class, *args, **kwargs)
         obj.token = token
         return obj
+
+
+class AlarmLimitFactory(factory.django.DjangoModelFactory):
+    """A patient's own heart-rate limits; the thresholds are the test's, the hold times (which
+    every row needs) the adult defaults unless given."""
+
+    class Meta:
+        model = AlarmLimit
+
+    patient = factory.SubFactory(PatientFactory)
+    metric = "heart_rate"
+    hold_high_seconds = 10
+    hold_medium_seconds = 20
+    hold_low_seconds = 30

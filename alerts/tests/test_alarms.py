@@ -10,12 +10,12 @@ import pytest
 from alerts import evaluate
 from alerts import state as alarms
 from alerts.evaluate import alarms_evaluate
-from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
 from monitoring.ingest import StoredReading
-from testing.factories import DeviceFactory, PatientFactory
+from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -277,17 +277,8 @@ def test_band_step_is_pure():
 
 @pytest.mark.django_db
 def test_a_patient_override_applies(patient):
-    AlarmLimit.objects.create(
-        patient=patient,
-        metric="heart_rate",
-        brady_high=45,
-        brady_medium=60,
-        tachy_medium=150,
-        tachy_high=170,
-        hold_high_seconds=5,
-        hold_medium_seconds=15,
-        hold_low_seconds=30,
-    )
+    bands = {"brady_high": 45, "brady_medium": 60, "tachy_medium": 150, "tachy_high": 170}
+    AlarmLimitFactory(patient=patient, **bands, hold_high_seconds=5, hold_medium_seconds=15)
     feed(stream(patient, 120, 0, 60))  # NEWS2 would raise a medium tachycardia
     assert not Alert.objects.filter(patient=patient).exists()
     feed(stream(patient, 44, 61, 66))  # high after the patient's own 5 s
