@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from typing import Any
 
 import pytest
 
 from testing.live import live_dashboard, live_device
-from testing.processes import PYTHON, ROOT, django_run
+from testing.processes import PYTHON, ServerProcess, django_run
 from testing.ws import reading
 
 pytestmark = [
@@ -111,7 +110,7 @@ async def test_two_servers_share_redis_and_every_reading_is_delivered(live_env, 
         await ws.close()
 
 
-async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_factory):
+async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_factory, tmp_path):
     data = await asyncio.to_thread(seed, live_env, 4)
     server = await asyncio.to_thread(daphne_factory)
     port = server.port
@@ -127,30 +126,28 @@ async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_fa
     ]
     for device in data["devices"]:
         command += ["--token", device["token"]]
-    simulator = await asyncio.to_thread(
-        subprocess.Popen,
-        command,
-        cwd=ROOT,
-        env=live_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # Once readings flow (the simulator is up), the server dies mid-stream; unacked
-    # readings must be resent to its replacement.
-    dashboard = await live_dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
-    async with asyncio.timeout(30):
-        while json.loads(await dashboard.recv())["type"] != "readings":
-            pass
-    await asyncio.sleep(1)
-    # The server dies mid-stream; unacked readings must be resent to its replacement.
-    await asyncio.to_thread(server.kill)
-    await asyncio.sleep(0.5)
-    await asyncio.to_thread(daphne_factory, port)
-    out, err = await asyncio.to_thread(simulator.communicate, timeout=90)
-    assert simulator.returncode == 0, err[-2000:]
-    report = json.loads(out.strip().splitlines()[-1])
-    context = f"{report}\n{err[-1500:]}"
+    log = tmp_path / "simulator.log"
+    simulator = await asyncio.to_thread(ServerProcess, command, live_env, log, echo_log=False)
+    try:
+        # Once readings flow (the simulator is up), the server dies mid-stream; unacked
+        # readings must be resent to its replacement.
+        dashboard = await live_dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
+        async with asyncio.timeout(30):
+            while json.loads(await dashboard.recv())["type"] != "readings":
+                pass
+        await asyncio.sleep(1)
+        # The server dies mid-stream; unacked readings must be resent to its replacement.
+        await asyncio.to_thread(server.kill)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(daphne_factory, port)
+        returncode = await asyncio.to_thread(simulator.process.wait, 90)
+    finally:
+        simulator.stop()  # also when the test failed before the simulator ended
+    assert returncode == 0, simulator.logs(2000)
+    # Its log holds stdout and stderr: the report is the last JSON line.
+    lines = simulator.output().decode().splitlines()
+    report = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+    context = f"{report}\n{simulator.logs(1500)}"
     assert report["fatal"] == [] and report["rejected"] == 0, context
     assert report["sent"] >= 4 * 10 * 6, context
     assert report["unacked"] == 0, context
