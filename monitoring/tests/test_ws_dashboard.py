@@ -183,6 +183,13 @@ def test_snapshot_queries_do_not_grow_with_patients(ward, django_assert_num_quer
         assert len(dashboard_snapshot(ward_id=ward.id)) == 8
 
 
+async def assert_acked_but_not_delivered(device_ws, item: dict, watcher) -> None:
+    """The device sends ``item``: it is acked, and ``watcher`` receives nothing."""
+    await device_ws.send_json_to({"type": "reading", **item})
+    await receive_type(device_ws, "ack")
+    assert await watcher.receive_nothing(timeout=0.5)
+
+
 async def test_live_readings_reach_subscribers_and_not_other_places(nurse, device, ward):
     outsider_place = await sync_to_async(PlaceFactory)()
     outsider_ward = await sync_to_async(WardFactory)(place=outsider_place)
@@ -203,9 +210,7 @@ async def test_live_readings_reach_subscribers_and_not_other_places(nurse, devic
     assert await stranger.receive_nothing(timeout=0.5)
 
     # A resent duplicate is acked but not broadcast again.
-    await device_ws.send_json_to({"type": "reading", **reading(2, 71)})
-    await receive_type(device_ws, "ack")
-    assert await watcher.receive_nothing(timeout=0.5)
+    await assert_acked_but_not_delivered(device_ws, reading(2, 71), watcher)
     for c in (watcher, stranger, device_ws):
         await c.disconnect()
 
@@ -230,9 +235,7 @@ async def test_ward_and_patient_subscriptions_deliver_each_reading_once(nurse, d
     assert [i["seq"] for i in (await receive_type(both, "readings"))["items"]] == [2]
     await both.send_json_to({"type": "unsubscribe", "patient": device.patient_id})
     await both.receive_json_from(timeout=5)
-    await device_ws.send_json_to({"type": "reading", **reading(3)})
-    await receive_type(device_ws, "ack")
-    assert await both.receive_nothing(timeout=0.5)
+    await assert_acked_but_not_delivered(device_ws, reading(3), both)
     for c in (both, only_patient, device_ws):
         await c.disconnect()
 
