@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV_PY := .venv/bin/python
 
-.PHONY: run test install lint format check-migrations schema bench
+.PHONY: run test install lint typecheck format check-migrations schema bench
 
 run:
 	$(PYTHON) config/bootstrap.py run
@@ -16,6 +16,10 @@ install:
 lint: install
 	$(VENV_PY) -m ruff check .
 	$(VENV_PY) -m ruff format --check .
+	$(VENV_PY) -m mypy .
+
+typecheck: install
+	$(VENV_PY) -m mypy .
 
 format: install
 	$(VENV_PY) -m ruff format .

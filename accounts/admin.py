@@ -4,6 +4,8 @@ added to these pages by the clinical app, which owns places."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -57,7 +59,7 @@ class UserAdmin(BaseUserAdmin):
         "must_change_password",
         "date_joined",
     )
-    list_filter = ("role", "is_active", "must_change_password")
+    list_filter: ClassVar[tuple[str, ...]] = ("role", "is_active", "must_change_password")
     search_fields = ("email", "first_name", "last_name")
     ordering = ("email",)
     filter_horizontal = ("groups",)

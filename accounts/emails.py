@@ -24,16 +24,23 @@ _PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
 ONE_TIME_PASSWORD_LENGTH = 14
 
 
-def _greeting(user: User) -> str:
-    return f"Hello {user.first_name}," if user.first_name else "Hello,"
+def _message(*, user: User, subject: str, lines: list[str]) -> EmailMessage:
+    """An e-mail to the user: a greeting, then the lines."""
+    greeting = f"Hello {user.first_name}," if user.first_name else "Hello,"
+    return EmailMessage(
+        subject=subject,
+        body="\n".join([greeting, "", *lines]),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+    )
 
 
 def credentials_email(*, user: User, password: str) -> EmailMessage:
     """The login and one-time password of an account an administrator created."""
-    body = "\n".join(
-        [
-            _greeting(user),
-            "",
+    return _message(
+        user=user,
+        subject=f"Your {PRODUCT_NAME} account",
+        lines=[
             f"An administrator created your {PRODUCT_NAME} account.",
             "",
             f"  Login (e-mail):     {user.email}",
@@ -41,22 +48,16 @@ def credentials_email(*, user: User, password: str) -> EmailMessage:
             "",
             "You will be asked to choose your own password when you first sign in.",
             "If you did not expect this e-mail, tell your hospital's administrator.",
-        ]
-    )
-    return EmailMessage(
-        subject=f"Your {PRODUCT_NAME} account",
-        body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[user.email],
+        ],
     )
 
 
 def password_reset_email(*, user: User, code: str, valid_minutes: int) -> EmailMessage:
     """The one-time code that lets the user choose a new password."""
-    body = "\n".join(
-        [
-            _greeting(user),
-            "",
+    return _message(
+        user=user,
+        subject=f"{PRODUCT_NAME} password reset code",
+        lines=[
             f"Your {PRODUCT_NAME} password reset code is:",
             "",
             f"  {code}",
@@ -64,13 +65,7 @@ def password_reset_email(*, user: User, code: str, valid_minutes: int) -> EmailM
             f"It is valid for {valid_minutes} minutes and can be used once.",
             "A new request replaces this code. If you did not ask for a reset, ignore this",
             "e-mail: your password has not changed.",
-        ]
-    )
-    return EmailMessage(
-        subject=f"{PRODUCT_NAME} password reset code",
-        body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[user.email],
+        ],
     )
 
 

@@ -25,19 +25,13 @@ CODE_DIGITS = 6
 EXPIRED_GRACE_SECONDS = 3600
 
 
-class CodeInvalid(ApplicationError):
-    status = 400
-    code = "invalid_code"
+class CodeInvalid(ApplicationError, status=400, code="invalid_code"): ...
 
 
-class CodeExpired(ApplicationError):
-    status = 400
-    code = "code_expired"
+class CodeExpired(ApplicationError, status=400, code="code_expired"): ...
 
 
-class TooManyAttempts(ApplicationError):
-    status = 400
-    code = "too_many_attempts"
+class TooManyAttempts(ApplicationError, status=400, code="too_many_attempts"): ...
 
 
 def _now() -> float:

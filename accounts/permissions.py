@@ -3,27 +3,39 @@ querysets through ``accounts.selectors.user_place_ids``."""
 
 from __future__ import annotations
 
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from accounts.models import Role, User
 
 
-def _person(request) -> User | None:  # type: ignore[no-untyped-def]
+def _person(request: Request) -> User | None:
     user = request.user
     return user if isinstance(user, User) and user.is_authenticated else None
+
+
+def request_person(request: Request) -> User:
+    """The signed-in person of a request that a person-only permission (``IsPerson``, the
+    role rules below) has already admitted."""
+    user = _person(request)
+    if user is None:
+        raise NotAuthenticated()
+    return user
 
 
 class IsPerson(BasePermission):
     """Any signed-in person (not a device token)."""
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return _person(request) is not None
 
 
 class IsAdminRole(BasePermission):
     message = "Only administrators may do this."
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request: Request, view: APIView) -> bool:
         user = _person(request)
         return user is not None and user.is_admin
 
@@ -34,7 +46,7 @@ class ReadAnyWriteRoles(BasePermission):
     write_roles: frozenset[str] = frozenset({Role.ADMIN})
     message = "Your role may not change this."
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request: Request, view: APIView) -> bool:
         user = _person(request)
         if user is None:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -14,6 +15,12 @@ def user_place_ids(user: User) -> set[int] | None:
     if user.is_admin:
         return None
     return set(user.places.values_list("id", flat=True))
+
+
+def users_active(*, roles: Iterable[str] | None = None) -> QuerySet[User]:
+    """Active people, optionally only those with one of ``roles``."""
+    users = User.objects.filter(is_active=True)
+    return users if roles is None else users.filter(role__in=list(roles))
 
 
 def users_admin() -> QuerySet[User]:

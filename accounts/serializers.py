@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import models
 from rest_framework import serializers
 
 from accounts.models import Role, User
@@ -9,7 +10,7 @@ from accounts.selectors import place_model
 
 
 class UserSerializer(serializers.ModelSerializer):
-    places = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    places = serializers.PrimaryKeyRelatedField[models.Model](many=True, read_only=True)
 
     class Meta:
         model = User

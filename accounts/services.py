@@ -208,7 +208,7 @@ def user_login(
         raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
     refresh = RefreshToken.for_user(user)
     if settings.SIMPLE_JWT.get("UPDATE_LAST_LOGIN"):
-        update_last_login(None, user)
+        update_last_login(User, user)
     return user, refresh
 
 
@@ -231,7 +231,8 @@ def user_token_refresh(*, refresh: str) -> dict[str, str]:
 
 def user_logout(*, refresh: str) -> None:
     try:
-        RefreshToken(refresh).blacklist()  # type: ignore[arg-type]
+        # simplejwt annotates the encoded token as a Token object; it is the JWT string.
+        RefreshToken(refresh).blacklist()  # type: ignore[arg-type]  # encoded token is a str
     except TokenError as exc:
         raise NotAuthenticated(str(exc), code="token_not_valid") from None
 

@@ -12,9 +12,10 @@ import smtplib
 from celery import shared_task
 
 from accounts.emails import user_credentials_send, user_reset_code_send
+from common.tasks import RetryPolicy
 
 # Retry policy for anything that talks to the mail server: SMTP refusals and network errors.
-MAIL_RETRY = {
+MAIL_RETRY: RetryPolicy = {
     "autoretry_for": (smtplib.SMTPException, OSError),
     "retry_backoff": 5,
     "retry_backoff_max": 600,

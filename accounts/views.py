@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -15,7 +17,7 @@ from rest_framework.views import APIView
 from accounts import serializers as s
 from accounts import services
 from accounts.models import Role, User
-from accounts.permissions import IsAdminRole, IsPerson
+from accounts.permissions import IsAdminRole, IsPerson, request_person
 from accounts.throttles import (
     LoginThrottle,
     PasswordForgotThrottle,
@@ -47,7 +49,9 @@ class PublicView(APIView):
         # A refused token is a 401 (DRF would turn it into a 403 without any authenticator).
         return 'Bearer realm="api"'
 
-    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         # 401s raised by services (bad credentials) carry the challenge like DRF's own.
         if response.status_code == status.HTTP_401_UNAUTHORIZED:
             response.setdefault("WWW-Authenticate", self.get_authenticate_header(request))
@@ -153,7 +157,7 @@ class MeView(APIView):
     def patch(self, request: Request) -> Response:
         data = s.MeUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_profile_update(user=request.user, **data.validated_data)
+        user = services.user_profile_update(user=request_person(request), **data.validated_data)
         return Response(s.UserSerializer(user).data)
 
 
@@ -175,7 +179,7 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = s.PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_password_change(user=request.user, **data.validated_data)
+        user = services.user_password_change(user=request_person(request), **data.validated_data)
         return Response(s.UserSerializer(user).data)
 
 
@@ -289,7 +293,7 @@ class UserViewSet(
         user = self.get_object()
         data = s.UserUpdateSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        user = services.user_update(user=user, actor=request.user, **data.validated_data)
+        user = services.user_update(user=user, actor=request_person(request), **data.validated_data)
         user = self.get_queryset().get(pk=user.pk)
         return Response(s.UserSerializer(user).data)
 

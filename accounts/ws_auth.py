@@ -8,7 +8,7 @@ to extend the session before the token expires.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -30,7 +30,9 @@ def ws_authenticate(token: Any) -> WsSession:
     auth = JWTAuthentication()
     try:
         validated = auth.get_validated_token(token.encode())
-        user = auth.get_user(validated)  # refuses unknown and inactive users
+        # Refuses unknown and inactive users. It loads AUTH_USER_MODEL (simplejwt's types say
+        # AbstractBaseUser).
+        user = cast("User", auth.get_user(validated))
     except AuthenticationFailed as exc:
         raise NotAuthenticated(
             "The access token is not valid or has expired.", code="authentication_failed"

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.rules import THRESHOLD_FIELDS
 
 
-class AlertEventInline(admin.TabularInline):
+class AlertEventInline(admin.TabularInline[AlertEvent, Alert]):
     model = AlertEvent
     extra = 0
     can_delete = False
     readonly_fields = ("action", "at", "by", "note")
 
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Alert | None = None) -> bool:
         return False
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(admin.ModelAdmin[Alert]):
     list_display = ("id", "kind", "priority", "state", "patient", "raised_at", "acknowledged_by")
     list_filter = ("state", "priority", "kind", "patient__place")
     search_fields = ("patient__name", "patient__mrn", "message")
@@ -29,27 +31,17 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(admin.ModelAdmin):
+class AlertEventAdmin(admin.ModelAdmin[AlertEvent]):
     list_display = ("id", "alert", "action", "at", "by")
     list_filter = ("action",)
     raw_id_fields = ("alert", "by")
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: AlertEvent | None = None) -> bool:
         return False  # the audit trail is append-only
 
 
 @admin.register(AlarmLimit)
-class AlarmLimitAdmin(admin.ModelAdmin):
-    list_display = (
-        "patient",
-        "metric",
-        "brady_high",
-        "brady_medium",
-        "brady_low",
-        "tachy_low",
-        "tachy_medium",
-        "tachy_high",
-        "updated_at",
-    )
+class AlarmLimitAdmin(admin.ModelAdmin[AlarmLimit]):
+    list_display = ("patient", "metric", *THRESHOLD_FIELDS, "updated_at")
     list_filter = ("metric",)
     raw_id_fields = ("patient", "updated_by")

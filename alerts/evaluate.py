@@ -80,6 +80,7 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
             )
             for transition in transitions:
                 kind = KINDS[(metric, transition.side)]
+                alert: Alert | None
                 if transition.action == "raise":
                     alert = services.alert_raise(
                         patient_id=patient_id,

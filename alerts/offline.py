@@ -4,6 +4,7 @@ that went silent, resolve it for devices that are back or no longer monitor the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -40,13 +41,9 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
         assigned_to, _token, is_active = assignments.get(device_id, (None, "", False))
         if is_active and assigned_to == patient_id:
             continue  # still the patient's monitor: the scan below decides
-        alert = services.alert_condition_resolve(
-            patient_id=patient_id,
-            kind=KIND_DEVICE_OFFLINE,
-            at=now,
-            note="The device no longer monitors this patient.",
+        alert = _offline_resolve(
+            patient_id, at=now, note="The device no longer monitors this patient."
         )
-        client.delete(offline_key(patient_id))
         del open_offline[patient_id]
         if alert is not None:
             changed.append(alert)
@@ -54,7 +51,10 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
     devices = devices_monitoring()
     if not devices:
         return changed
-    scores = client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
+    # redis-py types a reply as ``Awaitable | Any`` (shared with its asyncio client).
+    scores = cast(
+        "list[float | None]", client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
+    )
     for (device_id, patient_id, serial, last_seen_at), score in zip(devices, scores, strict=True):
         has_open = patient_id in open_offline
         if score is not None:
@@ -65,13 +65,9 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
             continue  # never seen: not monitoring yet
         online = last >= cutoff
         if has_open and online:
-            alert = services.alert_condition_resolve(
-                patient_id=patient_id,
-                kind=KIND_DEVICE_OFFLINE,
-                at=now,
-                note="The device is sending readings again.",
+            alert = _offline_resolve(
+                patient_id, at=now, note="The device is sending readings again."
             )
-            client.delete(offline_key(patient_id))
         elif not has_open and not online:
             silent = (now - last).total_seconds()
             alert = services.alert_raise(
@@ -88,3 +84,12 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
         if alert is not None:
             changed.append(alert)
     return changed
+
+
+def _offline_resolve(patient_id: int, *, at: datetime, note: str) -> Alert | None:
+    """Resolve the patient's device_offline alert and forget that it was open."""
+    alert = services.alert_condition_resolve(
+        patient_id=patient_id, kind=KIND_DEVICE_OFFLINE, at=at, note=note
+    )
+    redis_client().delete(offline_key(patient_id))
+    return alert

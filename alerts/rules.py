@@ -46,7 +46,10 @@ KIND_LABELS = {
     KIND_DEVICE_OFFLINE: "Device offline",
 }
 KIND_METRIC = {kind: metric for (metric, _side), kind in KINDS.items()}
-METRIC_LABELS = {Metric.HEART_RATE: "heart rate", Metric.FETAL_HEART_RATE: "fetal heart rate"}
+METRIC_LABELS: dict[str, str] = {
+    Metric.HEART_RATE: "heart rate",
+    Metric.FETAL_HEART_RATE: "fetal heart rate",
+}
 
 THRESHOLD_FIELDS = (
     "brady_high",
@@ -104,7 +107,8 @@ class Limits:
         return int(getattr(self, f"hold_{PRIORITY[level]}_seconds"))
 
     def threshold(self, side: str, level: int) -> int | None:
-        return getattr(self, f"{side}_{PRIORITY[level]}")
+        value: int | None = getattr(self, f"{side}_{PRIORITY[level]}")
+        return value
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -116,35 +120,46 @@ class Limits:
 # - obstetric maternal heart rate: MEWT (Shields et al. 2016): 111-130 medium, <50 or >130 high.
 # - fetal heart rate: FIGO 2015: baseline <110 or >160 for 10 minutes medium, <100 for
 #   3 minutes high (the hold time stands in for "baseline": the rate must stay in the band).
+Triple = tuple[int | None, int | None, int | None]
+
+
+def bands(
+    metric: str,
+    *,
+    brady: Triple = (None, None, None),
+    tachy: Triple = (None, None, None),
+    hold: tuple[int, int, int] = (10, 20, 30),
+) -> Limits:
+    """Limits from three triples: ``brady`` thresholds (high, medium, low priority: at or
+    below), ``tachy`` thresholds (low, medium, high priority: at or above), and the ``hold``
+    seconds of the high, medium and low bands. ``None`` switches a band off."""
+    brady_high, brady_medium, brady_low = brady
+    tachy_low, tachy_medium, tachy_high = tachy
+    hold_high, hold_medium, hold_low = hold
+    return Limits(
+        metric=metric,
+        brady_high=brady_high,
+        brady_medium=brady_medium,
+        brady_low=brady_low,
+        tachy_low=tachy_low,
+        tachy_medium=tachy_medium,
+        tachy_high=tachy_high,
+        hold_high_seconds=hold_high,
+        hold_medium_seconds=hold_medium,
+        hold_low_seconds=hold_low,
+    )
+
+
 DEFAULT_LIMITS: dict[str, Limits] = {
-    "adult:heart_rate": Limits(
-        metric="heart_rate",
-        brady_high=40,
-        brady_medium=50,
-        tachy_low=91,
-        tachy_medium=111,
-        tachy_high=131,
-        hold_high_seconds=10,
-        hold_medium_seconds=20,
-        hold_low_seconds=30,
+    "adult:heart_rate": bands(Metric.HEART_RATE, brady=(40, 50, None), tachy=(91, 111, 131)),
+    "obstetric:heart_rate": bands(
+        Metric.HEART_RATE, brady=(49, None, None), tachy=(None, 111, 131)
     ),
-    "obstetric:heart_rate": Limits(
-        metric="heart_rate",
-        brady_high=49,
-        tachy_medium=111,
-        tachy_high=131,
-        hold_high_seconds=10,
-        hold_medium_seconds=20,
-        hold_low_seconds=30,
-    ),
-    "obstetric:fetal_heart_rate": Limits(
-        metric="fetal_heart_rate",
-        brady_high=99,
-        brady_medium=109,
-        tachy_medium=161,
-        hold_high_seconds=180,
-        hold_medium_seconds=600,
-        hold_low_seconds=600,
+    "obstetric:fetal_heart_rate": bands(
+        Metric.FETAL_HEART_RATE,
+        brady=(99, 109, None),
+        tachy=(None, 161, None),
+        hold=(180, 600, 600),
     ),
 }
 
@@ -155,7 +170,7 @@ def default_limits(*, profile: str, metric: str) -> Limits | None:
     base = DEFAULT_LIMITS.get(key)
     if base is None:
         return None
-    override = (settings.ALARM_LIMITS).get(key)
+    override = settings.ALARM_LIMITS.get(key)
     if override:
         allowed = set(THRESHOLD_FIELDS) | set(HOLD_FIELDS)
         base = replace(base, **{k: v for k, v in override.items() if k in allowed})

@@ -20,7 +20,7 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "patient",
             "patient_name",
@@ -87,7 +87,9 @@ class AlarmLimitSerializer(serializers.Serializer):
     hold_low_seconds = serializers.IntegerField(
         required=False, min_value=0, max_value=3600, help_text="Hold time of the low bands."
     )
-    source = serializers.ChoiceField(
+    # A declared field: DRF's metaclass moves it off the class, so it does not replace the
+    # ``Field.source`` attribute the stubs see here.
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a field, not Field.source
         choices=(("default", "default"), ("patient", "patient")),
         read_only=True,
         help_text="default: the profile's defaults; patient: this patient's own limits.",

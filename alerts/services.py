@@ -96,12 +96,7 @@ def alert_raise(
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                alert = (
-                    Alert.objects.select_for_update(of=("self",))
-                    .select_related("patient")
-                    .filter(patient_id=patient_id, kind=kind, state__in=OPEN_STATES)
-                    .first()
-                )
+                alert = _open_locked(patient_id=patient_id, kind=kind)
                 if alert is None:
                     alert = Alert.objects.create(
                         patient_id=patient_id,
@@ -139,18 +134,23 @@ def alert_raise(
     raise Conflict("The alert changed concurrently; try again.")
 
 
+def _open_locked(*, patient_id: int, kind: str) -> Alert | None:
+    """The open alert of this patient and kind, locked for this transaction."""
+    return (
+        Alert.objects.select_for_update(of=("self",))
+        .select_related("patient")
+        .filter(patient_id=patient_id, kind=kind, state__in=OPEN_STATES)
+        .first()
+    )
+
+
 def alert_condition_resolve(
     *, patient_id: int, kind: str, at: datetime | None = None, note: str = ""
 ) -> Alert | None:
     """The condition ended: resolve the open alert of this patient and kind, if any."""
     at = at or timezone.now()
     with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("patient")
-            .filter(patient_id=patient_id, kind=kind, state__in=OPEN_STATES)
-            .first()
-        )
+        alert = _open_locked(patient_id=patient_id, kind=kind)
         if alert is None:
             return None
         _resolve(alert, at=at, by=None, note=note or "The condition ended.")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import django_filters
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.filters import OrderingFilter, SearchFilter
@@ -10,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import ClinicianWrites, IsPerson
+from accounts.permissions import ClinicianWrites, IsPerson, request_person
 from alerts import selectors, services
 from alerts.models import Alert
 from alerts.selectors import patient_limits
@@ -46,7 +50,9 @@ class AlertFilter(django_filters.FilterSet):
 class AlertOrdering(OrderingFilter):
     """``?ordering=priority`` orders by severity (low < medium < high), not alphabetically."""
 
-    def get_ordering(self, request, queryset, view):  # type: ignore[no-untyped-def]
+    def get_ordering(
+        self, request: Request, queryset: QuerySet, view: APIView
+    ) -> Sequence[str] | None:
         ordering = super().get_ordering(request, queryset, view)
         if not ordering:
             return ordering
@@ -55,7 +61,9 @@ class AlertOrdering(OrderingFilter):
             for term in ordering
         ]
 
-    def remove_invalid_fields(self, queryset, fields, view, request):  # type: ignore[no-untyped-def]
+    def remove_invalid_fields(
+        self, queryset: QuerySet, fields: Iterable[str], view: APIView, request: Request
+    ) -> list[str]:
         return [
             term
             for term in fields
@@ -63,8 +71,8 @@ class AlertOrdering(OrderingFilter):
         ]
 
 
-def _visible_alerts(request: Request):  # type: ignore[no-untyped-def]
-    return selectors.alerts_visible(user=request.user)
+def _visible_alerts(request: Request) -> QuerySet[Alert]:
+    return selectors.alerts_visible(user=request_person(request))
 
 
 @extend_schema_view(
@@ -80,12 +88,12 @@ def _visible_alerts(request: Request):  # type: ignore[no-untyped-def]
         responses={200: AlertSerializer(many=True), **ERROR_RESPONSES},
     )
 )
-class AlertListView(generics.ListAPIView):
+class AlertListView(generics.ListAPIView[Alert]):
     permission_classes = [IsPerson]
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
     filter_backends = [
-        django_filters.rest_framework.DjangoFilterBackend,
+        DjangoFilterBackend,
         SearchFilter,
         AlertOrdering,
     ]
@@ -93,7 +101,7 @@ class AlertListView(generics.ListAPIView):
     ordering_fields = ("raised_at", "updated_at", "id", "priority", "state", "kind")
     ordering = ("-raised_at", "-id")
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Alert]:
         if getattr(self, "swagger_fake_view", False):
             return Alert.objects.none()
         return _visible_alerts(self.request).select_related("acknowledged_by")
@@ -106,11 +114,11 @@ class AlertListView(generics.ListAPIView):
         responses={200: AlertDetailSerializer, **ERROR_RESPONSES},
     )
 )
-class AlertDetailView(generics.RetrieveAPIView):
+class AlertDetailView(generics.RetrieveAPIView[Alert]):
     permission_classes = [IsPerson]
     serializer_class = AlertDetailSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Alert]:
         if getattr(self, "swagger_fake_view", False):
             return Alert.objects.none()
         return _visible_alerts(self.request).prefetch_related("events")
@@ -126,7 +134,7 @@ class _AlertActionView(APIView):
         serializer = AlertActionSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         alert = self.perform(request, pk, serializer.validated_data.get("note", ""))
-        alert = selectors.alert_get_visible(user=request.user, alert_id=alert.id)
+        alert = selectors.alert_get_visible(user=request_person(request), alert_id=alert.id)
         return Response(AlertSerializer(alert).data)
 
 
@@ -145,7 +153,7 @@ class _AlertActionView(APIView):
 )
 class AlertAcknowledgeView(_AlertActionView):
     def perform(self, request: Request, alert_id: int, note: str) -> Alert:
-        return services.alert_acknowledge(alert_id=alert_id, user=request.user)
+        return services.alert_acknowledge(alert_id=alert_id, user=request_person(request))
 
 
 @extend_schema_view(
@@ -159,7 +167,7 @@ class AlertAcknowledgeView(_AlertActionView):
 )
 class AlertResolveView(_AlertActionView):
     def perform(self, request: Request, alert_id: int, note: str) -> Alert:
-        return services.alert_resolve(alert_id=alert_id, user=request.user, note=note)
+        return services.alert_resolve(alert_id=alert_id, user=request_person(request), note=note)
 
 
 class PatientAlarmLimitsView(APIView):
@@ -168,7 +176,7 @@ class PatientAlarmLimitsView(APIView):
     permission_classes = [ClinicianWrites]
 
     def _patient(self, request: Request, pk: int) -> Patient:
-        return patient_visible_get(user=request.user, patient_id=pk)
+        return patient_visible_get(user=request_person(request), patient_id=pk)
 
     def _render(self, patient: Patient) -> Response:
         return Response(
@@ -209,7 +217,7 @@ class PatientAlarmLimitsView(APIView):
             values = base.as_dict() if base is not None else {}
             values.update(item)
             merged.append(values)
-        services.alarm_limits_set(patient=patient, limits=merged, user=request.user)
+        services.alarm_limits_set(patient=patient, limits=merged, user=request_person(request))
         return self._render(self._patient(request, pk))
 
     @extend_schema(

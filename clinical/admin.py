@@ -4,11 +4,12 @@ Forms apply the same rules as the REST API (``clinical.services.patient_validate
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth.forms import UserChangeForm
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -25,6 +26,18 @@ from clinical.services import (
     place_validate,
 )
 from common.errors import ApplicationError, ValidationFailed
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _PlaceCounts(TypedDict):
+    ward_count: int
+    admitted_count: int
+
+
+class _WardCounts(TypedDict):
+    admitted_count: int
 
 
 class PlaceAdminForm(forms.ModelForm):
@@ -44,7 +57,7 @@ class PlaceAdminForm(forms.ModelForm):
         fields = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
 
     def clean_webhook_url(self) -> str:
-        url = self.cleaned_data["webhook_url"]
+        url: str = self.cleaned_data["webhook_url"]
         try:
             place_validate(place=Place(webhook_url=url))
         except ValidationFailed as exc:
@@ -52,7 +65,8 @@ class PlaceAdminForm(forms.ModelForm):
         return url
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("clear_webhook_secret"):
             cleaned["webhook_secret"] = ""
         elif not cleaned.get("webhook_secret"):
@@ -60,7 +74,7 @@ class PlaceAdminForm(forms.ModelForm):
         return cleaned
 
 
-class WardInline(admin.TabularInline):
+class WardInline(admin.TabularInline[Ward, Place]):
     model = Ward
     extra = 0
     fields = ("name",)
@@ -68,7 +82,7 @@ class WardInline(admin.TabularInline):
 
 
 @admin.register(Place)
-class PlaceAdmin(admin.ModelAdmin):
+class PlaceAdmin(admin.ModelAdmin[Place]):
     form = PlaceAdminForm
     list_display = ("name", "kind", "is_active", "ward_count", "admitted_count", "created_at")
     list_filter = ("kind", "is_active")
@@ -91,16 +105,16 @@ class PlaceAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="wards", ordering="ward_count")
-    def ward_count(self, place: Place) -> int:
-        return place.ward_count  # type: ignore[attr-defined]
+    def ward_count(self, place: WithAnnotations[Place, _PlaceCounts]) -> int:
+        return place.ward_count
 
     @admin.display(description="admitted patients", ordering="admitted_count")
-    def admitted_count(self, place: Place) -> int:
-        return place.admitted_count  # type: ignore[attr-defined]
+    def admitted_count(self, place: WithAnnotations[Place, _PlaceCounts]) -> int:
+        return place.admitted_count
 
 
 @admin.register(Ward)
-class WardAdmin(admin.ModelAdmin):
+class WardAdmin(admin.ModelAdmin[Ward]):
     list_display = ("name", "place", "admitted_count")
     list_filter = ("place",)
     list_select_related = ("place",)
@@ -121,8 +135,8 @@ class WardAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="admitted patients", ordering="admitted_count")
-    def admitted_count(self, ward: Ward) -> int:
-        return ward.admitted_count  # type: ignore[attr-defined]
+    def admitted_count(self, ward: WithAnnotations[Ward, _WardCounts]) -> int:
+        return ward.admitted_count
 
 
 class AdmissionFilter(admin.SimpleListFilter):
@@ -146,7 +160,8 @@ class PatientAdminForm(forms.ModelForm):
         fields = PATIENT_FIELDS
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         probe = Patient(pk=self.instance.pk, **{name: cleaned.get(name) for name in PATIENT_FIELDS})
@@ -160,7 +175,7 @@ class PatientAdminForm(forms.ModelForm):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(admin.ModelAdmin[Patient]):
     form = PatientAdminForm
     list_display = (
         "name",
@@ -200,7 +215,7 @@ class PatientAdmin(admin.ModelAdmin):
     def device_serial(self, patient: Patient) -> str:
         if patient_device_id(patient) is None:
             return "-"
-        return patient.device.serial  # type: ignore[attr-defined]
+        return patient.device.serial
 
 
 class DeviceAdminForm(forms.ModelForm):
@@ -209,7 +224,8 @@ class DeviceAdminForm(forms.ModelForm):
         fields = ("serial", "model", "place", "patient", "is_active")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         place, patient = data.get("place"), data.get("patient")
         if place is not None:
             existing = self.instance if self.instance.pk else None
@@ -221,7 +237,7 @@ class DeviceAdminForm(forms.ModelForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(admin.ModelAdmin[Device]):
     form = DeviceAdminForm
     list_display = ("serial", "model", "place", "patient", "is_active", "last_seen_at")
     list_filter = ("is_active", "place", "model")
@@ -281,7 +297,7 @@ class MemberUserAddForm(UserAddForm):
     places = _places_field()
 
 
-class MemberUserChangeForm(UserAdmin.form):  # type: ignore[name-defined,misc]
+class MemberUserChangeForm(UserChangeForm[User]):  # the form of accounts' UserAdmin
     places = _places_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

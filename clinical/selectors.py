@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from accounts.models import User
-from accounts.selectors import user_place_ids
+from accounts.selectors import user_place_ids, users_active
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_hash
 from common.errors import NotFound
@@ -52,21 +52,20 @@ def devices_visible(*, user: User) -> QuerySet[Device]:
 
 def place_members(*, place_id: int, roles: Iterable[str] | None = None) -> QuerySet[User]:
     """Active members of a place, optionally only those with one of ``roles``."""
-    members = User.objects.filter(is_active=True, places=place_id)
-    return members if roles is None else members.filter(role__in=list(roles))
+    return users_active(roles=roles).filter(places=place_id)
 
 
 def patient_device_id(patient: Patient) -> int | None:
     """The id of the device assigned to the patient, or None (the reverse side may be absent)."""
     try:
-        device = patient.device  # type: ignore[attr-defined]  # reverse one-to-one of Device
-    except Patient.device.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+        device = patient.device
+    except Patient.device.RelatedObjectDoesNotExist:
         return None
-    return device.id if device is not None else None
+    return device.id
 
 
 def patient_device(patient: Patient) -> Device | None:
-    return patient.device if patient_device_id(patient) is not None else None  # type: ignore[attr-defined]
+    return patient.device if patient_device_id(patient) is not None else None
 
 
 def patient_profiles(*, patient_ids: Iterable[int]) -> dict[int, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
@@ -125,7 +125,15 @@ class PatientDischargeSerializer(serializers.Serializer):
 class DeviceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
-        fields = ("id", "serial", "model", "place", "patient", "is_active", "last_seen_at")
+        fields: tuple[str, ...] = (
+            "id",
+            "serial",
+            "model",
+            "place",
+            "patient",
+            "is_active",
+            "last_seen_at",
+        )
         read_only_fields = fields
 
 
@@ -153,12 +161,23 @@ class DeviceInputSerializer(serializers.Serializer):
     )
     is_active = serializers.BooleanField(required=False)
 
-    def __init__(self, *args: Any, places: Any = None, patients: Any = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        places: QuerySet[Place] | None = None,
+        patients: QuerySet[Patient] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # The PrimaryKeyRelatedFields declared above (``fields`` holds them as plain Fields).
+        # djangorestframework-stubs declare ``queryset`` as possibly a Manager, whose ``__get__``
+        # mypy then applies to the field: the ignores below.
+        place = cast("serializers.PrimaryKeyRelatedField[Place]", self.fields["place"])
+        patient = cast("serializers.PrimaryKeyRelatedField[Patient]", self.fields["patient"])
         if places is not None:
-            self.fields["place"].queryset = places
+            place.queryset = places  # type: ignore[arg-type]  # Manager.__get__, see above
         if patients is not None:
-            self.fields["patient"].queryset = patients
+            patient.queryset = patients  # type: ignore[arg-type]  # Manager.__get__, see above
 
     def validate_serial(self, value: str) -> str:
         value = value.strip()

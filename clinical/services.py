@@ -18,7 +18,7 @@ from clinical.selectors import patient_device_id
 from clinical.signals import device_changed
 from clinical.tokens import token_generate, token_hash
 from common.errors import ApplicationError, Conflict, ValidationFailed
-from common.services import model_assign, model_clean, model_save
+from common.services import model_assign, model_clean, model_save, model_update
 
 # Clocks of clients drift; a timestamp this far ahead of ours is still "now".
 CLOCK_SKEW = timedelta(minutes=5)
@@ -77,12 +77,11 @@ def place_create(
 
 
 def place_update(*, place: Place, data: Mapping[str, Any]) -> Place:
-    changed = model_assign(place, fields=PLACE_FIELDS, data=data)
-    if changed:
+    def validate(place: Place, changed: list[str]) -> None:
         model_clean(place)
         place_validate(place=place)
-        model_save(place, update_fields=changed)
-    return place
+
+    return model_update(place, fields=PLACE_FIELDS, data=data, validate=validate)[0]
 
 
 # --- Wards -----------------------------------------------------------------------------------
@@ -112,12 +111,12 @@ def ward_update(*, ward: Ward, data: Mapping[str, Any]) -> Ward:
             "A ward cannot move to another place.",
             details={"place": ["A ward cannot move to another place."]},
         )
-    changed = model_assign(ward, fields=WARD_FIELDS, data=data)
-    if changed:
+
+    def validate(ward: Ward, changed: list[str]) -> None:
         model_clean(ward, exclude=["place"])
         _ward_name_check(ward=ward)
-        model_save(ward, update_fields=changed)
-    return ward
+
+    return model_update(ward, fields=WARD_FIELDS, data=data, validate=validate)[0]
 
 
 # --- Patients --------------------------------------------------------------------------------
@@ -139,7 +138,7 @@ def patient_validate(
     now = timezone.now()
     if (admitting or moving_place) and not patient.place.is_active:
         errors["place"] = ["The place is not active; patients cannot be admitted to it."]
-    if patient.ward_id is not None and patient.ward.place_id != patient.place_id:
+    if patient.ward is not None and patient.ward.place_id != patient.place_id:
         errors["ward"] = ["The ward belongs to another place than the patient."]
     born = patient.date_of_birth
     if born and born > _latest_date_on_earth():
@@ -163,7 +162,7 @@ def patient_validate(
         elif discharged_at > now + CLOCK_SKEW:
             errors["discharged_at"] = ["The discharge time is in the future."]
     if moving_place and patient_device_id(patient) is not None:
-        device = patient.device  # type: ignore[attr-defined]
+        device = patient.device
         if device.place_id != patient.place_id:
             errors.setdefault("place", []).append(
                 "The patient's device belongs to the previous place; unassign it first."
@@ -220,8 +219,8 @@ def patient_device_release(*, patient: Patient) -> None:
     no more readings or alarms are filed under them."""
     if patient_device_id(patient) is None:
         return
-    device_assign(device=patient.device, patient=None)  # type: ignore[attr-defined]
-    Patient.device.related.set_cached_value(patient, None)  # type: ignore[attr-defined]
+    device_assign(device=patient.device, patient=None)
+    Patient.device.related.set_cached_value(patient, None)
 
 
 def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
@@ -277,8 +276,10 @@ def device_assignment_check(
             "The device and the patient must be in the same place.",
             details={"patient": ["The patient is not in the device's place."]},
         )
-    other = Device.objects.filter(patient=patient).exclude(pk=device.pk if device else None)
-    other = other.only("id", "serial").first()
+    others = Device.objects.filter(patient=patient)
+    if device is not None:
+        others = others.exclude(pk=device.pk)
+    other = others.only("id", "serial").first()
     if other is not None:
         raise Conflict(
             f"Patient {patient.name} already has device {other.serial} (id {other.id}); "

@@ -10,16 +10,17 @@ their places. There is no DELETE: patients are discharged, places deactivated.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
-from accounts.permissions import AdminWrites, ClinicianWrites, DoctorWrites
+from accounts.permissions import AdminWrites, ClinicianWrites, DoctorWrites, request_person
 from clinical import services
 from clinical.filters import DeviceFilter, PatientFilter, PlaceFilter, WardFilter
 from clinical.models import Device, Patient, Place, Ward
@@ -34,6 +35,8 @@ from clinical.serializers import (
     WardSerializer,
 )
 from common.api import ERROR_RESPONSES, ErrorSerializer
+
+_M = TypeVar("_M", bound=Model)
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflicts with an existing record")
 
@@ -86,7 +89,7 @@ class _NoDeleteViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[_M],
 ):
     """List, create, read and update; DELETE answers 405 (nothing is deleted over REST)."""
 
@@ -108,7 +111,7 @@ class _NoDeleteViewSet(
         ),
     )
 )
-class PlaceViewSet(_NoDeleteViewSet):
+class PlaceViewSet(_NoDeleteViewSet[Place]):
     """Hospitals and clinics."""
 
     queryset = Place.objects.all()
@@ -122,15 +125,15 @@ class PlaceViewSet(_NoDeleteViewSet):
     def get_queryset(self) -> QuerySet[Place]:
         if self._fake():
             return Place.objects.none()
-        return places_visible(user=self.request.user)
+        return places_visible(user=request_person(self.request))
 
-    def perform_create(self, serializer: PlaceSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Place]) -> None:
         serializer.instance = services.place_create(**serializer.validated_data)
 
-    def perform_update(self, serializer: PlaceSerializer) -> None:
-        serializer.instance = services.place_update(
-            place=serializer.instance, data=serializer.validated_data
-        )
+    def perform_update(self, serializer: BaseSerializer[Place]) -> None:
+        place = serializer.instance
+        assert place is not None  # UpdateModelMixin serializes the object it fetched
+        serializer.instance = services.place_update(place=place, data=serializer.validated_data)
 
 
 @extend_schema_view(
@@ -146,7 +149,7 @@ class PlaceViewSet(_NoDeleteViewSet):
         ),
     )
 )
-class WardViewSet(_NoDeleteViewSet):
+class WardViewSet(_NoDeleteViewSet[Ward]):
     """Wards of a place."""
 
     queryset = Ward.objects.all()
@@ -160,15 +163,15 @@ class WardViewSet(_NoDeleteViewSet):
     def get_queryset(self) -> QuerySet[Ward]:
         if self._fake():
             return Ward.objects.none()
-        return wards_visible(user=self.request.user)
+        return wards_visible(user=request_person(self.request))
 
-    def perform_create(self, serializer: WardSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Ward]) -> None:
         serializer.instance = services.ward_create(**serializer.validated_data)
 
-    def perform_update(self, serializer: WardSerializer) -> None:
-        serializer.instance = services.ward_update(
-            ward=serializer.instance, data=serializer.validated_data
-        )
+    def perform_update(self, serializer: BaseSerializer[Ward]) -> None:
+        ward = serializer.instance
+        assert ward is not None  # UpdateModelMixin serializes the object it fetched
+        serializer.instance = services.ward_update(ward=ward, data=serializer.validated_data)
 
 
 @extend_schema_view(
@@ -197,7 +200,7 @@ class WardViewSet(_NoDeleteViewSet):
         responses={200: PatientSerializer, **_errors(400, 401, 403, 404, 409)},
     ),
 )
-class PatientViewSet(_NoDeleteViewSet):
+class PatientViewSet(_NoDeleteViewSet[Patient]):
     """Patients. `?active=true` lists those still admitted."""
 
     queryset = Patient.objects.all()
@@ -221,14 +224,16 @@ class PatientViewSet(_NoDeleteViewSet):
     def get_queryset(self) -> QuerySet[Patient]:
         if self._fake():
             return Patient.objects.none()
-        return patients_visible(user=self.request.user)
+        return patients_visible(user=request_person(self.request))
 
-    def perform_create(self, serializer: PatientSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Patient]) -> None:
         serializer.instance = services.patient_create(**serializer.validated_data)
 
-    def perform_update(self, serializer: PatientSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Patient]) -> None:
+        patient = serializer.instance
+        assert patient is not None  # UpdateModelMixin serializes the object it fetched
         serializer.instance = services.patient_update(
-            patient=serializer.instance, data=serializer.validated_data
+            patient=patient, data=serializer.validated_data
         )
 
     @action(detail=True, methods=["post"])
@@ -246,36 +251,38 @@ class PatientViewSet(_NoDeleteViewSet):
 DEVICE_CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
 
 
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+def _device_errors(*codes: int) -> dict[int, OpenApiResponse]:
     table = {**ERROR_RESPONSES, status.HTTP_409_CONFLICT: DEVICE_CONFLICT}
     return {code: table[code] for code in codes}
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Devices of the caller's places", responses=_errors(400, 401)),
+    list=extend_schema(
+        summary="Devices of the caller's places", responses=_device_errors(400, 401)
+    ),
     retrieve=extend_schema(
-        summary="One device", responses={200: DeviceSerializer, **_errors(401, 404)}
+        summary="One device", responses={200: DeviceSerializer, **_device_errors(401, 404)}
     ),
     create=extend_schema(
         summary="Register a device (admins, doctors); the response carries its token once",
         request=DeviceInputSerializer,
-        responses={201: DeviceWithTokenSerializer, **_errors(400, 401, 403, 409)},
+        responses={201: DeviceWithTokenSerializer, **_device_errors(400, 401, 403, 409)},
     ),
     update=extend_schema(
         summary="Replace a device's fields (admins, doctors)",
         request=DeviceInputSerializer,
-        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
+        responses={200: DeviceSerializer, **_device_errors(400, 401, 403, 404, 409)},
     ),
     partial_update=extend_schema(
         summary='Change some of a device\'s fields, e.g. assign it: {"patient": id | null}',
         request=DeviceInputSerializer,
-        responses={200: DeviceSerializer, **_errors(400, 401, 403, 404, 409)},
+        responses={200: DeviceSerializer, **_device_errors(400, 401, 403, 404, 409)},
     ),
 )
 class DeviceViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[Device],
 ):
     """Bedside monitors. Everyone reads the devices of their places; admins and doctors
     write. Devices of other places answer 404."""
@@ -288,11 +295,11 @@ class DeviceViewSet(
     ordering = ("serial",)
     queryset = Device.objects.none()  # for the schema; requests use get_queryset
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return devices_visible(user=self.request.user)
+    def get_queryset(self) -> QuerySet[Device]:
+        return devices_visible(user=request_person(self.request))
 
     def _input(self, data: Any, *, partial: bool = False) -> dict[str, Any]:
-        user = self.request.user
+        user = request_person(self.request)
         serializer = DeviceInputSerializer(
             data=data,
             partial=partial,
@@ -304,7 +311,9 @@ class DeviceViewSet(
 
     def create(self, request: Request) -> Response:
         device, token = services.device_create(**self._input(request.data))
-        device.token = token  # type: ignore[attr-defined]
+        # The plain token rides on the instance for DeviceWithTokenSerializer, which shows it
+        # this once; it is no model field (only its hash is stored).
+        device.token = token  # type: ignore[attr-defined]  # see above
         return Response(DeviceWithTokenSerializer(device).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, pk: str | None = None) -> Response:
@@ -322,18 +331,19 @@ class DeviceViewSet(
     @extend_schema(
         summary="Issue a new token; the old one stops working at once",
         request=None,
-        responses={200: DeviceWithTokenSerializer, **_errors(401, 403, 404)},
+        responses={200: DeviceWithTokenSerializer, **_device_errors(401, 403, 404)},
     )
     @action(detail=True, methods=["post"], url_path="rotate-token")
     def rotate_token(self, request: Request, pk: str | None = None) -> Response:
         device = self.get_object()
+        # As in ``create``: the new plain token rides on the instance, shown this once.
         device.token = services.device_rotate_token(device=device)  # type: ignore[attr-defined]
         return Response(DeviceWithTokenSerializer(device).data)
 
     @extend_schema(
         summary="Toggle active/inactive; returns the device with its new state",
         request=None,
-        responses={200: DeviceSerializer, **_errors(401, 403, 404)},
+        responses={200: DeviceSerializer, **_device_errors(401, 403, 404)},
     )
     @action(detail=True, methods=["post"], url_path="change-status")
     def change_status(self, request: Request, pk: str | None = None) -> Response:

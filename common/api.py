@@ -52,11 +52,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ApplicationError):
         return Response(exc.as_dict(), status=exc.status)
     if isinstance(exc, DjangoValidationError):
-        details = (
+        field_errors = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
         return Response(
-            error_body("validation_error", "The request is not valid.", details), status=400
+            error_body("validation_error", "The request is not valid.", field_errors), status=400
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+# {field: [messages]}; for a list payload, that per item: {"0": {field: [messages]}}.
+ErrorDetails: TypeAlias = Mapping[str, Any]
 
 
 class ApplicationError(Exception):
@@ -11,12 +15,21 @@ class ApplicationError(Exception):
     status = 400
     code = "invalid"
 
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        """A subclass names its HTTP status and machine code in its bases:
+        ``class NotFound(ApplicationError, status=404, code="not_found")``."""
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(
         self,
         message: str,
         *,
         code: str | None = None,
-        details: dict[str, list[str]] | None = None,
+        details: ErrorDetails | None = None,
         status: int | None = None,
     ) -> None:
         super().__init__(message)
@@ -31,30 +44,20 @@ class ApplicationError(Exception):
         return error_body(self.code, self.message, self.details)
 
 
-class ValidationFailed(ApplicationError):
-    status = 400
-    code = "validation_error"
+class ValidationFailed(ApplicationError, status=400, code="validation_error"): ...
 
 
-class NotAuthenticated(ApplicationError):
-    status = 401
-    code = "not_authenticated"
+class NotAuthenticated(ApplicationError, status=401, code="not_authenticated"): ...
 
 
-class PermissionDenied(ApplicationError):
-    status = 403
-    code = "forbidden"
+class PermissionDenied(ApplicationError, status=403, code="forbidden"): ...
 
 
-class NotFound(ApplicationError):
-    status = 404
-    code = "not_found"
+class NotFound(ApplicationError, status=404, code="not_found"): ...
 
 
-class Conflict(ApplicationError):
-    status = 409
-    code = "conflict"
+class Conflict(ApplicationError, status=409, code="conflict"): ...
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: ErrorDetails | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
+from asgiref.typing import ASGI3Application, ASGIReceiveCallable, ASGISendCallable
 from django.core.asgi import get_asgi_application
+
+if TYPE_CHECKING:
+    # types-channels' WebSocket scope (asgiref's plus the keys channels adds).
+    from channels.consumer import _ChannelScope
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
@@ -22,19 +28,24 @@ class BrowserOriginValidator:
     (and the simulator) send none and authenticate with their own token, so those pass.
     """
 
-    def __init__(self, application) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, application: ASGI3Application) -> None:
         self.application = application
         self.validated = AllowedHostsOriginValidator(application)
 
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+    async def __call__(
+        self, scope: _ChannelScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if any(name == b"origin" for name, _ in scope.get("headers", [])):
-            return await self.validated(scope, receive, send)
-        return await self.application(scope, receive, send)
+            await self.validated(scope, receive, send)
+        else:
+            await self.application(scope, receive, send)
 
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": BrowserOriginValidator(
+            URLRouter(websocket_urlpatterns)  # type: ignore[arg-type]  # see monitoring.routing
+        ),
     }
 )

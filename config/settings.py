@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import dj_database_url
+import django_stubs_ext
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+
+# Lets classes that django-stubs declares generic (ModelAdmin, ModelForm, ...) be subscripted
+# at run time too: ``admin.ModelAdmin[Place]``.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -135,6 +141,7 @@ CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER", "redis")
 CHANNEL_LAYER_CAPACITY = env_int("CHANNEL_LAYER_CAPACITY", 1000)
 CHANNEL_LAYER_EXPIRY = env_int("CHANNEL_LAYER_EXPIRY", 30)
 CHANNEL_LAYER_GROUP_EXPIRY = env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400)
+CHANNEL_LAYERS: dict[str, dict[str, Any]]
 if CHANNEL_LAYER_BACKEND == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 else:

@@ -16,7 +16,8 @@ ASYNCAPI_PATH = Path(__file__).with_name("asyncapi.yaml")
 
 @cache
 def asyncapi_document() -> dict[str, Any]:
-    return yaml.safe_load(ASYNCAPI_PATH.read_text())
+    document: dict[str, Any] = yaml.safe_load(ASYNCAPI_PATH.read_text())
+    return document
 
 
 @require_GET

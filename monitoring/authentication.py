@@ -13,11 +13,16 @@ do what a view explicitly allows through :class:`IsDevice`, which is posting rea
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from clinical.models import Device
 from clinical.selectors import device_by_token
@@ -39,7 +44,7 @@ class DevicePrincipal(AnonymousUser):
 class DeviceTokenAuthentication(BaseAuthentication):
     keyword = KEYWORD
 
-    def authenticate(self, request) -> tuple[DevicePrincipal, Device] | None:  # type: ignore[no-untyped-def]
+    def authenticate(self, request: Request) -> tuple[DevicePrincipal, Device] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].decode("latin-1").lower() != self.keyword.lower():
             return None  # Not ours: another scheme (Bearer) or anonymous.
@@ -58,14 +63,14 @@ class DeviceTokenAuthentication(BaseAuthentication):
             )
         return DevicePrincipal(device), device
 
-    def authenticate_header(self, request) -> str:  # type: ignore[no-untyped-def]
+    def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
 
 
 class IsDevice(BasePermission):
     """The request carries a valid device token (active or not: the service decides)."""
 
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.auth, Device) and isinstance(request.user, DevicePrincipal)
 
 
@@ -73,7 +78,7 @@ class DeviceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "monitoring.authentication.DeviceTokenAuthentication"
     name = "DeviceToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "apiKey",
             "in": "header",

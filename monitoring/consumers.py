@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from asgiref.typing import WebSocketScope
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -19,10 +20,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
+from clinical.models import Device
 from clinical.selectors import device_by_token, device_get
-from common.errors import ApplicationError
+from common.errors import ApplicationError, ErrorDetails
 from monitoring import selectors
-from monitoring.ingest import reading_parse
+from monitoring.ingest import Target, reading_parse
 from monitoring.realtime.batcher import batcher_get
 from monitoring.realtime.events import device_status_events
 from monitoring.realtime.groups import device_group, user_group
@@ -89,7 +91,7 @@ class FrameConsumer(AsyncWebsocketConsumer):
         self,
         code: str,
         message: str,
-        details: dict[str, Any] | None = None,
+        details: ErrorDetails | None = None,
         **extra: Any,
     ) -> None:
         await self.send_json(
@@ -109,20 +111,20 @@ class FrameConsumer(AsyncWebsocketConsumer):
         )
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
+def _header(scope: WebSocketScope, name: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return value.decode("latin-1")
     return ""
 
 
-def _device_token(scope: dict[str, Any]) -> str:
+def _device_token(scope: WebSocketScope) -> str:
     scheme, _, token = _header(scope, b"authorization").strip().partition(" ")
     return token.strip() if scheme.lower() == "device" else ""
 
 
 @database_sync_to_async
-def _device_load(*, token: str | None = None, device_id: int | None = None):  # type: ignore[no-untyped-def]
+def _device_load(*, token: str | None = None, device_id: int | None = None) -> Device | None:
     if token is not None:
         return device_by_token(token)
     assert device_id is not None
@@ -132,8 +134,8 @@ def _device_load(*, token: str | None = None, device_id: int | None = None):  # 
 class DeviceConsumer(FrameConsumer):
     """/ws/devices/: a bedside monitor streams readings; acks follow durable storage."""
 
-    device = None
-    target = None
+    device: Device | None = None
+    target: Target | None = None
 
     async def connect(self) -> None:
         await self.accept()  # then close with a code the device can read
@@ -160,12 +162,19 @@ class DeviceConsumer(FrameConsumer):
         await self.batcher.presence_flush()
         await groups_send(self._status_events(online=True))
 
+    def _connected(self) -> tuple[Device, Target]:
+        """The device and where its readings go: set by ``connect`` before the device's first
+        frame or group event, and kept while it stays connected."""
+        assert self.device is not None and self.target is not None
+        return self.device, self.target
+
     def _status_events(self, *, online: bool) -> list[tuple[str, dict[str, Any]]]:
+        device, target = self._connected()
         return device_status_events(
-            device_id=self.device.id,
-            serial=self.device.serial,
-            patient_id=self.target.patient_id,
-            ward_id=self.target.ward_id,
+            device_id=device.id,
+            serial=device.serial,
+            patient_id=target.patient_id,
+            ward_id=target.ward_id,
             online=online,
             last_seen_at=timezone.now().isoformat(),
         )
@@ -209,22 +218,23 @@ class DeviceConsumer(FrameConsumer):
             await self.unknown_type(frame)
 
     async def _ingest(self, items: list[Any]) -> None:
+        _, target = self._connected()
         valid = []
         for raw in items:
             try:
-                valid.append(reading_parse(raw, target=self.target, require_seq=True))
+                valid.append(reading_parse(raw, target=target, require_seq=True))
             except ApplicationError as exc:
                 seq = raw.get("seq") if isinstance(raw, dict) else None
                 await self.send_application_error(exc, seq=seq)
         if not valid:
             return
-        future = self.batcher.submit(valid, {self.target.patient_id: self.target.ward_id})
+        future = self.batcher.submit(valid, {target.patient_id: target.ward_id})
         seqs = list(dict.fromkeys(r.seq for r in valid))
         task = asyncio.create_task(self._ack_when_stored(future, seqs))
         self.ack_tasks.add(task)
         task.add_done_callback(self.ack_tasks.discard)
 
-    async def _ack_when_stored(self, future: asyncio.Future, seqs: list[int]) -> None:
+    async def _ack_when_stored(self, future: asyncio.Future, seqs: list[int | None]) -> None:
         try:
             await future
         except Exception:
@@ -243,8 +253,9 @@ class DeviceConsumer(FrameConsumer):
             await self._recheck()
 
     async def _recheck(self) -> None:
-        device = await _device_load(device_id=self.device.id)
-        if device is None or device.token_hash != self.device.token_hash:
+        connected, _ = self._connected()
+        device = await _device_load(device_id=connected.id)
+        if device is None or device.token_hash != connected.token_hash:
             await self.close(CloseCode.NOT_AUTHENTICATED, "device token no longer valid")
         elif not device.is_active:
             await self.close(CloseCode.DEVICE_INACTIVE, "device inactive")
@@ -259,6 +270,12 @@ class DashboardConsumer(FrameConsumer):
     """/ws/dashboard/: a clinician watches wards and patients live."""
 
     session: WsSession | None = None
+
+    def _user_session(self) -> WsSession:
+        """The session: set by the first frame (auth); later frames and the session watch come
+        after it."""
+        assert self.session is not None
+        return self.session
 
     async def connect(self) -> None:
         await self.accept()
@@ -329,11 +346,13 @@ class DashboardConsumer(FrameConsumer):
         when the user is deactivated; drop subscriptions to places no longer granted."""
         interval = settings.DASHBOARD_SESSION_CHECK_SECONDS
         while True:
-            await asyncio.sleep(max(0.0, min(interval, self.session.expires_at - time.time())))
-            if time.time() >= self.session.expires_at:
+            await asyncio.sleep(
+                max(0.0, min(interval, self._user_session().expires_at - time.time()))
+            )
+            if time.time() >= self._user_session().expires_at:
                 await self.close(CloseCode.NOT_AUTHENTICATED, "access token expired")
                 return
-            if not await database_sync_to_async(ws_user_is_active)(self.session.user.id):
+            if not await database_sync_to_async(ws_user_is_active)(self._user_session().user.id):
                 await self.close(CloseCode.NOT_AUTHENTICATED, "user deactivated")
                 return
             for kind, object_id in list(self.scopes):
@@ -368,7 +387,7 @@ class DashboardConsumer(FrameConsumer):
 
     async def _may_watch(self, kind: str, object_id: int) -> bool:
         visible = SUBSCRIPTION_KINDS[kind].visible
-        return await database_sync_to_async(visible)(self.session.user, object_id)
+        return await database_sync_to_async(visible)(self._user_session().user, object_id)
 
     async def _sync_groups(self) -> None:
         needed = self._needed_groups()
@@ -439,7 +458,7 @@ class DashboardConsumer(FrameConsumer):
     async def _registered(self, frame: dict[str, Any]) -> None:
         """A frame type a higher app registered (``realtime.registry``), e.g. ``alert.ack``."""
         handler, reply_key = dashboard_frames[frame["type"]]
-        user = self.session.user
+        user = self._user_session().user
         try:
             reply = await database_sync_to_async(handler)(user=user, frame=frame)
         except ApplicationError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -18,6 +18,9 @@ from django.utils import timezone
 
 from common.errors import ValidationFailed
 from monitoring.models import Metric, Reading
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 BPM_BOUNDS: dict[str, tuple[int, int]] = {
     Metric.HEART_RATE: (20, 300),
@@ -73,7 +76,7 @@ class StoredReading:
         }
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeIs[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -135,12 +138,14 @@ def reading_parse(
 
     if errors:
         raise ValidationFailed("The reading is not valid.", details=errors)
+    # What the checks above established, said so that the type checker knows it too.
+    assert metric in BPM_BOUNDS and _is_int(bpm) and recorded_at is not None
     return ReadingIn(
         patient_id=target.patient_id,
         device_id=target.device_id,
         metric=metric,
         bpm=bpm,
-        recorded_at=recorded_at,  # type: ignore[arg-type]
+        recorded_at=recorded_at,
         seq=seq,
         entered_by_id=entered_by_id,
     )

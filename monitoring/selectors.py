@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import connection, transaction
 from django.db.models import Avg, Count, DateTimeField, Func, Max, Min, OuterRef, QuerySet, Subquery
@@ -19,6 +19,12 @@ from monitoring.ingest import Target
 from monitoring.models import Metric, Reading
 from monitoring.realtime.presence import devices_online
 from monitoring.realtime.registry import snapshot_extras
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
+
+_Sql = tuple[str, tuple[str | int, ...]]  # an expression's SQL and its parameters
 
 
 def device_target(device: Device) -> Target | None:
@@ -80,17 +86,27 @@ class _TimeBucket(Func):
         self.size = int(size)
         super().__init__(expression)
 
-    def as_sql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        *args: Any,
+        **extra_context: Any,
+    ) -> NoReturn:
         raise NotImplementedError(f"Time buckets are not implemented for {connection.vendor}.")
 
-    def as_postgresql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> _Sql:
         sql, params = compiler.compile(self.source_expressions[0])
         return (
             f"date_bin(interval '{self.size} seconds', {sql}, timestamptz '1970-01-01 00:00:00+00')",
             params,
         )
 
-    def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> _Sql:
         sql, params = compiler.compile(self.source_expressions[0])
         size = self.size
         # Epochs after 1970 are positive, so integer division floors.
@@ -113,7 +129,7 @@ def readings_aggregate(
     Buckets are aligned to the epoch (a 60 s bucket starts on a whole minute) and ordered
     oldest first, the order a chart draws them.
     """
-    rows = (
+    query = (
         readings_history(patient_id=patient_id, start=start, end=end, metric=metric)
         .order_by()
         .annotate(bucket=_TimeBucket("recorded_at", bucket_seconds))
@@ -128,7 +144,9 @@ def readings_aggregate(
         # hash-aggregate in memory: about twice as fast.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'")
-            rows = list(rows)
+            rows = list(query)
+    else:
+        rows = list(query)
     return [
         {
             "bucket_start": row["bucket"],

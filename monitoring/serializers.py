@@ -69,7 +69,7 @@ ReadingsRequest = PolymorphicProxySerializer(
 class RejectedReadingSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the item in the request list.")
     seq = serializers.IntegerField(allow_null=True)
-    error = ErrorSerializer.fields["error"].__class__()  # type: ignore[attr-defined]
+    error = ErrorSerializer.fields["error"].__class__()
 
 
 class RecordsResultSerializer(serializers.Serializer):

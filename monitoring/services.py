@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -155,15 +155,12 @@ def readings_record_from_device(*, device: Device, payload: Any) -> RecordsResul
         )
     items, is_list = _as_batch(payload)
     now = timezone.now()
-    parsed: list[tuple[int, ReadingIn]] = []
-    errors: dict[int, ApplicationError] = {}
-    for index, raw in enumerate(items):
-        try:
-            parsed.append((index, reading_parse(raw, target=target, require_seq=True, now=now)))
-        except ApplicationError as exc:
-            errors[index] = exc
-    _raise_if_nothing_accepted(errors=errors, total=len(items), is_list=is_list)
-    return _finish(parsed=parsed, errors=errors, items=items, targets=[target])
+    return _record(
+        items,
+        is_list=is_list,
+        parse=lambda raw: reading_parse(raw, target=target, require_seq=True, now=now),
+        targets=[target],
+    )
 
 
 def readings_record_manual(*, user: User, payload: Any) -> RecordsResult:
@@ -176,15 +173,31 @@ def readings_record_manual(*, user: User, payload: Any) -> RecordsResult:
     }
     targets = patient_targets(user=user, patient_ids=patient_ids)
     now = timezone.now()
+    return _record(
+        items,
+        is_list=is_list,
+        parse=lambda raw: _parse_manual(raw, user=user, targets=targets, now=now),
+        targets=list(targets.values()),
+    )
+
+
+def _record(
+    items: list[Any],
+    *,
+    is_list: bool,
+    parse: Callable[[Any], ReadingIn],
+    targets: list[Target],
+) -> RecordsResult:
+    """Parse every item, refuse the request if none is valid, store the valid ones."""
     parsed: list[tuple[int, ReadingIn]] = []
     errors: dict[int, ApplicationError] = {}
     for index, raw in enumerate(items):
         try:
-            parsed.append((index, _parse_manual(raw, user=user, targets=targets, now=now)))
+            parsed.append((index, parse(raw)))
         except ApplicationError as exc:
             errors[index] = exc
     _raise_if_nothing_accepted(errors=errors, total=len(items), is_list=is_list)
-    return _finish(parsed=parsed, errors=errors, items=items, targets=list(targets.values()))
+    return _finish(parsed=parsed, errors=errors, items=items, targets=targets)
 
 
 def _parse_manual(raw: Any, *, user: User, targets: dict[int, Target], now: datetime) -> ReadingIn:

@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -25,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import JWTAuthentication
-from accounts.permissions import IsPerson
+from accounts.permissions import IsPerson, request_person
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
@@ -89,7 +90,9 @@ class RecordsView(APIView):
         if isinstance(request.auth, Device):
             result = services.readings_record_from_device(device=request.auth, payload=request.data)
         else:
-            result = services.readings_record_manual(user=request.user, payload=request.data)
+            result = services.readings_record_manual(
+                user=request_person(request), payload=request.data
+            )
         return Response(RecordsResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
@@ -138,7 +141,7 @@ class ReadingPageSerializer(serializers.Serializer):
         **_errors(400, 401, 404),
     },
 )
-class RecordHistoryView(ListAPIView):
+class RecordHistoryView(ListAPIView[Reading]):
     serializer_class = ReadingSerializer
     permission_classes = [IsPerson]
     pagination_class = ReadingCursorPagination
@@ -148,10 +151,12 @@ class RecordHistoryView(ListAPIView):
     ordering = ("-recorded_at", "-id")
     queryset = Reading.objects.none()  # for the schema; requests use get_queryset
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Reading]:
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
-        patient = patient_visible_get(user=self.request.user, patient_id=self.kwargs["patient_id"])
+        patient = patient_visible_get(
+            user=request_person(self.request), patient_id=self.kwargs["patient_id"]
+        )
         return selectors.readings_history(patient_id=patient.id)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -160,7 +165,9 @@ class RecordHistoryView(ListAPIView):
         return super().list(request, *args, **kwargs)
 
     def _aggregate(self, request: Request) -> Response:
-        patient = patient_visible_get(user=request.user, patient_id=self.kwargs["patient_id"])
+        patient = patient_visible_get(
+            user=request_person(request), patient_id=self.kwargs["patient_id"]
+        )
         query = AggregateQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         bucket: int = query.validated_data["bucket"]

@@ -22,7 +22,7 @@ def alert_email_render(*, alert: Alert, event: AlertEvent) -> tuple[str, str]:
     """Subject and plain-text body for one alert event."""
     patient = alert.patient
     where = patient.place.name
-    if patient.ward_id is not None:
+    if patient.ward is not None:
         where = f"{where} / {patient.ward.name}"
     if patient.bed:
         where = f"{where}, bed {patient.bed}"

@@ -12,11 +12,12 @@ import smtplib
 from celery import shared_task
 from django.core.cache import cache
 
+from common.tasks import RetryPolicy
 from notifications.delivery import alert_event_email, alert_event_webhook
 from notifications.selectors import alert_events_undelivered
 from notifications.webhooks import WebhookError
 
-ALERT_RETRY = {
+ALERT_RETRY: RetryPolicy = {
     "autoretry_for": (smtplib.SMTPException, OSError, WebhookError),
     "retry_backoff": 2,
     "retry_backoff_max": 300,

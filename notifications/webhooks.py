@@ -54,7 +54,7 @@ def webhook_post(*, url: str, secret: str, event_id: int, payload: dict[str, Any
     )
     try:
         with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT) as response:
-            status = response.status
+            status: int = response.status
     except urllib.error.HTTPError as exc:
         raise WebhookError(f"webhook answered {exc.code}") from exc
     except (urllib.error.URLError, OSError) as exc:

@@ -21,4 +21,5 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
     if code is not None:
         assert body["error"]["code"] == code, body
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    return error

@@ -10,13 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from redis import Redis
 
 _PATTERNS = ("throttle_*", "otp:*")
 
 
+def cache_redis(*, write: bool = False) -> Redis:
+    """The Redis client behind the default cache (Django's own RedisCache backend)."""
+    backend = caches["default"]
+    assert isinstance(backend, RedisCache), backend
+    return backend._cache.get_client(write=write)
+
+
 def auth_cache_clear() -> int:
-    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    client = cache_redis(write=True)
     keys = [key for pattern in _PATTERNS for key in client.scan_iter(match=cache.make_key(pattern))]
     if keys:
         client.delete(*keys)

@@ -9,6 +9,8 @@ from email.message import Message
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from pytest_django.fixtures import Settings
 
 from config.net import free_port
 
@@ -21,8 +23,10 @@ class SmtpRecorder:
     port: int = 0
     messages: list[Message] = field(default_factory=list)
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        message = message_from_bytes(envelope.original_content or envelope.content)
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes), raw  # the SMTP server is not told to decode data
+        message = message_from_bytes(raw)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         self.messages.append(message)
         return "250 Message accepted for delivery"
@@ -36,7 +40,7 @@ class SmtpRecorder:
 
 
 @pytest.fixture
-def smtp_server(settings) -> Iterator[SmtpRecorder]:  # type: ignore[no-untyped-def]
+def smtp_server(settings: Settings) -> Iterator[SmtpRecorder]:
     """A real SMTP server on a free port; Django's mail goes to it for this test."""
     recorder = SmtpRecorder(port=free_port())
     controller = Controller(recorder, hostname=recorder.host, port=recorder.port)

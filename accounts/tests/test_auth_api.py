@@ -16,7 +16,7 @@ LOGOUT = "/api/auth/logout/"
 ME = "/api/auth/me/"
 
 
-def login(client: APIClient, email: str, password: str = DEFAULT_PASSWORD):  # type: ignore[no-untyped-def]
+def login(client: APIClient, email: str, password: str = DEFAULT_PASSWORD):
     return client.post(LOGIN, {"email": email, "password": password})
 
 

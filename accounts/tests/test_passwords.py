@@ -108,7 +108,7 @@ def test_must_change_password_applies_to_other_apps_endpoints(newcomer, settings
     from rest_framework.views import APIView
 
     class Elsewhere(APIView):
-        def get(self, request):  # type: ignore[no-untyped-def]
+        def get(self, request):
             return Response({"ok": True})
 
     _, tokens = session(newcomer.email)
@@ -135,7 +135,7 @@ def mail(smtp_server, celery_eager, django_capture_on_commit_callbacks):
     return smtp_server
 
 
-def forgot(api: APIClient, email: str, mail=None) -> None:  # type: ignore[no-untyped-def]
+def forgot(api: APIClient, email: str, mail=None) -> None:
     if mail is None:
         response = api.post(FORGOT, {"email": email})
     else:
@@ -284,7 +284,7 @@ def test_forgot_mail_is_queued_when_the_request_commits(smtp_server, celery_eage
     assert len(smtp_server.to(user.email)) == 1
 
 
-def _drf_views(patterns):  # type: ignore[no-untyped-def]
+def _drf_views(patterns):
     from django.urls import URLPattern, URLResolver
 
     for pattern in patterns:

@@ -6,12 +6,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from testing.assertions import assert_error
+from testing.auth_cache import cache_redis
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def rates(settings):  # type: ignore[no-untyped-def]
+def rates(settings):
     def set_rates(**scopes: str) -> None:
         settings.REST_FRAMEWORK = {
             **settings.REST_FRAMEWORK,
@@ -71,11 +72,9 @@ def test_forgot_and_reset_are_throttled_separately(api, rates):
 
 
 def test_throttle_counters_live_in_redis(api, rates):
-    from django.core.cache import cache
-
     rates(login="5/min")
     api.post("/api/auth/login/", {})
-    client = cache._cache.get_client(write=False)
+    client = cache_redis()
     assert any(b"throttle_login" in key for key in client.scan_iter())
 
 

@@ -74,7 +74,7 @@ def test_filter_by_role_place_and_active(admin_api, admin_user, doctor, nurse, p
     other = PlaceFactory()
     away = UserFactory(email="away@example.org", places=[other], is_active=False)
 
-    def ids(**params):  # type: ignore[no-untyped-def]
+    def ids(**params):
         return {u["id"] for u in admin_api.get(USERS, params).json()["results"]}
 
     assert ids(role="doctor") == {doctor.pk}
@@ -92,7 +92,7 @@ def test_filter_with_a_bad_value_is_a_validation_error(admin_api):
 def test_search_by_email_and_names(admin_api, nurse, doctor):
     UserFactory(email="priya@example.org", first_name="Priya", last_name="Menon")
 
-    def emails(term):  # type: ignore[no-untyped-def]
+    def emails(term):
         return {u["email"] for u in admin_api.get(USERS, {"search": term}).json()["results"]}
 
     assert emails("menon") == {"priya@example.org"}

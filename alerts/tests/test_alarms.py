@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
@@ -268,7 +269,9 @@ def test_out_of_order_readings_in_a_batch_are_evaluated_in_time_order(patient):
 def test_rule_state_is_shared_through_redis_not_process_memory(patient):
     """Half of the hold time evaluated by one process, the rest by another."""
     feed(stream(patient, 38, 0, 5))
-    saved = BandState.decode(redis_client().get(state_key(patient.id, "heart_rate")))
+    saved = BandState.decode(
+        cast("bytes | None", redis_client().get(state_key(patient.id, "heart_rate")))
+    )
     assert saved.side == "brady" and saved.starts[3] == T0.timestamp()
     # Whatever a process might cache is gone: only Redis carries the episode start.
     alarms._client_for.cache_clear()

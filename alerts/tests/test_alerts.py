@@ -88,7 +88,7 @@ def test_an_acknowledged_alert_resolves_when_its_condition_ends(patient, nurse):
     alert = raise_alert(patient)
     services.alert_acknowledge(alert_id=alert.id, user=nurse)
     resolved = services.alert_condition_resolve(patient_id=patient.id, kind="bradycardia")
-    assert resolved.id == alert.id and resolved.state == "resolved"
+    assert resolved is not None and resolved.id == alert.id and resolved.state == "resolved"
     assert services.alert_condition_resolve(patient_id=patient.id, kind="bradycardia") is None
 
 

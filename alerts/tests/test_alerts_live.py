@@ -3,7 +3,7 @@ Redis and a real SMTP server. A bradycardia episode streamed by a device over it
 raises one alert on a subscribed dashboard and one e-mail per clinician; the alert escalates
 to the place's admin until a nurse acknowledges it from the dashboard.
 
-Both backends (config.live_testing): on PostgreSQL the processes share this run's test database
+Both backends (testing.live): on PostgreSQL the processes share this run's test database
 (the test is transactional, so what they write is committed and flushed afterwards); on SQLite
 they share a file database migrated for the session. Data is seeded and read through short
 Django subprocesses, the same way for both.
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 @pytest.fixture
-def live_env(request, live_env, smtp_server, clean_alarm_state) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+def live_env(request, live_env, smtp_server, clean_alarm_state) -> Iterator[dict[str, str]]:
     """The shared server environment, plus real SMTP, a real Celery worker and short clinical
     timings; a test overrides some of them with ``indirect`` parametrization."""
     overrides = getattr(request, "param", {})

@@ -29,13 +29,13 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 @pytest.fixture
-def live_env(live_env, clean_readings_stream) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def live_env(live_env, clean_readings_stream) -> dict[str, str]:
     """Short leases, so a killed evaluator's partitions are taken over within a second."""
     return {**live_env, "READINGS_STREAM_LEASE_MS": str(LEASE_MS)}
 
 
 @pytest.fixture
-def evaluators(live_env, tmp_path) -> Iterator[list[Evaluator]]:  # type: ignore[no-untyped-def]
+def evaluators(live_env, tmp_path) -> Iterator[list[Evaluator]]:
     started: list[Evaluator] = []
     yield started
     for process in started:

@@ -23,7 +23,7 @@ def staff_client() -> Client:
     return client
 
 
-def form_data(ward, /, **overrides) -> dict:  # type: ignore[no-untyped-def]
+def form_data(ward, /, **overrides) -> dict:
     now = timezone.now() - timedelta(hours=1)
     return {
         "name": "Meera Pillai",

@@ -20,7 +20,7 @@ def detail(patient: Patient) -> str:
     return f"{URL}{patient.id}/"
 
 
-def new_patient(ward, /, **overrides) -> dict:  # type: ignore[no-untyped-def]
+def new_patient(ward, /, **overrides) -> dict:
     return {
         "name": "Lakshmi Narayan",
         "mrn": "BLR-000123",
@@ -34,7 +34,7 @@ def new_patient(ward, /, **overrides) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def ids(response) -> list[int]:  # type: ignore[no-untyped-def]
+def ids(response) -> list[int]:
     assert response.status_code == 200, response.content
     return [p["id"] for p in response.json()["results"]]
 

@@ -65,11 +65,11 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def new_page(browser):  # type: ignore[no-untyped-def]
+def new_page(browser):
     """A factory of pages, each in its own context (own sessionStorage: another user or tab)."""
     contexts = []
 
-    def make(viewport: dict[str, int] | None = None):  # type: ignore[no-untyped-def]
+    def make(viewport: dict[str, int] | None = None):
         context = browser.new_context(viewport=viewport or {"width": 1600, "height": 1000})
         contexts.append(context)
         page = context.new_page()

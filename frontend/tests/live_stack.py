@@ -21,6 +21,8 @@ from testing.processes import manage as manage_command
 
 
 class LiveStack:
+    seed: dict[str, Any]  # what ``prepare`` seeded, kept by the test module's fixture
+
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         # Fixed for the module: the pages keep this address across a server restart.

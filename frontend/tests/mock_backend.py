@@ -57,7 +57,7 @@ def make_patients(count: int, *, obstetric_every: int = 3) -> list[dict[str, Any
 
 
 class MockBackend:
-    def __init__(self, page, *, patients: list[dict[str, Any]], ward_id: int = 1) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, page, *, patients: list[dict[str, Any]], ward_id: int = 1) -> None:
         self.page = page
         self.patients = patients
         self.ward_id = ward_id
@@ -73,7 +73,7 @@ class MockBackend:
         page.route_web_socket("**/ws/dashboard/", self._socket)
 
     # --- REST --------------------------------------------------------------------------------
-    def _rest(self, route) -> None:  # type: ignore[no-untyped-def]
+    def _rest(self, route) -> None:
         request = route.request
         path = request.url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
         path = "/" + path
@@ -171,11 +171,11 @@ class MockBackend:
         return token
 
     # --- WebSocket ---------------------------------------------------------------------------
-    def _socket(self, ws) -> None:  # type: ignore[no-untyped-def]
+    def _socket(self, ws) -> None:
         self.sockets.append(ws)
         ws.on_message(lambda message: self._on_frame(ws, message))
 
-    def _on_frame(self, ws, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_frame(self, ws, message) -> None:
         frame = json.loads(message)
         self.received.append(frame)
         if frame["type"] == "auth":
@@ -206,13 +206,13 @@ class MockBackend:
             ws.send(json.dumps({"type": "pong"}))
 
     @property
-    def socket(self):  # type: ignore[no-untyped-def]
+    def socket(self):
         return self.sockets[-1]
 
     def push(self, frame: dict[str, Any]) -> None:
         self.socket.send(json.dumps(frame))
 
-    def readings(self, bpm_of, at: datetime | None = None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def readings(self, bpm_of, at: datetime | None = None) -> dict[str, Any]:
         at = at or datetime.now(UTC)
         items = []
         for p in self.patients:

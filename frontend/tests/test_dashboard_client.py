@@ -18,7 +18,7 @@ YELLOW = "rgb(255, 214, 10)"
 CYAN = "rgb(34, 211, 238)"
 
 
-def sign_in_and_open_ward(page, base_url: str, backend: MockBackend) -> None:  # type: ignore[no-untyped-def]
+def sign_in_and_open_ward(page, base_url: str, backend: MockBackend) -> None:
     page.goto(base_url + "/")
     page.fill("#email", "nurse@example.org")
     page.fill("#password", "secret-password")
@@ -28,18 +28,18 @@ def sign_in_and_open_ward(page, base_url: str, backend: MockBackend) -> None:  #
 
 
 @pytest.fixture
-def ward_page(page_server, new_page):  # type: ignore[no-untyped-def]
+def ward_page(page_server, new_page):
     page = new_page()
     backend = MockBackend(page, patients=make_patients(40))
     sign_in_and_open_ward(page, page_server, backend)
     return page, backend
 
 
-def tile_value(page, patient_id: int, metric: str = "heart_rate") -> str:  # type: ignore[no-untyped-def]
+def tile_value(page, patient_id: int, metric: str = "heart_rate") -> str:
     return page.inner_text(f".tile[data-patient='{patient_id}'] .vital-{metric} .value")
 
 
-def test_forty_beds_at_four_hertz_stay_smooth(ward_page):  # type: ignore[no-untyped-def]
+def test_forty_beds_at_four_hertz_stay_smooth(ward_page):
     page, backend = ward_page
     assert page.locator(".tile").count() == 40
     page.evaluate(
@@ -70,7 +70,7 @@ def test_forty_beds_at_four_hertz_stay_smooth(ward_page):  # type: ignore[no-unt
     assert perf["longTasks"] <= 3, perf
 
 
-def test_values_device_state_and_trend_are_drawn(ward_page):  # type: ignore[no-untyped-def]
+def test_values_device_state_and_trend_are_drawn(ward_page):
     page, backend = ward_page
     backend.push(backend.readings(lambda p: 111))
     page.wait_for_function(
@@ -103,7 +103,7 @@ def test_values_device_state_and_trend_are_drawn(ward_page):  # type: ignore[no-
     assert "offline" in page.inner_text(".tile[data-patient='2'] .device")
 
 
-def test_alarms_show_colour_priority_text_sound_and_can_be_acknowledged(ward_page):  # type: ignore[no-untyped-def]
+def test_alarms_show_colour_priority_text_sound_and_can_be_acknowledged(ward_page):
     page, backend = ward_page
     backend.push(backend.alert(1, 3, "high"))
     backend.push(backend.alert(2, 5, "medium", kind="tachycardia"))
@@ -144,7 +144,7 @@ def test_alarms_show_colour_priority_text_sound_and_can_be_acknowledged(ward_pag
     assert page.locator(".ward-alerts .alert-item").count() == 2
 
 
-def test_alarm_sound_can_be_switched_off_and_says_so(ward_page):  # type: ignore[no-untyped-def]
+def test_alarm_sound_can_be_switched_off_and_says_so(ward_page):
     page, _backend = ward_page
     mute = page.locator("#mute")
     assert mute.inner_text() == "Alarm sound: on"
@@ -156,7 +156,7 @@ def test_alarm_sound_can_be_switched_off_and_says_so(ward_page):  # type: ignore
     assert page.inner_text("#mute") == "Alarm sound: OFF"  # kept for the session
 
 
-def test_keyboard_reaches_tiles_and_acknowledge_buttons(ward_page):  # type: ignore[no-untyped-def]
+def test_keyboard_reaches_tiles_and_acknowledge_buttons(ward_page):
     page, backend = ward_page
     backend.push(backend.alert(9, 2, "high"))
     page.wait_for_selector(".tile[data-patient='2'][data-alarm='high']")
@@ -175,7 +175,7 @@ def test_keyboard_reaches_tiles_and_acknowledge_buttons(ward_page):  # type: ign
     page.wait_for_url("**/#/patient/2")
 
 
-def test_reconnects_with_backoff_reauthenticates_and_resyncs(ward_page):  # type: ignore[no-untyped-def]
+def test_reconnects_with_backoff_reauthenticates_and_resyncs(ward_page):
     page, backend = ward_page
     assert page.get_attribute("#conn", "data-state") == "open"
     first = backend.socket
@@ -201,7 +201,7 @@ def test_reconnects_with_backoff_reauthenticates_and_resyncs(ward_page):  # type
     assert tile_value(page, 1) == "42"
 
 
-def test_a_ward_the_server_refuses_shows_an_error(page_server, new_page):  # type: ignore[no-untyped-def]
+def test_a_ward_the_server_refuses_shows_an_error(page_server, new_page):
     page = new_page()
     backend = MockBackend(page, patients=make_patients(2))
     page.goto(page_server + "/")
@@ -217,7 +217,7 @@ def test_a_ward_the_server_refuses_shows_an_error(page_server, new_page):  # typ
     json.dumps(page.console_errors)
 
 
-def test_access_token_is_refreshed_before_expiry_and_sent_in_band(page_server, new_page):  # type: ignore[no-untyped-def]
+def test_access_token_is_refreshed_before_expiry_and_sent_in_band(page_server, new_page):
     page = new_page()
     backend = MockBackend(page, patients=make_patients(2))
     backend.access_lifetime = 6  # refreshed a quarter of its life before expiry
@@ -232,7 +232,7 @@ def test_access_token_is_refreshed_before_expiry_and_sent_in_band(page_server, n
     assert page.get_attribute("#conn", "data-state") == "open"
 
 
-def test_connection_indicator_appears_only_with_a_live_view(page_server, new_page):  # type: ignore[no-untyped-def]
+def test_connection_indicator_appears_only_with_a_live_view(page_server, new_page):
     page = new_page()
     MockBackend(page, patients=make_patients(1))
     page.goto(page_server + "/")
@@ -250,7 +250,7 @@ def test_connection_indicator_appears_only_with_a_live_view(page_server, new_pag
     assert page.is_hidden("#signout")
 
 
-def test_a_bed_admitted_after_the_snapshot_appears(ward_page):  # type: ignore[no-untyped-def]
+def test_a_bed_admitted_after_the_snapshot_appears(ward_page):
     page, backend = ward_page
     admitted = make_patients(41)[-1]
     backend.patients = [*backend.patients, admitted]
@@ -274,7 +274,7 @@ def test_a_bed_admitted_after_the_snapshot_appears(ward_page):  # type: ignore[n
     assert sum(1 for f in backend.received if f["type"] == "subscribe") == 2
 
 
-def test_patient_view_sounds_and_announces_its_new_high_alarm(ward_page):  # type: ignore[no-untyped-def]
+def test_patient_view_sounds_and_announces_its_new_high_alarm(ward_page):
     page, backend = ward_page
     page.click(".tile[data-patient='4'] .name")
     page.wait_for_selector("#patient-name")

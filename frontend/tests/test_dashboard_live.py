@@ -17,7 +17,7 @@ RED = "rgb(255, 59, 48)"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, browser):  # type: ignore[no-untyped-def]
+def stack(tmp_path_factory, browser):
     # `browser` first: without Chromium the module skips before starting any server.
     live = LiveStack(tmp_path_factory.mktemp("live"))
     try:
@@ -63,12 +63,12 @@ def readings_for(
     return items
 
 
-def post(stack: LiveStack, patient: dict, bpm: int, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def post(stack: LiveStack, patient: dict, bpm: int, **kwargs) -> None:
     status, body = stack.post_readings(patient["token"], readings_for(patient, bpm, **kwargs))
     assert status in (200, 201), body
 
 
-def sign_in(page, stack: LiveStack, email: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, stack: LiveStack, email: str) -> None:
     page.goto(stack.url + "/")
     page.fill("#email", email)
     page.fill("#password", stack.seed["password"])
@@ -76,7 +76,7 @@ def sign_in(page, stack: LiveStack, email: str) -> None:  # type: ignore[no-unty
     page.wait_for_selector("a.ward-link")
 
 
-def open_ward(page, stack: LiveStack) -> None:  # type: ignore[no-untyped-def]
+def open_ward(page, stack: LiveStack) -> None:
     page.click(f"a.ward-link[data-ward='{stack.seed['ward']}']")
     page.wait_for_selector(f".tile[data-patient='{stack.seed['patients'][-1]['id']}']")
     page.wait_for_selector("#conn[data-state='open']")
@@ -86,7 +86,7 @@ def tile(stack: LiveStack, index: int) -> str:
     return f".tile[data-patient='{stack.seed['patients'][index]['id']}']"
 
 
-def test_static_files_are_served_with_debug_off(stack):  # type: ignore[no-untyped-def]
+def test_static_files_are_served_with_debug_off(stack):
     import urllib.request
 
     with urllib.request.urlopen(stack.url + "/static/frontend/js/main.js") as response:
@@ -96,7 +96,7 @@ def test_static_files_are_served_with_debug_off(stack):  # type: ignore[no-untyp
         assert response.headers["Content-Type"].startswith("text/css")
 
 
-def test_sign_in_open_a_ward_and_see_posted_readings_live(stack, new_page, artifacts_dir):  # type: ignore[no-untyped-def]
+def test_sign_in_open_a_ward_and_see_posted_readings_live(stack, new_page, artifacts_dir):
     page = new_page()
     sign_in(page, stack, stack.seed["nurse"])
     # Only the wards of the nurse's own places are offered.
@@ -135,7 +135,7 @@ def test_sign_in_open_a_ward_and_see_posted_readings_live(stack, new_page, artif
     assert page.console_errors == []
 
 
-def test_an_unauthorised_ward_or_patient_cannot_be_opened(stack, new_page):  # type: ignore[no-untyped-def]
+def test_an_unauthorised_ward_or_patient_cannot_be_opened(stack, new_page):
     page = new_page()
     sign_in(page, stack, stack.seed["nurse"])
     page.goto(f"{stack.url}/#/ward/{stack.seed['other_ward']}")
@@ -149,7 +149,7 @@ def test_an_unauthorised_ward_or_patient_cannot_be_opened(stack, new_page):  # t
 
 def test_bradycardia_raises_a_red_alarm_acknowledged_on_another_screen(
     stack, new_page, artifacts_dir
-):  # type: ignore[no-untyped-def]
+):
     nurse = new_page()
     doctor = new_page()
     sign_in(nurse, stack, stack.seed["nurse"])
@@ -212,7 +212,7 @@ def test_bradycardia_raises_a_red_alarm_acknowledged_on_another_screen(
     assert doctor.is_hidden(sel + " .btn-ack")
 
 
-def test_reconnects_and_resynchronises_after_a_server_restart(stack, new_page):  # type: ignore[no-untyped-def]
+def test_reconnects_and_resynchronises_after_a_server_restart(stack, new_page):
     page = new_page()
     sign_in(page, stack, stack.seed["nurse"])
     open_ward(page, stack)
@@ -242,7 +242,7 @@ def test_reconnects_and_resynchronises_after_a_server_restart(stack, new_page): 
     )
 
 
-def test_patient_view_shows_limits_alerts_and_history(stack, new_page, artifacts_dir):  # type: ignore[no-untyped-def]
+def test_patient_view_shows_limits_alerts_and_history(stack, new_page, artifacts_dir):
     page = new_page()
     sign_in(page, stack, stack.seed["nurse"])
     patient = stack.seed["patients"][0]
@@ -302,7 +302,7 @@ def test_patient_view_shows_limits_alerts_and_history(stack, new_page, artifacts
     assert [e for e in page.console_errors if "status of 400" not in e] == []
 
 
-def test_sign_out_ends_the_session(stack, new_page):  # type: ignore[no-untyped-def]
+def test_sign_out_ends_the_session(stack, new_page):
     page = new_page()
     sign_in(page, stack, stack.seed["nurse"])
     refresh = page.evaluate("JSON.parse(sessionStorage.getItem('pm.session')).refresh")
@@ -313,7 +313,7 @@ def test_sign_out_ends_the_session(stack, new_page):  # type: ignore[no-untyped-
     assert status == 401, body
 
 
-def test_wrong_password_is_refused_with_a_message(stack, new_page):  # type: ignore[no-untyped-def]
+def test_wrong_password_is_refused_with_a_message(stack, new_page):
     page = new_page()
     page.goto(stack.url + "/")
     page.fill("#email", stack.seed["nurse"])

@@ -18,7 +18,7 @@ SECONDS = 5
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, browser):  # type: ignore[no-untyped-def]
+def stack(tmp_path_factory, browser):
     live = LiveStack(tmp_path_factory.mktemp("load"))
     try:
         live.seed = live.prepare(SEED_BEDS=str(BEDS), SEED_HISTORY_SECONDS="30")
@@ -28,7 +28,7 @@ def stack(tmp_path_factory, browser):  # type: ignore[no-untyped-def]
         live.close()
 
 
-def test_a_forty_bed_ward_at_four_hertz_through_the_real_server(stack, new_page):  # type: ignore[no-untyped-def]
+def test_a_forty_bed_ward_at_four_hertz_through_the_real_server(stack, new_page):
     page = new_page({"width": 1920, "height": 1080})
     sign_in(page, stack, stack.seed["nurse"])
     page.click(f"a.ward-link[data-ward='{stack.seed['ward']}']")

@@ -57,7 +57,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -67,6 +67,10 @@ from redis.lock import Lock
 from monitoring.ingest import StoredReading
 
 logger = logging.getLogger(__name__)
+
+# redis-py's sync and asyncio clients share their command signatures, so every reply is typed
+# ``Awaitable[Any] | Any``; the sync client used here returns the value itself, which the
+# ``cast``s below name (the shape of each reply is in the Redis command reference).
 
 GROUP = "alarms"
 READ_COUNT = 500  # entries per partition per read: one handler call
@@ -116,7 +120,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _server_ms(client: redis.Redis) -> int:
-    seconds, microseconds = client.time()
+    seconds, microseconds = cast("tuple[int, int]", client.time())
     return int(seconds) * 1000 + int(microseconds) // 1000
 
 
@@ -178,9 +182,11 @@ def readings_stream_append(*, stored: Sequence[StoredReading]) -> None:
     maxlen = int(settings.READINGS_STREAM_MAXLEN)
     pipe = redis_client().pipeline(transaction=False)
     for reading in stored:
+        # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
+        # does not fit although every key and value does.
         pipe.xadd(
             partition_key(partition_of(reading.patient_id)),
-            reading_encode(reading),  # type: ignore[arg-type]
+            reading_encode(reading),  # type: ignore[arg-type]  # dict invariance, see above
             maxlen=maxlen,
             approximate=True,
         )
@@ -228,7 +234,10 @@ def stream_lag(*, group: str = GROUP) -> list[PartitionLag]:
                 lag = int(info["lag"])
             elif last != "0-0":
                 # Redis < 7 (or a lag Redis cannot compute after deletions): count them.
-                after = client.xrange(partition_key(partition), f"({last}", "+", LAG_SCAN_LIMIT)
+                after = cast(
+                    "list[Any]",
+                    client.xrange(partition_key(partition), f"({last}", "+", LAG_SCAN_LIMIT),
+                )
                 lag, exact = len(after), len(after) < LAG_SCAN_LIMIT
         rows.append(
             PartitionLag(
@@ -396,7 +405,7 @@ class StreamReader:
         # Everything pending is now this consumer's: forget the others (a killed evaluator's
         # name would otherwise stay in the group for ever). One that reads again comes back.
         key = partition_key(partition)
-        for info in self.client.xinfo_consumers(key, self.group):
+        for info in cast("list[dict[str, Any]]", self.client.xinfo_consumers(key, self.group)):
             name = _text(info["name"])
             if name != self.consumer and int(info["pending"]) == 0:
                 self.client.xgroup_delconsumer(key, self.group, name)
@@ -404,8 +413,11 @@ class StreamReader:
     def _claim(self, partition: int, *, min_idle_ms: int) -> int:
         key, start, claimed = partition_key(partition), "0-0", 0
         while True:
-            cursor, entries, *_deleted = self.client.xautoclaim(
-                key, self.group, self.consumer, min_idle_ms, start_id=start, count=self.count
+            cursor, entries, *_deleted = cast(
+                "list[Any]",
+                self.client.xautoclaim(
+                    key, self.group, self.consumer, min_idle_ms, start_id=start, count=self.count
+                ),
             )
             claimed += len(entries)
             if _text(cursor) == "0-0":
@@ -469,12 +481,15 @@ class StreamReader:
         self, ids: dict[int, str], *, block_ms: int | None
     ) -> dict[int, list[tuple[bytes, dict[bytes, bytes]]]]:
         by_key = {partition_key(p): p for p in ids}
-        response = self.client.xreadgroup(
-            self.group,
-            self.consumer,
-            {partition_key(p): i for p, i in ids.items()},  # type: ignore[arg-type]
-            count=self.count,
-            block=block_ms or None,  # BLOCK 0 would wait for ever
+        response = cast(
+            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+            self.client.xreadgroup(
+                self.group,
+                self.consumer,
+                {partition_key(p): i for p, i in ids.items()},
+                count=self.count,
+                block=block_ms or None,  # BLOCK 0 would wait for ever
+            ),
         )
         return {by_key[_text(key)]: entries for key, entries in response or []}
 

@@ -4,6 +4,8 @@ them nothing is stored (the device resends, the REST caller hears 503)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,7 +25,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 def queued(patient_id: int) -> list[tuple[int | None, int]]:
     """``(seq, reading id)`` of every entry of the patient's partition, oldest first."""
     client = stream.redis_client()
-    entries = client.xrange(stream.partition_key(stream.partition_of(patient_id)))
+    entries = cast(
+        "list[Any]", client.xrange(stream.partition_key(stream.partition_of(patient_id)))
+    )
     readings = [stream.reading_decode(fields) for _, fields in entries]
     return [(r.seq, r.id) for r in readings if r.patient_id == patient_id]
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from channels.layers import channel_layers
+from channels_redis.core import RedisChannelLayer
 
 from monitoring.realtime import publish
 
 
 @dataclass
 class Groups:
-    layer: Any
+    layer: RedisChannelLayer
     channel: str
     watched: str  # the channel is its member
     empty: str  # nobody is
@@ -25,7 +25,7 @@ class Groups:
 async def groups() -> AsyncIterator[Groups]:
     # A private layer instance receives, so the shared one keeps no receive state bound to
     # this test's event loop.
-    layer = channel_layers.make_backend("default")
+    layer: RedisChannelLayer = channel_layers.make_backend("default")
     tag = uuid.uuid4().hex[:8]
     channel = await layer.new_channel()
     made = Groups(layer, channel, watched=f"ward.t{tag}", empty=f"patient.t{tag}")

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 
 async def _listen(group: str):
     layer = get_channel_layer()
+    assert layer is not None
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     return layer, channel
@@ -50,7 +51,12 @@ async def test_sync_publish_from_many_threads_and_fresh_loops():
     threads += [threading.Thread(target=from_fresh_loops, args=(1000 + i * 100,)) for i in range(2)]
     for t in threads:
         t.start()
-    await asyncio.to_thread(lambda: [t.join() for t in threads])
+
+    def join_all() -> None:
+        for t in threads:
+            t.join()
+
+    await asyncio.to_thread(join_all)
     got = await _drain(layer, channel, 60)
     assert len(set(got)) == 60
 

@@ -178,7 +178,9 @@ async def test_deactivating_a_connected_device_closes_it(device):
     await communicator.send_json_to({"type": "ping"})
     await communicator.receive_json_from(timeout=5)
     await sync_to_async(Device.objects.filter(id=device.id).update)(is_active=False)
-    await get_channel_layer().group_send(device_group(device.id), {"type": "device.changed"})
+    layer = get_channel_layer()
+    assert layer is not None
+    await layer.group_send(device_group(device.id), {"type": "device.changed"})
     assert await expect_close(communicator) == 4403
 
 

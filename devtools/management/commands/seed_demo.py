@@ -143,6 +143,7 @@ class Command(BaseCommand):
         patient = Patient.objects.filter(place=place, mrn=mrn).first()
         created = patient is None
         if patient is None:
+            sex: str
             if obstetric:
                 name, sex = OBSTETRIC_NAMES[index % len(OBSTETRIC_NAMES)], Patient.Sex.FEMALE
                 age = 21 + (index * 3) % 15
