@@ -8,6 +8,8 @@ from accounts.models import Role, User
 from alerts.models import AlarmLimit
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_generate, token_hash
+from monitoring.ingest import Target
+from monitoring.selectors import device_target
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
 
@@ -94,3 +96,11 @@ class AlarmLimitFactory(factory.django.DjangoModelFactory):
     hold_high_seconds = 10
     hold_medium_seconds = 20
     hold_low_seconds = 30
+
+
+def ingest_target(device: Device) -> Target:
+    """Where ``device``'s readings go (``monitoring.selectors.device_target``); the device must
+    have a patient."""
+    target = device_target(device)
+    assert target is not None, f"device {device.pk} has no patient"
+    return target

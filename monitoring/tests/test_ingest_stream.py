@@ -13,10 +13,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from monitoring.ingest import reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import batcher, stream
-from monitoring.selectors import device_target
 from monitoring.services import readings_ingest
 from testing.assertions import assert_error
 from testing.clients import device_client
+from testing.factories import ingest_target
 from testing.ws import device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -62,7 +62,7 @@ async def test_a_stream_outage_stores_nothing_acks_nothing_and_asks_to_resend(de
 def test_rest_readings_are_queued_in_the_storing_transaction(device):
     stored = readings_ingest(
         readings=[
-            reading_parse(reading(s), target=device_target(device), require_seq=True)
+            reading_parse(reading(s), target=ingest_target(device), require_seq=True)
             for s in (1, 2)
         ]
     )

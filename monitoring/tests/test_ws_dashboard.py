@@ -13,9 +13,15 @@ from alerts.models import Alert
 from monitoring.ingest import reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import publish
-from monitoring.selectors import device_target
 from monitoring.services import readings_ingest
-from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.factories import (
+    DeviceFactory,
+    PatientFactory,
+    PlaceFactory,
+    UserFactory,
+    WardFactory,
+    ingest_target,
+)
 from testing.ws import (
     dashboard_connect,
     device_connect,
@@ -101,7 +107,7 @@ async def test_snapshot_has_latest_reading_per_metric_device_status_and_open_ale
     nurse, ward, obstetric_patient, django_assert_max_num_queries
 ):
     device = await sync_to_async(DeviceFactory)(patient=obstetric_patient)
-    target = device_target(device)
+    target = ingest_target(device)
     now = timezone.now()
 
     def seed():
@@ -172,7 +178,7 @@ def test_snapshot_queries_do_not_grow_with_patients(ward, django_assert_num_quer
         for _ in range(n):
             d = DeviceFactory(patient=PatientFactory(ward=ward))
             readings_ingest(
-                readings=[reading_parse(reading(1), target=device_target(d), require_seq=True)]
+                readings=[reading_parse(reading(1), target=ingest_target(d), require_seq=True)]
             )
 
     make(2)
@@ -245,7 +251,7 @@ async def test_rest_ingested_readings_reach_dashboards(nurse, device, ward):
     await subscribe(watcher, ward=ward.id)
     raw = reading(5, bpm=66)
     await sync_to_async(readings_ingest)(
-        readings=[reading_parse(raw, target=device_target(device), require_seq=True)],
+        readings=[reading_parse(raw, target=ingest_target(device), require_seq=True)],
         wards={device.patient_id: ward.id},
     )
     frame = await receive_type(watcher, "readings")
