@@ -13,7 +13,7 @@ from testing.factories import (
     WardFactory,
 )
 
-pytest_plugins = ["testing.smtp", "testing.celery_eager", "testing.live"]
+pytest_plugins = ["testing.smtp", "testing.celery_eager", "testing.live", "testing.redis_state"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# The user payload of the API contract, written out here rather than read from
+# accounts.serializers, so that a field added to or dropped from the serializer fails a test.
+USER_FIELDS = frozenset(
+    {"id", "email", "first_name", "last_name", "date_joined"}  # who, since when
+    | {"role", "places", "is_active", "must_change_password"}  # what they may do
+)
+
 
 def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
     """The contract's error shape with the expected status (and code); returns the error."""

@@ -8,8 +8,11 @@ import factory
 from django.db import models
 
 from accounts.models import Role, User
+from alerts.models import AlarmLimit
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_generate, token_hash
+from monitoring.ingest import Target
+from monitoring.selectors import device_target
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
 
@@ -114,3 +117,25 @@ class DeviceFactory(ModelFactory[IssuedDevice]):
         obj: IssuedDevice = super()._create(model_class, *args, **kwargs)
         obj.token = token
         return obj
+
+
+class AlarmLimitFactory(factory.django.DjangoModelFactory):
+    """A patient's own heart-rate limits; the thresholds are the test's, the hold times (which
+    every row needs) the adult defaults unless given."""
+
+    class Meta:
+        model = AlarmLimit
+
+    patient = factory.SubFactory(PatientFactory)
+    metric = "heart_rate"
+    hold_high_seconds = 10
+    hold_medium_seconds = 20
+    hold_low_seconds = 30
+
+
+def ingest_target(device: Device) -> Target:
+    """Where ``device``'s readings go (``monitoring.selectors.device_target``); the device must
+    have a patient."""
+    target = device_target(device)
+    assert target is not None, f"device {device.pk} has no patient"
+    return target

@@ -17,6 +17,7 @@ the same way on both backends.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -27,6 +28,8 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
 
 from testing.processes import Daphne, child_env, database_url, manage
 
@@ -70,6 +73,22 @@ async def until(predicate: Callable[[], Any], wait: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+async def live_dashboard(url: str, token: str, ward: int) -> ClientConnection:
+    """A dashboard on a real server: authenticated with ``token`` and subscribed to ``ward``
+    (the snapshot consumed). No client pings, so a silent server stays silent."""
+    ws = await websockets.connect(url, ping_interval=None)
+    await ws.send(json.dumps({"type": "auth", "token": token}))
+    assert json.loads(await ws.recv())["type"] == "auth.ok"
+    await ws.send(json.dumps({"type": "subscribe", "ward": ward}))
+    assert json.loads(await ws.recv())["type"] == "snapshot"
+    return ws
+
+
+async def live_device(url: str, token: str) -> ClientConnection:
+    """A device's WebSocket on a real server, authenticated by its token."""
+    return await websockets.connect(url, additional_headers={"Authorization": f"Device {token}"})
 
 
 # --- pytest fixtures ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from channels.testing import WebsocketCommunicator
@@ -22,6 +23,16 @@ def reading(seq: int, bpm: int = 80, metric: str = "heart_rate", **extra: Any) -
         "recorded_at": timezone.now().isoformat(),
         **extra,
     }
+
+
+def episode(bpm: int, seconds: int, first_seq: int = 1) -> list[dict]:
+    """``seconds + 1`` readings at ``bpm``, one a second, ending now (an episode of that
+    length, for the alarm rules, which measure hold times on ``recorded_at``)."""
+    start = timezone.now() - timedelta(seconds=seconds)
+    return [
+        reading(first_seq + i, bpm, recorded_at=(start + timedelta(seconds=i)).isoformat())
+        for i in range(seconds + 1)
+    ]
 
 
 async def device_connect(token: str | None) -> WebsocketCommunicator:

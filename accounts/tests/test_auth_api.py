@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
-from testing.assertions import assert_error
+from testing.assertions import USER_FIELDS, assert_error
 from testing.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -14,17 +14,6 @@ LOGIN = "/api/auth/login/"
 REFRESH = "/api/auth/refresh/"
 LOGOUT = "/api/auth/logout/"
 ME = "/api/auth/me/"
-USER_FIELDS = {
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "role",
-    "places",
-    "is_active",
-    "must_change_password",
-    "date_joined",
-}
 
 
 def login(client: APIClient, email: str, password: str = DEFAULT_PASSWORD):

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import Role, User
 from accounts.tests.mail import body, one_time_password
-from testing.assertions import assert_error
+from testing.assertions import USER_FIELDS, assert_error
 from testing.factories import PlaceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,17 +57,7 @@ def test_admin_lists_users_paginated(admin_api, admin_user, doctor, nurse, place
     assert emails == sorted(emails)
     row = next(u for u in body["results"] if u["id"] == nurse.pk)
     assert row["places"] == [place.pk]
-    assert set(row) == {
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "role",
-        "places",
-        "is_active",
-        "must_change_password",
-        "date_joined",
-    }
+    assert set(row) == USER_FIELDS
     page = admin_api.get(USERS, {"page_size": 2}).json()
     assert len(page["results"]) == 2 and page["next"]
 

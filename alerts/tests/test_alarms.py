@@ -11,30 +11,19 @@ import pytest
 from alerts import evaluate
 from alerts import state as alarms
 from alerts.evaluate import alarms_evaluate
-from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
 from monitoring.ingest import StoredReading
-from testing.factories import DeviceFactory, PatientFactory
+from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
 
-@pytest.fixture(autouse=True)
-def clean_alarm_state():
-    """Rule state lives in Redis; each test starts without any."""
-
-    def wipe() -> None:
-        client = redis_client()
-        keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-    wipe()
-    yield
-    wipe()
+# Rule state lives in Redis; each test starts without any.
+pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 
 
 def reading(patient, bpm: int, second: float, *, metric: str = "heart_rate", device=None):
@@ -71,58 +60,73 @@ def open_alerts(patient):
 # --- Bands: every boundary of every default ---------------------------------------------------
 
 
+# Each default's bands, lowest first: (lowest bpm, highest bpm, expected class).
+DEFAULT_BANDS = {
+    # NEWS2 adult pulse: <=40 high, 41-50 medium, 51-90 normal, 91-110 low, 111-130 medium,
+    # >=131 high.
+    "adult:heart_rate": [
+        (20, 40, ("brady", 3)),
+        (41, 50, ("brady", 2)),
+        (51, 90, (None, 0)),
+        (91, 110, ("tachy", 1)),
+        (111, 130, ("tachy", 2)),
+        (131, 220, ("tachy", 3)),
+    ],
+    # MEWT maternal heart rate: <50 high, 111-130 medium, >130 high.
+    "obstetric:heart_rate": [
+        (20, 49, ("brady", 3)),
+        (50, 110, (None, 0)),
+        (111, 130, ("tachy", 2)),
+        (131, 220, ("tachy", 3)),
+    ],
+    # FIGO 2015 fetal heart rate: <100 high, <110 medium, 110-160 normal, >160 medium.
+    "obstetric:fetal_heart_rate": [
+        (50, 99, ("brady", 3)),
+        (100, 109, ("brady", 2)),
+        (110, 160, (None, 0)),
+        (161, 240, ("tachy", 2)),
+    ],
+}
+
+
 @pytest.mark.parametrize(
-    ("profile", "metric", "bpm", "expected"),
+    ("limits", "bpm", "expected"),
     [
-        # NEWS2 adult pulse: <=40 high, 41-50 medium, 51-90 normal, 91-110 low, 111-130 medium,
-        # >=131 high.
-        ("adult", "heart_rate", 20, ("brady", 3)),
-        ("adult", "heart_rate", 40, ("brady", 3)),
-        ("adult", "heart_rate", 41, ("brady", 2)),
-        ("adult", "heart_rate", 50, ("brady", 2)),
-        ("adult", "heart_rate", 51, (None, 0)),
-        ("adult", "heart_rate", 90, (None, 0)),
-        ("adult", "heart_rate", 91, ("tachy", 1)),
-        ("adult", "heart_rate", 110, ("tachy", 1)),
-        ("adult", "heart_rate", 111, ("tachy", 2)),
-        ("adult", "heart_rate", 130, ("tachy", 2)),
-        ("adult", "heart_rate", 131, ("tachy", 3)),
-        ("adult", "heart_rate", 220, ("tachy", 3)),
-        # MEWT maternal heart rate: <50 high, 111-130 medium, >130 high.
-        ("obstetric", "heart_rate", 49, ("brady", 3)),
-        ("obstetric", "heart_rate", 50, (None, 0)),
-        ("obstetric", "heart_rate", 110, (None, 0)),
-        ("obstetric", "heart_rate", 111, ("tachy", 2)),
-        ("obstetric", "heart_rate", 130, ("tachy", 2)),
-        ("obstetric", "heart_rate", 131, ("tachy", 3)),
-        # FIGO 2015 fetal heart rate: <100 high, <110 medium, 110-160 normal, >160 medium.
-        ("obstetric", "fetal_heart_rate", 99, ("brady", 3)),
-        ("obstetric", "fetal_heart_rate", 100, ("brady", 2)),
-        ("obstetric", "fetal_heart_rate", 109, ("brady", 2)),
-        ("obstetric", "fetal_heart_rate", 110, (None, 0)),
-        ("obstetric", "fetal_heart_rate", 160, (None, 0)),
-        ("obstetric", "fetal_heart_rate", 161, ("tachy", 2)),
+        (limits, bpm, expected)
+        for limits, bands in DEFAULT_BANDS.items()
+        for lowest, highest, expected in bands
+        for bpm in (lowest, highest)
     ],
 )
-def test_default_bands_classify_every_boundary(profile, metric, bpm, expected):
-    assert DEFAULT_LIMITS[f"{profile}:{metric}"].classify(bpm) == expected
+def test_default_bands_classify_every_boundary(limits, bpm, expected):
+    assert DEFAULT_LIMITS[limits].classify(bpm) == expected
+
+
+# Each default's band edges that raise an alert: (bpm, hold seconds, kind, priority).
+RAISING_EDGES = {
+    "adult:heart_rate": [
+        (40, 10, "bradycardia", "high"),
+        (50, 20, "bradycardia", "medium"),
+        (91, 30, "tachycardia", "low"),
+        (111, 20, "tachycardia", "medium"),
+        (131, 10, "tachycardia", "high"),
+    ],
+    "obstetric:heart_rate": [
+        (49, 10, "bradycardia", "high"),
+        (111, 20, "tachycardia", "medium"),
+        (131, 10, "tachycardia", "high"),
+    ],
+    "obstetric:fetal_heart_rate": [
+        (99, 180, "fetal_bradycardia", "high"),
+        (109, 600, "fetal_bradycardia", "medium"),
+        (161, 600, "fetal_tachycardia", "medium"),
+    ],
+}
 
 
 @pytest.mark.parametrize(
     ("profile", "metric", "bpm", "hold", "kind", "priority"),
-    [
-        ("adult", "heart_rate", 40, 10, "bradycardia", "high"),
-        ("adult", "heart_rate", 50, 20, "bradycardia", "medium"),
-        ("adult", "heart_rate", 91, 30, "tachycardia", "low"),
-        ("adult", "heart_rate", 111, 20, "tachycardia", "medium"),
-        ("adult", "heart_rate", 131, 10, "tachycardia", "high"),
-        ("obstetric", "heart_rate", 49, 10, "bradycardia", "high"),
-        ("obstetric", "heart_rate", 111, 20, "tachycardia", "medium"),
-        ("obstetric", "heart_rate", 131, 10, "tachycardia", "high"),
-        ("obstetric", "fetal_heart_rate", 99, 180, "fetal_bradycardia", "high"),
-        ("obstetric", "fetal_heart_rate", 109, 600, "fetal_bradycardia", "medium"),
-        ("obstetric", "fetal_heart_rate", 161, 600, "fetal_tachycardia", "medium"),
-    ],
+    [(*limits.split(":"), *edge) for limits, edges in RAISING_EDGES.items() for edge in edges],
 )
 @pytest.mark.django_db
 def test_each_band_raises_exactly_at_its_hold_time(profile, metric, bpm, hold, kind, priority):
@@ -291,17 +295,8 @@ def test_band_step_is_pure():
 
 @pytest.mark.django_db
 def test_a_patient_override_applies(patient):
-    AlarmLimit.objects.create(
-        patient=patient,
-        metric="heart_rate",
-        brady_high=45,
-        brady_medium=60,
-        tachy_medium=150,
-        tachy_high=170,
-        hold_high_seconds=5,
-        hold_medium_seconds=15,
-        hold_low_seconds=30,
-    )
+    bands = {"brady_high": 45, "brady_medium": 60, "tachy_medium": 150, "tachy_high": 170}
+    AlarmLimitFactory(patient=patient, **bands, hold_high_seconds=5, hold_medium_seconds=15)
     feed(stream(patient, 120, 0, 60))  # NEWS2 would raise a medium tachycardia
     assert not Alert.objects.filter(patient=patient).exists()
     feed(stream(patient, 44, 61, 66))  # high after the patient's own 5 s

@@ -4,45 +4,16 @@ acknowledgement from the dashboard."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.utils import timezone
 
-from alerts import state as alarms
 from alerts.models import Alert
 from monitoring.realtime import batcher
 from testing.clients import device_client
-from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
+from testing.ws import dashboard_connect, device_connect, episode, receive_type, subscribe
 
-
-@pytest.fixture(autouse=True)
-def clean_alarm_state():
-    def wipe() -> None:
-        client = alarms.redis_client()
-        keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-    wipe()
-    yield
-    wipe()
-
-
-def episode(bpm: int, seconds: int, first_seq: int = 1) -> list[dict]:
-    """``seconds + 1`` readings at ``bpm``, one a second, ending now."""
-    start = timezone.now() - timedelta(seconds=seconds)
-    return [
-        {
-            "seq": first_seq + i,
-            "metric": "heart_rate",
-            "bpm": bpm,
-            "recorded_at": (start + timedelta(seconds=i)).isoformat(),
-        }
-        for i in range(seconds + 1)
-    ]
+pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 
 
 @pytest.mark.django_db(transaction=True)

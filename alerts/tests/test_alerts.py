@@ -381,19 +381,12 @@ def test_limits_of_other_places_answer_404(patient):
 
 
 def test_the_admin_lists_alerts_events_deliveries_and_limits(client, patient):
-    from alerts.models import AlarmLimit
+    from testing.factories import AlarmLimitFactory
 
     superuser = UserFactory(role=Role.ADMIN, is_staff=True, is_superuser=True)
     client.force_login(superuser)
     alert = raise_alert(patient)
-    AlarmLimit.objects.create(
-        patient=patient,
-        metric="heart_rate",
-        brady_high=35,
-        hold_high_seconds=10,
-        hold_medium_seconds=20,
-        hold_low_seconds=30,
-    )
+    AlarmLimitFactory(patient=patient, brady_high=35)
     for url in (
         "/admin/alerts/alert/",
         f"/admin/alerts/alert/{alert.id}/change/",

@@ -14,15 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import websockets
+from websockets.asyncio.client import ClientConnection
 
-from alerts import state as alarms
-from testing.live import until
+from testing.live import live_dashboard, live_device, until
 from testing.processes import CeleryWorker, Daphne, Evaluator, ServerProcess, django_run
+from testing.ws import episode, reading
 
 ESCALATION_SECONDS = 3
 
@@ -30,10 +29,9 @@ pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.
 
 
 @pytest.fixture
-def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:
+def live_env(request, live_env, smtp_server, clean_alarm_state) -> Iterator[dict[str, str]]:
     """The shared server environment, plus real SMTP, a real Celery worker and short clinical
     timings; a test overrides some of them with ``indirect`` parametrization."""
-    _wipe_alarm_state()
     overrides = getattr(request, "param", {})
     yield {
         **live_env,
@@ -44,14 +42,6 @@ def live_env(request, live_env, smtp_server) -> Iterator[dict[str, str]]:
         "DEVICE_OFFLINE_SECONDS": "600",
         **overrides,
     }
-    _wipe_alarm_state()
-
-
-def _wipe_alarm_state() -> None:
-    client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 SEED = """
@@ -90,24 +80,23 @@ def servers(live_env, tmp_path) -> Iterator[dict[str, Any]]:
         daphne.wait_ready()
         worker.wait_ready()
         evaluator.wait_ready()
-        yield {"port": daphne.port, "worker": worker, "daphne": daphne}
+        yield {"worker": worker, "daphne": daphne}
     finally:
         for process in reversed(started):
             process.stop()
+
+
+async def nurse_dashboard(servers: dict[str, Any], data: dict[str, Any]) -> ClientConnection:
+    """The seeded nurse's dashboard, subscribed to the seeded ward."""
+    url = servers["daphne"].url("/ws/dashboard/")
+    return await live_dashboard(url, data["nurse_token"], data["ward"])
 
 
 async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowledged(
     live_env, servers, smtp_server
 ):
     data = await asyncio.to_thread(django_run, live_env, SEED)
-    base = f"ws://127.0.0.1:{servers['port']}"
-
-    dashboard = await websockets.connect(f"{base}/ws/dashboard/", ping_interval=None)
-    await dashboard.send(json.dumps({"type": "auth", "token": data["nurse_token"]}))
-    assert json.loads(await dashboard.recv())["type"] == "auth.ok"
-    await dashboard.send(json.dumps({"type": "subscribe", "ward": data["ward"]}))
-    snapshot = json.loads(await dashboard.recv())
-    assert snapshot["type"] == "snapshot"
+    dashboard = await nurse_dashboard(servers, data)
 
     alert_frames: list[dict] = []
     other_frames: list[dict] = []
@@ -120,21 +109,8 @@ async def test_a_bradycardia_episode_alerts_emails_and_escalates_until_acknowled
     listener = asyncio.create_task(listen())
 
     # 21 s of 35 bpm (NEWS2: <=40 is high, held 10 s), recorded over the last 20 s.
-    device = await websockets.connect(
-        f"{base}/ws/devices/",
-        additional_headers={"Authorization": f"Device {data['device_token']}"},
-    )
-    start = datetime.now(UTC) - timedelta(seconds=20)
-    items = [
-        {
-            "seq": i + 1,
-            "metric": "heart_rate",
-            "bpm": 35,
-            "recorded_at": (start + timedelta(seconds=i)).isoformat(),
-        }
-        for i in range(21)
-    ]
-    await device.send(json.dumps({"type": "readings", "items": items}))
+    device = await live_device(servers["daphne"].url("/ws/devices/"), data["device_token"])
+    await device.send(json.dumps({"type": "readings", "items": episode(35, 20)}))
     acked: set[int] = set()
     async with asyncio.timeout(20):
         while len(acked) < 21:
@@ -198,12 +174,7 @@ async def test_a_silent_device_raises_offline_and_its_next_reading_resolves_it(
     live_env, servers, smtp_server
 ):
     data = await asyncio.to_thread(django_run, live_env, SEED)
-    base = f"ws://127.0.0.1:{servers['port']}"
-    dashboard = await websockets.connect(f"{base}/ws/dashboard/", ping_interval=None)
-    await dashboard.send(json.dumps({"type": "auth", "token": data["nurse_token"]}))
-    assert json.loads(await dashboard.recv())["type"] == "auth.ok"
-    await dashboard.send(json.dumps({"type": "subscribe", "ward": data["ward"]}))
-    assert json.loads(await dashboard.recv())["type"] == "snapshot"
+    dashboard = await nurse_dashboard(servers, data)
 
     async def next_alert() -> dict:
         async with asyncio.timeout(20):
@@ -212,19 +183,10 @@ async def test_a_silent_device_raises_offline_and_its_next_reading_resolves_it(
                 if frame["type"] == "alert":
                     return frame["alert"]
 
-    device = await websockets.connect(
-        f"{base}/ws/devices/",
-        additional_headers={"Authorization": f"Device {data['device_token']}"},
-    )
+    device = await live_device(servers["daphne"].url("/ws/devices/"), data["device_token"])
 
     async def send(seq: int) -> None:
-        reading = {
-            "seq": seq,
-            "metric": "heart_rate",
-            "bpm": 78,
-            "recorded_at": datetime.now(UTC).isoformat(),
-        }
-        await device.send(json.dumps({"type": "reading", **reading}))
+        await device.send(json.dumps({"type": "reading", **reading(seq, 78)}))
         async with asyncio.timeout(10):
             while json.loads(await device.recv())["type"] != "ack":
                 pass

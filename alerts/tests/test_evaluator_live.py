@@ -28,20 +28,10 @@ LEASE_MS = 1000
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
-def _wipe() -> None:
-    client = stream.redis_client()
-    for pattern in (f"{stream._prefix()}readings*", f"{state.key_prefix()}*"):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        if keys:
-            client.delete(*keys)
-
-
 @pytest.fixture
-def live_env(live_env) -> Iterator[dict[str, str]]:
+def live_env(live_env, clean_readings_stream) -> dict[str, str]:
     """Short leases, so a killed evaluator's partitions are taken over within a second."""
-    _wipe()
-    yield {**live_env, "READINGS_STREAM_LEASE_MS": str(LEASE_MS)}
-    _wipe()
+    return {**live_env, "READINGS_STREAM_LEASE_MS": str(LEASE_MS)}
 
 
 @pytest.fixture

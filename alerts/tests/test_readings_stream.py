@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -33,20 +33,7 @@ from monitoring.realtime.stream import (
 LEASE_MS = 600  # short leases: a "dead" consumer's partitions free up within a second
 BASE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
-
-def _wipe() -> None:
-    client = stream.redis_client()
-    for pattern in (f"{stream._prefix()}readings*", f"{state.key_prefix()}*"):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        if keys:
-            client.delete(*keys)
-
-
-@pytest.fixture(autouse=True)
-def clean_stream() -> Iterator[None]:
-    _wipe()
-    yield
-    _wipe()
+pytestmark = pytest.mark.usefixtures("clean_readings_stream")
 
 
 @pytest.fixture

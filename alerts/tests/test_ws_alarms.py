@@ -3,26 +3,17 @@ on the ward's dashboard, and ``alert.ack`` from the dashboard acknowledges it.""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from asgiref.sync import sync_to_async
-from django.utils import timezone
 
-from testing.ws import dashboard_connect, device_connect, receive_type, subscribe
+from testing.ws import dashboard_connect, device_connect, episode, receive_type, subscribe
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_alarm_state():
-    """Alarm rule state lives in Redis keyed by patient id; ids repeat across test runs."""
-    from alerts import state as alarms
-
-    client = alarms.redis_client()
-    keys = list(client.scan_iter(match=f"{alarms.key_prefix()}*", count=1000))
-    if keys:
-        client.delete(*keys)
+# Alarm rule state lives in Redis keyed by patient id; ids repeat across test runs.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(60),
+    pytest.mark.usefixtures("clean_alarm_state"),
+]
 
 
 async def test_streamed_bradycardia_raises_an_alert_that_the_dashboard_acknowledges(
@@ -32,17 +23,7 @@ async def test_streamed_bradycardia_raises_an_alert_that_the_dashboard_acknowled
     await subscribe(watcher, ward=ward.id)
     await subscribe(watcher, patient=device.patient_id)  # two scopes, still one frame
     ws = await device_connect(device.token)
-    start = timezone.now() - timedelta(seconds=60)
-    items = [
-        {
-            "seq": i + 1,
-            "metric": "heart_rate",
-            "bpm": 35,
-            "recorded_at": (start + timedelta(seconds=i)).isoformat(),
-        }
-        for i in range(55)
-    ]
-    await ws.send_json_to({"type": "readings", "items": items})
+    await ws.send_json_to({"type": "readings", "items": episode(35, 54)})
     await receive_type(ws, "ack")
     # The readings are broadcast first (before the ack), the alert follows the evaluation.
     frame = await receive_type(watcher, "readings")

@@ -23,8 +23,10 @@ def staff():
     return client
 
 
-def test_device_and_reading_changelists_render(staff, device):
-    Reading.objects.create(
+@pytest.fixture
+def reading(device) -> Reading:
+    """One heart-rate reading of 88 bpm from ``device``."""
+    return Reading.objects.create(
         patient=device.patient,
         device=device,
         metric="heart_rate",
@@ -32,6 +34,9 @@ def test_device_and_reading_changelists_render(staff, device):
         recorded_at=timezone.now(),
         seq=1,
     )
+
+
+def test_device_and_reading_changelists_render(staff, device, reading):
     response = staff.get("/admin/clinical/device/?is_active__exact=1&q=" + device.serial)
     assert response.status_code == 200
     assert device.serial in response.content.decode()
@@ -40,15 +45,7 @@ def test_device_and_reading_changelists_render(staff, device):
     assert "88" in response.content.decode()
 
 
-def test_readings_are_read_only_in_admin(staff, device):
-    reading = Reading.objects.create(
-        patient=device.patient,
-        device=device,
-        metric="heart_rate",
-        bpm=88,
-        recorded_at=timezone.now(),
-        seq=1,
-    )
+def test_readings_are_read_only_in_admin(staff, reading):
     assert staff.get("/admin/monitoring/reading/add/").status_code == 403
     response = staff.post(f"/admin/monitoring/reading/{reading.id}/change/", {"bpm": 200})
     assert response.status_code == 403

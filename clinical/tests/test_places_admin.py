@@ -17,6 +17,13 @@ def staff_client() -> Client:
     return client
 
 
+def place_form(wards: tuple[str, ...] = (), **fields: str) -> dict[str, str]:
+    """The place admin form: ``fields``, and its ward inline with a new row per ward name."""
+    form = {**fields, "wards-TOTAL_FORMS": str(len(wards)), "wards-INITIAL_FORMS": "0"}
+    form.update({f"wards-{i}-name": name for i, name in enumerate(wards)})
+    return form
+
+
 def test_place_list_counts_wards_and_admitted_patients(staff_client, patient):
     WardFactory(place=patient.place)
     PatientFactory(ward=patient.ward, discharged_at=patient.admitted_at.replace(year=2099))
@@ -41,16 +48,14 @@ def test_place_webhook_secret_is_kept_when_left_blank(staff_client, place):
     page = staff_client.get(url)
     assert page.status_code == 200
     assert b"old-secret" not in page.content
-    form = {
-        "name": place.name,
-        "kind": "hospital",
-        "address": place.address,
-        "is_active": "on",
-        "webhook_url": "",
-        "webhook_secret": "",
-        "wards-TOTAL_FORMS": "0",
-        "wards-INITIAL_FORMS": "0",
-    }
+    form = place_form(
+        name=place.name,
+        kind="hospital",
+        address=place.address,
+        is_active="on",
+        webhook_url="",
+        webhook_secret="",
+    )
     assert staff_client.post(url, form).status_code == 302
     place.refresh_from_db()
     assert place.webhook_secret == "old-secret"
@@ -60,18 +65,14 @@ def test_place_webhook_secret_is_kept_when_left_blank(staff_client, place):
 
 
 def test_admin_adds_a_place_with_a_ward(staff_client):
-    response = staff_client.post(
-        "/admin/clinical/place/add/",
-        {
-            "name": "Rainbow Clinic",
-            "kind": "clinic",
-            "address": "Marathahalli",
-            "is_active": "on",
-            "wards-TOTAL_FORMS": "1",
-            "wards-INITIAL_FORMS": "0",
-            "wards-0-name": "Labour Ward",
-        },
+    form = place_form(
+        ("Labour Ward",),
+        name="Rainbow Clinic",
+        kind="clinic",
+        address="Marathahalli",
+        is_active="on",
     )
+    response = staff_client.post("/admin/clinical/place/add/", form)
     assert response.status_code == 302
     place = Place.objects.get(name="Rainbow Clinic")
     assert list(place.wards.values_list("name", flat=True)) == ["Labour Ward"]
@@ -102,16 +103,8 @@ def test_ward_place_is_read_only_once_created(staff_client, ward):
 
 
 def test_admin_refuses_non_http_webhooks(staff_client):
-    response = staff_client.post(
-        "/admin/clinical/place/add/",
-        {
-            "name": "Rainbow Clinic",
-            "kind": "clinic",
-            "webhook_url": "ftp://files.example.org/",
-            "wards-TOTAL_FORMS": "0",
-            "wards-INITIAL_FORMS": "0",
-        },
-    )
+    form = place_form(name="Rainbow Clinic", kind="clinic", webhook_url="ftp://files.example.org/")
+    response = staff_client.post("/admin/clinical/place/add/", form)
     assert response.status_code == 200
     assert "webhook_url" in response.context["adminform"].form.errors
     assert not Place.objects.filter(name="Rainbow Clinic").exists()

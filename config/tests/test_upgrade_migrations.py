@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import factory
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -15,6 +16,7 @@ from alerts.models import AlarmLimit, Alert, AlertEvent
 from clinical.models import Device, Patient, Place, Ward
 from monitoring.models import Reading
 from notifications.models import AlertNotification
+from testing.factories import AlarmLimitFactory
 
 # The leaf migrations of the release before the redesign.
 PREVIOUS_RELEASE = [
@@ -56,14 +58,9 @@ def _rows_of_previous_release(apps) -> dict[str, int]:
     apps.get_model("clinical", "AlertNotification").objects.create(
         event=event, channel="email", recipient="nurse@old.example"
     )
-    apps.get_model("clinical", "AlarmLimit").objects.create(
-        patient=patient,
-        metric="heart_rate",
-        brady_high=45,
-        hold_high_seconds=10,
-        hold_medium_seconds=20,
-        hold_low_seconds=30,
-    )
+    # The factory's field values, on the model of the previous release.
+    limit = factory.build(dict, FACTORY_CLASS=AlarmLimitFactory, patient=patient, brady_high=45)
+    apps.get_model("clinical", "AlarmLimit").objects.create(**limit)
     return {
         "place": place.id,
         "patient": patient.id,

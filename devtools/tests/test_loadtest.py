@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from clinical.models import Device
 from devtools.bench.fixture import fixture_counts, fixture_create, fixture_delete
+from devtools.bench.history import history_fill
 from devtools.bench.stats import percentiles_ms
-from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import Reading
 from testing.processes import PYTHON, ROOT
 
@@ -32,19 +32,10 @@ def test_fixture_counts_stored_readings_per_ward_and_is_removed():
     first, second = fixture.devices[0], fixture.devices[1]
     assert first.ward_id != second.ward_id
     assert Device.objects.filter(id__in=fixture.device_ids).count() == 4
-    readings_store(
-        readings=[
-            ReadingIn(
-                patient_id=dev.patient_id,
-                device_id=dev.id,
-                metric=dev.metric,
-                bpm=140 if dev.metric == "fetal_heart_rate" else 80,
-                recorded_at=timezone.now(),
-                seq=seq,
-            )
-            for dev, seq in [(first, 1), (first, 2), (second, 1), (first, 2)]
-        ]
-    )
+    # Two seconds of readings (seq 1 and 2) of the first device, written twice in one batch,
+    # and one second (seq 1) of the second: three stored, the repeats not.
+    history_fill(replace(fixture, devices=[first, first]), hours=2 / 3600, rate=1.0)
+    history_fill(replace(fixture, devices=[second]), hours=1 / 3600, rate=1.0)
 
     counts = fixture_counts(fixture)
 

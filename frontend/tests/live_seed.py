@@ -55,19 +55,12 @@ def main() -> None:
     ward = WardFactory(place=place, name="Labour Ward A")
     other_place = PlaceFactory(name="District Hospital, Ajmer")
     other_ward = WardFactory(place=other_place, name="Antenatal Ward")
-    nurse = UserFactory(
-        role=Role.NURSE,
-        places=[place],
-        email="nurse@example.org",
-        first_name="Asha",
-        last_name="Rao",
-    )
-    doctor = UserFactory(
-        role=Role.DOCTOR,
-        places=[place],
-        email="doctor@example.org",
-        first_name="Vikram",
-        last_name="Mehta",
+    nurse, doctor = (
+        UserFactory(role=role, places=[place], email=email, first_name=first, last_name=last)
+        for role, email, first, last in [
+            (Role.NURSE, "nurse@example.org", "Asha", "Rao"),
+            (Role.DOCTOR, "doctor@example.org", "Vikram", "Mehta"),
+        ]
     )
     now = timezone.now()
     patients = []
@@ -85,28 +78,18 @@ def main() -> None:
         base_fhr = rng.randint(128, 150)
         seq = 0
         for s in range(HISTORY_SECONDS, 0, -3):
-            seq += 1
             at = now - timedelta(seconds=s)
-            hr = base_hr + 4 * math.sin(s / 40 + i) + rng.uniform(-2, 2)
-            readings.append(
-                Reading(
-                    patient=patient,
-                    device=device,
-                    metric="heart_rate",
-                    bpm=round(hr),
-                    recorded_at=at,
-                    seq=seq,
-                )
-            )
+            rates = {"heart_rate": base_hr + 4 * math.sin(s / 40 + i) + rng.uniform(-2, 2)}
             if obstetric:
+                rates["fetal_heart_rate"] = base_fhr + 8 * math.sin(s / 25 + i) + rng.uniform(-4, 4)
+            for metric, bpm in rates.items():
                 seq += 1
-                fhr = base_fhr + 8 * math.sin(s / 25 + i) + rng.uniform(-4, 4)
                 readings.append(
                     Reading(
                         patient=patient,
                         device=device,
-                        metric="fetal_heart_rate",
-                        bpm=round(fhr),
+                        metric=metric,
+                        bpm=round(bpm),
                         recorded_at=at,
                         seq=seq,
                     )

@@ -6,21 +6,11 @@ import pytest
 from django.utils import timezone
 
 from common.errors import ValidationFailed
-from monitoring.ingest import Target, reading_parse, readings_store
+from monitoring.ingest import reading_parse, readings_store
 from monitoring.models import Reading
+from testing.factories import ingest_target
 
 pytestmark = pytest.mark.django_db
-
-
-def _target(device) -> Target:
-    p = device.patient
-    return Target(
-        patient_id=p.id,
-        place_id=p.place_id,
-        ward_id=p.ward_id,
-        profile=p.monitoring_profile,
-        device_id=device.id,
-    )
 
 
 def _raw(seq: int, bpm: int = 120, metric: str = "heart_rate") -> dict:
@@ -28,7 +18,7 @@ def _raw(seq: int, bpm: int = 120, metric: str = "heart_rate") -> dict:
 
 
 def test_duplicates_in_and_across_batches_are_stored_once(device):
-    target = _target(device)
+    target = ingest_target(device)
     first = [reading_parse(_raw(s), target=target, require_seq=True) for s in (1, 2, 2, 3)]
     stored = readings_store(readings=first, wards={device.patient_id: device.patient.ward_id})
     assert sorted(r.seq or 0 for r in stored) == [1, 2, 3]
@@ -41,7 +31,7 @@ def test_duplicates_in_and_across_batches_are_stored_once(device):
 
 
 def test_store_is_one_insert_per_chunk(device, django_assert_max_num_queries):
-    target = _target(device)
+    target = ingest_target(device)
     readings = [reading_parse(_raw(s), target=target, require_seq=True) for s in range(1, 601)]
     # Two INSERTs for 600 rows (chunks of 500), plus the savepoint and its release.
     with django_assert_max_num_queries(4) as captured:
@@ -67,12 +57,12 @@ def test_store_is_one_insert_per_chunk(device, django_assert_max_num_queries):
 def test_invalid_readings_are_refused_with_field_details(device, raw, field):
     raw = {"recorded_at": timezone.now().isoformat(), **raw}
     with pytest.raises(ValidationFailed) as info:
-        reading_parse(raw, target=_target(device), require_seq=True)
+        reading_parse(raw, target=ingest_target(device), require_seq=True)
     assert field in (info.value.details or {})
 
 
 def test_recorded_at_must_carry_offset_and_not_be_far_in_future(device):
-    target = _target(device)
+    target = ingest_target(device)
     naive = {"seq": 1, "metric": "heart_rate", "bpm": 80, "recorded_at": "2026-01-01T10:00:00"}
     with pytest.raises(ValidationFailed):
         reading_parse(naive, target=target, require_seq=True)

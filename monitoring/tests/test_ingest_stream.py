@@ -10,12 +10,13 @@ import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from monitoring.ingest import Target, reading_parse
+from monitoring.ingest import reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import batcher, stream
 from monitoring.services import readings_ingest
 from testing.assertions import assert_error
 from testing.clients import device_client
+from testing.factories import ingest_target
 from testing.ws import device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -29,17 +30,6 @@ def queued(patient_id: int) -> list[tuple[int | None, int]]:
     )
     readings = [stream.reading_decode(fields) for _, fields in entries]
     return [(r.seq, r.id) for r in readings if r.patient_id == patient_id]
-
-
-def _target(device) -> Target:
-    p = device.patient
-    return Target(
-        patient_id=p.id,
-        place_id=p.place_id,
-        ward_id=p.ward_id,
-        profile=p.monitoring_profile,
-        device_id=device.id,
-    )
 
 
 def _broken_append(**_):
@@ -72,7 +62,8 @@ async def test_a_stream_outage_stores_nothing_acks_nothing_and_asks_to_resend(de
 def test_rest_readings_are_queued_in_the_storing_transaction(device):
     stored = readings_ingest(
         readings=[
-            reading_parse(reading(s), target=_target(device), require_seq=True) for s in (1, 2)
+            reading_parse(reading(s), target=ingest_target(device), require_seq=True)
+            for s in (1, 2)
         ]
     )
     assert queued(device.patient_id) == [(r.seq, r.id) for r in stored]

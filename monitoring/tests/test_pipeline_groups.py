@@ -3,45 +3,53 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import pytest
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 
 from monitoring.realtime import publish
 
 
-async def test_membership_check_finds_only_groups_with_members():
-    layer: RedisChannelLayer = channel_layers.make_backend("default")
-    tag = uuid.uuid4().hex[:8]
-    watched, empty = f"ward.t{tag}", f"patient.t{tag}"
-    channel = await layer.new_channel()
-    await layer.group_add(watched, channel)
-    try:
-        assert await publish.groups_with_members(layer, [watched, empty]) == {watched}
-    finally:
-        await layer.group_discard(watched, channel)
-        await layer.close_pools()
-    assert await publish.groups_with_members(layer, [watched, empty]) == set()
+@dataclass
+class Groups:
+    layer: RedisChannelLayer
+    channel: str
+    watched: str  # the channel is its member
+    empty: str  # nobody is
 
 
-async def test_groups_send_delivers_to_members_and_skips_empty_groups():
+@pytest.fixture
+async def groups() -> AsyncIterator[Groups]:
     # A private layer instance receives, so the shared one keeps no receive state bound to
     # this test's event loop.
     layer: RedisChannelLayer = channel_layers.make_backend("default")
     tag = uuid.uuid4().hex[:8]
-    watched, empty = f"ward.t{tag}", f"patient.t{tag}"
     channel = await layer.new_channel()
-    await layer.group_add(watched, channel)
-    try:
-        await publish.groups_send(
-            [
-                (watched, {"type": "reading.batch", "group": watched, "items": [1]}),
-                (empty, {"type": "reading.batch", "group": empty, "items": [2]}),
-            ]
-        )
-        message = await layer.receive(channel)
-        assert message["group"] == watched
-        assert message["items"] == [1]
-    finally:
-        await layer.group_discard(watched, channel)
-        await layer.close_pools()
+    made = Groups(layer, channel, watched=f"ward.t{tag}", empty=f"patient.t{tag}")
+    await layer.group_add(made.watched, channel)
+    yield made
+    await layer.group_discard(made.watched, channel)
+    await layer.close_pools()
+
+
+async def test_membership_check_finds_only_groups_with_members(groups):
+    layer, names = groups.layer, [groups.watched, groups.empty]
+    assert await publish.groups_with_members(layer, names) == {groups.watched}
+    await layer.group_discard(groups.watched, groups.channel)
+    assert await publish.groups_with_members(layer, names) == set()
+
+
+async def test_groups_send_delivers_to_members_and_skips_empty_groups(groups):
+    watched, empty = groups.watched, groups.empty
+    await publish.groups_send(
+        [
+            (watched, {"type": "reading.batch", "group": watched, "items": [1]}),
+            (empty, {"type": "reading.batch", "group": empty, "items": [2]}),
+        ]
+    )
+    message = await groups.layer.receive(groups.channel)
+    assert message["group"] == watched
+    assert message["items"] == [1]

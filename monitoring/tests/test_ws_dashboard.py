@@ -10,11 +10,18 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from alerts.models import Alert
-from monitoring.ingest import Target, reading_parse
+from monitoring.ingest import reading_parse
 from monitoring.models import Reading
 from monitoring.realtime import publish
 from monitoring.services import readings_ingest
-from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.factories import (
+    DeviceFactory,
+    PatientFactory,
+    PlaceFactory,
+    UserFactory,
+    WardFactory,
+    ingest_target,
+)
 from testing.ws import (
     dashboard_connect,
     device_connect,
@@ -25,17 +32,6 @@ from testing.ws import (
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-def _target(device) -> Target:
-    p = device.patient
-    return Target(
-        patient_id=p.id,
-        place_id=p.place_id,
-        ward_id=p.ward_id,
-        profile=p.monitoring_profile,
-        device_id=device.id,
-    )
 
 
 async def test_no_auth_frame_in_time_closes_4401(settings):
@@ -111,7 +107,7 @@ async def test_snapshot_has_latest_reading_per_metric_device_status_and_open_ale
     nurse, ward, obstetric_patient, django_assert_max_num_queries
 ):
     device = await sync_to_async(DeviceFactory)(patient=obstetric_patient)
-    target = _target(device)
+    target = ingest_target(device)
     now = timezone.now()
 
     def seed():
@@ -182,7 +178,7 @@ def test_snapshot_queries_do_not_grow_with_patients(ward, django_assert_num_quer
         for _ in range(n):
             d = DeviceFactory(patient=PatientFactory(ward=ward))
             readings_ingest(
-                readings=[reading_parse(reading(1), target=_target(d), require_seq=True)]
+                readings=[reading_parse(reading(1), target=ingest_target(d), require_seq=True)]
             )
 
     make(2)
@@ -191,6 +187,13 @@ def test_snapshot_queries_do_not_grow_with_patients(ward, django_assert_num_quer
     make(6)
     with django_assert_num_queries(3):
         assert len(dashboard_snapshot(ward_id=ward.id)) == 8
+
+
+async def assert_acked_but_not_delivered(device_ws, item: dict, watcher) -> None:
+    """The device sends ``item``: it is acked, and ``watcher`` receives nothing."""
+    await device_ws.send_json_to({"type": "reading", **item})
+    await receive_type(device_ws, "ack")
+    assert await watcher.receive_nothing(timeout=0.5)
 
 
 async def test_live_readings_reach_subscribers_and_not_other_places(nurse, device, ward):
@@ -213,9 +216,7 @@ async def test_live_readings_reach_subscribers_and_not_other_places(nurse, devic
     assert await stranger.receive_nothing(timeout=0.5)
 
     # A resent duplicate is acked but not broadcast again.
-    await device_ws.send_json_to({"type": "reading", **reading(2, 71)})
-    await receive_type(device_ws, "ack")
-    assert await watcher.receive_nothing(timeout=0.5)
+    await assert_acked_but_not_delivered(device_ws, reading(2, 71), watcher)
     for c in (watcher, stranger, device_ws):
         await c.disconnect()
 
@@ -240,9 +241,7 @@ async def test_ward_and_patient_subscriptions_deliver_each_reading_once(nurse, d
     assert [i["seq"] for i in (await receive_type(both, "readings"))["items"]] == [2]
     await both.send_json_to({"type": "unsubscribe", "patient": device.patient_id})
     await both.receive_json_from(timeout=5)
-    await device_ws.send_json_to({"type": "reading", **reading(3)})
-    await receive_type(device_ws, "ack")
-    assert await both.receive_nothing(timeout=0.5)
+    await assert_acked_but_not_delivered(device_ws, reading(3), both)
     for c in (both, only_patient, device_ws):
         await c.disconnect()
 
@@ -252,7 +251,7 @@ async def test_rest_ingested_readings_reach_dashboards(nurse, device, ward):
     await subscribe(watcher, ward=ward.id)
     raw = reading(5, bpm=66)
     await sync_to_async(readings_ingest)(
-        readings=[reading_parse(raw, target=_target(device), require_seq=True)],
+        readings=[reading_parse(raw, target=ingest_target(device), require_seq=True)],
         wards={device.patient_id: ward.id},
     )
     frame = await receive_type(watcher, "readings")

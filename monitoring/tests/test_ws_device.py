@@ -194,6 +194,16 @@ async def test_storage_failure_means_no_ack_and_a_retry_close(device, monkeypatc
     assert await expect_close(communicator) == 1013
 
 
+async def device_streaming(device, monkeypatch, *, presence_interval: float):
+    """The device connected, its first reading acked; the connection writes its presence (and
+    re-checks the device) every ``presence_interval`` seconds."""
+    monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", presence_interval)
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "reading", **reading(1)})
+    await receive_type(communicator, "ack")
+    return communicator
+
+
 @pytest.mark.parametrize(
     ("change", "code"),
     [("reassign", 4409), ("unassign", 4409), ("deactivate", 4403), ("rotate", 4401)],
@@ -202,10 +212,7 @@ async def test_device_changes_close_the_connection_without_any_event(
     device, monkeypatch, change, code
 ):
     # Nobody sends device.changed: the presence write notices the change by itself.
-    monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", 0.2)
-    communicator = await device_connect(device.token)
-    await communicator.send_json_to({"type": "reading", **reading(1)})
-    await receive_type(communicator, "ack")
+    communicator = await device_streaming(device, monkeypatch, presence_interval=0.2)
     other = await sync_to_async(PatientFactory)(ward=device.patient.ward)
     updates: dict[str, dict[str, object]] = {
         "reassign": {"patient": other},
@@ -227,10 +234,7 @@ async def test_admin_changes_through_services_close_the_connection_at_once(
     from clinical import services
 
     # Push the connection's own re-checks out of reach: only the announced change can close it.
-    monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", 3600)
-    communicator = await device_connect(device.token)
-    await communicator.send_json_to({"type": "reading", **reading(1)})
-    await receive_type(communicator, "ack")
+    communicator = await device_streaming(device, monkeypatch, presence_interval=3600)
     await asyncio.sleep(1.0)  # let the presence write of the connection and reading settle
     fresh = await sync_to_async(Device.objects.select_related("patient", "place").get)(id=device.id)
     change = {

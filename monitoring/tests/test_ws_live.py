@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import websockets
 
-from testing.processes import PYTHON, ROOT, django_run
+from testing.live import live_dashboard, live_device
+from testing.processes import PYTHON, ServerProcess, django_run
+from testing.ws import reading
 
 pytestmark = [
     pytest.mark.live,
@@ -48,28 +47,6 @@ def stored_count(env: dict[str, str], device_ids: list[int]) -> int:
     )
 
 
-def _reading(seq: int, bpm: int = 80) -> dict:
-    return {
-        "seq": seq,
-        "metric": "heart_rate",
-        "bpm": bpm,
-        "recorded_at": datetime.now(UTC).isoformat(),
-    }
-
-
-async def _dashboard(url: str, token: str, ward: int):
-    ws = await websockets.connect(url, ping_interval=None)  # silence: no client pings
-    await ws.send(json.dumps({"type": "auth", "token": token}))
-    assert json.loads(await ws.recv())["type"] == "auth.ok"
-    await ws.send(json.dumps({"type": "subscribe", "ward": ward}))
-    assert json.loads(await ws.recv())["type"] == "snapshot"
-    return ws
-
-
-async def _device(url: str, token: str):
-    return await websockets.connect(url, additional_headers={"Authorization": f"Device {token}"})
-
-
 async def _collect_readings(ws, expected: set[int], wait: float) -> list[int]:
     seen: list[int] = []
     async with asyncio.timeout(wait):
@@ -83,10 +60,10 @@ async def _collect_readings(ws, expected: set[int], wait: float) -> list[int]:
 async def test_idle_dashboard_stays_connected_and_still_receives(live_env, daphne_factory):
     data = await asyncio.to_thread(seed, live_env)
     server = await asyncio.to_thread(daphne_factory)
-    dashboard = await _dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
+    dashboard = await live_dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
     await asyncio.sleep(31)  # longer than any idle timeout that has bitten us (redis-py 8: 5 s)
-    device = await _device(server.url("/ws/devices/"), data["devices"][0]["token"])
-    await device.send(json.dumps({"type": "reading", **_reading(1)}))
+    device = await live_device(server.url("/ws/devices/"), data["devices"][0]["token"])
+    await device.send(json.dumps({"type": "reading", **reading(1)}))
     assert json.loads(await device.recv()) == {"type": "ack", "seqs": [1]}
     assert await _collect_readings(dashboard, {1}, wait=10) == [1]
     await dashboard.close()
@@ -97,8 +74,8 @@ async def test_two_servers_share_redis_and_every_reading_is_delivered(live_env, 
     data = await asyncio.to_thread(seed, live_env, 3)
     ingest = await asyncio.to_thread(daphne_factory)
     watch = await asyncio.to_thread(daphne_factory)
-    dashboard = await _dashboard(watch.url("/ws/dashboard/"), data["token"], data["ward"])
-    devices = [await _device(ingest.url("/ws/devices/"), d["token"]) for d in data["devices"]]
+    dashboard = await live_dashboard(watch.url("/ws/dashboard/"), data["token"], data["ward"])
+    devices = [await live_device(ingest.url("/ws/devices/"), d["token"]) for d in data["devices"]]
     per_device = 150
 
     async def stream(ws, offset: int) -> set[int]:
@@ -109,11 +86,11 @@ async def test_two_servers_share_redis_and_every_reading_is_delivered(live_env, 
             chunk = seqs[start : start + 10]
             if start % 20:
                 await ws.send(
-                    json.dumps({"type": "readings", "items": [_reading(s) for s in chunk]})
+                    json.dumps({"type": "readings", "items": [reading(s) for s in chunk]})
                 )
             else:
                 for s in chunk:
-                    await ws.send(json.dumps({"type": "reading", **_reading(s)}))
+                    await ws.send(json.dumps({"type": "reading", **reading(s)}))
         async with asyncio.timeout(30):
             while len(acked) < per_device:
                 frame = json.loads(await ws.recv())
@@ -133,7 +110,7 @@ async def test_two_servers_share_redis_and_every_reading_is_delivered(live_env, 
         await ws.close()
 
 
-async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_factory):
+async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_factory, tmp_path):
     data = await asyncio.to_thread(seed, live_env, 4)
     server = await asyncio.to_thread(daphne_factory)
     port = server.port
@@ -149,30 +126,28 @@ async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_fa
     ]
     for device in data["devices"]:
         command += ["--token", device["token"]]
-    simulator = await asyncio.to_thread(
-        subprocess.Popen,
-        command,
-        cwd=ROOT,
-        env=live_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # Once readings flow (the simulator is up), the server dies mid-stream; unacked
-    # readings must be resent to its replacement.
-    dashboard = await _dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
-    async with asyncio.timeout(30):
-        while json.loads(await dashboard.recv())["type"] != "readings":
-            pass
-    await asyncio.sleep(1)
-    # The server dies mid-stream; unacked readings must be resent to its replacement.
-    await asyncio.to_thread(server.kill)
-    await asyncio.sleep(0.5)
-    await asyncio.to_thread(daphne_factory, port)
-    out, err = await asyncio.to_thread(simulator.communicate, timeout=90)
-    assert simulator.returncode == 0, err[-2000:]
-    report = json.loads(out.strip().splitlines()[-1])
-    context = f"{report}\n{err[-1500:]}"
+    log = tmp_path / "simulator.log"
+    simulator = await asyncio.to_thread(ServerProcess, command, live_env, log, echo_log=False)
+    try:
+        # Once readings flow (the simulator is up), the server dies mid-stream; unacked
+        # readings must be resent to its replacement.
+        dashboard = await live_dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
+        async with asyncio.timeout(30):
+            while json.loads(await dashboard.recv())["type"] != "readings":
+                pass
+        await asyncio.sleep(1)
+        # The server dies mid-stream; unacked readings must be resent to its replacement.
+        await asyncio.to_thread(server.kill)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(daphne_factory, port)
+        returncode = await asyncio.to_thread(simulator.process.wait, 90)
+    finally:
+        simulator.stop()  # also when the test failed before the simulator ended
+    assert returncode == 0, simulator.logs(2000)
+    # Its log holds stdout and stderr: the report is the last JSON line.
+    lines = simulator.output().decode().splitlines()
+    report = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+    context = f"{report}\n{simulator.logs(1500)}"
     assert report["fatal"] == [] and report["rejected"] == 0, context
     assert report["sent"] >= 4 * 10 * 6, context
     assert report["unacked"] == 0, context

@@ -1,0 +1,54 @@
+"""Alarm rule state and the readings stream live in Redis and outlive a test's database
+rollback (and ids repeat across test runs). The helpers here delete exactly those keys, not
+the whole Redis database, which also holds the channel layer and the Celery broker of any
+live stack the test run started; a pytest plugin registered by the root conftest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+def redis_keys_delete(*patterns: str) -> int:
+    """Delete the keys matching any of ``patterns``; how many there were."""
+    from alerts.state import redis_client
+
+    client = redis_client()
+    keys = [key for pattern in patterns for key in client.scan_iter(match=pattern, count=1000)]
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+def alarm_state_clear() -> int:
+    """Every alarm rule's state (bands, offline watch, last readings)."""
+    from alerts.state import key_prefix
+
+    return redis_keys_delete(f"{key_prefix()}*")
+
+
+def readings_stream_clear() -> int:
+    """The readings stream (entries, consumer group, leases, evaluators) and the alarm state
+    its evaluation left."""
+    from alerts.state import key_prefix
+    from monitoring.realtime import stream
+
+    return redis_keys_delete(f"{stream._prefix()}readings*", f"{key_prefix()}*")
+
+
+@pytest.fixture
+def clean_alarm_state() -> Iterator[None]:
+    """Start and end the test with no alarm rule state."""
+    alarm_state_clear()
+    yield
+    alarm_state_clear()
+
+
+@pytest.fixture
+def clean_readings_stream() -> Iterator[None]:
+    """Start and end the test with an empty readings stream and no alarm rule state."""
+    readings_stream_clear()
+    yield
+    readings_stream_clear()
