@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from accounts.models import User
@@ -13,8 +12,6 @@ from alerts.payload import alert_payload
 from alerts.selectors import alert_get_visible, alerts_open_of_patients
 from common.errors import ValidationFailed
 from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
-
-logger = logging.getLogger(__name__)
 
 
 def snapshot_alerts(*, patient_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -16,10 +16,6 @@ class Priority(models.TextChoices):
     MEDIUM = "medium", "Medium"
     LOW = "low", "Low"
 
-    @property
-    def rank(self) -> int:
-        return PRIORITY_RANK[self]
-
 
 class AlertState(models.TextChoices):
     ACTIVE = "active", "Active"

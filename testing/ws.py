@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
+from monitoring.realtime import batcher
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -79,3 +84,13 @@ async def expect_close(communicator: WebsocketCommunicator, wait: float = 5) -> 
         output = await communicator.receive_output(timeout=wait)
         if output["type"] == "websocket.close":
             return output.get("code")
+
+
+@pytest.fixture(autouse=True)
+async def ingest_batchers_closed() -> AsyncIterator[None]:
+    """Each test's event loop gets its own ingest batcher; release the DB connections that the
+    batcher's threads and the consumers' sync thread opened, so the test DB can be dropped.
+    Autouse where a conftest imports it (the apps whose tests open device connections)."""
+    yield
+    await batcher.batcher_shutdown()
+    await sync_to_async(connections.close_all)()

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 
 from alerts.models import Alert
-from monitoring.realtime import batcher
 from testing.clients import device_client
 from testing.ws import dashboard_connect, device_connect, episode, receive_type, subscribe
 
@@ -19,12 +17,6 @@ pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(60)
 class TestWebSocketPath:
-    @pytest.fixture(autouse=True)
-    async def _batcher_closed(self):
-        yield
-        await batcher.batcher_shutdown()
-        await sync_to_async(connections.close_all)()
-
     async def test_a_streamed_episode_raises_one_alert_on_the_dashboard(
         self, nurse, device, ward, alarms_drain
     ):
