@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "monitoring",
     "alerts",
     "notifications",
+    "operations",
     "frontend",
     "devtools",
 ]
@@ -273,6 +274,9 @@ READINGS_STREAM_MAXLEN = env_int("READINGS_STREAM_MAXLEN", 1_500_000)
 # A dead evaluator's partitions wait this long before another evaluator takes them over (their
 # alarms are late by up to this much); a live one renews its leases every third of it.
 READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
+# /readyz answers 503 when more stored readings than this wait for alarm evaluation (about
+# 10 s of readings at 2,000 readings/s): alarms would be late.
+READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 20_000)
 
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)

@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/", include("clinical.urls")),
     path("api/", include("monitoring.urls")),
     path("api/", include("alerts.urls")),
+    path("", include("operations.urls")),
     path("", include("frontend.urls")),
 ]

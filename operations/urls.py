@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from operations import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+]
