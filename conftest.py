@@ -36,18 +36,6 @@ def _fresh_channel_layer_per_test():
     channel_layers.backends.clear()
 
 
-@pytest.fixture(autouse=True)
-def _readings_stream_emptied_after_test():
-    """Entries a test left in the readings stream (its rows rolled back) are not evaluated
-    by a later test."""
-    yield
-    from monitoring.realtime import stream
-
-    keys = [stream.partition_key(p) for p in range(stream.partitions())]
-    keys += [stream.lease_key(p) for p in range(stream.partitions())]
-    stream.redis_client().delete(*keys, stream.evaluators_key())
-
-
 @pytest.fixture
 def alarms_drain():
     """Evaluate what waits in the readings stream, now, in this process: what the evaluator

@@ -5,25 +5,15 @@ evaluated anywhere; read with one MGET per batch, written only when a band chang
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import redis
-from django.conf import settings
+# The evaluator's one Redis client, shared with the readings stream.
+from monitoring.realtime.stream import redis_client as redis_client
+from monitoring.realtime.stream import redis_prefix
 
 STATE_TTL_SECONDS = 3600  # longer than any hold time; a silent patient starts afresh after it.
 
 
-@lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
-def redis_client() -> redis.Redis:
-    return _client_for(settings.REDIS_URL)
-
-
 def key_prefix() -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:alarm:"
+    return f"{redis_prefix()}alarm:"
 
 
 def state_key(patient_id: int, metric: str) -> str:

@@ -7,6 +7,7 @@ live stack the test run started; a pytest plugin registered by the root conftest
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
@@ -29,13 +30,20 @@ def alarm_state_clear() -> int:
     return redis_keys_delete(f"{key_prefix()}*")
 
 
-def readings_stream_clear() -> int:
-    """The readings stream (entries, consumer group, leases, evaluators) and the alarm state
-    its evaluation left."""
-    from alerts.state import key_prefix
+def readings_stream_delete() -> int:
+    """The readings stream: its partitions (entries and consumer group), leases and the set
+    of live evaluators."""
     from monitoring.realtime import stream
 
-    return redis_keys_delete(f"{stream._prefix()}readings*", f"{key_prefix()}*")
+    keys = [stream.partition_key(p) for p in range(stream.partitions())]
+    keys += [stream.lease_key(p) for p in range(stream.partitions())]
+    deleted = stream.redis_client().delete(*keys, stream.evaluators_key())
+    return cast(int, deleted)
+
+
+def readings_stream_clear() -> int:
+    """The readings stream and the alarm state its evaluation left."""
+    return readings_stream_delete() + alarm_state_clear()
 
 
 @pytest.fixture
@@ -44,6 +52,14 @@ def clean_alarm_state() -> Iterator[None]:
     alarm_state_clear()
     yield
     alarm_state_clear()
+
+
+@pytest.fixture(autouse=True)
+def readings_stream_emptied_after_test() -> Iterator[None]:
+    """Entries a test left in the readings stream (its rows rolled back) are not evaluated by a
+    later test."""
+    yield
+    readings_stream_delete()
 
 
 @pytest.fixture

@@ -82,7 +82,9 @@ Handler = Callable[[list[StoredReading]], object]
 # --- Keys and the client --------------------------------------------------------------------
 
 
-def _prefix() -> str:
+def redis_prefix() -> str:
+    """The prefix of this deployment's own Redis keys (the cache's ``KEY_PREFIX``): the
+    readings stream's here, the alarm rule state's in ``alerts.state``."""
     return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:"
 
 
@@ -95,15 +97,15 @@ def partition_of(patient_id: int) -> int:
 
 
 def partition_key(partition: int) -> str:
-    return f"{_prefix()}readings:{partition}"
+    return f"{redis_prefix()}readings:{partition}"
 
 
 def lease_key(partition: int) -> str:
-    return f"{_prefix()}readings-lease:{partition}"
+    return f"{redis_prefix()}readings-lease:{partition}"
 
 
 def evaluators_key() -> str:
-    return f"{_prefix()}readings-evaluators"
+    return f"{redis_prefix()}readings-evaluators"
 
 
 @lru_cache(maxsize=4)
@@ -112,6 +114,7 @@ def _client_for(url: str) -> redis.Redis:
 
 
 def redis_client() -> redis.Redis:
+    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state."""
     return _client_for(settings.REDIS_URL)
 
 
