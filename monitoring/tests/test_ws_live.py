@@ -57,6 +57,24 @@ async def _collect_readings(ws, expected: set[int], wait: float) -> list[int]:
     return seen
 
 
+async def _first_readings(ws, simulator: ServerProcess, wait: float) -> None:
+    """Wait for the dashboard's first ``readings`` frame; if none comes, fail with what the
+    simulator logged (whether it is still running, and why it did not connect)."""
+    try:
+        async with asyncio.timeout(wait):
+            while json.loads(await ws.recv())["type"] != "readings":
+                pass
+    except TimeoutError:
+        state = (
+            "running"
+            if simulator.process.poll() is None
+            else f"exited {simulator.process.returncode}"
+        )
+        raise AssertionError(
+            f"no readings within {wait} s; simulator {state}:\n{simulator.logs(3000)}"
+        ) from None
+
+
 async def test_idle_dashboard_stays_connected_and_still_receives(live_env, daphne_factory):
     data = await asyncio.to_thread(seed, live_env)
     server = await asyncio.to_thread(daphne_factory)
@@ -115,7 +133,7 @@ async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_fa
     server = await asyncio.to_thread(daphne_factory)
     port = server.port
     command = [PYTHON, "manage.py", "simulate", "--url", server.url("/ws/devices/")]
-    command += ["--rate", "10", "--duration", "8", "--seed", "7", "--report"]
+    command += ["--rate", "10", "--duration", "8", "--seed", "7", "--report", "-v", "2"]
     command += [
         "--episode-every",
         "5",
@@ -132,9 +150,7 @@ async def test_simulator_counts_add_up_across_a_server_crash(live_env, daphne_fa
         # Once readings flow (the simulator is up), the server dies mid-stream; unacked
         # readings must be resent to its replacement.
         dashboard = await live_dashboard(server.url("/ws/dashboard/"), data["token"], data["ward"])
-        async with asyncio.timeout(30):
-            while json.loads(await dashboard.recv())["type"] != "readings":
-                pass
+        await _first_readings(dashboard, simulator, wait=60)
         await asyncio.sleep(1)
         # The server dies mid-stream; unacked readings must be resent to its replacement.
         await asyncio.to_thread(server.kill)

@@ -67,7 +67,8 @@ class Command(BaseCommand):
         drain_timeout: float,
         **options: Any,
     ) -> None:
-        logging.basicConfig(level=logging.WARNING)
+        # -v 2: also each connect failure and reconnect.
+        logging.basicConfig(level=logging.INFO if options["verbosity"] > 1 else logging.WARNING)
         specs = [
             DeviceSpec(token=t, profile=str(profile), label=f"device-{i + 1}")
             for i, t in enumerate(token)
