@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "monitoring",
     "alerts",
     "notifications",
+    "fhir_api",
     "operations",
     "frontend",
     "devtools",
@@ -246,6 +247,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
 }
+
+# --- FHIR ---------------------------------------------------------------------------------
+# Prefix of this server's identifier and code systems (MRNs per place, device serials, alert
+# kinds): set it to a URI your organisation owns, e.g. an OID as urn:oid:1.2.3.
+FHIR_SYSTEM_BASE = env_str("FHIR_SYSTEM_BASE", "urn:patient-monitor")
+FHIR_DEFAULT_COUNT = env_int("FHIR_DEFAULT_COUNT", 100)
+FHIR_MAX_COUNT = env_int("FHIR_MAX_COUNT", 1000)
 
 # --- Monitoring -----------------------------------------------------------------------------
 READING_MAX_FUTURE_SECONDS = env_int("READING_MAX_FUTURE_SECONDS", 300)

@@ -69,6 +69,10 @@ def readings_history(
     return qs
 
 
+def reading_get(*, reading_id: int) -> Reading | None:
+    return Reading.objects.filter(id=reading_id).first()
+
+
 AGGREGATE_WORK_MEM = "64MB"
 
 

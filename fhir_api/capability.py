@@ -1,0 +1,98 @@
+"""The CapabilityStatement of ``GET /fhir/metadata``: what this server answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_api import vocabulary as v
+from fhir_api.resources import Resource
+
+# When this statement last changed (CapabilityStatement.date is required).
+STATEMENT_DATE = "2026-12-01"
+
+_COUNT_DOC = "Page size (default 100, at most 1000); pages follow the Bundle's next link."
+
+
+def _param(name: str, kind: str, documentation: str) -> dict[str, str]:
+    return {"name": name, "type": kind, "documentation": documentation}
+
+
+def _resource(
+    kind: str, *, search: list[dict[str, str]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    interactions = [{"code": "read"}] + ([{"code": "search-type"}] if search else [])
+    resource: dict[str, Any] = {"type": kind, "interaction": interactions, **extra}
+    if search:
+        resource["searchParam"] = [*search, _param("_count", "number", _COUNT_DOC)]
+    return resource
+
+
+def capability_statement(*, base_url: str) -> Resource:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": STATEMENT_DATE,
+        "publisher": "Patient Monitoring Server",
+        "kind": "instance",
+        "software": {"name": "Patient Monitoring Server"},
+        "implementation": {
+            "description": "Vital signs recorded by bedside monitors, read-only.",
+            "url": base_url,
+        },
+        "fhirVersion": v.FHIR_VERSION,
+        "format": ["json", "application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Read-only. Every interaction but metadata needs "
+                    "`Authorization: Bearer <access JWT>` from POST /api/auth/login/; a caller "
+                    "sees the patients, devices, observations and flags of their places "
+                    "(administrators: all). Unknown search parameters are refused (400)."
+                ),
+                "security": {
+                    "description": "Bearer JWT (RFC 6750) issued by POST /api/auth/login/."
+                },
+                "resource": [
+                    _resource(
+                        "Patient",
+                        search=[
+                            _param(
+                                "identifier",
+                                "token",
+                                "The MRN: `<mrn>` (any place) or `<system>|<mrn>`.",
+                            )
+                        ],
+                    ),
+                    _resource("Device"),
+                    _resource(
+                        "Observation",
+                        supportedProfile=[v.PROFILE_HEART_RATE],
+                        search=[
+                            _param("patient", "reference", "Required: `<id>` or `Patient/<id>`."),
+                            _param("subject", "reference", "`Patient/<id>` (as patient)."),
+                            _param(
+                                "code",
+                                "token",
+                                "`http://loinc.org|8867-4` (or MDC `147842`): heart rate; "
+                                "`http://loinc.org|55283-6`: fetal heart rate.",
+                            ),
+                            _param("category", "token", "`vital-signs` (all observations)."),
+                            _param(
+                                "date",
+                                "date",
+                                "effectiveDateTime, with prefixes eq ne gt lt ge le sa eb.",
+                            ),
+                        ],
+                    ),
+                    _resource(
+                        "Flag",
+                        search=[
+                            _param("patient", "reference", "Required: `<id>` or `Patient/<id>`."),
+                            _param("status", "token", "`active` or `inactive`."),
+                        ],
+                    ),
+                ],
+            }
+        ],
+    }

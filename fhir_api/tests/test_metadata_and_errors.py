@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import pytest
+
+from fhir_api.tests.validation import assert_outcome, fhir_json
+
+pytestmark = pytest.mark.django_db
+
+
+def test_metadata_is_an_r4_capability_statement_without_auth(api):
+    statement = fhir_json(api.get("/fhir/metadata"), "CapabilityStatement")
+    assert statement["fhirVersion"] == "4.0.1"
+    assert statement["kind"] == "instance"
+    assert statement["implementation"]["url"] == "http://testserver/fhir/"
+    (rest,) = statement["rest"]
+    served = {r["type"]: r for r in rest["resource"]}
+    assert set(served) == {"Patient", "Device", "Observation", "Flag"}
+    assert {i["code"] for i in served["Device"]["interaction"]} == {"read"}
+    assert {i["code"] for i in served["Observation"]["interaction"]} == {"read", "search-type"}
+    assert {p["name"] for p in served["Observation"]["searchParam"]} == {
+        "patient",
+        "subject",
+        "code",
+        "category",
+        "date",
+        "_count",
+    }
+    assert {p["name"] for p in served["Patient"]["searchParam"]} == {"identifier", "_count"}
+    assert served["Observation"]["supportedProfile"] == [
+        "http://hl7.org/fhir/StructureDefinition/heartrate"
+    ]
+
+
+def test_metadata_ignores_a_bad_token(api):
+    api.credentials(HTTP_AUTHORIZATION="Bearer not-a-jwt")
+    fhir_json(api.get("/fhir/metadata"), "CapabilityStatement")
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["application/fhir+json", "application/json", "application/fhir+json; fhirVersion=4.0", "*/*"],
+)
+def test_json_accept_headers_get_fhir_json(api, accept):
+    fhir_json(api.get("/fhir/metadata", HTTP_ACCEPT=accept), "CapabilityStatement")
+
+
+@pytest.mark.parametrize("fmt", ["json", "application/fhir+json", "application/json"])
+def test_format_parameter_json(api, fmt):
+    fhir_json(api.get("/fhir/metadata", {"_format": fmt}), "CapabilityStatement")
+
+
+def test_xml_is_refused_with_406(api):
+    assert_outcome(
+        api.get("/fhir/metadata", HTTP_ACCEPT="application/fhir+xml"), 406, "not-supported"
+    )
+    assert_outcome(api.get("/fhir/metadata", {"_format": "xml"}), 406, "not-supported")
+
+
+def test_writes_are_refused_with_405(api, nurse_api, patient):
+    assert_outcome(api.post("/fhir/metadata", {}, format="json"), 405, "not-supported")
+    for method in ("post", "put", "patch", "delete"):
+        response = getattr(nurse_api, method)(
+            f"/fhir/Patient/{patient.id}", {"resourceType": "Patient"}, format="json"
+        )
+        assert_outcome(response, 405, "not-supported")
+        assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert_outcome(nurse_api.post("/fhir/Observation", {}, format="json"), 405, "not-supported")
+
+
+def test_unknown_resource_types_are_404(api, nurse_api):
+    assert_outcome(api.get("/fhir/Encounter/1"), 404, "not-found")
+    assert_outcome(nurse_api.get("/fhir/Device"), 404, "not-found")
+    assert_outcome(nurse_api.get("/fhir/"), 404, "not-found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/Patient/1",
+        "/fhir/Patient?identifier=x",
+        "/fhir/Device/1",
+        "/fhir/Observation/1",
+        "/fhir/Observation?patient=1",
+        "/fhir/Flag/1",
+        "/fhir/Flag?patient=1",
+    ],
+)
+def test_every_endpoint_needs_a_valid_token(api, path):
+    response = api.get(path)
+    assert_outcome(response, 401, "login")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    api.credentials(HTTP_AUTHORIZATION="Bearer not-a-jwt")
+    assert_outcome(api.get(path), 401, "login")
+
+
+def test_a_device_token_is_not_a_person(device):
+    from testing.clients import device_client
+
+    assert_outcome(device_client(device.token).get(f"/fhir/Device/{device.id}"), 401, "login")
+
+
+def test_fhir_views_stay_out_of_the_openapi_schema(admin_api):
+    response = admin_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    assert not [p for p in response.json()["paths"] if p.startswith("/fhir")]
