@@ -103,3 +103,12 @@ def test_fhir_views_stay_out_of_the_openapi_schema(admin_api):
     response = admin_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert not [p for p in response.json()["paths"] if p.startswith("/fhir")]
+
+
+def test_one_time_password_holders_are_403(patient):
+    from testing.clients import bearer_client
+    from testing.factories import UserFactory
+
+    user = UserFactory(places=[patient.place], must_change_password=True)
+    response = bearer_client(user).get(f"/fhir/Patient/{patient.id}")
+    assert_outcome(response, 403, "forbidden")
