@@ -17,6 +17,7 @@ from django.conf import settings
 from django.http import QueryDict
 from django.utils import timezone
 
+from common.errors import NotFound
 from fhir_api.errors import InvalidSearch, NotSupported
 
 # Parameters every interaction accepts (and that do not filter).
@@ -80,6 +81,15 @@ def token_parse(raw: str, name: str) -> Token:
     return Token(system, code)
 
 
+# Ids are 64-bit integers; a longer number names nothing (and must not reach the database).
+MAX_ID = 2**63 - 1
+
+
+def id_parse(raw: str) -> int | None:
+    """An id of ours, or None for any other FHIR id."""
+    return int(raw) if raw.isdigit() and int(raw) <= MAX_ID else None
+
+
 def reference_id_parse(raw: str, name: str, resource_type: str) -> int:
     """``<id>``, ``<Type>/<id>`` or an absolute URL ending so: the id, or 400."""
     tail = raw.rstrip("/").rsplit("/", 2)
@@ -89,6 +99,8 @@ def reference_id_parse(raw: str, name: str, resource_type: str) -> int:
         raw = tail[-1]
     if not raw.isdigit():
         raise InvalidSearch(f"{name} must be a {resource_type} id, not {raw!r}.")
+    if int(raw) > MAX_ID:
+        raise NotFound(f"{resource_type}/{raw} is not known.")
     return int(raw)
 
 
@@ -155,15 +167,15 @@ def _date_range(raw: str, name: str) -> tuple[datetime, datetime]:
             int(fraction[:6].ljust(6, "0")),
             tzinfo=tz,
         )
-    except ValueError as exc:
+        if fraction:
+            step = timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
+        elif parts["second"] is not None:
+            step = timedelta(seconds=1)
+        else:
+            step = timedelta(minutes=1)
+        return start, start + step
+    except (ValueError, OverflowError) as exc:
         raise InvalidSearch(f"{name}: {raw!r} is not a valid date ({exc}).") from None
-    if fraction:
-        step = timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
-    elif parts["second"] is not None:
-        step = timedelta(seconds=1)
-    else:
-        step = timedelta(minutes=1)
-    return start, start + step
 
 
 def date_parse(raw: str, name: str) -> DateBound:
@@ -196,6 +208,7 @@ def cursor_decode(query: QueryDict, shape: tuple[type, ...]) -> list[Any] | None
         not isinstance(values, list)
         or len(values) != len(shape)
         or not all(isinstance(v, t) for v, t in zip(values, shape, strict=True))
+        or any(isinstance(v, int) and not 0 <= v <= MAX_ID for v in values)
     ):
         raise InvalidSearch("_cursor is not a cursor from a next link of this server.")
     return values

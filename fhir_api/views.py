@@ -42,9 +42,10 @@ def next_url(request: Request, cursor: str) -> str:
 
 def resource_id(raw: str, resource_type: str) -> int:
     """Our ids are integers; any other FHIR id names nothing here."""
-    if not raw.isdigit():
+    found = search.id_parse(raw)
+    if found is None:
         raise NotFound(f"{resource_type}/{raw} is not known.")
-    return int(raw)
+    return found
 
 
 class FhirView(APIView):

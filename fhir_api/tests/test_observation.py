@@ -253,3 +253,24 @@ def test_search_costs_the_same_queries_for_any_page_size(
             nurse_api.get(f"/fhir/Observation?patient={patient.id}&_count=25"), "Bundle"
         )
     assert len(bundle["entry"]) == 25
+
+
+def test_ids_beyond_64_bits_find_nothing(nurse_api, patient):
+    huge = "9" * 30
+    assert_outcome(nurse_api.get(f"/fhir/Observation/{huge}"), 404, "not-found")
+    assert_outcome(nurse_api.get(f"/fhir/Patient/{huge}"), 404, "not-found")
+    assert_outcome(nurse_api.get(f"/fhir/Observation?patient={huge}"), 404, "not-found")
+    from fhir_api.search import cursor_encode
+
+    cursor = cursor_encode(["2026-12-01T10:00:00+00:00", 2**64])
+    assert_outcome(
+        nurse_api.get(f"/fhir/Observation?patient={patient.id}&_cursor={cursor}"), 400, "invalid"
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59Z", "0000-01-01", "2026-12-01T10:00:00+25:00"]
+)
+def test_dates_out_of_range_are_400(nurse_api, patient, value):
+    response = nurse_api.get("/fhir/Observation", {"patient": patient.id, "date": value})
+    assert_outcome(response, 400, "invalid")
