@@ -1,5 +1,5 @@
 """The FHIR R4 read API: parse the search, ask the selectors (which scope to the caller),
-render resources. Errors are OperationOutcomes (``fhir.errors``)."""
+render resources. Errors are OperationOutcomes (``fhir_api.errors``)."""
 
 from __future__ import annotations
 
