@@ -64,7 +64,17 @@ def capability_statement(*, base_url: str) -> Resource:
                             )
                         ],
                     ),
-                    _resource("Device"),
+                    _resource(
+                        "Device",
+                        search=[
+                            _param("patient", "reference", "`<id>` or `Patient/<id>`."),
+                            _param(
+                                "identifier",
+                                "token",
+                                "The serial: `<serial>` or `<system>|<serial>`.",
+                            ),
+                        ],
+                    ),
                     _resource(
                         "Observation",
                         supportedProfile=[v.PROFILE_HEART_RATE],

@@ -16,7 +16,7 @@ from clinical.models import Device, Patient
 from clinical.selectors import devices_visible, patient_visible_get, patients_visible
 from common.errors import NotFound
 from fhir_api.search import DateBound, Token
-from fhir_api.vocabulary import OBSERVED_METRICS, mrn_system_place_id
+from fhir_api.vocabulary import OBSERVED_METRICS, device_serial_system, mrn_system_place_id
 from monitoring.models import Reading
 from monitoring.selectors import reading_get, readings_history
 
@@ -58,6 +58,37 @@ def device_get(*, user: User, device_id: int) -> Device:
     if device is None:
         raise NotFound(f"Device/{device_id} is not known.")
     return device
+
+
+def _serial_q(token: Token) -> Q:
+    if token.system is None or token.system == device_serial_system():
+        return Q(serial=token.code)
+    return _NOTHING
+
+
+def devices_search(
+    *,
+    user: User,
+    patient_id: int | None,
+    identifiers: Iterable[list[Token]],
+    after_id: int | None,
+    count: int,
+) -> list[Device]:
+    """Visible devices (of one visible patient, if given) matching every ``identifier``
+    occurrence (a serial), by id; ``count + 1`` rows. NotFound for a patient not visible."""
+    devices = devices_visible(user=user).select_related("place")
+    if patient_id is not None:
+        devices = devices.filter(
+            patient_id=patient_visible_get(user=user, patient_id=patient_id).id
+        )
+    for tokens in identifiers:
+        any_of = _NOTHING
+        for token in tokens:
+            any_of |= _serial_q(token)
+        devices = devices.filter(any_of)
+    if after_id is not None:
+        devices = devices.filter(id__gt=after_id)
+    return list(devices.order_by("id")[: count + 1])
 
 
 def observation_get(*, user: User, reading_id: int) -> Reading:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("metadata", views.MetadataView.as_view(), name="metadata"),
     re_path(r"^Patient/?$", views.PatientSearchView.as_view(), name="patient-search"),
     re_path(rf"^Patient/{_ID}/?$", views.PatientReadView.as_view(), name="patient"),
+    re_path(r"^Device/?$", views.DeviceSearchView.as_view(), name="device-search"),
     re_path(rf"^Device/{_ID}/?$", views.DeviceReadView.as_view(), name="device"),
     re_path(r"^Observation/?$", views.ObservationSearchView.as_view(), name="observation-search"),
     re_path(rf"^Observation/{_ID}/?$", views.ObservationReadView.as_view(), name="observation"),

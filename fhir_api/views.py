@@ -102,7 +102,7 @@ def _patient_parameter(query: QueryDict) -> int:
         raise InvalidSearch("patient is required (patient=<id>).")
     ids = {search.reference_id_parse(raw, name, "Patient") for name, raw in given}
     if len(ids) != 1:
-        raise InvalidSearch("Search the observations of one patient at a time.")
+        raise InvalidSearch("Search one patient at a time.")
     return ids.pop()
 
 
@@ -163,6 +163,33 @@ class DeviceReadView(FhirView):
             user=request_person(request), device_id=resource_id(id, "Device")
         )
         return Response(resources.device_resource(device))
+
+
+class DeviceSearchView(FhirView):
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        search.parameters_check(query, {"patient", "identifier"})
+        count = search.count_parse(query)
+        after = search.cursor_decode(query, (int,))
+        patient_id = _patient_parameter(query) if "patient" in query else None
+        identifiers = [
+            [search.token_parse(raw, "identifier") for raw in tokens]
+            for tokens in search.values_of(query, "identifier")
+        ]
+        rows = selectors.devices_search(
+            user=request_person(request),
+            patient_id=patient_id,
+            identifiers=identifiers,
+            after_id=None if after is None else after[0],
+            count=count,
+        )
+        return self.searchset(
+            request,
+            rows=rows,
+            count=count,
+            render=resources.device_resource,
+            position=lambda device: [device.id],
+        )
 
 
 class ObservationReadView(FhirView):

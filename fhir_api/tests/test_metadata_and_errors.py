@@ -15,7 +15,12 @@ def test_metadata_is_an_r4_capability_statement_without_auth(api):
     (rest,) = statement["rest"]
     served = {r["type"]: r for r in rest["resource"]}
     assert set(served) == {"Patient", "Device", "Observation", "Flag"}
-    assert {i["code"] for i in served["Device"]["interaction"]} == {"read"}
+    assert {i["code"] for i in served["Device"]["interaction"]} == {"read", "search-type"}
+    assert {p["name"] for p in served["Device"]["searchParam"]} == {
+        "patient",
+        "identifier",
+        "_count",
+    }
     assert {i["code"] for i in served["Observation"]["interaction"]} == {"read", "search-type"}
     assert {p["name"] for p in served["Observation"]["searchParam"]} == {
         "patient",
@@ -69,7 +74,7 @@ def test_writes_are_refused_with_405(api, nurse_api, patient):
 
 def test_unknown_resource_types_are_404(api, nurse_api):
     assert_outcome(api.get("/fhir/Encounter/1"), 404, "not-found")
-    assert_outcome(nurse_api.get("/fhir/Device"), 404, "not-found")
+    assert_outcome(nurse_api.get("/fhir/Patient/1/_history"), 404, "not-found")
     assert_outcome(nurse_api.get("/fhir/"), 404, "not-found")
 
 
@@ -79,6 +84,7 @@ def test_unknown_resource_types_are_404(api, nurse_api):
         "/fhir/Patient/1",
         "/fhir/Patient?identifier=x",
         "/fhir/Device/1",
+        "/fhir/Device?patient=1",
         "/fhir/Observation/1",
         "/fhir/Observation?patient=1",
         "/fhir/Flag/1",

@@ -131,3 +131,35 @@ def test_device_read_is_scoped(outsider_api, admin_api, device):
     assert_outcome(outsider_api.get(f"/fhir/Device/{device.id}"), 404, "not-found")
     assert_outcome(admin_api.get("/fhir/Device/999999"), 404, "not-found")
     fhir_json(admin_api.get(f"/fhir/Device/{device.id}"), "Device")
+
+
+def test_device_search_by_patient_and_serial(nurse_api, device, place):
+    other = DeviceFactory(patient=PatientFactory(ward=device.patient.ward))
+    spare = DeviceFactory(patient=None, place=place)
+
+    def ids(query):
+        return _ids(fhir_json(nurse_api.get(f"/fhir/Device{query}"), "Bundle"))
+
+    assert ids(f"?patient={device.patient_id}") == [str(device.id)]
+    assert ids(f"?patient=Patient/{other.patient_id}") == [str(other.id)]
+    assert ids(f"?identifier={spare.serial}") == [str(spare.id)]
+    assert ids(f"?identifier=urn:patient-monitor:device-serial|{device.serial}") == [str(device.id)]
+    assert ids(f"?identifier=http://other|{device.serial}") == []
+    assert ids(f"?identifier={device.serial},{spare.serial}") == [str(device.id), str(spare.id)]
+    assert ids("") == [str(device.id), str(other.id), str(spare.id)]
+    first = fhir_json(nurse_api.get("/fhir/Device?_count=2"), "Bundle")
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert _ids(fhir_json(nurse_api.get(next_url), "Bundle")) == [str(spare.id)]
+
+
+def test_device_search_is_scoped(outsider_api, admin_api, device):
+    assert_outcome(outsider_api.get(f"/fhir/Device?patient={device.patient_id}"), 404, "not-found")
+    bundle = fhir_json(outsider_api.get(f"/fhir/Device?identifier={device.serial}"), "Bundle")
+    assert "entry" not in bundle
+    bundle = fhir_json(admin_api.get(f"/fhir/Device?identifier={device.serial}"), "Bundle")
+    assert _ids(bundle) == [str(device.id)]
+
+
+@pytest.mark.parametrize("query", ["?serial=x", "?patient=Device/1", "?_count=0", "?_cursor=x"])
+def test_device_search_bad_parameters_are_400(nurse_api, query):
+    assert_outcome(nurse_api.get(f"/fhir/Device{query}"), 400, "invalid")
