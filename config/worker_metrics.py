@@ -4,10 +4,11 @@ its pool processes count (docs/operations.md, "Metrics").
 Tasks run in the prefork pool's child processes, so the worker uses prometheus-client's
 multiprocess mode: each process writes its values to files under ``PROMETHEUS_MULTIPROC_DIR``
 and the exporter sums them. The mode is chosen when ``prometheus_client`` is first imported,
-so :func:`multiprocess_prepare` runs on ``celeryd_init``, before Django loads the apps (which
-import the metrics). Nothing here imports ``prometheus_client`` at module level.
+so :func:`multiprocess_prepare` runs on Celery's ``import_modules`` signal, ahead of the Django
+fix-up that sets Django up there (the apps import the metrics); ``celeryd_init`` comes too late.
+Nothing here imports ``prometheus_client`` at module level.
 
-Beat only schedules and exports nothing.
+Beat only schedules and exports nothing (with ``METRICS_PORT`` set it makes a directory too).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def _directory() -> Path:
 
 
 def multiprocess_prepare(**_: Any) -> None:
-    """``celeryd_init``: with an exporter port configured, switch multiprocess mode on for this
-    worker and its pool (a fresh directory per worker start), unless the environment names a
-    directory already."""
+    """``import_modules`` (worker start, before Django is set up): with an exporter port
+    configured, switch multiprocess mode on for this worker and its pool (a fresh directory per
+    worker start), unless the environment names a directory already."""
     if not settings.METRICS_PORT or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
     if "prometheus_client" in sys.modules:
