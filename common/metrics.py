@@ -142,10 +142,11 @@ CELERY_TASKS = Counter(
 )
 
 # Every label value known in advance is exported from the start (as 0), so that ``rate()``
-# and ``absent()`` see the series before the first event.
+# and ``absent()`` see the series before the first event; the hot path keeps the children
+# (``labels()`` takes a lock and builds a key on every call).
+_INGESTED = {path: READINGS_INGESTED.labels(path=path) for path in INGEST_PATHS}
+_DUPLICATE = {path: READINGS_DUPLICATE.labels(path=path) for path in INGEST_PATHS}
 for _path in INGEST_PATHS:
-    READINGS_INGESTED.labels(path=_path)
-    READINGS_DUPLICATE.labels(path=_path)
     INGEST_FLUSH_FAILURES.labels(path=_path)
 for _kind in WS_KINDS:
     WS_CONNECTIONS.labels(kind=_kind)
@@ -153,8 +154,9 @@ for _kind in WS_KINDS:
 
 def ingest_flush_observe(*, path: str, offered: int, stored: int, seconds: float) -> None:
     """One stored batch: the ingested and duplicate counters, the flush histograms."""
-    READINGS_INGESTED.labels(path=path).inc(stored)
+    ingested = _INGESTED.get(path) or READINGS_INGESTED.labels(path=path)
+    ingested.inc(stored)
     if offered > stored:
-        READINGS_DUPLICATE.labels(path=path).inc(offered - stored)
+        (_DUPLICATE.get(path) or READINGS_DUPLICATE.labels(path=path)).inc(offered - stored)
     INGEST_FLUSH_SECONDS.observe(seconds)
     INGEST_FLUSH_READINGS.observe(offered)
