@@ -163,10 +163,11 @@ def readings_store(
     """Store readings durably; returns only the rows inserted now (duplicates are skipped).
 
     ``path`` names the ingest path for the metrics (``ws``, ``rest``, ``hl7``:
-    ``common.metrics.INGEST_PATHS``), counted here once per batch. ``wards`` maps patient id to ward id, carried
-    into the result for broadcasting. ``queue`` is called with the new readings inside the same
-    transaction (the ingest paths append them to the readings stream there): if it raises,
-    nothing is stored, so a reading is stored exactly when it is queued for alarm evaluation.
+    ``common.metrics.INGEST_PATHS``), counted here once per batch. ``wards`` maps patient id to
+    ward id, carried into the result for broadcasting. ``queue`` is called with the new
+    readings inside the same transaction (the ingest paths append them to the readings stream
+    there): if it raises, nothing is stored, so a reading is stored exactly when it is queued
+    for alarm evaluation.
     """
     if not readings:
         return []
