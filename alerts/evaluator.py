@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from alerts.evaluate import alarms_evaluate
+from common import metrics
 from monitoring.ingest import StoredReading
 from monitoring.realtime.stream import StreamReader, drain
 
@@ -26,7 +29,19 @@ def evaluate_batch(batch: list[StoredReading]) -> None:
     before the entries are acknowledged."""
     if not connection.in_atomic_block:  # (a test's transaction must be left alone)
         close_old_connections()  # a long-lived process: drop broken or expired connections
-    alarms_evaluate(stored=batch)
+    started = time.perf_counter()
+    try:
+        alarms_evaluate(stored=batch)
+    except Exception:
+        metrics.EVALUATOR_BATCH_FAILURES.inc()
+        raise
+    metrics.EVALUATOR_BATCH_SECONDS.observe(time.perf_counter() - started)
+    metrics.EVALUATOR_READINGS.inc(len(batch))
+    if batch:
+        oldest = min(reading.received_at for reading in batch)
+        metrics.EVALUATION_DELAY_SECONDS.observe(
+            max(0.0, (timezone.now() - oldest).total_seconds())
+        )
 
 
 def evaluate_pending(*, consumer: str | None = None) -> int:

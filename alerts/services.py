@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from alerts.metrics import alert_event_count
 from alerts.models import AlarmLimit, Alert, AlertEvent
 from alerts.payload import alert_payload
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
@@ -57,6 +58,7 @@ def _after_commit(alert: Alert, event: AlertEvent) -> None:
     """Publish to dashboards and announce the event once the transition is committed."""
 
     def deliver() -> None:
+        alert_event_count(alert=alert, event=event)  # metrics
         # Dashboards hear of state changes; an escalation changes nothing they show.
         if event.action != Action.ESCALATED:
             alert_publish(alert=alert, action=event.action)

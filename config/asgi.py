@@ -19,6 +19,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from monitoring.routing import websocket_urlpatterns  # noqa: E402
+from operations.loop_lag import LoopLagMiddleware  # noqa: E402
 
 
 class BrowserOriginValidator:
@@ -49,3 +50,5 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# metrics: the event-loop lag watch starts with the first connection (operations/loop_lag.py)
+application = LoopLagMiddleware(application)  # type: ignore[assignment]

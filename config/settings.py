@@ -286,6 +286,15 @@ READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
 # 10 s of readings at 2,000 readings/s): alarms would be late.
 READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 20_000)
 
+# --- Metrics (docs/operations.md, "Metrics") -------------------------------------------------
+# GET /metrics and the exporter ports answer loopback, or a request with
+# "Authorization: Bearer <METRICS_TOKEN>" (unset: loopback only).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# The exporter port of a process that serves no HTTP (the alarm evaluator, the Celery worker);
+# 0: none. Web processes serve /metrics on their own port.
+METRICS_PORT = env_int("METRICS_PORT", 0)
+METRICS_ADDR = env_str("METRICS_ADDR", "127.0.0.1")
+
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
 from clinical.models import Device
 from clinical.selectors import device_by_token, device_get
+from common import metrics
 from common.errors import ApplicationError, ErrorDetails
 from monitoring import selectors
 from monitoring.ingest import Target, reading_parse
@@ -155,6 +156,7 @@ class DeviceConsumer(FrameConsumer):
         self.batcher = batcher_get()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
+        metrics.WS_CONNECTIONS.labels(kind="device").inc()  # metrics
         self.batcher.device_connected(
             device.id, patient_id=target.patient_id, token_hash=device.token_hash
         )
@@ -182,6 +184,7 @@ class DeviceConsumer(FrameConsumer):
     async def disconnect(self, code: int) -> None:
         if self.device is None:
             return
+        metrics.WS_CONNECTIONS.labels(kind="device").dec()  # metrics
         self.recheck_task.cancel()
         for task in list(self.ack_tasks):
             task.cancel()
@@ -224,6 +227,7 @@ class DeviceConsumer(FrameConsumer):
             try:
                 valid.append(reading_parse(raw, target=target, require_seq=True))
             except ApplicationError as exc:
+                metrics.READINGS_REJECTED.labels(code=exc.code).inc()  # metrics
                 seq = raw.get("seq") if isinstance(raw, dict) else None
                 await self.send_application_error(exc, seq=seq)
         if not valid:
@@ -279,6 +283,7 @@ class DashboardConsumer(FrameConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        metrics.WS_CONNECTIONS.labels(kind="dashboard").inc()  # metrics
         # ("ward" | "patient", id) -> (place id, ward id) of each subscription; the groups
         # joined are derived from them (a watched patient is heard through its ward's group).
         self.scopes: dict[tuple[str, int], Scope] = {}
@@ -293,6 +298,7 @@ class DashboardConsumer(FrameConsumer):
         return task
 
     async def disconnect(self, code: int) -> None:
+        metrics.WS_CONNECTIONS.labels(kind="dashboard").dec()  # metrics
         for task in list(self.tasks):
             task.cancel()
         for group in list(self.joined):

@@ -7,6 +7,7 @@ readings costs one round trip and duplicates are stored once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common import metrics
 from common.errors import ValidationFailed
 from monitoring.models import Metric, Reading
 
@@ -156,16 +158,38 @@ def readings_store(
     readings: Sequence[ReadingIn],
     wards: dict[int, int | None] | None = None,
     queue: Callable[[list[StoredReading]], None] | None = None,
+    path: str = "rest",
 ) -> list[StoredReading]:
     """Store readings durably; returns only the rows inserted now (duplicates are skipped).
 
-    ``wards`` maps patient id to ward id, carried into the result for broadcasting. ``queue``
-    is called with the new readings inside the same transaction (the ingest paths append them
-    to the readings stream there): if it raises, nothing is stored, so a reading is stored
-    exactly when it is queued for alarm evaluation.
+    ``path`` names the ingest path for the metrics (``ws``, ``rest``, ``hl7``:
+    ``common.metrics.INGEST_PATHS``), counted here once per batch. ``wards`` maps patient id to
+    ward id, carried into the result for broadcasting. ``queue`` is called with the new
+    readings inside the same transaction (the ingest paths append them to the readings stream
+    there): if it raises, nothing is stored, so a reading is stored exactly when it is queued
+    for alarm evaluation.
     """
     if not readings:
         return []
+    # --- metrics: one observation per batch
+    started = time.perf_counter()
+    try:
+        stored = _readings_store(readings=readings, wards=wards, queue=queue)
+    except Exception:
+        metrics.INGEST_FLUSH_FAILURES.labels(path=path).inc()
+        raise
+    metrics.ingest_flush_observe(
+        path=path, offered=len(readings), stored=len(stored), seconds=time.perf_counter() - started
+    )
+    return stored
+
+
+def _readings_store(
+    *,
+    readings: Sequence[ReadingIn],
+    wards: dict[int, int | None] | None,
+    queue: Callable[[list[StoredReading]], None] | None,
+) -> list[StoredReading]:
     wards = wards or {}
     received_at = timezone.now()
     table = Reading._meta.db_table

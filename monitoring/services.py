@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from accounts.models import User
 from clinical.models import Device
 from clinical.services import device_touch
+from common import metrics
 from common.errors import (
     ApplicationError,
     Conflict,
@@ -33,16 +34,20 @@ logger = logging.getLogger(__name__)
 
 
 def readings_ingest(
-    *, readings: Sequence[ReadingIn], wards: dict[int, int | None] | None = None
+    *,
+    readings: Sequence[ReadingIn],
+    wards: dict[int, int | None] | None = None,
+    path: str = "rest",
 ) -> list[StoredReading]:
-    """The synchronous ingest service (REST path): store and queue for alarm evaluation in one
-    transaction, then publish what was new once it is committed.
+    """The synchronous ingest service (REST and HL7 paths): store and queue for alarm
+    evaluation in one transaction, then publish what was new once it is committed. ``path``
+    labels the ingest metrics: ``rest`` (the default) or ``hl7`` (the MLLP listener).
 
     The WebSocket path batches the same steps asynchronously (``realtime.batcher``). When the
     stream cannot take the readings (Redis unreachable) nothing is stored: 503, send again.
     """
     try:
-        stored = readings_store(readings=readings, wards=wards, queue=_queue)
+        stored = readings_store(readings=readings, path=path, wards=wards, queue=_queue)
     except RedisError as exc:
         logger.error("readings not stored: the readings stream is unavailable (%r)", exc)
         raise ApplicationError(
@@ -107,7 +112,7 @@ def _finish(
     """Store the valid readings through the shared ingest entry; report the rest per item."""
     readings = [r for _, r in parsed]
     wards = {t.patient_id: t.ward_id for t in targets}
-    stored = readings_ingest(readings=readings, wards=wards) if readings else []
+    stored = readings_ingest(readings=readings, path="rest", wards=wards) if readings else []
     result = RecordsResult(stored=stored)
     # A seq is "stored" for the first item that carried it; any other item with it is a
     # duplicate (of an earlier request or of an earlier item of this one): acked, stored once.
@@ -196,6 +201,7 @@ def _record(
             parsed.append((index, parse(raw)))
         except ApplicationError as exc:
             errors[index] = exc
+            metrics.READINGS_REJECTED.labels(code=exc.code).inc()  # metrics
     _raise_if_nothing_accepted(errors=errors, total=len(items), is_list=is_list)
     return _finish(parsed=parsed, errors=errors, items=items, targets=targets)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from alerts.models import AlertEvent
 from alerts.payload import alert_payload
 from alerts.selectors import alert_event_get
+from common import metrics
 from notifications.alert_emails import alert_email_render, alert_event_recipients
 from notifications.models import AlertNotification
 from notifications.webhooks import webhook_post
@@ -91,12 +92,14 @@ def event_deliver(*, event: AlertEvent, transport: Transport) -> int:
         try:
             transport.send(event, recipient)
         except Exception as exc:
+            metrics.ALERT_DELIVERIES.labels(channel=transport.channel, outcome="failed").inc()
             record.last_error = str(exc)[:500]
             record.save(update_fields=["attempts", "last_error"])
             raise
         record.sent_at = timezone.now()
         record.last_error = ""
         record.save(update_fields=["attempts", "sent_at", "last_error"])
+        metrics.ALERT_DELIVERIES.labels(channel=transport.channel, outcome="sent").inc()
         sent += 1
     return sent
 

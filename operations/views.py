@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from common.metrics_http import metrics_access_error, metrics_registry, metrics_render
 from operations.health import readiness
 
 
@@ -26,3 +27,18 @@ def readyz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """This process's metrics in the Prometheus text format (OpenMetrics on request), for
+    loopback or ``Authorization: Bearer <METRICS_TOKEN>``; else 401/403 in the error shape."""
+    error = metrics_access_error(request.META)
+    if error is not None:
+        response = JsonResponse(error.as_dict(), status=error.status)
+        if error.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = metrics_render(metrics_registry(), request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

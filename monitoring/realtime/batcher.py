@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from common import metrics
 from monitoring.ingest import ReadingIn, StoredReading, readings_store
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.groups import device_group
@@ -41,6 +42,7 @@ class _Entry:
     readings: list[ReadingIn]
     wards: dict[int, int | None]
     future: asyncio.Future
+    submitted: float = 0.0  # perf_counter() at submit, for the ack latency metric
 
 
 class IngestBatcher:
@@ -71,7 +73,7 @@ class IngestBatcher:
         if not readings:
             future.set_result(None)
             return future
-        self._pending.append(_Entry(readings, wards, future))
+        self._pending.append(_Entry(readings, wards, future, time.perf_counter()))
         self._pending_count += len(readings)
         now = time.time()
         for reading in readings:
@@ -182,6 +184,10 @@ class IngestBatcher:
         for entry in entries:
             if not entry.future.done():
                 entry.future.set_result(None)
+        # --- metrics: the ack latency of each frame of the flush
+        released = time.perf_counter()
+        for entry in entries:
+            metrics.INGEST_ACK_SECONDS.observe(released - entry.submitted)
 
     async def drain(self) -> None:
         """Flush everything queued (tests, shutdown)."""
@@ -216,7 +222,7 @@ def _store_in_thread(
 ) -> list[StoredReading]:
     close_old_connections()
     try:
-        return readings_store(readings=readings, wards=wards, queue=_queue)
+        return readings_store(readings=readings, path="ws", wards=wards, queue=_queue)
     except Exception:
         # Drop a broken connection so the next flush reconnects.
         connection.close()

@@ -20,6 +20,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 
+from common import metrics
+
 logger = logging.getLogger(__name__)
 
 Events = Sequence[tuple[str, dict[str, Any]]]
@@ -77,6 +79,7 @@ async def groups_send(events: Events, *, layer: Any = None, raise_errors: bool =
     )
     for (group, _), result in zip(events, results, strict=True):
         if isinstance(result, BaseException):
+            metrics.CHANNEL_LAYER_SEND_FAILURES.inc()  # metrics
             if raise_errors:
                 raise result if isinstance(result, Exception) else RuntimeError(group)
             logger.error("group_send to %s failed: %r", group, result)
@@ -140,3 +143,26 @@ def groups_publish(events: Events) -> None:
     task = loop.create_task(groups_send(list(events)))
     _background.add(task)
     task.add_done_callback(_background.discard)
+
+
+# --- metrics: channel-layer capacity drops --------------------------------------------------
+
+# channels-redis reports a group_send that found connections over capacity only in a log line
+# (INFO, logger ``channels_redis.core``, "N of M channels over capacity in group G"); this
+# filter counts those lines. A test sends to a full channel and fails if an upgrade changes
+# the logger or the message.
+OVER_CAPACITY_LOGGER = "channels_redis.core"
+
+
+class _OverCapacityCounter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "over capacity" in str(record.msg):
+            metrics.CHANNEL_LAYER_OVER_CAPACITY.inc()
+        return True
+
+
+def over_capacity_counting_install() -> None:
+    """Count the channel layer's capacity drops (called once, from the app's ``ready``)."""
+    target = logging.getLogger(OVER_CAPACITY_LOGGER)
+    if not any(isinstance(f, _OverCapacityCounter) for f in target.filters):
+        target.addFilter(_OverCapacityCounter())

@@ -7,14 +7,20 @@ and the database; they share the partitions between them (monitoring/realtime/st
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from alerts.evaluator import evaluate_pending, evaluator_run
+from alerts.metrics import StreamBacklogCollector
+from common.metrics_http import metrics_exporter_start
 from monitoring.realtime.stream import consumer_name_default
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -33,12 +39,32 @@ class Command(BaseCommand):
             help="This evaluator's name in the consumer group (default: hostname-pid).",
         )
         parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.METRICS_PORT,
+            help="Serve this evaluator's metrics on this port (METRICS_ADDR; default "
+            "METRICS_PORT; 0: no exporter).",
+        )
+        parser.add_argument(
             "--once",
             action="store_true",
             help="Evaluate what is in the stream now, then exit.",
         )
 
-    def handle(self, *args: Any, block_ms: int, consumer: str, once: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        block_ms: int,
+        consumer: str,
+        once: bool,
+        metrics_port: int,
+        **options: Any,
+    ) -> None:
+        if metrics_port and not once:
+            try:
+                metrics_exporter_start(port=metrics_port, extra=[StreamBacklogCollector()])
+            except OSError as exc:  # alarms matter more than their metrics: evaluate anyway
+                logger.error("metrics exporter not started on port %d: %r", metrics_port, exc)
         if once:
             count = evaluate_pending(consumer=consumer)
             self.stdout.write(f"Evaluated {count} stream entries.")
