@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hl7v2.listener import MllpListener
+from testing.hl7 import alert_manager  # noqa: F401  (a fixture of these tests)
 from testing.ws import ingest_batchers_closed  # noqa: F401  (autouse for these tests)
 
 
