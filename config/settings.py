@@ -288,6 +288,8 @@ HL7_MLLP_MAX_FRAME_BYTES = env_int("HL7_MLLP_MAX_FRAME_BYTES", 1024 * 1024)
 HL7_MLLP_IDLE_TIMEOUT = env_float("HL7_MLLP_IDLE_TIMEOUT", 300.0)
 # Messages of one connection in flight at once (pipelined); reading pauses beyond that.
 HL7_MLLP_PIPELINE_DEPTH = env_int("HL7_MLLP_PIPELINE_DEPTH", 64)
+# How long the listener trusts a device lookup (active, its patient) before reading it again.
+HL7_DEVICE_CACHE_SECONDS = env_float("HL7_DEVICE_CACHE_SECONDS", 2.0)
 # MSH-3 and MSH-4 of what the server sends (ACKs, PCD-04 alert reports).
 HL7_SENDING_APPLICATION = env_str("HL7_SENDING_APPLICATION", "PATIENT_MONITOR")
 HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "")

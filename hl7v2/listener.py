@@ -21,7 +21,7 @@ from django.db import close_old_connections
 
 from hl7v2.ack import ack_build, control_id_sniff
 from hl7v2.mllp import Frame, frame, frame_read
-from hl7v2.services import Answer, StorageUnavailable, message_ingest
+from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
 from monitoring.realtime.batcher import IngestBatcher, batcher_get, batcher_shutdown
 
@@ -45,6 +45,7 @@ class MllpListener:
         self._connections: set[asyncio.Task] = set()
         self.batcher: IngestBatcher | None = None
         self.address: tuple[str, int] = ("", 0)
+        self.devices = DeviceCache()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the address bound (port 0 picks a free one)."""
@@ -124,7 +125,7 @@ class MllpListener:
             ack = ack_build(request=None, refusal=refusal, control_id=control_id)
             return Answer(ack=ack, code=AckCode.REJECT, stored=0)
         assert self.batcher is not None
-        return await message_ingest(text=found.text(), batcher=self.batcher)
+        return await message_ingest(text=found.text(), batcher=self.batcher, devices=self.devices)
 
     async def _send_answers(
         self, answers: asyncio.Queue[Awaitable[Answer] | None], writer: asyncio.StreamWriter

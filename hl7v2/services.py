@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
 from clinical.models import Device
@@ -46,6 +49,35 @@ def observation_seq(*, control_id: str, index: int) -> int:
     return HL7_SEQ_BASE + int.from_bytes(digest[:8], "big") % HL7_SEQ_BASE
 
 
+class DeviceCache:
+    """Devices by serial, each looked up at most once per ``ttl`` seconds (one listener's).
+
+    Without it every message costs a query on the one thread that serves database calls, which
+    bounded a listener to some 50 messages a second under load. A device deactivated or
+    reassigned is refused or rerouted within ``ttl`` (default 2 s; a WebSocket device is
+    re-checked on a change event and every 60 s).
+    """
+
+    def __init__(self, ttl: float | None = None) -> None:
+        self.ttl = settings.HL7_DEVICE_CACHE_SECONDS if ttl is None else ttl
+        self._entries: dict[str, tuple[float, Device | None]] = {}
+        self.clock = time.monotonic
+
+    def get_many(self, serials: set[str]) -> dict[str, Device]:
+        """Call from one thread at a time (the database thread of the listener)."""
+        now = self.clock()
+        missing = {
+            s for s in serials if now - self._entries.get(s, (-math.inf, None))[0] > self.ttl
+        }
+        if missing:
+            found = devices_by_serial(serials=missing)
+            for serial in missing:
+                self._entries[serial] = (now, found.get(serial))
+            if len(self._entries) > 100_000:  # bounded: unknown serials must not grow it
+                self._entries = {k: v for k, v in self._entries.items() if now - v[0] <= self.ttl}
+        return {s: d for s in serials if (d := self._entries[s][1]) is not None}
+
+
 class StorageUnavailable(Exception):
     """The readings could not be stored (database or readings stream down): nothing was
     stored and no ACK is sent, so the sender sends the message again."""
@@ -58,11 +90,16 @@ class Answer:
     stored: int  # readings stored now (0 for a resend)
 
 
-async def message_ingest(*, text: str, batcher: IngestBatcher) -> Answer:
+async def message_ingest(
+    *, text: str, batcher: IngestBatcher, devices: DeviceCache | None = None
+) -> Answer:
     """Take one message; the ACK to send. Raises ``StorageUnavailable`` (send no ACK)."""
     try:
         parsed = pcd01_parse(text)
-        readings, wards = await _readings(parsed) if parsed.observations else ([], {})
+        if parsed.observations:
+            readings, wards = await _readings(parsed, devices or DeviceCache(ttl=0))
+        else:
+            readings, wards = [], {}
     except Refusal as refusal:
         logger.info("HL7 message refused (%s): %s", refusal.code, refusal.message)
         ack = ack_build(request=refusal.request, refusal=refusal, control_id=control_id_sniff(text))
@@ -98,8 +135,10 @@ def _note(parsed: Pcd01Message) -> str:
 
 
 @database_sync_to_async
-def _readings(parsed: Pcd01Message) -> tuple[list[ReadingIn], dict[int, int | None]]:
-    devices = devices_by_serial(serials={o.device_serial for o in parsed.observations})
+def _readings(
+    parsed: Pcd01Message, cache: DeviceCache
+) -> tuple[list[ReadingIn], dict[int, int | None]]:
+    devices = cache.get_many({o.device_serial for o in parsed.observations})
     now = timezone.now()
     readings: list[ReadingIn] = []
     wards: dict[int, int | None] = {}

@@ -226,9 +226,11 @@ class Evaluator(ServerProcess):
 class Hl7Listener(ServerProcess):
     """``manage.py hl7_listen`` on a free port (``.port`` once ``wait_ready()`` returned)."""
 
-    def __init__(self, env: dict[str, str], log: Path, *options: str) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, *options: str, echo_log: bool = True
+    ) -> None:
         command = [PYTHON, "manage.py", "hl7_listen", "--port", "0", *options]
-        super().__init__(command, env, log)
+        super().__init__(command, env, log, echo_log=echo_log)
         self.port = 0
 
     def wait_ready(self, timeout: float = 60) -> Hl7Listener:

@@ -304,3 +304,15 @@ async def test_an_idle_connection_is_closed(settings, device):
         writer.close()
     finally:
         await listener.stop()
+
+
+async def test_a_deactivated_device_is_refused_once_its_lookup_expires(mllp, device):
+    clock = [1000.0]
+    mllp.devices.clock = lambda: clock[0]
+    (first,) = await send(mllp, oru("TTL-1", device, hr(70, device, seconds_ago=2)))
+    await sync_to_async(Device.objects.filter(id=device.id).update)(is_active=False)
+    clock[0] += mllp.devices.ttl + 0.1
+    (second,) = await send(mllp, oru("TTL-2", device, hr(71, device)))
+    assert [msa(a) for a in (first, second)] == [("AA", "TTL-1"), ("AE", "TTL-2")]
+    assert err(second)[2] == "device_inactive"
+    assert [r.bpm for r in await readings(device)] == [70]
