@@ -71,3 +71,11 @@ async def test_unacknowledged_messages_are_sent_again_after_a_reconnect(device):
     assert counts["acked"] == counts["sent"] > 0 and counts["connects"] >= 1, counts
     count = await sync_to_async(Reading.objects.filter(device=device).count)()
     assert count == counts["sent"]
+
+
+def test_the_simulate_command_checks_its_hl7_address():
+    from django.core.management import CommandError, call_command
+
+    for args in (["--hl7", "nonsense", "--demo"], ["--hl7", "127.0.0.1:2575"]):
+        with pytest.raises(CommandError):
+            call_command("simulate", *args, "--duration", "0")
