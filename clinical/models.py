@@ -18,6 +18,14 @@ class Place(models.Model):
     is_active = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, help_text="Optional: alert events are POSTed here.")
     webhook_secret = models.CharField(max_length=128, blank=True, help_text="HMAC-SHA256 key.")
+    # An HL7 alert manager (nurse call, paging): alert events go there as IHE PCD-04 ORU^R40
+    # over MLLP when both are set (docs/hl7.md).
+    alert_manager_host = models.CharField(
+        max_length=255, blank=True, help_text="Optional: HL7 alert manager host (PCD-04 over MLLP)."
+    )
+    alert_manager_port = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The HL7 alert manager's MLLP port."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # Who belongs to the place: the unit of visibility. Declared here so that accounts knows
     # nothing of places; ``user.places`` is the reverse side (the table is the one the

@@ -112,6 +112,12 @@ def device_get(*, device_id: int) -> Device | None:
     return Device.objects.select_related("patient").filter(id=device_id).first()
 
 
+def devices_by_serial(*, serials: Iterable[str]) -> dict[str, Device]:
+    """The devices with these serials, with their patients (one query); unknown ones absent."""
+    rows = Device.objects.select_related("patient").filter(serial__in=set(serials))
+    return {device.serial: device for device in rows}
+
+
 def devices_assignment(*, device_ids: Iterable[int]) -> dict[int, tuple[int | None, str, bool]]:
     """``(patient_id, token_hash, is_active)`` by device id (one query)."""
     return {

@@ -60,13 +60,23 @@ class PlaceSerializer(serializers.ModelSerializer):
             "webhook_url",
             "webhook_secret",
             "has_webhook_secret",
+            "alert_manager_host",
+            "alert_manager_port",
             "created_at",
         )
         read_only_fields = ("id", "created_at")
         extra_kwargs = {
             "webhook_url": {
                 "help_text": "Alert events are POSTed here. Shown to administrators only.",
-            }
+            },
+            "alert_manager_host": {
+                "help_text": "HL7 alert manager (PCD-04 over MLLP). Shown to administrators only.",
+            },
+            "alert_manager_port": {
+                "help_text": "The HL7 alert manager's MLLP port. Shown to administrators only.",
+                "min_value": 1,
+                "max_value": 65535,
+            },
         }
 
     @extend_schema_field(serializers.BooleanField())
@@ -80,6 +90,8 @@ class PlaceSerializer(serializers.ModelSerializer):
             # Webhook endpoints are configuration of administrators, not ward information.
             data.pop("webhook_url", None)
             data.pop("has_webhook_secret", None)
+            data.pop("alert_manager_host", None)
+            data.pop("alert_manager_port", None)
         return data
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "alerts",
     "notifications",
     "fhir_api",
+    "hl7v2",
     "operations",
     "frontend",
     "devtools",
@@ -294,6 +295,22 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # 0: none. Web processes serve /metrics on their own port.
 METRICS_PORT = env_int("METRICS_PORT", 0)
 METRICS_ADDR = env_str("METRICS_ADDR", "127.0.0.1")
+# --- HL7 v2 over MLLP (docs/hl7.md) --------------------------------------------------------
+HL7_MLLP_HOST = env_str("HL7_MLLP_HOST", "127.0.0.1")
+HL7_MLLP_PORT = env_int("HL7_MLLP_PORT", 2575)
+# A frame (one message) larger than this is refused with AR and skipped; the connection stays.
+HL7_MLLP_MAX_FRAME_BYTES = env_int("HL7_MLLP_MAX_FRAME_BYTES", 1024 * 1024)
+# A connection that sends nothing for this long is closed (gateways reconnect on demand).
+HL7_MLLP_IDLE_TIMEOUT = env_float("HL7_MLLP_IDLE_TIMEOUT", 300.0)
+# Messages of one connection in flight at once (pipelined); reading pauses beyond that.
+HL7_MLLP_PIPELINE_DEPTH = env_int("HL7_MLLP_PIPELINE_DEPTH", 64)
+# How long the listener trusts a device lookup (active, its patient) before reading it again.
+HL7_DEVICE_CACHE_SECONDS = env_float("HL7_DEVICE_CACHE_SECONDS", 2.0)
+# MSH-3 and MSH-4 of what the server sends (ACKs, PCD-04 alert reports).
+HL7_SENDING_APPLICATION = env_str("HL7_SENDING_APPLICATION", "PATIENT_MONITOR")
+HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "")
+# PCD-04 alert reports: how long to wait for the alert manager's connection and its ACK.
+HL7_ALERT_MANAGER_TIMEOUT = env_float("HL7_ALERT_MANAGER_TIMEOUT", 5.0)
 
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)

@@ -1,6 +1,6 @@
 """Start the whole system on one machine: Redis (embedded unless REDIS_URL is set), migrations,
-demo data, the Daphne server, the alarm evaluator, a Celery worker, Celery beat and the device
-simulator.
+demo data, the Daphne server, the alarm evaluator, the HL7 MLLP listener, a Celery worker,
+Celery beat and the device simulator.
 
 ``python -m config.stack [--port 8000] [--devices 12] [--no-simulator]``; Ctrl-C stops all.
 """
@@ -67,6 +67,8 @@ def main() -> int:
             "config.asgi:application",
         )
         spawn("alarms", python, "manage.py", "alarms_evaluate")
+        # HL7 v2 over MLLP (PCD-01 in), on HL7_MLLP_PORT (2575).
+        spawn("hl7", python, "manage.py", "hl7_listen", "--host", args.host)
         spawn(
             "worker",
             python,

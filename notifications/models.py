@@ -16,6 +16,7 @@ class AlertNotification(models.Model):
     class Channel(models.TextChoices):
         EMAIL = "email", "E-mail"
         WEBHOOK = "webhook", "Webhook"
+        HL7 = "hl7", "HL7 alert manager"
 
     event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=16, choices=Channel.choices)

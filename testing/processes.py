@@ -221,3 +221,19 @@ class Evaluator(ServerProcess):
     def wait_ready(self, timeout: float = 60) -> Evaluator:
         self.wait_for(rb"owns partitions", timeout)
         return self
+
+
+class Hl7Listener(ServerProcess):
+    """``manage.py hl7_listen`` on a free port (``.port`` once ``wait_ready()`` returned)."""
+
+    def __init__(
+        self, env: dict[str, str], log: Path, *options: str, echo_log: bool = True
+    ) -> None:
+        command = [PYTHON, "manage.py", "hl7_listen", "--port", "0", *options]
+        super().__init__(command, env, log, echo_log=echo_log)
+        self.port = 0
+
+    def wait_ready(self, timeout: float = 60) -> Hl7Listener:
+        pattern = rb"HL7 MLLP listener on 127\.0\.0\.1:(\d+)"
+        self.port = int(self.wait_for(pattern, timeout).group(1))
+        return self

@@ -1,4 +1,5 @@
-"""``manage.py simulate``: stream realistic readings from simulated devices over WebSocket."""
+"""``manage.py simulate``: stream realistic readings from simulated devices over WebSocket, or
+with ``--hl7 HOST:PORT`` as HL7 v2 PCD-01 messages over MLLP."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from devtools.hl7_simulator import hl7_demo_devices, simulate_hl7
 from devtools.simulator import DeviceSpec, EpisodeConfig, demo_devices, simulate
 
 
@@ -21,6 +23,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/devices/")
+        parser.add_argument(
+            "--hl7",
+            metavar="HOST:PORT",
+            default=None,
+            help="speak HL7 v2 (PCD-01 ORU^R01 over MLLP) to this listener instead; with --demo",
+        )
         parser.add_argument("--demo", action="store_true", help="use the devices in the DB")
         parser.add_argument(
             "--token", action="append", default=[], help="a device token (repeatable)"
@@ -69,6 +77,27 @@ class Command(BaseCommand):
     ) -> None:
         # -v 2: also each connect failure and reconnect.
         logging.basicConfig(level=logging.INFO if options["verbosity"] > 1 else logging.WARNING)
+        if rate <= 0:
+            raise CommandError("--rate must be positive.")
+        episodes = EpisodeConfig(
+            every=float(episode_every),
+            adult_seconds=float(adult_episode_seconds),
+            fetal_seconds=float(fetal_episode_seconds),
+            enabled=float(episode_every) > 0,
+        )
+        if options["hl7"]:
+            self._hl7(
+                options["hl7"],
+                demo=demo,
+                devices=devices,
+                rate=rate,
+                duration=duration,
+                seed=seed,
+                report=report,
+                episodes=episodes,
+                drain_timeout=drain_timeout,
+            )
+            return
         specs = [
             DeviceSpec(token=t, profile=str(profile), label=f"device-{i + 1}")
             for i, t in enumerate(token)
@@ -79,14 +108,6 @@ class Command(BaseCommand):
             specs = specs[:devices]
         if not specs:
             raise CommandError("No devices: pass --demo (devices in the database) or --token.")
-        if rate <= 0:
-            raise CommandError("--rate must be positive.")
-        episodes = EpisodeConfig(
-            every=float(episode_every),
-            adult_seconds=float(adult_episode_seconds),
-            fetal_seconds=float(fetal_episode_seconds),
-            enabled=float(episode_every) > 0,
-        )
         self.stderr.write(f"Simulating {len(specs)} device(s) at {rate} Hz -> {url}")
         try:
             counts = asyncio.run(
@@ -106,3 +127,43 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(counts))
         if counts["fatal"] and len(counts["fatal"]) == len(specs):
             raise CommandError(f"every device was refused: {counts['fatal'][:3]}")
+
+    def _hl7(
+        self,
+        address: str,
+        *,
+        demo: bool,
+        devices: int | None,
+        rate: float,
+        duration: float | None,
+        seed: int | None,
+        report: bool,
+        episodes: EpisodeConfig,
+        drain_timeout: float,
+    ) -> None:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise CommandError("--hl7 takes HOST:PORT, e.g. 127.0.0.1:2575.")
+        if not demo:
+            raise CommandError("--hl7 simulates the devices in the database: add --demo.")
+        specs = hl7_demo_devices(limit=devices)
+        if not specs:
+            raise CommandError("No active, assigned devices in the database.")
+        self.stderr.write(f"Simulating {len(specs)} HL7 device(s) at {rate} Hz -> {address}")
+        try:
+            counts = asyncio.run(
+                simulate_hl7(
+                    specs,
+                    host=host,
+                    port=int(port),
+                    rate=float(rate),
+                    duration=duration,
+                    seed=seed,
+                    episodes=episodes,
+                    drain_timeout=float(drain_timeout),
+                )
+            )
+        except KeyboardInterrupt:
+            return
+        if report:
+            self.stdout.write(json.dumps(counts))

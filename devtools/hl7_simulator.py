@@ -1,0 +1,263 @@
+"""The device simulator's HL7 mode: each simulated monitor is a PCD-01 gateway connection.
+
+Every ``1 / rate`` seconds a monitor sends one ORU^R01 over its MLLP connection with its
+current heart rate (and, for an obstetric patient, the fetal heart rate as LOINC 55283-6),
+the same traces and bradycardia episodes as the WebSocket mode (``devtools.simulator``). A
+message is kept until its ACK arrives: after a reconnect every unacknowledged one is sent
+again with the same MSH-10, which the server stores once. ``manage.py simulate --hl7
+host:port`` is the entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import hl7
+from django.utils import timezone
+
+from devtools.simulator import (
+    DeviceStats,
+    EpisodeConfig,
+    Trace,
+    adult_trace,
+    fetal_trace,
+    maternal_trace,
+)
+from hl7v2.mllp import frame, frame_read
+from hl7v2.pcd01 import ObservationOut, oru_r01_build
+
+logger = logging.getLogger(__name__)
+
+CODES = {
+    "heart_rate": ("147842^MDC_ECG_HEART_RATE^MDC", "264864^MDC_DIM_BEAT_PER_MIN^MDC"),
+    "fetal_heart_rate": ("55283-6^Fetal Heart rate^LN", "/min"),
+}
+
+
+@dataclass
+class Hl7DeviceSpec:
+    serial: str
+    mrn: str
+    profile: str  # adult | obstetric
+
+
+class Hl7SimulatedDevice:
+    """One monitor sending an ORU^R01 every ``1 / rate`` s until each is acknowledged."""
+
+    def __init__(
+        self,
+        spec: Hl7DeviceSpec,
+        *,
+        host: str,
+        port: int,
+        rate: float,
+        rng: random.Random,
+        episodes: EpisodeConfig,
+        run_id: str,
+    ) -> None:
+        self.spec, self.host, self.port, self.rate = spec, host, port, rate
+        self.rng = rng
+        self.run_id = run_id
+        self.traces: dict[str, Trace] = (
+            {"heart_rate": maternal_trace(rng), "fetal_heart_rate": fetal_trace(rng, episodes)}
+            if spec.profile == "obstetric"
+            else {"heart_rate": adult_trace(rng, episodes)}
+        )
+        self.count = 0
+        self.unacked: OrderedDict[str, tuple[bytes, int]] = OrderedDict()  # id -> frame, n
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.stats = DeviceStats()
+        self.started = time.monotonic()
+        self._all_acked = asyncio.Event()
+
+    def produce(self) -> None:
+        t = time.monotonic() - self.started
+        now = timezone.now()
+        self.count += 1
+        control_id = f"{self.run_id}-{self.spec.serial}-{self.count}"
+        observations = [
+            ObservationOut(
+                str(trace.next(t)),
+                at=now,
+                code=CODES[m][0],
+                unit=CODES[m][1],
+                device=self.spec.serial,
+            )
+            for m, trace in self.traces.items()
+        ]
+        message = oru_r01_build(control_id=control_id, observations=observations, mrn=self.spec.mrn)
+        self.unacked[control_id] = (frame(message), len(observations))
+        self.outbox.put_nowait(control_id)
+        self.stats.sent += len(observations)
+        self._all_acked.clear()
+
+    async def run(self, *, duration: float | None, drain_timeout: float = 15.0) -> DeviceStats:
+        producer = asyncio.create_task(self._produce_for(duration))
+        connection = asyncio.create_task(self._connection_loop())
+        try:
+            await producer
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_all_acked(), drain_timeout)
+        finally:
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connection
+        return self.stats
+
+    async def _wait_all_acked(self) -> None:
+        while self.unacked:
+            self._all_acked.clear()
+            await self._all_acked.wait()
+
+    async def _produce_for(self, duration: float | None) -> None:
+        interval = 1.0 / self.rate
+        deadline = None if duration is None else time.monotonic() + duration
+        next_at = time.monotonic()
+        while deadline is None or time.monotonic() < deadline:
+            self.produce()
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _connection_loop(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port), 10
+                )
+            except (OSError, TimeoutError) as exc:
+                logger.info("%s: cannot connect (%s); retrying", self.spec.serial, exc)
+            else:
+                self.stats.connects += 1
+                backoff = 0.5
+                try:
+                    await self._session(reader, writer)
+                except (OSError, ConnectionError) as exc:
+                    logger.info("%s: connection lost (%s); reconnecting", self.spec.serial, exc)
+                finally:
+                    writer.close()
+            await asyncio.sleep(backoff + self.rng.uniform(0, backoff / 2))
+            backoff = min(backoff * 2, 5.0)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Whatever was not acknowledged goes again, oldest first, with its own MSH-10.
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+        in_flight: list[str] = list(self.unacked)
+        if in_flight and self.stats.connects > 1:
+            self.stats.resent += sum(self.unacked[c][1] for c in in_flight)
+        for control_id in in_flight:
+            writer.write(self.unacked[control_id][0])
+        receiver = asyncio.create_task(self._receive(reader, in_flight))
+        try:
+            while True:
+                get = asyncio.create_task(self.outbox.get())
+                done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if receiver in done:
+                    get.cancel()
+                    receiver.result()
+                    return
+                control_id = get.result()
+                if control_id in self.unacked:
+                    in_flight.append(control_id)
+                    writer.write(self.unacked[control_id][0])
+                    await writer.drain()
+                    self.stats.frames += 1
+        finally:
+            receiver.cancel()
+
+    async def _receive(self, reader: asyncio.StreamReader, in_flight: list[str]) -> None:
+        """ACKs come in the order the messages went; each names its message in MSA-2."""
+        while True:
+            answer = await frame_read(reader, limit=2**20)
+            if answer is None:
+                raise ConnectionError("the listener closed the connection")
+            msa = hl7.parse(answer.text()).segment("MSA")
+            code, control_id = str(msa(1)), str(msa(2))
+            with contextlib.suppress(ValueError):
+                in_flight.remove(control_id)
+            entry = self.unacked.pop(control_id, None)
+            if entry is not None:
+                if code == "AA":
+                    self.stats.acked += entry[1]
+                else:  # refused: not resent
+                    self.stats.rejected += entry[1]
+                    if len(self.stats.errors) < 20:
+                        self.stats.errors.append({"ack": code, "message": answer.text()})
+                    logger.warning("%s: %s", self.spec.serial, answer.text().replace("\r", " | "))
+            if not self.unacked:
+                self._all_acked.set()
+
+
+async def simulate_hl7(
+    specs: list[Hl7DeviceSpec],
+    *,
+    host: str,
+    port: int,
+    rate: float,
+    duration: float | None,
+    seed: int | None = None,
+    episodes: EpisodeConfig | None = None,
+    drain_timeout: float = 15.0,
+) -> dict[str, Any]:
+    """Run every monitor concurrently; the same counts as the WebSocket mode's report."""
+    rng = random.Random(seed)
+    # Control ids carry the start time: a restarted simulator never reuses one (a reused
+    # MSH-10 would be taken as a resend and not stored).
+    run_id = f"SIM{int(time.time() * 1000)}"
+    devices = [
+        Hl7SimulatedDevice(
+            spec,
+            host=host,
+            port=port,
+            rate=rate,
+            rng=random.Random(rng.random()),
+            episodes=episodes or EpisodeConfig(),
+            run_id=run_id,
+        )
+        for spec in specs
+    ]
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(d.run(duration=duration, drain_timeout=drain_timeout) for d in devices)
+    )
+    return {
+        "devices": len(devices),
+        "seconds": round(time.monotonic() - started, 2),
+        "sent": sum(r.sent for r in results),
+        "acked": sum(r.acked for r in results),
+        "rejected": sum(r.rejected for r in results),
+        "resent": sum(r.resent for r in results),
+        "unacked": sum(n for d in devices for _, n in d.unacked.values()),
+        "frames": sum(r.frames for r in results),
+        "connects": sum(r.connects for r in results),
+        "episodes": sum(t.episodes_started for d in devices for t in d.traces.values()),
+        "fatal": [],
+    }
+
+
+def hl7_demo_devices(limit: int | None = None) -> list[Hl7DeviceSpec]:
+    """Active, assigned devices from the database (an HL7 monitor needs no token)."""
+    from clinical.models import Device
+
+    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
+    if limit:
+        devices = devices[:limit]
+    specs = []
+    for device in devices:
+        assert device.patient is not None  # the query keeps assigned devices only
+        specs.append(
+            Hl7DeviceSpec(
+                serial=device.serial,
+                mrn=device.patient.mrn,
+                profile=device.patient.monitoring_profile,
+            )
+        )
+    return specs

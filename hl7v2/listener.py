@@ -1,0 +1,160 @@
+"""The MLLP listener: many connections on one asyncio loop, each answered in order.
+
+Per connection a reader takes frames off the socket and starts each message's work at once
+(so pipelined messages are stored in the same batcher flush), and a writer sends the ACKs in
+the order the messages came. At most ``HL7_MLLP_PIPELINE_DEPTH`` messages of one connection
+are in flight; the reader waits beyond that (TCP backpressure). A connection quiet for
+``HL7_MLLP_IDLE_TIMEOUT`` seconds is closed. A refusal (AE/AR) never closes the connection;
+storage being unavailable does, with no ACK for what was not stored, so the sender resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from hl7v2.ack import ack_build, control_id_sniff
+from hl7v2.mllp import Frame, frame, frame_read
+from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
+from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
+from monitoring.realtime.batcher import IngestBatcher, batcher_get, batcher_shutdown
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ListenerStats:
+    connections: int = 0
+    messages: int = 0
+    answers: dict[str, int] = field(default_factory=lambda: {"AA": 0, "AE": 0, "AR": 0})
+    stored: int = 0
+
+
+class MllpListener:
+    """``await MllpListener().start(host, port)``; ``await listener.stop()``."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.stats = ListenerStats()
+        self._connections: set[asyncio.Task] = set()
+        self.batcher: IngestBatcher | None = None
+        self.address: tuple[str, int] = ("", 0)
+        self.devices = DeviceCache()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen; returns the address bound (port 0 picks a free one)."""
+        self.batcher = batcher_get()
+        limit = settings.HL7_MLLP_MAX_FRAME_BYTES + 64
+        self.server = await asyncio.start_server(self._serve, host, port, limit=limit)
+        address = self.server.sockets[0].getsockname()
+        self.address = (address[0], address[1])
+        return self.address
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self.stats.connections += 1
+        peer = writer.get_extra_info("peername")
+        answers: asyncio.Queue[Awaitable[Answer] | None] = asyncio.Queue(
+            settings.HL7_MLLP_PIPELINE_DEPTH
+        )
+        sender = asyncio.create_task(self._send_answers(answers, writer))
+        try:
+            await self._read_messages(reader, answers, sender)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(asyncio.QueueFull):
+                answers.put_nowait(None)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(sender, 10)
+            sender.cancel()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._connections.discard(task)
+            logger.debug("MLLP connection from %s closed", peer)
+
+    async def _read_messages(
+        self,
+        reader: asyncio.StreamReader,
+        answers: asyncio.Queue[Awaitable[Answer] | None],
+        sender: asyncio.Task,
+    ) -> None:
+        limit = settings.HL7_MLLP_MAX_FRAME_BYTES
+        while not sender.done():
+            try:
+                found = await asyncio.wait_for(
+                    frame_read(reader, limit=limit), settings.HL7_MLLP_IDLE_TIMEOUT
+                )
+            except TimeoutError:
+                logger.info("MLLP connection idle for %ss: closed", settings.HL7_MLLP_IDLE_TIMEOUT)
+                return
+            if found is None:
+                return
+            if found.skipped:
+                logger.warning("MLLP: %d bytes outside any frame skipped", found.skipped)
+            self.stats.messages += 1
+            await answers.put(asyncio.ensure_future(self._answer(found)))
+
+    async def _answer(self, found: Frame) -> Answer:
+        if found.too_large:
+            refusal = Refusal(
+                f"The message is larger than {settings.HL7_MLLP_MAX_FRAME_BYTES} bytes.",
+                code="frame_too_large",
+                ack_code=AckCode.REJECT,
+                hl7_error=ErrorCode.SEGMENT_SEQUENCE,
+            )
+            control_id = control_id_sniff(found.text())
+            ack = ack_build(request=None, refusal=refusal, control_id=control_id)
+            return Answer(ack=ack, code=AckCode.REJECT, stored=0)
+        assert self.batcher is not None
+        return await message_ingest(text=found.text(), batcher=self.batcher, devices=self.devices)
+
+    async def _send_answers(
+        self, answers: asyncio.Queue[Awaitable[Answer] | None], writer: asyncio.StreamWriter
+    ) -> None:
+        while (pending := await answers.get()) is not None:
+            try:
+                answer = await pending
+            except StorageUnavailable as exc:
+                logger.error("HL7 readings not stored (%s): closing without an ACK", exc)
+                writer.close()  # the reader sees the end too
+                return
+            except Exception:
+                logger.exception("HL7 message failed: closing without an ACK")
+                writer.close()
+                return
+            self.stats.answers[answer.code] = self.stats.answers.get(answer.code, 0) + 1
+            self.stats.stored += answer.stored
+            writer.write(frame(answer.ack))
+            await writer.drain()
+
+
+async def listen_forever(host: str, port: int) -> None:
+    """``manage.py hl7_listen``: serve until cancelled (Ctrl-C, SIGTERM)."""
+    close_old_connections()
+    listener = MllpListener()
+    bound = await listener.start(host, port)
+    logger.info("HL7 MLLP listener on %s:%s", *bound)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await listener.stop()
+        await batcher_shutdown()

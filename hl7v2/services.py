@@ -1,0 +1,228 @@
+"""Inbound HL7: one ORU^R01 through the ingest pipeline that the device WebSocket uses, and its
+ACK.
+
+A message is taken whole or not at all: every observation is matched to its device and
+patient and validated (``monitoring.ingest.reading_parse``, the same bounds as the WebSocket
+and REST paths) before any is handed to the process's ingest batcher, which stores them with
+(device, seq) idempotency, appends them to the readings stream for alarm evaluation in the
+same transaction, commits, and broadcasts them to the dashboards. Only then is the ACK built.
+
+Idempotency: an HL7 message has no seq, so each reading's seq is derived from the message's
+MSH-10 and the OBX's position in it (``observation_seq``). A message resent with the same
+MSH-10 by the same device yields the same (device, seq) keys: ``ON CONFLICT DO NOTHING``
+stores nothing new and the answer is AA again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from clinical.models import Device
+from clinical.selectors import devices_by_serial
+from common.errors import ApplicationError
+from hl7v2.ack import ack_build, control_id_sniff
+from hl7v2.pcd01 import Observation, Pcd01Message, pcd01_parse
+from hl7v2.vocabulary import AckCode, ErrorCode, Location, Refusal
+from monitoring.ingest import ReadingIn, reading_parse
+from monitoring.realtime.batcher import IngestBatcher
+from monitoring.selectors import device_target
+
+logger = logging.getLogger(__name__)
+
+# Derived seqs live in [2**62, 2**63): far above any counter a WebSocket device reaches, so a
+# device that also streams over the WebSocket keeps its own seqs apart.
+HL7_SEQ_BASE = 2**62
+
+
+def observation_seq(*, control_id: str, index: int) -> int:
+    """The seq of the ``index``-th OBX of the message with MSH-10 ``control_id``."""
+    digest = hashlib.sha256(f"{control_id}\x00{index}".encode()).digest()
+    return HL7_SEQ_BASE + int.from_bytes(digest[:8], "big") % HL7_SEQ_BASE
+
+
+class DeviceCache:
+    """Devices by serial for one listener: each looked up at most once per ``ttl`` seconds,
+    and the lookups of messages that arrive together made in one query.
+
+    Without it every message cost a query on the one thread that serves database calls, which
+    bounded a listener to some 30 messages a second under load. A device deactivated or
+    reassigned is refused or rerouted within ``ttl`` (default 2 s; a WebSocket device is
+    re-checked on a change event and every 60 s).
+    """
+
+    def __init__(self, ttl: float | None = None) -> None:
+        self.ttl = settings.HL7_DEVICE_CACHE_SECONDS if ttl is None else ttl
+        self._entries: dict[str, tuple[float, Device | None]] = {}
+        self._pending: set[str] = set()
+        self._batch: asyncio.Future[None] | None = None
+        self.clock = time.monotonic
+        self.queries = 0
+        self._lookups: set[asyncio.Future[None]] = set()
+
+    async def get_many(self, serials: set[str]) -> dict[str, Device]:
+        now = self.clock()
+        stale = {s for s in serials if now - self._entries.get(s, (-math.inf, None))[0] > self.ttl}
+        if stale:
+            if self._batch is None:
+                self._batch = asyncio.get_running_loop().create_future()
+                task = asyncio.ensure_future(self._lookup(self._batch))
+                self._lookups.add(task)
+                task.add_done_callback(self._lookups.discard)
+            self._pending |= stale
+            await asyncio.shield(self._batch)
+        return {s: d for s in serials if (d := self._entries[s][1]) is not None}
+
+    async def _lookup(self, batch: asyncio.Future[None]) -> None:
+        # Everyone who joined before this runs is in this query; later callers start the next.
+        serials, self._pending, self._batch = self._pending, set(), None
+        try:
+            found = await database_sync_to_async(devices_by_serial)(serials=serials)
+        except Exception as exc:
+            batch.set_exception(exc)
+            return
+        self.queries += 1
+        now = self.clock()
+        for serial in serials:
+            self._entries[serial] = (now, found.get(serial))
+        if len(self._entries) > 100_000:  # bounded: unknown serials must not grow it
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] <= self.ttl}
+        batch.set_result(None)
+
+
+class StorageUnavailable(Exception):
+    """The readings could not be stored (database or readings stream down): nothing was
+    stored and no ACK is sent, so the sender sends the message again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    ack: str
+    code: str  # AA, AE or AR
+    stored: int  # readings stored now (0 for a resend)
+
+
+async def message_ingest(
+    *, text: str, batcher: IngestBatcher, devices: DeviceCache | None = None
+) -> Answer:
+    """Take one message; the ACK to send. Raises ``StorageUnavailable`` (send no ACK)."""
+    try:
+        parsed = pcd01_parse(text)
+        if parsed.observations:
+            readings, wards = await _readings(parsed, devices or DeviceCache(ttl=0))
+        else:
+            readings, wards = [], {}
+    except Refusal as refusal:
+        logger.info("HL7 message refused (%s): %s", refusal.code, refusal.message)
+        ack = ack_build(request=refusal.request, refusal=refusal, control_id=control_id_sniff(text))
+        return Answer(ack=ack, code=refusal.ack_code, stored=0)
+    stored = 0
+    if readings:
+        before = batcher.stored_count
+        try:
+            await batcher.submit(readings, wards)
+        except Exception as exc:
+            raise StorageUnavailable(str(exc)) from exc
+        stored = batcher.stored_count - before
+    return Answer(
+        ack=ack_build(request=parsed.message, code=AckCode.ACCEPT, note=_note(parsed)),
+        code=AckCode.ACCEPT,
+        stored=stored,
+    )
+
+
+def _note(parsed: Pcd01Message) -> str:
+    notes = []
+    if parsed.skipped_codes:
+        codes = ", ".join(sorted(set(parsed.skipped_codes)))
+        notes.append(
+            f"{len(parsed.skipped_codes)} observation(s) of unknown codes skipped: {codes}"
+        )
+    if parsed.not_readings:
+        notes.append(
+            f"{parsed.not_readings} observation(s) without a value (status X/D/W, empty or "
+            "placeholder) skipped"
+        )
+    return "; ".join(notes)
+
+
+async def _readings(
+    parsed: Pcd01Message, cache: DeviceCache
+) -> tuple[list[ReadingIn], dict[int, int | None]]:
+    """Match and validate every observation (no query but the cached device lookup)."""
+    devices = await cache.get_many({o.device_serial for o in parsed.observations})
+    now = timezone.now()
+    readings: list[ReadingIn] = []
+    wards: dict[int, int | None] = {}
+    for observation in parsed.observations:
+        device = devices.get(observation.device_serial)
+        reading = _reading(parsed, observation, device=device, now=now)
+        readings.append(reading)
+        wards[reading.patient_id] = device.patient.ward_id if device and device.patient else None
+    return readings, wards
+
+
+def _reading(
+    parsed: Pcd01Message, o: Observation, *, device: Device | None, now: datetime
+) -> ReadingIn:
+    where = Location("OBX", o.index, 18)
+    if device is None:
+        raise Refusal(
+            f"No device has the serial {o.device_serial!r}.",
+            code="unknown_device",
+            hl7_error=ErrorCode.UNKNOWN_KEY,
+            location=where,
+        )
+    if not device.is_active:
+        raise Refusal(
+            f"The device {device.serial!r} is deactivated.",
+            code="device_inactive",
+            location=where,
+        )
+    target = device_target(device)
+    if target is None:
+        raise Refusal(
+            f"The device {device.serial!r} is not assigned to a patient.",
+            code="device_unassigned",
+            hl7_error=ErrorCode.UNKNOWN_KEY,
+            location=where,
+        )
+    assert device.patient is not None  # device_target said so
+    if o.mrn and o.mrn != device.patient.mrn:
+        # Data of one patient filed under another is a clinical hazard: refuse it all.
+        raise Refusal(
+            f"PID-3 {o.mrn!r} is not the MRN of the patient the device {device.serial!r} "
+            "is assigned to.",
+            code="patient_mismatch",
+            hl7_error=ErrorCode.UNKNOWN_KEY,
+            location=Location("PID", 1, 3),
+        )
+    raw = {
+        "metric": str(o.metric),
+        "bpm": o.value,
+        "recorded_at": o.recorded_at.isoformat(),
+        "seq": observation_seq(control_id=parsed.control_id, index=o.index),
+    }
+    try:
+        return reading_parse(raw, target=target, require_seq=True, now=now)
+    except ApplicationError as exc:
+        problems = "; ".join(
+            f"{'OBX-5' if key == 'bpm' else 'OBX-14' if key == 'recorded_at' else key}: "
+            + " ".join(messages)
+            for key, messages in (exc.details or {}).items()
+        )
+        field = 14 if exc.details and "recorded_at" in exc.details else 5
+        raise Refusal(
+            f"{exc.message} {problems}".strip(),
+            code=exc.code,
+            location=Location("OBX", o.index, field),
+        ) from exc

@@ -1,0 +1,98 @@
+"""What an HL7 v2 message may say and what it means here: observation codes, units, versions,
+and the error codes of an ACK's ERR segment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitoring.models import Metric
+
+# OBX-3 identifier (first component, or the alternate identifier, fourth) -> metric. IEEE
+# 11073-10101 (MDC) codes by number, LOINC by code; nothing is guessed from the text.
+OBSERVATION_METRICS: dict[str, str] = {
+    "147842": Metric.HEART_RATE,  # MDC_ECG_HEART_RATE
+    "149514": Metric.HEART_RATE,  # MDC_PULS_RATE
+    "149530": Metric.HEART_RATE,  # MDC_PULS_OXIM_PULS_RATE
+    "8867-4": Metric.HEART_RATE,  # LOINC heart rate
+    "55283-6": Metric.FETAL_HEART_RATE,  # LOINC fetal heart rate
+}
+
+# OBX-6 identifier: beats per minute in MDC (MDC_DIM_BEAT_PER_MIN) and UCUM. An empty unit is
+# taken as the code's own unit; any other unit is refused rather than converted.
+RATE_UNITS = frozenset({"264864", "/min", "{beats}/min", "{beat}/min"})
+
+# OBX-11 statuses that carry no reading: X (cannot be obtained), D (deleted), W (wrong).
+NOT_A_READING_STATUSES = frozenset({"X", "D", "W"})
+# Values that devices send for "no measurement" instead of an empty OBX-5.
+PLACEHOLDER_VALUES = frozenset({-999, -9999, -99999, -999999})
+
+SUPPORTED_VERSIONS = frozenset({"2.5", "2.5.1", "2.6"})
+ACK_VERSION_DEFAULT = "2.6"
+
+
+class AckCode:
+    ACCEPT = "AA"
+    ERROR = "AE"  # the message is understood but refused (unknown device, out of range, ...)
+    REJECT = "AR"  # the message is not one this server takes (type, version, unparseable)
+
+
+class ErrorCode:
+    """HL7 table 0357 (message error condition codes), carried in ERR-3."""
+
+    SEGMENT_SEQUENCE = "100"
+    REQUIRED_FIELD_MISSING = "101"
+    DATA_TYPE = "102"
+    TABLE_VALUE_NOT_FOUND = "103"
+    UNSUPPORTED_MESSAGE_TYPE = "200"
+    UNSUPPORTED_EVENT = "201"
+    UNSUPPORTED_VERSION = "203"
+    UNKNOWN_KEY = "204"
+    APPLICATION_ERROR = "207"
+
+
+ERROR_CODE_TEXT = {
+    ErrorCode.SEGMENT_SEQUENCE: "Segment sequence error",
+    ErrorCode.REQUIRED_FIELD_MISSING: "Required field missing",
+    ErrorCode.DATA_TYPE: "Data type error",
+    ErrorCode.TABLE_VALUE_NOT_FOUND: "Table value not found",
+    ErrorCode.UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
+    ErrorCode.UNSUPPORTED_EVENT: "Unsupported event code",
+    ErrorCode.UNSUPPORTED_VERSION: "Unsupported version id",
+    ErrorCode.UNKNOWN_KEY: "Unknown key identifier",
+    ErrorCode.APPLICATION_ERROR: "Application internal error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """ERR-2: where in the message the problem is (segment id, its position, the field)."""
+
+    segment: str
+    position: int
+    field: int
+
+
+class Refusal(Exception):
+    """A message this server does not take: answered with AE or AR and an ERR segment.
+
+    ``code`` is the machine code of the contract's error shape (``unknown_device``, ...),
+    ``hl7_error`` the table 0357 code, ``ack_code`` AE or AR.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        ack_code: str = AckCode.ERROR,
+        hl7_error: str = ErrorCode.APPLICATION_ERROR,
+        location: Location | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.ack_code = ack_code
+        self.hl7_error = hl7_error
+        self.location = location
+        self.request: Any = None  # the parsed message refused, when it could be parsed
