@@ -278,6 +278,21 @@ READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
 # 10 s of readings at 2,000 readings/s): alarms would be late.
 READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 20_000)
 
+# The readings table on PostgreSQL: one range partition per UTC day (monitoring/partitions.py,
+# docs/deployment.md). The maintenance task creates this many days ahead, every hour.
+READINGS_PARTITIONS_AHEAD_DAYS = env_int("READINGS_PARTITIONS_AHEAD_DAYS", 7)
+# Day partitions whose readings are all older than this many days are dropped whole; 0 keeps
+# every reading. Readings from this long before an alert was raised to this long after it
+# resolved are copied to the archive table first.
+READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 0)
+READINGS_ARCHIVE_BEFORE_MINUTES = env_int("READINGS_ARCHIVE_BEFORE_MINUTES", 60)
+READINGS_ARCHIVE_AFTER_MINUTES = env_int("READINGS_ARCHIVE_AFTER_MINUTES", 30)
+CELERY_BEAT_SCHEDULE["readings-partitions-maintain"] = {
+    "task": "monitoring.tasks.readings_partitions_maintain",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
+
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)
