@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import importlib
 import re
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
@@ -173,6 +175,60 @@ def test_manual_readings_without_seq_have_no_key_and_are_all_stored(device):
     manual = [_reading(device, seq=None, at=_at(D0, 10)) for _ in range(3)]
     assert len(readings_store(readings=manual)) == 3
     assert not ReadingKey.objects.filter(device_id=device.id).exists()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_transactions_storing_one_key_in_two_partitions_store_it_once():
+    device = DeviceFactory(patient=PatientFactory())
+    today = datetime.now(UTC).date()
+    first_at, resend_at = _at(today, 0, 5), _at(today + timedelta(days=1), 0, 5)
+    assert _table_of_day(first_at) != _table_of_day(resend_at)
+    stored: dict[str, list] = {}
+    first_inserted, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                stored["first"] = readings_store(readings=[_reading(device, seq=5, at=first_at)])
+                first_inserted.set()
+                release.wait(30)  # commit only once the resend waits on the key
+        finally:
+            connection.close()
+
+    def resend() -> None:
+        try:
+            stored["resend"] = readings_store(readings=[_reading(device, seq=5, at=resend_at)])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=resend)]
+    threads[0].start()
+    assert first_inserted.wait(30)
+    threads[1].start()
+    deadline = time.monotonic() + 30
+    while not _waiting_on_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.01)  # poll the server's view of the resend: blocked on the first's key
+    assert _waiting_on_a_lock(), "the resend did not wait for the first transaction's key"
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert len(stored["first"]) == 1 and stored["resend"] == []
+    assert Reading.objects.filter(device=device).count() == 1
+
+
+def _table_of_day(at: datetime) -> str:
+    return partition_name(at.date())
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s)",
+            ["%monitoring_readingkey%"],
+        )
+        return cursor.fetchone()[0]
 
 
 # --- Partition pruning ----------------------------------------------------------------------
