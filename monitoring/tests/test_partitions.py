@@ -260,6 +260,36 @@ def test_history_and_aggregation_read_only_the_partitions_of_their_window(device
     assert {partition_name(D0), partition_name(day2), DEFAULT_PARTITION} <= everything
 
 
+@postgres_only
+@pytest.mark.django_db
+def test_the_history_endpoint_reads_only_the_partitions_of_its_window(nurse_api, device):
+    readings_partitions_ensure(now=_at(D0, 0), ahead_days=3)
+    day1, day2 = D0 + timedelta(days=1), D0 + timedelta(days=2)
+    readings_store(
+        readings=[
+            _reading(device, seq=1, at=_at(day1, 23)),
+            _reading(device, seq=2, at=_at(day2, 1)),
+        ]
+    )
+    window = {"from": _at(day1, 22).isoformat(), "to": _at(day2, 2).isoformat()}
+    with CaptureQueriesContext(connection) as captured:
+        raw = nurse_api.get(f"/api/records/{device.patient_id}/", window)
+        bucketed = nurse_api.get(f"/api/records/{device.patient_id}/", {**window, "bucket": 60})
+    assert raw.status_code == 200 and [r["seq"] for r in raw.json()["results"]] == [2, 1]
+    assert bucketed.status_code == 200 and len(bucketed.json()["results"]) == 2
+    selects = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT") and '"monitoring_reading"' in q["sql"]
+    ]
+    assert len(selects) == 2
+    for sql in selects:
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert _partitions_in_plan(plan) == {partition_name(day1), partition_name(day2)}
+
+
 # --- Retention ------------------------------------------------------------------------------
 
 
