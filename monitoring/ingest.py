@@ -2,7 +2,9 @@
 
 Parsing and validation are pure and cheap (no queries); storage is one multi-row
 ``INSERT ... ON CONFLICT (device_id, seq) DO NOTHING RETURNING`` per chunk, so a batch of
-readings costs one round trip and duplicates are stored once.
+readings costs one round trip and duplicates are stored once. On PostgreSQL, whose readings
+table is partitioned by time, the same statement writes the idempotency keys to their own
+table first (``_POSTGRES_INSERT``).
 """
 
 from __future__ import annotations
