@@ -215,6 +215,8 @@ def readings_retention_apply(
         if partition.end is not None and partition.end <= cutoff:
             _partition_detach(partition.name)
     for name, start, end in _detached_partitions():
+        if end > cutoff:
+            continue  # detached by someone else for another reason: not retention's to drop
         result.archived += _archive_copy(table=name, start=start, end=end, now=now)
         result.keys_deleted += _keys_delete(table=name)
         with transaction.atomic(), connection.cursor() as cursor:

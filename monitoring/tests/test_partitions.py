@@ -396,6 +396,16 @@ def test_retention_finishes_a_partition_detached_by_a_run_that_stopped(device):
 
 @postgres_only
 @pytest.mark.django_db
+def test_retention_leaves_a_detached_day_that_is_not_past_retention(device):
+    readings_partitions_ensure(now=_at(D0, 0), ahead_days=0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE monitoring_reading DETACH PARTITION {partition_name(D0)}")
+    result = readings_retention_apply(now=_at(D0 + timedelta(days=3), 0), days=5)
+    assert result.dropped == [] and _exists(partition_name(D0))
+
+
+@postgres_only
+@pytest.mark.django_db
 def test_retention_expires_old_rows_of_the_default_partition_and_keeps_newer_ones(device):
     old, recent = _at(date(2019, 5, 1), 10), _at(date(2019, 6, 20), 10)
     Alert.objects.create(
