@@ -92,6 +92,7 @@ def _partitions_in_plan(plan: str) -> set[str]:
 @pytest.mark.django_db
 def test_the_table_is_partitioned_by_day_through_the_days_ahead():
     assert postgres_partitioned()
+    readings_partitions_ensure()  # what the hourly task does, in case the day changed since migrate
     today = datetime.now(UTC).date()
     names = {p.name for p in readings_partitions()}
     for offset in range(settings.READINGS_PARTITIONS_AHEAD_DAYS + 1):
@@ -116,6 +117,7 @@ def test_the_beat_task_creates_the_partitions_ahead(settings):
     assert settings.CELERY_BEAT_SCHEDULE["readings-partitions-maintain"]["task"] == (
         readings_partitions_maintain.name
     )
+    readings_partitions_ensure()
     settings.READINGS_PARTITIONS_AHEAD_DAYS = settings.READINGS_PARTITIONS_AHEAD_DAYS + 3
     result = readings_partitions_maintain.apply().get()
     assert result["created"] == 3
@@ -181,6 +183,7 @@ def test_manual_readings_without_seq_have_no_key_and_are_all_stored(device):
 @pytest.mark.django_db(transaction=True)
 def test_two_transactions_storing_one_key_in_two_partitions_store_it_once():
     device = DeviceFactory(patient=PatientFactory())
+    readings_partitions_ensure()
     today = datetime.now(UTC).date()
     first_at, resend_at = _at(today, 0, 5), _at(today + timedelta(days=1), 0, 5)
     assert _table_of_day(first_at) != _table_of_day(resend_at)
