@@ -9,5 +9,9 @@ class AlertsConfig(AppConfig):
 
     def ready(self) -> None:
         from alerts import live
+        from alerts.selectors import alert_spans
+        from monitoring.partitions import retention_keep_register
 
         live.register()
+        # Readings retention archives the readings around every alert before it drops them.
+        retention_keep_register("alerts", alert_spans)

@@ -130,3 +130,14 @@ def alert_event_get(*, event_id: int) -> AlertEvent | None:
 
 def alert_events_between(*, start: datetime, end: datetime) -> QuerySet[AlertEvent]:
     return AlertEvent.objects.filter(at__gte=start, at__lte=end).order_by("id")
+
+
+def alert_spans(*, start: datetime, end: datetime) -> list[tuple[int, datetime, datetime | None]]:
+    """(patient, raised_at, resolved_at or None while open) of every alert, of any kind, that
+    was open at some time in [start, end): the readings retention keeps around them."""
+    return list(
+        Alert.objects.filter(raised_at__lt=end)
+        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=start))
+        .order_by()
+        .values_list("patient_id", "raised_at", "resolved_at")
+    )

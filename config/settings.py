@@ -312,6 +312,21 @@ HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "")
 # PCD-04 alert reports: how long to wait for the alert manager's connection and its ACK.
 HL7_ALERT_MANAGER_TIMEOUT = env_float("HL7_ALERT_MANAGER_TIMEOUT", 5.0)
 
+# The readings table on PostgreSQL: one range partition per UTC day (monitoring/partitions.py,
+# docs/deployment.md). The maintenance task creates this many days ahead, every hour.
+READINGS_PARTITIONS_AHEAD_DAYS = env_int("READINGS_PARTITIONS_AHEAD_DAYS", 7)
+# Day partitions whose readings are all older than this many days are dropped whole; 0 keeps
+# every reading. Readings from this long before an alert was raised to this long after it
+# resolved are copied to the archive table first.
+READINGS_RETENTION_DAYS = env_int("READINGS_RETENTION_DAYS", 0)
+READINGS_ARCHIVE_BEFORE_MINUTES = env_int("READINGS_ARCHIVE_BEFORE_MINUTES", 60)
+READINGS_ARCHIVE_AFTER_MINUTES = env_int("READINGS_ARCHIVE_AFTER_MINUTES", 30)
+CELERY_BEAT_SCHEDULE["readings-partitions-maintain"] = {
+    "task": "monitoring.tasks.readings_partitions_maintain",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
+
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)

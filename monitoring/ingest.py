@@ -2,7 +2,9 @@
 
 Parsing and validation are pure and cheap (no queries); storage is one multi-row
 ``INSERT ... ON CONFLICT (device_id, seq) DO NOTHING RETURNING`` per chunk, so a batch of
-readings costs one round trip and duplicates are stored once.
+readings costs one round trip and duplicates are stored once. On PostgreSQL, whose readings
+table is partitioned by time, the same statement writes the idempotency keys to their own
+table first (``_POSTGRES_INSERT``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.utils import timezone
 
 from common import metrics
 from common.errors import ValidationFailed
-from monitoring.models import Metric, Reading
+from monitoring.models import Metric, Reading, ReadingKey
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -30,6 +32,28 @@ BPM_BOUNDS: dict[str, tuple[int, int]] = {
 }
 OBSTETRIC_ONLY_METRICS = frozenset({Metric.FETAL_HEART_RATE})
 _INSERT_CHUNK = 500
+
+# PostgreSQL partitions the readings table by recorded_at, so (device_id, seq) cannot be
+# unique there (a partitioned table's unique keys contain the partition key): the key goes to
+# the plain table monitoring_readingkey in the same statement, and a reading is stored only
+# when its key was new, whatever its recorded_at (a resend dated differently lands in no
+# partition twice). Readings without a device or seq (manual ones) have no key. A seq
+# repeated within one batch is stored once, the first occurrence.
+_POSTGRES_INSERT = """
+WITH t AS (
+    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::smallint[],
+                         %s::timestamptz[], %s::bigint[], %s::bigint[])
+        WITH ORDINALITY AS t(p, d, m, b, r, s, e, n)
+), k AS (
+    INSERT INTO {keys} (device_id, seq) SELECT d, s FROM t
+    WHERE d IS NOT NULL AND s IS NOT NULL ON CONFLICT DO NOTHING RETURNING device_id, seq
+)
+INSERT INTO {table} ({columns})
+SELECT p, d, m, b, r, %s, s, e FROM t
+WHERE d IS NULL OR s IS NULL
+   OR n IN (SELECT min(t.n) FROM t JOIN k ON k.device_id = t.d AND k.seq = t.s GROUP BY t.d, t.s)
+RETURNING id, patient_id, device_id, seq, metric, bpm
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +217,7 @@ def _readings_store(
     wards = wards or {}
     received_at = timezone.now()
     table = Reading._meta.db_table
+    keys = ReadingKey._meta.db_table
     ops = connection.ops
     stored: list[StoredReading] = []
     columns = "patient_id, device_id, metric, bpm, recorded_at, received_at, seq, entered_by_id"
@@ -204,13 +229,7 @@ def _readings_store(
             if postgres:
                 # One array per column: a statement of constant size, so the driver does not
                 # parse thousands of placeholders per flush (half the cost of a large batch).
-                source = (
-                    "SELECT p, d, m, b, r, %s, s, e FROM unnest(%s::bigint[], %s::bigint[], "
-                    "%s::varchar[], %s::smallint[], %s::timestamptz[], %s::bigint[], "
-                    "%s::bigint[]) AS t(p, d, m, b, r, s, e)"
-                )
                 params: list[Any] = [
-                    received_at,
                     [r.patient_id for r in chunk],
                     [r.device_id for r in chunk],
                     [r.metric for r in chunk],
@@ -218,7 +237,9 @@ def _readings_store(
                     [r.recorded_at for r in chunk],
                     [r.seq for r in chunk],
                     [r.entered_by_id for r in chunk],
+                    received_at,
                 ]
+                statement = _POSTGRES_INSERT.format(table=table, keys=keys, columns=columns)
             else:
                 params = []
                 for r in chunk:
@@ -235,12 +256,12 @@ def _readings_store(
                         )
                     )
                 source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) {source} "
-                "ON CONFLICT (device_id, seq) DO NOTHING "
-                "RETURNING id, patient_id, device_id, seq, metric, bpm",
-                params,
-            )
+                statement = (
+                    f"INSERT INTO {table} ({columns}) {source} "
+                    "ON CONFLICT (device_id, seq) DO NOTHING "
+                    "RETURNING id, patient_id, device_id, seq, metric, bpm"
+                )
+            cursor.execute(statement, params)
             inserted = cursor.fetchall()
             by_key = _index_by_key(chunk)
             for row_id, patient_id, device_id, seq, metric, bpm in inserted:

@@ -40,3 +40,53 @@ class Reading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} {self.bpm} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ReadingKey(models.Model):
+    """The (device, seq) of every stored device reading: the idempotency key on PostgreSQL.
+
+    There the readings table is partitioned by ``recorded_at`` and a partitioned table's unique
+    keys must contain the partition key, so ``(device_id, seq)`` cannot be unique across
+    partitions; this plain table holds the key instead and is written in the same statement as
+    the reading (``monitoring.ingest.readings_store``). Retention deletes the keys of the
+    readings it drops. SQLite keeps one plain readings table with its own unique constraint and
+    leaves this table empty. No foreign key: device ids are never reused.
+    """
+
+    pk = models.CompositePrimaryKey("device_id", "seq")
+    device_id = models.BigIntegerField()
+    seq = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} seq {self.seq}"
+
+
+class ReadingArchive(models.Model):
+    """A reading copied out of a partition before retention dropped it, because it lies in the
+    window around an alert (``READINGS_ARCHIVE_BEFORE_MINUTES`` before the alert was raised to
+    ``READINGS_ARCHIVE_AFTER_MINUTES`` after it resolved). Same columns as ``Reading``, same
+    ``id``; kept until someone deletes it."""
+
+    id = models.BigIntegerField(primary_key=True)
+    patient = models.ForeignKey("clinical.Patient", on_delete=models.CASCADE, related_name="+")
+    device = models.ForeignKey(
+        "clinical.Device", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    metric = models.CharField(max_length=20, choices=Metric.choices)
+    bpm = models.SmallIntegerField()
+    recorded_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    seq = models.BigIntegerField(null=True, blank=True)
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-recorded_at", "-id")
+        indexes = [
+            models.Index(fields=("patient", "recorded_at"), name="readingarchive_patient_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"archived {self.metric} {self.bpm} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"

@@ -120,6 +120,26 @@ class _TimeBucket(Func):
         )
 
 
+def readings_aggregate_query(
+    *,
+    patient_id: int,
+    start: datetime,
+    end: datetime,
+    bucket_seconds: int,
+    metric: str | None = None,
+) -> QuerySet[Any, Any]:
+    """The statement behind ``readings_aggregate`` (bounded by time on both sides, so on
+    PostgreSQL it reads only the day partitions of its window)."""
+    return (
+        readings_history(patient_id=patient_id, start=start, end=end, metric=metric)
+        .order_by()
+        .annotate(bucket=_TimeBucket("recorded_at", bucket_seconds))
+        .values("bucket", "metric")
+        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("*"))
+        .order_by("bucket", "metric")
+    )
+
+
 def readings_aggregate(
     *,
     patient_id: int,
@@ -133,13 +153,8 @@ def readings_aggregate(
     Buckets are aligned to the epoch (a 60 s bucket starts on a whole minute) and ordered
     oldest first, the order a chart draws them.
     """
-    query = (
-        readings_history(patient_id=patient_id, start=start, end=end, metric=metric)
-        .order_by()
-        .annotate(bucket=_TimeBucket("recorded_at", bucket_seconds))
-        .values("bucket", "metric")
-        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("*"))
-        .order_by("bucket", "metric")
+    query = readings_aggregate_query(
+        patient_id=patient_id, start=start, end=end, bucket_seconds=bucket_seconds, metric=metric
     )
     if connection.vendor == "postgresql":
         # The planner cannot estimate how few buckets there are, sizes a hash table for one
