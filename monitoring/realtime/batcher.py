@@ -9,7 +9,12 @@ Every device connection of a server process hands its parsed readings to one per
 2. ONE ``reading.batch`` group message per ward with the readings that were new (duplicates
    are not re-broadcast), so dashboards see each reading once;
 3. then it resolves each connection's future, and only then does the connection send its
-   ``ack`` (acks follow the commit);
+   ``ack`` (acks follow the commit).
+
+A statement that fails for its data (a row the database refuses) is retried by halves
+(``readings_store_isolating``): only the refused readings are left out, and each connection
+learns which of its readings those are. A flush that fails because the database or the stream
+is unreachable stores nothing and fails every future; the connections tell their devices.
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
 the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
 """
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from monitoring.ingest import ReadingIn, StoredReading, readings_store
+from monitoring.ingest import ReadingIn, StoredReading, readings_store_isolating
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.groups import device_group
 from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
@@ -66,10 +71,12 @@ class IngestBatcher:
 
     # Called by device connections (on the event loop).
     def submit(self, readings: list[ReadingIn], wards: dict[int, int | None]) -> asyncio.Future:
-        """Queue readings; the future resolves (to None) after they are durably stored."""
+        """Queue readings; the future resolves after they are durably stored, to the list of
+        those readings that the database refused (not stored; usually empty), or fails when
+        nothing could be stored."""
         future = self.loop.create_future()
         if not readings:
-            future.set_result(None)
+            future.set_result([])
             return future
         self._pending.append(_Entry(readings, wards, future))
         self._pending_count += len(readings)
@@ -166,7 +173,7 @@ class IngestBatcher:
         for entry in entries:
             wards.update(entry.wards)
         try:
-            stored = await self.loop.run_in_executor(
+            stored, refused = await self.loop.run_in_executor(
                 self._store_executor, _store_in_thread, readings, wards
             )
         except Exception as exc:
@@ -179,9 +186,10 @@ class IngestBatcher:
         self.stored_count += len(stored)
         # Broadcast before acking so an acked reading is already on its way to dashboards.
         await groups_send(reading_batch_events(stored))
+        refused_ids = {id(r) for r in refused}
         for entry in entries:
             if not entry.future.done():
-                entry.future.set_result(None)
+                entry.future.set_result([r for r in entry.readings if id(r) in refused_ids])
 
     async def drain(self) -> None:
         """Flush everything queued (tests, shutdown)."""
@@ -213,10 +221,10 @@ def _queue(stored: list[StoredReading]) -> None:
 
 def _store_in_thread(
     readings: list[ReadingIn], wards: dict[int, int | None]
-) -> list[StoredReading]:
+) -> tuple[list[StoredReading], list[ReadingIn]]:
     close_old_connections()
     try:
-        return readings_store(readings=readings, wards=wards, queue=_queue)
+        return readings_store_isolating(readings=readings, wards=wards, queue=_queue)
     except Exception:
         # Drop a broken connection so the next flush reconnects.
         connection.close()
