@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
-from rest_framework import exceptions, pagination, parsers, serializers, status
+from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.errors import ApplicationError, error_body
-from common.strictjson import json_loads
 
 _DRF_CODES = {
     exceptions.ValidationError: "validation_error",
@@ -84,19 +82,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = str(detail.get("code", code)) if code == "authentication_failed" else code
     response.data = error_body(code, message, details)
     return response
-
-
-class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser reading with ``common.strictjson``: NaN, Infinity, numbers beyond the
-    float range and nesting too deep for the interpreter are a 400 ``parse_error``, not data
-    (or a 500 from ``RecursionError``)."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            return json_loads(stream.read().decode(encoding))
-        except ValueError as exc:  # UnicodeDecodeError included
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
 
 
 # --- Errors outside DRF views: unrouted paths and uncaught exceptions --------------------------

@@ -212,7 +212,7 @@ REST_FRAMEWORK = {
     ],
     # JSON read strictly (common.strictjson): NaN, Infinity and deep nesting are a 400.
     "DEFAULT_PARSER_CLASSES": [
-        "common.api.JSONParser",
+        "common.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

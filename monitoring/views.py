@@ -29,8 +29,9 @@ from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson, request_person
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
-from common.api import ERROR_RESPONSES, ErrorSerializer, JSONParser
+from common.api import ERROR_RESPONSES, ErrorSerializer
 from common.errors import ValidationFailed
+from common.parsers import JSONParser
 from monitoring import selectors, services
 from monitoring.authentication import DeviceTokenAuthentication, IsDevice
 from monitoring.filters import ReadingHistoryFilter
