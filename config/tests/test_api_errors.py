@@ -77,3 +77,21 @@ def test_alert_filters_refuse_impossible_date_times(doctor_api, query):
 def test_patient_filters_refuse_impossible_date_times(doctor_api):
     response = doctor_api.get("/api/patients/?admitted_after=2026-12-01T10:00:00%2B23:03")
     assert_error(response, 400, "validation_error")
+
+
+def _many_parts(count: int) -> bytes:
+    part = b'--xyz\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n'
+    return b"".join(part % i for i in range(count)) + b"--xyz--\r\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        # More fields than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django refuses the body before DRF.
+        (_many_parts(1200), "multipart/form-data; boundary=xyz"),
+        ("&".join(["a=1"] * 1200), "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_body_django_refuses_before_the_view_is_a_json_400(api, body, content_type):
+    response = api.generic("POST", "/api/auth/login/", body, content_type=content_type)
+    assert_error(response, 400, "bad_request")
