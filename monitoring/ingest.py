@@ -255,19 +255,17 @@ ROW_ERRORS = (DataError, IntegrityError, ValueError, OverflowError)
 
 
 def readings_store_isolating(
-    *,
-    readings: Sequence[ReadingIn],
-    wards: dict[int, int | None] | None = None,
-    queue: Callable[[list[StoredReading]], None] | None = None,
+    *, readings: Sequence[ReadingIn], **options: Any
 ) -> tuple[list[StoredReading], list[ReadingIn]]:
-    """``readings_store``, and when the statement fails for its data, store by halves (each
-    half in its own transaction) until the readings that fail alone are found: one bad row
-    costs only itself, and the readings of every other device are stored and acked.
+    """``readings_store`` (``options`` are its own: wards, queue...), and when the statement
+    fails for its data, store by halves (each half in its own transaction) until the readings
+    that fail alone are found: one bad row costs only itself, and the readings of every other
+    device are stored and acked.
 
     Returns (stored now, refused). An unreachable database or stream raises as before.
     """
     try:
-        return readings_store(readings=readings, wards=wards, queue=queue), []
+        return readings_store(readings=readings, **options), []
     except ROW_ERRORS as exc:
         if len(readings) == 1:
             logger.warning("the database refused reading %r: %r", readings[0], exc)
@@ -276,7 +274,7 @@ def readings_store_isolating(
     stored: list[StoredReading] = []
     refused: list[ReadingIn] = []
     for half in (readings[:middle], readings[middle:]):
-        more, bad = readings_store_isolating(readings=half, wards=wards, queue=queue)
+        more, bad = readings_store_isolating(readings=half, **options)
         stored += more
         refused += bad
     return stored, refused
