@@ -23,7 +23,7 @@ def snapshot_alerts(*, patient_ids: list[int]) -> dict[int, list[dict[str, Any]]
 def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
     """``{"type": "alert.ack", "alert": id}`` from a dashboard."""
     alert_id = frame.get("alert")
-    if not isinstance(alert_id, int) or isinstance(alert_id, bool):
+    if not isinstance(alert_id, int) or isinstance(alert_id, bool) or not 0 < alert_id < 2**63:
         raise ValidationFailed('"alert" must be an alert id.', details={"alert": ["An integer."]})
     alert_get_visible(user=user, alert_id=alert_id)  # NotFound for other places' alerts
     services.alert_acknowledge(alert_id=alert_id, user=user)

@@ -27,6 +27,7 @@ from alerts.serializers import (
 from clinical.models import Patient
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
+from common.filters import IsoDateTimeFilter
 
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict with the alert's state")}
 
@@ -39,8 +40,8 @@ class AlertFilter(django_filters.FilterSet):
     ward = django_filters.NumberFilter(field_name="patient__ward_id")
     place = django_filters.NumberFilter(field_name="patient__place_id")
     device = django_filters.NumberFilter(field_name="device_id")
-    raised_after = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="gte")
-    raised_before = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="lt")
+    raised_after = IsoDateTimeFilter(field_name="raised_at", lookup_expr="gte")
+    raised_before = IsoDateTimeFilter(field_name="raised_at", lookup_expr="lt")
 
     class Meta:
         model = Alert

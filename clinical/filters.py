@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from clinical.models import Device, Patient, Place, Ward
+from common.filters import IsoDateTimeFilter
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -64,14 +65,10 @@ class PatientFilter(django_filters.FilterSet):
         method="filter_active",
         help_text="true: still admitted (not discharged); false: discharged.",
     )
-    admitted_after = django_filters.IsoDateTimeFilter(field_name="admitted_at", lookup_expr="gte")
-    admitted_before = django_filters.IsoDateTimeFilter(field_name="admitted_at", lookup_expr="lt")
-    discharged_after = django_filters.IsoDateTimeFilter(
-        field_name="discharged_at", lookup_expr="gte"
-    )
-    discharged_before = django_filters.IsoDateTimeFilter(
-        field_name="discharged_at", lookup_expr="lt"
-    )
+    admitted_after = IsoDateTimeFilter(field_name="admitted_at", lookup_expr="gte")
+    admitted_before = IsoDateTimeFilter(field_name="admitted_at", lookup_expr="lt")
+    discharged_after = IsoDateTimeFilter(field_name="discharged_at", lookup_expr="gte")
+    discharged_before = IsoDateTimeFilter(field_name="discharged_at", lookup_expr="lt")
 
     class Meta:
         model = Patient

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
@@ -81,6 +82,41 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = str(detail.get("code", code)) if code == "authentication_failed" else code
     response.data = error_body(code, message, details)
     return response
+
+
+# --- Errors outside DRF views: unrouted paths and uncaught exceptions --------------------------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: the contract's error shape under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: an uncaught exception (already logged by Django) under /api/ answers the
+    error shape; the details stay in the log."""
+    if _is_api(request):
+        return JsonResponse(
+            error_body("server_error", "The server failed to handle the request."), status=500
+        )
+    return defaults.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a request Django refuses before any view (a malformed body, a
+    suspicious header) answers the error shape under /api/."""
+    if _is_api(request):
+        return JsonResponse(
+            error_body("bad_request", "The request is malformed and was not handled."),
+            status=400,
+        )
+    return defaults.bad_request(request, exception)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):

@@ -212,6 +212,12 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
+    # JSON read strictly (common.strictjson): NaN, Infinity and deep nesting are a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "common.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "common.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -258,6 +264,9 @@ FHIR_MAX_COUNT = env_int("FHIR_MAX_COUNT", 1000)
 
 # --- Monitoring -----------------------------------------------------------------------------
 READING_MAX_FUTURE_SECONDS = env_int("READING_MAX_FUTURE_SECONDS", 300)
+# The oldest reading accepted: a device clock reset to 1970 (or year 1) is refused, not stored
+# into a patient's history. A device that was offline longer than this cannot upload its backlog.
+READING_MAX_AGE_DAYS = env_int("READING_MAX_AGE_DAYS", 30)
 INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.02)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 2000)
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)

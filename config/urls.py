@@ -6,6 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from monitoring.asyncapi import asyncapi_view
 
+# Under /api/ every error, even an unrouted path or an uncaught exception, has the contract's
+# JSON shape.
+handler400 = "common.api.bad_request"
+handler404 = "common.api.not_found"
+handler500 = "common.api.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -45,6 +45,14 @@ class Reply:
         """The seq of the refused reading; None for an ack or an unparseable frame."""
         return None if self.error is None else self.error.get("seq")
 
+    @property
+    def retry(self) -> Sequence[int]:
+        """The seqs the server could not store now (``storage_unavailable``): not refused,
+        to be sent again after a back-off."""
+        if self.error is None or self.error.get("error", {}).get("code") != "storage_unavailable":
+            return ()
+        return [seq for seq in self.error.get("seqs") or () if isinstance(seq, int)]
+
 
 async def device_replies(ws: ClientConnection) -> AsyncIterator[Reply]:
     """The server's acks and refusals until the connection closes (``ConnectionClosed``)."""

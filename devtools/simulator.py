@@ -3,8 +3,9 @@
 Each simulated monitor produces a realistic heart-rate trace (adult HR; or maternal HR plus
 fetal HR with baseline variability, accelerations and decelerations), with occasional
 bradycardia episodes long enough to trip the alarm hold times. It keeps every reading until
-the server acknowledges it, resends the unacknowledged ones after a reconnect, and batches
-frames when it falls behind. ``manage.py simulate`` is the command-line entry point.
+the server acknowledges it, and resends the unacknowledged ones after a reconnect, after a
+``storage_unavailable`` error frame (with back-off) and when no ack came within the ack
+timeout; it batches frames when it falls behind. ``manage.py simulate`` is the command-line entry point.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from devtools.device_client import (
     MAX_FRAME_ITEMS,
+    Reply,
     close_refusal,
     device_connect,
     device_replies,
@@ -32,6 +34,10 @@ from devtools.device_client import (
 )
 
 logger = logging.getLogger(__name__)
+
+ACK_TIMEOUT = 10.0  # a reading neither acked nor refused this long after sending is sent again
+RETRY_BACKOFF_START = 0.5  # after storage_unavailable; doubles up to RETRY_BACKOFF_MAX
+RETRY_BACKOFF_MAX = 5.0
 
 
 @dataclass
@@ -172,7 +178,8 @@ class DeviceStats:
     sent: int = 0  # unique readings sent at least once
     acked: int = 0  # unique readings acknowledged
     rejected: int = 0  # readings refused with an error frame (not resent)
-    resent: int = 0  # readings sent again after a reconnect
+    resent: int = 0  # readings sent again (reconnect, storage_unavailable, ack timeout)
+    storage_errors: int = 0  # storage_unavailable error frames received
     frames: int = 0
     connects: int = 0
     fatal: str | None = None
@@ -191,8 +198,12 @@ class SimulatedDevice:
         rng: random.Random,
         episodes: EpisodeConfig,
         first_seq: int,
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         self.spec = spec
+        self.ack_timeout = ack_timeout
+        self.sent_at: dict[int, float] = {}  # seq -> when it was last sent (monotonic)
+        self.retry_backoff = RETRY_BACKOFF_START
         self.url = url
         self.rate = rate
         self.rng = rng
@@ -279,12 +290,14 @@ class SimulatedDevice:
         # Resend everything not acknowledged on the previous connection, oldest first.
         while not self.outbox.empty():
             self.outbox.get_nowait()
+        self.sent_at.clear()
         pending = list(self.unacked)
         if pending and self.stats.connects > 1:
             self.stats.resent += len(pending)
         for seq in pending:
             self.outbox.put_nowait(seq)
         receiver = asyncio.create_task(self._receive(ws))
+        watchdog = asyncio.create_task(self._resend_unacked_after_timeout())
         try:
             while True:
                 get = asyncio.create_task(self.outbox.get())
@@ -297,28 +310,82 @@ class SimulatedDevice:
                 # Behind (a backlog or a resend): one batch frame instead of many.
                 while not self.outbox.empty() and len(seqs) < MAX_FRAME_ITEMS:
                     seqs.append(self.outbox.get_nowait())
-                items = [json.dumps(self.unacked[s]) for s in seqs if s in self.unacked]
-                if not items:
+                seqs = [s for s in dict.fromkeys(seqs) if s in self.unacked]
+                if not seqs:
                     continue
-                await ws.send(readings_frame(items))
+                now = time.monotonic()
+                for seq in seqs:
+                    self.sent_at[seq] = now
+                await ws.send(readings_frame([json.dumps(self.unacked[s]) for s in seqs]))
                 self.stats.frames += 1
         finally:
             receiver.cancel()
+            watchdog.cancel()
+
+    def _requeue(self, seqs: list[int]) -> None:
+        """Send these again (those still unacknowledged), once more."""
+        seqs = [s for s in seqs if s in self.unacked]
+        self.stats.resent += len(seqs)
+        for seq in seqs:
+            self.sent_at.pop(seq, None)  # queued: not timed until sent again
+            self.outbox.put_nowait(seq)
+
+    async def _resend_unacked_after_timeout(self) -> None:
+        """A reading sent but neither acked nor refused within ``ack_timeout`` (an ack lost,
+        a server that stopped answering without closing) is sent again."""
+        while True:
+            await asyncio.sleep(self.ack_timeout / 4)
+            deadline = time.monotonic() - self.ack_timeout
+            late = [seq for seq, at in self.sent_at.items() if at < deadline]
+            if late:
+                logger.info(
+                    "%s: %d readings not acked in time; resending", self.spec.label, len(late)
+                )
+                self._requeue(late)
+
+    async def _resend_later(self, seqs: list[int]) -> None:
+        """After ``storage_unavailable``: back off (growing while it lasts), then resend."""
+        delay = self.retry_backoff + self.rng.uniform(0, self.retry_backoff / 2)
+        self.retry_backoff = min(self.retry_backoff * 2, RETRY_BACKOFF_MAX)
+        for seq in seqs:
+            self.sent_at.pop(seq, None)  # answered: the ack timeout does not apply
+        await asyncio.sleep(delay)
+        self._requeue(seqs)
 
     async def _receive(self, ws: Any) -> None:
-        async for reply in device_replies(ws):
-            for seq in reply.acked:
-                if self.unacked.pop(seq, None) is not None:
-                    self.stats.acked += 1
-            if reply.error is not None:
-                refused = reply.refused
-                if refused is not None and self.unacked.pop(refused, None) is not None:
+        retries: set[asyncio.Task] = set()
+        try:
+            async for reply in device_replies(ws):
+                self._on_reply(reply, retries)
+        finally:
+            for task in retries:  # a reconnect resends everything unacked anyway
+                task.cancel()
+
+    def _on_reply(self, reply: Reply, retries: set[asyncio.Task]) -> None:
+        for seq in reply.acked:
+            self.sent_at.pop(seq, None)
+            if self.unacked.pop(seq, None) is not None:
+                self.stats.acked += 1
+                self.retry_backoff = RETRY_BACKOFF_START
+        if reply.retry:
+            self.stats.storage_errors += 1
+            logger.warning(
+                "%s: storage unavailable for %d readings", self.spec.label, len(reply.retry)
+            )
+            task = asyncio.create_task(self._resend_later(list(reply.retry)))
+            retries.add(task)
+            task.add_done_callback(retries.discard)
+        elif reply.error is not None:
+            refused = reply.refused
+            if refused is not None:
+                self.sent_at.pop(refused, None)
+                if self.unacked.pop(refused, None) is not None:
                     self.stats.rejected += 1  # refused: do not resend
-                if len(self.stats.errors) < 20:
-                    self.stats.errors.append(reply.error)
-                logger.warning("%s: %s", self.spec.label, reply.error)
-            if not self.unacked:
-                self._all_acked.set()
+            if len(self.stats.errors) < 20:
+                self.stats.errors.append(reply.error)
+            logger.warning("%s: %s", self.spec.label, reply.error)
+        if not self.unacked:
+            self._all_acked.set()
 
 
 async def simulate(
@@ -360,6 +427,7 @@ async def simulate(
         "acked": sum(r.acked for r in results),
         "rejected": sum(r.rejected for r in results),
         "resent": sum(r.resent for r in results),
+        "storage_errors": sum(r.storage_errors for r in results),
         "unacked": sum(len(d.unacked) for d in devices),
         "frames": sum(r.frames for r in results),
         "connects": sum(r.connects for r in results),

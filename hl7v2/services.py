@@ -129,7 +129,7 @@ async def message_ingest(
     if readings:
         before = batcher.stored_count
         try:
-            await batcher.submit(readings, wards)
+            await batcher.submit(readings, wards, path="hl7")
         except Exception as exc:
             raise StorageUnavailable(str(exc)) from exc
         stored = batcher.stored_count - before

@@ -17,6 +17,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
@@ -24,8 +25,9 @@ from clinical.models import Device
 from clinical.selectors import device_by_token, device_get
 from common import metrics
 from common.errors import ApplicationError, ErrorDetails
+from common.strictjson import json_loads
 from monitoring import selectors
-from monitoring.ingest import Target, reading_parse
+from monitoring.ingest import ReadingIn, Target, reading_parse
 from monitoring.realtime.batcher import batcher_get
 from monitoring.realtime.events import device_status_events
 from monitoring.realtime.groups import device_group, user_group
@@ -42,10 +44,14 @@ class CloseCode:
     NOT_AUTHENTICATED = 4401  # missing/bad device token; dashboard auth missing/bad/expired
     DEVICE_INACTIVE = 4403  # the device is deactivated
     DEVICE_UNASSIGNED = 4409  # the device is not assigned to a patient
-    TRY_AGAIN_LATER = 1013  # storage unavailable: reconnect later and resend unacked readings
+    # The database cannot be reached to authenticate the device: reconnect with back-off.
+    # (1013 "try again later" is what this means in RFC 6455 terms, but an ASGI server may send
+    # only 1000 and 3000-4999; Daphne refuses 1013 and sends nothing.)
+    STORAGE_UNAVAILABLE = 4503
 
 
 DEVICE_RECHECK_SECONDS = 60.0
+MAX_ID = 2**63 - 1  # the largest id a query can name (a larger one overflows the driver)
 
 
 class FrameConsumer(AsyncWebsocketConsumer):
@@ -73,9 +79,9 @@ class FrameConsumer(AsyncWebsocketConsumer):
             )
             return
         try:
-            frame = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            await self.send_error("parse_error", "The frame is not valid JSON.")
+            frame = json_loads(raw)
+        except ValueError as exc:  # also NaN, Infinity, nesting too deep, invalid UTF-8
+            await self.send_error("parse_error", f"The frame is not valid JSON: {exc}")
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.send_error("invalid_frame", 'A frame is a JSON object with a "type".')
@@ -112,6 +118,16 @@ class FrameConsumer(AsyncWebsocketConsumer):
         )
 
 
+def _echo(value: Any) -> Any:
+    """A value of a refused frame said back to the client (the seq, the alert id): as sent when
+    it is a scalar, null when it is an array or object (which may be nested deeply)."""
+    return None if isinstance(value, (dict, list)) else value
+
+
+def _echo_seq(raw: Any) -> Any:
+    return _echo(raw.get("seq")) if isinstance(raw, dict) else None
+
+
 def _header(scope: WebSocketScope, name: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -141,7 +157,12 @@ class DeviceConsumer(FrameConsumer):
     async def connect(self) -> None:
         await self.accept()  # then close with a code the device can read
         token = _device_token(self.scope)
-        device = await _device_load(token=token) if token else None
+        try:
+            device = await _device_load(token=token) if token else None
+        except DatabaseError:
+            logger.warning("device connection refused: the database is unavailable")
+            await self.close(CloseCode.STORAGE_UNAVAILABLE, "storage unavailable")
+            return
         if device is None:
             await self.close(CloseCode.NOT_AUTHENTICATED, "bad or missing device token")
             return
@@ -207,6 +228,12 @@ class DeviceConsumer(FrameConsumer):
                     '"items" must be a list of readings.',
                     {"items": ["Must be a list."]},
                 )
+            elif not items:
+                await self.send_error(
+                    "validation_error",
+                    '"items" must hold at least one reading.',
+                    {"items": ["Must not be empty."]},
+                )
             elif len(items) > settings.WS_MAX_BATCH_ITEMS:
                 await self.send_error(
                     "batch_too_large",
@@ -228,8 +255,7 @@ class DeviceConsumer(FrameConsumer):
                 valid.append(reading_parse(raw, target=target, require_seq=True))
             except ApplicationError as exc:
                 metrics.READINGS_REJECTED.labels(code=exc.code).inc()  # metrics
-                seq = raw.get("seq") if isinstance(raw, dict) else None
-                await self.send_application_error(exc, seq=seq)
+                await self.send_application_error(exc, seq=_echo_seq(raw))
         if not valid:
             return
         future = self.batcher.submit(valid, {target.patient_id: target.ward_id})
@@ -240,12 +266,29 @@ class DeviceConsumer(FrameConsumer):
 
     async def _ack_when_stored(self, future: asyncio.Future, seqs: list[int | None]) -> None:
         try:
-            await future
+            refused: list[ReadingIn] = await future
         except Exception:
-            # Not stored: no ack. Closing makes the device reconnect and resend.
-            await self.close(CloseCode.TRY_AGAIN_LATER, "storage unavailable")
+            # Nothing of the frame was stored: say so, naming the seqs. The connection stays
+            # open; the device resends them after a back-off (resending is always safe).
+            await self.send_error(
+                "storage_unavailable",
+                "Storage is unavailable; these readings were not stored. "
+                "Send them again after a back-off.",
+                None,
+                seqs=seqs,
+            )
             return
-        await self.send_json({"type": "ack", "seqs": seqs})
+        refused_seqs = {r.seq for r in refused}
+        for seq in refused_seqs:
+            await self.send_error(
+                "not_storable",
+                "The database refused this reading; it was not stored. Do not resend it.",
+                None,
+                seq=seq,
+            )
+        acked = [seq for seq in seqs if seq not in refused_seqs]
+        if acked:
+            await self.send_json({"type": "ack", "seqs": acked})
 
     # Group event: an admin changed the device (deactivated, reassigned, rotated its token).
     async def device_changed(self, event: dict[str, Any]) -> None:
@@ -415,7 +458,7 @@ class DashboardConsumer(FrameConsumer):
         if len(keys) != 1:
             return None
         value = frame[keys[0]]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ID:
             return None
         return keys[0], value
 
@@ -468,7 +511,7 @@ class DashboardConsumer(FrameConsumer):
         try:
             reply = await database_sync_to_async(handler)(user=user, frame=frame)
         except ApplicationError as exc:
-            await self.send_application_error(exc, **{reply_key: frame.get(reply_key)})
+            await self.send_application_error(exc, **{reply_key: _echo(frame.get(reply_key))})
             return
         await self.send_json(reply)
 

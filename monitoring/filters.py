@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -11,24 +10,8 @@ from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from common.datetimes import parse_aware_datetime
 from monitoring.models import Metric, Reading
-
-# An unencoded "+" in a query string arrives as a space: "...T10:00:00 05:30" means "+05:30".
-_SPACED_OFFSET = re.compile(r"^(.+T\S+) (\d{2}(?::?\d{2})?)$")
-
-
-def parse_aware_datetime(value: Any) -> datetime:
-    """Parse ISO-8601 with a UTC offset (``Z`` allowed); naive values are refused."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
-    text = _SPACED_OFFSET.sub(r"\1+\2", value.strip())
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("Not an ISO-8601 date-time.") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError("The date-time must carry a UTC offset, e.g. 2026-01-01T10:00:00Z.")
-    return parsed
 
 
 class AwareDateTimeFormField(forms.Field):

@@ -9,6 +9,7 @@ table first (``_POSTGRES_INSERT``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,15 +17,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from common import metrics
+from common.datetimes import datetime_problem
 from common.errors import ValidationFailed
 from monitoring.models import Metric, Reading, ReadingKey
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
+
+logger = logging.getLogger(__name__)
 
 BPM_BOUNDS: dict[str, tuple[int, int]] = {
     Metric.HEART_RATE: (20, 300),
@@ -120,7 +124,8 @@ def reading_parse(
     errors: dict[str, list[str]] = {}
 
     metric = raw.get("metric")
-    if metric not in BPM_BOUNDS:
+    known_metric = isinstance(metric, str) and metric in BPM_BOUNDS  # a list is no metric
+    if not known_metric:
         errors["metric"] = [f"Must be one of: {', '.join(BPM_BOUNDS)}."]
     elif metric in OBSTETRIC_ONLY_METRICS and target.profile != "obstetric":
         errors["metric"] = [f"{metric} is only recorded for obstetric patients."]
@@ -128,32 +133,16 @@ def reading_parse(
     bpm = raw.get("bpm")
     if not _is_int(bpm):
         errors["bpm"] = ["Must be an integer."]
-    elif metric in BPM_BOUNDS:
-        low, high = BPM_BOUNDS[metric]
+    elif known_metric:
+        low, high = BPM_BOUNDS[str(metric)]
         if not low <= bpm <= high:
             errors["bpm"] = [f"Must be between {low} and {high} for {metric}."]
 
     recorded_at: datetime | None = None
-    value = raw.get("recorded_at")
-    if not isinstance(value, str):
-        errors["recorded_at"] = ["An ISO-8601 date-time with a UTC offset is required."]
-    else:
-        try:
-            recorded_at = datetime.fromisoformat(value)
-        except ValueError:
-            errors["recorded_at"] = ["Not an ISO-8601 date-time."]
-        else:
-            if recorded_at.tzinfo is None or recorded_at.utcoffset() is None:
-                errors["recorded_at"] = ["The date-time must carry a UTC offset."]
-            else:
-                limit = (now or timezone.now()) + timedelta(
-                    seconds=settings.READING_MAX_FUTURE_SECONDS
-                )
-                if recorded_at > limit:
-                    minutes = settings.READING_MAX_FUTURE_SECONDS // 60
-                    errors["recorded_at"] = [
-                        f"Must not be more than {minutes} minutes in the future."
-                    ]
+    try:
+        recorded_at = recorded_at_parse(raw.get("recorded_at"), now=now or timezone.now())
+    except ValueError as exc:
+        errors["recorded_at"] = [str(exc)]
 
     seq = raw.get("seq")
     if seq is None:
@@ -175,6 +164,27 @@ def reading_parse(
         seq=seq,
         entered_by_id=entered_by_id,
     )
+
+
+def recorded_at_parse(value: Any, *, now: datetime) -> datetime:
+    """A reading's time: ISO-8601 with a UTC offset that the database holds (see
+    ``common.datetimes``), not older than ``READING_MAX_AGE_DAYS`` and at most
+    ``READING_MAX_FUTURE_SECONDS`` ahead of ``now``; ValueError with a message otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
+    try:
+        recorded_at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("Not an ISO-8601 date-time.") from None
+    problem = datetime_problem(recorded_at)
+    if problem is not None:
+        raise ValueError(problem)
+    if recorded_at > now + timedelta(seconds=settings.READING_MAX_FUTURE_SECONDS):
+        minutes = settings.READING_MAX_FUTURE_SECONDS // 60
+        raise ValueError(f"Must not be more than {minutes} minutes in the future.")
+    if recorded_at < now - timedelta(days=settings.READING_MAX_AGE_DAYS):
+        raise ValueError(f"Must not be more than {settings.READING_MAX_AGE_DAYS} days old.")
+    return recorded_at
 
 
 def readings_store(
@@ -282,6 +292,37 @@ def _readings_store(
         if queue is not None and stored:
             queue(stored)
     return stored
+
+
+# The database (or the driver adapting a value) refused the statement for what is in it, not
+# because it is unreachable: retrying the same rows cannot help, retrying the others can.
+ROW_ERRORS = (DataError, IntegrityError, ValueError, OverflowError)
+
+
+def readings_store_isolating(
+    *, readings: Sequence[ReadingIn], **options: Any
+) -> tuple[list[StoredReading], list[ReadingIn]]:
+    """``readings_store`` (``options`` are its own: wards, queue...), and when the statement
+    fails for its data, store by halves (each half in its own transaction) until the readings
+    that fail alone are found: one bad row costs only itself, and the readings of every other
+    device are stored and acked.
+
+    Returns (stored now, refused). An unreachable database or stream raises as before.
+    """
+    try:
+        return readings_store(readings=readings, **options), []
+    except ROW_ERRORS as exc:
+        if len(readings) == 1:
+            logger.warning("the database refused reading %r: %r", readings[0], exc)
+            return [], list(readings)
+    middle = len(readings) // 2
+    stored: list[StoredReading] = []
+    refused: list[ReadingIn] = []
+    for half in (readings[:middle], readings[middle:]):
+        more, bad = readings_store_isolating(readings=half, **options)
+        stored += more
+        refused += bad
+    return stored, refused
 
 
 def _index_by_key(chunk: Iterable[ReadingIn]) -> dict[tuple, list[ReadingIn]]:

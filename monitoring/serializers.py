@@ -9,7 +9,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from common.api import ErrorSerializer
-from monitoring.filters import parse_aware_datetime
+from common.datetimes import parse_aware_datetime
 from monitoring.models import Metric
 
 # --- Readings ---------------------------------------------------------------------------------

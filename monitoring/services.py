@@ -24,7 +24,14 @@ from common.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from monitoring.ingest import ReadingIn, StoredReading, Target, reading_parse, readings_store
+from monitoring.ingest import (
+    ROW_ERRORS,
+    ReadingIn,
+    StoredReading,
+    Target,
+    reading_parse,
+    readings_store,
+)
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.publish import groups_send_sync
 from monitoring.realtime.stream import readings_stream_append
@@ -55,6 +62,13 @@ def readings_ingest(
             "Send them again shortly.",
             code="unavailable",
             status=503,
+        ) from exc
+    except ROW_ERRORS as exc:
+        # Validation lets through only what the database holds; should a row still be refused,
+        # the caller is told (nothing of the request is stored) instead of a 500.
+        logger.error("readings not stored: the database refused them (%r)", exc)
+        raise ValidationFailed(
+            "The database refused these readings; nothing was stored.", code="not_storable"
         ) from exc
     if stored:
         # Dashboards hear of the readings only once they are committed.

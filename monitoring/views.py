@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -20,7 +21,6 @@ from rest_framework import serializers, status
 from rest_framework.filters import OrderingFilter
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +31,7 @@ from clinical.models import Device
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
 from common.errors import ValidationFailed
+from common.parsers import JSONParser
 from monitoring import selectors, services
 from monitoring.authentication import DeviceTokenAuthentication, IsDevice
 from monitoring.filters import ReadingHistoryFilter
@@ -87,13 +88,19 @@ class RecordsView(APIView):
         responses={201: RecordsResultSerializer, **_errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request) -> Response:
-        if isinstance(request.auth, Device):
-            result = services.readings_record_from_device(device=request.auth, payload=request.data)
-        else:
-            result = services.readings_record_manual(
-                user=request_person(request), payload=request.data
-            )
-        return Response(RecordsResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        # Rendered before the commit: an answer that cannot be rendered leaves nothing stored
+        # (a client told 4xx/5xx must be able to rely on nothing having been kept).
+        with transaction.atomic():
+            if isinstance(request.auth, Device):
+                result = services.readings_record_from_device(
+                    device=request.auth, payload=request.data
+                )
+            else:
+                result = services.readings_record_manual(
+                    user=request_person(request), payload=request.data
+                )
+            body = RecordsResultSerializer(result).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ReadingCursorPagination(CursorPagination):
@@ -137,6 +144,8 @@ class ReadingPageSerializer(serializers.Serializer):
             component_name="ReadingHistory",
             serializers=[ReadingPageSerializer, AggregateSerializer],
             resource_type_field_name=None,
+            # The body is one page or one aggregate: not a list for the paginator to wrap.
+            many=False,
         ),
         **_errors(400, 401, 404),
     },

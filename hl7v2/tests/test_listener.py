@@ -18,6 +18,7 @@ from hl7v2.pcd01 import ObservationOut, oru_r01_build
 from hl7v2.services import HL7_SEQ_BASE
 from monitoring.models import Reading
 from testing.factories import DeviceFactory, PatientFactory
+from testing.metrics import metric_value
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -316,3 +317,12 @@ async def test_a_deactivated_device_is_refused_once_its_lookup_expires(mllp, dev
     assert [msa(a) for a in (first, second)] == [("AA", "TTL-1"), ("AE", "TTL-2")]
     assert err(second)[2] == "device_inactive"
     assert [r.bpm for r in await readings(device)] == [70]
+
+
+async def test_readings_through_the_listener_are_counted_under_the_hl7_path(mllp, device):
+    hl7_before = metric_value("monitor_readings_ingested_total", path="hl7")
+    ws_before = metric_value("monitor_readings_ingested_total", path="ws")
+    (ack,) = await send(mllp, oru("COUNT-1", device, hr(70, device, seconds_ago=1), hr(71, device)))
+    assert msa(ack) == ("AA", "COUNT-1")
+    assert metric_value("monitor_readings_ingested_total", path="hl7") - hl7_before == 2
+    assert metric_value("monitor_readings_ingested_total", path="ws") == ws_before

@@ -9,7 +9,12 @@ Every device connection of a server process hands its parsed readings to one per
 2. ONE ``reading.batch`` group message per ward with the readings that were new (duplicates
    are not re-broadcast), so dashboards see each reading once;
 3. then it resolves each connection's future, and only then does the connection send its
-   ``ack`` (acks follow the commit);
+   ``ack`` (acks follow the commit).
+
+A statement that fails for its data (a row the database refuses) is retried by halves
+(``readings_store_isolating``): only the refused readings are left out, and each connection
+learns which of its readings those are. A flush that fails because the database or the stream
+is unreachable stores nothing and fails every future; the connections tell their devices.
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
 the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
 """
@@ -27,7 +32,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from common import metrics
-from monitoring.ingest import ReadingIn, StoredReading, readings_store
+from monitoring.ingest import ReadingIn, StoredReading, readings_store_isolating
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.groups import device_group
 from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
@@ -43,6 +48,7 @@ class _Entry:
     wards: dict[int, int | None]
     future: asyncio.Future
     submitted: float = 0.0  # perf_counter() at submit, for the ack latency metric
+    path: str = "ws"  # the ingest path, for the metrics (common.metrics.INGEST_PATHS)
 
 
 class IngestBatcher:
@@ -67,13 +73,17 @@ class IngestBatcher:
         self.stored_count = 0
 
     # Called by device connections (on the event loop).
-    def submit(self, readings: list[ReadingIn], wards: dict[int, int | None]) -> asyncio.Future:
-        """Queue readings; the future resolves (to None) after they are durably stored."""
+    def submit(
+        self, readings: list[ReadingIn], wards: dict[int, int | None], *, path: str = "ws"
+    ) -> asyncio.Future:
+        """Queue readings; the future resolves after they are durably stored, to the list of
+        those readings that the database refused (not stored; usually empty), or fails when
+        nothing could be stored."""
         future = self.loop.create_future()
         if not readings:
-            future.set_result(None)
+            future.set_result([])
             return future
-        self._pending.append(_Entry(readings, wards, future, time.perf_counter()))
+        self._pending.append(_Entry(readings, wards, future, time.perf_counter(), path))
         self._pending_count += len(readings)
         now = time.time()
         for reading in readings:
@@ -163,13 +173,19 @@ class IngestBatcher:
         self._pending_count = 0
         self._wakeup.clear()
         self._full.clear()
+        # One store per ingest path (a process normally has one: web "ws", the HL7 listener "hl7").
+        paths = dict.fromkeys(entry.path for entry in entries)
+        for path in paths:
+            await self._store([e for e in entries if e.path == path], path)
+
+    async def _store(self, entries: list[_Entry], path: str) -> None:
         readings = [r for entry in entries for r in entry.readings]
         wards: dict[int, int | None] = {}
         for entry in entries:
             wards.update(entry.wards)
         try:
-            stored = await self.loop.run_in_executor(
-                self._store_executor, _store_in_thread, readings, wards
+            stored, refused = await self.loop.run_in_executor(
+                self._store_executor, _store_in_thread, readings, wards, path
             )
         except Exception as exc:
             logger.exception("storing %d readings failed", len(readings))
@@ -181,9 +197,10 @@ class IngestBatcher:
         self.stored_count += len(stored)
         # Broadcast before acking so an acked reading is already on its way to dashboards.
         await groups_send(reading_batch_events(stored))
+        refused_ids = {id(r) for r in refused}
         for entry in entries:
             if not entry.future.done():
-                entry.future.set_result(None)
+                entry.future.set_result([r for r in entry.readings if id(r) in refused_ids])
         # --- metrics: the ack latency of each frame of the flush
         released = time.perf_counter()
         for entry in entries:
@@ -218,11 +235,11 @@ def _queue(stored: list[StoredReading]) -> None:
 
 
 def _store_in_thread(
-    readings: list[ReadingIn], wards: dict[int, int | None]
-) -> list[StoredReading]:
+    readings: list[ReadingIn], wards: dict[int, int | None], path: str
+) -> tuple[list[StoredReading], list[ReadingIn]]:
     close_old_connections()
     try:
-        return readings_store(readings=readings, path="ws", wards=wards, queue=_queue)
+        return readings_store_isolating(readings=readings, path=path, wards=wards, queue=_queue)
     except Exception:
         # Drop a broken connection so the next flush reconnects.
         connection.close()

@@ -17,7 +17,7 @@ from monitoring.services import readings_ingest
 from testing.assertions import assert_error
 from testing.clients import device_client
 from testing.factories import ingest_target
-from testing.ws import device_connect, expect_close, reading, receive_type
+from testing.ws import device_connect, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -55,8 +55,10 @@ async def test_a_stream_outage_stores_nothing_acks_nothing_and_asks_to_resend(de
     monkeypatch.setattr(batcher, "readings_stream_append", _broken_append)
     ws = await device_connect(device.token)
     await ws.send_json_to({"type": "reading", **reading(1)})
-    assert await expect_close(ws) == 1013
+    error = await receive_type(ws, "error")
+    assert error["error"]["code"] == "storage_unavailable" and error["seqs"] == [1]
     assert await sync_to_async(Reading.objects.count)() == 0
+    await ws.disconnect()
 
 
 def test_rest_readings_are_queued_in_the_storing_transaction(device):

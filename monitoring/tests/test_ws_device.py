@@ -184,16 +184,6 @@ async def test_deactivating_a_connected_device_closes_it(device):
     assert await expect_close(communicator) == 4403
 
 
-async def test_storage_failure_means_no_ack_and_a_retry_close(device, monkeypatch):
-    def broken(**kwargs):
-        raise RuntimeError("database is down")
-
-    monkeypatch.setattr(batcher, "readings_store", broken)
-    communicator = await device_connect(device.token)
-    await communicator.send_json_to({"type": "reading", **reading(1)})
-    assert await expect_close(communicator) == 1013
-
-
 async def device_streaming(device, monkeypatch, *, presence_interval: float):
     """The device connected, its first reading acked; the connection writes its presence (and
     re-checks the device) every ``presence_interval`` seconds."""
