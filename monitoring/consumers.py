@@ -23,6 +23,7 @@ from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_u
 from clinical.models import Device
 from clinical.selectors import device_by_token, device_get
 from common.errors import ApplicationError, ErrorDetails
+from common.logs import log_context_bind
 from monitoring import selectors
 from monitoring.ingest import Target, reading_parse
 from monitoring.realtime.batcher import batcher_get
@@ -155,6 +156,9 @@ class DeviceConsumer(FrameConsumer):
         self.batcher = batcher_get()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
+        # Every line logged for this connection from here on names the device and patient.
+        log_context_bind(device_id=device.id, patient_id=target.patient_id)
+        logger.info("device %s connected", device.serial)
         self.batcher.device_connected(
             device.id, patient_id=target.patient_id, token_hash=device.token_hash
         )
@@ -189,6 +193,7 @@ class DeviceConsumer(FrameConsumer):
         self.batcher.device_disconnected(self.device.id)
         await self.batcher.presence_flush()
         await groups_send(self._status_events(online=False))
+        logger.info("device %s disconnected (close code %s)", self.device.serial, code)
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         if self.device is None:
