@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         manager.loop()  # honcho handles SIGTERM and SIGINT from here on
-        return int(manager.returncode or 0)
+        # The first process to stop decides, as a shell would say it (killed by N: 128 + N).
+        returncode = int(manager.returncode or 0)
+        return 128 - returncode if returncode < 0 else returncode
     except Stopped as stopped:
         return 128 + stopped.signum
     finally:

@@ -194,3 +194,30 @@ def test_sigterm_while_the_runner_migrates_stops_redis_and_the_migration(tmp_pat
         runner.wait_until(migrating, 60, "migrating")
         stop_and_check(runner, signal.SIGTERM, seen)
         assert b"Dashboard:" not in runner.output()
+
+
+@pytest.mark.live
+def test_when_one_process_exits_the_runner_stops_the_others_and_exits_with_its_code(
+    runner_database, tmp_path
+):
+    procfile = tmp_path / "Procfile.test"
+    procfile.write_text("server: sleep 120\nfailing: sleep 2; exit 3\n")
+    env = runner_env(runner_database, tmp_path)
+    runner = ServerProcess(
+        [PYTHON, "-m", "config.stack", "--procfile", str(procfile)], env, tmp_path / "runner.log"
+    )
+    seen: list[psutil.Process] = []
+
+    def sleeping() -> bool:
+        seen[:] = process_tree(runner.process.pid)
+        return any("sleep 120" in line for line in command_lines(seen))
+
+    try:
+        runner.wait_until(sleeping, 240, "running the Procfile")
+        sessions = sessions_of(seen)
+        assert runner.process.wait(60) == 3, runner.logs()
+        assert still_running(seen, sessions) == []
+    finally:
+        for process in process_tree(runner.process.pid):
+            process.kill()
+        runner.stop()
