@@ -27,6 +27,7 @@ from alerts.signals import alert_changed
 from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action
 from clinical.models import Patient
 from common.errors import Conflict, ValidationFailed
+from common.logs import log_ids
 from monitoring.ingest import BPM_BOUNDS
 from monitoring.realtime.events import scope_group
 from monitoring.realtime.publish import groups_publish
@@ -51,7 +52,9 @@ def alert_publish(*, alert: Alert, action: str) -> None:
     try:
         groups_publish([(group, event)])
     except Exception:  # the alert is stored; dashboards resynchronise from the snapshot
-        logger.exception("could not publish alert %s to dashboards", alert.id)
+        logger.exception(
+            "could not publish alert %s to dashboards", alert.id, extra=log_ids(alert=alert)
+        )
 
 
 def _after_commit(alert: Alert, event: AlertEvent) -> None:
@@ -59,6 +62,14 @@ def _after_commit(alert: Alert, event: AlertEvent) -> None:
 
     def deliver() -> None:
         alert_event_count(alert=alert, event=event)  # metrics
+        logger.info(
+            "alert %s %s (%s, %s priority)",
+            alert.id,
+            event.action,
+            alert.kind,
+            alert.priority,
+            extra=log_ids(alert=alert),
+        )
         # Dashboards hear of state changes; an escalation changes nothing they show.
         if event.action != Action.ESCALATED:
             alert_publish(alert=alert, action=event.action)

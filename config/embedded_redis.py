@@ -35,8 +35,11 @@ def _wait_ready(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"embedded redis did not start on port {port}")
 
 
-def start(port: int | None = None, workdir: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Start a private redis-server; returns the process and its URL."""
+def start(
+    port: int | None = None, workdir: Path | None = None, *, new_session: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """Start a private redis-server; returns the process and its URL. ``new_session``: out of
+    reach of the terminal's Ctrl-C, for a caller that stops it itself."""
     port = port or free_port()
     workdir = workdir or Path(
         os.environ.get("VAR_DIR", Path(__file__).resolve().parent.parent / "var")
@@ -60,10 +63,12 @@ def start(port: int | None = None, workdir: Path | None = None) -> tuple[subproc
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=new_session,
     )
     try:
         _wait_ready(port)
-    except RuntimeError:
+    except BaseException:  # not ready, or the caller is being stopped: leave nothing behind
         process.kill()
+        process.wait()
         raise
     return process, f"redis://127.0.0.1:{port}/0"

@@ -1,8 +1,10 @@
-"""Start the whole system on one machine: Redis (embedded unless REDIS_URL is set), migrations,
-demo data, the Daphne server, the alarm evaluator, the HL7 MLLP listener, a Celery worker,
-Celery beat and the device simulator.
+"""Start the whole system on one machine (``make run``): Redis (embedded unless REDIS_URL is
+set), migrations, demo data, then the processes of ``Procfile.dev`` under honcho: the Daphne
+server, a Celery worker, Celery beat, the alarm evaluator and the device simulator.
 
-``python -m config.stack [--port 8000] [--devices 12] [--no-simulator]``; Ctrl-C stops all.
+``python -m config.stack [--port 8000] [--devices 12] [--no-simulator]``. SIGTERM or SIGINT
+(Ctrl-C) stops everything: honcho sends SIGTERM to each process's own process group, waits
+for them (SIGKILL after a few seconds), and the embedded Redis stops last.
 """
 
 from __future__ import annotations
@@ -12,129 +14,147 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from types import FrameType
+
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+from honcho.printer import Printer
 
 ROOT = Path(__file__).resolve().parent.parent
+PROCFILE_DEV = ROOT / "Procfile.dev"
+STOP_TIMEOUT = 10.0
 
 
-def main() -> int:
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived before honcho took over the signals."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+class ProcessManager(Manager):
+    """honcho's manager, signalling only the processes whose start it has heard of.
+
+    honcho 2.0 looks up every process's pid when told to stop and fails on one whose start
+    message it has not read yet (a signal in the first moments of ``loop()``), which would
+    leave the others running. A process that reports its start after the stop began is killed
+    by the manager's own deadline (``KILL_WAIT``) once the others have stopped.
+    """
+
+    def _killall(self, force: bool = False) -> None:
+        for name, process in self._processes.items():
+            if "returncode" in process or "pid" not in process:
+                continue
+            self._system_print(
+                f"sending {'SIGKILL' if force else 'SIGTERM'} to {name} (pid {process['pid']})\n"
+            )
+            if force:
+                self._procmgr.kill(process["pid"])
+            else:
+                self._procmgr.terminate(process["pid"])
+
+
+def procfile_processes(path: Path) -> dict[str, str]:
+    """The process types of a Procfile and their commands, in file order."""
+    return dict(parse_procfile(path.read_text()).processes)
+
+
+def _run_step(command: list[str], env: dict[str, str]) -> int:
+    """Run one set-up command to completion; stopped with the runner if a signal comes."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    try:
+        return process.wait()
+    except BaseException:
+        _stop(process)
+        raise
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The environment of every process: what ``Procfile.dev`` refers to, this Python first."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("VAR_DIR", str(ROOT / "var"))
+    # Scheduled scans run every few seconds; at INFO they would bury the alert e-mails that
+    # the worker prints in development. CELERY_LOG_LEVEL=info shows every task.
+    env.setdefault("CELERY_LOG_LEVEL", "warning")
+    env["HOST"], env["PORT"] = args.host, str(args.port)
+    env["SIMULATOR_RATE"] = str(args.rate)
+    env["SIMULATOR_DEVICES"] = str(args.devices or "")
+    # `python` in the Procfile is this interpreter (the virtual environment's).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--rate", type=float, default=1.0, help="simulator readings/s per device")
     parser.add_argument("--devices", type=int, default=None, help="simulate at most this many")
     parser.add_argument("--no-simulator", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--procfile", type=Path, default=PROCFILE_DEV)
+    args = parser.parse_args(argv)
 
-    env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    children: list[tuple[str, subprocess.Popen]] = []
+    env = run_environment(args)
+    processes = procfile_processes(args.procfile)
+    if args.no_simulator:
+        processes.pop("simulator", None)
+    Path(env["VAR_DIR"]).mkdir(parents=True, exist_ok=True)
 
-    if not env.get("REDIS_URL"):
-        from config import embedded_redis
-
-        redis_process, env["REDIS_URL"] = embedded_redis.start()
-        children.append(("redis", redis_process))
-        print(f"Embedded Redis at {env['REDIS_URL']}", flush=True)
-
-    python = sys.executable
-    var_dir = Path(env.get("VAR_DIR", ROOT / "var"))
-    var_dir.mkdir(parents=True, exist_ok=True)
-    # Scheduled scans run every few seconds; at INFO they would bury the alert e-mails that
-    # the worker prints in development. CELERY_LOG_LEVEL=info shows every task.
-    celery_log_level = env.get("CELERY_LOG_LEVEL", "warning")
-
-    def manage(*command: str) -> None:
-        subprocess.run([python, "manage.py", *command], cwd=ROOT, env=env, check=True)
-
-    def spawn(name: str, *command: str) -> None:
-        children.append((name, subprocess.Popen(list(command), cwd=ROOT, env=env)))
-
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _raise_stopped)
+    redis: subprocess.Popen[bytes] | None = None
     try:
-        manage("migrate", "--noinput")
-        manage("seed_demo")
-        spawn(
-            "web",
-            python,
-            "-m",
-            "daphne",
-            "-b",
-            args.host,
-            "-p",
-            str(args.port),
-            "config.asgi:application",
-        )
-        spawn("alarms", python, "manage.py", "alarms_evaluate")
-        # HL7 v2 over MLLP (PCD-01 in), on HL7_MLLP_PORT (2575).
-        spawn("hl7", python, "manage.py", "hl7_listen", "--host", args.host)
-        spawn(
-            "worker",
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-l",
-            celery_log_level,
-            "--concurrency",
-            "2",
-        )
-        spawn(
-            "beat",
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "beat",
-            "-l",
-            celery_log_level,
-            "--schedule",
-            str(var_dir / "celerybeat-schedule"),
-        )
-        if not args.no_simulator:
-            spawn(
-                "simulator",
-                python,
-                "manage.py",
-                "simulate",
-                "--demo",
-                "--url",
-                f"ws://{args.host}:{args.port}/ws/devices/",
-                "--rate",
-                str(args.rate),
-                *(["--devices", str(args.devices)] if args.devices else []),
+        if not env.get("REDIS_URL"):
+            from config import embedded_redis
+
+            # Its own session: Ctrl-C in the terminal reaches the runner, which stops Redis
+            # after the processes that use it.
+            redis, env["REDIS_URL"] = embedded_redis.start(
+                workdir=Path(env["VAR_DIR"]), new_session=True
             )
+            print(f"Embedded Redis at {env['REDIS_URL']}", flush=True)
+        python = sys.executable
+        for step in (["migrate", "--noinput"], ["seed_demo"]):
+            returncode = _run_step([python, "manage.py", *step], env)
+            if returncode:
+                return returncode
+        manager = ProcessManager(Printer(sys.stdout))
+        for name, command in processes.items():
+            manager.add_process(name, command, env=env, cwd=str(ROOT))
         print(
             f"\nDashboard: http://{args.host}:{args.port}/   API docs: "
             f"http://{args.host}:{args.port}/api/docs/   (Ctrl-C stops everything)\n",
             flush=True,
         )
-        while True:
-            for name, process in list(children):
-                if process.poll() is not None:
-                    if name == "simulator":
-                        # Demo traffic only: the server keeps running without it.
-                        print(f"simulator exited with code {process.returncode}.", flush=True)
-                        children.remove((name, process))
-                        continue
-                    print(f"{name} exited with code {process.returncode}; stopping.", flush=True)
-                    return process.returncode or 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
+        manager.loop()  # honcho handles SIGTERM and SIGINT from here on
+        # The first process to stop decides, as a shell would say it (killed by N: 128 + N).
+        returncode = int(manager.returncode or 0)
+        return 128 - returncode if returncode < 0 else returncode
+    except Stopped as stopped:
+        return 128 + stopped.signum
     finally:
-        for _, process in reversed(children):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for _, process in reversed(children):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        if redis is not None:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not orphan it
+            _stop(redis)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from clinical.models import Device
 from clinical.selectors import device_by_token, device_get
 from common import metrics
 from common.errors import ApplicationError, ErrorDetails
+from common.logs import log_context_bind
 from common.strictjson import json_loads
 from monitoring import selectors
 from monitoring.ingest import ReadingIn, Target, reading_parse
@@ -178,6 +179,9 @@ class DeviceConsumer(FrameConsumer):
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
         metrics.WS_CONNECTIONS.labels(kind="device").inc()  # metrics
+        # Every line logged for this connection from here on names the device and patient.
+        log_context_bind(device_id=device.id, patient_id=target.patient_id)
+        logger.info("device %s connected", device.serial)
         self.batcher.device_connected(
             device.id, patient_id=target.patient_id, token_hash=device.token_hash
         )
@@ -213,6 +217,7 @@ class DeviceConsumer(FrameConsumer):
         self.batcher.device_disconnected(self.device.id)
         await self.batcher.presence_flush()
         await groups_send(self._status_events(online=False))
+        logger.info("device %s disconnected (close code %s)", self.device.serial, code)
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         if self.device is None:

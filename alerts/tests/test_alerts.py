@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,6 +55,24 @@ def test_a_higher_priority_repeat_escalates_and_a_lower_one_changes_nothing(pati
     alert.refresh_from_db()
     assert (alert.priority, alert.message) == ("high", "bradycardia high")
     assert list(alert.events.values_list("action", flat=True)) == ["raised", "updated"]
+
+
+def test_every_committed_transition_is_logged_with_the_alert_patient_and_device(
+    patient, nurse, caplog, django_capture_on_commit_callbacks
+):
+    device = DeviceFactory(patient=patient)
+    with caplog.at_level(logging.INFO, logger="alerts.services"):
+        with django_capture_on_commit_callbacks(execute=True):
+            alert = raise_alert(patient, priority="high", device_id=device.id)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.alert_acknowledge(alert_id=alert.id, user=nurse, at=T0 + timedelta(seconds=3))
+    lines = [r for r in caplog.records if r.name == "alerts.services"]
+    assert [r.getMessage() for r in lines] == [
+        f"alert {alert.id} raised (bradycardia, high priority)",
+        f"alert {alert.id} acknowledged (bradycardia, high priority)",
+    ]
+    for line in lines:
+        assert (line.alert_id, line.patient_id, line.device_id) == (alert.id, patient.id, device.id)
 
 
 def test_every_transition_is_audited_with_who_and_when(patient, nurse, doctor):
