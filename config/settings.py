@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "accounts",
     "clinical",
     "monitoring",
@@ -56,7 +57,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything after it sees the real client and only a trusted proxy's headers.
+    "common.proxies.forwarded_headers_middleware",
     "django.middleware.security.SecurityMiddleware",
+    "common.headers.content_security_policy_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -64,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout flagged during login into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -104,6 +110,12 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# The lockout backend first: a locked-out account or client is refused before any password
+# check, for the API login and the admin login alike.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -217,6 +229,9 @@ REST_FRAMEWORK = {
         "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/min"),
         "register": env_str("THROTTLE_REGISTER", "10/min"),
     },
+    # The client address is REMOTE_ADDR, which common/proxies.py has already set from a
+    # trusted proxy's X-Forwarded-For; DRF must not read that header itself.
+    "NUM_PROXIES": 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -281,6 +296,10 @@ READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 20_000)
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)
+# Wrong or right, at most this many code attempts per account in the window, whatever codes
+# were issued in between (a new code does not reset it).
+OTP_ACCOUNT_MAX_ATTEMPTS = env_int("OTP_ACCOUNT_MAX_ATTEMPTS", 10)
+OTP_ACCOUNT_WINDOW_SECONDS = env_int("OTP_ACCOUNT_WINDOW_SECONDS", 3600)
 
 LOGGING = {
     "version": 1,
@@ -291,10 +310,34 @@ LOGGING = {
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
+# --- Proxies, HTTPS, login lockout (docs/deployment.md) ---------------------------------------
+# Load balancers or reverse proxies in front of the server (IP addresses or networks, comma
+# separated). Only a request coming straight from one of them has its X-Forwarded-For (the
+# client address throttles and lockouts count) and X-Forwarded-Proto (HTTPS) believed; from
+# anyone else those headers are dropped (common/proxies.py). Default: none.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Sent only on responses served over HTTPS; on by default in production (DEBUG=false).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# django-axes: failed logins (API and /admin/) per account and client address; after
+# AXES_FAILURE_LIMIT of them that pair is refused (429) for AXES_COOLOFF_MINUTES. Per pair, so
+# an attacker elsewhere cannot lock a nurse out; the per-address throttles bound the rest.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.lockout_client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- Alarms and alerts (docs/alarms.md) -----------------------------------------------------
 # Per-profile default bands and hold times can be overridden here as JSON, e.g.
