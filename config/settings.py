@@ -187,7 +187,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Tasks are acknowledged after they ran (acks_late), so a worker killed mid-task leaves its
+# message "unacked" in Redis, handed to a worker again after the visibility timeout. That
+# timeout must exceed the longest a delivered task may wait before it finishes: its retry
+# countdown (at most 300 s, accounts.tasks.MAIL_RETRY; a waiting countdown is held unacked by
+# the worker) plus its run time; shorter, and a task waiting for its retry is run twice.
+# Unacked messages are looked for every 10 s (unacked_restore_throttle 1; kombu's default scans
+# every 100 s). Alarm e-mail does not wait for this: the delivery sweep below retries a
+# delivery stuck "sending" after NOTIFICATION_STUCK_SECONDS.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 360)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
@@ -350,6 +362,11 @@ ALARM_CLEAR_SECONDS = env_int("ALARM_CLEAR_SECONDS", 5)
 ALERT_ESCALATION_SECONDS = env_int("ALERT_ESCALATION_SECONDS", 120)
 ALARM_SCAN_SECONDS = env_float("ALARM_SCAN_SECONDS", 5.0)
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
+# An alert delivery still "sending" after this long was cut off (its worker died mid-send;
+# one attempt takes at most a few EMAIL_TIMEOUTs): the sweep, every ALERT_DELIVERY_SWEEP_SECONDS,
+# queues it again. A worker killed mid-send delays an alarm e-mail by at most about the sum.
+NOTIFICATION_STUCK_SECONDS = env_int("NOTIFICATION_STUCK_SECONDS", 60)
+ALERT_DELIVERY_SWEEP_SECONDS = env_float("ALERT_DELIVERY_SWEEP_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE.update(
     {
         "alerts-device-offline-scan": {
@@ -364,8 +381,8 @@ CELERY_BEAT_SCHEDULE.update(
         },
         "alerts-delivery-sweep": {
             "task": "notifications.tasks.alerts_delivery_sweep",
-            "schedule": 60.0,
-            "options": {"expires": 60.0},
+            "schedule": ALERT_DELIVERY_SWEEP_SECONDS,
+            "options": {"expires": ALERT_DELIVERY_SWEEP_SECONDS},
         },
     }
 )
