@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -18,6 +19,12 @@ class Place(models.Model):
     is_active = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, help_text="Optional: alert events are POSTed here.")
     webhook_secret = models.CharField(max_length=128, blank=True, help_text="HMAC-SHA256 key.")
+    # IEC 60601-1-8 "audio paused": how long a central station's pause silences alarm sound.
+    alarm_audio_pause_seconds = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(10), MaxValueValidator(600)],
+        help_text="How long pausing the alarm audio at a central station lasts (10-600 s).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # Who belongs to the place: the unit of visibility. Declared here so that accounts knows
     # nothing of places; ``user.places`` is the reverse side (the table is the one the

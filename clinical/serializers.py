@@ -60,6 +60,7 @@ class PlaceSerializer(serializers.ModelSerializer):
             "webhook_url",
             "webhook_secret",
             "has_webhook_secret",
+            "alarm_audio_pause_seconds",
             "created_at",
         )
         read_only_fields = ("id", "created_at")

@@ -482,6 +482,11 @@ class DashboardConsumer(FrameConsumer):
         if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
             await self.send_json(event)
 
+    async def audio_state(self, event: dict[str, Any]) -> None:
+        # The ward's alarm audio was paused or resumed (alerts.audio): every station shows it.
+        if ("ward", event.get("ward")) in self.scopes:
+            await self.send_json({**event, "type": "audio"})
+
     async def alert_event(self, event: dict[str, Any]) -> None:
         alert = event.get("alert") or {}
         if not self._in_scope(ward_id=alert.get("ward"), patient_id=alert.get("patient")):
