@@ -29,7 +29,8 @@ class AudioPauseSerializer(serializers.Serializer):
 
 class AudioStateSerializer(serializers.Serializer):
     ward = serializers.IntegerField()
-    state = serializers.ChoiceField(choices=["sounding", "paused", "off"])
+    # A plain string in the schema: an enum named "state" would collide with the alert's.
+    state = serializers.CharField(help_text="`sounding`, `paused` or `off`.")
     pause_seconds = serializers.IntegerField(help_text="How long a pause lasts in this place.")
     pause = AudioPauseSerializer(allow_null=True)
 
