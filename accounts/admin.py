@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from accounts import services
 from accounts.models import User
+from common.errors import ApplicationError
 
 
 class UserAddForm(forms.ModelForm):
@@ -87,9 +88,15 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.action(description="E-mail a new one-time password")
     def send_new_one_time_password(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        actor = request.user
+        assert isinstance(actor, User)  # the admin site lets only signed-in staff here
         count = 0
         for user in queryset.filter(is_active=True):  # inactive users could not log in
-            services.user_credentials_reissue(user=user)
+            try:
+                services.user_credentials_reissue(user=user, actor=actor)
+            except ApplicationError as exc:
+                self.message_user(request, f"{user.email}: {exc.message}", messages.ERROR)
+                continue
             count += 1
         self.message_user(
             request, f"A new one-time password goes to {count} user(s).", messages.SUCCESS

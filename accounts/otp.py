@@ -7,6 +7,10 @@ and a 10^6 code space cannot be brute-forced offline without the key.
 Rules: a code expires after ``OTP_TTL_SECONDS``; it works once; ``OTP_MAX_ATTEMPTS`` wrong
 attempts void it; issuing a new code replaces the previous one. The wrong-attempt counter is a
 separate key bumped with Redis INCR, so parallel guesses cannot overrun the limit.
+
+Beyond the per-code limit, an account takes at most ``OTP_ACCOUNT_MAX_ATTEMPTS`` attempts per
+``OTP_ACCOUNT_WINDOW_SECONDS``, counted across codes: requesting a new code does not reset that
+count, so guesses have an overall bound (10 an hour: one in 100,000 a day for a 6-digit code).
 """
 
 from __future__ import annotations
@@ -46,6 +50,21 @@ def _attempts_key(purpose: str, user_id: int) -> str:
     return f"otp:{purpose}:{user_id}:attempts"
 
 
+def _window_key(purpose: str, user_id: int) -> str:
+    return f"otp:{purpose}:{user_id}:window"
+
+
+def _window_count(purpose: str, user_id: int) -> int:
+    """Count one attempt in the account's window (which starts at its first attempt)."""
+    key = _window_key(purpose, user_id)
+    cache.add(key, 0, settings.OTP_ACCOUNT_WINDOW_SECONDS)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # the window ended between add and incr: this attempt opens a new one
+        cache.set(key, 1, settings.OTP_ACCOUNT_WINDOW_SECONDS)
+        return 1
+
+
 def code_digest(*, purpose: str, user_id: int, code: str) -> str:
     return salted_hmac(
         f"accounts.otp.{purpose}", f"{user_id}:{code}", algorithm="sha256"
@@ -76,6 +95,8 @@ def otp_verify(*, purpose: str, user_id: int, code: str) -> None:
         raise TooManyAttempts("Too many wrong codes. Request a new one.")
     if _now() >= record["expires_at"]:
         raise CodeExpired("The code has expired. Request a new one.")
+    if _window_count(purpose, user_id) > settings.OTP_ACCOUNT_MAX_ATTEMPTS:
+        raise TooManyAttempts("Too many attempts for this account. Try again later.")
     try:
         attempts = cache.incr(attempts_key)
     except ValueError:  # the counter vanished (evicted): treat the code as gone

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -22,12 +23,22 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import otp
 from accounts.emails import PASSWORD_RESET
+from accounts.lockout import LOCKED_MESSAGE
 from accounts.models import Role, User
 from accounts.signals import user_sessions_ended
 from accounts.tasks import send_credentials_email, send_password_reset_email
-from common.errors import Conflict, NotAuthenticated, PermissionDenied, ValidationFailed
+from common.errors import (
+    ApplicationError,
+    Conflict,
+    NotAuthenticated,
+    PermissionDenied,
+    ValidationFailed,
+)
 
 logger = logging.getLogger(__name__)
+
+
+class LoginLocked(ApplicationError, status=429, code="throttled"): ...
 
 
 def email_normalize(email: str) -> str:
@@ -112,8 +123,21 @@ def user_credentials_queue(*, user: User) -> None:
 
 
 @transaction.atomic
-def user_credentials_reissue(*, user: User) -> None:
-    """Replace the password with a new one-time password e-mailed to the user."""
+def user_credentials_reissue(*, user: User, actor: User) -> None:
+    """Replace the password with a new one-time password e-mailed to the user.
+
+    Not for a superuser (an administrator could lock the installation's owner out) nor for
+    oneself (that would end one's own sessions; change the password instead)."""
+    if user.pk == actor.pk:
+        raise PermissionDenied(
+            "You cannot reissue your own one-time password; change your password instead.",
+            code="cannot_reissue_self",
+        )
+    if user.is_superuser:
+        raise PermissionDenied(
+            "A superuser's password cannot be reissued by an administrator.",
+            code="cannot_reissue_superuser",
+        )
     if not user.is_active:
         raise Conflict("The user is inactive; activate them first.", code="user_inactive")
     user.set_unusable_password()
@@ -198,6 +222,10 @@ def user_login(
     *, email: str, password: str, request: HttpRequest | None = None
 ) -> tuple[User, RefreshToken]:
     user = authenticate(request, email=email_normalize(email), password=password)
+    if user is None and getattr(request, "axes_locked_out", False):
+        # django-axes refused this account from this client (too many failures), whatever the
+        # password; the lockout middleware answers 429 with Retry-After.
+        raise LoginLocked(LOCKED_MESSAGE)
     if user is None:
         # Say "disabled" only to someone who knows the password; everyone else hears the
         # same message whether or not the address exists.
@@ -207,7 +235,11 @@ def user_login(
             raise NotAuthenticated("This account is disabled.", code="account_disabled")
         raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
     refresh = RefreshToken.for_user(user)
-    if settings.SIMPLE_JWT.get("UPDATE_LAST_LOGIN"):
+    if request is not None:
+        # Announced as Django's own login is: django-axes clears the account's failures and
+        # django.contrib.auth updates last_login.
+        user_logged_in.send(sender=User, request=request, user=user)
+    elif settings.SIMPLE_JWT.get("UPDATE_LAST_LOGIN"):
         update_last_login(User, user)
     return user, refresh
 

@@ -18,7 +18,8 @@ from common.tasks import RetryPolicy
 MAIL_RETRY: RetryPolicy = {
     "autoretry_for": (smtplib.SMTPException, OSError),
     "retry_backoff": 5,
-    "retry_backoff_max": 600,
+    # Within the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT in config/settings.py).
+    "retry_backoff_max": 300,
     "retry_jitter": True,
     "max_retries": 8,
     "acks_late": True,

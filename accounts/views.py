@@ -302,7 +302,8 @@ class UserViewSet(
         description=(
             "For a user who lost the first e-mail or their password: the current password "
             "stops working, their sessions end, and they must change the new one at login. "
-            "An inactive user answers 409 `user_inactive`."
+            "An inactive user answers 409 `user_inactive`; a superuser 403 "
+            "`cannot_reissue_superuser`, the caller themselves 403 `cannot_reissue_self`."
         ),
         request=None,
         responses={202: s.UserSerializer, **errors(401, 403, 404, 409)},
@@ -310,5 +311,5 @@ class UserViewSet(
     @action(detail=True, methods=["post"], url_path="send-one-time-password")
     def send_one_time_password(self, request: Request, pk: str | None = None) -> Response:
         user = self.get_object()
-        services.user_credentials_reissue(user=user)
+        services.user_credentials_reissue(user=user, actor=request_person(request))
         return Response(s.UserSerializer(user).data, status=status.HTTP_202_ACCEPTED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.models import AlarmAudioPause, AlarmLimit, Alert, AlertEvent
 from alerts.rules import THRESHOLD_FIELDS
 
 
@@ -37,6 +37,24 @@ class AlertEventAdmin(admin.ModelAdmin[AlertEvent]):
     raw_id_fields = ("alert", "by")
 
     def has_change_permission(self, request: HttpRequest, obj: AlertEvent | None = None) -> bool:
+        return False  # the audit trail is append-only
+
+
+@admin.register(AlarmAudioPause)
+class AlarmAudioPauseAdmin(admin.ModelAdmin[AlarmAudioPause]):
+    """Who paused a ward's alarm audio, for how long, and how it ended."""
+
+    list_display = ("id", "ward", "mode", "by", "started_at", "ends_at", "ended_at", "end_reason")
+    list_filter = ("mode", "end_reason", "ward__place")
+    date_hierarchy = "started_at"
+    raw_id_fields = ("ward", "by", "ended_by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by the dashboard's pause
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: AlarmAudioPause | None = None
+    ) -> bool:
         return False  # the audit trail is append-only
 
 

@@ -103,3 +103,41 @@ class AlarmLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric} limits of patient {self.patient_id}"
+
+
+class AlarmAudioPause(models.Model):
+    """Audit trail of a ward's central-station alarm audio (IEC 60601-1-8): each pause, who
+    paused it, for how long, and how it ended. ``mode`` "off" (no end) is for admins only."""
+
+    class Mode(models.TextChoices):
+        PAUSED = "paused", "Audio paused"
+        OFF = "off", "Audio off"
+
+    class End(models.TextChoices):
+        RESUMED = "resumed", "Resumed by a user"
+        NEW_ALARM = "new_alarm", "A new high-priority alarm"
+        REPLACED = "replaced", "Replaced by a new pause"
+
+    ward = models.ForeignKey("clinical.Ward", on_delete=models.CASCADE, related_name="audio_pauses")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAUSED)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="audio_pauses"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True)  # none for "off"
+    ended_at = models.DateTimeField(null=True, blank=True)  # ended early (else at ends_at)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    end_reason = models.CharField(max_length=16, choices=End.choices, blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+        indexes = [models.Index(fields=("ward", "-started_at"), name="audio_pause_ward_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} on ward {self.ward_id} by {self.by_id}"

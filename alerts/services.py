@@ -18,13 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from alerts.audio import alarm_audio_new_high_alarm
 from alerts.metrics import alert_event_count
 from alerts.models import AlarmLimit, Alert, AlertEvent
 from alerts.payload import alert_payload
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
 from alerts.selectors import alert_get_visible, alerts_due_escalation
 from alerts.signals import alert_changed
-from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action
+from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action, Priority
 from clinical.models import Patient
 from common.errors import Conflict, ValidationFailed
 from common.logs import log_ids
@@ -83,6 +84,8 @@ def _record(
     alert: Alert, action: str, *, at: datetime, by: User | None = None, note: str = ""
 ) -> AlertEvent:
     event = AlertEvent.objects.create(alert=alert, action=action, at=at, by=by, note=note[:500])
+    if action in (Action.RAISED, Action.UPDATED) and alert.priority == Priority.HIGH:
+        alarm_audio_new_high_alarm(ward_id=alert.patient.ward_id)
     _after_commit(alert, event)
     return event
 

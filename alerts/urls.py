@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from alerts import audio_views
 from alerts import views as alert_views
 
 urlpatterns = [
@@ -17,5 +18,21 @@ urlpatterns = [
         "patients/<int:pk>/alarm-limits/",
         alert_views.PatientAlarmLimitsView.as_view(),
         name="patient-alarm-limits",
+    ),
+    path("wards/<int:pk>/alarm-audio/", audio_views.AlarmAudioView.as_view(), name="alarm-audio"),
+    path(
+        "wards/<int:pk>/alarm-audio/pause/",
+        audio_views.AlarmAudioPauseView.as_view(),
+        name="alarm-audio-pause",
+    ),
+    path(
+        "wards/<int:pk>/alarm-audio/resume/",
+        audio_views.AlarmAudioResumeView.as_view(),
+        name="alarm-audio-resume",
+    ),
+    path(
+        "wards/<int:pk>/alarm-audio/history/",
+        audio_views.AlarmAudioHistoryView.as_view(),
+        name="alarm-audio-history",
     ),
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -25,6 +26,12 @@ class Place(models.Model):
     )
     alert_manager_port = models.PositiveIntegerField(
         null=True, blank=True, help_text="The HL7 alert manager's MLLP port."
+    )
+    # IEC 60601-1-8 "audio paused": how long a central station's pause silences alarm sound.
+    alarm_audio_pause_seconds = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(10), MaxValueValidator(600)],
+        help_text="How long pausing the alarm audio at a central station lasts (10-600 s).",
     )
     created_at = models.DateTimeField(default=timezone.now)
     # Who belongs to the place: the unit of visibility. Declared here so that accounts knows

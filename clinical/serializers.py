@@ -62,6 +62,7 @@ class PlaceSerializer(serializers.ModelSerializer):
             "has_webhook_secret",
             "alert_manager_host",
             "alert_manager_port",
+            "alarm_audio_pause_seconds",
             "created_at",
         )
         read_only_fields = ("id", "created_at")

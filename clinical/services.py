@@ -25,7 +25,15 @@ CLOCK_SKEW = timedelta(minutes=5)
 # Nobody alive was born before this; earlier dates are typing errors.
 EARLIEST_BIRTH = date(1900, 1, 1)
 
-PLACE_FIELDS = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
+PLACE_FIELDS = (
+    "name",
+    "kind",
+    "address",
+    "is_active",
+    "webhook_url",
+    "webhook_secret",
+    "alarm_audio_pause_seconds",
+)
 WARD_FIELDS = ("place", "name")
 PATIENT_FIELDS = (
     "name",
@@ -61,6 +69,7 @@ def place_create(
     is_active: bool = True,
     webhook_url: str = "",
     webhook_secret: str = "",
+    alarm_audio_pause_seconds: int = 120,
 ) -> Place:
     place = Place(
         name=name,
@@ -69,6 +78,7 @@ def place_create(
         is_active=is_active,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
+        alarm_audio_pause_seconds=alarm_audio_pause_seconds,
     )
     model_clean(place)
     place_validate(place=place)

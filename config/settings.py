@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "accounts",
     "clinical",
     "monitoring",
@@ -59,9 +60,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: everything after it sees the real client and only a trusted proxy's headers.
+    "common.proxies.forwarded_headers_middleware",
     # First: a request id for every line logged about the request, and its access line.
     "operations.request_log.request_log_middleware",
     "django.middleware.security.SecurityMiddleware",
+    "common.headers.content_security_policy_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout flagged during login into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,6 +115,12 @@ DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# The lockout backend first: a locked-out account or client is refused before any password
+# check, for the API login and the admin login alike.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -180,7 +192,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Tasks are acknowledged after they ran (acks_late), so a worker killed mid-task leaves its
+# message "unacked" in Redis, handed to a worker again after the visibility timeout. That
+# timeout must exceed the longest a delivered task may wait before it finishes: its retry
+# countdown (at most 300 s, accounts.tasks.MAIL_RETRY; a waiting countdown is held unacked by
+# the worker) plus its run time; shorter, and a task waiting for its retry is run twice.
+# Unacked messages are looked for every 10 s (unacked_restore_throttle 1; kombu's default scans
+# every 100 s). Alarm e-mail does not wait for this: the delivery sweep below retries a
+# delivery stuck "sending" after NOTIFICATION_STUCK_SECONDS.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 360)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
@@ -228,6 +252,9 @@ REST_FRAMEWORK = {
         "password_reset": env_str("THROTTLE_PASSWORD_RESET", "5/min"),
         "register": env_str("THROTTLE_REGISTER", "10/min"),
     },
+    # The client address is REMOTE_ADDR, which common/proxies.py has already set from a
+    # trusted proxy's X-Forwarded-For; DRF must not read that header itself.
+    "NUM_PROXIES": 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -342,6 +369,10 @@ CELERY_BEAT_SCHEDULE["readings-partitions-maintain"] = {
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)
+# Wrong or right, at most this many code attempts per account in the window, whatever codes
+# were issued in between (a new code does not reset it).
+OTP_ACCOUNT_MAX_ATTEMPTS = env_int("OTP_ACCOUNT_MAX_ATTEMPTS", 10)
+OTP_ACCOUNT_WINDOW_SECONDS = env_int("OTP_ACCOUNT_WINDOW_SECONDS", 3600)
 
 # --- Logging (docs/operations.md) ---------------------------------------------------------
 # Every process (web, worker, beat, evaluator, management commands) logs to stderr through
@@ -377,10 +408,34 @@ LOGGING = {
     },
 }
 
+# --- Proxies, HTTPS, login lockout (docs/deployment.md) ---------------------------------------
+# Load balancers or reverse proxies in front of the server (IP addresses or networks, comma
+# separated). Only a request coming straight from one of them has its X-Forwarded-For (the
+# client address throttles and lockouts count) and X-Forwarded-Proto (HTTPS) believed; from
+# anyone else those headers are dropped (common/proxies.py). Default: none.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Sent only on responses served over HTTPS; on by default in production (DEBUG=false).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# django-axes: failed logins (API and /admin/) per account and client address; after
+# AXES_FAILURE_LIMIT of them that pair is refused (429) for AXES_COOLOFF_MINUTES. Per pair, so
+# an attacker elsewhere cannot lock a nurse out; the per-address throttles bound the rest.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.lockout_client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- Alarms and alerts (docs/alarms.md) -----------------------------------------------------
 # Per-profile default bands and hold times can be overridden here as JSON, e.g.
@@ -393,6 +448,11 @@ ALARM_CLEAR_SECONDS = env_int("ALARM_CLEAR_SECONDS", 5)
 ALERT_ESCALATION_SECONDS = env_int("ALERT_ESCALATION_SECONDS", 120)
 ALARM_SCAN_SECONDS = env_float("ALARM_SCAN_SECONDS", 5.0)
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
+# An alert delivery still "sending" after this long was cut off (its worker died mid-send;
+# one attempt takes at most a few EMAIL_TIMEOUTs): the sweep, every ALERT_DELIVERY_SWEEP_SECONDS,
+# queues it again. A worker killed mid-send delays an alarm e-mail by at most about the sum.
+NOTIFICATION_STUCK_SECONDS = env_int("NOTIFICATION_STUCK_SECONDS", 60)
+ALERT_DELIVERY_SWEEP_SECONDS = env_float("ALERT_DELIVERY_SWEEP_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE.update(
     {
         "alerts-device-offline-scan": {
@@ -407,8 +467,8 @@ CELERY_BEAT_SCHEDULE.update(
         },
         "alerts-delivery-sweep": {
             "task": "notifications.tasks.alerts_delivery_sweep",
-            "schedule": 60.0,
-            "options": {"expires": 60.0},
+            "schedule": ALERT_DELIVERY_SWEEP_SECONDS,
+            "options": {"expires": ALERT_DELIVERY_SWEEP_SECONDS},
         },
     }
 )

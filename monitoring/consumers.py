@@ -481,13 +481,10 @@ class DashboardConsumer(FrameConsumer):
             return
         kind, object_id = scope
         found = await database_sync_to_async(SUBSCRIPTION_KINDS[kind].locate)(object_id)
-        if found is None:
+        # A missing one and one outside the user's places get the same answer (as in REST):
+        # the reply must not tell whether another place's ward or patient exists.
+        if found is None or not await self._may_watch(kind, object_id):
             await self.send_error("not_found", f"No such {kind}.", None, **{kind: object_id})
-            return
-        if not await self._may_watch(kind, object_id):
-            await self.send_error(
-                "forbidden", f"This {kind} is outside your places.", None, **{kind: object_id}
-            )
             return
         # Join before reading the snapshot so nothing falls between the two.
         self.scopes[(kind, object_id)] = found
@@ -538,6 +535,11 @@ class DashboardConsumer(FrameConsumer):
     async def device_status(self, event: dict[str, Any]) -> None:
         if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
             await self.send_json(event)
+
+    async def audio_state(self, event: dict[str, Any]) -> None:
+        # The ward's alarm audio was paused or resumed (alerts.audio): every station shows it.
+        if ("ward", event.get("ward")) in self.scopes:
+            await self.send_json({**event, "type": "audio"})
 
     async def alert_event(self, event: dict[str, Any]) -> None:
         alert = event.get("alert") or {}

@@ -5,13 +5,21 @@ Every delivery to one recipient is an ``AlertNotification`` row: created before 
 attempt, marked sent after success, with attempts and the last error. A recipient already
 marked sent is skipped, so a retried or duplicated task never delivers anything twice, and a
 failure is recorded and re-raised for the task to retry the recipients still unsent.
+
+An attempt first claims the row ("sending", committed at once), so two tasks for one event
+never send to one recipient side by side. A claim older than ``NOTIFICATION_STUCK_SECONDS``
+belongs to a worker that died mid-send: the next attempt takes it over, and the delivery
+sweep queues such events again (``selectors.alert_events_undelivered``).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.models import AlertEvent
@@ -86,22 +94,35 @@ def event_deliver(*, event: AlertEvent, transport: Transport) -> int:
         record, _ = AlertNotification.objects.get_or_create(
             event=event, channel=transport.channel, recipient=recipient
         )
-        if record.sent_at is not None:
+        if record.sent_at is not None or not notification_claim(record=record):
             continue
-        record.attempts += 1
         try:
             transport.send(event, recipient)
         except Exception as exc:
             metrics.ALERT_DELIVERIES.labels(channel=transport.channel, outcome="failed").inc()
-            record.last_error = str(exc)[:500]
-            record.save(update_fields=["attempts", "last_error"])
+            AlertNotification.objects.filter(pk=record.pk).update(
+                sending_since=None, last_error=str(exc)[:500]
+            )
             raise
-        record.sent_at = timezone.now()
-        record.last_error = ""
-        record.save(update_fields=["attempts", "sent_at", "last_error"])
+        AlertNotification.objects.filter(pk=record.pk).update(
+            sending_since=None, sent_at=timezone.now(), last_error=""
+        )
         metrics.ALERT_DELIVERIES.labels(channel=transport.channel, outcome="sent").inc()
         sent += 1
     return sent
+
+
+def notification_claim(*, record: AlertNotification) -> bool:
+    """Mark the row "sending" for this attempt, unless it was sent meanwhile or another
+    attempt still holds a fresh claim; True when this attempt may send."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.NOTIFICATION_STUCK_SECONDS)
+    claimed = (
+        AlertNotification.objects.filter(pk=record.pk, sent_at__isnull=True)
+        .filter(Q(sending_since__isnull=True) | Q(sending_since__lt=stale))
+        .update(sending_since=now, attempts=F("attempts") + 1)
+    )
+    return claimed == 1
 
 
 def alert_event_email(*, event_id: int) -> int:

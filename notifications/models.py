@@ -23,6 +23,10 @@ class AlertNotification(models.Model):
     recipient = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Set while an attempt is under way ("sending"), cleared when it ends either way. A row
+    # still sending long after any send could take belongs to a worker that died mid-send:
+    # the delivery sweep queues its event again and the next attempt takes it over.
+    sending_since = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
 
@@ -36,4 +40,5 @@ class AlertNotification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} to {self.recipient} ({'sent' if self.sent_at else 'pending'})"
+        state = "sent" if self.sent_at else "sending" if self.sending_since else "pending"
+        return f"{self.channel} to {self.recipient} ({state})"

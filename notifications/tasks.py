@@ -10,6 +10,7 @@ from __future__ import annotations
 import smtplib
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
 from common.tasks import RetryPolicy
@@ -20,9 +21,10 @@ from notifications.webhooks import WebhookError
 ALERT_RETRY: RetryPolicy = {
     "autoretry_for": (smtplib.SMTPException, OSError, WebhookError),
     "retry_backoff": 2,
-    "retry_backoff_max": 300,
+    # An alarm e-mail is tried again at least every minute while SMTP fails (about 15 min).
+    "retry_backoff_max": 60,
     "retry_jitter": True,
-    "max_retries": 12,
+    "max_retries": 20,
     "acks_late": True,
 }
 
@@ -39,10 +41,13 @@ def alert_event_notify(event_id: int) -> dict[str, int]:
 @shared_task(name="notifications.tasks.alerts_delivery_sweep", acks_late=True)
 def alerts_delivery_sweep() -> int:
     """Beat: queue again the delivery of recent alert events that never started (the broker
-    was down when they committed); at most once a minute per event."""
+    was down when they committed) or are stuck "sending" (the worker died mid-send); at most
+    once per stuck interval per event."""
     queued = 0
     for event_id in alert_events_undelivered():
-        if cache.add(f"notifications:requeue:{event_id}", 1, timeout=60):
+        if cache.add(
+            f"notifications:requeue:{event_id}", 1, timeout=settings.NOTIFICATION_STUCK_SECONDS
+        ):
             alert_event_notify.delay(event_id)
             queued += 1
     return queued

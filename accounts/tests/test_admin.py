@@ -92,3 +92,27 @@ def test_action_emails_a_new_one_time_password(
     user.refresh_from_db()
     assert user.must_change_password
     assert user.check_password(one_time_password(smtp_server.to(user.email)[0]))
+
+
+def test_action_does_not_reissue_to_a_superuser_or_oneself(
+    staff, smtp_server, celery_eager, django_capture_on_commit_callbacks
+):
+    root = User.objects.get(email="root@example.org")  # the signed-in superuser
+    other_root = User.objects.create_superuser("owner@example.org", "Owner-Passw0rd-1")
+    nurse = UserFactory(email="forgetful@example.org")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(
+            CHANGELIST,
+            {
+                "action": "send_new_one_time_password",
+                "_selected_action": [root.pk, other_root.pk, nurse.pk],
+            },
+            follow=True,
+        )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "owner@example.org" in page and "A new one-time password goes to 1 user(s)." in page
+    root.refresh_from_db()
+    other_root.refresh_from_db()
+    assert root.check_password("Root-Passw0rd-1") and other_root.check_password("Owner-Passw0rd-1")
+    assert len(smtp_server.messages) == len(smtp_server.to("forgetful@example.org")) == 1

@@ -295,3 +295,19 @@ def test_a_user_created_inactive_gets_credentials_when_activated(admin_api, smtp
         admin_api.patch(detail(user), {"is_active": False})
         admin_api.patch(detail(user), {"is_active": True})
     assert len(smtp_server.messages) == 1
+
+
+def test_one_time_password_is_not_reissued_to_a_superuser_or_oneself(
+    admin_api, admin_user, smtp_server, on_commit
+):
+    root = User.objects.create_superuser("root@example.org", "Root-Passw0rd-1")
+    with on_commit(execute=True):
+        refused_root = admin_api.post(f"{detail(root)}send-one-time-password/")
+        refused_self = admin_api.post(f"{detail(admin_user)}send-one-time-password/")
+    assert_error(refused_root, 403, "cannot_reissue_superuser")
+    assert_error(refused_self, 403, "cannot_reissue_self")
+    root.refresh_from_db()
+    admin_user.refresh_from_db()
+    assert root.check_password("Root-Passw0rd-1") and not root.must_change_password
+    assert admin_user.has_usable_password() and not admin_user.must_change_password
+    assert smtp_server.messages == []

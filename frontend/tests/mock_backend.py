@@ -69,6 +69,10 @@ class MockBackend:
         self.access_lifetime = 3600
         self.issued: list[str] = []
         self.refreshes = 0
+        self.role = "nurse"
+        self.pause_seconds = 120
+        self.audio: dict[str, Any] = {"state": "sounding", "pause": None}
+        self.audio_calls: list[tuple[str, dict[str, Any]]] = []
         page.route("**/api/**", self._rest)
         page.route_web_socket("**/ws/dashboard/", self._socket)
 
@@ -89,7 +93,7 @@ class MockBackend:
                 "user": {
                     "id": 1,
                     "email": "nurse@example.org",
-                    "role": "nurse",
+                    "role": self.role,
                     "first_name": "Asha",
                     "last_name": "Rao",
                 },
@@ -148,6 +152,8 @@ class MockBackend:
             body = {"count": 0, "next": None, "previous": None, "results": []}
         elif path.startswith("/api/records/"):
             body = {"next": None, "previous": None, "results": []}
+        elif path.startswith(f"/api/wards/{self.ward_id}/alarm-audio/"):
+            status, body = self._audio(path.rsplit("alarm-audio/", 1)[1], request)
         elif path.startswith("/api/alerts/") and path.endswith("/acknowledge/"):
             alert_id = int(path.split("/")[3])
             self.acknowledged.append(alert_id)
@@ -164,6 +170,32 @@ class MockBackend:
                 {"error": {"code": "not_found", "message": "Not found.", "details": None}},
             )
         route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+    def _audio(self, action: str, request) -> tuple[int, dict[str, Any]]:
+        """The ward's alarm audio, as alerts/audio_views.py answers it."""
+        sent = json.loads(request.post_data or "{}") if request.method == "POST" else {}
+        self.audio_calls.append((action or "get", sent))
+        if action == "pause/":
+            mode = sent.get("mode", "paused")
+            seconds = None if mode == "off" else self.pause_seconds
+            self.audio = {
+                "state": mode,
+                "pause": {
+                    "id": len(self.audio_calls),
+                    "mode": mode,
+                    "by": {"id": 1, "name": "Asha Rao"},
+                    "started_at": iso(datetime.now(UTC)),
+                    "ends_at": None,
+                    "remaining_seconds": seconds,
+                },
+            }
+            return 201, self.audio_state()
+        if action == "resume/":
+            self.audio = {"state": "sounding", "pause": None}
+        return 200, self.audio_state()
+
+    def audio_state(self) -> dict[str, Any]:
+        return {"ward": self.ward_id, "pause_seconds": self.pause_seconds, **self.audio}
 
     def _issue(self) -> str:
         token = fake_jwt(self.access_lifetime)

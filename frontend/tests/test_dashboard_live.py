@@ -321,3 +321,30 @@ def test_wrong_password_is_refused_with_a_message(stack, new_page):
     page.click("button[type=submit]")
     page.wait_for_function("() => document.getElementById('signin-error').textContent.length > 0")
     assert page.locator("a.ward-link").count() == 0
+
+
+def test_a_pause_at_one_station_shows_on_every_station_of_the_ward(stack, new_page):
+    """Audio paused is the ward's, kept by the server: a nurse pauses, the doctor's screen on
+    the same ward shows the countdown and who paused it, and the doctor's resume ends it on
+    both."""
+    nurse, doctor = new_page(), new_page()
+    sign_in(nurse, stack, stack.seed["nurse"])
+    open_ward(nurse, stack)
+    sign_in(doctor, stack, stack.seed["doctor"])
+    open_ward(doctor, stack)
+    nurse.click("#mute")
+    try:
+        nurse.wait_for_selector("#mute[data-audio='paused']")
+        doctor.wait_for_selector("#mute[data-audio='paused']")
+        text = doctor.inner_text("#mute")
+        assert text.startswith(("Audio paused 2:00", "Audio paused 1:5")), text
+        assert doctor.is_hidden("#audio-off")  # audio off is for admins only
+        doctor.click("#mute")
+        doctor.wait_for_selector("#mute[data-audio='sounding']")
+        nurse.wait_for_selector("#mute[data-audio='sounding']")
+    finally:
+        # The stack is shared by the module: leave the ward sounding for the other tests.
+        if nurse.get_attribute("#mute", "data-audio") != "sounding":
+            nurse.click("#mute")
+            nurse.wait_for_selector("#mute[data-audio='sounding']")
+    assert nurse.console_errors == [] and doctor.console_errors == []

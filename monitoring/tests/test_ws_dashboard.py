@@ -85,16 +85,22 @@ async def test_auth_ok_carries_the_user(nurse, place):
     await communicator.disconnect()
 
 
-async def test_subscribe_outside_places_is_forbidden_and_unknown_is_not_found(nurse):
+async def test_subscribe_outside_places_answers_like_a_missing_one(nurse):
     other_ward = await sync_to_async(WardFactory)()
-    communicator = await dashboard_connect(nurse)
-    error = await subscribe(communicator, ward=other_ward.id)
-    assert error["type"] == "error" and error["error"]["code"] == "forbidden"
     other_patient = await sync_to_async(PatientFactory)(ward=other_ward)
-    error = await subscribe(communicator, patient=other_patient.id)
-    assert error["error"]["code"] == "forbidden"
-    error = await subscribe(communicator, ward=999999)
-    assert error["error"]["code"] == "not_found"
+    communicator = await dashboard_connect(nurse)
+    # Another place's ward and patient are answered exactly like ids that do not exist: the
+    # frame must not reveal that they exist.
+    for kind, existing, missing in (
+        ("ward", other_ward.id, 999999),
+        ("patient", other_patient.id, 999998),
+    ):
+        outside = await subscribe(communicator, **{kind: existing})
+        absent = await subscribe(communicator, **{kind: missing})
+        assert outside["type"] == absent["type"] == "error"
+        assert outside["error"] == absent["error"]
+        assert outside["error"]["code"] == "not_found"
+        assert outside.keys() == absent.keys() and outside[kind] == existing
     for bad in ({"ward": "1"}, {"ward": 1, "patient": 2}, {}, {"ward": True}):
         error = await subscribe(communicator, **bad)
         assert error["error"]["code"] == "validation_error"

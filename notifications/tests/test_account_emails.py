@@ -174,13 +174,13 @@ def test_the_one_time_password_never_reaches_the_logs(invited, smtp_server, cele
 
 
 def test_reissue_sends_a_new_password_and_ends_sessions(
-    invited, smtp_server, celery_eager, django_capture_on_commit_callbacks, api
+    invited, admin_user, smtp_server, celery_eager, django_capture_on_commit_callbacks, api
 ):
     tasks.send_credentials_email.delay(invited.pk)
     first = one_time_password(smtp_server.messages[0])
     tokens = api.post("/api/auth/login/", {"email": invited.email, "password": first}).json()
     with django_capture_on_commit_callbacks(execute=True):
-        services.user_credentials_reissue(user=invited)
+        services.user_credentials_reissue(user=invited, actor=admin_user)
     second = one_time_password(smtp_server.messages[1])
     invited.refresh_from_db()
     assert invited.check_password(second) and not invited.check_password(first)

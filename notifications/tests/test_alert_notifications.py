@@ -309,3 +309,63 @@ def test_events_whose_fan_out_never_started_are_queued_again(
     assert alert_events_undelivered() == []
     assert alerts_delivery_sweep.delay().get() == 0
     assert fresh.events.get().id not in alert_events_undelivered()
+
+
+def _cut_off_mid_send(event, staff, *, seconds_ago: float) -> None:
+    """The rows a worker leaves when it dies mid-send: claimed ("sending"), never sent."""
+    since = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    for person in (staff["doctor"], staff["nurse"]):
+        AlertNotification.objects.create(
+            event=event, channel="email", recipient=person.email, sending_since=since, attempts=1
+        )
+
+
+def test_a_delivery_stuck_sending_is_queued_again_and_taken_over(
+    patient, staff, smtp_server, celery_eager, settings
+):
+    from django.core.cache import cache
+
+    from notifications.tasks import alerts_delivery_sweep
+
+    settings.NOTIFICATION_STUCK_SECONDS = 60
+    event = raise_alert(patient).events.get()
+    cache.delete(f"notifications:requeue:{event.id}")
+    _cut_off_mid_send(event, staff, seconds_ago=61)
+    assert alert_events_undelivered() == [event.id]
+
+    assert alerts_delivery_sweep.delay().get() == 1
+    assert len(smtp_server.to(staff["doctor"].email)) == 1
+    assert len(smtp_server.to(staff["nurse"].email)) == 1
+    rows = AlertNotification.objects.filter(event=event)
+    assert {(r.attempts, r.sending_since, r.sent_at is not None) for r in rows} == {(2, None, True)}
+    assert alert_events_undelivered() == []
+
+
+def test_a_delivery_sending_right_now_is_left_to_its_worker(patient, staff, smtp_server, settings):
+    settings.NOTIFICATION_STUCK_SECONDS = 60
+    event = raise_alert(patient).events.get()
+    _cut_off_mid_send(event, staff, seconds_ago=5)
+    assert alert_events_undelivered() == []
+    # A second task for the same event (a duplicate, a redelivery) does not send beside it.
+    assert alert_event_email(event_id=event.id) == 0
+    assert smtp_server.messages == []
+
+
+def test_the_broker_hands_a_killed_workers_task_out_again_after_any_retry_wait():
+    """acks_late: a task killed mid-run stays unacked until the visibility timeout. The timeout
+    must outlast the longest retry countdown of any task (a countdown is held unacked by the
+    worker), or a task waiting for its retry is run twice; and it must not hold a task for
+    long: the old hour held an alarm e-mail for an hour."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    countdowns = [
+        getattr(task, "retry_backoff_max", 0)
+        for name, task in app.tasks.items()
+        if not name.startswith("celery.") and getattr(task, "retry_backoff", False)
+    ]
+    assert countdowns and timeout >= max(countdowns) + 30
+    assert timeout <= 600
+    assert alert_event_notify.retry_backoff_max <= 60  # type: ignore[attr-defined]

@@ -1,6 +1,10 @@
 // Audible cue for high-priority alarms: the IEC 60601-1-8 high-priority burst (ten pulses,
 // 3 + 2, pause, 3 + 2), repeated while an unacknowledged high alarm is present in the view.
-// The user can switch the sound off; the "sound off" state is always shown.
+// IEC 60601-1-8 "audio paused": the ward's sound is silenced for a limited time (the place's
+// pause time, 2 minutes by default) with a visible countdown, and sounds again when the time
+// is up or a new high-priority alarm arrives. "Audio off" (admins only) lasts until resumed and
+// is shown for as long as it lasts. The pause is the ward's, kept by the server (audit trail),
+// so every station on the ward shows it; this class only applies it.
 
 const PULSE_S = 0.15;
 const PULSE_GAP_S = 0.1;
@@ -29,7 +33,9 @@ export class AlarmSound extends EventTarget {
   constructor() {
     super();
     this.ctx = null;
-    this.muted = sessionStorage.getItem("pm.muted") === "1";
+    this.audio = { state: "sounding", pause: null }; // as the server last said
+    this.pausedUntil = 0; // Date.now() ms at which a pause ends
+    this._countdown = null;
     this.active = false;
     this.bursts = 0;
     this._timer = null;
@@ -43,10 +49,42 @@ export class AlarmSound extends EventTarget {
     if (this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
   }
 
-  setMuted(muted) {
-    this.muted = muted;
-    sessionStorage.setItem("pm.muted", muted ? "1" : "0");
+  /** Apply the ward's audio state (REST answer or `audio` frame). */
+  applyState(audio) {
+    clearInterval(this._countdown);
+    this._countdown = null;
+    const state = audio && ["paused", "off"].includes(audio.state) ? audio.state : "sounding";
+    this.audio = { state, pause: state === "sounding" ? null : audio.pause };
+    if (state === "paused") {
+      this.pausedUntil = Date.now() + 1000 * (audio.pause?.remaining_seconds ?? 0);
+      this._countdown = setInterval(() => this._tick(), 1000);
+    }
     this.dispatchEvent(new Event("change"));
+    if (state === "sounding" && this.active) this._burst();
+  }
+
+  get state() {
+    return this.audio.state;
+  }
+
+  get silenced() {
+    return this.audio.state !== "sounding";
+  }
+
+  /** Whole seconds left in a pause (null unless paused). */
+  get remainingSeconds() {
+    if (this.audio.state !== "paused") return null;
+    return Math.max(0, Math.ceil((this.pausedUntil - Date.now()) / 1000));
+  }
+
+  _tick() {
+    if (this.remainingSeconds > 0) {
+      this.dispatchEvent(new Event("change"));
+      return;
+    }
+    // Time is up: sound again at once; tell listeners so that the server is told too.
+    this.applyState({ state: "sounding" });
+    this.dispatchEvent(new Event("pause-ended"));
   }
 
   /** Whether an unacknowledged high-priority alarm is present; starts or stops the bursts. */
@@ -61,16 +99,23 @@ export class AlarmSound extends EventTarget {
     }
   }
 
-  /** A new high alarm: sound at once even if bursts are already repeating. */
+  /** A new high alarm: sound at once even if bursts are already repeating; it ends a pause
+   * (not an admin's "audio off", which stays shown). */
   alarm() {
+    if (this.audio.state === "paused") {
+      this.applyState({ state: "sounding" });
+      this.dispatchEvent(new Event("pause-ended"));
+      if (this.active) return; // applyState has just sounded it
+    }
     if (this.active) this._burst();
     else this.setActive(true);
   }
 
   _burst() {
     this.bursts += 1;
+    if (this.silenced) return;
     this.dispatchEvent(new Event("burst"));
-    if (this.muted || !this.ctx) return;
+    if (!this.ctx) return;
     const ctx = this.ctx;
     const t0 = ctx.currentTime + 0.02;
     const gain = ctx.createGain();

@@ -13,12 +13,15 @@ const banner = document.getElementById("banner");
 const announcer = document.getElementById("alarm-announcer");
 const conn = document.getElementById("conn");
 const muteButton = document.getElementById("mute");
+const audioOffButton = document.getElementById("audio-off");
 const who = document.getElementById("who");
 const signoutButton = document.getElementById("signout");
 const crumbsNav = document.getElementById("crumbs");
 
 let socket = null;
 let view = null;
+let audioWard = null; // the ward whose alarm audio the topbar controls (ward view only)
+let pauseSeconds = 120;
 
 const ui = {
   crumbs(items) {
@@ -55,7 +58,14 @@ const ui = {
 function ensureSocket() {
   if (!socket) {
     socket = new DashboardSocket();
-    socket.addEventListener("state", (e) => showConnection(e.detail));
+    socket.addEventListener("state", (e) => {
+      showConnection(e.detail);
+      if (e.detail.state === "open") loadAudio(); // another station may have paused meanwhile
+    });
+    socket.addEventListener("message", (e) => {
+      const msg = e.detail;
+      if (msg.type === "audio" && msg.ward === audioWard) applyAudio(msg);
+    });
   }
   return socket;
 }
@@ -74,16 +84,58 @@ function showConnection({ state, delay, attempt }) {
   conn.title = state === "open" ? "Receiving live data" : "Live data is NOT being received";
 }
 
+// Alarm audio of the ward (IEC 60601-1-8): "Pause audio" for the place's pause time, with a
+// countdown; admins may also switch it off (shown until resumed). Recorded by the server.
+const minSec = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+
 function renderMute() {
-  muteButton.hidden = !session.signedIn;
-  muteButton.setAttribute("aria-pressed", String(alarmSound.muted));
-  setText(muteButton, alarmSound.muted ? "Alarm sound: OFF" : "Alarm sound: on");
-  muteButton.classList.toggle("muted", alarmSound.muted);
+  const state = alarmSound.state;
+  const by = alarmSound.audio.pause?.by?.name;
+  muteButton.hidden = !session.signedIn || audioWard === null;
+  muteButton.setAttribute("aria-pressed", String(state !== "sounding"));
+  muteButton.dataset.audio = state;
+  muteButton.classList.toggle("muted", state === "paused");
+  muteButton.classList.toggle("audio-off", state === "off");
+  const text = {
+    sounding: `Pause alarm audio (${minSec(pauseSeconds)})`,
+    paused: `Audio paused ${minSec(alarmSound.remainingSeconds ?? 0)}${by ? ` · ${by}` : ""} · resume`,
+    off: `ALARM AUDIO OFF${by ? ` · ${by}` : ""} · turn on`,
+  }[state];
+  setText(muteButton, text);
+  audioOffButton.hidden = muteButton.hidden || session.user?.role !== "admin" || state === "off";
+  document.body.dataset.audio = audioWard === null ? "sounding" : state;
+}
+
+function applyAudio(audio) {
+  if (typeof audio.pause_seconds === "number") pauseSeconds = audio.pause_seconds;
+  alarmSound.applyState(audio);
+}
+
+async function loadAudio() {
+  const ward = audioWard;
+  if (ward === null) return;
+  try {
+    const audio = await api.get(`/api/wards/${ward}/alarm-audio/`);
+    if (ward === audioWard) applyAudio(audio);
+  } catch (err) {
+    console.warn("alarm audio state unavailable", err);
+  }
+}
+
+async function audioCommand(action, body = {}) {
+  const ward = audioWard;
+  alarmSound.unlock();
+  try {
+    const audio = await api.post(`/api/wards/${ward}/alarm-audio/${action}/`, body);
+    if (ward === audioWard) applyAudio(audio);
+  } catch (err) {
+    ui.error(err);
+  }
 }
 muteButton.addEventListener("click", () => {
-  alarmSound.unlock();
-  alarmSound.setMuted(!alarmSound.muted);
+  audioCommand(alarmSound.state === "sounding" ? "pause" : "resume");
 });
+audioOffButton.addEventListener("click", () => audioCommand("pause", { mode: "off" }));
 alarmSound.addEventListener("change", renderMute);
 alarmSound.addEventListener("burst", () => {
   muteButton.dataset.alarmCount = String(alarmSound.bursts);
@@ -244,7 +296,10 @@ async function route(notice = "") {
   const ward = path.match(/^\/ward\/(\d+)\/?$/);
   const patient = path.match(/^\/patient\/(\d+)\/?$/);
   try {
+    audioWard = ward ? Number(ward[1]) : null;
+    alarmSound.applyState({ state: "sounding" });
     if (ward) {
+      loadAudio();
       view = new WardView({ root: main, socket: ensureSocket(), wardId: Number(ward[1]), ui });
       main.replaceChildren(el("p", { class: "loading" }, "Opening ward…"));
       await view.mount();
