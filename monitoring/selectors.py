@@ -15,7 +15,7 @@ from clinical.selectors import (
     patients_visible,
     ward_patients_admitted,
 )
-from monitoring.ingest import Target
+from monitoring.ingest import Target, value_fields
 from monitoring.models import Metric, Reading
 from monitoring.realtime.presence import devices_online
 from monitoring.realtime.registry import snapshot_extras
@@ -210,7 +210,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
             reading = readings.get(getattr(p, f"latest_{m}"))
             if reading is not None:
                 latest_by_metric[m] = {
-                    "bpm": reading.bpm,
+                    **value_fields(m, reading.bpm),
                     "recorded_at": reading.recorded_at.isoformat(),
                     "seq": reading.seq,
                 }

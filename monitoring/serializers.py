@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from common.api import ErrorSerializer
 from monitoring.filters import parse_aware_datetime
-from monitoring.models import Metric
+from monitoring.models import HEART_RATE_METRICS, Metric
 
 # --- Readings ---------------------------------------------------------------------------------
 
@@ -22,10 +22,24 @@ class ReadingSerializer(serializers.Serializer):
     patient = serializers.IntegerField(source="patient_id")
     device = serializers.IntegerField(source="device_id", allow_null=True)
     metric = serializers.ChoiceField(choices=Metric.choices)
-    bpm = serializers.IntegerField()
+    value = serializers.IntegerField(
+        source="bpm",
+        help_text="The reading's number: bpm for heart rates, relative toco units (0-100) for "
+        "uterine activity.",
+    )
+    bpm = serializers.IntegerField(
+        required=False,
+        help_text="Heart-rate metrics only: the same number as `value`, under its old name.",
+    )
     recorded_at = serializers.DateTimeField()
     received_at = serializers.DateTimeField()
     seq = serializers.IntegerField(allow_null=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data["metric"] not in HEART_RATE_METRICS:
+            del data["bpm"]
+        return data
 
 
 class ReadingInSerializer(serializers.Serializer):
@@ -37,10 +51,22 @@ class ReadingInSerializer(serializers.Serializer):
 
     metric = serializers.ChoiceField(
         choices=Metric.choices,
-        help_text="`fetal_heart_rate` only for patients with the obstetric profile.",
+        help_text="`fetal_heart_rate` and `uterine_activity` only for patients with the "
+        "obstetric profile.",
+    )
+    value = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=300,
+        help_text="The reading's number: heart_rate 20-300 bpm; fetal_heart_rate 50-240 bpm; "
+        "uterine_activity 0-100 relative toco units. Send `value` or (heart rates) `bpm`.",
     )
     bpm = serializers.IntegerField(
-        help_text="heart_rate: 20-300; fetal_heart_rate: 50-240.", min_value=20, max_value=300
+        required=False,
+        min_value=20,
+        max_value=300,
+        help_text="Heart-rate metrics only: the number under its old name (equal to `value` "
+        "when both are sent).",
     )
     recorded_at = serializers.DateTimeField(
         help_text="ISO-8601 with a UTC offset; at most 5 minutes in the future."
