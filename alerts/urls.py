@@ -18,4 +18,9 @@ urlpatterns = [
         alert_views.PatientAlarmLimitsView.as_view(),
         name="patient-alarm-limits",
     ),
+    path(
+        "patients/<int:pk>/ctg-alarm-limits/",
+        alert_views.PatientCtgAlarmLimitsView.as_view(),
+        name="patient-ctg-alarm-limits",
+    ),
 ]
