@@ -41,7 +41,8 @@ class CtgParams:
     event_min_seconds: float = 15  # ... lasting more than 15 s
     event_core_min_seconds: float = 5  # at least this long beyond 15 bpm (no single spikes)
     event_edge_bpm: float = 5  # an event's extent: until the trace is back within 5 bpm
-    bridge_seconds: int = 5  # gaps (loss or noise) up to this long do not split an event
+    bridge_seconds: int = 5  # gaps of signal back near baseline this short do not split one
+    loss_bridge_seconds: int = 30  # nor does a dropout of the signal this short
     acceleration_max_seconds: float = 600  # 10 min or longer is a baseline change
     prolonged_seconds: float = 180  # a deceleration of more than 3 min is prolonged
     pathological_prolonged_seconds: float = 300  # one prolonged deceleration > 5 min
@@ -174,22 +175,26 @@ def _runs(
     bridge: int,
     core_min: float,
     min_seconds: float,
+    loss_bridge: int = 0,
 ) -> list[_Run]:
-    """Stretches where ``deviation`` exceeds ``threshold`` (gaps up to ``bridge`` seconds
-    bridged), widened to where it falls back to ``edge``; kept when the widened stretch lasts
+    """Stretches where ``deviation`` exceeds ``threshold`` (gaps of up to ``bridge`` seconds
+    of signal and ``loss_bridge`` seconds of signal loss bridged: a dropout does not end an
+    event), widened to where it falls back to ``edge``; kept when the widened stretch lasts
     more than ``min_seconds`` and its part beyond the threshold at least ``core_min``."""
     count = len(deviation)
     cores: list[list[int]] = []  # [start, end, seconds beyond the threshold]
-    i = 0
-    while i < count:
+    for i in range(count):
         d = deviation[i]
-        if d is not None and d > threshold:
-            if cores and i - cores[-1][1] <= bridge:
+        if d is None or d <= threshold:
+            continue
+        if cores and i - cores[-1][1] <= max(bridge, loss_bridge):
+            gap = deviation[cores[-1][1] : i]
+            missing = sum(1 for g in gap if g is None)
+            if len(gap) - missing <= bridge and missing <= loss_bridge:
                 cores[-1][1] = i + 1
                 cores[-1][2] += 1
-            else:
-                cores.append([i, i + 1, 1])
-        i += 1
+                continue
+        cores.append([i, i + 1, 1])
     runs: list[_Run] = []
     last_end = 0
     for core_start, core_end, beyond in cores:
@@ -246,6 +251,7 @@ def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], li
             bridge=p.bridge_seconds,
             core_min=p.event_core_min_seconds,
             min_seconds=p.event_min_seconds,
+            loss_bridge=p.loss_bridge_seconds,
         )
 
     # A rise of 10 minutes or more is a new baseline, not an acceleration.

@@ -281,3 +281,9 @@ def test_coincidence_tolerates_short_gaps_but_not_an_end_in_the_past():
     ) == pytest.approx(300)
     stopped = [(t, v) for t, v in fetal if t < T0 + 240]
     assert maternal_coincidence_seconds(fhr=stopped, mhr=maternal, start=T0, end=T0 + 300) == 0
+
+
+def test_a_dropout_inside_a_deceleration_does_not_split_it():
+    trace = fhr_trace(30, shapes=[Shape(900, 240, -40)], lost=[(1000, 1020)], amplitude=3)
+    [d] = analyse(30, trace).decelerations
+    assert d.prolonged and d.seconds == pytest.approx(240, abs=2)
