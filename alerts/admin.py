@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from alerts.models import AlarmAudioPause, AlarmLimit, Alert, AlertEvent
+from alerts.ctg_rules import CTG_LIMIT_FIELDS
+from alerts.models import AlarmAudioPause, AlarmLimit, Alert, AlertEvent, CtgAlarmLimit
 from alerts.rules import THRESHOLD_FIELDS
 
 
@@ -63,3 +64,9 @@ class AlarmLimitAdmin(admin.ModelAdmin[AlarmLimit]):
     list_display = ("patient", "metric", *THRESHOLD_FIELDS, "updated_at")
     list_filter = ("metric",)
     raw_id_fields = ("patient", "updated_by")
+
+
+@admin.register(CtgAlarmLimit)
+class CtgAlarmLimitAdmin(admin.ModelAdmin[CtgAlarmLimit]):
+    list_display = ("patient", *CTG_LIMIT_FIELDS, "updated_at")
+    raw_id_fields = ("patient",)

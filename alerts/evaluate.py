@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts import services
+from alerts.ctg_evaluate import ctg_alarms_evaluate
 from alerts.models import Alert
 from alerts.rules import KINDS, METRIC_LABELS, PRIORITY, BandState, alarm_message, band_step
 from alerts.selectors import limits_for_patients
@@ -134,4 +135,5 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
         if resolved_offline:
             pipe.delete(*resolved_offline)
         pipe.execute()
+    changed += ctg_alarms_evaluate(stored=stored, now=now)
     return changed

@@ -141,3 +141,31 @@ class AlarmAudioPause(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_mode_display()} on ward {self.ward_id} by {self.by_id}"
+
+
+class CtgAlarmLimit(models.Model):
+    """A patient's own CTG alarm settings, overriding the defaults (``alerts.ctg_rules``).
+
+    Every field as in ``CtgLimits``; a null threshold switches that alarm off.
+    """
+
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="ctg_limit")
+    prolonged_deceleration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    pathological_hold_seconds = models.PositiveIntegerField(null=True, blank=True)
+    tachysystole_per_10_min = models.PositiveSmallIntegerField(null=True, blank=True)
+    tachysystole_hold_seconds = models.PositiveIntegerField()
+    signal_loss_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    signal_loss_minutes = models.PositiveSmallIntegerField()
+    signal_loss_hold_seconds = models.PositiveIntegerField()
+    coincidence_bpm = models.PositiveSmallIntegerField(null=True, blank=True)
+    coincidence_seconds = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("patient_id",)
+
+    def __str__(self) -> str:
+        return f"CTG alarm settings of patient {self.patient_id}"

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from accounts.selectors import user_place_ids, users_admin
-from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.ctg_rules import CTG_LIMIT_FIELDS, CtgLimits, ctg_default_limits
+from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS, Limits, default_limits
 from alerts.vocabulary import OPEN_STATES, Action, priority_rank_sql
 from clinical.models import Patient
@@ -141,3 +142,18 @@ def alert_spans(*, start: datetime, end: datetime) -> list[tuple[int, datetime, 
         .order_by()
         .values_list("patient_id", "raised_at", "resolved_at")
     )
+
+
+def ctg_limits_for_patients(patient_ids: Iterable[int]) -> dict[int, CtgLimits]:
+    """Effective CTG alarm settings by patient: the patient's own, else the defaults (one
+    query)."""
+    ids = list(patient_ids)
+    default = ctg_default_limits()
+    result = dict.fromkeys(ids, default)
+    for limit in CtgAlarmLimit.objects.filter(patient_id__in=ids):
+        result[limit.patient_id] = ctg_limits_from_model(limit)
+    return result
+
+
+def ctg_limits_from_model(limit: CtgAlarmLimit) -> CtgLimits:
+    return CtgLimits(**{name: getattr(limit, name) for name in CTG_LIMIT_FIELDS}, source="patient")

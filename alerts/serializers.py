@@ -107,3 +107,49 @@ class PatientAlarmLimitsSerializer(serializers.Serializer):
         if not value:
             raise serializers.ValidationError("Give the limits of at least one metric.")
         return value
+
+
+class CtgAlarmLimitsSerializer(serializers.Serializer):
+    """A patient's CTG alarm settings (docs/alarms.md, "CTG alarms"). On PUT, fields left out
+    keep their current value; null switches that alarm off."""
+
+    patient = serializers.IntegerField(read_only=True)
+    prolonged_deceleration_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="Raise prolonged_deceleration once a deceleration lasts longer (60-1800).",
+    )
+    pathological_hold_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="ctg_pathological: how long the classification must stay pathological.",
+    )
+    tachysystole_per_10_min = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="tachysystole: more contractions per 10 minutes than this, over 30 min.",
+    )
+    tachysystole_hold_seconds = serializers.IntegerField(required=False)
+    signal_loss_percent = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="fhr_signal_loss: more of the fetal heart rate missing than this share ...",
+    )
+    signal_loss_minutes = serializers.IntegerField(
+        required=False, help_text="... over the last this many minutes."
+    )
+    signal_loss_hold_seconds = serializers.IntegerField(required=False)
+    coincidence_bpm = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="fhr_maternal_coincidence: fetal within this many bpm of maternal ...",
+    )
+    coincidence_seconds = serializers.IntegerField(
+        required=False, help_text="... for longer than this."
+    )
+    # A declared field (see AlarmLimitSerializer.source).
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # a field, not Field.source
+        choices=(("default", "default"), ("patient", "patient")),
+        read_only=True,
+        help_text="default: the defaults; patient: this patient's own settings.",
+    )

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from alerts.audio import alarm_audio_new_high_alarm
+from alerts.ctg_rules import CTG_LIMIT_FIELDS, CTG_LIMIT_RANGES, CTG_NULLABLE_FIELDS
 from alerts.metrics import alert_event_count
-from alerts.models import AlarmLimit, Alert, AlertEvent
+from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit
 from alerts.payload import alert_payload
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
 from alerts.selectors import alert_get_visible, alerts_due_escalation
@@ -316,3 +317,43 @@ def alarm_limits_set(
 def alarm_limits_reset(*, patient: Patient) -> None:
     """Back to the profile's defaults."""
     AlarmLimit.objects.filter(patient=patient).delete()
+
+
+# --- CTG alarm settings ---------------------------------------------------------------------
+
+
+def ctg_alarm_limits_set(
+    *, patient: Patient, values: dict[str, Any], user: User | None = None
+) -> CtgAlarmLimit:
+    """Set the patient's own CTG alarm settings: ``values`` merged over the current ones.
+    Only for obstetric patients; null switches an alarm off where the field allows it."""
+    if patient.monitoring_profile != "obstetric":
+        raise ValidationFailed(
+            "The request is not valid.",
+            details={"patient": ["CTG alarms are only for obstetric patients."]},
+        )
+    errors: dict[str, list[str]] = {}
+    for name in CTG_LIMIT_FIELDS:
+        value = values.get(name)
+        low, high = CTG_LIMIT_RANGES[name]
+        if value is None:
+            if name not in CTG_NULLABLE_FIELDS:
+                errors[name] = ["A value is required."]
+        elif not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            errors[name] = [f"Must be an integer between {low} and {high}."]
+    if errors:
+        raise ValidationFailed("The request is not valid.", details=errors)
+    limit, _ = CtgAlarmLimit.objects.update_or_create(
+        patient=patient,
+        defaults={
+            **{name: values.get(name) for name in CTG_LIMIT_FIELDS},
+            "updated_at": timezone.now(),
+            "updated_by": user,
+        },
+    )
+    return limit
+
+
+def ctg_alarm_limits_reset(*, patient: Patient) -> None:
+    """Back to the defaults."""
+    CtgAlarmLimit.objects.filter(patient=patient).delete()

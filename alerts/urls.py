@@ -35,4 +35,9 @@ urlpatterns = [
         audio_views.AlarmAudioHistoryView.as_view(),
         name="alarm-audio-history",
     ),
+    path(
+        "patients/<int:pk>/ctg-alarm-limits/",
+        alert_views.PatientCtgAlarmLimitsView.as_view(),
+        name="patient-ctg-alarm-limits",
+    ),
 ]

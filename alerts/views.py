@@ -22,6 +22,7 @@ from alerts.serializers import (
     AlertActionSerializer,
     AlertDetailSerializer,
     AlertSerializer,
+    CtgAlarmLimitsSerializer,
     PatientAlarmLimitsSerializer,
 )
 from clinical.models import Patient
@@ -228,4 +229,49 @@ class PatientAlarmLimitsView(APIView):
     )
     def delete(self, request: Request, pk: int) -> Response:
         services.alarm_limits_reset(patient=self._patient(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PatientCtgAlarmLimitsView(APIView):
+    """A patient's effective CTG alarm settings: the defaults or the patient's own."""
+
+    permission_classes = [ClinicianWrites]
+
+    def _patient(self, request: Request, pk: int) -> Patient:
+        return patient_visible_get(user=request_person(request), patient_id=pk)
+
+    def _render(self, patient: Patient) -> Response:
+        limits = selectors.ctg_limits_for_patients([patient.id])[patient.id]
+        return Response({"patient": patient.id, **limits.as_dict()})
+
+    @extend_schema(
+        tags=["alarm limits"],
+        summary="A patient's CTG alarm settings",
+        responses={200: CtgAlarmLimitsSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return self._render(self._patient(request, pk))
+
+    @extend_schema(
+        tags=["alarm limits"],
+        summary="Set a patient's own CTG alarm settings (obstetric patients)",
+        request=CtgAlarmLimitsSerializer,
+        responses={200: CtgAlarmLimitsSerializer, **ERROR_RESPONSES},
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        patient = self._patient(request, pk)
+        serializer = CtgAlarmLimitsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        current = selectors.ctg_limits_for_patients([patient.id])[patient.id].as_dict()
+        current.update(serializer.validated_data)
+        services.ctg_alarm_limits_set(patient=patient, values=current, user=request_person(request))
+        return self._render(patient)
+
+    @extend_schema(
+        tags=["alarm limits"],
+        summary="Back to the default CTG alarm settings",
+        responses={204: None, **ERROR_RESPONSES},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        services.ctg_alarm_limits_reset(patient=self._patient(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)

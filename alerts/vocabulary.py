@@ -53,3 +53,22 @@ class Action:
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     ESCALATED = "escalated"
+
+
+# CTG alarms (docs/alarms.md, "CTG alarms"); the last two are technical: the trace, not the
+# fetus, is in question.
+KIND_PROLONGED_DECELERATION = "prolonged_deceleration"
+KIND_CTG_PATHOLOGICAL = "ctg_pathological"
+KIND_TACHYSYSTOLE = "tachysystole"
+KIND_FHR_SIGNAL_LOSS = "fhr_signal_loss"
+KIND_FHR_MATERNAL_COINCIDENCE = "fhr_maternal_coincidence"
+CTG_KINDS: tuple[str, ...] = (
+    KIND_PROLONGED_DECELERATION,
+    KIND_CTG_PATHOLOGICAL,
+    KIND_TACHYSYSTOLE,
+    KIND_FHR_SIGNAL_LOSS,
+    KIND_FHR_MATERNAL_COINCIDENCE,
+)
+TECHNICAL_KINDS = frozenset(
+    {KIND_DEVICE_OFFLINE, KIND_FHR_SIGNAL_LOSS, KIND_FHR_MATERNAL_COINCIDENCE}
+)

@@ -443,6 +443,13 @@ AXES_DISABLE_ACCESS_LOG = True
 ALARM_LIMITS = json.loads(env_str("ALARM_LIMITS", "") or "{}")
 # A raised clinical alarm resolves once the rate has been back in range this long.
 ALARM_CLEAR_SECONDS = env_int("ALARM_CLEAR_SECONDS", 5)
+# CTG alarms (docs/alarms.md, "CTG alarms"): default settings as JSON, e.g.
+# ALARM_CTG_LIMITS='{"signal_loss_percent": 30}'; per patient through the API. The analysis
+# of a patient's last 30 minutes runs at most every ALARM_CTG_EVALUATE_SECONDS (of the
+# readings' own time), and a raised CTG alarm resolves once clear for ALARM_CTG_CLEAR_SECONDS.
+ALARM_CTG_LIMITS = json.loads(env_str("ALARM_CTG_LIMITS", "") or "{}")
+ALARM_CTG_EVALUATE_SECONDS = env_float("ALARM_CTG_EVALUATE_SECONDS", 5.0)
+ALARM_CTG_CLEAR_SECONDS = env_int("ALARM_CTG_CLEAR_SECONDS", 30)
 # A high-priority alert unacknowledged this long is escalated to admins, and again every
 # interval until someone acknowledges it.
 ALERT_ESCALATION_SECONDS = env_int("ALERT_ESCALATION_SECONDS", 120)

@@ -1,11 +1,12 @@
 """A device simulator that speaks the real device protocol over a real WebSocket.
 
-Each simulated monitor produces a realistic heart-rate trace (adult HR; or maternal HR plus
-fetal HR with baseline variability, accelerations and decelerations), with occasional
-bradycardia episodes long enough to trip the alarm hold times. It keeps every reading until
-the server acknowledges it, and resends the unacknowledged ones after a reconnect, after a
-``storage_unavailable`` error frame (with back-off) and when no ack came within the ack
-timeout; it batches frames when it falls behind. ``manage.py simulate`` is the command-line entry point.
+Each simulated monitor produces a realistic trace: an adult heart rate with occasional
+bradycardia episodes long enough to trip the alarm hold times, or for an obstetric patient a
+cardiotocogram (maternal HR, fetal HR and uterine activity: ``devtools.ctg_trace``). It keeps
+every reading until the server acknowledges it, and resends the unacknowledged ones after a
+reconnect, after a ``storage_unavailable`` error frame (with back-off) and when no ack came
+within the ack timeout; it batches frames when it falls behind. ``manage.py simulate`` is the
+command-line entry point.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from devtools.ctg_trace import CtgTrace
 from devtools.device_client import (
     MAX_FRAME_ITEMS,
     Reply,
@@ -208,11 +210,18 @@ class SimulatedDevice:
         self.rate = rate
         self.rng = rng
         self.seq = first_seq
-        self.traces: dict[str, Trace] = (
-            {"heart_rate": maternal_trace(rng), "fetal_heart_rate": fetal_trace(rng, episodes)}
-            if spec.profile == "obstetric"
-            else {"heart_rate": adult_trace(rng, episodes)}
-        )
+        self.traces: dict[str, Trace] = {}
+        self.ctg: CtgTrace | None = None
+        if spec.profile == "obstetric":
+            # Maternal HR, fetal HR and uterine activity as a labour ward records them.
+            self.ctg = CtgTrace(
+                rng,
+                maternal=maternal_trace(rng).next,
+                prolonged_every=episodes.every if episodes.enabled else 0.0,
+                prolonged_seconds=episodes.fetal_seconds,
+            )
+        else:
+            self.traces = {"heart_rate": adult_trace(rng, episodes)}
         self.unacked: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self.outbox: asyncio.Queue[int] = asyncio.Queue()
         self.stats = DeviceStats()
@@ -222,12 +231,18 @@ class SimulatedDevice:
     def produce(self) -> None:
         t = time.monotonic() - self.started
         recorded_at = datetime.now(UTC).isoformat()
-        for metric, trace in self.traces.items():
+        if self.ctg is not None:
+            values = self.ctg.next(t)
+        else:
+            values = {metric: trace.next(t) for metric, trace in self.traces.items()}
+        for metric, value in values.items():
+            if value is None:
+                continue  # the fetal signal is lost: the monitor sends nothing
             self.seq += 1
             self.unacked[self.seq] = {
                 "seq": self.seq,
                 "metric": metric,
-                "bpm": trace.next(t),
+                "value": value,
                 "recorded_at": recorded_at,
             }
             self.outbox.put_nowait(self.seq)
@@ -431,7 +446,8 @@ async def simulate(
         "unacked": sum(len(d.unacked) for d in devices),
         "frames": sum(r.frames for r in results),
         "connects": sum(r.connects for r in results),
-        "episodes": sum(t.episodes_started for d in devices for t in d.traces.values()),
+        "episodes": sum(t.episodes_started for d in devices for t in d.traces.values())
+        + sum(d.ctg.counts.decelerations.get("prolonged", 0) for d in devices if d.ctg),
         "fatal": [
             f"{d.spec.label}: {r.fatal}" for d, r in zip(devices, results, strict=True) if r.fatal
         ],

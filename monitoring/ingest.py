@@ -23,18 +23,23 @@ from django.utils import timezone
 from common import metrics
 from common.datetimes import datetime_problem
 from common.errors import ValidationFailed
-from monitoring.models import Metric, Reading, ReadingKey
+from monitoring.models import HEART_RATE_METRICS, Metric, Reading, ReadingKey
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
 logger = logging.getLogger(__name__)
 
-BPM_BOUNDS: dict[str, tuple[int, int]] = {
+# The accepted range of a reading's number, by metric: bpm for the heart rates, relative toco
+# units for uterine activity. Every ingest path validates through reading_parse (or
+# reading_value_check), so these bounds hold for all of them.
+VALUE_BOUNDS: dict[str, tuple[int, int]] = {
     Metric.HEART_RATE: (20, 300),
     Metric.FETAL_HEART_RATE: (50, 240),
+    Metric.UTERINE_ACTIVITY: (0, 100),
 }
-OBSTETRIC_ONLY_METRICS = frozenset({Metric.FETAL_HEART_RATE})
+BPM_BOUNDS = {m: b for m, b in VALUE_BOUNDS.items() if m in HEART_RATE_METRICS}
+OBSTETRIC_ONLY_METRICS = frozenset({Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY})
 _INSERT_CHUNK = 500
 
 # PostgreSQL partitions the readings table by recorded_at, so (device_id, seq) cannot be
@@ -94,16 +99,28 @@ class StoredReading:
     received_at: datetime
     seq: int | None
 
+    @property
+    def value(self) -> int:
+        """The reading's number (stored as ``bpm`` for every metric)."""
+        return self.bpm
+
     def as_event(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "patient": self.patient_id,
             "device": self.device_id,
             "metric": self.metric,
-            "bpm": self.bpm,
+            **value_fields(self.metric, self.bpm),
             "recorded_at": self.recorded_at.isoformat(),
             "seq": self.seq,
         }
+
+
+def value_fields(metric: str, value: int) -> dict[str, int]:
+    """A reading's number as the wire carries it: ``value``, and ``bpm`` for heart rates."""
+    if metric in HEART_RATE_METRICS:
+        return {"value": value, "bpm": value}
+    return {"value": value}
 
 
 def _is_int(value: object) -> TypeIs[int]:
@@ -124,19 +141,14 @@ def reading_parse(
     errors: dict[str, list[str]] = {}
 
     metric = raw.get("metric")
-    known_metric = isinstance(metric, str) and metric in BPM_BOUNDS  # a list is no metric
-    if not known_metric:
-        errors["metric"] = [f"Must be one of: {', '.join(BPM_BOUNDS)}."]
+    if not (isinstance(metric, str) and metric in VALUE_BOUNDS):  # a list is no metric
+        metric = None
+        errors["metric"] = [f"Must be one of: {', '.join(VALUE_BOUNDS)}."]
     elif metric in OBSTETRIC_ONLY_METRICS and target.profile != "obstetric":
         errors["metric"] = [f"{metric} is only recorded for obstetric patients."]
 
-    bpm = raw.get("bpm")
-    if not _is_int(bpm):
-        errors["bpm"] = ["Must be an integer."]
-    elif known_metric:
-        low, high = BPM_BOUNDS[str(metric)]
-        if not low <= bpm <= high:
-            errors["bpm"] = [f"Must be between {low} and {high} for {metric}."]
+    number, number_errors = reading_value_check(raw, metric=metric)
+    errors.update(number_errors)
 
     recorded_at: datetime | None = None
     try:
@@ -154,12 +166,12 @@ def reading_parse(
     if errors:
         raise ValidationFailed("The reading is not valid.", details=errors)
     # What the checks above established, said so that the type checker knows it too.
-    assert metric in BPM_BOUNDS and _is_int(bpm) and recorded_at is not None
+    assert metric in VALUE_BOUNDS and number is not None and recorded_at is not None
     return ReadingIn(
         patient_id=target.patient_id,
         device_id=target.device_id,
         metric=metric,
-        bpm=bpm,
+        bpm=number,
         recorded_at=recorded_at,
         seq=seq,
         entered_by_id=entered_by_id,
@@ -185,6 +197,32 @@ def recorded_at_parse(value: Any, *, now: datetime) -> datetime:
     if recorded_at < now - timedelta(days=settings.READING_MAX_AGE_DAYS):
         raise ValueError(f"Must not be more than {settings.READING_MAX_AGE_DAYS} days old.")
     return recorded_at
+
+
+def reading_value_check(raw: dict[str, Any], *, metric: Any) -> tuple[int | None, dict]:
+    """The number of a reading, from ``value`` or (heart rates only) its old name ``bpm``.
+
+    Returns the number and the field errors (empty when valid). Both names may be sent if they
+    agree. The errors are keyed by the name the client used.
+    """
+    has_value, has_bpm = "value" in raw, "bpm" in raw
+    heart_rate = metric in HEART_RATE_METRICS
+    if not has_value and not has_bpm:
+        name = "bpm" if heart_rate else "value"
+        return None, {name: ["Required: the reading's number (`value`, or `bpm` for heart rates)."]}
+    if has_bpm and metric in VALUE_BOUNDS and not heart_rate:
+        return None, {"bpm": [f"`bpm` is only for heart-rate metrics; send `value` for {metric}."]}
+    name = "value" if has_value else "bpm"
+    number = raw[name]
+    if not _is_int(number):
+        return None, {name: ["Must be an integer."]}
+    if has_value and has_bpm and raw["bpm"] != number:
+        return None, {"bpm": ["Must equal `value` when both are sent."]}
+    if metric in VALUE_BOUNDS:
+        low, high = VALUE_BOUNDS[metric]
+        if not low <= number <= high:
+            return None, {name: [f"Must be between {low} and {high} for {metric}."]}
+    return number, {}
 
 
 def readings_store(

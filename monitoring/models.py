@@ -8,10 +8,20 @@ from django.utils import timezone
 class Metric(models.TextChoices):
     HEART_RATE = "heart_rate", "Heart rate"
     FETAL_HEART_RATE = "fetal_heart_rate", "Fetal heart rate"
+    UTERINE_ACTIVITY = "uterine_activity", "Uterine activity"
+
+
+# Metrics whose number is a rate in beats per minute (its old name ``bpm`` stays on the wire).
+HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE})
 
 
 class Reading(models.Model):
-    """One heart-rate sample. (device, seq) is the idempotency key of device readings."""
+    """One sample of a metric. (device, seq) is the idempotency key of device readings.
+
+    The column ``bpm`` holds the reading's number (``value`` on the wire): beats per minute for
+    the heart-rate metrics, relative toco units (0-100) for uterine activity. It kept its name
+    so that no table changes and no client breaks.
+    """
 
     patient = models.ForeignKey("clinical.Patient", on_delete=models.CASCADE, related_name="+")
     device = models.ForeignKey(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import connection, transaction
@@ -15,7 +15,8 @@ from clinical.selectors import (
     patients_visible,
     ward_patients_admitted,
 )
-from monitoring.ingest import Target
+from ctg.analysis import CtgParams, CtgResult, ctg_analyse
+from monitoring.ingest import Target, value_fields
 from monitoring.models import Metric, Reading
 from monitoring.realtime.presence import devices_online
 from monitoring.realtime.registry import snapshot_extras
@@ -229,7 +230,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
             reading = readings.get(getattr(p, f"latest_{m}"))
             if reading is not None:
                 latest_by_metric[m] = {
-                    "bpm": reading.bpm,
+                    **value_fields(m, reading.bpm),
                     "recorded_at": reading.recorded_at.isoformat(),
                     "seq": reading.seq,
                 }
@@ -258,3 +259,86 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
             }
         )
     return result
+
+
+# --- CTG ----------------------------------------------------------------------------------
+
+
+CTG_METRICS = (Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY, Metric.HEART_RATE)
+
+
+def readings_per_second(
+    *,
+    patient_id: int,
+    start: datetime,
+    end: datetime,
+    metrics: Sequence[str] = CTG_METRICS,
+) -> dict[str, list[tuple[float, float]]]:
+    """Per metric, the readings of [start, end) as ``(epoch seconds, value)``, in no
+    particular order, without a model instance per row: what the CTG analysis reads.
+
+    The database averages each second already (the analysis works on a one-second grid), so
+    a 2-hour window at 4 Hz (28,800 readings per metric) comes back as 7,200 rows per metric.
+    """
+    table = Reading._meta.db_table
+    placeholders = ", ".join(["%s"] * len(metrics))
+    where = (
+        f"FROM {table} WHERE patient_id = %s AND metric IN ({placeholders}) "
+        "AND recorded_at >= %s AND recorded_at < %s"
+    )
+    ops = connection.ops
+    params = [
+        patient_id,
+        *metrics,
+        ops.adapt_datetimefield_value(start),
+        ops.adapt_datetimefield_value(end),
+    ]
+    series: dict[str, list[tuple[float, float]]] = {m: [] for m in metrics}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Grouped by the truncated timestamp, converted to epoch seconds once per group
+            # (extract() returns numeric, slow per row); the average in float8 for the same
+            # reason.
+            cursor.execute(
+                "SELECT metric, extract(epoch from date_trunc('second', recorded_at))::float8, "
+                f"avg(bpm::float8) {where} GROUP BY metric, date_trunc('second', recorded_at)",
+                params,
+            )
+            for metric, epoch, mean in cursor.fetchall():
+                series[metric].append((float(epoch), float(mean)))
+        else:
+            # SQLite keeps UTC text ("2026-11-25 10:00:00.250000"); its date functions cost
+            # more per row than grouping by the text of the whole second and reading that
+            # text here (one date parse per day).
+            cursor.execute(
+                f"SELECT metric, substr(recorded_at, 1, 19) AS s, AVG(bpm) {where} "
+                "GROUP BY metric, s",
+                params,
+            )
+            days: dict[str, float] = {}
+            for metric, text, mean in cursor.fetchall():
+                day = text[:10]
+                if day not in days:
+                    days[day] = datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
+                clock = int(text[11:13]) * 3600 + int(text[14:16]) * 60 + int(text[17:19])
+                series[metric].append((days[day] + clock, float(mean)))
+    return series
+
+
+def patient_ctg(
+    *, patient_id: int, start: datetime, end: datetime, params: CtgParams | None = None
+) -> CtgResult:
+    """The CTG analysis (FIGO 2015, ``ctg.analysis``) of a patient's window [start, end)."""
+    series = readings_per_second(
+        patient_id=patient_id,
+        start=start,
+        end=end,
+        metrics=(Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY),
+    )
+    return ctg_analyse(
+        fhr=series[Metric.FETAL_HEART_RATE],
+        ua=series[Metric.UTERINE_ACTIVITY],
+        start=start.timestamp(),
+        end=end.timestamp(),
+        params=params,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer
@@ -10,7 +10,17 @@ from rest_framework import serializers
 
 from common.api import ErrorSerializer
 from common.datetimes import parse_aware_datetime
-from monitoring.models import Metric
+from ctg.analysis import (
+    EARLY,
+    INSUFFICIENT,
+    LATE,
+    NORMAL,
+    PATHOLOGICAL,
+    SUSPICIOUS,
+    VARIABLE,
+    CtgResult,
+)
+from monitoring.models import HEART_RATE_METRICS, Metric
 
 # --- Readings ---------------------------------------------------------------------------------
 
@@ -22,10 +32,24 @@ class ReadingSerializer(serializers.Serializer):
     patient = serializers.IntegerField(source="patient_id")
     device = serializers.IntegerField(source="device_id", allow_null=True)
     metric = serializers.ChoiceField(choices=Metric.choices)
-    bpm = serializers.IntegerField()
+    value = serializers.IntegerField(
+        source="bpm",
+        help_text="The reading's number: bpm for heart rates, relative toco units (0-100) for "
+        "uterine activity.",
+    )
+    bpm = serializers.IntegerField(
+        required=False,
+        help_text="Heart-rate metrics only: the same number as `value`, under its old name.",
+    )
     recorded_at = serializers.DateTimeField()
     received_at = serializers.DateTimeField()
     seq = serializers.IntegerField(allow_null=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data["metric"] not in HEART_RATE_METRICS:
+            del data["bpm"]
+        return data
 
 
 class ReadingInSerializer(serializers.Serializer):
@@ -37,10 +61,22 @@ class ReadingInSerializer(serializers.Serializer):
 
     metric = serializers.ChoiceField(
         choices=Metric.choices,
-        help_text="`fetal_heart_rate` only for patients with the obstetric profile.",
+        help_text="`fetal_heart_rate` and `uterine_activity` only for patients with the "
+        "obstetric profile.",
+    )
+    value = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=300,
+        help_text="The reading's number: heart_rate 20-300 bpm; fetal_heart_rate 50-240 bpm; "
+        "uterine_activity 0-100 relative toco units. Send `value` or (heart rates) `bpm`.",
     )
     bpm = serializers.IntegerField(
-        help_text="heart_rate: 20-300; fetal_heart_rate: 50-240.", min_value=20, max_value=300
+        required=False,
+        min_value=20,
+        max_value=300,
+        help_text="Heart-rate metrics only: the number under its old name (equal to `value` "
+        "when both are sent).",
     )
     recorded_at = serializers.DateTimeField(
         help_text="ISO-8601 with a UTC offset; at most 5 minutes in the future."
@@ -129,3 +165,120 @@ class AwareDateTimeField(serializers.DateTimeField):
             return parse_aware_datetime(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+
+
+# --- CTG --------------------------------------------------------------------------------------
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def ctg_payload(*, patient_id: int, result: CtgResult) -> dict[str, Any]:
+    """The CTG analysis as GET /api/patients/<id>/ctg/ answers it (``CtgSerializer``
+    documents it). ``ongoing`` marks an event still going on at the window's end."""
+    return {
+        "patient": patient_id,
+        "from": _iso(result.start),
+        "to": _iso(result.end),
+        "baseline_bpm": result.baseline_bpm,
+        "variability_bpm": result.variability_bpm,
+        "accelerations": [
+            {
+                "start": _iso(a.start),
+                "end": _iso(a.end),
+                "peak_bpm": a.peak_bpm,
+                "ongoing": a.ongoing,
+            }
+            for a in result.accelerations
+        ],
+        "decelerations": [
+            {
+                "start": _iso(d.start),
+                "end": _iso(d.end),
+                "nadir_bpm": d.nadir_bpm,
+                "depth_bpm": d.depth_bpm,
+                "prolonged": d.prolonged,
+                "kind": d.kind,
+                "ongoing": d.ongoing,
+            }
+            for d in result.decelerations
+        ],
+        "contractions": [
+            {"start": _iso(c.start), "end": _iso(c.end), "peak": c.peak}
+            for c in result.contractions
+        ],
+        "contractions_per_10_min": result.contractions_per_10_min,
+        "tachysystole": result.tachysystole,
+        "signal_loss_percent": result.signal_loss_percent,
+        "classification": result.classification,
+        "reasons": result.reasons,
+    }
+
+
+class CtgAccelerationSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    peak_bpm = serializers.IntegerField()
+    ongoing = serializers.BooleanField(help_text="Still going on at the window's end.")
+
+
+class CtgDecelerationSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    nadir_bpm = serializers.IntegerField()
+    depth_bpm = serializers.IntegerField(help_text="Baseline minus nadir.")
+    prolonged = serializers.BooleanField(help_text="Longer than 3 minutes.")
+    kind = serializers.ChoiceField(
+        choices=[EARLY, LATE, VARIABLE],
+        allow_null=True,
+        help_text="Against the contractions; null where it cannot be told (or prolonged).",
+    )
+    ongoing = serializers.BooleanField(help_text="Still going on at the window's end.")
+
+
+class CtgContractionSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    peak = serializers.IntegerField(help_text="Highest uterine activity (toco units).")
+
+
+class CtgSerializer(serializers.Serializer):
+    """The CTG analysis of a window (FIGO 2015); docs/ctg.md says how each number is read."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "patient": serializers.IntegerField(),
+            "from": serializers.DateTimeField(),
+            "to": serializers.DateTimeField(),
+            "baseline_bpm": serializers.IntegerField(
+                allow_null=True, help_text="Latest 10-minute period's baseline, to 5 bpm."
+            ),
+            "variability_bpm": serializers.FloatField(
+                allow_null=True, help_text="Median bandwidth of the 1-minute segments."
+            ),
+            "accelerations": CtgAccelerationSerializer(many=True),
+            "decelerations": CtgDecelerationSerializer(many=True),
+            "contractions": CtgContractionSerializer(many=True),
+            "contractions_per_10_min": serializers.FloatField(
+                allow_null=True, help_text="Averaged over the last 30 minutes of the window."
+            ),
+            "tachysystole": serializers.BooleanField(
+                help_text="More than 5 contractions per 10 minutes over 30 minutes."
+            ),
+            "signal_loss_percent": serializers.FloatField(
+                help_text="Share of the window's seconds without a fetal heart rate."
+            ),
+            "classification": serializers.ChoiceField(
+                choices=[NORMAL, SUSPICIOUS, PATHOLOGICAL, INSUFFICIENT]
+            ),
+            "reasons": serializers.ListField(child=serializers.CharField()),
+        }
+
+
+class CtgQuerySerializer(serializers.Serializer):
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": AwareDateTimeField(required=False),
+            "to": AwareDateTimeField(required=False),
+        }

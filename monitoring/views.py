@@ -1,4 +1,4 @@
-"""REST views of heart-rate records: parse, authorize, call a service, render."""
+"""REST views of readings and the CTG analysis: parse, authorize, call a service, render."""
 
 from __future__ import annotations
 
@@ -39,14 +39,19 @@ from monitoring.models import Reading
 from monitoring.serializers import (
     AggregateQuerySerializer,
     AggregateSerializer,
+    CtgQuerySerializer,
+    CtgSerializer,
     ReadingSerializer,
     ReadingsRequest,
     RecordsResultSerializer,
+    ctg_payload,
 )
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
 MAX_BUCKETS = 5000
 DEFAULT_AGGREGATE_RANGE = timedelta(hours=1)
+DEFAULT_CTG_RANGE = timedelta(minutes=30)
+MAX_CTG_RANGE = timedelta(hours=2)
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -202,3 +207,45 @@ class RecordHistoryView(ListAPIView[Reading]):
         # Plain dicts (AggregateSerializer documents them): up to 10,000 rows through DRF
         # fields would cost more than the query. The JSON encoder writes datetimes as ISO-8601.
         return Response({"bucket": bucket, "from": start, "to": end, "results": results})
+
+
+# --- CTG --------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    summary="A patient's CTG analysis (FIGO 2015)",
+    description=(
+        "Baseline, variability, accelerations, decelerations (early / late / variable against "
+        "the contractions), contractions and their frequency, signal loss and the FIGO "
+        "classification with its reasons, computed from the stored fetal heart rate and "
+        "uterine activity of [`from`, `to`).\n\n"
+        "`to` defaults to now and `from` to 30 minutes before `to`; the window may be at most "
+        "2 hours long and `from` must be before `to` (400 otherwise). docs/ctg.md says how "
+        "each number is read."
+    ),
+    parameters=[
+        OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
+        OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (exclusive)."),
+    ],
+    responses={200: CtgSerializer, **_errors(400, 401, 404)},
+)
+class PatientCtgView(APIView):
+    permission_classes = [IsPerson]
+
+    def get(self, request: Request, pk: int) -> Response:
+        patient = patient_visible_get(user=request_person(request), patient_id=pk)
+        query = CtgQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        end = query.validated_data.get("to") or timezone.now()
+        start = query.validated_data.get("from") or end - DEFAULT_CTG_RANGE
+        if start >= end:
+            raise ValidationFailed(
+                "The window is empty.", details={"from": ["Must be before `to`."]}
+            )
+        if end - start > MAX_CTG_RANGE:
+            raise ValidationFailed(
+                "The window is longer than 2 hours.",
+                details={"to": ["At most 2 hours after `from`."]},
+            )
+        result = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
+        return Response(ctg_payload(patient_id=patient.id, result=result))

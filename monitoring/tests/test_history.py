@@ -52,6 +52,7 @@ def test_history_is_newest_first_with_reading_fields(nurse_api, device):
         "patient",
         "device",
         "metric",
+        "value",
         "bpm",
         "recorded_at",
         "received_at",

@@ -17,7 +17,17 @@ from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardF
 
 pytestmark = pytest.mark.django_db
 
-READING_FIELDS = {"id", "patient", "device", "metric", "bpm", "recorded_at", "received_at", "seq"}
+READING_FIELDS = {
+    "id",
+    "patient",
+    "device",
+    "metric",
+    "value",
+    "bpm",
+    "recorded_at",
+    "received_at",
+    "seq",
+}
 
 
 def _reading(seq: int | None = 1, **overrides) -> dict:

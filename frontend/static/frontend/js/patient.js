@@ -1,6 +1,7 @@
 // The patient view: identity, device, current values (live), alarm limits, active and past
 // alarms, and a history chart over a chosen range from the REST history (aggregated buckets).
 
+import { CtgStrip } from "./strip.js";
 import { api, resultsOf } from "./api.js";
 import { alarmSound } from "./audio.js";
 import { drawHistory } from "./chart.js";
@@ -144,6 +145,8 @@ export class PatientView {
       ["Ward", ward ? ward.name : "—"],
       ["Bed", p.bed || "—"],
     ];
+    // Obstetric patients get the CTG strip (strip.js).
+    this.strip = p.monitoring_profile === "obstetric" ? new CtgStrip({ patientId: this.patientId }) : null;
     this.root.replaceChildren(
       el(
         "div",
@@ -165,6 +168,7 @@ export class PatientView {
           el("div", { class: "history-wrap" }, d.canvas),
           d.chartNote,
         ),
+        this.strip ? this.strip.node : null,
         el("section", { class: "card", "aria-labelledby": "active-h" }, el("h2", { id: "active-h" }, "Active alarms"), d.activeAlerts),
         el("section", { class: "card", "aria-labelledby": "past-h" }, el("h2", { id: "past-h" }, "Past alarms"), d.pastAlerts),
       ),
@@ -177,10 +181,12 @@ export class PatientView {
     this.loadAlerts();
     this.loadDevice();
     this.setRange("1h");
+    if (this.strip) this.strip.load();
   }
 
   destroy() {
     this.destroyed = true;
+    if (this.strip) this.strip.destroy();
     alarmSound.setActive(false);
     this._resize.disconnect();
     this.socket.removeEventListener("message", this._onMessage);
@@ -195,7 +201,11 @@ export class PatientView {
       if (p.device !== undefined) this.showDevice(p.device);
       for (const [m, r] of Object.entries(p.latest || {})) if (r) this.setValue(m, r.bpm);
     } else if (msg.type === "readings") {
-      for (const item of msg.items || []) if (Number(idOf(item.patient)) === this.patientId) this.setValue(item.metric, item.bpm);
+      for (const item of msg.items || []) {
+        if (Number(idOf(item.patient)) !== this.patientId) continue;
+        this.setValue(item.metric, item.value ?? item.bpm);
+        if (this.strip) this.strip.addReading(item);
+      }
     } else if (msg.type === "alert" && msg.alert && Number(idOf(msg.alert.patient)) === this.patientId) {
       const a = normaliseAlert(msg.alert);
       const isNew = !this.alerts.some((x) => x.id === a.id);

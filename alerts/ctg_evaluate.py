@@ -1,0 +1,133 @@
+"""CTG alarm evaluation, in the alarm evaluator: for each obstetric patient in a batch of new
+readings, at most every ``ALARM_CTG_EVALUATE_SECONDS`` of the readings' own time, analyse the
+last 30 minutes (``ctg.analysis``) and raise or resolve the CTG alerts.
+
+Cost: a patient evaluated costs one grouped query of the window (about 5,400 rows at 4 Hz,
+see docs/ctg.md) and the analysis (tens of milliseconds); a patient not yet due costs nothing
+beyond its share of one MGET. The rule state is one small record per patient in Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from django.conf import settings
+from django.utils import timezone
+
+from alerts import services
+from alerts.ctg_rules import (
+    CTG_WINDOW_SECONDS,
+    PRIORITIES,
+    CtgState,
+    Episode,
+    ctg_conditions,
+    ctg_hold,
+    episode_step,
+)
+from alerts.models import Alert
+from alerts.selectors import ctg_limits_for_patients
+from alerts.state import STATE_TTL_SECONDS, key_prefix, redis_client
+from ctg.analysis import ctg_analyse
+from monitoring.models import Metric
+from monitoring.selectors import readings_per_second
+
+# Readings of these metrics make a patient due for CTG evaluation (both are recorded for
+# obstetric patients only, so no profile lookup is needed).
+CTG_TRIGGER_METRICS = frozenset({Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY})
+
+
+def ctg_state_key(patient_id: int) -> str:
+    return f"{key_prefix()}ctg:{patient_id}"
+
+
+def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> list[Alert]:
+    """Run the CTG alarm rules for the obstetric patients of this batch that are due."""
+    now = now or timezone.now()
+    latest: dict[int, datetime] = {}
+    devices: dict[int, int | None] = {}
+    for reading in stored:
+        if reading.metric not in CTG_TRIGGER_METRICS:
+            continue
+        if reading.patient_id not in latest or reading.recorded_at > latest[reading.patient_id]:
+            latest[reading.patient_id] = reading.recorded_at
+            devices[reading.patient_id] = reading.device_id
+    if not latest:
+        return []
+    client = redis_client()
+    patients = sorted(latest)
+    # redis-py types a reply as ``Awaitable | Any`` (shared with its asyncio client).
+    raw_states = cast("list[bytes | None]", client.mget([ctg_state_key(p) for p in patients]))
+    states = {p: CtgState.decode(raw) for p, raw in zip(patients, raw_states, strict=True)}
+    due = [p for p in patients if latest[p].timestamp() >= states[p].next_at]
+    if not due:
+        return []
+    limits = ctg_limits_for_patients(due)
+    interval = float(settings.ALARM_CTG_EVALUATE_SECONDS)
+    clear = float(settings.ALARM_CTG_CLEAR_SECONDS)
+    changed: list[Alert] = []
+    writes: dict[str, CtgState] = {}
+    for patient_id in due:
+        at = latest[patient_id]
+        state = states[patient_id]
+        # The window ends after the latest reading's second, so that second counts.
+        end = at.replace(microsecond=0) + timedelta(seconds=1)
+        start = end - timedelta(seconds=CTG_WINDOW_SECONDS)
+        series = readings_per_second(patient_id=patient_id, start=start, end=end)
+        fhr = series[Metric.FETAL_HEART_RATE]
+        result = ctg_analyse(
+            fhr=fhr,
+            ua=series[Metric.UTERINE_ACTIVITY],
+            start=start.timestamp(),
+            end=end.timestamp(),
+        )
+        monitored_since = min(
+            (t for values in series.values() for t, _ in values), default=end.timestamp()
+        )
+        conditions = ctg_conditions(
+            result=result,
+            fhr=fhr,
+            mhr=series[Metric.HEART_RATE],
+            monitored_since=monitored_since,
+            limits=limits[patient_id],
+        )
+        moment = at.timestamp()
+        episodes = dict(state.episodes)
+        for kind, condition in conditions.items():
+            episode, action = episode_step(
+                episodes.get(kind) or Episode(),
+                active=condition.active,
+                at=moment,
+                hold=ctg_hold(kind, limits[patient_id]),
+                clear=clear,
+            )
+            episodes[kind] = episode
+            alert: Alert | None = None
+            if action == "raise":
+                alert = services.alert_raise(
+                    patient_id=patient_id,
+                    device_id=devices[patient_id],
+                    kind=kind,
+                    priority=PRIORITIES[kind],
+                    message=condition.message,
+                    at=now,
+                )
+            elif action == "resolve":
+                alert = services.alert_condition_resolve(
+                    patient_id=patient_id,
+                    kind=kind,
+                    at=now,
+                    note=f"The condition has been clear for {int(clear)} s.",
+                )
+            if alert is not None:
+                changed.append(alert)
+        writes[ctg_state_key(patient_id)] = CtgState(next_at=moment + interval, episodes=episodes)
+
+    # Alerts first, rule state after (as the band rules): a failed alert write leaves the
+    # state where it was, and the next evaluation raises it again.
+    pipe = client.pipeline(transaction=False)
+    for key, new_state in writes.items():
+        pipe.set(key, new_state.encode(), ex=STATE_TTL_SECONDS)
+    pipe.execute()
+    return changed

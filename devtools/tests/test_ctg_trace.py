@@ -1,0 +1,112 @@
+"""The simulator's cardiotocogram has the shape of a labour ward's: judged by the server's own
+CTG analysis and by the generator's counts."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ctg.analysis import NORMAL, ctg_analyse, maternal_coincidence_seconds
+from devtools.ctg_trace import CtgConfig, CtgTrace
+from devtools.simulator import DeviceSpec, EpisodeConfig, SimulatedDevice, maternal_trace
+
+QUIET = {"long_loss_every": 0.0, "coincidence_every": 0.0, "deceleration_share": 0.0}
+
+
+def generate(seconds: int, *, seed: int = 1, prolonged_every: float = 0.0, **config):
+    rng = random.Random(seed)
+    trace = CtgTrace(
+        rng,
+        maternal=maternal_trace(rng).next,
+        prolonged_every=prolonged_every,
+        config=CtgConfig(**config),
+    )
+    rows = [trace.next(float(t)) for t in range(seconds)]
+
+    def samples(metric: str) -> list[tuple[float, float]]:
+        return [(float(t), v) for t, row in enumerate(rows) if (v := row[metric]) is not None]
+
+    return trace, rows, samples
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_quiet_labour_trace_is_a_normal_ctg(seed):
+    trace, rows, samples = generate(3600, seed=seed, **QUIET)
+    result = ctg_analyse(
+        fhr=samples("fetal_heart_rate"), ua=samples("uterine_activity"), start=0, end=3600
+    )
+    assert result.classification == NORMAL, result.reasons
+    assert result.baseline_bpm is not None and 120 <= result.baseline_bpm <= 155
+    assert result.variability_bpm is not None and 5 <= result.variability_bpm <= 25
+    assert result.contractions_per_10_min is not None
+    assert 2.0 <= result.contractions_per_10_min <= 4.5
+    assert abs(len(result.contractions) - trace.counts.contractions) <= 1
+    assert len(result.accelerations) >= 3
+    assert 3 <= result.signal_loss_percent <= 20  # short Doppler dropouts
+    assert all(0 <= row["uterine_activity"] <= 100 for row in rows)
+    assert all(50 <= v <= 240 for _, v in samples("fetal_heart_rate"))
+
+
+def test_decelerations_come_with_contractions():
+    trace, _rows, samples = generate(7200, seed=4, **{**QUIET, "deceleration_share": 1.0})
+    result = ctg_analyse(
+        fhr=samples("fetal_heart_rate"), ua=samples("uterine_activity"), start=0, end=7200
+    )
+    made = sum(trace.counts.decelerations.values())
+    assert made == trace.counts.contractions
+    assert set(trace.counts.decelerations) == {"early", "late", "variable"}
+    assert len(result.decelerations) >= made // 2
+    assert {d.kind for d in result.decelerations} & {"late", "variable"}
+
+
+def test_prolonged_decelerations_follow_the_bradycardia_episodes():
+    trace, _rows, samples = generate(3600, seed=5, prolonged_every=900, **QUIET)
+    result = ctg_analyse(fhr=samples("fetal_heart_rate"), start=0, end=3600)
+    assert trace.counts.decelerations.get("prolonged", 0) >= 2
+    assert sum(d.prolonged for d in result.decelerations) >= 2
+
+
+def test_a_long_signal_loss_happens_now_and_then():
+    trace, rows, _samples = generate(3600, seed=6, **{**QUIET, "long_loss_every": 600.0})
+    assert trace.counts.losses >= 3
+    longest = run = 0
+    for row in rows:
+        run = run + 1 if row["fetal_heart_rate"] is None else 0
+        longest = max(longest, run)
+    assert longest >= 70  # enough to raise fhr_signal_loss (over 20 % of 5 minutes)
+    assert all(row["uterine_activity"] is not None for row in rows)
+
+
+def test_the_fetal_channel_sometimes_records_the_mother():
+    trace, _rows, samples = generate(3600, seed=7, **{**QUIET, "coincidence_every": 600.0})
+    assert trace.counts.coincidences >= 2
+    fhr, mhr = samples("fetal_heart_rate"), samples("heart_rate")
+    longest = max(
+        maternal_coincidence_seconds(fhr=fhr, mhr=mhr, start=0, end=end)
+        for end in range(300, 3600, 30)
+    )
+    assert longest > 60  # enough to raise fhr_maternal_coincidence
+
+
+def test_an_obstetric_device_sends_all_three_channels_and_nothing_for_a_lost_second():
+    device = SimulatedDevice(
+        DeviceSpec(token="t", profile="obstetric"),
+        url="ws://unused",
+        rate=1.0,
+        rng=random.Random(8),
+        episodes=EpisodeConfig(enabled=False),
+        first_seq=0,
+    )
+    assert device.ctg is not None
+    device.ctg.loss_until = float("inf")  # the fetal signal is lost from now on
+    device.produce()
+    sent = list(device.unacked.values())
+    assert {r["metric"] for r in sent} == {"heart_rate", "uterine_activity"}
+    assert all(isinstance(r["value"], int) for r in sent)
+    device.ctg.loss_until = -1.0
+    device.ctg.next_dropout = device.ctg.next_long_loss = float("inf")
+    device.ctg.next_coincidence = float("inf")
+    device.produce()
+    metrics = [r["metric"] for r in list(device.unacked.values())[len(sent) :]]
+    assert sorted(metrics) == ["fetal_heart_rate", "heart_rate", "uterine_activity"]

@@ -1,0 +1,174 @@
+"""GET /api/patients/<id>/ctg/: the contract's shape, the window's validation, scoping, and the
+analysis computed from stored readings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+from django.utils import timezone
+
+from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
+from monitoring.ingest import ReadingIn, readings_store
+from testing.assertions import assert_error
+from testing.clients import bearer_client, device_client
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+CTG_FIELDS = {
+    "patient",
+    "from",
+    "to",
+    "baseline_bpm",
+    "variability_bpm",
+    "accelerations",
+    "decelerations",
+    "contractions",
+    "contractions_per_10_min",
+    "tachysystole",
+    "signal_loss_percent",
+    "classification",
+    "reasons",
+}
+
+
+def _store(patient, samples, metric: str, *, shift: float = 0.0) -> None:
+    """Store synthetic samples (epoch seconds from ctg.tests.traces) as readings, moved by
+    ``shift`` seconds (through the ingest pipeline's one-statement insert: tens of thousands
+    of rows in a few seconds)."""
+    readings = [
+        ReadingIn(
+            patient_id=patient.id,
+            device_id=None,
+            metric=metric,
+            bpm=round(value),
+            recorded_at=datetime.fromtimestamp(t + shift, tz=UTC),
+            seq=None,
+        )
+        for t, value in samples
+    ]
+    readings_store(readings=readings)
+
+
+def _q(value: datetime) -> str:
+    return quote(value.isoformat())
+
+
+def _url(patient, start: datetime | None = None, end: datetime | None = None) -> str:
+    params = []
+    if start is not None:
+        params.append(f"from={_q(start)}")
+    if end is not None:
+        params.append(f"to={_q(end)}")
+    return f"/api/patients/{patient.id}/ctg/" + ("?" + "&".join(params) if params else "")
+
+
+def test_default_window_is_the_last_30_minutes_with_the_contract_fields(
+    nurse_api, obstetric_patient
+):
+    # A normal trace over the last 30 minutes: contractions every 3 minutes, one acceleration.
+    now = timezone.now().timestamp()
+    shift = now - 1800 - T0
+    _store(
+        obstetric_patient,
+        fhr_trace(30, shapes=[Shape(600, 30, +25)], amplitude=3),
+        "fetal_heart_rate",
+        shift=shift,
+    )
+    _store(obstetric_patient, ua_trace(30, every=180), "uterine_activity", shift=shift)
+    response = nurse_api.get(_url(obstetric_patient))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == CTG_FIELDS
+    assert body["patient"] == obstetric_patient.id
+    start, end = (datetime.fromisoformat(body[k]) for k in ("from", "to"))
+    assert end - start == timedelta(minutes=30)
+    assert abs(end.timestamp() - now) < 60
+    assert body["baseline_bpm"] == 140
+    assert 4 <= body["variability_bpm"] <= 7
+    assert len(body["accelerations"]) == 1
+    assert set(body["accelerations"][0]) == {"start", "end", "peak_bpm", "ongoing"}
+    assert body["decelerations"] == []
+    assert len(body["contractions"]) == 10
+    assert set(body["contractions"][0]) == {"start", "end", "peak"}
+    assert body["contractions_per_10_min"] == pytest.approx(3.3, abs=0.4)
+    assert body["signal_loss_percent"] < 1
+    assert body["classification"] == "normal"
+    assert body["reasons"] and all(isinstance(r, str) for r in body["reasons"])
+
+
+def test_a_window_in_the_past_reports_its_deceleration(nurse_api, obstetric_patient):
+    _store(obstetric_patient, fhr_trace(40, shapes=[Shape(1500, 240, -40)]), "fetal_heart_rate")
+    start = datetime.fromtimestamp(T0 + 600, tz=UTC)
+    end = datetime.fromtimestamp(T0 + 2400, tz=UTC)
+    body = nurse_api.get(_url(obstetric_patient, start, end)).json()
+    [d] = body["decelerations"]
+    assert set(d) == {
+        "start",
+        "end",
+        "nadir_bpm",
+        "depth_bpm",
+        "prolonged",
+        "kind",
+        "ongoing",
+    }
+    assert datetime.fromisoformat(d["start"]).timestamp() == pytest.approx(T0 + 1500, abs=1)
+    assert d["prolonged"] is True and d["kind"] is None
+    assert d["depth_bpm"] == pytest.approx(40, abs=4)
+    assert body["classification"] == "suspicious"
+    assert body["contractions"] == [] and body["contractions_per_10_min"] is None
+
+
+def test_an_empty_window_is_insufficient_signal(nurse_api, obstetric_patient):
+    body = nurse_api.get(_url(obstetric_patient)).json()
+    assert body["signal_loss_percent"] == 100.0
+    assert body["baseline_bpm"] is None and body["classification"] == "insufficient_signal"
+
+
+def test_window_validation(nurse_api, obstetric_patient):
+    t = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    error = assert_error(nurse_api.get(_url(obstetric_patient, t, t)), 400, "validation_error")
+    assert set(error["details"]) == {"from"}
+    assert_error(nurse_api.get(_url(obstetric_patient, t + timedelta(minutes=1), t)), 400)
+    too_long = nurse_api.get(_url(obstetric_patient, t, t + timedelta(hours=2, seconds=1)))
+    assert set(assert_error(too_long, 400, "validation_error")["details"]) == {"to"}
+    exactly_two_hours = nurse_api.get(_url(obstetric_patient, t, t + timedelta(hours=2)))
+    assert exactly_two_hours.status_code == 200
+    naive = nurse_api.get(f"/api/patients/{obstetric_patient.id}/ctg/?from=2026-11-25T10:00:00")
+    assert set(assert_error(naive, 400, "validation_error")["details"]) == {"from"}
+    # Only `to`: the 30 minutes before it.
+    body = nurse_api.get(_url(obstetric_patient, end=t)).json()
+    assert datetime.fromisoformat(body["from"]) == t - timedelta(minutes=30)
+
+
+def test_scoping_is_the_patients(api, nurse_api, obstetric_patient):
+    other_place = PlaceFactory()
+    outsider = bearer_client(UserFactory(places=[other_place]))
+    assert_error(outsider.get(_url(obstetric_patient)), 404, "not_found")
+    assert_error(nurse_api.get("/api/patients/999999/ctg/"), 404, "not_found")
+    assert_error(api.get(_url(obstetric_patient)), 401)
+    device = DeviceFactory(patient=obstetric_patient)
+    assert device_client(device.token).get(_url(obstetric_patient)).status_code in (401, 403)
+    stranger_patient = PatientFactory(place=other_place, monitoring_profile="obstetric")
+    assert_error(nurse_api.get(_url(stranger_patient)), 404)
+
+
+def test_two_hours_at_4_hz_from_the_database(
+    nurse_api, obstetric_patient, django_assert_max_num_queries
+):
+    """The window the issue measures: 28,800 fetal heart rate and 28,800 uterine activity
+    readings (docs/ctg.md records how long it takes)."""
+    fhr = fhr_trace(120, shapes=[Shape(3000 + 600 * k, 30, +25) for k in range(5)])
+    ua = ua_trace(120, every=180)
+    assert len(fhr) == len(ua) == 28_800
+    _store(obstetric_patient, fhr, "fetal_heart_rate")
+    _store(obstetric_patient, ua, "uterine_activity")
+    start = datetime.fromtimestamp(T0, tz=UTC)
+    with django_assert_max_num_queries(4):  # the caller, the patient, the readings
+        response = nurse_api.get(_url(obstetric_patient, start, start + timedelta(hours=2)))
+    body = response.json()
+    assert body["baseline_bpm"] == 140 and body["classification"] == "normal"
+    assert len(body["contractions"]) == 40 and len(body["accelerations"]) == 5
+    assert body["signal_loss_percent"] == 0.0
