@@ -26,6 +26,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from common.errors import ApplicationError, NotAuthenticated, PermissionDenied
+from common.proxies import RELAYED_UNTRUSTED
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def metrics_access_error(meta: Mapping[str, Any]) -> ApplicationError | None:
     scheme, _, credential = header.partition(" ")
     if token and scheme.lower() == "bearer" and hmac.compare_digest(credential.strip(), token):
         return None
-    relayed = any(meta.get(name) for name in FORWARDING_HEADERS)
+    # A proxy's request arrives from loopback too: forwarded headers (or ones the forwarded-
+    # headers middleware dropped, or a trusted proxy's hop) make it an outside request.
+    relayed = any(meta.get(name) for name in (*FORWARDING_HEADERS, RELAYED_UNTRUSTED, "PROXY_ADDR"))
     if _is_loopback(str(meta.get("REMOTE_ADDR", ""))) and not relayed:
         return None
     if not token:

@@ -25,6 +25,7 @@ from django.utils.decorators import sync_and_async_middleware
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
+RELAYED_UNTRUSTED = "PM_RELAYED_UNTRUSTED"  # a META key set when forwarded headers were dropped
 
 
 @lru_cache(maxsize=8)
@@ -68,8 +69,11 @@ def forwarded_headers_apply(meta: MutableMapping[str, Any]) -> None:
         meta["REMOTE_ADDR"] = client_address(meta)
         meta["PROXY_ADDR"] = peer
         return
-    for header in FORWARDED_HEADERS:
-        meta.pop(header, None)
+    dropped = [header for header in FORWARDED_HEADERS if meta.pop(header, None) is not None]
+    if dropped:
+        # Not an HTTP_ key, so no client can set it: the request was relayed (or claims to be)
+        # by a proxy that is not trusted; loopback-only resources must not take it as local.
+        meta[RELAYED_UNTRUSTED] = True
 
 
 @sync_and_async_middleware
