@@ -129,10 +129,20 @@ async def message_ingest(
     if readings:
         before = batcher.stored_count
         try:
-            await batcher.submit(readings, wards, path="hl7")
+            refused = await batcher.submit(readings, wards, path="hl7")
         except Exception as exc:
             raise StorageUnavailable(str(exc)) from exc
         stored = batcher.stored_count - before
+        if refused:
+            # Valid by every rule, yet the database refused these rows (validation keeps such
+            # readings out; this is for whatever it may miss): the others are stored, and the
+            # sender hears AE, not AA, so that no one takes the message as recorded in full.
+            refusal = Refusal(
+                f"{len(refused)} of {len(readings)} readings could not be stored; the others were.",
+                code="not_storable",
+            )
+            ack = ack_build(request=parsed.message, refusal=refusal)
+            return Answer(ack=ack, code=refusal.ack_code, stored=stored)
     return Answer(
         ack=ack_build(request=parsed.message, code=AckCode.ACCEPT, note=_note(parsed)),
         code=AckCode.ACCEPT,

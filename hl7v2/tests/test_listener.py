@@ -326,3 +326,27 @@ async def test_readings_through_the_listener_are_counted_under_the_hl7_path(mllp
     assert msa(ack) == ("AA", "COUNT-1")
     assert metric_value("monitor_readings_ingested_total", path="hl7") - hl7_before == 2
     assert metric_value("monitor_readings_ingested_total", path="ws") == ws_before
+
+
+async def test_a_reading_the_database_refuses_makes_the_message_ae_and_the_rest_is_stored(
+    mllp, device, monkeypatch
+):
+    # Validation keeps such readings out; this stands for whatever it may miss: a row the
+    # database refuses although it passed every rule.
+    from dataclasses import replace
+
+    from hl7v2 import services
+    from monitoring.tests.test_ws_hardening import _unstorable_time
+
+    real_parse = services.reading_parse
+
+    def parse_spoiling_71(raw, **kwargs):
+        parsed = real_parse(raw, **kwargs)
+        return replace(parsed, recorded_at=_unstorable_time()) if parsed.bpm == 71 else parsed
+
+    monkeypatch.setattr(services, "reading_parse", parse_spoiling_71)
+    message = oru("SPOIL-1", device, hr(71, device, seconds_ago=2), hr(72, device, seconds_ago=1))
+    (ack,) = await send(mllp, message)
+    assert msa(ack) == ("AE", "SPOIL-1")
+    assert err(ack)[2] == "not_storable"
+    assert [r.bpm for r in await readings(device)] == [72]
