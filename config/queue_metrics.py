@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import redis
+from celery import current_app
 from django.conf import settings
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -24,9 +25,8 @@ class QueueLengthCollector(Collector):
     other than Redis."""
 
     def __init__(self, queues: list[str] | None = None) -> None:
-        from config.celery import app
-
-        self.queues = queues or sorted(app.amqp.queues) or ["celery"]
+        # The running worker's app (this project's, set current when config.celery made it).
+        self.queues = queues or sorted(current_app.amqp.queues) or ["celery"]
         self.url = settings.CELERY_BROKER_URL
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
