@@ -137,12 +137,12 @@ async def message_ingest(
             # Valid by every rule, yet the database refused these rows (validation keeps such
             # readings out; this is for whatever it may miss): the others are stored, and the
             # sender hears AE, not AA, so that no one takes the message as recorded in full.
-            refusal = Refusal(
+            partly = Refusal(
                 f"{len(refused)} of {len(readings)} readings could not be stored; the others were.",
                 code="not_storable",
             )
-            ack = ack_build(request=parsed.message, refusal=refusal)
-            return Answer(ack=ack, code=refusal.ack_code, stored=stored)
+            ack = ack_build(request=parsed.message, refusal=partly)
+            return Answer(ack=ack, code=partly.ack_code, stored=stored)
     return Answer(
         ack=ack_build(request=parsed.message, code=AckCode.ACCEPT, note=_note(parsed)),
         code=AckCode.ACCEPT,
