@@ -11,6 +11,7 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 import websockets
+from django.db import connection
 
 from monitoring.tests.test_ws_live import _first_readings, seed, stored_count
 from testing.live import live_dashboard, live_device, postgres_test_url
@@ -87,12 +88,15 @@ async def _resend_until_acked(ws, seq: int, wait: float) -> None:
             await asyncio.sleep(0.5)
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="takes PostgreSQL away from the server: runs on the PostgreSQL backend",
+)
 async def test_database_outage_is_told_to_devices_and_the_readings_are_resent(
     live_database_url, tmp_path
 ):
     database_url = postgres_test_url()
-    if database_url is None:
-        pytest.skip("takes PostgreSQL away from the server: runs on the PostgreSQL backend")
+    assert database_url is not None
     env = child_env(f"{database_url}?application_name={APPLICATION_NAME}", tmp_path)
     data = await asyncio.to_thread(seed, env, 4)
     server = Daphne(env, tmp_path / "daphne.log")
