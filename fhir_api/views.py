@@ -132,16 +132,21 @@ class PatientReadView(FhirView):
         return Response(resources.patient_resource(patient))
 
 
+def _identifiers(query: QueryDict) -> list[list[search.Token]]:
+    """The ``identifier`` parameters: each repeat (AND) a list of ``system|value`` tokens (OR)."""
+    return [
+        [search.token_parse(raw, "identifier") for raw in tokens]
+        for tokens in search.values_of(query, "identifier")
+    ]
+
+
 class PatientSearchView(FhirView):
     def get(self, request: Request) -> Response:
         query = request.query_params
         search.parameters_check(query, {"identifier"})
         count = search.count_parse(query)
         after = search.cursor_decode(query, (int,))
-        identifiers = [
-            [search.token_parse(raw, "identifier") for raw in tokens]
-            for tokens in search.values_of(query, "identifier")
-        ]
+        identifiers = _identifiers(query)
         rows = selectors.patients_search(
             user=request_person(request),
             identifiers=identifiers,
@@ -172,10 +177,7 @@ class DeviceSearchView(FhirView):
         count = search.count_parse(query)
         after = search.cursor_decode(query, (int,))
         patient_id = _patient_parameter(query) if "patient" in query else None
-        identifiers = [
-            [search.token_parse(raw, "identifier") for raw in tokens]
-            for tokens in search.values_of(query, "identifier")
-        ]
+        identifiers = _identifiers(query)
         rows = selectors.devices_search(
             user=request_person(request),
             patient_id=patient_id,
