@@ -41,8 +41,10 @@ def test_a_forty_bed_ward_at_four_hertz_through_the_real_server(stack, new_page)
     )
     page.evaluate(
         """() => {
-        window.__perf = {frames: 0, longTasks: 0};
-        new PerformanceObserver((l) => { window.__perf.longTasks += l.getEntries().length; })
+        window.__perf = {frames: 0, longTasks: 0, longTaskMs: 0};
+        new PerformanceObserver((l) => {
+          for (const e of l.getEntries()) { window.__perf.longTasks += 1; window.__perf.longTaskMs += e.duration; }
+        })
           .observe({entryTypes: ["longtask"]});
         const tick = () => { window.__perf.frames += 1; requestAnimationFrame(tick); };
         requestAnimationFrame(tick);
@@ -70,8 +72,13 @@ def test_a_forty_bed_ward_at_four_hertz_through_the_real_server(stack, new_page)
         )
     perf = page.evaluate("window.__perf")
     fps = perf["frames"] / elapsed
-    print(f"dashboard: {fps:.0f} frames/s, {perf['longTasks']} long tasks over {elapsed:.1f} s")
-    # Lenient: the server, the monitors and the browser share a small CI machine.
+    busy = perf["longTaskMs"] / 1000 / elapsed
+    print(
+        f"dashboard: {fps:.0f} frames/s, {perf['longTasks']} long tasks ({busy:.0%} of {elapsed:.1f} s)"
+    )
+    # Lenient: the server, the monitors and the browser share a small CI machine, where a busy
+    # moment turns a few renders into long tasks. A dashboard that re-renders the whole ward
+    # for every reading is blocked most of the time; this one is blocked rarely.
     assert fps >= 10, perf
-    assert perf["longTasks"] <= 10, perf
+    assert busy <= 0.25, perf
     assert page.console_errors == []
