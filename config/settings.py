@@ -185,6 +185,15 @@ else:
         }
     }
 
+# Live dashboard events (readings, device status, alerts, audio) fan out per process over
+# Redis pub/sub (monitoring/realtime/hub.py). Pub/sub channels are global to a Redis server,
+# not per database: the prefix names the deployment and the database number, so two
+# deployments sharing one Redis server stay apart.
+LIVE_CHANNEL_PREFIX = env_str(
+    "LIVE_CHANNEL_PREFIX",
+    f"{CACHES['default']['KEY_PREFIX']}:{(urlparse(REDIS_URL).path.strip('/') or '0')}:",
+)
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -7,15 +7,19 @@ Both are thin: they parse frames, authorize, hand work to the ingest batcher
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from asgiref.typing import WebSocketScope
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
@@ -28,10 +32,11 @@ from common.errors import ApplicationError, ErrorDetails
 from common.logs import log_context_bind
 from common.strictjson import json_loads
 from monitoring import selectors
-from monitoring.ingest import ReadingIn, Target, reading_parse
+from monitoring.ingest import Target, reading_parse
 from monitoring.realtime.batcher import batcher_get
 from monitoring.realtime.events import device_status_events
 from monitoring.realtime.groups import device_group, user_group
+from monitoring.realtime.hub import hub_get
 from monitoring.realtime.publish import groups_send
 from monitoring.realtime.registry import dashboard_frames
 from monitoring.realtime.subscriptions import SUBSCRIPTION_KINDS, Scope
@@ -52,11 +57,63 @@ class CloseCode:
 
 
 DEVICE_RECHECK_SECONDS = 60.0
+LAYER_RETRY_SECONDS = 1.0
 MAX_ID = 2**63 - 1  # the largest id a query can name (a larger one overflows the driver)
 
 
 class FrameConsumer(AsyncWebsocketConsumer):
     """JSON frames with a size limit and the contract's error frame."""
+
+    max_frame_bytes = 0  # settings.WS_MAX_FRAME_BYTES, read once per connection
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' loop, made lean for a connection that receives thousands of frames: it
+        waits on the client and the channel layer together with ``asyncio.wait`` and a new
+        task per message. Here the client's messages are awaited directly and the channel
+        layer's (rare control events) by a task of their own; a lock keeps the handlers one
+        at a time, as before. A channel layer that fails (Redis unreachable) is retried after
+        a pause instead of ending the connection."""
+        self.scope = scope
+        self.base_send = send
+        self.max_frame_bytes = settings.WS_MAX_FRAME_BYTES
+        self._dispatching = asyncio.Lock()
+        layer = get_channel_layer(self.channel_layer_alias)
+        layer_task = None
+        if layer is not None:
+            self.channel_layer = layer
+            self.channel_name = await layer.new_channel()
+            layer_task = asyncio.create_task(self._layer_receive(layer))
+        try:
+            while True:
+                message = await receive()
+                await self._dispatch_one(message)
+        except StopConsumer:
+            pass
+        finally:
+            if layer_task is not None:
+                layer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await layer_task
+
+    async def _layer_receive(self, layer: Any) -> None:
+        while True:
+            try:
+                message = await layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("channel layer receive failed, retrying: %r", exc)
+                await asyncio.sleep(LAYER_RETRY_SECONDS)
+                continue
+            await self._dispatch_one(message)
+
+    async def _dispatch_one(self, message: dict[str, Any]) -> None:
+        async with self._dispatching:
+            await self.dispatch(message)
+            await self.handled()
+
+    async def handled(self) -> None:
+        """Runs after each handler, still in turn (the dashboard's queued live events)."""
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' default dispatch runs close_old_connections() in a worker thread before
@@ -72,10 +129,10 @@ class FrameConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         raw: str | bytes = text_data if text_data is not None else (bytes_data or b"")
         size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
-        if size > settings.WS_MAX_FRAME_BYTES:
+        if size > self.max_frame_bytes:
             await self.send_error(
                 "frame_too_large",
-                f"Frames are limited to {settings.WS_MAX_FRAME_BYTES} bytes.",
+                f"Frames are limited to {self.max_frame_bytes} bytes.",
                 {"size": [str(size)]},
             )
             return
@@ -174,7 +231,6 @@ class DeviceConsumer(FrameConsumer):
         if target is None:
             await self.close(CloseCode.DEVICE_UNASSIGNED, "device not assigned to a patient")
             return
-        self.ack_tasks: set[asyncio.Task] = set()
         self.batcher = batcher_get()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
@@ -211,8 +267,6 @@ class DeviceConsumer(FrameConsumer):
             return
         metrics.WS_CONNECTIONS.labels(kind="device").dec()  # metrics
         self.recheck_task.cancel()
-        for task in list(self.ack_tasks):
-            task.cancel()
         await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
         self.batcher.device_disconnected(self.device.id)
         await self.batcher.presence_flush()
@@ -263,27 +317,22 @@ class DeviceConsumer(FrameConsumer):
                 await self.send_application_error(exc, seq=_echo_seq(raw))
         if not valid:
             return
-        future = self.batcher.submit(valid, {target.patient_id: target.ward_id})
-        seqs = list(dict.fromkeys(r.seq for r in valid))
-        task = asyncio.create_task(self._ack_when_stored(future, seqs))
-        self.ack_tasks.add(task)
-        task.add_done_callback(self.ack_tasks.discard)
+        # The batcher tells this connection after the flush (``readings_stored``).
+        self.batcher.submit_for(self, valid, {target.patient_id: target.ward_id})
 
-    async def _ack_when_stored(self, future: asyncio.Future, seqs: list[int | None]) -> None:
-        try:
-            refused: list[ReadingIn] = await future
-        except Exception:
-            # Nothing of the frame was stored: say so, naming the seqs. The connection stays
-            # open; the device resends them after a back-off (resending is always safe).
-            await self.send_error(
-                "storage_unavailable",
-                "Storage is unavailable; these readings were not stored. "
-                "Send them again after a back-off.",
-                None,
-                seqs=seqs,
-            )
-            return
-        refused_seqs = {r.seq for r in refused}
+    # The ingest batcher's report, once per flush for all this connection's frames in it.
+    async def readings_failed(self, seqs: list[int | None]) -> None:
+        # Nothing of them was stored: say so, naming the seqs. The connection stays open; the
+        # device resends them after a back-off (resending is always safe).
+        await self.send_error(
+            "storage_unavailable",
+            "Storage is unavailable; these readings were not stored. "
+            "Send them again after a back-off.",
+            None,
+            seqs=seqs,
+        )
+
+    async def readings_stored(self, seqs: list[int | None], refused_seqs: set[int | None]) -> None:
         for seq in refused_seqs:
             await self.send_error(
                 "not_storable",
@@ -322,6 +371,7 @@ class DashboardConsumer(FrameConsumer):
     """/ws/dashboard/: a clinician watches wards and patients live."""
 
     session: WsSession | None = None
+    gone = False  # set by disconnect
 
     def _user_session(self) -> WsSession:
         """The session: set by the first frame (auth); later frames and the session watch come
@@ -336,6 +386,7 @@ class DashboardConsumer(FrameConsumer):
         # joined are derived from them (a watched patient is heard through its ward's group).
         self.scopes: dict[tuple[str, int], Scope] = {}
         self.joined: set[str] = set()
+        self.live_backlog: deque[dict[str, Any]] = deque()
         self.tasks: set[asyncio.Task] = set()
         self._spawn(self._auth_deadline())
 
@@ -349,8 +400,11 @@ class DashboardConsumer(FrameConsumer):
         metrics.WS_CONNECTIONS.labels(kind="dashboard").dec()  # metrics
         for task in list(self.tasks):
             task.cancel()
-        for group in list(self.joined):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        self.gone = True
+        hub = hub_get()
+        for group in self.joined:
+            hub.leave(group, self)
+        self.joined = set()
         if self.session is not None:
             await self.channel_layer.group_discard(
                 user_group(self.session.user.id), self.channel_name
@@ -444,11 +498,18 @@ class DashboardConsumer(FrameConsumer):
         return await database_sync_to_async(visible)(self._user_session().user, object_id)
 
     async def _sync_groups(self) -> None:
+        """Join the live groups of what is watched (``realtime.hub``: this process delivers
+        them), leave the others."""
+        hub = hub_get()
         needed = self._needed_groups()
-        for group in needed - self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
         for group in self.joined - needed:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            hub.leave(group, self)
+        for group in needed - self.joined:
+            await hub.join(group, self)
+        if self.gone:  # disconnected while joining
+            for group in needed:
+                hub.leave(group, self)
+            return
         self.joined = needed
 
     # Group event: the user was deactivated or logged out everywhere.
@@ -489,6 +550,9 @@ class DashboardConsumer(FrameConsumer):
         # Join before reading the snapshot so nothing falls between the two.
         self.scopes[(kind, object_id)] = found
         await self._sync_groups()
+        await self._send_snapshot(kind, object_id)
+
+    async def _send_snapshot(self, kind: str, object_id: int) -> None:
         patients = await database_sync_to_async(selectors.dashboard_snapshot)(
             **{f"{kind}_id": object_id}
         )
@@ -517,16 +581,54 @@ class DashboardConsumer(FrameConsumer):
             return
         await self.send_json(reply)
 
-    # --- Group events ---------------------------------------------------------------------
+    # --- Live events (``realtime.hub``) and group events ---------------------------------
+    async def live_event(self, event: dict[str, Any]) -> None:
+        if self._dispatching.locked():
+            # A handler is running (a subscribe between its join and its snapshot, say): the
+            # event follows its reply, as channel-layer events did.
+            self.live_backlog.append(event)
+            return
+        await self._live_handle(event)
+
+    async def handled(self) -> None:
+        while self.live_backlog:
+            await self._live_handle(self.live_backlog.popleft())
+
+    async def _live_handle(self, event: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(event), None)
+        if handler is not None and self.session is not None:
+            await handler(event)
+
+    async def live_lost(self) -> None:
+        """The live link of this process is down: what other processes publish does not
+        arrive until it is back (readings are still stored)."""
+        await self.send_json({"type": "live", "state": "degraded"})
+
+    async def live_restored(self) -> None:
+        """The live link is back: resynchronise every subscription from the database."""
+        await self.send_json({"type": "live", "state": "ok"})
+        for kind, object_id in list(self.scopes):
+            await self._send_snapshot(kind, object_id)
+
     def _in_scope(self, *, ward_id: Any, patient_id: Any) -> bool:
         return ("ward", ward_id) in self.scopes or ("patient", patient_id) in self.scopes
 
     async def reading_batch(self, event: dict[str, Any]) -> None:
-        # A group carries a whole ward; forward what this connection watches (all of it for
-        # a ward subscription), as one frame.
+        # A group carries a whole ward (or one ward-less patient). A ward subscription gets
+        # all of it, as one frame encoded once for every such dashboard of this process; a
+        # patient subscription gets its patient's items.
+        items = event["items"]
+        if items and ("ward", items[0].get("ward")) in self.scopes:
+            text = event.get("_frame")
+            if text is None:
+                text = event["_frame"] = json.dumps(
+                    {"type": "readings", "items": items}, separators=(",", ":")
+                )
+            await self.send(text_data=text)
+            return
         items = [
             item
-            for item in event["items"]
+            for item in items
             if self._in_scope(ward_id=item.get("ward"), patient_id=item.get("patient"))
         ]
         if items:

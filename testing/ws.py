@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from monitoring.realtime import batcher
+from monitoring.realtime import batcher, hub
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -90,7 +90,9 @@ async def expect_close(communicator: WebsocketCommunicator, wait: float = 5) -> 
 async def ingest_batchers_closed() -> AsyncIterator[None]:
     """Each test's event loop gets its own ingest batcher; release the DB connections that the
     batcher's threads and the consumers' sync thread opened, so the test DB can be dropped.
-    Autouse where a conftest imports it (the apps whose tests open device connections)."""
+    Autouse where a conftest imports it (the apps whose tests open device connections). The
+    loop's live hub (its Redis connections and tasks) goes with it."""
     yield
     await batcher.batcher_shutdown()
+    await hub.hub_shutdown()
     await sync_to_async(connections.close_all)()

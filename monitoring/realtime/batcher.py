@@ -8,8 +8,10 @@ Every device connection of a server process hands its parsed readings to one per
    batcher's own worker thread, which holds one database connection;
 2. ONE ``reading.batch`` group message per ward with the readings that were new (duplicates
    are not re-broadcast), so dashboards see each reading once;
-3. then it resolves each connection's future, and only then does the connection send its
-   ``ack`` (acks follow the commit).
+3. then it tells each connection what of its readings was stored, once per connection per
+   flush (``StoreListener.readings_stored``: the device connection sends ONE ``ack`` for all its
+   frames of the flush), or resolves the future of a caller that awaits one (HL7, tests).
+   Acks so follow the commit, and a frame costs no task or future of its own.
 
 A statement that fails for its data (a row the database refuses) is retried by halves
 (``readings_store_isolating``): only the refused readings are left out, and each connection
@@ -25,8 +27,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -42,13 +46,24 @@ from monitoring.realtime.stream import readings_stream_append
 logger = logging.getLogger(__name__)
 
 
+class StoreListener(Protocol):
+    """A connection told of its readings' fate after a flush (the device consumer)."""
+
+    async def readings_stored(self, seqs: list[int | None], refused: set[int | None]) -> None:
+        """``seqs`` (in order, each once) were handled: stored, except ``refused``."""
+
+    async def readings_failed(self, seqs: list[int | None]) -> None:
+        """Nothing of ``seqs`` was stored (the database or the stream is unreachable)."""
+
+
 @dataclass(slots=True)
 class _Entry:
     readings: list[ReadingIn]
     wards: dict[int, int | None]
-    future: asyncio.Future
+    future: asyncio.Future | None  # or a listener, told after the flush
     submitted: float = 0.0  # perf_counter() at submit, for the ack latency metric
     path: str = "ws"  # the ingest path, for the metrics (common.metrics.INGEST_PATHS)
+    listener: StoreListener | None = None
 
 
 class IngestBatcher:
@@ -71,6 +86,7 @@ class IngestBatcher:
         self._task = loop.create_task(self._run(), name="ingest-batcher")
         self.flushes = 0
         self.stored_count = 0
+        self._max_batch = settings.INGEST_MAX_BATCH
 
     # Called by device connections (on the event loop).
     def submit(
@@ -83,16 +99,26 @@ class IngestBatcher:
         if not readings:
             future.set_result([])
             return future
-        self._pending.append(_Entry(readings, wards, future, time.perf_counter(), path))
+        self._queue(_Entry(readings, wards, future, time.perf_counter(), path))
+        return future
+
+    def submit_for(
+        self, listener: StoreListener, readings: list[ReadingIn], wards: dict[int, int | None]
+    ) -> None:
+        """Queue a connection's readings (not empty); ``listener`` is told after the flush."""
+        self._queue(_Entry(readings, wards, None, time.perf_counter(), "ws", listener))
+
+    def _queue(self, entry: _Entry) -> None:
+        readings = entry.readings
+        self._pending.append(entry)
         self._pending_count += len(readings)
         now = time.time()
         for reading in readings:
             if reading.device_id is not None:
                 self._presence.seen[reading.device_id] = now
         self._wakeup.set()
-        if self._pending_count >= settings.INGEST_MAX_BATCH:
+        if self._pending_count >= self._max_batch:
             self._full.set()
-        return future
 
     def device_connected(
         self, device_id: int, *, patient_id: int | None = None, token_hash: str | None = None
@@ -190,17 +216,33 @@ class IngestBatcher:
         except Exception as exc:
             logger.exception("storing %d readings failed", len(readings))
             for entry in entries:
-                if not entry.future.done():
+                if entry.future is not None and not entry.future.done():
                     entry.future.set_exception(exc)
+            for listener, seqs in _seqs_by_listener(entries).items():
+                await _tell(listener.readings_failed(seqs))
             return
         self.flushes += 1
         self.stored_count += len(stored)
-        # Broadcast before acking so an acked reading is already on its way to dashboards.
+        # Broadcast before acking so an acked reading is already on its way to dashboards
+        # (this process's dashboards have it when this returns).
         await groups_send(reading_batch_events(stored))
         refused_ids = {id(r) for r in refused}
         for entry in entries:
-            if not entry.future.done():
+            if entry.future is not None and not entry.future.done():
                 entry.future.set_result([r for r in entry.readings if id(r) in refused_ids])
+        for listener, seqs in _seqs_by_listener(entries).items():
+            refused_seqs = (
+                {
+                    r.seq
+                    for e in entries
+                    if e.listener is listener
+                    for r in e.readings
+                    if id(r) in refused_ids
+                }
+                if refused_ids
+                else set()
+            )
+            await _tell(listener.readings_stored(seqs, refused_seqs))
         # --- metrics: the ack latency of each frame of the flush
         released = time.perf_counter()
         for entry in entries:
@@ -224,6 +266,25 @@ class IngestBatcher:
         for executor in (self._store_executor, self._presence_executor):
             executor.submit(_connection_close)
             executor.shutdown(wait=False)
+
+
+def _seqs_by_listener(entries: list[_Entry]) -> dict[StoreListener, list[int | None]]:
+    """Each listener's seqs of this flush, in order, each once (one ack per connection)."""
+    found: dict[StoreListener, dict[int | None, None]] = {}
+    for entry in entries:
+        if entry.listener is not None:
+            seqs = found.setdefault(entry.listener, {})
+            for reading in entry.readings:
+                seqs[reading.seq] = None
+    return {listener: list(seqs) for listener, seqs in found.items()}
+
+
+async def _tell(reply: Awaitable[None]) -> None:
+    try:
+        await reply
+    except Exception:
+        # A connection that closed meanwhile; the others must still hear of their readings.
+        logger.warning("telling a connection of its readings failed", exc_info=True)
 
 
 def _connection_close() -> None:

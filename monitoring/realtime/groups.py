@@ -17,3 +17,8 @@ def user_group(user_id: int) -> str:
 
 def device_group(device_id: int) -> str:
     return f"device.{device_id}"
+
+
+# The groups whose events go to dashboards: carried by the process-local live fan-out
+# (``realtime.hub``), not by the channel layer.
+LIVE_GROUP_PREFIXES = ("ward.", "patient.")

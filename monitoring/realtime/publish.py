@@ -1,5 +1,9 @@
-"""Publishing to channel-layer groups: one path for async callers (the batcher, consumers)
-and for synchronous ones (REST views, Celery tasks, the alarm evaluator).
+"""Publishing to groups: one path for async callers (the batcher, consumers) and for
+synchronous ones (REST views, Celery tasks, the alarm evaluator).
+
+The dashboards' groups (wards, ward-less patients) go through the process-local live fan-out
+(``realtime.hub``: one Redis PUBLISH per group, delivered by each process to its own
+dashboards); the others (a device's, a user's: rare control events) through the channel layer.
 
 Synchronous callers go through a private event loop thread with its own channel-layer
 instance per process, so nobody creates and closes event loops around the channel layer
@@ -21,6 +25,7 @@ from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_la
 from channels_redis.core import RedisChannelLayer
 
 from common import metrics
+from monitoring.realtime.hub import live_publish, live_publish_sync, live_split
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,13 @@ async def groups_send(events: Events, *, layer: Any = None, raise_errors: bool =
 
     A failure is logged (or raised with ``raise_errors``): a lost broadcast is repaired by the
     dashboard's next snapshot."""
+    live, events = live_split(events)
+    if live:
+        await live_publish(live)
+    await _layer_send(events, layer=layer, raise_errors=raise_errors)
+
+
+async def _layer_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> None:
     if not events:
         return
     layer = layer or get_channel_layer()
@@ -98,7 +110,7 @@ class _SyncPublisher:
         self.thread.start()
 
     def send(self, events: Events, timeout: float) -> None:
-        coroutine = groups_send(events, layer=self.layer, raise_errors=True)
+        coroutine = _layer_send(events, layer=self.layer, raise_errors=True)
         asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
 
@@ -114,9 +126,13 @@ def groups_send_sync(events: Events, *, timeout: float = 5.0, raise_errors: bool
     if not events:
         return
     try:
+        live, events = live_split(events)
+        live_publish_sync(live)
+        if not events:
+            return
         if isinstance(get_channel_layer(), InMemoryChannelLayer):
             # The in-memory layer lives in one process and one loop (tests, --memory runs).
-            async_to_sync(groups_send)(list(events), raise_errors=True)
+            async_to_sync(_layer_send)(list(events), raise_errors=True)
             return
         with _publisher_lock:
             if _publisher is None or _publisher.pid != os.getpid():

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from clinical.models import Device
 from monitoring.models import Reading
@@ -57,6 +58,66 @@ async def test_reading_is_acked_only_after_it_is_stored(device):
     # The ack means durable: the row is there the moment the ack arrives.
     stored = await sync_to_async(Reading.objects.get)(device=device, seq=1)
     assert (stored.bpm, stored.patient_id, stored.metric) == (72, device.patient_id, "heart_rate")
+    await communicator.disconnect()
+
+
+async def test_acks_are_never_sent_before_the_commit_they_acknowledge(device, monkeypatch):
+    """The store is held inside its transaction (rows inserted, not committed) until the test
+    lets it go: no ack may leave meanwhile, and at the moment each ack is sent its readings
+    are visible to another database connection."""
+    import threading
+
+    from monitoring.consumers import DeviceConsumer
+
+    inside, release = threading.Event(), threading.Event()
+    real_queue = batcher._queue
+
+    def held_queue(stored):  # runs in the store's transaction, after the INSERT
+        real_queue(stored)
+        inside.set()
+        release.wait(10)
+
+    monkeypatch.setattr(batcher, "_queue", held_queue)
+    sent: list[tuple[list[int], int]] = []
+    real_send_json = DeviceConsumer.send_json
+
+    async def send_json(self, content):
+        if content["type"] == "ack":
+            visible = await sync_to_async(
+                Reading.objects.filter(device=device, seq__in=content["seqs"]).count
+            )()
+            sent.append((content["seqs"], visible))
+        await real_send_json(self, content)
+
+    monkeypatch.setattr(DeviceConsumer, "send_json", send_json)
+    communicator = await device_connect(device.token)
+    for seq in (1, 2, 3):
+        await communicator.send_json_to({"type": "reading", **reading(seq)})
+    await asyncio.to_thread(inside.wait, 10)
+    if connection.vendor == "postgresql":  # SQLite's test database locks the table instead
+        assert await _count(device) == 0  # inserted, not committed
+    assert sent == [] and await communicator.receive_nothing(timeout=0.2)
+    release.set()
+    acked: list[int] = []
+    while len(acked) < 3:
+        acked += (await receive_type(communicator, "ack"))["seqs"]
+    assert sorted(acked) == [1, 2, 3]
+    assert all(visible == len(seqs) for seqs, visible in sent), sent
+    await communicator.disconnect()
+
+
+async def test_one_ack_per_connection_per_flush(device, settings):
+    """Frames of one connection stored in one flush are acknowledged by one ack frame."""
+    settings.INGEST_FLUSH_INTERVAL = 60  # flushed by the test, not by the clock
+    communicator = await device_connect(device.token)
+    for seq in (1, 2, 3):
+        await communicator.send_json_to({"type": "reading", **reading(seq)})
+    # Frames are handled in turn: when the pong comes, the three readings are queued.
+    await communicator.send_json_to({"type": "ping"})
+    assert await receive_type(communicator, "pong")
+    await batcher.batcher_get().drain()
+    assert await receive_type(communicator, "ack") == {"type": "ack", "seqs": [1, 2, 3]}
+    assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
 
 

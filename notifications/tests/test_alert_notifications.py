@@ -3,7 +3,6 @@ dashboard events through the real Redis channel layer; idempotent and retried.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -11,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 
 from accounts.models import Role
 from alerts import services
@@ -29,6 +26,7 @@ from notifications.webhooks import (
     webhook_verify,
 )
 from testing.factories import PatientFactory, UserFactory
+from testing.live_events import live_events
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -242,33 +240,22 @@ def test_no_webhook_configured_posts_nothing(patient):
 
 
 def test_transitions_reach_the_ward_group_once(patient, nurse, django_capture_on_commit_callbacks):
-    layer = get_channel_layer()
-    assert layer is not None
-    ward_channel = async_to_sync(layer.new_channel)()
-    patient_channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(ward_group(patient.ward_id), ward_channel)
-    async_to_sync(layer.group_add)(patient_group(patient.id), patient_channel)
-
-    async def receive(channel):
-        return await asyncio.wait_for(layer.receive(channel), timeout=5)
-
-    try:
+    with live_events(ward_group(patient.ward_id), patient_group(patient.id)) as live:
         with django_capture_on_commit_callbacks(execute=True):
             alert = raise_alert(patient)
         with django_capture_on_commit_callbacks(execute=True):
             services.alert_acknowledge(alert_id=alert.id, user=nurse)
-        raised = async_to_sync(receive)(ward_channel)
+        group, raised = live.next()
+        assert group == ward_group(patient.ward_id)
         assert raised["type"] == "alert.event" and raised["action"] == "raised"
         assert raised["ward"] == patient.ward_id
         assert raised["alert"]["id"] == alert.id and raised["alert"]["state"] == "active"
-        acked = async_to_sync(receive)(ward_channel)
+        group, acked = live.next()
+        assert group == ward_group(patient.ward_id)
         assert (acked["action"], acked["alert"]["state"]) == ("acknowledged", "acknowledged")
         # Patient subscriptions listen on the ward's group: no second copy on the patient's.
         with pytest.raises(TimeoutError):
-            async_to_sync(asyncio.wait_for)(layer.receive(patient_channel), timeout=0.5)
-    finally:
-        async_to_sync(layer.group_discard)(ward_group(patient.ward_id), ward_channel)
-        async_to_sync(layer.group_discard)(patient_group(patient.id), patient_channel)
+            live.next(wait=0.5)
 
 
 def test_nothing_is_delivered_when_the_transaction_rolls_back(

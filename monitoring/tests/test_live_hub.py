@@ -1,0 +1,165 @@
+"""The process-local live fan-out (``realtime.hub``) against a real Redis that the test starts
+and stops itself: delivery between processes (hubs), its own events not twice, and what the
+members hear when the pub/sub link is lost and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from config import embedded_redis
+from config.net import free_port
+from monitoring.realtime.hub import LiveHub, _pack, live_channel
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Member:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.states: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def live_event(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def live_lost(self) -> None:
+        self.states.append("lost")
+        self.changed.set()
+
+    async def live_restored(self) -> None:
+        self.states.append("restored")
+        self.changed.set()
+
+    async def until(self, predicate: Any, wait: float = 15) -> None:
+        async with asyncio.timeout(wait):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis of this test alone, on a port it keeps across a restart."""
+    port = free_port()
+    started = {"process": embedded_redis.start(port, tmp_path)[0]}
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        def stop(self) -> None:
+            started["process"].kill()
+            started["process"].wait()
+
+        def start(self) -> None:
+            started["process"] = embedded_redis.start(port, tmp_path)[0]
+
+    yield Server()
+    started["process"].kill()
+    started["process"].wait()
+
+
+async def test_events_reach_the_members_of_other_hubs_once(private_redis):
+    loop = asyncio.get_running_loop()
+    here, there = LiveHub(loop, private_redis.url), LiveHub(loop, private_redis.url)
+    local, remote, elsewhere = Member(), Member(), Member()
+    try:
+        await here.join("ward.1", local)
+        await there.join("ward.1", remote)  # returns once the subscription is confirmed
+        await there.join("ward.2", elsewhere)
+        await here.publish([("ward.1", {"type": "probe", "n": 1})])
+        # The publisher's own members have it before publish returns, without Redis.
+        assert local.events == [{"type": "probe", "n": 1}]
+        await remote.until(lambda: remote.events)
+        assert remote.events == [{"type": "probe", "n": 1}]
+        # The publisher's own event coming back from Redis is not delivered twice, and a
+        # ward nobody here watches costs no delivery.
+        await there.publish([("ward.1", {"type": "probe", "n": 2})])
+        await local.until(lambda: len(local.events) == 2)
+        await here.publish([("ward.1", {"type": "probe", "n": 3})])
+        await remote.until(lambda: len(remote.events) == 3)
+        assert [e["n"] for e in local.events] == [1, 2, 3]
+        assert [e["n"] for e in remote.events] == [1, 2, 3]
+        assert elsewhere.events == []
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_member_that_left_hears_nothing_more(private_redis):
+    loop = asyncio.get_running_loop()
+    hub, publisher = LiveHub(loop, private_redis.url), LiveHub(loop, private_redis.url)
+    gone, staying = Member(), Member()
+    try:
+        await hub.join("ward.1", gone)
+        await hub.join("ward.1", staying)
+        hub.leave("ward.1", gone)
+        await publisher.publish([("ward.1", {"type": "probe", "n": 1})])
+        await staying.until(lambda: staying.events)
+        assert gone.events == []
+    finally:
+        await hub.aclose()
+        await publisher.aclose()
+
+
+async def test_a_lost_link_is_told_and_its_return_resynchronises_the_members(private_redis):
+    hub = LiveHub(asyncio.get_running_loop(), private_redis.url)
+    member = Member()
+    try:
+        await hub.join("ward.7", member)
+        assert hub.state == "live"
+        private_redis.stop()
+        await member.until(lambda: member.states == ["lost"])
+        assert hub.state == "lost"
+        # While the link is down this process's own events still reach its members.
+        await hub.publish([("ward.7", {"type": "probe", "n": 1})])
+        assert member.events == [{"type": "probe", "n": 1}]
+        private_redis.start()
+        await member.until(lambda: member.states == ["lost", "restored"])
+        assert hub.state == "live"
+        # Subscribed again: what another process publishes arrives.
+        client = aioredis.Redis.from_url(private_redis.url)
+        try:
+            await client.publish(live_channel("ward.7"), _pack("other", {"type": "probe", "n": 2}))
+        finally:
+            await client.aclose()
+        await member.until(lambda: len(member.events) == 2)
+        assert member.events[-1] == {"type": "probe", "n": 2}
+    finally:
+        await hub.aclose()
+
+
+async def test_joining_while_redis_is_down_does_not_wait_and_recovers(private_redis):
+    private_redis.stop()
+    hub = LiveHub(asyncio.get_running_loop(), private_redis.url)
+    member = Member()
+    try:
+        async with asyncio.timeout(10):
+            await hub.join("ward.3", member)
+        await member.until(lambda: member.states == ["lost"])
+        private_redis.start()
+        await member.until(lambda: member.states == ["lost", "restored"])
+    finally:
+        await hub.aclose()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_dashboard_is_told_of_a_lost_link_and_resynchronised_when_it_returns(
+    private_redis, settings, nurse, ward
+):
+    from testing.ws import dashboard_connect, receive_type, subscribe
+
+    settings.REDIS_URL = private_redis.url  # the live link of this test's process
+    watcher = await dashboard_connect(nurse)
+    await subscribe(watcher, ward=ward.id)
+    private_redis.stop()
+    assert await receive_type(watcher, "live", wait=15) == {"type": "live", "state": "degraded"}
+    private_redis.start()
+    assert await receive_type(watcher, "live", wait=15) == {"type": "live", "state": "ok"}
+    resync = await receive_type(watcher, "snapshot")
+    assert resync["ward"] == ward.id
+    await watcher.disconnect()
