@@ -125,3 +125,24 @@ def test_an_unchanged_classification_costs_no_write(
     with django_assert_num_queries(3):
         ctg_alarms_evaluate(stored=[stored(1505)])
     assert len(published) == sent
+
+
+def test_the_admin_lists_classifications_read_only(obstetric_patient, client, django_user_model):
+    from django.utils import timezone
+
+    CtgClassification.objects.create(
+        patient=obstetric_patient,
+        classification="suspicious",
+        baseline_bpm=165,
+        reasons=["Baseline 165 bpm (above 160)."],
+        since=timezone.now(),
+        at=timezone.now(),
+    )
+    client.force_login(django_user_model.objects.create_superuser("root@example.org", "Pw-1-x"))
+    changelist = "/admin/alerts/ctgclassification/"
+    response = client.get(changelist, {"classification__exact": "suspicious"})
+    assert response.status_code == 200 and obstetric_patient.name.encode() in response.content
+    assert client.get(f"{changelist}add/").status_code == 403
+    row = client.post(f"{changelist}{obstetric_patient.pk}/change/", {"classification": "normal"})
+    assert row.status_code == 403
+    assert CtgClassification.objects.get().classification == "suspicious"
