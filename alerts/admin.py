@@ -6,7 +6,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from alerts.ctg_rules import CTG_LIMIT_FIELDS
-from alerts.models import AlarmAudioPause, AlarmLimit, Alert, AlertEvent, CtgAlarmLimit
+from alerts.models import (
+    AlarmAudioPause,
+    AlarmLimit,
+    Alert,
+    AlertEvent,
+    CtgAlarmLimit,
+    CtgClassification,
+)
 from alerts.rules import THRESHOLD_FIELDS
 
 
@@ -70,3 +77,21 @@ class AlarmLimitAdmin(admin.ModelAdmin[AlarmLimit]):
 class CtgAlarmLimitAdmin(admin.ModelAdmin[CtgAlarmLimit]):
     list_display = ("patient", *CTG_LIMIT_FIELDS, "updated_at")
     raw_id_fields = ("patient",)
+
+
+@admin.register(CtgClassification)
+class CtgClassificationAdmin(admin.ModelAdmin[CtgClassification]):
+    """Read only: the alarm evaluator writes it."""
+
+    list_display = ("patient", "classification", "baseline_bpm", "since", "at")
+    list_filter = ("classification", "patient__place")
+    search_fields = ("patient__name", "patient__mrn")
+    readonly_fields = ("patient", "classification", "baseline_bpm", "reasons", "since", "at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: CtgClassification | None = None
+    ) -> bool:
+        return False

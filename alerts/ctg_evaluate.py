@@ -1,10 +1,12 @@
 """CTG alarm evaluation, in the alarm evaluator: for each obstetric patient in a batch of new
 readings, at most every ``ALARM_CTG_EVALUATE_SECONDS`` of the readings' own time, analyse the
-last 30 minutes (``ctg.analysis``) and raise or resolve the CTG alerts.
+last 30 minutes (``ctg.analysis``), raise or resolve the CTG alerts, and keep the patient's
+latest classification (``CtgClassification``, published to the dashboards when it changes).
 
 Cost: a patient evaluated costs one grouped query of the window (about 5,400 rows at 4 Hz,
 see docs/ctg.md) and the analysis (tens of milliseconds); a patient not yet due costs nothing
-beyond its share of one MGET. The rule state is one small record per patient in Redis.
+beyond its share of one MGET. The rule state is one small record per patient in Redis; the
+classifications of the patients evaluated are read in one query and written only on a change.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from alerts.ctg_rules import (
     episode_step,
 )
 from alerts.models import Alert
-from alerts.selectors import ctg_limits_for_patients
+from alerts.selectors import ctg_classifications_of_patients, ctg_limits_for_patients
 from alerts.state import STATE_TTL_SECONDS, key_prefix, redis_client
 from ctg.analysis import ctg_analyse
 from monitoring.models import Metric
@@ -47,12 +49,14 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
     now = now or timezone.now()
     latest: dict[int, datetime] = {}
     devices: dict[int, int | None] = {}
+    wards: dict[int, int | None] = {}
     for reading in stored:
         if reading.metric not in CTG_TRIGGER_METRICS:
             continue
         if reading.patient_id not in latest or reading.recorded_at > latest[reading.patient_id]:
             latest[reading.patient_id] = reading.recorded_at
             devices[reading.patient_id] = reading.device_id
+            wards[reading.patient_id] = reading.ward_id
     if not latest:
         return []
     client = redis_client()
@@ -64,6 +68,7 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
     if not due:
         return []
     limits = ctg_limits_for_patients(due)
+    shown = ctg_classifications_of_patients(patient_ids=due)
     interval = float(settings.ALARM_CTG_EVALUATE_SECONDS)
     clear = float(settings.ALARM_CTG_CLEAR_SECONDS)
     changed: list[Alert] = []
@@ -122,6 +127,15 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
                 )
             if alert is not None:
                 changed.append(alert)
+        services.ctg_classification_record(
+            patient_id=patient_id,
+            ward_id=wards[patient_id],
+            current=shown.get(patient_id),
+            classification=result.classification,
+            baseline_bpm=result.baseline_bpm,
+            reasons=result.reasons,
+            at=at,
+        )
         writes[ctg_state_key(patient_id)] = CtgState(next_at=moment + interval, episodes=episodes)
 
     # Alerts first, rule state after (as the band rules): a failed alert write leaves the

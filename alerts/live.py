@@ -1,5 +1,5 @@
-"""How alerts plug into the live dashboard channel (monitoring): open alerts in snapshots and
-``alert.ack`` frames. Registered in ``AlertsConfig.ready``.
+"""How alerts plug into the live dashboard channel (monitoring): open alerts and the latest
+CTG classification in snapshots, and ``alert.ack`` frames. Registered in ``AlertsConfig.ready``.
 """
 
 from __future__ import annotations
@@ -8,8 +8,12 @@ from typing import Any
 
 from accounts.models import User
 from alerts import services
-from alerts.payload import alert_payload
-from alerts.selectors import alert_get_visible, alerts_open_of_patients
+from alerts.payload import alert_payload, ctg_classification_payload
+from alerts.selectors import (
+    alert_get_visible,
+    alerts_open_of_patients,
+    ctg_classifications_of_patients,
+)
 from common.errors import ValidationFailed
 from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
 
@@ -18,6 +22,13 @@ def snapshot_alerts(*, patient_ids: list[int]) -> dict[int, list[dict[str, Any]]
     """The open alerts of each snapshot patient (one query)."""
     found = alerts_open_of_patients(patient_ids=patient_ids)
     return {patient_id: [alert_payload(a) for a in alerts] for patient_id, alerts in found.items()}
+
+
+def snapshot_ctg(*, patient_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The latest CTG classification of each snapshot patient that has one (one query);
+    the others get null."""
+    found = ctg_classifications_of_patients(patient_ids=patient_ids)
+    return {patient_id: ctg_classification_payload(row) for patient_id, row in found.items()}
 
 
 def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
@@ -32,4 +43,5 @@ def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
 
 def register() -> None:
     snapshot_extra_register("alerts", snapshot_alerts)
+    snapshot_extra_register("ctg", snapshot_ctg, empty=lambda: None)
     dashboard_frame_register("alert.ack", alert_ack_frame, reply_key="alert")

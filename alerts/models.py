@@ -169,3 +169,34 @@ class CtgAlarmLimit(models.Model):
 
     def __str__(self) -> str:
         return f"CTG alarm settings of patient {self.patient_id}"
+
+
+class CtgClassification(models.Model):
+    """A patient's latest CTG classification, as the alarm evaluator last computed it over the
+    last 30 minutes: what the ward tiles show, in every snapshot and live.
+
+    One row per patient, written only when what it shows changes. ``since`` is when the
+    classification took its current value, ``at`` when this row's content was computed (both
+    the readings' own time).
+    """
+
+    class Value(models.TextChoices):
+        NORMAL = "normal", "Normal"
+        SUSPICIOUS = "suspicious", "Suspicious"
+        PATHOLOGICAL = "pathological", "Pathological"
+        INSUFFICIENT_SIGNAL = "insufficient_signal", "Insufficient signal"
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.CASCADE, primary_key=True, related_name="ctg_classification"
+    )
+    classification = models.CharField(max_length=20, choices=Value.choices)
+    baseline_bpm = models.SmallIntegerField(null=True, blank=True)
+    reasons = models.JSONField(default=list)
+    since = models.DateTimeField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("patient_id",)
+
+    def __str__(self) -> str:
+        return f"CTG {self.classification} of patient {self.patient_id}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from alerts.models import Alert
+from alerts.models import Alert, CtgClassification
 from alerts.rules import KIND_METRIC
 
 
@@ -37,4 +37,16 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "acknowledged_at": _iso(alert.acknowledged_at),
         "acknowledged_by": alert.acknowledged_by_id,
         "resolved_at": _iso(alert.resolved_at),
+    }
+
+
+def ctg_classification_payload(row: CtgClassification) -> dict[str, Any]:
+    """A patient's latest CTG classification, as snapshots (``ctg``) and live ``ctg`` frames
+    carry it."""
+    return {
+        "classification": row.classification,
+        "baseline_bpm": row.baseline_bpm,
+        "reasons": list(row.reasons),
+        "since": _iso(row.since),
+        "at": _iso(row.at),
     }

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from accounts.selectors import user_place_ids, users_admin
 from alerts.ctg_rules import CTG_LIMIT_FIELDS, CtgLimits, ctg_default_limits
-from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit
+from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit, CtgClassification
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS, Limits, default_limits
 from alerts.vocabulary import OPEN_STATES, Action, priority_rank_sql
 from clinical.models import Patient
@@ -50,6 +50,12 @@ def alerts_open_of_patients(*, patient_ids: Iterable[int]) -> dict[int, list[Ale
     ):
         found[alert.patient_id].append(alert)
     return found
+
+
+def ctg_classifications_of_patients(*, patient_ids: Iterable[int]) -> dict[int, CtgClassification]:
+    """The latest CTG classification of each of these patients that has one (one query)."""
+    rows = CtgClassification.objects.filter(patient_id__in=list(patient_ids))
+    return {row.patient_id: row for row in rows}
 
 
 def alerts_due_escalation(*, now: datetime | None = None) -> QuerySet[Alert]:

@@ -21,8 +21,8 @@ from accounts.models import User
 from alerts.audio import alarm_audio_new_high_alarm
 from alerts.ctg_rules import CTG_LIMIT_FIELDS, CTG_LIMIT_RANGES, CTG_NULLABLE_FIELDS
 from alerts.metrics import alert_event_count
-from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit
-from alerts.payload import alert_payload
+from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit, CtgClassification
+from alerts.payload import alert_payload, ctg_classification_payload
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
 from alerts.selectors import alert_get_visible, alerts_due_escalation
 from alerts.signals import alert_changed
@@ -357,3 +357,59 @@ def ctg_alarm_limits_set(
 def ctg_alarm_limits_reset(*, patient: Patient) -> None:
     """Back to the defaults."""
     CtgAlarmLimit.objects.filter(patient=patient).delete()
+
+
+# --- The latest CTG classification ----------------------------------------------------------
+
+
+def ctg_classification_publish(*, row: CtgClassification, ward_id: int | None) -> None:
+    """Send the classification to the dashboards watching its patient (never raises): one
+    message on the group that carries the patient's live events (see ``scope_group``)."""
+    event = {
+        "type": "ctg.classification",
+        "ward": ward_id,
+        "patient": row.patient_id,
+        "ctg": ctg_classification_payload(row),
+    }
+    try:
+        groups_publish([(scope_group(ward_id=ward_id, patient_id=row.patient_id), event)])
+    except Exception:  # the row is stored; dashboards resynchronise from the snapshot
+        logger.exception("could not publish the CTG classification of patient %s", row.patient_id)
+
+
+def ctg_classification_record(
+    *,
+    patient_id: int,
+    ward_id: int | None,
+    current: CtgClassification | None,
+    classification: str,
+    baseline_bpm: int | None,
+    reasons: list[str],
+    at: datetime,
+) -> CtgClassification | None:
+    """Keep the patient's latest CTG classification (``current``: its row, or None) and, once
+    committed, publish it; returns the row, or None when nothing it shows changed (no write,
+    no message: an unchanged classification costs nothing)."""
+    shown = (classification, baseline_bpm, list(reasons))
+    if current is not None:
+        if (current.classification, current.baseline_bpm, current.reasons) == shown:
+            return None
+        if current.classification != classification:
+            current.since = at
+        current.classification, current.baseline_bpm, current.reasons = shown
+        current.at = at
+        current.save(update_fields=["classification", "baseline_bpm", "reasons", "since", "at"])
+        row = current
+    else:
+        # One evaluator owns a patient at a time (the stream's partitions), so no other
+        # writer can create the row in between.
+        row = CtgClassification.objects.create(
+            patient_id=patient_id,
+            classification=classification,
+            baseline_bpm=baseline_bpm,
+            reasons=list(reasons),
+            since=at,
+            at=at,
+        )
+    transaction.on_commit(lambda: ctg_classification_publish(row=row, ward_id=ward_id))
+    return row

@@ -648,3 +648,16 @@ class DashboardConsumer(FrameConsumer):
         if not self._in_scope(ward_id=alert.get("ward"), patient_id=alert.get("patient")):
             return
         await self.send_json({"type": "alert", "alert": event["alert"]})
+
+    async def ctg_classification(self, event: dict[str, Any]) -> None:
+        # A patient's CTG classification changed (alerts.ctg_evaluate): its ward's tiles and
+        # its own view show it.
+        if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
+            await self.send_json(
+                {
+                    "type": "ctg",
+                    "patient": event["patient"],
+                    "ward": event.get("ward"),
+                    "ctg": event["ctg"],
+                }
+            )

@@ -189,8 +189,8 @@ def _iso(value: Any) -> str | None:
 
 def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = None) -> list[dict]:
     """Every patient in scope with bed, profile, device status, latest reading per metric, and
-    what higher apps add (open alerts). Three queries, one Redis call and one query per
-    extra, whatever the number of patients.
+    what higher apps add (open alerts, the latest CTG classification). Two queries, one Redis
+    call and one query per extra, whatever the number of patients.
 
     A ward's snapshot lists its admitted (not discharged) patients.
     """
@@ -219,7 +219,10 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
         )
     }
     patient_ids = [p.id for p in patients]
-    extras = {name: extra(patient_ids=patient_ids) for name, extra in snapshot_extras.items()}
+    extras = {
+        name: (extra(patient_ids=patient_ids), empty)
+        for name, (extra, empty) in snapshot_extras.items()
+    }
     devices: dict[int, Device | None] = {p.id: patient_device(p) for p in patients}
     online = devices_online(d.id for d in devices.values() if d is not None)
     result = []
@@ -255,7 +258,10 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
                     "last_seen_at": _iso(device.last_seen_at),
                 },
                 "latest": latest_by_metric,
-                **{name: values.get(p.id, []) for name, values in extras.items()},
+                **{
+                    name: values[p.id] if p.id in values else empty()
+                    for name, (values, empty) in extras.items()
+                },
             }
         )
     return result

@@ -348,3 +348,53 @@ def test_a_pause_at_one_station_shows_on_every_station_of_the_ward(stack, new_pa
             nurse.click("#mute")
             nurse.wait_for_selector("#mute[data-audio='sounding']")
     assert nurse.console_errors == [] and doctor.console_errors == []
+
+
+def test_the_ctg_classification_reaches_the_tile_live_and_survives_a_restart(stack, new_page):
+    """The live evaluator classifies an obstetric bed's CTG from posted readings; the tile shows
+    it without a reload, follows the next classification, and shows the same after the web
+    server restarts (the snapshot reads it from the database)."""
+    page = new_page()
+    sign_in(page, stack, stack.seed["nurse"])
+    open_ward(page, stack)
+    patient = next(p for p in stack.seed["patients"] if p["profile"] == "obstetric")
+    badge = f".tile[data-patient='{patient['id']}'] .ctg-badge"
+    assert page.is_visible(badge)
+
+    def title() -> str:
+        return page.get_attribute(badge, "title") or ""
+
+    now = datetime.now(UTC)
+    post(stack, patient, 80, at=now - timedelta(seconds=60), count=60)
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel).dataset.ctg !== 'none'", arg=badge, timeout=20_000
+    )
+    first = title()
+    assert first.startswith("CTG ") and "(FIGO 2015)" in first
+    assert page.get_attribute(badge, "data-ctg") in {
+        "normal",
+        "suspicious",
+        "pathological",
+        "insufficient_signal",
+    }
+    # A minute more of signal: the next evaluation's content differs (at least the share of
+    # signal missing from the window), and the tile follows it.
+    post(stack, patient, 80, at=now, count=60)
+    page.wait_for_function(
+        "([sel, old]) => document.querySelector(sel).title !== old",
+        arg=[badge, first],
+        timeout=20_000,
+    )
+    shown = (page.get_attribute(badge, "data-ctg"), title())
+    snapshots = int(page.get_attribute("#main", "data-snapshots"))
+    stack.restart()
+    page.wait_for_function(
+        f"() => Number(document.getElementById('main').dataset.snapshots) > {snapshots}",
+        timeout=30_000,
+    )
+    fresh = new_page()
+    sign_in(fresh, stack, stack.seed["nurse"])
+    open_ward(fresh, stack)
+    for view in (page, fresh):
+        assert (view.get_attribute(badge, "data-ctg"), view.get_attribute(badge, "title")) == shown
+    assert fresh.console_errors == []  # (the first page logged its refused reconnects)

@@ -3,10 +3,14 @@ analysis computed from stored readings."""
 
 from __future__ import annotations
 
+import os
+import statistics
+import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
@@ -155,20 +159,46 @@ def test_scoping_is_the_patients(api, nurse_api, obstetric_patient):
     assert_error(nurse_api.get(_url(stranger_patient)), 404)
 
 
+def _two_hours_at_4_hz(patient) -> datetime:
+    """28,800 fetal heart rate and 28,800 uterine activity readings; returns the start."""
+    fhr = fhr_trace(120, shapes=[Shape(3000 + 600 * k, 30, +25) for k in range(5)])
+    ua = ua_trace(120, every=180)
+    assert len(fhr) == len(ua) == 28_800
+    _store(patient, fhr, "fetal_heart_rate")
+    _store(patient, ua, "uterine_activity")
+    return datetime.fromtimestamp(T0, tz=UTC)
+
+
 def test_two_hours_at_4_hz_from_the_database(
     nurse_api, obstetric_patient, django_assert_max_num_queries
 ):
     """The window the issue measures: 28,800 fetal heart rate and 28,800 uterine activity
     readings (docs/ctg.md records how long it takes)."""
-    fhr = fhr_trace(120, shapes=[Shape(3000 + 600 * k, 30, +25) for k in range(5)])
-    ua = ua_trace(120, every=180)
-    assert len(fhr) == len(ua) == 28_800
-    _store(obstetric_patient, fhr, "fetal_heart_rate")
-    _store(obstetric_patient, ua, "uterine_activity")
-    start = datetime.fromtimestamp(T0, tz=UTC)
+    start = _two_hours_at_4_hz(obstetric_patient)
     with django_assert_max_num_queries(4):  # the caller, the patient, the readings
         response = nurse_api.get(_url(obstetric_patient, start, start + timedelta(hours=2)))
     body = response.json()
     assert body["baseline_bpm"] == 140 and body["classification"] == "normal"
     assert len(body["contractions"]) == 40 and len(body["accelerations"]) == 5
     assert body["signal_loss_percent"] == 0.0
+
+
+@pytest.mark.skipif(not os.environ.get("CTG_TIMING"), reason="a timing run: set CTG_TIMING=1")
+def test_two_hours_at_4_hz_timing(nurse_api, obstetric_patient, capsys):
+    """The figure of docs/ctg.md ("Cost"): the same window, the request timed cold and warm,
+    printed (``-s``); the answers are checked as above."""
+    start = _two_hours_at_4_hz(obstetric_patient)
+    url = _url(obstetric_patient, start, start + timedelta(hours=2))
+    seconds = []
+    for _ in range(6):
+        began = time.perf_counter()
+        response = nurse_api.get(url)
+        seconds.append(time.perf_counter() - began)
+        assert response.status_code == 200 and response.json()["classification"] == "normal"
+    warm = seconds[1:]
+    with capsys.disabled():
+        print(
+            f"\nCTG 2 h at 4 Hz on {connection.vendor}: cold {seconds[0]:.3f} s, warm median "
+            f"{statistics.median(warm):.3f} s (min {min(warm):.3f}, max {max(warm):.3f}); "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )

@@ -26,6 +26,35 @@ const METRICS = ["heart_rate", "fetal_heart_rate"];
 const METRIC_LABEL = { heart_rate: "HR", fetal_heart_rate: "FHR" };
 const METRIC_TITLE = { heart_rate: "Heart rate", fetal_heart_rate: "Fetal heart rate" };
 const METRIC_COLOR = { heart_rate: "#4ade80", fetal_heart_rate: "#c4b5fd" };
+// The latest CTG classification (FIGO 2015) on an obstetric tile: told by its word, not by
+// its colour alone.
+const CTG_LABEL = {
+  normal: "Normal",
+  suspicious: "Suspicious",
+  pathological: "Pathological",
+  insufficient_signal: "Insufficient",
+};
+const CTG_TITLE = {
+  normal: "normal",
+  suspicious: "suspicious",
+  pathological: "pathological",
+  insufficient_signal: "insufficient signal",
+};
+
+/** The newer of two classifications ("at": when it was computed; null: none yet). */
+export function newerCtg(current, next) {
+  if (!next) return current || null;
+  if (!current) return next;
+  return parseTime(next.at) >= parseTime(current.at) ? next : current;
+}
+
+/** The tooltip of a tile's CTG badge: what, since when, the baseline, and the reasons. */
+export function ctgTitle(ctg) {
+  const lines = [`CTG ${CTG_TITLE[ctg.classification] || ctg.classification} (FIGO 2015) since ${clockTime(parseTime(ctg.since))}`];
+  if (ctg.baseline_bpm !== null && ctg.baseline_bpm !== undefined) lines.push(`Baseline ${ctg.baseline_bpm} bpm`);
+  for (const reason of ctg.reasons || []) lines.push(`• ${reason}`);
+  return lines.join("\n");
+}
 
 export function idOf(value) {
   return value && typeof value === "object" ? value.id : value;
@@ -61,6 +90,7 @@ class Tile {
     this.device = null;
     this.latest = {};
     this.alerts = new Map();
+    this.ctg = null;
     this.series = { heart_rate: new Series(RING_CAPACITY), fetal_heart_rate: new Series(RING_CAPACITY) };
     this.size = null;
     this.dirtyText = true;
@@ -106,6 +136,17 @@ class Tile {
       d.vitals[metric] = block;
       vitals.append(block);
     }
+    d.ctgValue = el("span", { class: "ctg-value" });
+    d.ctgBaseline = el("span", { class: "ctg-baseline" });
+    d.ctgReason = el("span", { class: "ctg-reason" });
+    d.ctg = el(
+      "div",
+      { class: "ctg-badge", role: "group", hidden: true, dataset: { ctg: "none" } },
+      el("span", { class: "ctg-label" }, "CTG"),
+      d.ctgValue,
+      d.ctgBaseline,
+      d.ctgReason,
+    );
     d.canvas = el("canvas", { class: "trend", "aria-hidden": "true", dataset: { patient: String(this.id) } });
     d.trendWrap = el("div", { class: "trend-wrap" }, d.canvas, el("span", { class: "trend-caption", "aria-hidden": "true" }, "10 min"));
     d.deviceDot = el("span", { class: "dev-dot", "aria-hidden": "true" });
@@ -122,6 +163,7 @@ class Tile {
       el("header", { class: "tile-head" }, d.bed, d.name, d.profile),
       d.band,
       vitals,
+      d.ctg,
       d.trendWrap,
       d.device,
     );
@@ -141,6 +183,7 @@ class Tile {
         if (r && r.bpm !== undefined && r.bpm !== null) this.addReading(metric, r.bpm, parseTime(r.recorded_at));
       }
     }
+    if (patient.ctg !== undefined) this.ctg = patient.ctg ? { ...patient.ctg } : null;
     if (Array.isArray(patient.alerts)) {
       this.alerts.clear();
       for (const a of patient.alerts) if (a.state !== "resolved") this.alerts.set(a.id, normaliseAlert(a));
@@ -162,6 +205,11 @@ class Tile {
     this.dirtyTrend = true;
   }
 
+  setCtg(ctg) {
+    this.ctg = newerCtg(this.ctg, ctg);
+    this.dirtyText = true;
+  }
+
   setAlert(alert) {
     if (alert.state === "resolved") this.alerts.delete(alert.id);
     else this.alerts.set(alert.id, alert);
@@ -175,6 +223,7 @@ class Tile {
     setText(d.bed, p.bed ? `Bed ${p.bed}` : "No bed");
     setText(d.name, p.name || `Patient ${this.id}`);
     setText(d.profile, this.obstetric ? "Obstetric" : "Adult");
+    setAttr(d.root, "data-profile", this.obstetric ? "obstetric" : "adult");
     d.vitals.fetal_heart_rate.hidden = !this.obstetric;
 
     for (const metric of METRICS) {
@@ -186,6 +235,8 @@ class Tile {
         ? `${METRIC_TITLE[metric]} ${Math.round(latest.bpm)} beats per minute${stale ? ", no recent signal" : ""}`
         : `${METRIC_TITLE[metric]}: no reading`);
     }
+
+    this.renderCtg(now);
 
     const dev = this.device;
     let devState = "none";
@@ -227,6 +278,32 @@ class Tile {
       d.ack.hidden = true;
     }
     this.dirtyText = false;
+  }
+
+  renderCtg(now) {
+    const d = this.dom;
+    const ctg = this.ctg;
+    d.ctg.hidden = !this.obstetric;
+    if (!this.obstetric) return;
+    const fhr = this.latest.fetal_heart_rate;
+    // Without a recent fetal heart rate the classification is not current: dimmed.
+    d.ctg.classList.toggle("stale", !fhr || now - fhr.t > STALE_MS);
+    if (!ctg) {
+      setAttr(d.ctg, "data-ctg", "none");
+      setText(d.ctgValue, "--");
+      setText(d.ctgBaseline, "");
+      setText(d.ctgReason, "");
+      setAttr(d.ctg, "title", "CTG: no classification yet");
+      setAttr(d.ctg, "aria-label", "CTG: no classification yet");
+      return;
+    }
+    const title = ctgTitle(ctg);
+    setAttr(d.ctg, "data-ctg", ctg.classification);
+    setText(d.ctgValue, CTG_LABEL[ctg.classification] || ctg.classification);
+    setText(d.ctgBaseline, ctg.baseline_bpm === null || ctg.baseline_bpm === undefined ? "" : `BL ${ctg.baseline_bpm}`);
+    setText(d.ctgReason, (ctg.reasons || [])[0] || "");
+    setAttr(d.ctg, "title", title);
+    setAttr(d.ctg, "aria-label", title.replaceAll("\n", ". "));
   }
 
   renderTrend(now) {
@@ -368,6 +445,12 @@ export class WardView {
       case "device.status":
         this.applyDeviceStatus(msg);
         break;
+      case "ctg": {
+        const tile = this.tiles.get(Number(msg.patient));
+        if (tile && msg.ctg) tile.setCtg(msg.ctg);
+        else if (!tile && msg.ward !== undefined && Number(msg.ward) === this.wardId) this._resyncForUnknown();
+        break;
+      }
       case "error":
         if (msg.patient !== undefined) return; // about another view's subscription
         if (msg.ward !== undefined && Number(msg.ward) !== this.wardId) return;
