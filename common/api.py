@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from common.errors import ApplicationError, error_body
 
@@ -71,6 +72,7 @@ def _as_list(value: Any) -> Any:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DATABASE_UNAVAILABLE):
         logger.error("request not served: the database is unavailable (%r)", exc)
+        set_rollback()  # a lock or statement timeout leaves the connection up: undo the rest
         return Response(
             database_unavailable_body(),
             status=503,
