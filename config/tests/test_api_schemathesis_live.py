@@ -20,6 +20,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
+from hypothesis.errors import Flaky
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -109,11 +110,18 @@ class Runner:
         self.session = requests.Session()
         self.requests = 0
         self.statuses: Counter[int] = Counter()
+        self.unreplayable = 0  # stateful runs Hypothesis could not replay (see fuzz_stateful)
 
     def send(self, case: schemathesis.Case) -> None:
+        self.validate(case, self.call(case))
+
+    def call(self, case: schemathesis.Case) -> schemathesis.Response:
         self.requests += 1
         response = case.call(base_url=self.base, session=self.session, headers=self.headers)
         self.statuses[response.status_code] += 1
+        return response
+
+    def validate(self, case: schemathesis.Case, response: schemathesis.Response) -> None:
         case.validate_response(
             response,
             checks=CHECKS,
@@ -129,16 +137,23 @@ def fuzz_operations(schema: Any, runner: Runner, failures: dict[str, str], who: 
         operation = result.ok()
         tested.add(operation.label)
         for mode, examples in EXAMPLES.items():
+            label = f"{who}: {operation.label} [{mode.value}]"
 
             @fuzz_settings(examples)
             @given(case=operation.as_strategy(generation_mode=mode))
             def run(case: schemathesis.Case) -> None:
-                runner.send(case)
+                try:
+                    runner.send(case)
+                except (Exception, BaseExceptionGroup) as exc:
+                    # The first failure, as it happened: a replay against a server whose
+                    # state moved on may fail otherwise (or end in "inconsistent data").
+                    failures.setdefault(label, str(exc)[:1500])  # noqa: B023 (run at once)
+                    raise
 
             try:
                 run()
-            except (Exception, BaseExceptionGroup) as exc:  # the first per operation and mode
-                failures[f"{who}: {operation.label} [{mode.value}]"] = str(exc)[:1500]
+            except (Exception, BaseExceptionGroup) as exc:  # the run goes on to the next one
+                failures.setdefault(label, str(exc)[:1500])
     return tested
 
 
@@ -147,26 +162,26 @@ def fuzz_stateful(schema: Any, runner: Runner, failures: dict[str, str], who: st
 
     class Machine(machine):  # type: ignore[misc, valid-type]
         def call(self, case: schemathesis.Case, **kwargs: Any) -> schemathesis.Response:
-            runner.requests += 1
-            response = case.call(
-                base_url=runner.base, session=runner.session, headers=runner.headers
-            )
-            runner.statuses[response.status_code] += 1
-            return response
+            return runner.call(case)
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
-            case.validate_response(
-                response,
-                checks=CHECKS,
-                additional_checks=[api_error_is_json],
-                headers=runner.headers,
-                transport_kwargs={"base_url": runner.base, "headers": runner.headers},
-            )
+            try:
+                runner.validate(case, response)
+            except (Exception, BaseExceptionGroup) as exc:
+                # Kept here: replaying a stateful failure against a server whose state moved
+                # on may end in Hypothesis' "inconsistent data generation" instead.
+                failures.setdefault(f"{who}: stateful", str(exc)[:1500])
+                raise
 
     try:
         Machine.run(settings=fuzz_settings(STATEFUL_SCENARIOS))
+    except Flaky:
+        # What a scenario draws depends on the server's answers (links), so Hypothesis may
+        # find one it cannot replay. A check that failed was recorded above as it happened;
+        # the flakiness alone says nothing of the API (schemathesis' own runner passes it too).
+        runner.unreplayable += 1
     except (Exception, BaseExceptionGroup) as exc:
-        failures[f"{who}: stateful"] = str(exc)[:1500]
+        failures.setdefault(f"{who}: stateful", str(exc)[:1500])
 
 
 def test_the_whole_api_holds_to_its_schema_under_schemathesis(live_env, daphne_factory):
@@ -180,15 +195,23 @@ def test_the_whole_api_holds_to_its_schema_under_schemathesis(live_env, daphne_f
     base = server.url("", scheme="http")
     failures: dict[str, str] = {}
     figures: dict[str, Any] = {}
-    for email in ("fuzz-admin@example.org", "fuzz-nurse@example.org"):
-        runner = Runner(base, login(base, email))
+    # Both sign in first: the admin's cases may change the nurse's account (not its password:
+    # the fuzzer cannot know it), as they may change any user's.
+    tokens = {
+        email: login(base, email) for email in ("fuzz-admin@example.org", "fuzz-nurse@example.org")
+    }
+    for email, token in tokens.items():
+        runner = Runner(base, token)
         schema = schemathesis.openapi.from_url(f"{base}/api/schema/", headers=runner.headers)
         tested = fuzz_operations(schema, runner, failures, email)
+        stateless = runner.requests
         fuzz_stateful(schema, runner, failures, email)
         figures[email] = {
             "operations": len(tested),
             "requests": runner.requests,
+            "stateful_requests": runner.requests - stateless,
             "statuses": dict(sorted(runner.statuses.items())),
+            "stateful_unreplayable": runner.unreplayable,
         }
     print("schemathesis figures:", json.dumps(figures))
     assert figures["fuzz-admin@example.org"]["operations"] >= 50, figures
