@@ -25,6 +25,7 @@ from accounts.throttles import (
     RegisterThrottle,
 )
 from common.api import ERROR_RESPONSES, ErrorSerializer
+from common.filters import IdFilter
 
 AUTH_TAG = ["auth"]
 USERS_TAG = ["users"]
@@ -226,7 +227,7 @@ class PasswordResetView(PublicView):
 
 class UserFilter(filters.FilterSet):
     role = filters.ChoiceFilter(choices=Role.choices)
-    place = filters.NumberFilter(field_name="places", distinct=True)
+    place = IdFilter(field_name="places", distinct=True)
     is_active = filters.BooleanFilter()
 
     class Meta:

@@ -28,7 +28,7 @@ from alerts.serializers import (
 from clinical.models import Patient
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
-from common.filters import IsoDateTimeFilter
+from common.filters import IdFilter, IsoDateTimeFilter
 
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict with the alert's state")}
 
@@ -37,10 +37,10 @@ class AlertFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=Alert.State.choices)
     priority = django_filters.MultipleChoiceFilter(choices=Alert.Priority.choices)
     kind = django_filters.CharFilter()
-    patient = django_filters.NumberFilter(field_name="patient_id")
-    ward = django_filters.NumberFilter(field_name="patient__ward_id")
-    place = django_filters.NumberFilter(field_name="patient__place_id")
-    device = django_filters.NumberFilter(field_name="device_id")
+    patient = IdFilter(field_name="patient_id")
+    ward = IdFilter(field_name="patient__ward_id")
+    place = IdFilter(field_name="patient__place_id")
+    device = IdFilter(field_name="device_id")
     raised_after = IsoDateTimeFilter(field_name="raised_at", lookup_expr="gte")
     raised_before = IsoDateTimeFilter(field_name="raised_at", lookup_expr="lt")
 

@@ -12,14 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from clinical.models import Device, Patient, Place, Ward
-from common.filters import IsoDateTimeFilter
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class IdFilter(django_filters.Filter):
-    """An integer id (``1.5`` or ``x`` is a 400, not a silent rounding)."""
-
-    field_class = forms.IntegerField
+from common.filters import IdFilter, IsoDateTimeFilter
 
 
 class StrictBooleanField(forms.Field):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -89,11 +91,41 @@ class PlaceSerializer(serializers.ModelSerializer):
         user = _request_user(self)
         if not (user is not None and user.is_authenticated and user.is_admin):
             # Webhook endpoints are configuration of administrators, not ward information.
-            data.pop("webhook_url", None)
-            data.pop("has_webhook_secret", None)
-            data.pop("alert_manager_host", None)
-            data.pop("alert_manager_port", None)
+            for name in PLACE_ADMIN_ONLY_FIELDS:
+                data.pop(name, None)
         return data
+
+
+PLACE_ADMIN_ONLY_FIELDS = (
+    "webhook_url",
+    "has_webhook_secret",
+    "alert_manager_host",
+    "alert_manager_port",
+)
+
+
+class PlaceSerializerSchema(OpenApiSerializerExtension):
+    """The documented Place: the fields shown to administrators only are not required (a
+    read-only field otherwise is), so a clinician's Place matches the schema too; and a blank
+    ``webhook_url`` is "a URL or empty" (``anyOf``: drf-spectacular's ``oneOf`` refuses ``""``,
+    which a validator that does not check the ``uri`` format finds in both branches)."""
+
+    target_class = PlaceSerializer
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(
+            self.target, direction, bypass_extensions=True
+        )
+        url = schema.get("properties", {}).get("webhook_url", {})
+        if "oneOf" in url:
+            url["anyOf"] = url.pop("oneOf")
+        required = [
+            name for name in schema.get("required", []) if name not in PLACE_ADMIN_ONLY_FIELDS
+        ]
+        schema["required"] = required
+        if not required:
+            del schema["required"]
+        return schema
 
 
 class WardSerializer(serializers.ModelSerializer):

@@ -32,6 +32,8 @@ PLACE_FIELDS = (
     "is_active",
     "webhook_url",
     "webhook_secret",
+    "alert_manager_host",
+    "alert_manager_port",
     "alarm_audio_pause_seconds",
 )
 WARD_FIELDS = ("place", "name")
@@ -69,6 +71,8 @@ def place_create(
     is_active: bool = True,
     webhook_url: str = "",
     webhook_secret: str = "",
+    alert_manager_host: str = "",
+    alert_manager_port: int | None = None,
     alarm_audio_pause_seconds: int = 120,
 ) -> Place:
     place = Place(
@@ -78,6 +82,8 @@ def place_create(
         is_active=is_active,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
+        alert_manager_host=alert_manager_host,
+        alert_manager_port=alert_manager_port,
         alarm_audio_pause_seconds=alarm_audio_pause_seconds,
     )
     model_clean(place)

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from common.errors import ApplicationError, error_body
+
+logger = logging.getLogger(__name__)
+
+# The database cannot be reached (down, restarting, a connection cut): not a bug of the request
+# nor of the server. The caller hears 503 and tries again; nothing of a refused write is kept
+# (the transaction it was in is rolled back with the connection).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable_body() -> dict[str, Any]:
+    return error_body(
+        "storage_unavailable",
+        "The database is unavailable now; the request was not carried out. Try again shortly.",
+    )
+
 
 _DRF_CODES = {
     exceptions.ValidationError: "validation_error",
@@ -50,6 +70,14 @@ def _as_list(value: Any) -> Any:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.error("request not served: the database is unavailable (%r)", exc)
+        set_rollback()  # a lock or statement timeout leaves the connection up: undo the rest
+        return Response(
+            database_unavailable_body(),
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ApplicationError):
         return Response(exc.as_dict(), status=exc.status)
     if isinstance(exc, DjangoValidationError):
@@ -100,8 +128,13 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: an uncaught exception (already logged by Django) under /api/ answers the
-    error shape; the details stay in the log."""
+    error shape; the details stay in the log. The database being unavailable outside a DRF view
+    (in a middleware) is a 503 there too, as in ``exception_handler``."""
     if _is_api(request):
+        if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+            response = JsonResponse(database_unavailable_body(), status=503)
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         return JsonResponse(
             error_body("server_error", "The server failed to handle the request."), status=500
         )

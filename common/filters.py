@@ -1,4 +1,4 @@
-"""Query filters shared by the REST lists: date-times the database can hold."""
+"""Query filters shared by the REST lists: ids and date-times the database can hold."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
 from common.datetimes import datetime_problem
 
@@ -27,3 +28,23 @@ class StorableIsoDateTimeField(IsoDateTimeField):
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = StorableIsoDateTimeField
+
+
+# The largest number a BigIntegerField holds: ids (BigAutoField, DEFAULT_AUTO_FIELD, never below
+# 1) and a device's seq.
+INT64_MAX = 2**63 - 1
+
+
+class IdField(forms.IntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", INT64_MAX)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": INT64_MAX})
+class IdFilter(django_filters.Filter):
+    """An integer id: ``1.5``, ``x``, ``0`` or one beyond 64 bits is a 400 (not a silent
+    rounding, nor a 500 from a database that cannot hold the number)."""
+
+    field_class = IdField

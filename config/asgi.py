@@ -18,12 +18,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from config.websocket_server import daphne_close_cleanly  # noqa: E402
+from config.websocket_server import daphne_body_untouched, daphne_close_cleanly  # noqa: E402
 from monitoring.routing import websocket_urlpatterns  # noqa: E402
 from operations.loop_lag import LoopLagMiddleware  # noqa: E402
 
 # Before Daphne's Server.run(): frames above its size limit get close 1009, not a dropped socket.
 daphne_close_cleanly()
+# Before Daphne serves HTTP: Django, not Twisted, parses (and refuses) POST bodies.
+daphne_body_untouched()
 
 
 class BrowserOriginValidator:

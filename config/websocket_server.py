@@ -6,14 +6,22 @@ aborts the TCP connection without a close frame, and the client sees an abnormal
 it cannot tell from a network fault. With ``failByDrop=False`` autobahn sends the close code
 that RFC 6455 names (1009 message too big, 1007 invalid payload, 1002 protocol error) and then
 closes. Daphne sets its protocol options in ``Server.run()`` and offers no setting for this one,
-so its factory class is replaced by a subclass that adds the option; this is the one place
-that reaches inside Daphne (``config/tests/test_websocket_server.py`` breaks if an upgrade
-moves it).
+so its factory class is replaced by a subclass that adds the option.
 
 The same subclass gives the factory a protocol that skips one cost on the hot path: autobahn's
 ``dataReceived`` builds its debug log line's arguments (with colour codes, through click) for
 every chunk a socket delivers before the logger drops it, about 4 % of the web process's time
 at 2,000 device frames/s (docs/performance.md).
+
+Twisted's HTTP request, which Daphne's HTTP requests extend, parses a POST's
+``multipart/form-data`` or form-encoded body itself (into ``request.args``, which Daphne never
+reads: it hands the raw body to Django) and answers a body it cannot parse with a bare 400,
+no body, no Content-Type, before Django sees it. Daphne's request class is replaced by one
+that turns that parsing off, so Django parses the body and a malformed one gets the contract's
+JSON error.
+
+These are the places that reach inside Daphne (``config/tests/test_websocket_server.py``
+breaks if an upgrade moves them).
 """
 
 from __future__ import annotations
@@ -44,3 +52,24 @@ def daphne_close_cleanly() -> None:
             super().setProtocolOptions(*args, **kwargs)
 
     server.WebSocketFactory = CleanlyClosingWebSocketFactory
+
+
+def daphne_body_untouched() -> None:
+    """Make Daphne leave POST bodies to Django: no form parsing in Twisted (idempotent)."""
+    try:
+        from daphne import http_protocol
+    except ImportError:  # served by another ASGI server
+        return
+    request_class: Any = http_protocol.WebRequest
+    if getattr(request_class, "leaves_body_to_django", False):
+        return
+
+    class BodyUntouchedWebRequest(request_class):
+        leaves_body_to_django = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["parsePOSTFormSubmission"] = False
+            super().__init__(*args, **kwargs)
+
+    # HTTPFactory.buildProtocol names the class at run time, by this module attribute.
+    http_protocol.WebRequest = BodyUntouchedWebRequest

@@ -14,6 +14,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from common.api import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 from common.errors import ApplicationError
 
 # The OperationOutcome issue type (http://hl7.org/fhir/issue-type) of each HTTP status.
@@ -58,6 +59,15 @@ def _message(exc: exceptions.APIException) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """The DRF exception handler of every FHIR view."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        # As in the REST API: the database unreachable is a 503, try again (issue "transient").
+        return Response(
+            operation_outcome(
+                "The database is unavailable now; try again shortly.", issue="transient"
+            ),
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ApplicationError):
         issue = exc.code if isinstance(exc, (InvalidSearch, NotSupported)) else None
         return Response(

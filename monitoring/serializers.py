@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from common.api import ErrorSerializer
 from common.datetimes import parse_aware_datetime
+from common.filters import INT64_MAX
 from ctg.analysis import (
     EARLY,
     INSUFFICIENT,
@@ -84,11 +85,14 @@ class ReadingInSerializer(serializers.Serializer):
     seq = serializers.IntegerField(
         required=False,
         min_value=1,
+        max_value=INT64_MAX,
         help_text="Required from a device: positive, unique per device; (device, seq) is the "
         "idempotency key. Optional for a manual entry.",
     )
     patient = serializers.IntegerField(
         required=False,
+        min_value=1,
+        max_value=INT64_MAX,
         help_text="Manual entry by a clinician: the patient. Ignored from a device (the "
         "device's assigned patient is used).",
     )

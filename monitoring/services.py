@@ -24,6 +24,7 @@ from common.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from common.filters import INT64_MAX
 from monitoring.ingest import (
     ROW_ERRORS,
     ReadingIn,
@@ -185,10 +186,13 @@ def readings_record_from_device(*, device: Device, payload: Any) -> RecordsResul
 def readings_record_manual(*, user: User, payload: Any) -> RecordsResult:
     """A clinician enters readings by hand: each names a visible patient; seq is optional."""
     items, is_list = _as_batch(payload)
+    # Only what can be an id is looked up; the rest is refused item by item when parsed.
     patient_ids = {
         raw["patient"]
         for raw in items
-        if isinstance(raw, dict) and isinstance(raw.get("patient"), int)
+        if isinstance(raw, dict)
+        and isinstance(raw.get("patient"), int)
+        and 1 <= raw["patient"] <= INT64_MAX
     }
     targets = patient_targets(user=user, patient_ids=patient_ids)
     now = timezone.now()

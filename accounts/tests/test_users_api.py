@@ -89,6 +89,12 @@ def test_filter_with_a_bad_value_is_a_validation_error(admin_api):
     assert "role" in error["details"]
 
 
+@pytest.mark.parametrize("value", ["-6.6e98", "9223372036854775808", "0", "x"])
+def test_place_filter_beyond_what_an_id_can_be_is_a_validation_error(admin_api, value):
+    error = assert_error(admin_api.get(USERS, {"place": value}), 400, "validation_error")
+    assert "place" in error["details"]
+
+
 def test_search_by_email_and_names(admin_api, nurse, doctor):
     UserFactory(email="priya@example.org", first_name="Priya", last_name="Menon")
 

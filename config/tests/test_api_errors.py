@@ -4,8 +4,12 @@ bodies that no parser can read, impossible filter values (issue: hardening, defe
 from __future__ import annotations
 
 import pytest
+from django.db import InterfaceError, OperationalError
+from django.test import Client
 
 from accounts import views as account_views
+from clinical import views as clinical_views
+from common.api import RETRY_AFTER_SECONDS
 from testing.assertions import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -95,3 +99,36 @@ def _many_parts(count: int) -> bytes:
 def test_a_body_django_refuses_before_the_view_is_a_json_400(api, body, content_type):
     response = api.generic("POST", "/api/auth/login/", body, content_type=content_type)
     assert_error(response, 400, "bad_request")
+
+
+# --- The database unavailable: 503 storage_unavailable, never a 500 ---------------------------
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_a_database_outage_in_a_view_answers_503_in_the_error_shape(nurse_api, monkeypatch, error):
+    def unavailable(self, request, *args, **kwargs):
+        raise error("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(clinical_views.PatientViewSet, "list", unavailable)
+    nurse_api.raise_request_exception = False
+    response = nurse_api.get("/api/patients/")
+    assert_error(response, 503, "storage_unavailable")
+    assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
+
+
+def _database_down_middleware(get_response):
+    def middleware(request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    return middleware
+
+
+def test_a_database_outage_in_a_middleware_answers_503_under_the_api(settings):
+    # Outside DRF (a session or authentication middleware reading the database): handler500.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}._database_down_middleware"]
+    client = Client(raise_request_exception=False)
+    response = client.get("/api/patients/")
+    assert_error(response, 503, "storage_unavailable")
+    assert response["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    # Outside the API, Django's own 500 page stays.
+    assert client.get("/").status_code == 500

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import OperationalError
 
+from fhir_api import views
 from fhir_api.tests.validation import assert_outcome, fhir_json
 
 pytestmark = pytest.mark.django_db
@@ -118,3 +120,14 @@ def test_one_time_password_holders_are_403(patient):
     user = UserFactory(places=[patient.place], must_change_password=True)
     response = bearer_client(user).get(f"/fhir/Patient/{patient.id}")
     assert_outcome(response, 403, "forbidden")
+
+
+def test_the_database_unavailable_is_a_503_operation_outcome(nurse_api, patient, monkeypatch):
+    def unavailable(self, request, *args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(views.PatientReadView, "get", unavailable)
+    nurse_api.raise_request_exception = False
+    response = nurse_api.get(f"/fhir/Patient/{patient.id}")
+    assert_outcome(response, 503, "transient")
+    assert response["Retry-After"].isdigit()

@@ -136,3 +136,14 @@ def test_history_body_matches_its_documented_schema(doctor_api, client, patient)
     aggregate = doctor_api.get(f"/api/records/{patient.id}/", {"bucket": 60})
     assert aggregate.status_code == 200
     assert_documented(aggregate.json(), path=path, method="get", status=200)
+
+
+@pytest.mark.parametrize("value", [2**63, -(10**30)])
+def test_numbers_beyond_64_bits_are_refused_not_500(client, nurse_api, patient, value):
+    # Found by the schemathesis run: a patient id of -7.9e30 reached the database (500).
+    error = assert_error(client.post("/api/records/", _reading(seq=value), format="json"), 400)
+    assert "seq" in error["details"]
+    # A patient id no patient can have is a patient that does not exist.
+    response = nurse_api.post("/api/records/", _reading(None, patient=value), format="json")
+    assert assert_error(response, 404, "not_found")["details"] == {"patient": ["No such patient."]}
+    assert not Reading.objects.exists()
