@@ -163,3 +163,25 @@ async def test_a_dashboard_is_told_of_a_lost_link_and_resynchronised_when_it_ret
     resync = await receive_type(watcher, "snapshot")
     assert resync["ward"] == ward.id
     await watcher.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_without_redis_the_hubs_of_one_process_deliver_to_each_other(settings, nurse, ward):
+    """CHANNEL_LAYER=memory (one process, no Redis): a synchronous publisher, from another
+    thread, reaches the dashboards of this process."""
+    from asgiref.sync import sync_to_async
+
+    from monitoring.realtime.groups import ward_group
+    from monitoring.realtime.publish import groups_send_sync
+    from testing.ws import dashboard_connect, receive_type, subscribe
+
+    settings.CHANNEL_LAYER_BACKEND = "memory"
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    watcher = await dashboard_connect(nurse)
+    await subscribe(watcher, ward=ward.id)
+    event = {"type": "device.status", "ward": ward.id, "patient": 0, "online": True}
+    await sync_to_async(groups_send_sync, thread_sensitive=False)(
+        [(ward_group(ward.id), event)], raise_errors=True
+    )
+    assert (await receive_type(watcher, "device.status"))["online"] is True
+    await watcher.disconnect()
