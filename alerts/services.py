@@ -10,10 +10,11 @@ and webhook listens to it).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -389,10 +390,17 @@ def ctg_classification_record(
 ) -> CtgClassification | None:
     """Keep the patient's latest CTG classification (``current``: its row, or None) and, once
     committed, publish it; returns the row, or None when nothing it shows changed (no write,
-    no message: an unchanged classification costs nothing)."""
+    no message: an unchanged classification costs nothing). A change of the reasons' wording
+    alone (a signal-loss share that moves by a fraction) is written at most every
+    ``CTG_REASONS_REFRESH_SECONDS`` of the readings' time; a new classification or baseline at
+    once."""
     shown = (classification, baseline_bpm, list(reasons))
     if current is not None:
         if (current.classification, current.baseline_bpm, current.reasons) == shown:
+            return None
+        wording_only = (current.classification, current.baseline_bpm) == shown[:2]
+        refresh = timedelta(seconds=float(settings.CTG_REASONS_REFRESH_SECONDS))
+        if wording_only and at - current.at < refresh:
             return None
         if current.classification != classification:
             current.since = at

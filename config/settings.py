@@ -331,6 +331,10 @@ READINGS_STREAM_MAXLEN = env_int("READINGS_STREAM_MAXLEN", 1_500_000)
 # A dead evaluator's partitions wait this long before another evaluator takes them over (their
 # alarms are late by up to this much); a live one renews its leases every third of it.
 READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
+# An evaluator that finds entries reads again only this long after its previous read began, so
+# a busy stream is evaluated in batches a few times a second (each batch's queries are paid per
+# batch); alarms wait at most this much longer. 0: read again at once.
+READINGS_STREAM_PACE_SECONDS = env_float("READINGS_STREAM_PACE_SECONDS", 0.2)
 # /readyz answers 503 when more stored readings than this wait for alarm evaluation (about
 # 10 s of readings at 2,000 readings/s): alarms would be late.
 READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 20_000)
@@ -458,6 +462,11 @@ ALARM_CLEAR_SECONDS = env_int("ALARM_CLEAR_SECONDS", 5)
 # readings' own time), and a raised CTG alarm resolves once clear for ALARM_CTG_CLEAR_SECONDS.
 ALARM_CTG_LIMITS = json.loads(env_str("ALARM_CTG_LIMITS", "") or "{}")
 ALARM_CTG_EVALUATE_SECONDS = env_float("ALARM_CTG_EVALUATE_SECONDS", 5.0)
+# The ward tiles' CTG line: a new classification or baseline is stored and shown at once; a
+# change of the reasons' wording alone (a signal-loss share moving by a fraction) at most this
+# often, so an evaluator following hundreds of fetal monitors does not rewrite every row every
+# evaluation.
+CTG_REASONS_REFRESH_SECONDS = env_float("CTG_REASONS_REFRESH_SECONDS", 60.0)
 ALARM_CTG_CLEAR_SECONDS = env_int("ALARM_CTG_CLEAR_SECONDS", 30)
 # A high-priority alert unacknowledged this long is escalated to admins, and again every
 # interval until someone acknowledges it.

@@ -146,3 +146,33 @@ def test_the_admin_lists_classifications_read_only(obstetric_patient, client, dj
     row = client.post(f"{changelist}{obstetric_patient.pk}/change/", {"classification": "normal"})
     assert row.status_code == 403
     assert CtgClassification.objects.get().classification == "suspicious"
+
+
+def test_a_change_of_wording_alone_is_written_at_most_every_refresh_interval(
+    obstetric_patient, published, settings
+):
+    settings.CTG_REASONS_REFRESH_SECONDS = 60
+    lost = "The fetal heart rate is missing for {} % of the window."
+
+    def record(current, second, classification="insufficient_signal", reason=None):
+        reason = lost.format(50) if reason is None else reason
+        return services.ctg_classification_record(
+            patient_id=obstetric_patient.id,
+            ward_id=obstetric_patient.ward_id,
+            current=current,
+            classification=classification,
+            baseline_bpm=None,
+            reasons=[reason],
+            at=T0 + timedelta(seconds=second),
+        )
+
+    row = record(None, 0)
+    assert row is not None
+    # The share moves by a fraction 5 s later: not rewritten, not sent again.
+    assert record(row, 5, reason=lost.format(49.5)) is None
+    # A minute after the last write the new wording is stored.
+    assert record(row, 61, reason=lost.format(40)) is row
+    assert CtgClassification.objects.get(patient=obstetric_patient).reasons == [lost.format(40)]
+    # A new classification is stored at once, however soon.
+    assert record(row, 62, classification="normal", reason="") is row
+    assert CtgClassification.objects.get(patient=obstetric_patient).classification == "normal"

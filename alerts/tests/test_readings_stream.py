@@ -393,3 +393,25 @@ def test_a_batch_evaluated_again_after_a_crash_raises_no_second_alert(patient, c
     alert = Alert.objects.get(patient=patient)
     assert alert.priority == "high"
     assert AlertEvent.objects.filter(alert=alert).count() == 1
+
+
+def test_a_busy_stream_is_read_again_only_a_pace_after_the_previous_read(client, settings):
+    """After a read that found entries the reader waits out the rest of the pace, so batches
+    gather a few times a second; the wait is asked of ``stop`` (no clock in the test)."""
+    import threading
+
+    settings.READINGS_STREAM_PACE_SECONDS = 0.2
+    readings_stream_append(stored=[reading(4, i) for i in range(3)])
+    handler = Recorder()
+    waits: list[float] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):
+            if threading.current_thread() is threading.main_thread():
+                waits.append(timeout)
+                self.set()  # one paced read is enough
+            return super().wait(timeout)
+
+    StreamReader(handler, consumer="paced", lease_ms=LEASE_MS).run(stop=Stop(), block_ms=10)
+    assert len(handler.ids) == 3
+    assert len(waits) == 1 and 0 < waits[0] <= 0.2

@@ -290,6 +290,7 @@ class StreamReader:
         self.min_idle_ms = self.lease_ms if min_idle_ms is None else min_idle_ms
         self.count = count
         self.retry_seconds = retry_seconds
+        self.pace_seconds = float(settings.READINGS_STREAM_PACE_SECONDS)
         self.partitions = partitions()
         self.client = redis_client()
         self._leases: dict[int, Lock] = {}
@@ -539,7 +540,11 @@ class StreamReader:
                     if time.monotonic() >= next_rebalance:
                         self.rebalance()
                         next_rebalance = time.monotonic() + interval
-                    self.poll(block_ms=block_ms)
+                    started = time.monotonic()
+                    if self.poll(block_ms=block_ms) and self.pace_seconds:
+                        # Entries keep coming: let a pace's worth gather, so each batch's
+                        # fixed cost (its queries) is paid a few times a second, not per entry.
+                        stop.wait(max(0.0, self.pace_seconds - (time.monotonic() - started)))
                 except redis.RedisError as exc:
                     logger.error("readings stream: %r; retrying", exc)
                     # Entries read or handled but not acknowledged may be pending for us:
