@@ -36,6 +36,17 @@ def _fresh_channel_layer_per_test():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_stream_deferral():
+    """Each test starts with an empty readings backlog (a fresh database), so this process
+    does not defer: a test that made Redis fail does not leave the next one deferring."""
+    from monitoring.realtime.backlog import deferral_reset
+
+    deferral_reset(active=False)
+    yield
+    deferral_reset(active=False)
+
+
 @pytest.fixture
 def alarms_drain():
     """Evaluate what waits in the readings stream, now, in this process: what the evaluator

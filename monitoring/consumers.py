@@ -32,7 +32,14 @@ from monitoring.ingest import ReadingIn, Target, reading_parse
 from monitoring.realtime.batcher import batcher_get
 from monitoring.realtime.events import device_status_events
 from monitoring.realtime.groups import device_group, user_group
-from monitoring.realtime.publish import groups_send
+from monitoring.realtime.outage import (
+    LiveFeed,
+    groups_join,
+    groups_leave,
+    live_feed,
+    live_send,
+    receive_resilient,
+)
 from monitoring.realtime.registry import dashboard_frames
 from monitoring.realtime.subscriptions import SUBSCRIPTION_KINDS, Scope
 
@@ -57,6 +64,18 @@ MAX_ID = 2**63 - 1  # the largest id a query can name (a larger one overflows th
 
 class FrameConsumer(AsyncWebsocketConsumer):
     """JSON frames with a size limit and the contract's error frame."""
+
+    # Channels' ``AsyncConsumer.__call__`` sets ``channel_receive`` (the channel layer's
+    # receive of this connection's channel) and awaits it for the connection's life; a Redis
+    # outage would end the consumer there (1011). Wrapped, it waits for Redis instead
+    # (``realtime.outage.receive_resilient``; a test fails if channels stops setting it).
+    @property
+    def channel_receive(self) -> Any:
+        return self._channel_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Any) -> None:
+        self._channel_receive = receive_resilient(receive)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' default dispatch runs close_old_connections() in a worker thread before
@@ -185,9 +204,13 @@ class DeviceConsumer(FrameConsumer):
         self.batcher.device_connected(
             device.id, patient_id=target.patient_id, token_hash=device.token_hash
         )
-        await self.channel_layer.group_add(device_group(device.id), self.channel_name)
+        # Redis away: the device still streams (stored and acked); its group is joined when
+        # the live feed is restored (``live_restored``).
+        self.feed = live_feed()
+        self.feed.listen(self)
+        await groups_join(self.channel_layer, self.channel_name, [device_group(device.id)])
         await self.batcher.presence_flush()
-        await groups_send(self._status_events(online=True))
+        await live_send(self._status_events(online=True), feed=self.feed)
 
     def _connected(self) -> tuple[Device, Target]:
         """The device and where its readings go: set by ``connect`` before the device's first
@@ -213,10 +236,11 @@ class DeviceConsumer(FrameConsumer):
         self.recheck_task.cancel()
         for task in list(self.ack_tasks):
             task.cancel()
-        await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
+        self.feed.unlisten(self)
+        await groups_leave(self.channel_layer, self.channel_name, [device_group(self.device.id)])
         self.batcher.device_disconnected(self.device.id)
         await self.batcher.presence_flush()
-        await groups_send(self._status_events(online=False))
+        await live_send(self._status_events(online=False), feed=self.feed)
         logger.info("device %s disconnected (close code %s)", self.device.serial, code)
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
@@ -299,6 +323,17 @@ class DeviceConsumer(FrameConsumer):
     async def device_changed(self, event: dict[str, Any]) -> None:
         await self._recheck()
 
+    # The live feed of this process (``realtime.outage``): the device protocol is unchanged by
+    # an outage; once Redis is back the device's group is joined again (a restarted Redis has
+    # forgotten it) and a change missed meanwhile is looked for.
+    async def live_degraded(self, feed: LiveFeed) -> None:
+        pass
+
+    async def live_restored(self, feed: LiveFeed) -> None:
+        device, _ = self._connected()
+        await groups_join(self.channel_layer, self.channel_name, [device_group(device.id)])
+        await self._recheck()
+
     async def _recheck_periodically(self) -> None:
         while True:
             await asyncio.sleep(DEVICE_RECHECK_SECONDS)
@@ -337,6 +372,8 @@ class DashboardConsumer(FrameConsumer):
         self.scopes: dict[tuple[str, int], Scope] = {}
         self.joined: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
+        self.feed = live_feed()
+        self.feed.listen(self)
         self._spawn(self._auth_deadline())
 
     def _spawn(self, coroutine: Any) -> asyncio.Task:
@@ -347,14 +384,15 @@ class DashboardConsumer(FrameConsumer):
 
     async def disconnect(self, code: int) -> None:
         metrics.WS_CONNECTIONS.labels(kind="dashboard").dec()  # metrics
+        self.feed.unlisten(self)
         for task in list(self.tasks):
             task.cancel()
-        for group in list(self.joined):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if self.session is not None:
-            await self.channel_layer.group_discard(
-                user_group(self.session.user.id), self.channel_name
-            )
+        await groups_leave(self.channel_layer, self.channel_name, self._all_groups())
+
+    def _all_groups(self) -> set[str]:
+        """Every group this connection listens on: its subscriptions' and its user's."""
+        user = {user_group(self.session.user.id)} if self.session is not None else set()
+        return self.joined | user
 
     async def _auth_deadline(self) -> None:
         await asyncio.sleep(settings.DASHBOARD_AUTH_TIMEOUT)
@@ -389,11 +427,13 @@ class DashboardConsumer(FrameConsumer):
         self.session = session
         payload = await database_sync_to_async(ws_user_payload)(session.user)
         if first:
-            await self.channel_layer.group_add(user_group(session.user.id), self.channel_name)
+            await groups_join(self.channel_layer, self.channel_name, [user_group(session.user.id)])
             self._spawn(self._session_watch())
         await self.send_json(
             {"type": "auth.ok", "user": payload, "expires_at": int(session.expires_at)}
         )
+        if first and self.feed.degraded:
+            await self.send_json(self.feed.frame())
 
     async def _session_watch(self) -> None:
         """The session rule: close 4401 at token expiry (unless re-authenticated in band) and
@@ -445,10 +485,9 @@ class DashboardConsumer(FrameConsumer):
 
     async def _sync_groups(self) -> None:
         needed = self._needed_groups()
-        for group in needed - self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        for group in self.joined - needed:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        # A group not joined (Redis away) is joined again when the feed is restored.
+        await groups_join(self.channel_layer, self.channel_name, needed - self.joined)
+        await groups_leave(self.channel_layer, self.channel_name, self.joined - needed)
         self.joined = needed
 
     # Group event: the user was deactivated or logged out everywhere.
@@ -457,6 +496,26 @@ class DashboardConsumer(FrameConsumer):
 
     async def _ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
+
+    # The live feed of this process (``realtime.outage``): told when Redis goes away, and
+    # resynchronised (groups joined again, a fresh snapshot per subscription) when it is back.
+    async def live_degraded(self, feed: LiveFeed) -> None:
+        if self.session is not None:
+            await self.send_json(feed.frame())
+
+    async def live_restored(self, feed: LiveFeed) -> None:
+        if self.session is None:
+            return
+        await groups_join(self.channel_layer, self.channel_name, self._all_groups())
+        await self.send_json({"type": "live.restored"})
+        for kind, object_id in list(self.scopes):
+            await self._snapshot_send(kind, object_id)
+
+    async def _snapshot_send(self, kind: str, object_id: int) -> None:
+        patients = await database_sync_to_async(selectors.dashboard_snapshot)(
+            **{f"{kind}_id": object_id}
+        )
+        await self.send_json({"type": "snapshot", kind: object_id, "patients": patients})
 
     def _scope_of(self, frame: dict[str, Any]) -> tuple[str, int] | None:
         keys = [k for k in SUBSCRIPTION_KINDS if k in frame]
@@ -489,10 +548,7 @@ class DashboardConsumer(FrameConsumer):
         # Join before reading the snapshot so nothing falls between the two.
         self.scopes[(kind, object_id)] = found
         await self._sync_groups()
-        patients = await database_sync_to_async(selectors.dashboard_snapshot)(
-            **{f"{kind}_id": object_id}
-        )
-        await self.send_json({"type": "snapshot", kind: object_id, "patients": patients})
+        await self._snapshot_send(kind, object_id)
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         scope = self._scope_of(frame)

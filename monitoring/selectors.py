@@ -221,7 +221,8 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
     patient_ids = [p.id for p in patients]
     extras = {name: extra(patient_ids=patient_ids) for name, extra in snapshot_extras.items()}
     devices: dict[int, Device | None] = {p.id: patient_device(p) for p in patients}
-    online = devices_online(d.id for d in devices.values() if d is not None)
+    known = [d for d in devices.values() if d is not None]
+    online = devices_online((d.id for d in known), last_seen={d.id: d.last_seen_at for d in known})
     result = []
     for p in patients:
         device = devices[p.id]

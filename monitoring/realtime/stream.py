@@ -110,7 +110,9 @@ def evaluators_key() -> str:
 
 @lru_cache(maxsize=4)
 def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    # A connect timeout (not a read timeout: the evaluator blocks on XREADGROUP): a black-holed
+    # Redis costs a flush seconds, not the TCP default of minutes, before it is deferred.
+    return redis.Redis.from_url(url, socket_connect_timeout=2.0)
 
 
 def redis_client() -> redis.Redis:
@@ -180,16 +182,22 @@ def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredR
 def readings_stream_append(*, stored: Sequence[StoredReading]) -> None:
     """Append stored readings to their patients' partitions: one ``XADD`` each, pipelined into
     one round trip. Raises the Redis error if Redis is unreachable or full."""
-    if not stored:
+    stream_entries_append([reading_encode(reading) for reading in stored])
+
+
+def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
+    """Append encoded entries (:func:`reading_encode`) to their patients' partitions, in the
+    order given (the deferred ones of ``monitoring.realtime.backlog`` come this way too)."""
+    if not entries:
         return
     maxlen = int(settings.READINGS_STREAM_MAXLEN)
     pipe = redis_client().pipeline(transaction=False)
-    for reading in stored:
+    for entry in entries:
         # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
         # does not fit although every key and value does.
         pipe.xadd(
-            partition_key(partition_of(reading.patient_id)),
-            reading_encode(reading),  # type: ignore[arg-type]  # dict invariance, see above
+            partition_key(partition_of(int(entry["patient"]))),
+            dict(entry),  # type: ignore[arg-type]  # dict invariance, see above
             maxlen=maxlen,
             approximate=True,
         )
