@@ -13,7 +13,13 @@ from testing.factories import (
     WardFactory,
 )
 
-pytest_plugins = ["testing.smtp", "testing.celery_eager", "testing.live", "testing.redis_state"]
+pytest_plugins = [
+    "testing.smtp",
+    "testing.celery_eager",
+    "testing.live",
+    "testing.redis_state",
+    "testing.redis_outage",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

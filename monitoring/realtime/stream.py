@@ -531,9 +531,16 @@ class StreamReader:
 
     # --- Running ---
 
-    def run(self, *, stop: threading.Event, block_ms: int = 1000) -> None:
+    def run(
+        self,
+        *,
+        stop: threading.Event,
+        block_ms: int = 1000,
+        every_rebalance: Callable[[], object] | None = None,
+    ) -> None:
         """Read until ``stop`` is set, then release the leases; rebalances every third of a
-        lease, and a background thread renews the leases meanwhile."""
+        lease (then calls ``every_rebalance``), and a background thread renews the leases
+        meanwhile."""
         interval = self.lease_ms / 3000
         renewer = threading.Thread(
             target=self._renew_until, args=(stop, interval), name="readings-leases", daemon=True
@@ -547,6 +554,8 @@ class StreamReader:
                     if time.monotonic() >= next_rebalance:
                         self.rebalance()
                         next_rebalance = time.monotonic() + interval
+                        if every_rebalance is not None:
+                            every_rebalance()
                     self.poll(block_ms=block_ms)
                 except redis.RedisError as exc:
                     logger.error("readings stream: %r; retrying", exc)
