@@ -80,6 +80,7 @@ async def test_a_channel_receive_that_fails_is_retried_and_the_outage_reported()
 async def test_groups_that_cannot_be_joined_are_returned_not_raised(settings):
     settings_point_at(settings, f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
     layer = get_channel_layer()
+    assert layer is not None
     missed = await groups_join(layer, await layer.new_channel(), ["ward.1", "user.2"])
     assert missed == {"ward.1", "user.2"}
     assert live_feed().degraded
