@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -14,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.errors import ApplicationError, error_body
+
+logger = logging.getLogger(__name__)
 
 _DRF_CODES = {
     exceptions.ValidationError: "validation_error",
@@ -58,6 +62,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         return Response(
             error_body("validation_error", "The request is not valid.", field_errors), status=400
+        )
+    if isinstance(exc, redis.RedisError):
+        # A view that needs Redis (one-time codes) while it is away: try again later, not a 500.
+        logger.error("%s: Redis is unavailable (%r)", context.get("view"), exc)
+        return Response(
+            error_body("unavailable", "A service this request needs is unavailable; retry later."),
+            status=503,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
