@@ -195,6 +195,7 @@ class DeviceConsumer(FrameConsumer):
             return
         self.ack_tasks: set[asyncio.Task] = set()
         self.batcher = batcher_get()
+        self.feed = live_feed()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
         metrics.WS_CONNECTIONS.labels(kind="device").inc()  # metrics
@@ -206,7 +207,6 @@ class DeviceConsumer(FrameConsumer):
         )
         # Redis away: the device still streams (stored and acked); its group is joined when
         # the live feed is restored (``live_restored``).
-        self.feed = live_feed()
         self.feed.listen(self)
         await groups_join(self.channel_layer, self.channel_name, [device_group(device.id)])
         await self.batcher.presence_flush()

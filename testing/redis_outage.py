@@ -1,10 +1,13 @@
-"""A Redis of a test's own that the test stops and starts again (a Redis outage): the
+"""Redis outages for tests: a Redis of a test's own that the test stops and starts again (the
 redis-server binary on a free port, restarted empty on the same port, as a Redis without
-persistence comes back."""
+persistence comes back), and a "silent" Redis that accepts connections and never answers (a
+hung server or a black-holed host)."""
 
 from __future__ import annotations
 
+import socketserver
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,28 @@ def stoppable_redis(tmp_path: Path) -> Iterator[StoppableRedis]:
     server.stop()
 
 
+class _Silent(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while self.request.recv(65536):  # read everything, answer nothing, until closed
+            pass
+
+
+class _SilentServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """The URL of a server that accepts connections and never answers."""
+    server = _SilentServer(("127.0.0.1", 0), _Silent)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.server_address[1]}/0"
+    server.shutdown()
+    server.server_close()
+
+
 def settings_point_at(settings: Any, url: str) -> None:
     """Point this process's Redis users (cache, channel layer, readings stream) at ``url``
     (``settings``: pytest-django's fixture, which restores them after the test)."""
@@ -50,7 +75,12 @@ def settings_point_at(settings: Any, url: str) -> None:
 
     settings.REDIS_URL = url
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}
+    host = {
+        "address": url,
+        "socket_connect_timeout": settings.CHANNEL_LAYER_CONNECT_TIMEOUT,
+        "socket_timeout": settings.CHANNEL_LAYER_READ_TIMEOUT,
+    }
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
     }
     channel_layers.backends.clear()

@@ -14,9 +14,9 @@ two processes replaying at once append in id order. A row appended whose delete 
 commit is appended again: evaluated twice, which the rules tolerate (``monitoring.realtime.
 stream``, "at least once").
 
-Who replays: the ingest batcher of each server process (in its storing thread, before a
-flush, at most every ``REPLAY_SECONDS`` while it defers, and when its live feed is restored),
-and the alarm evaluator every rebalance, for rows that a process left behind.
+Who replays: the ingest batcher of each server process (in its storing thread: when its live
+feed is restored, and before a flush now and then while it defers, backing off), and the
+alarm evaluator every rebalance, for rows that a process left behind.
 """
 
 from __future__ import annotations
@@ -37,7 +37,12 @@ from monitoring.realtime.stream import reading_encode, stream_entries_append
 
 logger = logging.getLogger(__name__)
 
-REPLAY_SECONDS = 1.0  # between replay attempts while this process defers
+# Between replay attempts from the ingest path while this process defers: from
+# REPLAY_SECONDS, doubling while Redis stays away, up to REPLAY_MAX_SECONDS (a Redis that
+# does not answer costs the attempt a timeout, paid by that flush). The live feed's recovery
+# replays at once (``IngestBatcher.live_restored``).
+REPLAY_SECONDS = 1.0
+REPLAY_MAX_SECONDS = 30.0
 REPLAY_ROWS = 200  # backlog rows appended per transaction
 
 
@@ -47,6 +52,7 @@ class _Deferral:
     def __init__(self) -> None:
         self.active: bool | None = None
         self.next_replay = 0.0
+        self.interval = REPLAY_SECONDS
         self.lock = threading.Lock()
 
 
@@ -73,7 +79,8 @@ def readings_queue(stored: Sequence[StoredReading]) -> BaseException | None:
             len(stored),
         )
         _deferral.active = True
-        _deferral.next_replay = time.monotonic() + REPLAY_SECONDS
+        _deferral.interval = REPLAY_SECONDS
+        _deferral.next_replay = time.monotonic() + _deferral.interval
         stream_backlog_add(stored)
         return exc
     return None
@@ -105,7 +112,7 @@ def stream_backlog_replay() -> int:
 
 
 def stream_backlog_replay_due(*, force: bool = False) -> int:
-    """While this process defers: replay the backlog (at most every ``REPLAY_SECONDS`` unless
+    """While this process defers: replay the backlog (when the back-off allows, or now with
     ``force``), and stop deferring once it is empty. Never raises for Redis; returns how many
     readings were appended."""
     with _deferral.lock:
@@ -113,14 +120,16 @@ def stream_backlog_replay_due(*, force: bool = False) -> int:
             return 0
         if not force and time.monotonic() < _deferral.next_replay:
             return 0
-        _deferral.next_replay = time.monotonic() + REPLAY_SECONDS
         try:
             appended = stream_backlog_replay()
         except REDIS_ERRORS as exc:
             logger.info("readings stream still unavailable (%r); the backlog waits", exc)
             _deferral.active = True
+            _deferral.next_replay = time.monotonic() + _deferral.interval
+            _deferral.interval = min(_deferral.interval * 2, REPLAY_MAX_SECONDS)
             return 0
         _deferral.active = False
+        _deferral.interval = REPLAY_SECONDS
         return appended
 
 
@@ -135,4 +144,4 @@ def stream_deferring() -> bool:
 
 def deferral_reset(*, active: bool | None = None) -> None:
     """Set this process's deferral state (tests; None: look at the backlog on the next use)."""
-    _deferral.active, _deferral.next_replay = active, 0.0
+    _deferral.active, _deferral.next_replay, _deferral.interval = active, 0.0, REPLAY_SECONDS

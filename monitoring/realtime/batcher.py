@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -143,9 +144,11 @@ class IngestBatcher:
             presence.last_flush = time.monotonic()
             if not (seen or gone or connected):
                 return
-            changed = await self.loop.run_in_executor(
-                self._presence_executor, presence_write, seen, connected, gone, expected
+            # Redis away: the database part only (the keys are written again once it is back).
+            write = functools.partial(
+                presence_write, seen, connected, gone, expected, keys=not self.feed.degraded
             )
+            changed = await self.loop.run_in_executor(self._presence_executor, write)
             # The connections re-check the device and close with the fitting code.
             await self._broadcast([(device_group(i), {"type": "device.changed"}) for i in changed])
 

@@ -32,6 +32,10 @@ from monitoring.realtime.publish import Events, channel_layer_ping, groups_send
 logger = logging.getLogger(__name__)
 
 OUTAGE_PROBE_SECONDS = 1.0  # between probes while Redis is away
+# The longest a group operation of the live path may take: a Redis that accepts connections
+# but does not answer (a hung server, a black-holed host) must not hold a device's connect or
+# an ingest flush (and so the acks) for longer.
+CALL_TIMEOUT_SECONDS = 2.0
 RECEIVE_RETRY_MAX_SECONDS = 2.0  # the longest wait between two channel-layer receive attempts
 
 
@@ -95,6 +99,7 @@ class LiveFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # still away (any error: the probe must never die)
+                _raise_if_cancelled(exc)
                 logger.debug("Redis probe failed: %r", exc)
                 continue
             break
@@ -116,6 +121,11 @@ class LiveFeed:
             logger.exception("%s of %r failed", method, listener)
 
     def close(self) -> None:
+        """Stop probing and notifying (a feed whose loop is closed has nothing left to stop:
+        cancelling a task there would raise "Event loop is closed")."""
+        self._listeners.clear()
+        if self.loop.is_closed():
+            return
         for task in [self._probe_task, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -123,6 +133,15 @@ class LiveFeed:
 
 async def _probe_default() -> None:
     await channel_layer_ping(get_channel_layer())
+
+
+def _raise_if_cancelled(exc: BaseException) -> None:
+    """A task that was cancelled while in a Redis call may see the client's connection error
+    instead of the cancellation (the client closes the connection on the way out): end as
+    cancelled then, never retry, or whoever cancelled it (a closing consumer) waits for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
 
 
 _feeds: dict[asyncio.AbstractEventLoop, LiveFeed] = {}
@@ -153,19 +172,30 @@ async def live_send(events: Events, *, feed: LiveFeed | None = None) -> None:
     feed = feed or live_feed()
     if feed.degraded or not events:
         return
-    failed = await groups_send(events)
+    try:
+        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+            failed = await groups_send(events)
+    except TimeoutError as exc:
+        feed.report("group_send", exc)
+        return
     if failed:
         feed.report("group_send", RuntimeError(f"{failed} group send(s) failed"))
 
 
 async def groups_join(layer: Any, channel: str, groups: Iterable[str]) -> set[str]:
     """``group_add`` each group; returns those that could not be joined (Redis away: reported,
-    to be joined again when the feed is restored) instead of raising."""
+    to be joined again when the feed is restored) instead of raising. While the feed is
+    degraded nothing is tried (a hung Redis would cost every connect a timeout): the
+    connection joins its groups when the feed is restored."""
+    if live_feed().degraded:
+        return set(groups)
     missed: set[str] = set()
     for group in groups:
         try:
-            await layer.group_add(group, channel)
-        except REDIS_ERRORS as exc:
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                await layer.group_add(group, channel)
+        except REDIS_ERRORS as exc:  # (TimeoutError is an OSError)
+            _raise_if_cancelled(exc)
             outage_report("group_add", exc)
             missed.add(group)
     return missed
@@ -173,11 +203,16 @@ async def groups_join(layer: Any, channel: str, groups: Iterable[str]) -> set[st
 
 async def groups_leave(layer: Any, channel: str, groups: Iterable[str]) -> None:
     """``group_discard`` each group; a failure is only logged (the membership expires with
-    ``group_expiry``, and a restarted Redis holds none)."""
+    ``group_expiry``, and a restarted Redis holds none). Nothing is tried while the feed is
+    degraded."""
+    if live_feed().degraded:
+        return
     for group in groups:
         try:
-            await layer.group_discard(group, channel)
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                await layer.group_discard(group, channel)
         except REDIS_ERRORS as exc:
+            _raise_if_cancelled(exc)
             logger.warning("group_discard of %s failed: %r", group, exc)
 
 
@@ -199,6 +234,7 @@ def receive_resilient(
             try:
                 return await receive()
             except REDIS_ERRORS as exc:
+                _raise_if_cancelled(exc)
                 outage_report("receive", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECEIVE_RETRY_MAX_SECONDS)

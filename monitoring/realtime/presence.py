@@ -70,14 +70,18 @@ def presence_write(
     connected: set[int],
     gone: set[int],
     expected: dict[int, tuple[int, str]] | None = None,
+    *,
+    keys: bool = True,
 ) -> list[int]:
-    """Returns the connected devices whose assignment, state or token changed."""
+    """Returns the connected devices whose assignment, state or token changed. ``keys``: also
+    refresh the presence keys in Redis (skipped while it is known to be away)."""
     close_old_connections()
     now = timezone.now()
     # One UPDATE for every device seen (readings or connection) since the last write; the
     # timestamp is at most PRESENCE_INTERVAL old, good enough for "last seen".
     ids = sorted(set(seen) | connected)
-    presence_keys_write(connected, gone)
+    if keys:
+        presence_keys_write(connected, gone)
     try:
         if ids:
             devices_seen(device_ids=ids, at=now)

@@ -108,16 +108,25 @@ def evaluators_key() -> str:
     return f"{redis_prefix()}readings-evaluators"
 
 
-@lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    # A connect timeout (not a read timeout: the evaluator blocks on XREADGROUP): a black-holed
-    # Redis costs a flush seconds, not the TCP default of minutes, before it is deferred.
-    return redis.Redis.from_url(url, socket_connect_timeout=2.0)
+APPEND_TIMEOUT_SECONDS = 2.0
+
+
+@lru_cache(maxsize=8)
+def _client_for(url: str, timeout: float | None) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=timeout)
 
 
 def redis_client() -> redis.Redis:
-    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state."""
-    return _client_for(settings.REDIS_URL)
+    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state (no
+    read timeout: the evaluator blocks on ``XREADGROUP``)."""
+    return _client_for(settings.REDIS_URL, None)
+
+
+def append_client() -> redis.Redis:
+    """The client that appends to the stream from the ingest paths: a Redis that does not
+    answer (hung, black-holed) costs a flush at most ``APPEND_TIMEOUT_SECONDS`` before its
+    readings are deferred to the backlog (``realtime.backlog``), instead of holding the acks."""
+    return _client_for(settings.REDIS_URL, APPEND_TIMEOUT_SECONDS)
 
 
 def _text(value: bytes | str) -> str:
@@ -191,7 +200,7 @@ def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
     if not entries:
         return
     maxlen = int(settings.READINGS_STREAM_MAXLEN)
-    pipe = redis_client().pipeline(transaction=False)
+    pipe = append_client().pipeline(transaction=False)
     for entry in entries:
         # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
         # does not fit although every key and value does.

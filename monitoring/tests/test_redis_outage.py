@@ -5,6 +5,7 @@ stops and starts again (real channel layer, cache and readings stream)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any, cast
 
@@ -75,6 +76,28 @@ async def test_a_channel_receive_that_fails_is_retried_and_the_outage_reported()
     assert await receive_resilient(receive)() == {"type": "reading.batch", "items": []}
     assert live_feed().degraded
     live_feed().close()
+
+
+async def test_a_cancelled_receive_ends_even_when_the_client_turns_it_into_an_error():
+    # The consumer's end cancels its receive and waits for it (channels' await_many_dispatch):
+    # a Redis client that answers the cancellation with a connection error must not make the
+    # wrapper wait for Redis for ever.
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RedisConnectionError("Connection closed by server.") from None
+        raise AssertionError("not reached")
+
+    task = asyncio.ensure_future(receive_resilient(receive)())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert not live_feed().degraded
 
 
 async def test_groups_that_cannot_be_joined_are_returned_not_raised(settings):
@@ -158,3 +181,34 @@ async def test_devices_stream_through_a_redis_outage_and_dashboards_resynchronis
     for client in (ws, late, dashboard, watcher):
         await client.disconnect()
     assert outage.live_feed().outages == 1
+
+
+async def test_a_redis_that_does_not_answer_delays_a_device_by_seconds_not_for_ever(
+    settings, silent_redis, device
+):
+    # Connections are accepted and nothing is answered (a hung Redis, a black-holed host):
+    # every Redis call of the connect and of the flush times out, and the device streams.
+    settings_point_at(settings, silent_redis)
+    started = time.monotonic()
+    ws = await device_connect(device.token)
+    await ws.send_json_to({"type": "reading", **reading(1)})
+    assert await receive_type(ws, "ack", wait=20) == {"type": "ack", "seqs": [1]}
+    assert time.monotonic() - started < 15
+    await ws.send_json_to({"type": "reading", **reading(2)})
+    assert await receive_type(ws, "ack", wait=5) == {"type": "ack", "seqs": [2]}
+    assert await sync_to_async(Reading.objects.count)() == 2
+    assert await sync_to_async(StreamBacklog.objects.count)() == 2
+    assert live_feed().degraded
+    await ws.disconnect(timeout=20)
+
+
+def test_a_feed_left_degraded_on_a_closed_loop_is_dropped_quietly():
+    # A test (or a server's loop) that ends mid-outage leaves a probe pending on its loop;
+    # the next loop's feed replaces it without touching the closed loop.
+    loop = asyncio.new_event_loop()
+    feed = LiveFeed(loop, probe_seconds=3600)
+    feed.report("receive", RedisConnectionError("gone"))
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    feed.close()  # no "Event loop is closed"
+    assert feed.degraded
