@@ -162,8 +162,6 @@ CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER", "redis")
 CHANNEL_LAYER_CAPACITY = env_int("CHANNEL_LAYER_CAPACITY", 1000)
 CHANNEL_LAYER_EXPIRY = env_int("CHANNEL_LAYER_EXPIRY", 30)
 CHANNEL_LAYER_GROUP_EXPIRY = env_int("CHANNEL_LAYER_GROUP_EXPIRY", 86400)
-CHANNEL_LAYER_CONNECT_TIMEOUT = env_float("CHANNEL_LAYER_CONNECT_TIMEOUT", 2.0)
-CHANNEL_LAYER_READ_TIMEOUT = env_float("CHANNEL_LAYER_READ_TIMEOUT", 10.0)
 CHANNEL_LAYERS: dict[str, dict[str, Any]]
 if CHANNEL_LAYER_BACKEND == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -176,17 +174,7 @@ else:
                 else "channels_redis.core.RedisChannelLayer"
             ),
             "CONFIG": {
-                # Timeouts, so that a Redis that stops answering (a hung server, a
-                # black-holed host) fails the layer's calls instead of hanging them: the
-                # consumers then degrade (monitoring.realtime.outage). The read timeout is
-                # above channels-redis's 5 s blocking receive.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_connect_timeout": CHANNEL_LAYER_CONNECT_TIMEOUT,
-                        "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT,
-                    }
-                ],
+                "hosts": [REDIS_URL],
                 **(
                     {}
                     if CHANNEL_LAYER_BACKEND == "pubsub"

@@ -75,12 +75,7 @@ def settings_point_at(settings: Any, url: str) -> None:
 
     settings.REDIS_URL = url
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}
-    host = {
-        "address": url,
-        "socket_connect_timeout": settings.CHANNEL_LAYER_CONNECT_TIMEOUT,
-        "socket_timeout": settings.CHANNEL_LAYER_READ_TIMEOUT,
-    }
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
     }
     channel_layers.backends.clear()
