@@ -13,7 +13,13 @@ from testing.factories import (
     WardFactory,
 )
 
-pytest_plugins = ["testing.smtp", "testing.celery_eager", "testing.live", "testing.redis_state"]
+pytest_plugins = [
+    "testing.smtp",
+    "testing.celery_eager",
+    "testing.live",
+    "testing.redis_state",
+    "testing.redis_outage",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,6 +40,17 @@ def _fresh_channel_layer_per_test():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_stream_deferral():
+    """Each test starts with an empty readings backlog (a fresh database), so this process
+    does not defer: a test that made Redis fail does not leave the next one deferring."""
+    from monitoring.realtime.backlog import deferral_reset
+
+    deferral_reset(active=False)
+    yield
+    deferral_reset(active=False)
 
 
 @pytest.fixture

@@ -4,7 +4,10 @@ reads the readings stream and runs the alarm rules, outside every web process.
 Readings reach the stream in the transaction that stores them (both ingest paths), so every
 stored reading is evaluated at least once, in order per patient, even when an evaluator is
 killed or none runs for a while (the readings wait in the stream). See
-``monitoring.realtime.stream`` for partitions, leases and acknowledgements.
+``monitoring.realtime.stream`` for partitions, leases and acknowledgements. Readings stored
+while Redis was away wait in the database's backlog instead (``monitoring.realtime.backlog``);
+the server processes put them into the stream once Redis answers, and the evaluator does so
+for any that a process left behind, so those are evaluated too.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import logging
 import threading
 import time
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from alerts.evaluate import alarms_evaluate
 from common import metrics
 from monitoring.ingest import StoredReading
+from monitoring.realtime.backlog import stream_backlog_replay
 from monitoring.realtime.stream import StreamReader, drain
 
 logger = logging.getLogger(__name__)
@@ -44,9 +48,23 @@ def evaluate_batch(batch: list[StoredReading]) -> None:
         )
 
 
+def backlog_replay() -> None:
+    """Put readings deferred while Redis was away, and left in the backlog by a server process
+    that stopped before it replayed them, into the stream (where this evaluator reads them)."""
+    if not connection.in_atomic_block:
+        close_old_connections()
+    try:
+        stream_backlog_replay()
+    except DatabaseError:
+        connection.close()
+        logger.exception("replaying the readings backlog failed; retrying later")
+
+
 def evaluate_pending(*, consumer: str | None = None) -> int:
-    """Evaluate everything waiting in the stream now, in this process; returns how many
-    entries were evaluated (``alarms_evaluate --once``, and tests instead of waiting)."""
+    """Evaluate everything waiting in the stream (and the backlog) now, in this process;
+    returns how many entries were evaluated (``alarms_evaluate --once``, and tests instead of
+    waiting)."""
+    backlog_replay()
     return drain(evaluate_batch, consumer=consumer)
 
 
@@ -54,5 +72,7 @@ def evaluator_run(*, consumer: str, stop: threading.Event, block_ms: int = 1000)
     """Evaluate the stream until ``stop`` is set, sharing its partitions with any other
     evaluator; gives the partitions back on the way out."""
     logger.info("alarm evaluator %s starting", consumer)
-    StreamReader(evaluate_batch, consumer=consumer).run(stop=stop, block_ms=block_ms)
+    StreamReader(evaluate_batch, consumer=consumer).run(
+        stop=stop, block_ms=block_ms, every_rebalance=backlog_replay
+    )
     logger.info("alarm evaluator %s stopped", consumer)

@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Any
 
+import redis
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
@@ -86,6 +87,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         return Response(
             error_body("validation_error", "The request is not valid.", field_errors), status=400
+        )
+    if isinstance(exc, redis.RedisError):
+        # A view that needs Redis (one-time codes) while it is away: try again later, not a 500.
+        logger.error("%s: Redis is unavailable (%r)", context.get("view"), exc)
+        return Response(
+            error_body("unavailable", "A service this request needs is unavailable; retry later."),
+            status=503,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

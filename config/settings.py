@@ -148,6 +148,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "pm"),
+        # A Redis that stops answering fails a cache call (throttles and presence degrade)
+        # within seconds instead of hanging the request or the device's connect.
+        "OPTIONS": {"socket_connect_timeout": 2.0, "socket_timeout": 2.0},
     }
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -37,7 +38,14 @@ from monitoring.realtime.batcher import batcher_get
 from monitoring.realtime.events import device_status_events
 from monitoring.realtime.groups import device_group, user_group
 from monitoring.realtime.hub import hub_get
-from monitoring.realtime.publish import groups_send
+from monitoring.realtime.outage import (
+    LiveFeed,
+    groups_join,
+    groups_leave,
+    live_feed,
+    live_send,
+    receive_resilient,
+)
 from monitoring.realtime.registry import dashboard_frames
 from monitoring.realtime.subscriptions import SUBSCRIPTION_KINDS, Scope
 
@@ -96,9 +104,12 @@ class FrameConsumer(AsyncWebsocketConsumer):
                     await layer_task
 
     async def _layer_receive(self, layer: Any) -> None:
+        # Outlasts a Redis outage: reported to the live feed and retried with back-off
+        # (``realtime.outage.receive_resilient``), the connection stays open.
+        receive = receive_resilient(functools.partial(layer.receive, self.channel_name))
         while True:
             try:
-                message = await layer.receive(self.channel_name)
+                message = await receive()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -232,6 +243,7 @@ class DeviceConsumer(FrameConsumer):
             await self.close(CloseCode.DEVICE_UNASSIGNED, "device not assigned to a patient")
             return
         self.batcher = batcher_get()
+        self.feed = live_feed()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
         metrics.WS_CONNECTIONS.labels(kind="device").inc()  # metrics
@@ -241,9 +253,12 @@ class DeviceConsumer(FrameConsumer):
         self.batcher.device_connected(
             device.id, patient_id=target.patient_id, token_hash=device.token_hash
         )
-        await self.channel_layer.group_add(device_group(device.id), self.channel_name)
+        # Redis away: the device still streams (stored and acked); its group is joined when
+        # the live feed is restored (``live_restored``).
+        self.feed.listen(self)
+        await groups_join(self.channel_layer, self.channel_name, [device_group(device.id)])
         await self.batcher.presence_flush()
-        await groups_send(self._status_events(online=True))
+        await live_send(self._status_events(online=True), feed=self.feed)
 
     def _connected(self) -> tuple[Device, Target]:
         """The device and where its readings go: set by ``connect`` before the device's first
@@ -267,10 +282,11 @@ class DeviceConsumer(FrameConsumer):
             return
         metrics.WS_CONNECTIONS.labels(kind="device").dec()  # metrics
         self.recheck_task.cancel()
-        await self.channel_layer.group_discard(device_group(self.device.id), self.channel_name)
+        self.feed.unlisten(self)
+        await groups_leave(self.channel_layer, self.channel_name, [device_group(self.device.id)])
         self.batcher.device_disconnected(self.device.id)
         await self.batcher.presence_flush()
-        await groups_send(self._status_events(online=False))
+        await live_send(self._status_events(online=False), feed=self.feed)
         logger.info("device %s disconnected (close code %s)", self.device.serial, code)
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
@@ -348,6 +364,17 @@ class DeviceConsumer(FrameConsumer):
     async def device_changed(self, event: dict[str, Any]) -> None:
         await self._recheck()
 
+    # The live feed of this process (``realtime.outage``): the device protocol is unchanged by
+    # an outage; once Redis is back the device's group is joined again (a restarted Redis has
+    # forgotten it) and a change missed meanwhile is looked for.
+    async def live_degraded(self, feed: LiveFeed) -> None:
+        pass
+
+    async def live_restored(self, feed: LiveFeed) -> None:
+        device, _ = self._connected()
+        await groups_join(self.channel_layer, self.channel_name, [device_group(device.id)])
+        await self._recheck()
+
     async def _recheck_periodically(self) -> None:
         while True:
             await asyncio.sleep(DEVICE_RECHECK_SECONDS)
@@ -388,6 +415,8 @@ class DashboardConsumer(FrameConsumer):
         self.joined: set[str] = set()
         self.live_backlog: deque[dict[str, Any]] = deque()
         self.tasks: set[asyncio.Task] = set()
+        self.feed = live_feed()
+        self.feed.listen(self)
         self._spawn(self._auth_deadline())
 
     def _spawn(self, coroutine: Any) -> asyncio.Task:
@@ -398,6 +427,7 @@ class DashboardConsumer(FrameConsumer):
 
     async def disconnect(self, code: int) -> None:
         metrics.WS_CONNECTIONS.labels(kind="dashboard").dec()  # metrics
+        self.feed.unlisten(self)
         for task in list(self.tasks):
             task.cancel()
         self.gone = True
@@ -405,10 +435,12 @@ class DashboardConsumer(FrameConsumer):
         for group in self.joined:
             hub.leave(group, self)
         self.joined = set()
-        if self.session is not None:
-            await self.channel_layer.group_discard(
-                user_group(self.session.user.id), self.channel_name
-            )
+        await groups_leave(self.channel_layer, self.channel_name, self._layer_groups())
+
+    def _layer_groups(self) -> set[str]:
+        """The channel-layer groups of this connection: its user's (its subscriptions' live
+        events come through the hub)."""
+        return {user_group(self.session.user.id)} if self.session is not None else set()
 
     async def _auth_deadline(self) -> None:
         await asyncio.sleep(settings.DASHBOARD_AUTH_TIMEOUT)
@@ -443,11 +475,13 @@ class DashboardConsumer(FrameConsumer):
         self.session = session
         payload = await database_sync_to_async(ws_user_payload)(session.user)
         if first:
-            await self.channel_layer.group_add(user_group(session.user.id), self.channel_name)
+            await groups_join(self.channel_layer, self.channel_name, [user_group(session.user.id)])
             self._spawn(self._session_watch())
         await self.send_json(
             {"type": "auth.ok", "user": payload, "expires_at": int(session.expires_at)}
         )
+        if first and self.feed.degraded:
+            await self.send_json(self.feed.frame())
 
     async def _session_watch(self) -> None:
         """The session rule: close 4401 at token expiry (unless re-authenticated in band) and
@@ -519,6 +553,26 @@ class DashboardConsumer(FrameConsumer):
     async def _ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
 
+    # The live feed of this process (``realtime.outage``): told when Redis goes away, and
+    # resynchronised (groups joined again, a fresh snapshot per subscription) when it is back.
+    async def live_degraded(self, feed: LiveFeed) -> None:
+        if self.session is not None:
+            await self.send_json(feed.frame())
+
+    async def live_restored(self, feed: LiveFeed) -> None:
+        if self.session is None:
+            return
+        await groups_join(self.channel_layer, self.channel_name, self._layer_groups())
+        await self.send_json({"type": "live.restored"})
+        for kind, object_id in list(self.scopes):
+            await self._snapshot_send(kind, object_id)
+
+    async def _snapshot_send(self, kind: str, object_id: int) -> None:
+        patients = await database_sync_to_async(selectors.dashboard_snapshot)(
+            **{f"{kind}_id": object_id}
+        )
+        await self.send_json({"type": "snapshot", kind: object_id, "patients": patients})
+
     def _scope_of(self, frame: dict[str, Any]) -> tuple[str, int] | None:
         keys = [k for k in SUBSCRIPTION_KINDS if k in frame]
         if len(keys) != 1:
@@ -550,13 +604,7 @@ class DashboardConsumer(FrameConsumer):
         # Join before reading the snapshot so nothing falls between the two.
         self.scopes[(kind, object_id)] = found
         await self._sync_groups()
-        await self._send_snapshot(kind, object_id)
-
-    async def _send_snapshot(self, kind: str, object_id: int) -> None:
-        patients = await database_sync_to_async(selectors.dashboard_snapshot)(
-            **{f"{kind}_id": object_id}
-        )
-        await self.send_json({"type": "snapshot", kind: object_id, "patients": patients})
+        await self._snapshot_send(kind, object_id)
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         scope = self._scope_of(frame)
@@ -598,17 +646,6 @@ class DashboardConsumer(FrameConsumer):
         handler = getattr(self, get_handler_name(event), None)
         if handler is not None and self.session is not None:
             await handler(event)
-
-    async def live_lost(self) -> None:
-        """The live link of this process is down: what other processes publish does not
-        arrive until it is back (readings are still stored)."""
-        await self.send_json({"type": "live", "state": "degraded"})
-
-    async def live_restored(self) -> None:
-        """The live link is back: resynchronise every subscription from the database."""
-        await self.send_json({"type": "live", "state": "ok"})
-        for kind, object_id in list(self.scopes):
-            await self._send_snapshot(kind, object_id)
 
     def _in_scope(self, *, ward_id: Any, patient_id: Any) -> bool:
         return ("ward", ward_id) in self.scopes or ("patient", patient_id) in self.scopes

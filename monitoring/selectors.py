@@ -224,7 +224,8 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
         for name, (extra, empty) in snapshot_extras.items()
     }
     devices: dict[int, Device | None] = {p.id: patient_device(p) for p in patients}
-    online = devices_online(d.id for d in devices.values() if d is not None)
+    known = [d for d in devices.values() if d is not None]
+    online = devices_online((d.id for d in known), last_seen={d.id: d.last_seen_at for d in known})
     result = []
     for p in patients:
         device = devices[p.id]

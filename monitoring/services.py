@@ -33,9 +33,9 @@ from monitoring.ingest import (
     reading_parse,
     readings_store,
 )
+from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.publish import groups_send_sync
-from monitoring.realtime.stream import readings_stream_append
 from monitoring.selectors import device_target, patient_targets
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def readings_ingest(
     labels the ingest metrics: ``rest`` (the default) or ``hl7`` (the MLLP listener).
 
     The WebSocket path batches the same steps asynchronously (``realtime.batcher``). When the
-    stream cannot take the readings (Redis unreachable) nothing is stored: 503, send again.
+    stream cannot take the readings (Redis unreachable) they are deferred to the backlog in
+    the same transaction (``realtime.backlog``): stored, and evaluated once Redis is back.
     """
     try:
         stored = readings_store(readings=readings, path=path, wards=wards, queue=_queue)
@@ -78,7 +79,8 @@ def readings_ingest(
 
 
 def _queue(stored: list[StoredReading]) -> None:
-    readings_stream_append(stored=stored)
+    stream_backlog_replay_due()  # older deferred readings first (a no-op unless deferring)
+    readings_queue(stored)
 
 
 # --- Readings over REST -----------------------------------------------------------------------

@@ -3,6 +3,12 @@
 Each check answers "ok" or says what is wrong; a check that cannot run because another one
 failed answers "skipped". Every network call has a short timeout, so a load balancer's probe
 never hangs on a black-holed host.
+
+Redis is not needed to store readings and ack them (PostgreSQL is the durable store; the
+live fan-out, presence and the alarm stream degrade and catch up, ``monitoring.realtime.
+outage``): a process whose only failing checks are the :data:`DEGRADABLE` ones is still
+ready, answered ``degraded`` (200, so a load balancer keeps sending it devices), with the
+failing checks named. Anything else failing makes it ``unavailable`` (503).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from monitoring.realtime.backlog import stream_backlog_size
 from monitoring.realtime.stream import stream_lag
 
 TIMEOUT_SECONDS = 1.0
@@ -59,18 +66,33 @@ def alarm_evaluator_check() -> str:
     return "ok"
 
 
+def stream_backlog_check() -> str:
+    """No stored reading waits in the database for the readings stream (they are deferred
+    there while Redis is away, and queued for evaluation once it answers)."""
+    waiting = stream_backlog_size()
+    if waiting:
+        return f"deferred: {waiting} stored readings wait to be queued for alarm evaluation"
+    return "ok"
+
+
 CHECKS: dict[str, Check] = {
     "database": database_check,
     "redis": redis_check,
     "channel_layer": channel_layer_check,
     "alarm_evaluator": alarm_evaluator_check,
+    "stream_backlog": stream_backlog_check,
 }
 # A check that needs another one: skipped when that one failed.
-NEEDS = {"alarm_evaluator": "redis"}
+NEEDS = {"alarm_evaluator": "redis", "stream_backlog": "database"}
+# Checks whose failure leaves the process able to store and ack readings: "degraded".
+DEGRADABLE = frozenset({"redis", "channel_layer", "alarm_evaluator", "stream_backlog"})
+# A degradable check that fails for its own reason (not Redis being away) still fails.
+_FAILS_ALONE = {"alarm_evaluator"}
 
 
-def readiness() -> tuple[bool, dict[str, str]]:
-    """Run every check; ``(all ok, {check: "ok" | what is wrong | "skipped"})``."""
+def readiness() -> tuple[str, dict[str, str]]:
+    """Run every check; ``("ok" | "degraded" | "unavailable", {check: "ok" | what is wrong |
+    "skipped"})``."""
     results: dict[str, str] = {}
     for name, check in CHECKS.items():
         needed = NEEDS.get(name)
@@ -81,4 +103,16 @@ def readiness() -> tuple[bool, dict[str, str]]:
             results[name] = check()
         except Exception as exc:  # any failure makes the process not ready, never a 500
             results[name] = f"error: {type(exc).__name__}"
-    return all(value == "ok" for value in results.values()), results
+    return readiness_status(results), results
+
+
+def readiness_status(results: dict[str, str]) -> str:
+    """``ok`` when every check is; ``degraded`` when only Redis and what hangs on it fail
+    (an evaluator that is merely behind while Redis answers is no degradation: it fails);
+    ``unavailable`` otherwise."""
+    failing = {name for name, value in results.items() if value != "ok"}
+    if not failing:
+        return "ok"
+    redis_away = results.get("redis", "ok") != "ok" or results.get("channel_layer", "ok") != "ok"
+    tolerated = DEGRADABLE if redis_away else DEGRADABLE - _FAILS_ALONE
+    return "degraded" if failing <= tolerated else "unavailable"

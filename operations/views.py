@@ -21,12 +21,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: the database, Redis, the channel layer and the alarm evaluators are fit for
-    work; 503 names the failing check."""
-    ready, checks = readiness()
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    work; 503 names the failing check. Redis away is ``degraded`` (200): readings are still
+    stored and acked (``operations.health``)."""
+    status, checks = readiness()
+    body: dict[str, object] = {"status": status, "checks": checks}
+    if status == "degraded":
+        body["degraded"] = sorted(name for name, value in checks.items() if value != "ok")
+    return JsonResponse(body, status=503 if status == "unavailable" else 200)
 
 
 @never_cache

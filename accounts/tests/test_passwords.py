@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.mail import body, reset_code
+from config.net import free_port
 from testing.assertions import assert_error
 from testing.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -330,3 +331,15 @@ def test_changing_the_password_voids_a_pending_reset_code(api, nurse, mail):
     client.post(CHANGE, {"old_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD})
     payload = {"email": nurse.email, "code": code, "new_password": "Other-Pass-9981"}
     assert_error(api.post(RESET, payload), 400, "invalid_code")
+
+
+def test_a_password_reset_while_redis_is_away_is_a_503_not_a_500(api, nurse, settings):
+    # One-time codes live in Redis: without it a reset cannot be checked; the caller is told
+    # to retry later, in the error shape (logging in needs no Redis: test_throttling.py).
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }
+    response = api.post(
+        RESET, {"email": nurse.email, "code": "123456", "new_password": NEW_PASSWORD}
+    )
+    assert_error(response, 503, "unavailable")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from config.net import free_port
 from testing.assertions import assert_error
 from testing.auth_cache import cache_redis
 
 pytestmark = pytest.mark.django_db
+
+PASSWORD = "Str0ng-Passw0rd!"  # the nurse fixture's
 
 
 @pytest.fixture
@@ -92,3 +95,26 @@ def test_test_cleanup_removes_only_throttle_and_code_keys(api):
     assert cache.get("unrelated") == 1
     assert cache.get("otp:password_reset:1") is None
     cache.delete("unrelated")
+
+
+def test_login_works_while_the_throttle_cache_is_unreachable(api, nurse, settings, rates):
+    # Redis away: the throttle counters cannot be kept, and staff must still log in (no 500).
+    rates(login="1/min")
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }
+    for _ in range(2):  # above the rate: not throttled, since nothing can be counted
+        response = api.post("/api/auth/login/", {"email": nurse.email, "password": PASSWORD})
+        assert response.status_code == 200, response.content
+        assert response.json()["access"]
+    # Guessing is still bounded: the lockout counts failures in the database.
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert_error(
+            api.post("/api/auth/login/", {"email": nurse.email, "password": "wrong"}),
+            401,
+            "invalid_credentials",
+        )
+    response = api.post("/api/auth/login/", {"email": nurse.email, "password": "wrong"})
+    assert_error(response, 429, "throttled")
+    response = api.post("/api/auth/login/", {"email": nurse.email, "password": PASSWORD})
+    assert_error(response, 429, "throttled")

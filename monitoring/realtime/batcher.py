@@ -19,12 +19,18 @@ learns which of its readings those are. A flush that fails because the database 
 is unreachable stores nothing and fails every future; the connections tell their devices.
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
 the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
+
+Redis away (``realtime.outage``): the stream append is deferred to the backlog in the same
+transaction (``realtime.backlog``), so readings are still stored and acked; the broadcast of
+step 2 is skipped while the live feed is degraded (dashboards resynchronise from a snapshot
+when it is restored), and the backlog is replayed into the stream once Redis answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -37,11 +43,12 @@ from django.db import close_old_connections, connection
 
 from common import metrics
 from monitoring.ingest import ReadingIn, StoredReading, readings_store_isolating
+from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.groups import device_group
+from monitoring.realtime.outage import LiveFeed, live_feed, live_send
 from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
-from monitoring.realtime.publish import groups_send
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.realtime.publish import Events, groups_send
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +91,8 @@ class IngestBatcher:
         self._presence_task: asyncio.Task | None = None
         self._presence = Presence()
         self._task = loop.create_task(self._run(), name="ingest-batcher")
+        self.feed = live_feed(loop)
+        self.feed.listen(self)
         self.flushes = 0
         self.stored_count = 0
         self._max_batch = settings.INGEST_MAX_BATCH
@@ -161,11 +170,25 @@ class IngestBatcher:
             presence.last_flush = time.monotonic()
             if not (seen or gone or connected):
                 return
-            changed = await self.loop.run_in_executor(
-                self._presence_executor, presence_write, seen, connected, gone, expected
+            # Redis away: the database part only (the keys are written again once it is back).
+            write = functools.partial(
+                presence_write, seen, connected, gone, expected, keys=not self.feed.degraded
             )
+            changed = await self.loop.run_in_executor(self._presence_executor, write)
             # The connections re-check the device and close with the fitting code.
-            await groups_send([(device_group(i), {"type": "device.changed"}) for i in changed])
+            await self._broadcast([(device_group(i), {"type": "device.changed"}) for i in changed])
+
+    async def _broadcast(self, events: Events) -> None:
+        await live_send(events, feed=self.feed)
+
+    # The live feed (``realtime.outage``) tells the batcher too.
+    async def live_degraded(self, feed: LiveFeed) -> None:
+        pass
+
+    async def live_restored(self, feed: LiveFeed) -> None:
+        """Redis is back: replay the readings deferred meanwhile (in the storing thread, so no
+        newer flush of this process reaches the stream before them)."""
+        await self.loop.run_in_executor(self._store_executor, _backlog_replay)
 
     async def _run(self) -> None:
         interval = settings.INGEST_FLUSH_INTERVAL
@@ -210,7 +233,7 @@ class IngestBatcher:
         for entry in entries:
             wards.update(entry.wards)
         try:
-            stored, refused = await self.loop.run_in_executor(
+            stored, refused, stream_error = await self.loop.run_in_executor(
                 self._store_executor, _store_in_thread, readings, wards, path
             )
         except Exception as exc:
@@ -223,8 +246,11 @@ class IngestBatcher:
             return
         self.flushes += 1
         self.stored_count += len(stored)
+        if stream_error is not None:
+            self.feed.report("readings stream", stream_error)
         # Broadcast before acking so an acked reading is already on its way to dashboards
-        # (this process's dashboards have it when this returns).
+        # (this process's dashboards have it when this returns; the live hub delivers to them
+        # with Redis away too).
         await groups_send(reading_batch_events(stored))
         refused_ids = {id(r) for r in refused}
         for entry in entries:
@@ -256,6 +282,7 @@ class IngestBatcher:
     async def aclose(self) -> None:
         """Stop: flush what is queued, then release the worker threads' DB connections."""
         self._task.cancel()
+        self.feed.unlisten(self)
         await self.drain()
         for executor in (self._store_executor, self._presence_executor):
             await self.loop.run_in_executor(executor, _connection_close)
@@ -263,6 +290,7 @@ class IngestBatcher:
 
     def close(self) -> None:
         self._task.cancel()
+        self.feed.unlisten(self)
         for executor in (self._store_executor, self._presence_executor):
             executor.submit(_connection_close)
             executor.shutdown(wait=False)
@@ -291,20 +319,38 @@ def _connection_close() -> None:
     connection.close()  # the calling thread's own connection
 
 
-def _queue(stored: list[StoredReading]) -> None:
-    readings_stream_append(stored=stored)
+def _backlog_replay() -> None:
+    close_old_connections()
+    try:
+        stream_backlog_replay_due(force=True)
+    except Exception:
+        connection.close()
+        logger.exception("replaying the readings backlog failed")
 
 
 def _store_in_thread(
     readings: list[ReadingIn], wards: dict[int, int | None], path: str
-) -> tuple[list[StoredReading], list[ReadingIn]]:
+) -> tuple[list[StoredReading], list[ReadingIn], BaseException | None]:
+    """Store (and queue for evaluation) in the storing thread; returns what was stored, what
+    the database refused, and the Redis error if the stream was found away by this flush."""
     close_old_connections()
+    errors: list[BaseException] = []
+
+    def queue(stored: list[StoredReading]) -> None:
+        error = readings_queue(stored)
+        if error is not None:
+            errors.append(error)
+
     try:
-        return readings_store_isolating(readings=readings, path=path, wards=wards, queue=_queue)
+        stream_backlog_replay_due()  # older deferred readings first (a no-op unless deferring)
+        stored, refused = readings_store_isolating(
+            readings=readings, path=path, wards=wards, queue=queue
+        )
     except Exception:
         # Drop a broken connection so the next flush reconnects.
         connection.close()
         raise
+    return stored, refused, errors[0] if errors else None
 
 
 _batchers: dict[asyncio.AbstractEventLoop, IngestBatcher] = {}

@@ -20,11 +20,12 @@ Redis traffic is so per ward and per process, not per viewer. Publishers without
 (REST views, Celery tasks, the alarm evaluator) publish with :func:`live_publish_sync`.
 
 Neither pub/sub nor the channel layer before it keeps messages: a dashboard resynchronises
-from the database (its snapshot) on reconnect. When the hub's pub/sub connection is lost, its
-members are told (``live_lost``) and still get everything published in this process; once it
-has resubscribed they are told again (``live_restored``) and resynchronise. A member joining
-a group waits until the subscription is confirmed, so a reading committed after the member
-reads its snapshot always reaches it.
+from the database (its snapshot) on reconnect. When the hub's pub/sub link is lost it reports
+it to the live feed of its loop (``realtime.outage``: dashboards are told the feed is
+degraded) and still delivers everything published in this process; the feed counts Redis as
+back only once the hub is subscribed again (:meth:`LiveHub.link_ok`), and then the dashboards
+resynchronise. A member joining a group waits until the subscription is confirmed, so a
+reading committed after the member reads its snapshot always reaches it.
 
 With the in-memory channel layer (``CHANNEL_LAYER=memory``, one process) there is no Redis:
 the hubs of this process deliver to each other directly.
@@ -39,7 +40,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -66,9 +67,16 @@ class LiveMember(Protocol):
 
     async def live_event(self, event: dict[str, Any]) -> None: ...
 
-    async def live_lost(self) -> None: ...
 
-    async def live_restored(self) -> None: ...
+LinkLostHandler = Callable[[asyncio.AbstractEventLoop, BaseException], None]
+_link_lost_handlers: list[LinkLostHandler] = []
+
+
+def hub_link_lost_handle(handler: LinkLostHandler) -> None:
+    """Call ``handler(loop, error)`` when a hub loses its pub/sub link (the live feed of
+    ``realtime.outage`` registers itself here: it imports this module, not the reverse)."""
+    if handler not in _link_lost_handlers:
+        _link_lost_handlers.append(handler)
 
 
 def is_live_group(group: str) -> bool:
@@ -237,7 +245,7 @@ class LiveHub:
                 failures += 1
                 if self.state != "lost":
                     logger.warning("live pub/sub link lost: %r", exc)
-                    await self._lost()
+                    await self._lost(exc)
             finally:
                 self._pubsub = None
                 self._confirmed.clear()
@@ -275,28 +283,24 @@ class LiveHub:
                     was, self.state = self.state, "live"
                     if was == "lost":
                         logger.info("live pub/sub link restored")
-                        await self._restored()
 
-    async def _lost(self) -> None:
+    def link_ok(self) -> bool:
+        """Whether what other processes publish reaches this hub's members (no link needed, no
+        members yet, or subscribed)."""
+        return self.url is None or not self.members or self.state == "live"
+
+    async def _lost(self, exc: BaseException) -> None:
         self.state = "lost"
         for waiters in self._confirm_waiters.values():
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_result(None)  # the member is told "lost" instead
+                    waiter.set_result(None)  # the member hears of it from the live feed
         self._confirm_waiters.clear()
-        for member in self._all_members():
-            with contextlib.suppress(Exception):
-                await member.live_lost()
-
-    async def _restored(self) -> None:
-        for member in self._all_members():
+        for handler in list(_link_lost_handlers):
             try:
-                await member.live_restored()
+                handler(self.loop, exc)
             except Exception:
-                logger.exception("resynchronising a live member failed")
-
-    def _all_members(self) -> list[LiveMember]:
-        return list({m for members in self.members.values() for m in members})
+                logger.exception("a live link-lost handler failed")
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -328,6 +332,12 @@ def hub_get() -> LiveHub:
                 del _hubs[old]
             hub = _hubs[loop] = LiveHub(loop, _redis_url())
     return hub
+
+
+def hub_existing(loop: asyncio.AbstractEventLoop) -> LiveHub | None:
+    """The hub of ``loop`` if one was made."""
+    with _hubs_lock:
+        return _hubs.get(loop)
 
 
 async def hub_shutdown() -> None:

@@ -23,6 +23,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+from redis import asyncio as aioredis
 
 from common import metrics
 from monitoring.realtime.hub import live_publish, live_publish_sync, live_split
@@ -60,21 +62,46 @@ async def groups_with_members(layer: Any, groups: Iterable[str]) -> set[str] | N
     return found
 
 
-async def groups_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> None:
-    """Send group messages from async code, concurrently, skipping groups without members.
+PING_TIMEOUT_SECONDS = 2.0
+
+
+async def channel_layer_ping(layer: Any) -> None:
+    """Raise unless every Redis host of the channel layer answers (through the layer's own
+    connections, so a success means the layer itself works again); the in-memory layer
+    always answers."""
+    if isinstance(layer, RedisChannelLayer):
+        async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+            for index in range(layer.ring_size):
+                await layer.connection(index).ping()
+    elif not isinstance(layer, InMemoryChannelLayer):
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=PING_TIMEOUT_SECONDS,
+            socket_timeout=PING_TIMEOUT_SECONDS,
+        )
+        try:
+            await client.ping()  # type: ignore[misc]  # typed for the sync client too
+        finally:
+            await client.aclose()
+
+
+async def groups_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> int:
+    """Send group messages from async code, concurrently, skipping groups without members;
+    returns how many sends failed.
 
     A failure is logged (or raised with ``raise_errors``): a lost broadcast is repaired by the
     dashboard's next snapshot."""
     live, events = live_split(events)
     if live:
-        await live_publish(live)
-    await _layer_send(events, layer=layer, raise_errors=raise_errors)
+        await live_publish(live)  # never fails: the hub queues what Redis does not take
+    return await _layer_send(events, layer=layer, raise_errors=raise_errors)
 
 
-async def _layer_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> None:
+async def _layer_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> int:
     if not events:
-        return
+        return 0
     layer = layer or get_channel_layer()
+    failed = 0
     try:
         members = await groups_with_members(layer, {group for group, _ in events})
     except Exception:
@@ -82,10 +109,11 @@ async def _layer_send(events: Events, *, layer: Any = None, raise_errors: bool =
             raise
         logger.exception("group membership check failed; sending to every group")
         members = None
+        failed += 1
     if members is not None:
         events = [(group, event) for group, event in events if group in members]
         if not events:
-            return
+            return failed
     results = await asyncio.gather(
         *(layer.group_send(group, event) for group, event in events), return_exceptions=True
     )
@@ -95,6 +123,8 @@ async def _layer_send(events: Events, *, layer: Any = None, raise_errors: bool =
             if raise_errors:
                 raise result if isinstance(result, Exception) else RuntimeError(group)
             logger.error("group_send to %s failed: %r", group, result)
+            failed += 1
+    return failed
 
 
 class _SyncPublisher:

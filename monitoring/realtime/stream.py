@@ -108,14 +108,25 @@ def evaluators_key() -> str:
     return f"{redis_prefix()}readings-evaluators"
 
 
-@lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+APPEND_TIMEOUT_SECONDS = 2.0
+
+
+@lru_cache(maxsize=8)
+def _client_for(url: str, timeout: float | None) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=timeout)
 
 
 def redis_client() -> redis.Redis:
-    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state."""
-    return _client_for(settings.REDIS_URL)
+    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state (no
+    read timeout: the evaluator blocks on ``XREADGROUP``)."""
+    return _client_for(settings.REDIS_URL, None)
+
+
+def append_client() -> redis.Redis:
+    """The client that appends to the stream from the ingest paths: a Redis that does not
+    answer (hung, black-holed) costs a flush at most ``APPEND_TIMEOUT_SECONDS`` before its
+    readings are deferred to the backlog (``realtime.backlog``), instead of holding the acks."""
+    return _client_for(settings.REDIS_URL, APPEND_TIMEOUT_SECONDS)
 
 
 def _text(value: bytes | str) -> str:
@@ -180,16 +191,22 @@ def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredR
 def readings_stream_append(*, stored: Sequence[StoredReading]) -> None:
     """Append stored readings to their patients' partitions: one ``XADD`` each, pipelined into
     one round trip. Raises the Redis error if Redis is unreachable or full."""
-    if not stored:
+    stream_entries_append([reading_encode(reading) for reading in stored])
+
+
+def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
+    """Append encoded entries (:func:`reading_encode`) to their patients' partitions, in the
+    order given (the deferred ones of ``monitoring.realtime.backlog`` come this way too)."""
+    if not entries:
         return
     maxlen = int(settings.READINGS_STREAM_MAXLEN)
-    pipe = redis_client().pipeline(transaction=False)
-    for reading in stored:
+    pipe = append_client().pipeline(transaction=False)
+    for entry in entries:
         # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
         # does not fit although every key and value does.
         pipe.xadd(
-            partition_key(partition_of(reading.patient_id)),
-            reading_encode(reading),  # type: ignore[arg-type]  # dict invariance, see above
+            partition_key(partition_of(int(entry["patient"]))),
+            dict(entry),  # type: ignore[arg-type]  # dict invariance, see above
             maxlen=maxlen,
             approximate=True,
         )
@@ -524,9 +541,16 @@ class StreamReader:
 
     # --- Running ---
 
-    def run(self, *, stop: threading.Event, block_ms: int = 1000) -> None:
+    def run(
+        self,
+        *,
+        stop: threading.Event,
+        block_ms: int = 1000,
+        every_rebalance: Callable[[], object] | None = None,
+    ) -> None:
         """Read until ``stop`` is set, then release the leases; rebalances every third of a
-        lease, and a background thread renews the leases meanwhile."""
+        lease (then calls ``every_rebalance``), and a background thread renews the leases
+        meanwhile."""
         interval = self.lease_ms / 3000
         renewer = threading.Thread(
             target=self._renew_until, args=(stop, interval), name="readings-leases", daemon=True
@@ -540,6 +564,8 @@ class StreamReader:
                     if time.monotonic() >= next_rebalance:
                         self.rebalance()
                         next_rebalance = time.monotonic() + interval
+                        if every_rebalance is not None:
+                            every_rebalance()
                     started = time.monotonic()
                     if self.poll(block_ms=block_ms) and self.pace_seconds:
                         # Entries keep coming: let a pace's worth gather, so each batch's

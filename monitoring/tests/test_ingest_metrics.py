@@ -9,6 +9,7 @@ import pytest
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings as django_settings
+from django.db import OperationalError
 from django.utils import timezone
 
 from config.net import free_port
@@ -125,11 +126,18 @@ def test_the_hl7_path_is_counted_under_its_own_label(device):
 
 
 @pytest.mark.django_db
-def test_a_batch_that_cannot_be_stored_counts_a_flush_failure(device, settings):
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # the readings stream is down
+def test_a_batch_that_cannot_be_stored_counts_a_flush_failure(device, monkeypatch):
+    from monitoring import ingest
+
+    def unreachable(**_: object) -> None:
+        raise OperationalError("the database is unreachable")
+
+    monkeypatch.setattr(ingest, "_readings_store", unreachable)
     before = _counts("rest")
-    response = device_client(device.token).post("/api/records/", _now_reading(1), format="json")
-    assert response.status_code == 503
+    client = device_client(device.token)
+    client.raise_request_exception = False  # answered in the error shape (500), as served
+    response = client.post("/api/records/", _now_reading(1), format="json")
+    assert response.status_code == 500
     moved = _moved(before, _counts("rest"))
     assert (moved["failures"], moved["ingested"], moved["flushes"]) == (1, 0, 0)
 

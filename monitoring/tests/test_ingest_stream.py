@@ -1,6 +1,7 @@
 """Both ingest paths queue every new reading for alarm evaluation in the transaction that
-stores it: the readings stream holds exactly what was stored, and when the stream cannot take
-them nothing is stored (the device resends, the REST caller hears 503)."""
+stores it: the readings stream holds exactly what was stored. When the stream cannot take them
+(Redis away) they are stored and acked all the same, deferred to the backlog in the same
+transaction, and appended to the stream, in order, before anything newer once Redis answers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from monitoring.ingest import reading_parse
-from monitoring.models import Reading
-from monitoring.realtime import batcher, stream
+from monitoring.models import Reading, StreamBacklog
+from monitoring.realtime import backlog, stream
 from monitoring.services import readings_ingest
-from testing.assertions import assert_error
 from testing.clients import device_client
 from testing.factories import ingest_target
 from testing.ws import device_connect, reading, receive_type
@@ -32,7 +32,7 @@ def queued(patient_id: int) -> list[tuple[int | None, int]]:
     return [(r.seq, r.id) for r in readings if r.patient_id == patient_id]
 
 
-def _broken_append(**_):
+def _broken_append(*_, **__):
     raise RedisConnectionError("Redis is down")
 
 
@@ -51,13 +51,36 @@ async def test_websocket_readings_are_queued_once_when_stored(device):
     await ws.disconnect()
 
 
-async def test_a_stream_outage_stores_nothing_acks_nothing_and_asks_to_resend(device, monkeypatch):
-    monkeypatch.setattr(batcher, "readings_stream_append", _broken_append)
+def _deferred() -> list[int | None]:
+    return [entry["seq"] or None for row in StreamBacklog.objects.all() for entry in row.entries]
+
+
+async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_after(
+    device, monkeypatch
+):
+    monkeypatch.setattr(backlog, "REPLAY_SECONDS", 0.0)
+    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
     ws = await device_connect(device.token)
-    await ws.send_json_to({"type": "reading", **reading(1)})
-    error = await receive_type(ws, "error")
-    assert error["error"]["code"] == "storage_unavailable" and error["seqs"] == [1]
-    assert await sync_to_async(Reading.objects.count)() == 0
+    await ws.send_json_to({"type": "readings", "items": [reading(1), reading(2)]})
+    assert await receive_type(ws, "ack") == {"type": "ack", "seqs": [1, 2]}
+    await ws.send_json_to({"type": "reading", **reading(3)})
+    assert await receive_type(ws, "ack") == {"type": "ack", "seqs": [3]}
+    assert await sync_to_async(Reading.objects.count)() == 3
+    assert await sync_to_async(_deferred)() == [1, 2, 3]
+    assert await sync_to_async(queued)(device.patient_id) == []
+
+    monkeypatch.undo()  # Redis answers again
+    monkeypatch.setattr(backlog, "REPLAY_SECONDS", 0.0)
+    await ws.send_json_to({"type": "reading", **reading(4)})
+    await receive_type(ws, "ack")
+    ids = await sync_to_async(
+        lambda: list(Reading.objects.order_by("seq").values_list("id", flat=True))
+    )()
+    # The deferred readings first, then the new one: in order, each once, none left behind.
+    assert await sync_to_async(queued)(device.patient_id) == list(
+        zip([1, 2, 3, 4], ids, strict=True)
+    )
+    assert await sync_to_async(_deferred)() == []
     await ws.disconnect()
 
 
@@ -71,11 +94,25 @@ def test_rest_readings_are_queued_in_the_storing_transaction(device):
     assert queued(device.patient_id) == [(r.seq, r.id) for r in stored]
 
 
-def test_rest_stream_outage_is_a_503_and_stores_nothing(device, monkeypatch):
-    from monitoring import services
-
-    monkeypatch.setattr(services, "readings_stream_append", _broken_append)
+def test_rest_readings_are_stored_during_a_stream_outage_and_queued_after(device, monkeypatch):
+    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
     response = device_client(device.token).post("/api/records/", reading(1), format="json")
-    assert_error(response, 503, "unavailable")
-    assert Reading.objects.count() == 0
-    assert queued(device.patient_id) == []
+    assert response.status_code == 201, response.content
+    assert Reading.objects.count() == 1
+    assert _deferred() == [1] and queued(device.patient_id) == []
+
+    monkeypatch.undo()
+    assert backlog.stream_backlog_replay_due(force=True) == 1
+    assert [seq for seq, _ in queued(device.patient_id)] == [1]
+    assert _deferred() == [] and not backlog.stream_deferring()
+
+
+def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(device, monkeypatch):
+    target = ingest_target(device)
+    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
+    readings_ingest(readings=[reading_parse(reading(1), target=target, require_seq=True)])
+    monkeypatch.undo()
+    backlog.deferral_reset()  # a new process (the one that deferred reading 1 died)
+    readings_ingest(readings=[reading_parse(reading(2), target=target, require_seq=True)])
+    assert [seq for seq, _ in queued(device.patient_id)] == [1, 2]
+    assert _deferred() == [] and not backlog.stream_deferring()

@@ -27,14 +27,6 @@ class Member:
         self.events.append(event)
         self.changed.set()
 
-    async def live_lost(self) -> None:
-        self.states.append("lost")
-        self.changed.set()
-
-    async def live_restored(self) -> None:
-        self.states.append("restored")
-        self.changed.set()
-
     async def until(self, predicate: Any, wait: float = 15) -> None:
         async with asyncio.timeout(wait):
             while not predicate():
@@ -106,21 +98,38 @@ async def test_a_member_that_left_hears_nothing_more(private_redis):
         await publisher.aclose()
 
 
-async def test_a_lost_link_is_told_and_its_return_resynchronises_the_members(private_redis):
+@pytest.fixture
+def link_losses(monkeypatch):
+    """What the hubs report to the live feed when their link is lost."""
+    from monitoring.realtime import hub as hub_module
+
+    lost: list[BaseException] = []
+    monkeypatch.setattr(hub_module, "_link_lost_handlers", [lambda loop, exc: lost.append(exc)])
+    return lost
+
+
+async def until(predicate: Any, wait: float = 15) -> None:
+    """Poll state another task owns (the hub's link), with a deadline."""
+    async with asyncio.timeout(wait):
+        while not predicate():  # noqa: ASYNC110  (no event to wait on: the hub's own state)
+            await asyncio.sleep(0.05)
+
+
+async def test_a_lost_link_is_reported_and_its_return_subscribes_again(private_redis, link_losses):
     hub = LiveHub(asyncio.get_running_loop(), private_redis.url)
     member = Member()
     try:
         await hub.join("ward.7", member)
-        assert hub.state == "live"
+        assert hub.state == "live" and hub.link_ok()
         private_redis.stop()
-        await member.until(lambda: member.states == ["lost"])
-        assert hub.state == "lost"
+        await until(lambda: link_losses)
+        assert hub.state == "lost" and not hub.link_ok()
         # While the link is down this process's own events still reach its members.
         await hub.publish([("ward.7", {"type": "probe", "n": 1})])
         assert member.events == [{"type": "probe", "n": 1}]
         private_redis.start()
-        await member.until(lambda: member.states == ["lost", "restored"])
-        assert hub.state == "live"
+        await until(hub.link_ok)
+        assert len(link_losses) == 1  # reported once per outage
         # Subscribed again: what another process publishes arrives.
         client = aioredis.Redis.from_url(private_redis.url)
         try:
@@ -133,33 +142,37 @@ async def test_a_lost_link_is_told_and_its_return_resynchronises_the_members(pri
         await hub.aclose()
 
 
-async def test_joining_while_redis_is_down_does_not_wait_and_recovers(private_redis):
+async def test_joining_while_redis_is_down_does_not_wait_and_recovers(private_redis, link_losses):
     private_redis.stop()
     hub = LiveHub(asyncio.get_running_loop(), private_redis.url)
     member = Member()
     try:
         async with asyncio.timeout(10):
             await hub.join("ward.3", member)
-        await member.until(lambda: member.states == ["lost"])
+        await until(lambda: link_losses)
         private_redis.start()
-        await member.until(lambda: member.states == ["lost", "restored"])
+        await until(hub.link_ok)
     finally:
         await hub.aclose()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_dashboard_is_told_of_a_lost_link_and_resynchronised_when_it_returns(
+async def test_a_dashboard_is_told_of_a_lost_live_link_and_resynchronised_when_it_returns(
     private_redis, settings, nurse, ward
 ):
+    from monitoring.realtime.hub import hub_get
     from testing.ws import dashboard_connect, receive_type, subscribe
 
     settings.REDIS_URL = private_redis.url  # the live link of this test's process
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
     private_redis.stop()
-    assert await receive_type(watcher, "live", wait=15) == {"type": "live", "state": "degraded"}
+    degraded = await receive_type(watcher, "live.degraded", wait=15)
+    assert degraded["reason"] == "redis_unavailable"
     private_redis.start()
-    assert await receive_type(watcher, "live", wait=15) == {"type": "live", "state": "ok"}
+    # Restored only once this process's hub is subscribed again, then resynchronised.
+    await receive_type(watcher, "live.restored", wait=15)
+    assert hub_get().link_ok()
     resync = await receive_type(watcher, "snapshot")
     assert resync["ward"] == ward.id
     await watcher.disconnect()

@@ -70,14 +70,15 @@ async def test_acks_are_never_sent_before_the_commit_they_acknowledge(device, mo
     from monitoring.consumers import DeviceConsumer
 
     inside, release = threading.Event(), threading.Event()
-    real_queue = batcher._queue
+    real_queue = batcher.readings_queue
 
     def held_queue(stored):  # runs in the store's transaction, after the INSERT
-        real_queue(stored)
+        error = real_queue(stored)
         inside.set()
         release.wait(10)
+        return error
 
-    monkeypatch.setattr(batcher, "_queue", held_queue)
+    monkeypatch.setattr(batcher, "readings_queue", held_queue)
     sent: list[tuple[list[int], int]] = []
     real_send_json = DeviceConsumer.send_json
 

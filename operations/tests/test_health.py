@@ -1,18 +1,21 @@
 """/healthz and /readyz answer as the contract says, against the real database and Redis, and
-readiness follows Redis and the alarm evaluators' backlog."""
+readiness follows Redis (away: degraded, still ready), the readings deferred while it was away,
+and the alarm evaluators' backlog."""
 
 from __future__ import annotations
 
 import pytest
+from django.db import DatabaseError
 from django.utils import timezone
 
 from config.net import free_port
 from monitoring.ingest import StoredReading
+from monitoring.realtime.backlog import stream_backlog_add, stream_backlog_replay
 from monitoring.realtime.stream import readings_stream_append
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator"}
+CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator", "stream_backlog"}
 
 
 def _stored(patient_id: int, seq: int) -> StoredReading:
@@ -45,21 +48,24 @@ def test_readiness_reports_every_check_ok(client):
     assert body["checks"] == dict.fromkeys(CHECKS, "ok")
 
 
-def test_readiness_is_503_while_redis_is_unreachable_and_200_again_after(client, settings):
+def test_readiness_is_degraded_while_redis_is_unreachable_and_ok_again_after(client, settings):
     reachable = settings.REDIS_URL
     dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     settings.REDIS_URL = dead
     settings.CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [dead]}}
     }
+    # Readings are still stored and acked without Redis: ready (200), degraded, and why.
     response = client.get("/readyz")
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "unavailable"
+    assert body["status"] == "degraded"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["redis"].startswith("error")
     assert body["checks"]["channel_layer"].startswith("error")
     assert body["checks"]["alarm_evaluator"] == "skipped"
+    assert body["checks"]["stream_backlog"] == "ok"
+    assert body["degraded"] == ["alarm_evaluator", "channel_layer", "redis"]
 
     settings.REDIS_URL = reachable
     settings.CHANNEL_LAYERS = {
@@ -68,7 +74,35 @@ def test_readiness_is_503_while_redis_is_unreachable_and_200_again_after(client,
             "CONFIG": {"hosts": [reachable]},
         }
     }
-    assert client.get("/readyz").status_code == 200
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_readiness_names_readings_deferred_while_redis_was_away(client, device):
+    stream_backlog_add([_stored(device.patient_id, seq) for seq in (1, 2)])
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["degraded"] == ["stream_backlog"]
+    assert body["checks"]["stream_backlog"] == (
+        "deferred: 2 stored readings wait to be queued for alarm evaluation"
+    )
+    assert stream_backlog_replay() == 2
+    assert client.get("/readyz").json()["status"] == "ok"
+
+
+def test_a_database_outage_is_unavailable_even_with_redis_up(client, monkeypatch):
+    from operations import health
+
+    def broken() -> str:
+        raise DatabaseError("the database is down")
+
+    monkeypatch.setitem(health.CHECKS, "database", broken)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable" and body["checks"]["database"] == "error: DatabaseError"
+    assert body["checks"]["stream_backlog"] == "skipped"
 
 
 def test_readiness_is_503_while_readings_wait_too_long_for_evaluation(
