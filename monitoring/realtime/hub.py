@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 Events = Sequence[tuple[str, dict[str, Any]]]
 
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+RECONNECT_DELAYS = (0.2, 0.5, 1.0)  # between attempts to subscribe again
 PING_SECONDS = 5.0  # a silent pub/sub connection is checked this often
 SUBSCRIBE_TIMEOUT = 5.0
 OUTBOX_LIMIT = 10_000  # messages waiting for Redis; beyond, the oldest are dropped (counted)

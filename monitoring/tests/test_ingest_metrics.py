@@ -135,9 +135,9 @@ def test_a_batch_that_cannot_be_stored_counts_a_flush_failure(device, monkeypatc
     monkeypatch.setattr(ingest, "_readings_store", unreachable)
     before = _counts("rest")
     client = device_client(device.token)
-    client.raise_request_exception = False  # answered in the error shape (500), as served
+    client.raise_request_exception = False  # answered in the error shape (503), as served
     response = client.post("/api/records/", _now_reading(1), format="json")
-    assert response.status_code == 500
+    assert response.status_code == 503
     moved = _moved(before, _counts("rest"))
     assert (moved["failures"], moved["ingested"], moved["flushes"]) == (1, 0, 0)
 
@@ -145,7 +145,8 @@ def test_a_batch_that_cannot_be_stored_counts_a_flush_failure(device, monkeypatc
 async def test_group_messages_the_layer_does_not_take_are_counted():
     dead = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{free_port()}/0"])
     before = metric_value("monitor_channel_layer_send_failures_total")
-    await groups_send([("ward.1", {"type": "x"}), ("ward.2", {"type": "x"})], layer=dead)
+    # Channel-layer groups (a ward's events go through the live hub instead).
+    await groups_send([("device.1", {"type": "x"}), ("device.2", {"type": "x"})], layer=dead)
     assert metric_value("monitor_channel_layer_send_failures_total") == before + 2
 
 

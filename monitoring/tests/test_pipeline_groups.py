@@ -1,4 +1,6 @@
-"""Group sends skip groups without members (one Redis round trip for the check)."""
+"""Channel-layer group sends skip groups without members (one Redis round trip for the check).
+The channel layer carries the control events (a device's, a user's groups); the dashboards'
+ward and patient groups go through the live hub (test_live_hub.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ async def groups() -> AsyncIterator[Groups]:
     layer: RedisChannelLayer = channel_layers.make_backend("default")
     tag = uuid.uuid4().hex[:8]
     channel = await layer.new_channel()
-    made = Groups(layer, channel, watched=f"ward.t{tag}", empty=f"patient.t{tag}")
+    made = Groups(layer, channel, watched=f"device.t{tag}", empty=f"user.t{tag}")
     await layer.group_add(made.watched, channel)
     yield made
     await layer.group_discard(made.watched, channel)
@@ -46,8 +48,8 @@ async def test_groups_send_delivers_to_members_and_skips_empty_groups(groups):
     watched, empty = groups.watched, groups.empty
     await publish.groups_send(
         [
-            (watched, {"type": "reading.batch", "group": watched, "items": [1]}),
-            (empty, {"type": "reading.batch", "group": empty, "items": [2]}),
+            (watched, {"type": "device.changed", "group": watched, "items": [1]}),
+            (empty, {"type": "device.changed", "group": empty, "items": [2]}),
         ]
     )
     message = await groups.layer.receive(groups.channel)
