@@ -41,6 +41,10 @@ class LiveStack:
             SECRET_KEY="live-browser-test-key-" + uuid.uuid4().hex,
             CACHE_KEY_PREFIX="live-" + uuid.uuid4().hex[:8],
             THROTTLE_LOGIN="1000/min",
+            # The tiles follow every evaluation's CTG wording here, whatever the tests before
+            # left in the patient's row; the rewrite interval is tested on its own
+            # (alerts/tests/test_ctg_classification.py).
+            CTG_REASONS_REFRESH_SECONDS="0",
         )
 
     # --- processes -----------------------------------------------------------------------

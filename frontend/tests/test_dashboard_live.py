@@ -378,8 +378,7 @@ def test_the_ctg_classification_reaches_the_tile_live_and_survives_a_restart(sta
         "insufficient_signal",
     }
     # A minute more of signal, 90 s of readings' time later: the next evaluation's content
-    # differs (at least the share of signal missing from the window, a change of wording that
-    # is written at most every CTG_REASONS_REFRESH_SECONDS, 60 s), and the tile follows it.
+    # differs (at least the share of signal missing from the window), and the tile follows it.
     post(stack, patient, 80, at=now, count=60)
     page.wait_for_function(
         "([sel, old]) => document.querySelector(sel).title !== old",
