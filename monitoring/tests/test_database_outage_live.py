@@ -170,7 +170,7 @@ async def test_devices_are_told_of_a_database_outage_and_nothing_acked_is_lost(
     command = [PYTHON, "manage.py", "simulate", "--url", url, "--rate", "5"]
     command += ["--duration", "14", "--seed", "3", "--report", "-v", "2"]
     for device in data["devices"][1:]:
-        command += ["--token", device["token"]]
+        command.append(f"--token={device['token']}")  # a token may begin with "-"
     simulator = await asyncio.to_thread(
         ServerProcess, command, env, tmp_path / "simulator.log", echo_log=False
     )
