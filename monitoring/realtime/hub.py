@@ -132,7 +132,6 @@ class LiveHub:
                 loop.create_task(self._listen(), name="live-hub-listen"),
                 loop.create_task(self._send_outbox(), name="live-hub-publish"),
             ]
-        self.delivered = 0  # local deliveries, for tests and the benchmark
 
     # --- Membership (on the loop) ----------------------------------------------------------
     async def join(self, group: str, member: LiveMember) -> None:
@@ -198,7 +197,6 @@ class LiveHub:
                 await member.live_event(event)
             except Exception:
                 logger.exception("live event to a member of %s failed", group)
-            self.delivered += 1
 
     async def _send_outbox(self) -> None:
         assert self._client is not None
