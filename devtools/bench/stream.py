@@ -131,6 +131,9 @@ class StreamBench:
         self.idle: list[ClientConnection] = []
         self.ack_latency: list[float] = []
         self.e2e_latency: list[float] = []
+        # The send time of each latency sample, for the per-second timeline.
+        self.ack_sent: list[float] = []
+        self.e2e_sent: list[float] = []
         self.sent = 0
         self.resent = 0
         self.frames_sent = 0
@@ -204,6 +207,7 @@ class StreamBench:
                         dev.acked_count += 1
                         self.acked += 1
                         self.ack_latency.append(now - sent_at[i])
+                        self.ack_sent.append(sent_at[i])
                     else:
                         dev.duplicate_acks += 1
                 if reply.error is not None:
@@ -241,6 +245,7 @@ class StreamBench:
                             dash.foreign += 1
                         if 0 < seq <= len(dev.sent_at):
                             self.e2e_latency.append(now - dev.sent_at[seq - 1])
+                            self.e2e_sent.append(dev.sent_at[seq - 1])
                 elif kind == "alert":
                     dash.alerts += 1
         except ConnectionClosed:
@@ -475,7 +480,37 @@ class StreamBench:
             "connect_failures": self.connect_failures,
             "disconnects": self.disconnects,
             "dashboards": dashboards,
+            "timeline": self.timeline(),
         }
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Per second of the send window: how many readings were sent in it and the p99 and
+        maximum of their ack and end-to-end latency, so a periodic stall shows where it is."""
+        start = self.send_window[0]
+
+        def by_second(sent: list[float], latency: list[float]) -> dict[int, list[float]]:
+            buckets: dict[int, list[float]] = {}
+            for at, value in zip(sent, latency, strict=True):
+                buckets.setdefault(int(at - start), []).append(value)
+            return buckets
+
+        acks = by_second(self.ack_sent, self.ack_latency)
+        e2e = by_second(self.e2e_sent, self.e2e_latency)
+        rows = []
+        for second in sorted(set(acks) | set(e2e)):
+            ack = percentiles_ms(acks.get(second, []))
+            end = percentiles_ms(e2e.get(second, []))
+            rows.append(
+                {
+                    "second": second,
+                    "acked": len(acks.get(second, [])),
+                    "ack_p99_ms": ack["p99"],
+                    "ack_max_ms": ack["max"],
+                    "e2e_p99_ms": end["p99"],
+                    "e2e_max_ms": end["max"],
+                }
+            )
+        return rows
 
 
 async def _close(ws: ClientConnection) -> None:
