@@ -1,8 +1,10 @@
 """The per-process ingest batcher: batch, store, broadcast, acknowledge.
 
 Every device connection of a server process hands its parsed readings to one per-process
-:class:`IngestBatcher`. The batcher flushes every ``INGEST_FLUSH_INTERVAL`` seconds (or at
-``INGEST_MAX_BATCH`` readings):
+:class:`IngestBatcher`. A reading waits at most ``INGEST_FLUSH_INTERVAL`` seconds for others
+to join its flush (less once ``INGEST_MAX_BATCH`` readings are queued); the time it spends
+queued behind a flush that is still storing counts, so under load a flush starts as soon as the
+storing thread is free (group commit). Each flush:
 
 1. ONE ``readings_store`` (a multi-row ``INSERT .. ON CONFLICT DO NOTHING RETURNING``) in the
    batcher's own worker thread, which holds one database connection;
@@ -12,6 +14,10 @@ Every device connection of a server process hands its parsed readings to one per
    flush (``StoreListener.readings_stored``: the device connection sends ONE ``ack`` for all its
    frames of the flush), or resolves the future of a caller that awaits one (HL7, tests).
    Acks so follow the commit, and a frame costs no task or future of its own.
+
+Steps 2 and 3 (the release) run in a task of their own, flush after flush in the order of the
+stores, while the next flush is already storing: the event loop's share of a flush overlaps
+the database's.
 
 A statement that fails for its data (a row the database refuses) is retried by halves
 (``readings_store_isolating``): only the refused readings are left out, and each connection
@@ -35,7 +41,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.conf import settings
@@ -73,6 +79,16 @@ class _Entry:
     listener: StoreListener | None = None
 
 
+@dataclass(slots=True)
+class _Release:
+    """A stored flush waiting for its broadcast and acks (or a failed one, for its failures)."""
+
+    entries: list[_Entry]
+    stored: list[StoredReading] = field(default_factory=list)
+    refused: list[ReadingIn] = field(default_factory=list)
+    failure: BaseException | None = None
+
+
 class IngestBatcher:
     """Collects readings from every device connection of this process and flushes them."""
 
@@ -90,6 +106,9 @@ class IngestBatcher:
         self._presence_next: asyncio.Task | None = None
         self._presence_task: asyncio.Task | None = None
         self._presence = Presence()
+        # Stored flushes wait here for their broadcast and acks, in the order of their stores.
+        self._releases: asyncio.Queue[_Release] = asyncio.Queue()
+        self._release_task = loop.create_task(self._release_run(), name="ingest-release")
         self._task = loop.create_task(self._run(), name="ingest-batcher")
         self.feed = live_feed(loop)
         self.feed.listen(self)
@@ -198,8 +217,13 @@ class IngestBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 if self._pending:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), interval)
+                    # A reading waits at most ``interval`` from its arrival for company; time
+                    # spent while the previous flush was storing counts, so under load the
+                    # next flush starts as soon as the storing thread is free.
+                    linger = interval - (time.perf_counter() - self._pending[0].submitted)
+                    if linger > 0 and not self._full.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._full.wait(), linger)
                     await self._flush()
                 if time.monotonic() - self._last_presence >= PRESENCE_INTERVAL and (
                     self._presence_task is None or self._presence_task.done()
@@ -218,6 +242,8 @@ class IngestBatcher:
         return self._presence.last_flush
 
     async def _flush(self) -> None:
+        """Store what is queued; its release (broadcast, then acks) is queued for the
+        releasing task, so the next store overlaps it."""
         entries, self._pending = self._pending, []
         self._pending_count = 0
         self._wakeup.clear()
@@ -238,21 +264,39 @@ class IngestBatcher:
             )
         except Exception as exc:
             logger.exception("storing %d readings failed", len(readings))
-            for entry in entries:
-                if entry.future is not None and not entry.future.done():
-                    entry.future.set_exception(exc)
-            for listener, seqs in _seqs_by_listener(entries).items():
-                await _tell(listener.readings_failed(seqs))
+            self._releases.put_nowait(_Release(entries, failure=exc))
             return
         self.flushes += 1
         self.stored_count += len(stored)
         if stream_error is not None:
             self.feed.report("readings stream", stream_error)
+        self._releases.put_nowait(_Release(entries, stored=stored, refused=refused))
+
+    async def _release_run(self) -> None:
+        """Release stored flushes in the order they were stored."""
+        while True:
+            release = await self._releases.get()
+            try:
+                await self._release(release)
+            except Exception:
+                logger.exception("releasing a flush failed")
+            finally:
+                self._releases.task_done()
+
+    async def _release(self, release: _Release) -> None:
+        entries = release.entries
+        if release.failure is not None:
+            for entry in entries:
+                if entry.future is not None and not entry.future.done():
+                    entry.future.set_exception(release.failure)
+            for listener, seqs in _seqs_by_listener(entries).items():
+                await _tell(listener.readings_failed(seqs))
+            return
         # Broadcast before acking so an acked reading is already on its way to dashboards
         # (this process's dashboards have it when this returns; the live hub delivers to them
         # with Redis away too).
-        await groups_send(reading_batch_events(stored))
-        refused_ids = {id(r) for r in refused}
+        await groups_send(reading_batch_events(release.stored))
+        refused_ids = {id(r) for r in release.refused}
         for entry in entries:
             if entry.future is not None and not entry.future.done():
                 entry.future.set_result([r for r in entry.readings if id(r) in refused_ids])
@@ -275,21 +319,24 @@ class IngestBatcher:
             metrics.INGEST_ACK_SECONDS.observe(released - entry.submitted)
 
     async def drain(self) -> None:
-        """Flush everything queued (tests, shutdown)."""
+        """Flush everything queued and release it (tests, shutdown)."""
         if self._pending:
             await self._flush()
+        await self._releases.join()
 
     async def aclose(self) -> None:
         """Stop: flush what is queued, then release the worker threads' DB connections."""
         self._task.cancel()
         self.feed.unlisten(self)
         await self.drain()
+        self._release_task.cancel()
         for executor in (self._store_executor, self._presence_executor):
             await self.loop.run_in_executor(executor, _connection_close)
             executor.shutdown(wait=False)
 
     def close(self) -> None:
         self._task.cancel()
+        self._release_task.cancel()
         self.feed.unlisten(self)
         for executor in (self._store_executor, self._presence_executor):
             executor.submit(_connection_close)
