@@ -18,6 +18,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from common.runtime import latency_tune  # noqa: E402
 from config.websocket_server import daphne_body_untouched, daphne_close_cleanly  # noqa: E402
 from monitoring.routing import websocket_urlpatterns  # noqa: E402
 from operations.loop_lag import LoopLagMiddleware  # noqa: E402
@@ -58,3 +59,5 @@ application = ProtocolTypeRouter(
 )
 # metrics: the event-loop lag watch starts with the first connection (operations/loop_lag.py)
 application = LoopLagMiddleware(application)  # type: ignore[assignment]
+# Last: what is loaded now stays out of the collector's sight (common/runtime.py).
+latency_tune()

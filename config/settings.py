@@ -311,6 +311,9 @@ READING_MAX_FUTURE_SECONDS = env_int("READING_MAX_FUTURE_SECONDS", 300)
 READING_MAX_AGE_DAYS = env_int("READING_MAX_AGE_DAYS", 30)
 INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.02)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 2000)
+# The web process's interpreter switch interval (seconds): how long a worker thread returning
+# from a database round trip may wait for the event loop to release the lock (common/runtime.py).
+SERVER_SWITCH_INTERVAL = env_float("SERVER_SWITCH_INTERVAL", 0.0005)
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 WS_MAX_BATCH_ITEMS = env_int("WS_MAX_BATCH_ITEMS", 1000)
 DEVICE_OFFLINE_SECONDS = env_int("DEVICE_OFFLINE_SECONDS", 30)

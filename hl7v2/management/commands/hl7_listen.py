@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from common.runtime import latency_tune
 from hl7v2.listener import listen_forever
 
 
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.HL7_MLLP_PORT)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        latency_tune()  # its event loop stores and answers every message
         asyncio.run(_serve(host, port))
 
 
