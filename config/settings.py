@@ -309,7 +309,8 @@ READING_MAX_FUTURE_SECONDS = env_int("READING_MAX_FUTURE_SECONDS", 300)
 # The oldest reading accepted: a device clock reset to 1970 (or year 1) is refused, not stored
 # into a patient's history. A device that was offline longer than this cannot upload its backlog.
 READING_MAX_AGE_DAYS = env_int("READING_MAX_AGE_DAYS", 30)
-INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.02)
+# The longest a reading waits for others to join its flush (seconds; monitoring/realtime/batcher.py).
+INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.01)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 2000)
 # The web process's interpreter switch interval (seconds): how long a worker thread returning
 # from a database round trip may wait for the event loop to release the lock (common/runtime.py).

@@ -58,6 +58,8 @@ from monitoring.realtime.publish import Events, groups_send
 
 logger = logging.getLogger(__name__)
 
+_clock = time.perf_counter  # how long readings have waited (a test controls it)
+
 
 class StoreListener(Protocol):
     """A connection told of its readings' fate after a flush (the device consumer)."""
@@ -74,7 +76,7 @@ class _Entry:
     readings: list[ReadingIn]
     wards: dict[int, int | None]
     future: asyncio.Future | None  # or a listener, told after the flush
-    submitted: float = 0.0  # perf_counter() at submit, for the ack latency metric
+    submitted: float = 0.0  # _clock() at submit: how long it has waited, the ack latency metric
     path: str = "ws"  # the ingest path, for the metrics (common.metrics.INGEST_PATHS)
     listener: StoreListener | None = None
 
@@ -127,14 +129,14 @@ class IngestBatcher:
         if not readings:
             future.set_result([])
             return future
-        self._queue(_Entry(readings, wards, future, time.perf_counter(), path))
+        self._queue(_Entry(readings, wards, future, _clock(), path))
         return future
 
     def submit_for(
         self, listener: StoreListener, readings: list[ReadingIn], wards: dict[int, int | None]
     ) -> None:
         """Queue a connection's readings (not empty); ``listener`` is told after the flush."""
-        self._queue(_Entry(readings, wards, None, time.perf_counter(), "ws", listener))
+        self._queue(_Entry(readings, wards, None, _clock(), "ws", listener))
 
     def _queue(self, entry: _Entry) -> None:
         readings = entry.readings
@@ -220,7 +222,7 @@ class IngestBatcher:
                     # A reading waits at most ``interval`` from its arrival for company; time
                     # spent while the previous flush was storing counts, so under load the
                     # next flush starts as soon as the storing thread is free.
-                    linger = interval - (time.perf_counter() - self._pending[0].submitted)
+                    linger = interval - (_clock() - self._pending[0].submitted)
                     if linger > 0 and not self._full.is_set():
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._full.wait(), linger)
@@ -314,7 +316,7 @@ class IngestBatcher:
             )
             await _tell(listener.readings_stored(seqs, refused_seqs))
         # --- metrics: the ack latency of each frame of the flush
-        released = time.perf_counter()
+        released = _clock()
         for entry in entries:
             metrics.INGEST_ACK_SECONDS.observe(released - entry.submitted)
 
