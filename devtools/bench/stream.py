@@ -143,6 +143,7 @@ class StreamBench:
         self.disconnects = 0
         self.error_samples: list[Any] = []
         self.send_window = (0.0, 0.0)
+        self.send_started_unix = 0.0  # the wall-clock start of sending (to match server logs)
         self.connect_seconds: dict[str, float] = {}
         self.memory: dict[str, Any] = {}
         self._closing = False
@@ -325,6 +326,7 @@ class StreamBench:
         total_ticks = round(cfg.duration / tick)
         start = time.perf_counter()
         self.send_window = (start, start)
+        self.send_started_unix = time.time()
         next_resend_check = start + 1.0
         for n in range(total_ticks):
             target = start + n * tick
@@ -480,6 +482,7 @@ class StreamBench:
             "connect_failures": self.connect_failures,
             "disconnects": self.disconnects,
             "dashboards": dashboards,
+            "send_started_unix": round(self.send_started_unix, 3),
             "timeline": self.timeline(),
         }
 

@@ -80,17 +80,18 @@ async def test_acks_are_never_sent_before_the_commit_they_acknowledge(device, mo
 
     monkeypatch.setattr(batcher, "readings_queue", held_queue)
     sent: list[tuple[list[int], int]] = []
-    real_send_json = DeviceConsumer.send_json
+    real_send = DeviceConsumer.send
 
-    async def send_json(self, content):
-        if content["type"] == "ack":
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        content = json.loads(text_data) if text_data else {}
+        if content.get("type") == "ack":
             visible = await sync_to_async(
                 Reading.objects.filter(device=device, seq__in=content["seqs"]).count
             )()
             sent.append((content["seqs"], visible))
-        await real_send_json(self, content)
+        await real_send(self, text_data=text_data, bytes_data=bytes_data, close=close)
 
-    monkeypatch.setattr(DeviceConsumer, "send_json", send_json)
+    monkeypatch.setattr(DeviceConsumer, "send", send)
     communicator = await device_connect(device.token)
     for seq in (1, 2, 3):
         await communicator.send_json_to({"type": "reading", **reading(seq)})
@@ -103,6 +104,7 @@ async def test_acks_are_never_sent_before_the_commit_they_acknowledge(device, mo
     while len(acked) < 3:
         acked += (await receive_type(communicator, "ack"))["seqs"]
     assert sorted(acked) == [1, 2, 3]
+    assert sorted(seq for seqs, _ in sent for seq in seqs) == [1, 2, 3]  # every ack was seen
     assert all(visible == len(seqs) for seqs, visible in sent), sent
     await communicator.disconnect()
 
