@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import random
 import time
 from collections import deque
 from typing import Any
@@ -65,6 +66,7 @@ class CloseCode:
 
 
 DEVICE_RECHECK_SECONDS = 60.0
+_recheck_sleep = asyncio.sleep  # (a test replaces it to drive the periodic re-check)
 LAYER_RETRY_SECONDS = 1.0
 MAX_ID = 2**63 - 1  # the largest id a query can name (a larger one overflows the driver)
 
@@ -378,9 +380,13 @@ class DeviceConsumer(FrameConsumer):
         await self._recheck()
 
     async def _recheck_periodically(self) -> None:
+        # Each connection on a phase of its own: devices that connected together (a server
+        # restart, a network blip) re-check spread over the period, not in one burst of
+        # hundreds of queries every minute.
+        await _recheck_sleep(random.uniform(0, DEVICE_RECHECK_SECONDS))
         while True:
-            await asyncio.sleep(DEVICE_RECHECK_SECONDS)
             await self._recheck()
+            await _recheck_sleep(DEVICE_RECHECK_SECONDS)
 
     async def _recheck(self) -> None:
         connected, _ = self._connected()

@@ -250,7 +250,14 @@ async def test_deactivating_a_connected_device_closes_it(device):
 
 async def device_streaming(device, monkeypatch, *, presence_interval: float):
     """The device connected, its first reading acked; the connection writes its presence (and
-    re-checks the device) every ``presence_interval`` seconds."""
+    re-checks the device) every ``presence_interval`` seconds; its own periodic re-check
+    never comes."""
+    from monitoring import consumers
+
+    async def never(delay: float) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(consumers, "_recheck_sleep", never)
     monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", presence_interval)
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "reading", **reading(1)})
@@ -298,3 +305,30 @@ async def test_admin_changes_through_services_close_the_connection_at_once(
     }[service]
     await sync_to_async(change)()
     assert await expect_close(communicator, wait=3) == code
+
+
+async def test_each_connection_rechecks_its_device_on_a_phase_of_its_own(device, monkeypatch):
+    """The periodic re-check first waits a random part of the period (connections that opened
+    together do not query together), then re-checks."""
+    from monitoring import consumers
+
+    delays: list[float] = []
+    first_wait_over = asyncio.Event()
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 1:
+            await first_wait_over.wait()
+        else:
+            await asyncio.Event().wait()  # (no more re-checks in this test)
+
+    monkeypatch.setattr(consumers, "_recheck_sleep", sleep)
+    monkeypatch.setattr(consumers.random, "uniform", lambda low, high: (low + high) / 3)
+    communicator = await device_connect(device.token)
+    await communicator.send_json_to({"type": "ping"})
+    await receive_type(communicator, "pong")
+    assert delays == [consumers.DEVICE_RECHECK_SECONDS / 3]
+    # The device is deactivated and nobody says so: the re-check after the phase finds it.
+    await sync_to_async(Device.objects.filter(id=device.id).update)(is_active=False)
+    first_wait_over.set()
+    assert await expect_close(communicator, wait=10) == 4403
