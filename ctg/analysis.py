@@ -385,9 +385,23 @@ def ctg_analyse(
     params: CtgParams | None = None,
 ) -> CtgResult:
     """All features of the window [start, end) and its FIGO classification with reasons."""
+    return ctg_analyse_series(
+        fhr=per_second(fhr, start=start, end=end),
+        ua=per_second(ua, start=start, end=end),
+        start=start,
+        end=end,
+        params=params,
+    )
+
+
+def ctg_analyse_series(
+    *, fhr: Series, ua: Series, start: float, end: float, params: CtgParams | None = None
+) -> CtgResult:
+    """:func:`ctg_analyse` of samples already on the one-second grid of [start, end) (what
+    :func:`per_second` gives; the alarm evaluator keeps its windows so). Reads, never changes,
+    ``fhr`` and ``ua``."""
     p = params or CtgParams()
-    fhr_s = per_second(fhr, start=start, end=end)
-    ua_s = per_second(ua, start=start, end=end)
+    fhr_s, ua_s = fhr, ua
     count = len(fhr_s)
     loss = signal_loss_percent(fhr_s)
     contractions = contractions_find(ua_s, start=start, p=p)
@@ -609,8 +623,19 @@ def maternal_coincidence_seconds(
     """How long, up to the window's end, the fetal channel has followed the maternal heart
     rate within ``tolerance_bpm`` (seconds; 0 when it does not now). Seconds where either is
     missing, up to ``bridge_seconds`` in a row, do not break the stretch."""
-    f = per_second(fhr, start=start, end=end)
-    m = per_second(mhr, start=start, end=end)
+    return maternal_coincidence_series(
+        fhr=per_second(fhr, start=start, end=end),
+        mhr=per_second(mhr, start=start, end=end),
+        tolerance_bpm=tolerance_bpm,
+        bridge_seconds=bridge_seconds,
+    )
+
+
+def maternal_coincidence_series(
+    *, fhr: Series, mhr: Series, tolerance_bpm: float = 5, bridge_seconds: int = 5
+) -> float:
+    """:func:`maternal_coincidence_seconds` of two series on the same one-second grid."""
+    f, m = fhr, mhr
     run_start: int | None = None
     gap = 0
     last_match: int | None = None
