@@ -183,18 +183,28 @@ def _runs(
     more than ``min_seconds`` and its part beyond the threshold at least ``core_min``."""
     count = len(deviation)
     cores: list[list[int]] = []  # [start, end, seconds beyond the threshold]
-    for i in range(count):
-        d = deviation[i]
+    reach = max(bridge, loss_bridge)
+    # The next second of a core (no gap at all) is bridged whenever both bridges are >= 0:
+    # decided once, not for every second (this loop runs over every second of the window).
+    next_joins = bridge >= 0 and loss_bridge >= 0
+    core: list[int] | None = None
+    for i, d in enumerate(deviation):
         if d is None or d <= threshold:
             continue
-        if cores and i - cores[-1][1] <= max(bridge, loss_bridge):
-            gap = deviation[cores[-1][1] : i]
-            missing = sum(1 for g in gap if g is None)
-            if len(gap) - missing <= bridge and missing <= loss_bridge:
-                cores[-1][1] = i + 1
-                cores[-1][2] += 1
+        if core is not None:
+            if i == core[1] and next_joins:
+                core[1] = i + 1
+                core[2] += 1
                 continue
-        cores.append([i, i + 1, 1])
+            if i - core[1] <= reach:
+                gap = deviation[core[1] : i]
+                missing = gap.count(None)
+                if len(gap) - missing <= bridge and missing <= loss_bridge:
+                    core[1] = i + 1
+                    core[2] += 1
+                    continue
+        core = [i, i + 1, 1]
+        cores.append(core)
     runs: list[_Run] = []
     last_end = 0
     for core_start, core_end, beyond in cores:
@@ -208,10 +218,10 @@ def _runs(
             end += 1
         if end - start <= min_seconds:
             continue
-        extreme = max(
-            (k for k in range(start, end) if deviation[k] is not None),
-            key=lambda k: deviation[k] or 0.0,
-        )
+        # The first second of the largest deviation (the stretch has signal: its core).
+        stretch = deviation[start:end]
+        largest = max(v for v in stretch if v is not None)
+        extreme = start + next(k for k, v in enumerate(stretch) if v == largest)
         if runs and start <= runs[-1].end:  # two cores widened into one stretch
             previous = runs.pop()
             if (deviation[previous.extreme] or 0.0) >= (deviation[extreme] or 0.0):
@@ -237,15 +247,14 @@ def _baseline_series(baselines: Sequence[float | None], periods: list[tuple[int,
 
 
 def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], list[_Run], set[int]]:
-    def deviation(sign: int) -> Series:
-        return [
-            None if v is None or b is None else sign * (v - b)
-            for v, b in zip(fhr, base, strict=True)
-        ]
+    above: Series = [
+        None if v is None or b is None else v - b for v, b in zip(fhr, base, strict=True)
+    ]
+    below: Series = [None if d is None else -d for d in above]
 
-    def runs(sign: int) -> list[_Run]:
+    def runs(deviation: Series) -> list[_Run]:
         return _runs(
-            deviation(sign),
+            deviation,
             threshold=p.event_bpm,
             edge=p.event_edge_bpm,
             bridge=p.bridge_seconds,
@@ -255,8 +264,8 @@ def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], li
         )
 
     # A rise of 10 minutes or more is a new baseline, not an acceleration.
-    ups = [r for r in runs(+1) if r.end - r.start < p.acceleration_max_seconds]
-    downs = runs(-1)
+    ups = [r for r in runs(above) if r.end - r.start < p.acceleration_max_seconds]
+    downs = runs(below)
     inside = {k for run in (*ups, *downs) for k in range(run.start, run.end)}
     return ups, downs, inside
 
@@ -268,8 +277,7 @@ def _period_baselines(
     median), when there are enough of them; not yet rounded."""
     result: list[float | None] = []
     for lo, hi in periods:
-        values = [fhr[k] for k in range(lo, hi) if fhr[k] is not None and k not in excluded]
-        present = [v for v in values if v is not None]
+        present = [v for k, v in enumerate(fhr[lo:hi], lo) if v is not None and k not in excluded]
         if len(present) < p.baseline_min_stable_seconds:
             result.append(None)
             continue

@@ -12,6 +12,7 @@ from ctg.analysis import (
     PATHOLOGICAL,
     SUSPICIOUS,
     VARIABLE,
+    _runs,
     ctg_analyse,
     maternal_coincidence_seconds,
     per_second,
@@ -287,3 +288,37 @@ def test_a_dropout_inside_a_deceleration_does_not_split_it():
     trace = fhr_trace(30, shapes=[Shape(900, 240, -40)], lost=[(1000, 1020)], amplitude=3)
     [d] = analyse(30, trace).decelerations
     assert d.prolonged and d.seconds == pytest.approx(240, abs=2)
+
+
+# --- Event stretches on the grid (the loop the evaluator runs most) ---------------------------
+
+
+def _stretches(deviation, **overrides):
+    params = {
+        "threshold": 15,
+        "edge": 5,
+        "bridge": 2,
+        "core_min": 1,
+        "min_seconds": 0,
+        "loss_bridge": 3,
+        **overrides,
+    }
+    return [(r.start, r.end, r.extreme) for r in _runs(deviation, **params)]
+
+
+def test_a_stretch_bridges_short_gaps_of_signal_and_of_loss_and_no_longer_ones():
+    # 2 s of signal near the baseline and 3 s without signal are bridged: one stretch.
+    bridged = [0, 20, 20, 0, 0, 20, None, None, None, 20, 0]
+    assert _stretches(bridged) == [(1, 10, 1)]
+    # 3 s of signal, or 4 s without, split it (the stretches then widen to their edges).
+    assert _stretches([0, 20, 0, 0, 0, 20, 0]) == [(1, 2, 1), (5, 6, 5)]
+    assert _stretches([0, 20, None, None, None, None, 20, 0]) == [(1, 2, 1), (6, 7, 6)]
+    # Negative bridges join nothing, not even the next second: two cores of 1 s each, too
+    # short for a core_min of 2 s, where a core of 2 s is kept.
+    assert _stretches([0, 20, 20, 0], bridge=-1, core_min=2) == []
+    assert _stretches([0, 20, 20, 0], core_min=2) == [(1, 3, 1)]
+
+
+def test_a_stretch_extreme_is_its_first_largest_deviation():
+    assert _stretches([0, 20, 30, 8, 30, None, 25, 0]) == [(1, 7, 2)]
+    assert _stretches([0, 16, 16, 16, 0]) == [(1, 4, 1)]
