@@ -141,7 +141,7 @@ def signal_loss_percent(series: Series) -> float:
     """The share of seconds without a sample, in percent (100 for an empty window)."""
     if not series:
         return 100.0
-    missing = sum(1 for v in series if v is None)
+    missing = series.count(None)
     return round(100.0 * missing / len(series), 1)
 
 
@@ -298,7 +298,7 @@ def contractions_find(ua: Series, *, start: float, p: CtgParams) -> list[Contrac
     """Contractions: rises of uterine activity above the resting tone (the tone is the 10th
     percentile of each 10-minute period, or of the whole window when it is shorter)."""
     count = len(ua)
-    present = sum(1 for v in ua if v is not None)
+    present = count - ua.count(None)
     if count == 0 or present < p.ua_min_coverage * count:
         return []
     periods = _periods(count, p.period_seconds) or [(0, count)]
@@ -374,7 +374,7 @@ def _variability(fhr: Series, excluded: set[int], p: CtgParams) -> list[float]:
     bandwidths = []
     for lo in range(0, len(fhr) - size + 1, size):
         values = [
-            v for k in range(lo, lo + size) if (v := fhr[k]) is not None and k not in excluded
+            v for k, v in enumerate(fhr[lo : lo + size], lo) if v is not None and k not in excluded
         ]
         if len(values) >= p.variability_min_samples:
             bandwidths.append(max(values) - min(values))
@@ -427,6 +427,11 @@ def ctg_analyse_series(
         for _ in range(2):
             estimates = _period_baselines(fhr_s, periods, p, excluded)
             rounded = [None if b is None else _round5(b) for b in estimates]
+            if all(b is None for b in rounded):
+                # No period has a baseline (a monitor just started, the signal is lost), so
+                # there are no events against it, and another pass would find the same.
+                base, ups, downs, excluded = [None] * count, [], [], set()
+                break
             base = _baseline_series(rounded, periods)
             ups, downs, excluded = _fhr_events(fhr_s, base, p)
 
@@ -508,7 +513,7 @@ def _contraction_rate(
         return None, span
     first = len(ua) - int(span)
     tail = ua[first:]
-    if sum(1 for v in tail if v is not None) < p.ua_min_coverage * len(tail):
+    if len(tail) - tail.count(None) < p.ua_min_coverage * len(tail):
         return None, span
     since = end - span
     count = sum(1 for c in contractions if c.peak_at >= since)

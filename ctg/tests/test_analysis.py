@@ -259,6 +259,18 @@ def test_a_window_shorter_than_10_minutes_has_no_baseline():
     assert "shorter than 10 minutes" in result.reasons[0]
 
 
+def test_a_monitor_just_started_has_no_baseline_and_no_events_but_its_contractions():
+    # The last 100 s of a 30-minute window, with a deep deceleration: no period has 2 minutes
+    # of signal, so there is no baseline to measure the deceleration against.
+    trace = fhr_trace(30, shapes=[Shape(1720, 60, -40)], lost=[(0, 1700)])
+    result = analyse(30, trace, ua_trace(30, every=180))
+    assert result.baselines == [None, None, None] and result.baseline_bpm is None
+    assert result.decelerations == [] and result.accelerations == []
+    assert len(result.contractions) == 10
+    assert result.signal_loss_percent == pytest.approx(94.4, abs=0.1)
+    assert result.classification == INSUFFICIENT
+
+
 # --- Maternal coincidence ---------------------------------------------------------------------
 
 
