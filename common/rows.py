@@ -25,7 +25,7 @@ def _column(model: type[models.Model], name: str) -> str:
 def _select_sql(model: type[models.Model], fields: tuple[str, ...], key: str) -> str:
     columns = ", ".join(_column(model, f) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    return f"SELECT {columns} FROM {table} WHERE {_column(model, key)} IN "
+    return f"SELECT {columns} FROM {table} WHERE {_column(model, key)} "
 
 
 def rows_where_in(
@@ -38,7 +38,12 @@ def rows_where_in(
     params = list(values)
     if not params:
         return []
-    sql = _select_sql(model, tuple(fields), key) + "(" + ", ".join(["%s"] * len(params)) + ")"
+    sql = _select_sql(model, tuple(fields), key)
+    if connection.vendor == "postgresql":
+        # One statement text whatever the number of values: the driver parses it once.
+        sql, params = sql + "= ANY(%s)", [params]
+    else:
+        sql += "IN (" + ", ".join(["%s"] * len(params)) + ")"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
