@@ -168,22 +168,33 @@ def reading_encode(reading: StoredReading) -> dict[str, int | str]:
     }
 
 
+_FIELDS = ("id", "patient", "device", "ward", "metric", "bpm", "recorded_us", "received_us", "seq")
+_FIELDS_AS_BYTES = {name: name.encode() for name in _FIELDS}
+_FIELDS_AS_TEXT = {name: name for name in _FIELDS}
+
+
 def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredReading:
-    """The stored reading of a stream entry (the inverse of :func:`reading_encode`)."""
-    data = {_text(key): _text(value) for key, value in fields.items()}
+    """The stored reading of a stream entry (the inverse of :func:`reading_encode`).
+
+    Redis returns bytes; ``int()`` reads them as they are, so only the metric is decoded (the
+    evaluator decodes every reading it evaluates).
+    """
+    data = cast("Mapping[bytes | str, bytes | str]", fields)
+    names = _FIELDS_AS_BYTES if isinstance(next(iter(data), ""), bytes) else _FIELDS_AS_TEXT
 
     def optional(name: str) -> int | None:
-        return int(data[name]) if data.get(name, "") != "" else None
+        value = data.get(names[name], "")
+        return int(value) if value not in ("", b"") else None
 
     return StoredReading(
-        id=int(data["id"]),
-        patient_id=int(data["patient"]),
+        id=int(data[names["id"]]),
+        patient_id=int(data[names["patient"]]),
         device_id=optional("device"),
         ward_id=optional("ward"),
-        metric=data["metric"],
-        bpm=int(data["bpm"]),
-        recorded_at=_EPOCH + int(data["recorded_us"]) * _MICROSECOND,
-        received_at=_EPOCH + int(data["received_us"]) * _MICROSECOND,
+        metric=_text(data[names["metric"]]),
+        bpm=int(data[names["bpm"]]),
+        recorded_at=_EPOCH + int(data[names["recorded_us"]]) * _MICROSECOND,
+        received_at=_EPOCH + int(data[names["received_us"]]) * _MICROSECOND,
         seq=optional("seq"),
     )
 
