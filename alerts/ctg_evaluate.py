@@ -3,15 +3,18 @@ readings, at most every ``ALARM_CTG_EVALUATE_SECONDS`` of the readings' own time
 last 30 minutes (``ctg.analysis``), raise or resolve the CTG alerts, and keep the patient's
 latest classification (``CtgClassification``, published to the dashboards when it changes).
 
-Cost: a patient evaluated costs one grouped query of the window (about 5,400 rows at 4 Hz,
-see docs/ctg.md) and the analysis (tens of milliseconds); a patient not yet due costs nothing
-beyond its share of one MGET. The rule state is one small record per patient in Redis; the
-classifications of the patients evaluated are read in one query and written only on a change.
+Cost: a patient evaluated costs one grouped query of the seconds of its window that may have
+changed since its last evaluation (the process keeps the window: ``alerts.ctg_window``; the
+whole window, about 5,400 rows at 4 Hz, on its first evaluation and every few minutes) and
+the analysis, on the kept one-second grid (a few milliseconds); a patient not yet due costs
+nothing beyond its share of one MGET. The rule state is one small record per patient in
+Redis; the classifications of the patients evaluated are read in one query and written only
+on a change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -28,12 +31,13 @@ from alerts.ctg_rules import (
     ctg_hold,
     episode_step,
 )
+from alerts.ctg_window import ctg_windows
 from alerts.models import Alert
 from alerts.selectors import ctg_classifications_of_patients, ctg_limits_for_patients
 from alerts.state import STATE_TTL_SECONDS, key_prefix, redis_client
-from ctg.analysis import ctg_analyse
+from ctg.analysis import Series, ctg_analyse_series
 from monitoring.models import Metric
-from monitoring.selectors import readings_per_second
+from monitoring.selectors import CTG_METRICS
 
 # Readings of these metrics make a patient due for CTG evaluation (both are recorded for
 # obstetric patients only, so no profile lookup is needed).
@@ -44,19 +48,38 @@ def ctg_state_key(patient_id: int) -> str:
     return f"{key_prefix()}ctg:{patient_id}"
 
 
+def _first_reading(grids: Iterable[Series], *, default: int) -> int:
+    """The first second of the window with a reading of any metric (a metric the patient's
+    monitor does not record is all None: told at C speed, not searched)."""
+    return min(
+        (
+            next(k for k, v in enumerate(g) if v is not None)
+            for g in grids
+            if g.count(None) < len(g)
+        ),
+        default=default,
+    )
+
+
 def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> list[Alert]:
     """Run the CTG alarm rules for the obstetric patients of this batch that are due."""
     now = now or timezone.now()
     latest: dict[int, datetime] = {}
     devices: dict[int, int | None] = {}
     wards: dict[int, int | None] = {}
+    earliest: dict[int, datetime] = {}  # of the window's metrics, for the window cache
     for reading in stored:
+        if reading.metric in CTG_METRICS and (
+            reading.patient_id not in earliest or reading.recorded_at < earliest[reading.patient_id]
+        ):
+            earliest[reading.patient_id] = reading.recorded_at
         if reading.metric not in CTG_TRIGGER_METRICS:
             continue
         if reading.patient_id not in latest or reading.recorded_at > latest[reading.patient_id]:
             latest[reading.patient_id] = reading.recorded_at
             devices[reading.patient_id] = reading.device_id
             wards[reading.patient_id] = reading.ward_id
+    ctg_windows.seen(earliest, keep=latest)
     if not latest:
         return []
     client = redis_client()
@@ -79,17 +102,15 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
         # The window ends after the latest reading's second, so that second counts.
         end = at.replace(microsecond=0) + timedelta(seconds=1)
         start = end - timedelta(seconds=CTG_WINDOW_SECONDS)
-        series = readings_per_second(patient_id=patient_id, start=start, end=end)
+        series = ctg_windows.series(patient_id=patient_id, start=start, end=end)
         fhr = series[Metric.FETAL_HEART_RATE]
-        result = ctg_analyse(
+        result = ctg_analyse_series(
             fhr=fhr,
             ua=series[Metric.UTERINE_ACTIVITY],
             start=start.timestamp(),
             end=end.timestamp(),
         )
-        monitored_since = min(
-            (t for values in series.values() for t, _ in values), default=end.timestamp()
-        )
+        monitored_since = start.timestamp() + _first_reading(series.values(), default=len(fhr))
         conditions = ctg_conditions(
             result=result,
             fhr=fhr,

@@ -9,7 +9,6 @@ sources and how to change them: docs/alarms.md, "CTG alarms".
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -27,9 +26,8 @@ from alerts.vocabulary import (
 from ctg.analysis import (
     PATHOLOGICAL,
     CtgResult,
-    Sample,
-    maternal_coincidence_seconds,
-    per_second,
+    Series,
+    maternal_coincidence_series,
     signal_loss_percent,
 )
 
@@ -107,16 +105,17 @@ class Condition:
 def ctg_conditions(
     *,
     result: CtgResult,
-    fhr: Sequence[Sample],
-    mhr: Sequence[Sample],
+    fhr: Series,
+    mhr: Series,
     monitored_since: float,
     limits: CtgLimits,
 ) -> dict[str, Condition]:
     """Each CTG alarm's condition at the end of the analysed window.
 
     ``result`` is the analysis of the last 30 minutes, ``fhr`` and ``mhr`` its fetal and
-    maternal heart rate samples, ``monitored_since`` the first reading of the window (loss
-    is not counted before the monitoring began).
+    maternal heart rate on the window's one-second grid (``ctg.analysis.per_second``; the
+    window starts and ends on whole seconds), ``monitored_since`` the first reading of the
+    window (loss is not counted before the monitoring began).
     """
     now = result.end
     conditions: dict[str, Condition] = {}
@@ -160,8 +159,7 @@ def ctg_conditions(
         since = max(now - limits.signal_loss_minutes * 60, monitored_since)
         active, loss = False, 0.0
         if now - since >= 60:  # judge at least a minute of monitoring
-            recent = [(t, v) for t, v in fhr if t >= since]
-            loss = signal_loss_percent(per_second(recent, start=since, end=now))
+            loss = signal_loss_percent(_grid_part(fhr, result.start, since, now))
             active = loss > limits.signal_loss_percent
         conditions[KIND_FHR_SIGNAL_LOSS] = Condition(
             active,
@@ -172,11 +170,10 @@ def ctg_conditions(
         )
 
     if limits.coincidence_bpm is not None:
-        seconds = maternal_coincidence_seconds(
-            fhr=fhr,
-            mhr=mhr,
-            start=now - max(600, 2 * limits.coincidence_seconds),
-            end=now,
+        start = now - max(600, 2 * limits.coincidence_seconds)
+        seconds = maternal_coincidence_series(
+            fhr=_grid_part(fhr, result.start, start, now),
+            mhr=_grid_part(mhr, result.start, start, now),
             tolerance_bpm=limits.coincidence_bpm,
         )
         active = seconds > limits.coincidence_seconds
@@ -189,6 +186,18 @@ def ctg_conditions(
             else "",
         )
     return conditions
+
+
+def _grid_part(series: Series, origin: float, start: float, end: float) -> Series:
+    """The seconds [start, end) of a one-second grid that begins at ``origin`` (whole seconds
+    apart), as ``per_second`` gives them: None for seconds outside the grid."""
+    lo, hi = round(start - origin), round(end - origin)
+    assert lo == start - origin and hi == end - origin, "not on the grid's seconds"
+    count = len(series)
+    before: Series = [None] * max(0, min(hi, 0) - lo)
+    after: Series = [None] * max(0, hi - max(lo, count))
+    inside = series[min(max(lo, 0), count) : min(max(hi, 0), count)]
+    return before + inside + after
 
 
 def ctg_hold(kind: str, limits: CtgLimits) -> float:

@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 
 
 def evaluate_batch(batch: list[StoredReading]) -> None:
-    """The stream handler: one partition batch. Alert writes are committed when it returns,
-    before the entries are acknowledged."""
+    """The stream handler: the new entries of the partitions read together (or, retried
+    after a failure, one partition's). Alert writes are committed when it returns, before the
+    entries are acknowledged."""
     if not connection.in_atomic_block:  # (a test's transaction must be left alone)
         close_old_connections()  # a long-lived process: drop broken or expired connections
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from alerts.vocabulary import OPEN_STATES, Action, priority_rank_sql
 from clinical.models import Patient
 from clinical.selectors import patient_profiles, place_members
 from common.errors import NotFound
+from common.rows import rows_where_in
 
 
 def alerts_visible(*, user: User) -> QuerySet[Alert]:
@@ -90,9 +91,7 @@ def alert_escalation_recipients(*, alert: Alert) -> list[User]:
 # --- Alarm limits ---------------------------------------------------------------------------
 
 
-def limits_from_model(limit: AlarmLimit) -> Limits:
-    values = {name: getattr(limit, name) for name in (*THRESHOLD_FIELDS, *HOLD_FIELDS)}
-    return Limits(metric=limit.metric, source="patient", **values)
+LIMIT_VALUE_FIELDS = (*THRESHOLD_FIELDS, *HOLD_FIELDS)
 
 
 def patient_limits(*, patient: Patient) -> list[Limits]:
@@ -111,8 +110,16 @@ def limits_for_patients(profiles: dict[int, str] | Iterable[int]) -> dict[int, d
     if not isinstance(profiles, dict):
         profiles = patient_profiles(patient_ids=profiles)
     overrides: dict[int, dict[str, Limits]] = defaultdict(dict)
-    for limit in AlarmLimit.objects.filter(patient_id__in=list(profiles)):
-        overrides[limit.patient_id][limit.metric] = limits_from_model(limit)
+    # Read for every batch the evaluator handles: the columns alone, without model instances.
+    for patient_id, metric, *values in rows_where_in(
+        AlarmLimit,
+        fields=("patient", "metric", *LIMIT_VALUE_FIELDS),
+        key="patient",
+        values=profiles,
+    ):
+        overrides[patient_id][metric] = Limits(
+            metric=metric, source="patient", **dict(zip(LIMIT_VALUE_FIELDS, values, strict=True))
+        )
     result: dict[int, dict[str, Limits]] = {}
     for patient_id, profile in profiles.items():
         per_metric: dict[str, Limits] = {}
@@ -156,10 +163,11 @@ def ctg_limits_for_patients(patient_ids: Iterable[int]) -> dict[int, CtgLimits]:
     ids = list(patient_ids)
     default = ctg_default_limits()
     result = dict.fromkeys(ids, default)
-    for limit in CtgAlarmLimit.objects.filter(patient_id__in=ids):
-        result[limit.patient_id] = ctg_limits_from_model(limit)
+    # Read for every batch with patients due (the evaluator): columns, no model instances.
+    for patient_id, *values in rows_where_in(
+        CtgAlarmLimit, fields=("patient", *CTG_LIMIT_FIELDS), key="patient", values=ids
+    ):
+        result[patient_id] = CtgLimits(
+            **dict(zip(CTG_LIMIT_FIELDS, values, strict=True)), source="patient"
+        )
     return result
-
-
-def ctg_limits_from_model(limit: CtgAlarmLimit) -> CtgLimits:
-    return CtgLimits(**{name: getattr(limit, name) for name in CTG_LIMIT_FIELDS}, source="patient")

@@ -13,6 +13,7 @@ from accounts.selectors import user_place_ids, users_active
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_hash
 from common.errors import NotFound
+from common.rows import rows_where_in
 
 
 def places_visible(*, user: User) -> QuerySet[Place]:
@@ -69,9 +70,10 @@ def patient_device(patient: Patient) -> Device | None:
 
 
 def patient_profiles(*, patient_ids: Iterable[int]) -> dict[int, str]:
-    """Monitoring profile by patient id (one query)."""
+    """Monitoring profile by patient id (one query; the alarm evaluator reads it for every
+    batch, so without the ORM's compiling)."""
     return dict(
-        Patient.objects.filter(id__in=list(patient_ids)).values_list("id", "monitoring_profile")
+        rows_where_in(Patient, fields=("id", "monitoring_profile"), key="id", values=patient_ids)
     )
 
 

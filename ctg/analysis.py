@@ -141,7 +141,7 @@ def signal_loss_percent(series: Series) -> float:
     """The share of seconds without a sample, in percent (100 for an empty window)."""
     if not series:
         return 100.0
-    missing = sum(1 for v in series if v is None)
+    missing = series.count(None)
     return round(100.0 * missing / len(series), 1)
 
 
@@ -183,18 +183,28 @@ def _runs(
     more than ``min_seconds`` and its part beyond the threshold at least ``core_min``."""
     count = len(deviation)
     cores: list[list[int]] = []  # [start, end, seconds beyond the threshold]
-    for i in range(count):
-        d = deviation[i]
+    reach = max(bridge, loss_bridge)
+    # The next second of a core (no gap at all) is bridged whenever both bridges are >= 0:
+    # decided once, not for every second (this loop runs over every second of the window).
+    next_joins = bridge >= 0 and loss_bridge >= 0
+    core: list[int] | None = None
+    for i, d in enumerate(deviation):
         if d is None or d <= threshold:
             continue
-        if cores and i - cores[-1][1] <= max(bridge, loss_bridge):
-            gap = deviation[cores[-1][1] : i]
-            missing = sum(1 for g in gap if g is None)
-            if len(gap) - missing <= bridge and missing <= loss_bridge:
-                cores[-1][1] = i + 1
-                cores[-1][2] += 1
+        if core is not None:
+            if i == core[1] and next_joins:
+                core[1] = i + 1
+                core[2] += 1
                 continue
-        cores.append([i, i + 1, 1])
+            if i - core[1] <= reach:
+                gap = deviation[core[1] : i]
+                missing = gap.count(None)
+                if len(gap) - missing <= bridge and missing <= loss_bridge:
+                    core[1] = i + 1
+                    core[2] += 1
+                    continue
+        core = [i, i + 1, 1]
+        cores.append(core)
     runs: list[_Run] = []
     last_end = 0
     for core_start, core_end, beyond in cores:
@@ -208,10 +218,10 @@ def _runs(
             end += 1
         if end - start <= min_seconds:
             continue
-        extreme = max(
-            (k for k in range(start, end) if deviation[k] is not None),
-            key=lambda k: deviation[k] or 0.0,
-        )
+        # The first second of the largest deviation (the stretch has signal: its core).
+        stretch = deviation[start:end]
+        largest = max(v for v in stretch if v is not None)
+        extreme = start + next(k for k, v in enumerate(stretch) if v == largest)
         if runs and start <= runs[-1].end:  # two cores widened into one stretch
             previous = runs.pop()
             if (deviation[previous.extreme] or 0.0) >= (deviation[extreme] or 0.0):
@@ -237,15 +247,14 @@ def _baseline_series(baselines: Sequence[float | None], periods: list[tuple[int,
 
 
 def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], list[_Run], set[int]]:
-    def deviation(sign: int) -> Series:
-        return [
-            None if v is None or b is None else sign * (v - b)
-            for v, b in zip(fhr, base, strict=True)
-        ]
+    above: Series = [
+        None if v is None or b is None else v - b for v, b in zip(fhr, base, strict=True)
+    ]
+    below: Series = [None if d is None else -d for d in above]
 
-    def runs(sign: int) -> list[_Run]:
+    def runs(deviation: Series) -> list[_Run]:
         return _runs(
-            deviation(sign),
+            deviation,
             threshold=p.event_bpm,
             edge=p.event_edge_bpm,
             bridge=p.bridge_seconds,
@@ -255,8 +264,8 @@ def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], li
         )
 
     # A rise of 10 minutes or more is a new baseline, not an acceleration.
-    ups = [r for r in runs(+1) if r.end - r.start < p.acceleration_max_seconds]
-    downs = runs(-1)
+    ups = [r for r in runs(above) if r.end - r.start < p.acceleration_max_seconds]
+    downs = runs(below)
     inside = {k for run in (*ups, *downs) for k in range(run.start, run.end)}
     return ups, downs, inside
 
@@ -268,8 +277,7 @@ def _period_baselines(
     median), when there are enough of them; not yet rounded."""
     result: list[float | None] = []
     for lo, hi in periods:
-        values = [fhr[k] for k in range(lo, hi) if fhr[k] is not None and k not in excluded]
-        present = [v for v in values if v is not None]
+        present = [v for k, v in enumerate(fhr[lo:hi], lo) if v is not None and k not in excluded]
         if len(present) < p.baseline_min_stable_seconds:
             result.append(None)
             continue
@@ -290,7 +298,7 @@ def contractions_find(ua: Series, *, start: float, p: CtgParams) -> list[Contrac
     """Contractions: rises of uterine activity above the resting tone (the tone is the 10th
     percentile of each 10-minute period, or of the whole window when it is shorter)."""
     count = len(ua)
-    present = sum(1 for v in ua if v is not None)
+    present = count - ua.count(None)
     if count == 0 or present < p.ua_min_coverage * count:
         return []
     periods = _periods(count, p.period_seconds) or [(0, count)]
@@ -366,7 +374,7 @@ def _variability(fhr: Series, excluded: set[int], p: CtgParams) -> list[float]:
     bandwidths = []
     for lo in range(0, len(fhr) - size + 1, size):
         values = [
-            v for k in range(lo, lo + size) if (v := fhr[k]) is not None and k not in excluded
+            v for k, v in enumerate(fhr[lo : lo + size], lo) if v is not None and k not in excluded
         ]
         if len(values) >= p.variability_min_samples:
             bandwidths.append(max(values) - min(values))
@@ -385,9 +393,23 @@ def ctg_analyse(
     params: CtgParams | None = None,
 ) -> CtgResult:
     """All features of the window [start, end) and its FIGO classification with reasons."""
+    return ctg_analyse_series(
+        fhr=per_second(fhr, start=start, end=end),
+        ua=per_second(ua, start=start, end=end),
+        start=start,
+        end=end,
+        params=params,
+    )
+
+
+def ctg_analyse_series(
+    *, fhr: Series, ua: Series, start: float, end: float, params: CtgParams | None = None
+) -> CtgResult:
+    """:func:`ctg_analyse` of samples already on the one-second grid of [start, end) (what
+    :func:`per_second` gives; the alarm evaluator keeps its windows so). Reads, never changes,
+    ``fhr`` and ``ua``."""
     p = params or CtgParams()
-    fhr_s = per_second(fhr, start=start, end=end)
-    ua_s = per_second(ua, start=start, end=end)
+    fhr_s, ua_s = fhr, ua
     count = len(fhr_s)
     loss = signal_loss_percent(fhr_s)
     contractions = contractions_find(ua_s, start=start, p=p)
@@ -405,6 +427,11 @@ def ctg_analyse(
         for _ in range(2):
             estimates = _period_baselines(fhr_s, periods, p, excluded)
             rounded = [None if b is None else _round5(b) for b in estimates]
+            if all(b is None for b in rounded):
+                # No period has a baseline (a monitor just started, the signal is lost), so
+                # there are no events against it, and another pass would find the same.
+                base, ups, downs, excluded = [None] * count, [], [], set()
+                break
             base = _baseline_series(rounded, periods)
             ups, downs, excluded = _fhr_events(fhr_s, base, p)
 
@@ -486,7 +513,7 @@ def _contraction_rate(
         return None, span
     first = len(ua) - int(span)
     tail = ua[first:]
-    if sum(1 for v in tail if v is not None) < p.ua_min_coverage * len(tail):
+    if len(tail) - tail.count(None) < p.ua_min_coverage * len(tail):
         return None, span
     since = end - span
     count = sum(1 for c in contractions if c.peak_at >= since)
@@ -609,8 +636,19 @@ def maternal_coincidence_seconds(
     """How long, up to the window's end, the fetal channel has followed the maternal heart
     rate within ``tolerance_bpm`` (seconds; 0 when it does not now). Seconds where either is
     missing, up to ``bridge_seconds`` in a row, do not break the stretch."""
-    f = per_second(fhr, start=start, end=end)
-    m = per_second(mhr, start=start, end=end)
+    return maternal_coincidence_series(
+        fhr=per_second(fhr, start=start, end=end),
+        mhr=per_second(mhr, start=start, end=end),
+        tolerance_bpm=tolerance_bpm,
+        bridge_seconds=bridge_seconds,
+    )
+
+
+def maternal_coincidence_series(
+    *, fhr: Series, mhr: Series, tolerance_bpm: float = 5, bridge_seconds: int = 5
+) -> float:
+    """:func:`maternal_coincidence_seconds` of two series on the same one-second grid."""
+    f, m = fhr, mhr
     run_start: int | None = None
     gap = 0
     last_match: int | None = None

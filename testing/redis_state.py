@@ -46,6 +46,15 @@ def readings_stream_clear() -> int:
     return readings_stream_delete() + alarm_state_clear()
 
 
+@pytest.fixture(autouse=True)
+def ctg_windows_forgotten() -> None:
+    """The evaluator's CTG windows are process memory keyed by patient id, and ids repeat
+    after a rollback: each test starts with none."""
+    from alerts.ctg_window import ctg_windows
+
+    ctg_windows.clear()
+
+
 @pytest.fixture
 def clean_alarm_state() -> Iterator[None]:
     """Start and end the test with no alarm rule state."""

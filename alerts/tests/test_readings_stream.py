@@ -167,8 +167,11 @@ def test_drain_hands_each_partition_its_readings_in_order():
         appended += batch
     handler = Recorder()
     assert drain(handler) == len(appended)
-    for batch in handler.calls:  # one partition per call
-        assert len({stream.partition_of(r.patient_id) for r in batch}) == 1
+    # The new entries of every partition read come in one call (the batch's queries once).
+    assert len(handler.calls) == 1
+    assert {stream.partition_of(r.patient_id) for r in handler.calls[0]} == {
+        stream.partition_of(p) for p in (1, 2, 9, 17)
+    }
     for patient in (1, 2, 9, 17):
         seen = [r.id for batch in handler.calls for r in batch if r.patient_id == patient]
         assert seen == [r.id for r in appended if r.patient_id == patient]
@@ -201,6 +204,19 @@ def test_a_failing_handler_leaves_the_entries_pending_and_they_come_back_first(c
         assert reader.poll() == 0
     assert handler.ids == [r.id for r in first + later]
     assert pending(client, 4) == 0
+
+
+def test_after_a_failure_each_partition_is_retried_alone(client):
+    readings_stream_append(stored=[reading(p, i) for p in (1, 2) for i in range(2)])
+    handler = Recorder(fail=2)  # the read together, then partition 1's retry, fail
+    with StreamReader(handler, consumer="c", lease_ms=LEASE_MS, retry_seconds=0) as reader:
+        assert reader.poll() == 0
+        assert pending(client, 1) == 2 and pending(client, 2) == 2
+        assert reader.poll() == 2  # partition 1 failed again alone; partition 2 went on
+        assert pending(client, 1) == 2 and pending(client, 2) == 0
+        assert reader.poll() == 2
+    assert pending(client, 1) == 0
+    assert [{r.patient_id for r in call} for call in handler.calls] == [{2}, {1}]
 
 
 def test_drain_raises_the_handler_error_and_a_later_drain_redelivers(client):

@@ -12,6 +12,7 @@ from ctg.analysis import (
     PATHOLOGICAL,
     SUSPICIOUS,
     VARIABLE,
+    _runs,
     ctg_analyse,
     maternal_coincidence_seconds,
     per_second,
@@ -258,6 +259,18 @@ def test_a_window_shorter_than_10_minutes_has_no_baseline():
     assert "shorter than 10 minutes" in result.reasons[0]
 
 
+def test_a_monitor_just_started_has_no_baseline_and_no_events_but_its_contractions():
+    # The last 100 s of a 30-minute window, with a deep deceleration: no period has 2 minutes
+    # of signal, so there is no baseline to measure the deceleration against.
+    trace = fhr_trace(30, shapes=[Shape(1720, 60, -40)], lost=[(0, 1700)])
+    result = analyse(30, trace, ua_trace(30, every=180))
+    assert result.baselines == [None, None, None] and result.baseline_bpm is None
+    assert result.decelerations == [] and result.accelerations == []
+    assert len(result.contractions) == 10
+    assert result.signal_loss_percent == pytest.approx(94.4, abs=0.1)
+    assert result.classification == INSUFFICIENT
+
+
 # --- Maternal coincidence ---------------------------------------------------------------------
 
 
@@ -287,3 +300,37 @@ def test_a_dropout_inside_a_deceleration_does_not_split_it():
     trace = fhr_trace(30, shapes=[Shape(900, 240, -40)], lost=[(1000, 1020)], amplitude=3)
     [d] = analyse(30, trace).decelerations
     assert d.prolonged and d.seconds == pytest.approx(240, abs=2)
+
+
+# --- Event stretches on the grid (the loop the evaluator runs most) ---------------------------
+
+
+def _stretches(deviation, **overrides):
+    params = {
+        "threshold": 15,
+        "edge": 5,
+        "bridge": 2,
+        "core_min": 1,
+        "min_seconds": 0,
+        "loss_bridge": 3,
+        **overrides,
+    }
+    return [(r.start, r.end, r.extreme) for r in _runs(deviation, **params)]
+
+
+def test_a_stretch_bridges_short_gaps_of_signal_and_of_loss_and_no_longer_ones():
+    # 2 s of signal near the baseline and 3 s without signal are bridged: one stretch.
+    bridged = [0, 20, 20, 0, 0, 20, None, None, None, 20, 0]
+    assert _stretches(bridged) == [(1, 10, 1)]
+    # 3 s of signal, or 4 s without, split it (the stretches then widen to their edges).
+    assert _stretches([0, 20, 0, 0, 0, 20, 0]) == [(1, 2, 1), (5, 6, 5)]
+    assert _stretches([0, 20, None, None, None, None, 20, 0]) == [(1, 2, 1), (6, 7, 6)]
+    # Negative bridges join nothing, not even the next second: two cores of 1 s each, too
+    # short for a core_min of 2 s, where a core of 2 s is kept.
+    assert _stretches([0, 20, 20, 0], bridge=-1, core_min=2) == []
+    assert _stretches([0, 20, 20, 0], core_min=2) == [(1, 3, 1)]
+
+
+def test_a_stretch_extreme_is_its_first_largest_deviation():
+    assert _stretches([0, 20, 30, 8, 30, None, 25, 0]) == [(1, 7, 2)]
+    assert _stretches([0, 16, 16, 16, 0]) == [(1, 4, 1)]

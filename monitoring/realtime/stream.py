@@ -168,22 +168,33 @@ def reading_encode(reading: StoredReading) -> dict[str, int | str]:
     }
 
 
+_FIELDS = ("id", "patient", "device", "ward", "metric", "bpm", "recorded_us", "received_us", "seq")
+_FIELDS_AS_BYTES = {name: name.encode() for name in _FIELDS}
+_FIELDS_AS_TEXT = {name: name for name in _FIELDS}
+
+
 def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredReading:
-    """The stored reading of a stream entry (the inverse of :func:`reading_encode`)."""
-    data = {_text(key): _text(value) for key, value in fields.items()}
+    """The stored reading of a stream entry (the inverse of :func:`reading_encode`).
+
+    Redis returns bytes; ``int()`` reads them as they are, so only the metric is decoded (the
+    evaluator decodes every reading it evaluates).
+    """
+    data = cast("Mapping[bytes | str, bytes | str]", fields)
+    names = _FIELDS_AS_BYTES if isinstance(next(iter(data), ""), bytes) else _FIELDS_AS_TEXT
 
     def optional(name: str) -> int | None:
-        return int(data[name]) if data.get(name, "") != "" else None
+        value = data.get(names[name], "")
+        return int(value) if value not in ("", b"") else None
 
     return StoredReading(
-        id=int(data["id"]),
-        patient_id=int(data["patient"]),
+        id=int(data[names["id"]]),
+        patient_id=int(data[names["patient"]]),
         device_id=optional("device"),
         ward_id=optional("ward"),
-        metric=data["metric"],
-        bpm=int(data["bpm"]),
-        recorded_at=_EPOCH + int(data["recorded_us"]) * _MICROSECOND,
-        received_at=_EPOCH + int(data["received_us"]) * _MICROSECOND,
+        metric=_text(data[names["metric"]]),
+        bpm=int(data[names["bpm"]]),
+        recorded_at=_EPOCH + int(data[names["recorded_us"]]) * _MICROSECOND,
+        received_at=_EPOCH + int(data[names["received_us"]]) * _MICROSECOND,
         seq=optional("seq"),
     )
 
@@ -283,8 +294,10 @@ def consumer_name_default() -> str:
 class StreamReader:
     """One evaluator's reader of the readings stream (the module docstring says how).
 
-    ``handler(readings)`` is called once per partition batch, in stream order; it must have
-    committed its writes when it returns, because the batch is then acknowledged. Use it as a
+    ``handler(readings)`` is called once per read with the new entries of every partition
+    read (each partition's in stream order; entries pending again after a failure, once per
+    partition); it must have committed its writes when it returns, because the entries are
+    then acknowledged. Use it as a
     context manager (or ``start()`` / ``close()``) and call ``rebalance()`` and ``poll()``, or
     ``run()`` them until stopped.
     """
@@ -477,10 +490,13 @@ class StreamReader:
                     self._backlog.discard(partition)  # the last of its pending entries
         elif fresh:
             batches = self._read(dict.fromkeys(fresh, ">"), block_ms=block_ms)
+            return self._handle_together(batches, raise_errors=raise_errors)
         else:
             if block_ms:
                 time.sleep(block_ms / 1000)
             return 0
+        # Entries handed over before and not acknowledged: partition by partition, so one
+        # that keeps failing holds back only its own.
         handled, failure = 0, None
         for partition, entries in sorted(batches.items()):
             try:
@@ -514,13 +530,48 @@ class StreamReader:
         )
         return {by_key[_text(key)]: entries for key, entries in response or []}
 
-    def _handle(
-        self,
-        partition: int,
-        entries: list[tuple[bytes, dict[bytes, bytes]]],
+    def _handle_together(
+        self, batches: dict[int, list[tuple[bytes, dict[bytes, bytes]]]], *, raise_errors: bool
     ) -> int:
-        if not entries:
+        """New entries of every partition read: one handler call (a batch's fixed costs, its
+        queries and Redis round trips, are paid once per read rather than per partition),
+        then the acknowledgements in one round trip. When the handler raises, the entries of
+        every partition read stay pending and are retried partition by partition."""
+        batches = {partition: entries for partition, entries in batches.items() if entries}
+        if not batches:
             return 0
+        readings = [
+            reading
+            for partition in sorted(batches)
+            for reading in self._decode(partition, batches[partition])
+        ]
+        try:
+            if readings:
+                self.handler(readings)
+        except Exception:
+            retry_at = time.monotonic() + self.retry_seconds
+            for partition in batches:
+                self._backlog.add(partition)
+                self._retry_at[partition] = retry_at
+            logger.exception(
+                "partitions %s: %d entries not evaluated; they stay pending",
+                sorted(batches),
+                sum(len(entries) for entries in batches.values()),
+            )
+            if raise_errors:
+                raise
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for partition, entries in batches.items():
+            pipe.xack(partition_key(partition), self.group, *[e[0] for e in entries])
+        pipe.execute()
+        for partition in batches:
+            self._retry_at.pop(partition, None)
+        return sum(len(entries) for entries in batches.values())
+
+    def _decode(
+        self, partition: int, entries: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> list[StoredReading]:
         readings: list[StoredReading] = []
         for entry_id, fields in entries:
             if not fields:
@@ -533,6 +584,16 @@ class StreamReader:
                 logger.error(
                     "partition %d: entry %s is not a reading: %r", partition, entry_id, fields
                 )
+        return readings
+
+    def _handle(
+        self,
+        partition: int,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+    ) -> int:
+        if not entries:
+            return 0
+        readings = self._decode(partition, entries)
         if readings:
             self.handler(readings)
         self.client.xack(partition_key(partition), self.group, *[e[0] for e in entries])
