@@ -22,8 +22,8 @@ from alerts.models import AlarmAudioPause
 from clinical.models import Ward
 from clinical.selectors import wards_visible
 from common.errors import NotFound, PermissionDenied
-from monitoring.realtime.groups import ward_group
-from monitoring.realtime.publish import groups_publish
+from monitoring.live.groups import ward_group
+from monitoring.live.layer import groups_publish
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from alerts.selectors import (
     ctg_classifications_of_patients,
 )
 from common.errors import ValidationFailed
-from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
+from monitoring.live.registry import dashboard_frame_register, snapshot_extra_register
 
 
 def snapshot_alerts(*, patient_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

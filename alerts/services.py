@@ -31,9 +31,9 @@ from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action, Priority
 from clinical.models import Patient
 from common.errors import Conflict, ValidationFailed
 from common.logs import log_ids
-from monitoring.ingest import BPM_BOUNDS
-from monitoring.realtime.events import scope_group
-from monitoring.realtime.publish import groups_publish
+from monitoring.live.events import scope_group
+from monitoring.live.layer import groups_publish
+from monitoring.readings import BPM_BOUNDS
 
 logger = logging.getLogger(__name__)
 

@@ -189,7 +189,7 @@ else:
     }
 
 # Live dashboard events (readings, device status, alerts, audio) fan out per process over
-# Redis pub/sub (monitoring/realtime/hub.py). Pub/sub channels are global to a Redis server,
+# Redis pub/sub (monitoring/live/hub.py). Pub/sub channels are global to a Redis server,
 # not per database: the prefix names the deployment and the database number, so two
 # deployments sharing one Redis server stay apart.
 LIVE_CHANNEL_PREFIX = env_str(
@@ -309,7 +309,7 @@ READING_MAX_FUTURE_SECONDS = env_int("READING_MAX_FUTURE_SECONDS", 300)
 # The oldest reading accepted: a device clock reset to 1970 (or year 1) is refused, not stored
 # into a patient's history. A device that was offline longer than this cannot upload its backlog.
 READING_MAX_AGE_DAYS = env_int("READING_MAX_AGE_DAYS", 30)
-# The longest a reading waits for others to join its flush (seconds; monitoring/realtime/batcher.py).
+# The longest a reading waits for others to join its flush (seconds; monitoring/ingest/batcher.py).
 INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.01)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 2000)
 # The web process's interpreter switch interval (seconds): how long a worker thread returning

@@ -23,7 +23,7 @@ from hl7v2.ack import ack_build, control_id_sniff
 from hl7v2.mllp import Frame, frame, frame_read
 from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
-from monitoring.realtime.batcher import IngestBatcher, batcher_get, batcher_shutdown
+from monitoring.ingest.batcher import IngestBatcher, batcher_get, batcher_shutdown
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from common.errors import ApplicationError
 from hl7v2.ack import ack_build, control_id_sniff
 from hl7v2.pcd01 import Observation, Pcd01Message, pcd01_parse
 from hl7v2.vocabulary import AckCode, ErrorCode, Location, Refusal
-from monitoring.ingest import ReadingIn, reading_parse
-from monitoring.realtime.batcher import IngestBatcher
+from monitoring.ingest.batcher import IngestBatcher
+from monitoring.readings import ReadingIn, reading_parse
 from monitoring.selectors import device_target
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The two WebSocket channels: devices stream readings in, dashboards watch wards and patients.
 
 Both are thin: they parse frames, authorize, hand work to the ingest batcher
-(``realtime.batcher``) or a selector, and render results. The full protocol is in docs/protocol.md.
+(``ingest.batcher``) or a selector, and render results. The full protocol is in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -34,12 +34,9 @@ from common.errors import ApplicationError, ErrorDetails
 from common.logs import log_context_bind
 from common.strictjson import json_loads
 from monitoring import selectors
-from monitoring.ingest import Target, reading_parse
-from monitoring.realtime.batcher import batcher_get
-from monitoring.realtime.events import device_status_events
-from monitoring.realtime.groups import device_group, user_group
-from monitoring.realtime.hub import hub_get
-from monitoring.realtime.outage import (
+from monitoring.ingest.batcher import batcher_get
+from monitoring.live.events import device_status_events
+from monitoring.live.feed import (
     LiveFeed,
     groups_join,
     groups_leave,
@@ -47,8 +44,11 @@ from monitoring.realtime.outage import (
     live_send,
     receive_resilient,
 )
-from monitoring.realtime.registry import dashboard_frames
-from monitoring.realtime.subscriptions import SUBSCRIPTION_KINDS, Scope
+from monitoring.live.groups import device_group, user_group
+from monitoring.live.hub import hub_get
+from monitoring.live.registry import dashboard_frames
+from monitoring.live.subscriptions import SUBSCRIPTION_KINDS, Scope
+from monitoring.readings import Target, reading_parse
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class FrameConsumer(AsyncWebsocketConsumer):
 
     async def _layer_receive(self, layer: Any) -> None:
         # Outlasts a Redis outage: reported to the live feed and retried with back-off
-        # (``realtime.outage.receive_resilient``), the connection stays open.
+        # (``live.feed.receive_resilient``), the connection stays open.
         receive = receive_resilient(functools.partial(layer.receive, self.channel_name))
         while True:
             try:
@@ -368,7 +368,7 @@ class DeviceConsumer(FrameConsumer):
     async def device_changed(self, event: dict[str, Any]) -> None:
         await self._recheck()
 
-    # The live feed of this process (``realtime.outage``): the device protocol is unchanged by
+    # The live feed of this process (``live.feed``): the device protocol is unchanged by
     # an outage; once Redis is back the device's group is joined again (a restarted Redis has
     # forgotten it) and a change missed meanwhile is looked for.
     async def live_degraded(self, feed: LiveFeed) -> None:
@@ -540,7 +540,7 @@ class DashboardConsumer(FrameConsumer):
         return await database_sync_to_async(visible)(self._user_session().user, object_id)
 
     async def _sync_groups(self) -> None:
-        """Join the live groups of what is watched (``realtime.hub``: this process delivers
+        """Join the live groups of what is watched (``live.hub``: this process delivers
         them), leave the others."""
         hub = hub_get()
         needed = self._needed_groups()
@@ -561,7 +561,7 @@ class DashboardConsumer(FrameConsumer):
     async def _ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
 
-    # The live feed of this process (``realtime.outage``): told when Redis goes away, and
+    # The live feed of this process (``live.feed``): told when Redis goes away, and
     # resynchronised (groups joined again, a fresh snapshot per subscription) when it is back.
     async def live_degraded(self, feed: LiveFeed) -> None:
         if self.session is not None:
@@ -627,7 +627,7 @@ class DashboardConsumer(FrameConsumer):
         await self._sync_groups()
 
     async def _registered(self, frame: dict[str, Any]) -> None:
-        """A frame type a higher app registered (``realtime.registry``), e.g. ``alert.ack``."""
+        """A frame type a higher app registered (``live.registry``), e.g. ``alert.ack``."""
         handler, reply_key = dashboard_frames[frame["type"]]
         user = self._user_session().user
         try:
@@ -637,7 +637,7 @@ class DashboardConsumer(FrameConsumer):
             return
         await self.send_json(reply)
 
-    # --- Live events (``realtime.hub``) and group events ---------------------------------
+    # --- Live events (``live.hub``) and group events ---------------------------------
     async def live_event(self, event: dict[str, Any]) -> None:
         if self._dispatching.locked():
             # A handler is running (a subscribe between its join and its snapshot, say): the

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring.realtime.groups import device_group, user_group
-from monitoring.realtime.publish import groups_send_sync
+from monitoring.live.groups import device_group, user_group
+from monitoring.live.layer import groups_send_sync
 
 
 def device_changed_recheck(*, device_id: int, **_: Any) -> None:

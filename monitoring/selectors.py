@@ -16,10 +16,10 @@ from clinical.selectors import (
     ward_patients_admitted,
 )
 from ctg.analysis import CtgParams, CtgResult, ctg_analyse
-from monitoring.ingest import Target, value_fields
+from monitoring.ingest.presence import devices_online
+from monitoring.live.registry import snapshot_extras
 from monitoring.models import Metric, Reading
-from monitoring.realtime.presence import devices_online
-from monitoring.realtime.registry import snapshot_extras
+from monitoring.readings import Target, value_fields
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper

@@ -25,7 +25,9 @@ from common.errors import (
     ValidationFailed,
 )
 from common.filters import INT64_MAX
-from monitoring.ingest import (
+from monitoring.live.events import reading_batch_events
+from monitoring.live.layer import groups_send_sync
+from monitoring.readings import (
     ROW_ERRORS,
     ReadingIn,
     StoredReading,
@@ -33,10 +35,8 @@ from monitoring.ingest import (
     reading_parse,
     readings_store,
 )
-from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
-from monitoring.realtime.events import reading_batch_events
-from monitoring.realtime.publish import groups_send_sync
 from monitoring.selectors import device_target, patient_targets
+from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def readings_ingest(
     evaluation in one transaction, then publish what was new once it is committed. ``path``
     labels the ingest metrics: ``rest`` (the default) or ``hl7`` (the MLLP listener).
 
-    The WebSocket path batches the same steps asynchronously (``realtime.batcher``). When the
+    The WebSocket path batches the same steps asynchronously (``ingest.batcher``). When the
     stream cannot take the readings (Redis unreachable) they are deferred to the backlog in
-    the same transaction (``realtime.backlog``): stored, and evaluated once Redis is back.
+    the same transaction (``stream.backlog``): stored, and evaluated once Redis is back.
     """
     try:
         stored = readings_store(readings=readings, path=path, wards=wards, queue=_queue)

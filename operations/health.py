@@ -5,8 +5,8 @@ failed answers "skipped". Every network call has a short timeout, so a load bala
 never hangs on a black-holed host.
 
 Redis is not needed to store readings and ack them (PostgreSQL is the durable store; the
-live fan-out, presence and the alarm stream degrade and catch up, ``monitoring.realtime.
-outage``): a process whose only failing checks are the :data:`DEGRADABLE` ones is still
+live fan-out, presence and the alarm stream degrade and catch up, ``monitoring.live.
+feed``): a process whose only failing checks are the :data:`DEGRADABLE` ones is still
 ready, answered ``degraded`` (200, so a load balancer keeps sending it devices), with the
 failing checks named. Anything else failing makes it ``unavailable`` (503).
 """
@@ -19,8 +19,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from monitoring.realtime.backlog import stream_backlog_size
-from monitoring.realtime.stream import stream_lag
+from monitoring.stream.backlog import stream_backlog_size
+from monitoring.stream.entries import stream_lag
 
 TIMEOUT_SECONDS = 1.0
 

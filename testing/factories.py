@@ -11,7 +11,7 @@ from accounts.models import Role, User
 from alerts.models import AlarmLimit
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_generate, token_hash
-from monitoring.ingest import Target
+from monitoring.readings import Target
 from monitoring.selectors import device_target
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"

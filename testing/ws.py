@@ -14,7 +14,8 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from monitoring.realtime import batcher, hub
+from monitoring.ingest import batcher
+from monitoring.live import hub
 
 if TYPE_CHECKING:
     from accounts.models import User

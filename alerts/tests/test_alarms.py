@@ -15,8 +15,8 @@ from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
-from monitoring.ingest import StoredReading
-from monitoring.realtime import stream as readings_stream
+from monitoring.readings import StoredReading
+from monitoring.stream import entries as readings_stream
 from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)

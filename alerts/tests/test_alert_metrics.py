@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.metrics import StreamBacklogCollector
-from monitoring.ingest import ReadingIn, readings_store
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import ReadingIn, readings_store
+from monitoring.stream.entries import readings_stream_append
 from notifications.delivery import alert_event_email
 from testing.metrics import metric_value
 

@@ -101,7 +101,7 @@ def test_an_unchanged_classification_costs_no_write(
     monitor, published, django_assert_num_queries, settings
 ):
     from alerts.ctg_evaluate import ctg_alarms_evaluate
-    from monitoring.ingest import StoredReading
+    from monitoring.readings import StoredReading
 
     monitor.feed(0, 60)
     monitor.feed(60, 1500)  # normal, and stays so

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from alerts import state
-from monitoring.realtime import stream
+from monitoring.stream import entries as stream
 from testing.live import until
 from testing.processes import Evaluator, django_run
 
@@ -59,8 +59,8 @@ result = {"patient": patient.id, "ward": patient.ward_id, "device": device.id}
 
 APPEND = """
 from datetime import datetime, timedelta
-from monitoring.ingest import ReadingIn, readings_store
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import ReadingIn, readings_store
+from monitoring.stream.entries import readings_stream_append
 start = datetime.fromisoformat(START)
 stored = readings_store(
     readings=[

@@ -17,9 +17,9 @@ from django.core.management import call_command
 
 from alerts import evaluate, state
 from alerts.models import Alert, AlertEvent
-from monitoring.ingest import ReadingIn, StoredReading, readings_store
-from monitoring.realtime import stream
-from monitoring.realtime.stream import (
+from monitoring.readings import ReadingIn, StoredReading, readings_store
+from monitoring.stream import entries as stream
+from monitoring.stream.entries import (
     GROUP,
     StreamReader,
     drain,

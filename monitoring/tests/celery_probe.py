@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from monitoring.realtime.publish import groups_send_sync
+from monitoring.live.layer import groups_send_sync
 
 
 @shared_task(name="monitoring.tests.publish_probe")

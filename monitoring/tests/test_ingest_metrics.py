@@ -13,8 +13,8 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from config.net import free_port
-from monitoring.ingest import Target, reading_parse
-from monitoring.realtime.publish import groups_send
+from monitoring.live.layer import groups_send
+from monitoring.readings import Target, reading_parse
 from monitoring.services import readings_ingest
 from testing.clients import device_client
 from testing.metrics import metric_value

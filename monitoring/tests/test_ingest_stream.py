@@ -11,10 +11,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from monitoring.ingest import reading_parse
 from monitoring.models import Reading, StreamBacklog
-from monitoring.realtime import backlog, stream
+from monitoring.readings import reading_parse
 from monitoring.services import readings_ingest
+from monitoring.stream import backlog
+from monitoring.stream import entries as stream
 from testing.clients import device_client
 from testing.factories import ingest_target
 from testing.ws import device_connect, reading, receive_type

@@ -1,4 +1,4 @@
-"""The process-local live fan-out (``realtime.hub``) against a real Redis that the test starts
+"""The process-local live fan-out (``live.hub``) against a real Redis that the test starts
 and stops itself: delivery between processes (hubs), its own events not twice, and what the
 members hear when the pub/sub link is lost and comes back."""
 
@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from config import embedded_redis
 from config.net import free_port
-from monitoring.realtime.hub import LiveHub, _pack, live_channel
+from monitoring.live.hub import LiveHub, _pack, live_channel
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -101,7 +101,7 @@ async def test_a_member_that_left_hears_nothing_more(private_redis):
 @pytest.fixture
 def link_losses(monkeypatch):
     """What the hubs report to the live feed when their link is lost."""
-    from monitoring.realtime import hub as hub_module
+    from monitoring.live import hub as hub_module
 
     lost: list[BaseException] = []
     monkeypatch.setattr(hub_module, "_link_lost_handlers", [lambda loop, exc: lost.append(exc)])
@@ -160,7 +160,7 @@ async def test_joining_while_redis_is_down_does_not_wait_and_recovers(private_re
 async def test_a_dashboard_is_told_of_a_lost_live_link_and_resynchronised_when_it_returns(
     private_redis, settings, nurse, ward
 ):
-    from monitoring.realtime.hub import hub_get
+    from monitoring.live.hub import hub_get
     from testing.ws import dashboard_connect, receive_type, subscribe
 
     settings.REDIS_URL = private_redis.url  # the live link of this test's process
@@ -184,8 +184,8 @@ async def test_without_redis_the_hubs_of_one_process_deliver_to_each_other(setti
     thread, reaches the dashboards of this process."""
     from asgiref.sync import sync_to_async
 
-    from monitoring.realtime.groups import ward_group
-    from monitoring.realtime.publish import groups_send_sync
+    from monitoring.live.groups import ward_group
+    from monitoring.live.layer import groups_send_sync
     from testing.ws import dashboard_connect, receive_type, subscribe
 
     settings.CHANNEL_LAYER_BACKEND = "memory"

@@ -12,7 +12,7 @@ import pytest
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 
-from monitoring.realtime import publish
+from monitoring.live import layer as publish
 
 
 @dataclass

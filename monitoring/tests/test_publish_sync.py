@@ -10,7 +10,7 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from monitoring.realtime import publish
+from monitoring.live import layer as publish
 from testing.processes import CeleryWorker
 
 pytestmark = pytest.mark.timeout(120)

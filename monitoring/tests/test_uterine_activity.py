@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from monitoring.ingest import reading_parse
 from monitoring.models import Reading
+from monitoring.readings import reading_parse
 from testing.assertions import assert_error
 from testing.clients import device_client
 from testing.factories import DeviceFactory, PatientFactory, ingest_target

@@ -10,9 +10,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from alerts.models import Alert
-from monitoring.ingest import reading_parse
+from monitoring.live import layer as publish
 from monitoring.models import Reading
-from monitoring.realtime import publish
+from monitoring.readings import reading_parse
 from monitoring.services import readings_ingest
 from testing.factories import (
     DeviceFactory,

@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from clinical.models import Device
+from monitoring.ingest import batcher, presence
 from monitoring.models import Reading
-from monitoring.realtime import batcher, presence
 from testing.factories import DeviceFactory, PatientFactory
 from testing.ws import device_connect, expect_close, reading, receive_type
 
@@ -236,7 +236,7 @@ async def test_presence_marks_device_online_and_updates_last_seen(device):
 async def test_deactivating_a_connected_device_closes_it(device):
     from channels.layers import get_channel_layer
 
-    from monitoring.realtime.groups import device_group
+    from monitoring.live.groups import device_group
 
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "ping"})

@@ -12,9 +12,9 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection
 
 from monitoring import consumers
-from monitoring.ingest import ReadingIn, readings_store_isolating
+from monitoring.ingest import batcher
 from monitoring.models import Reading
-from monitoring.realtime import batcher
+from monitoring.readings import ReadingIn, readings_store_isolating
 from testing.factories import DeviceFactory, PatientFactory
 from testing.ws import dashboard_connect, device_connect, expect_close, reading, receive_type
 

@@ -14,7 +14,7 @@ import pytest
 from accounts.models import Role
 from alerts import services
 from alerts.tasks import alerts_escalation_scan
-from monitoring.realtime.groups import patient_group, ward_group
+from monitoring.live.groups import patient_group, ward_group
 from notifications.delivery import alert_event_email, alert_event_webhook
 from notifications.models import AlertNotification
 from notifications.selectors import alert_events_undelivered

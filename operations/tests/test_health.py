@@ -9,9 +9,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from config.net import free_port
-from monitoring.ingest import StoredReading
-from monitoring.realtime.backlog import stream_backlog_add, stream_backlog_replay
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import StoredReading
+from monitoring.stream.backlog import stream_backlog_add, stream_backlog_replay
+from monitoring.stream.entries import readings_stream_append
 
 pytestmark = pytest.mark.django_db
 

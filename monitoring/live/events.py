@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from monitoring.ingest import StoredReading
-from monitoring.realtime.groups import patient_group, ward_group
+from monitoring.live.groups import patient_group, ward_group
+from monitoring.readings import StoredReading
 
 
 def scope_group(*, ward_id: int | None, patient_id: int) -> str:

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from common.redis_errors import REDIS_ERRORS
-from monitoring.realtime.hub import hub_existing, hub_link_lost_handle, live_publish, live_split
-from monitoring.realtime.publish import Events, channel_layer_ping, groups_send
+from monitoring.live.hub import hub_existing, hub_link_lost_handle, live_publish, live_split
+from monitoring.live.layer import Events, channel_layer_ping, groups_send
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ is unreachable stores nothing and fails every future; the connections tell their
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
 the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
 
-Redis away (``realtime.outage``): the stream append is deferred to the backlog in the same
-transaction (``realtime.backlog``), so readings are still stored and acked; the broadcast of
+Redis away (``live.feed``): the stream append is deferred to the backlog in the same
+transaction (``stream.backlog``), so readings are still stored and acked; the broadcast of
 step 2 is skipped while the live feed is degraded (dashboards resynchronise from a snapshot
 when it is restored), and the backlog is replayed into the stream once Redis answers.
 """
@@ -48,13 +48,13 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from common import metrics
-from monitoring.ingest import ReadingIn, StoredReading, readings_store_isolating
-from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
-from monitoring.realtime.events import reading_batch_events
-from monitoring.realtime.groups import device_group
-from monitoring.realtime.outage import LiveFeed, live_feed, live_send
-from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
-from monitoring.realtime.publish import Events, groups_send
+from monitoring.ingest.presence import PRESENCE_INTERVAL, Presence, presence_write
+from monitoring.live.events import reading_batch_events
+from monitoring.live.feed import LiveFeed, live_feed, live_send
+from monitoring.live.groups import device_group
+from monitoring.live.layer import Events, groups_send
+from monitoring.readings import ReadingIn, StoredReading, readings_store_isolating
+from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class IngestBatcher:
     async def _broadcast(self, events: Events) -> None:
         await live_send(events, feed=self.feed)
 
-    # The live feed (``realtime.outage``) tells the batcher too.
+    # The live feed (``live.feed``) tells the batcher too.
     async def live_degraded(self, feed: LiveFeed) -> None:
         pass
 

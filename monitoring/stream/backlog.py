@@ -11,8 +11,8 @@ Order per patient: while this process has a backlog it defers every new reading 
 reading of a patient overtakes an older one into the stream), until a replay found the
 backlog empty. Replays lock the rows they append (``SELECT ... FOR UPDATE``, in id order), so
 two processes replaying at once append in id order. A row appended whose delete did not
-commit is appended again: evaluated twice, which the rules tolerate (``monitoring.realtime.
-stream``, "at least once").
+commit is appended again: evaluated twice, which the rules tolerate (``monitoring.stream.
+entries``, "at least once").
 
 Who replays: the ingest batcher of each server process (in its storing thread: when its live
 feed is restored, and before a flush now and then while it defers, backing off), and the
@@ -31,9 +31,9 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
 from common.redis_errors import REDIS_ERRORS
-from monitoring.ingest import StoredReading
 from monitoring.models import StreamBacklog
-from monitoring.realtime.stream import reading_encode, stream_entries_append
+from monitoring.readings import StoredReading
+from monitoring.stream.entries import reading_encode, stream_entries_append
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ Redis traffic is so per ward and per process, not per viewer. Publishers without
 
 Neither pub/sub nor the channel layer before it keeps messages: a dashboard resynchronises
 from the database (its snapshot) on reconnect. When the hub's pub/sub link is lost it reports
-it to the live feed of its loop (``realtime.outage``: dashboards are told the feed is
+it to the live feed of its loop (``live.feed``: dashboards are told the feed is
 degraded) and still delivers everything published in this process; the feed counts Redis as
 back only once the hub is subscribed again (:meth:`LiveHub.link_ok`), and then the dashboards
 resynchronise. A member joining a group waits until the subscription is confirmed, so a
@@ -50,7 +50,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from common import metrics
-from monitoring.realtime.groups import LIVE_GROUP_PREFIXES
+from monitoring.live.groups import LIVE_GROUP_PREFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ _link_lost_handlers: list[LinkLostHandler] = []
 
 def hub_link_lost_handle(handler: LinkLostHandler) -> None:
     """Call ``handler(loop, error)`` when a hub loses its pub/sub link (the live feed of
-    ``realtime.outage`` registers itself here: it imports this module, not the reverse)."""
+    ``live.feed`` registers itself here: it imports this module, not the reverse)."""
     if handler not in _link_lost_handlers:
         _link_lost_handlers.append(handler)
 

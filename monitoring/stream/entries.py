@@ -64,7 +64,7 @@ from django.conf import settings
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from monitoring.ingest import StoredReading
+from monitoring.readings import StoredReading
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def redis_client() -> redis.Redis:
 def append_client() -> redis.Redis:
     """The client that appends to the stream from the ingest paths: a Redis that does not
     answer (hung, black-holed) costs a flush at most ``APPEND_TIMEOUT_SECONDS`` before its
-    readings are deferred to the backlog (``realtime.backlog``), instead of holding the acks."""
+    readings are deferred to the backlog (``stream.backlog``), instead of holding the acks."""
     return _client_for(settings.REDIS_URL, APPEND_TIMEOUT_SECONDS)
 
 
@@ -207,7 +207,7 @@ def readings_stream_append(*, stored: Sequence[StoredReading]) -> None:
 
 def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
     """Append encoded entries (:func:`reading_encode`) to their patients' partitions, in the
-    order given (the deferred ones of ``monitoring.realtime.backlog`` come this way too)."""
+    order given (the deferred ones of ``monitoring.stream.backlog`` come this way too)."""
     if not entries:
         return
     maxlen = int(settings.READINGS_STREAM_MAXLEN)

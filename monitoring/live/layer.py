@@ -2,7 +2,7 @@
 synchronous ones (REST views, Celery tasks, the alarm evaluator).
 
 The dashboards' groups (wards, ward-less patients) go through the process-local live fan-out
-(``realtime.hub``: one Redis PUBLISH per group, delivered by each process to its own
+(``live.hub``: one Redis PUBLISH per group, delivered by each process to its own
 dashboards); the others (a device's, a user's: rare control events) through the channel layer.
 
 Synchronous callers go through a private event loop thread with its own channel-layer
@@ -27,7 +27,7 @@ from django.conf import settings
 from redis import asyncio as aioredis
 
 from common import metrics
-from monitoring.realtime.hub import live_publish, live_publish_sync, live_split
+from monitoring.live.hub import live_publish, live_publish_sync, live_split
 
 logger = logging.getLogger(__name__)
 
