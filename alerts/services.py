@@ -32,7 +32,7 @@ from clinical.models import Patient
 from common.errors import Conflict, ValidationFailed
 from common.logs import log_ids
 from monitoring.live.events import scope_group
-from monitoring.live.layer import groups_publish
+from monitoring.live.publish import live_publish
 from monitoring.readings import BPM_BOUNDS
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def alert_publish(*, alert: Alert, action: str) -> None:
         "alert": alert_payload(alert),
     }
     try:
-        groups_publish([(group, event)])
+        live_publish([(group, event)])
     except Exception:  # the alert is stored; dashboards resynchronise from the snapshot
         logger.exception(
             "could not publish alert %s to dashboards", alert.id, extra=log_ids(alert=alert)
@@ -373,7 +373,7 @@ def ctg_classification_publish(*, row: CtgClassification, ward_id: int | None) -
         "ctg": ctg_classification_payload(row),
     }
     try:
-        groups_publish([(scope_group(ward_id=ward_id, patient_id=row.patient_id), event)])
+        live_publish([(scope_group(ward_id=ward_id, patient_id=row.patient_id), event)])
     except Exception:  # the row is stored; dashboards resynchronise from the snapshot
         logger.exception("could not publish the CTG classification of patient %s", row.patient_id)
 

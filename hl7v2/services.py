@@ -2,7 +2,7 @@
 ACK.
 
 A message is taken whole or not at all: every observation is matched to its device and
-patient and validated (``monitoring.ingest.reading_parse``, the same bounds as the WebSocket
+patient and validated (``monitoring.readings.reading_parse``, the same bounds as the WebSocket
 and REST paths) before any is handed to the process's ingest batcher, which stores them with
 (device, seq) idempotency, appends them to the readings stream for alarm evaluation in the
 same transaction, commits, and broadcasts them to the dashboards. Only then is the ACK built.

@@ -58,7 +58,7 @@ class ReadingKey(models.Model):
     There the readings table is partitioned by ``recorded_at`` and a partitioned table's unique
     keys must contain the partition key, so ``(device_id, seq)`` cannot be unique across
     partitions; this plain table holds the key instead and is written in the same statement as
-    the reading (``monitoring.ingest.readings_store``). Retention deletes the keys of the
+    the reading (``monitoring.readings.readings_store``). Retention deletes the keys of the
     readings it drops. SQLite keeps one plain readings table with its own unique constraint and
     leaves this table empty. No foreign key: device ids are never reused.
     """

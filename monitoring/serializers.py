@@ -56,7 +56,7 @@ class ReadingSerializer(serializers.Serializer):
 class ReadingInSerializer(serializers.Serializer):
     """Documents one reading of POST /api/records/.
 
-    Validation itself is ``monitoring.ingest.reading_parse``, the same code as the device
+    Validation itself is ``monitoring.readings.reading_parse``, the same code as the device
     WebSocket, so both paths accept and refuse exactly the same readings.
     """
 

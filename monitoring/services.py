@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -26,7 +25,7 @@ from common.errors import (
 )
 from common.filters import INT64_MAX
 from monitoring.live.events import reading_batch_events
-from monitoring.live.layer import groups_send_sync
+from monitoring.live.publish import live_publish
 from monitoring.readings import (
     ROW_ERRORS,
     ReadingIn,
@@ -74,7 +73,7 @@ def readings_ingest(
         ) from exc
     if stored:
         # Dashboards hear of the readings only once they are committed.
-        transaction.on_commit(lambda: groups_send_sync(reading_batch_events(stored)))
+        live_publish(reading_batch_events(stored), on_commit=True)
     return stored
 
 

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state"
 def published(monkeypatch):
     """The group messages the evaluator's classification writes publish once committed."""
     sent: list[tuple[str, dict]] = []
-    monkeypatch.setattr(services, "groups_publish", lambda events: sent.extend(events))
+    monkeypatch.setattr(services, "live_publish", lambda events: sent.extend(events))
     return sent
 
 

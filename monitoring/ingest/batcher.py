@@ -50,9 +50,9 @@ from django.db import close_old_connections, connection
 from common import metrics
 from monitoring.ingest.presence import PRESENCE_INTERVAL, Presence, presence_write
 from monitoring.live.events import reading_batch_events
-from monitoring.live.feed import LiveFeed, live_feed, live_send
+from monitoring.live.feed import LiveFeed, live_feed
 from monitoring.live.groups import device_group
-from monitoring.live.layer import Events, groups_send
+from monitoring.live.publish import live_publish
 from monitoring.readings import ReadingIn, StoredReading, readings_store_isolating
 from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
 
@@ -197,10 +197,7 @@ class IngestBatcher:
             )
             changed = await self.loop.run_in_executor(self._presence_executor, write)
             # The connections re-check the device and close with the fitting code.
-            await self._broadcast([(device_group(i), {"type": "device.changed"}) for i in changed])
-
-    async def _broadcast(self, events: Events) -> None:
-        await live_send(events, feed=self.feed)
+            await live_publish([(device_group(i), {"type": "device.changed"}) for i in changed])
 
     # The live feed (``live.feed``) tells the batcher too.
     async def live_degraded(self, feed: LiveFeed) -> None:
@@ -297,7 +294,7 @@ class IngestBatcher:
         # Broadcast before acking so an acked reading is already on its way to dashboards
         # (this process's dashboards have it when this returns; the live hub delivers to them
         # with Redis away too).
-        await groups_send(reading_batch_events(release.stored))
+        await live_publish(reading_batch_events(release.stored))
         refused_ids = {id(r) for r in release.refused}
         for entry in entries:
             if entry.future is not None and not entry.future.done():

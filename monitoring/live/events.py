@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from monitoring.live.groups import patient_group, ward_group
 from monitoring.readings import StoredReading
+
+# What is published: (group, event) pairs; an event is a dict whose "type" names the handler
+# of its receivers (``reading.batch`` -> ``reading_batch``).
+Event = tuple[str, dict[str, Any]]
+Events = Sequence[Event]
 
 
 def scope_group(*, ward_id: int | None, patient_id: int) -> str:
@@ -17,7 +22,7 @@ def scope_group(*, ward_id: int | None, patient_id: int) -> str:
     return ward_group(ward_id) if ward_id is not None else patient_group(patient_id)
 
 
-def reading_batch_events(stored: Iterable[StoredReading]) -> list[tuple[str, dict[str, Any]]]:
+def reading_batch_events(stored: Iterable[StoredReading]) -> list[Event]:
     """``reading.batch`` group messages for stored readings: ONE per ward (per flush)."""
     by_group: dict[str, list[dict[str, Any]]] = {}
     for reading in stored:
@@ -39,7 +44,7 @@ def device_status_events(
     ward_id: int | None,
     online: bool,
     last_seen_at: str | None,
-) -> list[tuple[str, dict[str, Any]]]:
+) -> list[Event]:
     event = {
         "type": "device.status",
         "device": device_id,

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from common.redis_errors import REDIS_ERRORS
-from monitoring.live.hub import hub_existing, hub_link_lost_handle, live_publish, live_split
-from monitoring.live.layer import Events, channel_layer_ping, groups_send
+from monitoring.live.hub import hub_existing, hub_link_lost_handle
+from monitoring.live.layer import channel_layer_ping
 
 logger = logging.getLogger(__name__)
 
@@ -176,28 +176,7 @@ def _hub_link_lost(loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
 hub_link_lost_handle(_hub_link_lost)
 
 
-# --- Degrading helpers for the consumers and the batcher ------------------------------------
-
-
-async def live_send(events: Events, *, feed: LiveFeed | None = None) -> None:
-    """Send events to their groups: the dashboards' through the live hub always (it delivers
-    to this process's dashboards without Redis), the channel layer's unless the feed is
-    degraded (nobody would hear them; connections re-check when it is restored); a failed
-    send degrades it."""
-    feed = feed or live_feed()
-    live, events = live_split(events)
-    if live:
-        await live_publish(live)
-    if feed.degraded or not events:
-        return
-    try:
-        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            failed = await groups_send(events)
-    except TimeoutError as exc:
-        feed.report("group_send", exc)
-        return
-    if failed:
-        feed.report("group_send", RuntimeError(f"{failed} group send(s) failed"))
+# --- Degrading helpers for the consumers ------------------------------------
 
 
 async def groups_join(layer: Any, channel: str, groups: Iterable[str]) -> set[str]:

@@ -22,3 +22,7 @@ def device_group(device_id: int) -> str:
 # The groups whose events go to dashboards: carried by the process-local live fan-out
 # (``live.hub``), not by the channel layer.
 LIVE_GROUP_PREFIXES = ("ward.", "patient.")
+
+
+def is_live_group(group: str) -> bool:
+    return group.startswith(LIVE_GROUP_PREFIXES)

@@ -17,7 +17,8 @@ dashboards' interest itself, in one :class:`LiveHub` per event loop:
   coming back are dropped by their origin.
 
 Redis traffic is so per ward and per process, not per viewer. Publishers without a hub
-(REST views, Celery tasks, the alarm evaluator) publish with :func:`live_publish_sync`.
+(REST views, Celery tasks, the alarm evaluator) publish with :func:`hub_publish_sync`. Both are
+private to ``live``: everyone publishes through ``live.publish.live_publish``.
 
 Neither pub/sub nor the channel layer before it keeps messages: a dashboard resynchronises
 from the database (its snapshot) on reconnect. When the hub's pub/sub link is lost it reports
@@ -40,7 +41,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
@@ -50,11 +51,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from common import metrics
-from monitoring.live.groups import LIVE_GROUP_PREFIXES
+from monitoring.live.events import Events
 
 logger = logging.getLogger(__name__)
-
-Events = Sequence[tuple[str, dict[str, Any]]]
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0)  # between attempts to subscribe again
 PING_SECONDS = 5.0  # a silent pub/sub connection is checked this often
@@ -77,10 +76,6 @@ def hub_link_lost_handle(handler: LinkLostHandler) -> None:
     ``live.feed`` registers itself here: it imports this module, not the reverse)."""
     if handler not in _link_lost_handlers:
         _link_lost_handlers.append(handler)
-
-
-def is_live_group(group: str) -> bool:
-    return group.startswith(LIVE_GROUP_PREFIXES)
 
 
 def _redis_url() -> str | None:
@@ -345,7 +340,7 @@ async def hub_shutdown() -> None:
         await hub.aclose()
 
 
-async def live_publish(events: Events) -> None:
+async def hub_publish(events: Events) -> None:
     """Publish live events from async code (the ingest batcher, device connections)."""
     if events:
         await hub_get().publish(events)
@@ -355,7 +350,7 @@ _sync_client: redis.Redis | None = None
 _sync_client_pid = 0
 
 
-def live_publish_sync(events: Events) -> None:
+def hub_publish_sync(events: Events) -> None:
     """Publish live events from synchronous code, in any process and thread: one pipelined
     round trip. Raises ``redis.RedisError`` when Redis cannot be reached."""
     global _sync_client, _sync_client_pid
@@ -388,12 +383,3 @@ def _deliver_in_process(events: Events) -> None:
                 hub.loop.create_task(coroutine)
             else:
                 asyncio.run_coroutine_threadsafe(coroutine, hub.loop)
-
-
-def live_split(events: Iterable[tuple[str, dict[str, Any]]]) -> tuple[Events, Events]:
-    """(live events, channel-layer events)."""
-    live: list[tuple[str, dict[str, Any]]] = []
-    other: list[tuple[str, dict[str, Any]]] = []
-    for group, event in events:
-        (live if is_live_group(group) else other).append((group, event))
-    return live, other

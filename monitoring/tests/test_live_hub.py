@@ -185,7 +185,7 @@ async def test_without_redis_the_hubs_of_one_process_deliver_to_each_other(setti
     from asgiref.sync import sync_to_async
 
     from monitoring.live.groups import ward_group
-    from monitoring.live.layer import groups_send_sync
+    from monitoring.live.publish import live_publish
     from testing.ws import dashboard_connect, receive_type, subscribe
 
     settings.CHANNEL_LAYER_BACKEND = "memory"
@@ -193,7 +193,7 @@ async def test_without_redis_the_hubs_of_one_process_deliver_to_each_other(setti
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
     event = {"type": "device.status", "ward": ward.id, "patient": 0, "online": True}
-    await sync_to_async(groups_send_sync, thread_sensitive=False)(
+    await sync_to_async(live_publish, thread_sensitive=False)(
         [(ward_group(ward.id), event)], raise_errors=True
     )
     assert (await receive_type(watcher, "device.status"))["online"] is True

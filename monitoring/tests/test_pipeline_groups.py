@@ -12,7 +12,8 @@ import pytest
 from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 
-from monitoring.live import layer as publish
+from monitoring.live import layer as layer_backend
+from monitoring.live.publish import live_publish
 
 
 @dataclass
@@ -39,14 +40,14 @@ async def groups() -> AsyncIterator[Groups]:
 
 async def test_membership_check_finds_only_groups_with_members(groups):
     layer, names = groups.layer, [groups.watched, groups.empty]
-    assert await publish.groups_with_members(layer, names) == {groups.watched}
+    assert await layer_backend.groups_with_members(layer, names) == {groups.watched}
     await layer.group_discard(groups.watched, groups.channel)
-    assert await publish.groups_with_members(layer, names) == set()
+    assert await layer_backend.groups_with_members(layer, names) == set()
 
 
-async def test_groups_send_delivers_to_members_and_skips_empty_groups(groups):
+async def test_live_publish_delivers_to_members_and_skips_empty_groups(groups):
     watched, empty = groups.watched, groups.empty
-    await publish.groups_send(
+    await live_publish(
         [
             (watched, {"type": "device.changed", "group": watched, "items": [1]}),
             (empty, {"type": "device.changed", "group": empty, "items": [2]}),

@@ -36,7 +36,7 @@ def obstetric_device(obstetric_patient):
     return DeviceFactory(patient=obstetric_patient)
 
 
-# --- Validation (one place: monitoring.ingest.reading_parse) ----------------------------------
+# --- Validation (one place: monitoring.readings.reading_parse) ----------------------------------
 
 
 def test_rest_uterine_activity_is_stored_with_value_and_without_bpm(obstetric_device):

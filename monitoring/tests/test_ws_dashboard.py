@@ -10,7 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from alerts.models import Alert
-from monitoring.live import layer as publish
+from monitoring.live.publish import live_publish
 from monitoring.models import Reading
 from monitoring.readings import reading_parse
 from monitoring.services import readings_ingest
@@ -272,7 +272,7 @@ async def test_alert_events_are_forwarded_as_alert_frames(nurse, ward):
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
     alert = {"id": 9, "patient": 1, "ward": ward.id, "kind": "bradycardia", "state": "active"}
-    await sync_to_async(publish.groups_send_sync)(
+    await sync_to_async(live_publish)(
         [(f"ward.{ward.id}", {"type": "alert.event", "alert": alert})]
     )
     assert await receive_type(watcher, "alert") == {"type": "alert", "alert": alert}
@@ -363,7 +363,7 @@ async def test_alert_published_to_ward_and_patient_groups_arrives_once(nurse, pa
     await subscribe(watcher, patient=patient.id)
     alert = {"id": 3, "patient": patient.id, "ward": ward.id, "state": "acknowledged"}
     event = {"type": "alert.event", "action": "acknowledged", "alert": alert}
-    await sync_to_async(publish.groups_send_sync)(
+    await sync_to_async(live_publish)(
         [(f"patient.{patient.id}", event), (f"ward.{ward.id}", event)]
     )
     assert (await receive_type(watcher, "alert"))["alert"] == alert
