@@ -100,7 +100,7 @@ async def test_daphne_logs_json_with_the_request_and_the_device(live_env, tmp_pa
     assert access["request_id"] == "lb-trace-1"
     assert access["status"] == 200 and access["path"] == "/healthz"
     for message in ("connected", "disconnected"):
-        line = logged(lines, "monitoring.consumers", message)
+        line = logged(lines, "monitoring.consumers.device", message)
         assert line["device_id"] == seeded["device"]
         assert line["patient_id"] == seeded["patient"]
 

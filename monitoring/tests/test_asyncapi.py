@@ -63,7 +63,8 @@ def test_every_frame_type_the_server_sends_is_documented():
         for message in document["components"]["messages"].values()
     }
     app = Path(__file__).parents[1]
-    source = (app / "consumers.py").read_text() + (app / "live" / "feed.py").read_text()
+    modules = [*(app / "consumers").glob("*.py"), app / "protocol.py", app / "live" / "feed.py"]
+    source = "".join(module.read_text() for module in modules)
     sent = set(re.findall(r'\{\s*"type": "([a-z.]+)"', source))
     sent |= {"error", "readings", "device.status", "alert", "snapshot"}
     assert sent <= documented, sent - documented

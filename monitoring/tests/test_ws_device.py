@@ -252,7 +252,7 @@ async def device_streaming(device, monkeypatch, *, presence_interval: float):
     """The device connected, its first reading acked; the connection writes its presence (and
     re-checks the device) every ``presence_interval`` seconds; its own periodic re-check
     never comes."""
-    from monitoring import consumers
+    from monitoring.consumers import device as consumers
 
     async def never(delay: float) -> None:
         await asyncio.Event().wait()
@@ -310,7 +310,7 @@ async def test_admin_changes_through_services_close_the_connection_at_once(
 async def test_each_connection_rechecks_its_device_on_a_phase_of_its_own(device, monkeypatch):
     """The periodic re-check first waits a random part of the period (connections that opened
     together do not query together), then re-checks."""
-    from monitoring import consumers
+    from monitoring.consumers import device as consumers
 
     delays: list[float] = []
     first_wait_over = asyncio.Event()

@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection
 
-from monitoring import consumers
+from monitoring.consumers import device as consumers
 from monitoring.ingest import batcher
 from monitoring.models import Reading
 from monitoring.readings import ReadingIn, readings_store_isolating
