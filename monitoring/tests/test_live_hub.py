@@ -192,7 +192,7 @@ async def test_without_redis_the_hubs_of_one_process_deliver_to_each_other(setti
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
-    event = {"type": "device.status", "ward": ward.id, "patient": 0, "online": True}
+    event = {"type": "device.status", "device": 1, "ward": ward.id, "patient": 0, "online": True}
     await sync_to_async(live_publish, thread_sensitive=False)(
         [(ward_group(ward.id), event)], raise_errors=True
     )

@@ -46,6 +46,7 @@ async def test_first_frame_other_than_auth_closes_4401(nurse):
     assert await expect_close(communicator) == 4401
 
 
+@pytest.mark.frames_malformed
 @pytest.mark.parametrize("token", ["garbage", "", None, 42])
 async def test_invalid_token_closes_4401(nurse, token):
     communicator = await dashboard_connect()
@@ -85,6 +86,7 @@ async def test_auth_ok_carries_the_user(nurse, place):
     await communicator.disconnect()
 
 
+@pytest.mark.frames_malformed
 async def test_subscribe_outside_places_answers_like_a_missing_one(nurse):
     other_ward = await sync_to_async(WardFactory)()
     other_patient = await sync_to_async(PatientFactory)(ward=other_ward)
@@ -279,6 +281,7 @@ async def test_alert_events_are_forwarded_as_alert_frames(nurse, ward):
     await watcher.disconnect()
 
 
+@pytest.mark.frames_malformed
 async def test_alert_ack_calls_the_alerts_service_and_checks_visibility(
     nurse, patient, monkeypatch
 ):

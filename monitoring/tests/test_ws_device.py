@@ -150,6 +150,7 @@ async def test_invalid_reading_gets_error_with_seq_and_others_are_stored(device)
     await communicator.disconnect()
 
 
+@pytest.mark.frames_malformed
 async def test_reading_without_seq_is_rejected(device):
     communicator = await device_connect(device.token)
     frame = reading(1)
@@ -161,6 +162,7 @@ async def test_reading_without_seq_is_rejected(device):
     assert await _count(device) == 0
 
 
+@pytest.mark.frames_malformed
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
@@ -185,6 +187,7 @@ async def test_bad_frames_get_an_error_without_seq_and_the_connection_stays_open
     await communicator.disconnect()
 
 
+@pytest.mark.frames_malformed
 async def test_frame_and_batch_limits(device, settings):
     settings.WS_MAX_FRAME_BYTES = 2000
     settings.WS_MAX_BATCH_ITEMS = 5
