@@ -50,7 +50,6 @@ from monitoring.serializers import (
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
 MAX_BUCKETS = 5000
 DEFAULT_AGGREGATE_RANGE = timedelta(hours=1)
-DEFAULT_CTG_RANGE = timedelta(minutes=30)
 MAX_CTG_RANGE = timedelta(hours=2)
 
 
@@ -218,10 +217,17 @@ class RecordHistoryView(ListAPIView[Reading]):
         "Baseline, variability, accelerations, decelerations (early / late / variable against "
         "the contractions), contractions and their frequency, signal loss and the FIGO "
         "classification with its reasons, computed from the stored fetal heart rate and "
-        "uterine activity of [`from`, `to`).\n\n"
-        "`to` defaults to now and `from` to 30 minutes before `to`; the window may be at most "
-        "2 hours long and `from` must be before `to` (400 otherwise). docs/ctg.md says how "
-        "each number is read."
+        "uterine activity of [`from`, `to`), as the alarm evaluator reads it (the same "
+        "analysis, window and look-back).\n\n"
+        "`to` defaults to now and `from` to the evaluator's window before `to` (30 minutes): "
+        "without `from` the answer is the reading the ward tile and the CTG alarms give for "
+        "that moment. Both are taken to whole seconds (down). The window may be at most 2 hours "
+        "long and `from` must be before `to` (400 otherwise).\n\n"
+        "Only monitored time is analysed: the window's part since the current monitoring "
+        "session began (its first fetal heart rate or uterine activity reading after a gap of "
+        "more than 10 minutes; `monitored_since`, `monitored_seconds`). Less than 10 minutes "
+        'of it is `insufficient_signal` with `needs_minutes` set and the reason "too short to '
+        'classify yet". docs/ctg.md says how each number is read.'
     ),
     parameters=[
         OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
@@ -236,16 +242,19 @@ class PatientCtgView(APIView):
         patient = patient_visible_get(user=request_person(request), patient_id=pk)
         query = CtgQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        end = query.validated_data.get("to") or timezone.now()
-        start = query.validated_data.get("from") or end - DEFAULT_CTG_RANGE
-        if start >= end:
-            raise ValidationFailed(
-                "The window is empty.", details={"from": ["Must be before `to`."]}
-            )
-        if end - start > MAX_CTG_RANGE:
-            raise ValidationFailed(
-                "The window is longer than 2 hours.",
-                details={"to": ["At most 2 hours after `from`."]},
-            )
-        result = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
-        return Response(ctg_payload(patient_id=patient.id, result=result))
+        # Whole seconds, as the evaluator's windows: the analysis is on a one-second grid.
+        end = (query.validated_data.get("to") or timezone.now()).replace(microsecond=0)
+        start = query.validated_data.get("from")
+        if start is not None:
+            start = start.replace(microsecond=0)
+            if start >= end:
+                raise ValidationFailed(
+                    "The window is empty.", details={"from": ["Must be before `to`."]}
+                )
+            if end - start > MAX_CTG_RANGE:
+                raise ValidationFailed(
+                    "The window is longer than 2 hours.",
+                    details={"to": ["At most 2 hours after `from`."]},
+                )
+        reading = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
+        return Response(ctg_payload(patient_id=patient.id, reading=reading))
