@@ -6,7 +6,7 @@ latest classification (``CtgClassification``, published to the dashboards when i
 
 Cost: a patient evaluated costs one grouped query of the seconds of its window that may have
 changed since its last evaluation (the process keeps the window: ``alerts.ctg_window``; the
-whole window and its look-back, about 7,200 rows, on its first evaluation and every few minutes) and
+whole window and its look-back, about 16,000 rows, on its first evaluation and every few minutes) and
 the analysis, on the kept one-second grid (a few milliseconds); a patient not yet due costs
 nothing beyond its share of one MGET. The rule state is one small record per patient in
 Redis; the classifications of the patients evaluated are read in one query and written only

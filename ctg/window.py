@@ -7,16 +7,18 @@ second, counted over the time the patient was monitored only:
 
 - **The window**: ``CtgWindow.seconds`` (30 minutes: FIGO averages the contractions over 30
   minutes) ending at the given second; the reader loads ``lookback_seconds`` of trace before
-  it as well, so that the start of the monitoring session is known at the window's start.
+  it as well (``ctg.analysis.CTG_LOOKBACK_SECONDS``): the analysis's context for the baseline
+  and FIGO's time criteria, and where the monitoring session began.
 - **A monitoring session** runs from the first second with a fetal heart rate or uterine
   activity reading (the cardiotocograph's two channels; a maternal pulse alone is not a CTG)
   to the last, and ends at a gap of more than ``session_gap_seconds`` (10 minutes: as long as
   a baseline period, so that a transducer taken off and put back later starts a new trace,
   while a shorter dropout is counted as signal loss of the session).
 - **Monitored time** is the part of the window inside the current session (the last one that
-  began before the window's end). Only it is analysed, so the signal loss is the share of the
-  monitored seconds without a fetal heart rate: a monitor attached 5 minutes ago has not lost
-  the 25 minutes before it.
+  began before the window's end). Only it is classified, with the session's trace before it
+  as context (a previous session's trace is another recording), so the signal loss is the
+  share of the monitored seconds without a fetal heart rate: a monitor attached 5 minutes ago
+  has not lost the 25 minutes before it.
 - A session shorter than one baseline period (``CtgParams.period_seconds``, 10 minutes) is
   "too short to classify yet", with the minutes it still needs; the classification stays
   ``insufficient_signal`` (the contract's word for "no FIGO class can be given").
@@ -27,17 +29,28 @@ docs/ctg.md ("The window and monitored time") says the same for clinicians.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ctg.analysis import INSUFFICIENT, CtgParams, CtgResult, Series, ctg_analyse_series
+from ctg.analysis import (
+    CTG_LOOKBACK_SECONDS,
+    CTG_WINDOW_SECONDS,
+    INSUFFICIENT,
+    CtgParams,
+    CtgResult,
+    Series,
+    ctg_analyse_series,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class CtgWindow:
     """How much trace a reading covers; one instance (``CTG_WINDOW``) for every reader."""
 
-    seconds: int = 1800
-    lookback_seconds: int = 600  # read before the window (at least ``session_gap_seconds``)
+    seconds: int = CTG_WINDOW_SECONDS
+    # Trace read before the window: context for the baseline and FIGO's time criteria, and
+    # where the monitoring session began (so at least ``session_gap_seconds``).
+    lookback_seconds: int = CTG_LOOKBACK_SECONDS
     session_gap_seconds: int = 600
 
     def __post_init__(self) -> None:
@@ -67,7 +80,7 @@ class CtgReading:
     end: float
     monitored_since: float | None  # the current session's first second (None: no CTG at all)
     offset: int  # index in the loaded grid of ``result.start`` (to cut other series alike)
-    fhr: Series  # the analysed seconds, as the analysis read them
+    fhr: Series  # the grid's FHR from ``result.start`` on (before any exclusion)
     needs_minutes: int | None = None  # too short to classify: the minutes still needed
 
     @property
@@ -98,27 +111,37 @@ def ctg_read(
     end: float,
     window: CtgWindow = CTG_WINDOW,
     params: CtgParams | None = None,
+    excluded: Sequence[bool] | None = None,
 ) -> CtgReading:
     """Read the window ending at ``end`` from the grid [start, end) of fetal heart rate and
-    uterine activity (``ctg.analysis.per_second``; ``start`` at most ``end`` minus
-    ``window.span_seconds``, whole seconds apart from ``end``). Reads, never changes, the
-    series."""
+    uterine activity (``ctg.analysis.per_second``; ``start`` whole seconds before ``end``,
+    normally ``end - window.span_seconds``; less look-back is read as a session that began
+    at the grid's start). ``excluded``: the analysis's mask of seconds whose FHR is not the
+    fetus's, one per second of the grid. Reads, never changes, the series."""
     p = params or CtgParams()
     count = len(fhr)
     window_start = end - window.seconds
     first_window = max(0, count - window.seconds)
     session = session_start(fhr, ua, gap_seconds=window.session_gap_seconds)
     offset = first_window if session is None else max(first_window, session)
-    part_fhr, part_ua = fhr[offset:], ua[offset:]
+    context = 0 if session is None else session  # the session's own trace only
     analysed_from = start + offset
-    result = ctg_analyse_series(fhr=part_fhr, ua=part_ua, start=analysed_from, end=end, params=p)
+    result = ctg_analyse_series(
+        fhr=fhr[context:],
+        ua=ua[context:],
+        start=start + context,
+        end=end,
+        params=p,
+        excluded=None if excluded is None else excluded[context:],
+        assess_from=analysed_from,
+    )
     reading = CtgReading(
         result=result,
         window_start=window_start,
         end=end,
         monitored_since=None if session is None else start + session,
         offset=offset,
-        fhr=part_fhr,
+        fhr=fhr[offset:],
     )
     monitored = count - offset
     if session is not None and monitored < p.period_seconds:

@@ -3,11 +3,18 @@ of a window whose monitoring began inside it."""
 
 from __future__ import annotations
 
-from ctg.analysis import INSUFFICIENT, NORMAL, Series, per_second
+from ctg.analysis import (
+    CTG_LOOKBACK_SECONDS,
+    CTG_WINDOW_SECONDS,
+    INSUFFICIENT,
+    NORMAL,
+    Series,
+    per_second,
+)
 from ctg.tests.traces import T0, fhr_trace, ua_trace
 from ctg.window import CTG_WINDOW, CtgWindow, ctg_read, session_start
 
-SPAN = CTG_WINDOW.span_seconds  # 40 minutes: the 10-minute look-back and the 30-minute window
+SPAN = CTG_WINDOW.span_seconds  # the look-back and the 30-minute window
 
 
 def grids(minutes_before_end: float, *, lost: tuple[tuple[float, float], ...] = ()):
@@ -64,7 +71,8 @@ def test_a_monitor_running_longer_than_the_window_is_read_over_the_whole_window(
     fhr, ua, start, end = grids(40)
     reading = ctg_read(fhr=fhr, ua=ua, start=start, end=end)
     assert reading.monitored_seconds == 1800
-    assert reading.result.start == end - 1800 and reading.offset == 600
+    assert reading.result.start == end - 1800
+    assert reading.offset == CTG_WINDOW.lookback_seconds
     assert reading.monitored_since == start  # as far back as the grid shows
     assert reading.result.classification == NORMAL
 
@@ -120,4 +128,4 @@ def test_a_window_of_another_length_keeps_the_rules():
     assert window.seconds == 3600
     assert window.lookback_seconds == CTG_WINDOW.lookback_seconds
     assert window.session_gap_seconds == CTG_WINDOW.session_gap_seconds
-    assert CtgWindow().span_seconds == 2400
+    assert CtgWindow().span_seconds == CTG_WINDOW_SECONDS + CTG_LOOKBACK_SECONDS
