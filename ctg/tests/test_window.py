@@ -68,7 +68,7 @@ def test_the_minutes_still_needed_count_down_to_a_classification():
 
 
 def test_a_monitor_running_longer_than_the_window_is_read_over_the_whole_window():
-    fhr, ua, start, end = grids(40)
+    fhr, ua, start, end = grids(SPAN / 60)
     reading = ctg_read(fhr=fhr, ua=ua, start=start, end=end)
     assert reading.monitored_seconds == 1800
     assert reading.result.start == end - 1800
