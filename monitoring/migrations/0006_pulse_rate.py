@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0004_stream_backlog'),
+        ('monitoring', '0005_strip_notes'),
     ]
 
     operations = [
