@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson, request_person
+from audit.models import Action
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
@@ -73,6 +74,7 @@ class RecordsView(APIView):
 
     authentication_classes = [JWTAuthentication, DeviceTokenAuthentication]
     permission_classes = [IsDevice | IsPerson]
+    audit_resource = "reading"
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -156,6 +158,7 @@ class ReadingPageSerializer(serializers.Serializer):
     },
 )
 class RecordHistoryView(ListAPIView[Reading]):
+    audit_resource, audit_action = "reading", Action.SEARCH
     serializer_class = ReadingSerializer
     permission_classes = [IsPerson]
     pagination_class = ReadingCursorPagination
@@ -230,6 +233,7 @@ class RecordHistoryView(ListAPIView[Reading]):
     responses={200: CtgSerializer, **_errors(400, 401, 404)},
 )
 class PatientCtgView(APIView):
+    audit_resource, audit_patient_kwarg = "ctg", "pk"
     permission_classes = [IsPerson]
 
     def get(self, request: Request, pk: int) -> Response:
