@@ -9,7 +9,9 @@ change that committed has its record; reads are recorded before the response lea
 What a route is, without a line in the view:
 - a DRF viewset: its router ``basename`` is the resource, its action (list, retrieve, ...)
   the audit action (search, read, ...); a view may rename actions in ``audit_actions``;
-- another DRF view: its ``audit_resource`` (and optional ``audit_action``);
+- another DRF view: its ``audit_resource`` (and optional ``audit_action``, or
+  ``audit_actions`` per method; ``audit_patient_kwarg`` and ``audit_id_kwarg`` name the URL
+  arguments holding the patient and the resource id);
 - a URL namespace with its own naming (FHIR) registers a resolver
   (``audit_routes_register``) in its app's ``ready()``.
 Views without a resource (login, schema, health, metrics, static files) record nothing here;
@@ -101,7 +103,11 @@ def route_target(match: ResolverMatch, method: str) -> Target | None:
         operation = None if name in VIEWSET_ACTIONS else name
     else:
         resource = getattr(cls, "audit_resource", None)
-        action = getattr(cls, "audit_action", None) or METHOD_ACTIONS[method]
+        action = (
+            getattr(cls, "audit_actions", {}).get(method)
+            or getattr(cls, "audit_action", None)
+            or METHOD_ACTIONS[method]
+        )
         operation = getattr(cls, "audit_operation", None)
     if not resource:
         return None
@@ -151,10 +157,14 @@ def _identify(
     cls = target.view_class
     data = getattr(response, "data", None)
     data = data if isinstance(data, dict) and response.status_code < 400 else {}
-    resource_id = kwargs.get("pk", kwargs.get("id"))
+    id_kwarg = getattr(cls, "audit_id_kwarg", None)
+    patient_kwarg = getattr(cls, "audit_patient_kwarg", None) or "patient_id"
+    if id_kwarg:
+        resource_id = kwargs.get(id_kwarg)
+    else:
+        resource_id = kwargs.get("pk", kwargs.get("id")) if patient_kwarg != "pk" else None
     if resource_id is None and target.action == Action.CREATE:
         resource_id = data.get("id")
-    patient_kwarg = getattr(cls, "audit_patient_kwarg", None) or "patient_id"
     if target.resource == "patient":
         patient = _int(resource_id)
     elif patient_kwarg in kwargs:

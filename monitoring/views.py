@@ -312,6 +312,8 @@ class NotesQuerySerializer(CtgQuerySerializer):
     ),
 )
 class PatientNotesView(ListAPIView[StripNote]):
+    audit_resource, audit_patient_kwarg = "note", "pk"
+    audit_actions = {"GET": Action.SEARCH}
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
     serializer_class = NoteSerializer
@@ -356,6 +358,7 @@ def _patient_note(request: Request, pk: int, note_id: int) -> tuple[Any, StripNo
 
 
 class PatientNoteView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
 
@@ -394,6 +397,8 @@ class PatientNoteView(APIView):
 
 
 class PatientNoteAddendaView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
+    audit_action, audit_operation = Action.UPDATE, "addendum"
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
 

@@ -199,3 +199,19 @@ def test_places_and_wards_reads_are_not_recorded_but_changes_are(admin_api, plac
     assert not AuditRecord.objects.exists()
     assert admin_api.patch(f"/api/places/{place.id}/", {"name": "New name"}).status_code == 200
     assert only_record().resource_type == "place"
+
+
+def test_strip_notes_are_recorded_with_their_patient(nurse_api, patient):
+    created = nurse_api.post(
+        f"/api/patients/{patient.id}/notes/", {"at": "2026-12-07T10:00:00Z", "text": "Baseline"}
+    )
+    assert created.status_code == 201, created.content
+    assert nurse_api.get(f"/api/patients/{patient.id}/notes/").status_code == 200
+    got = [
+        (r.resource_type, r.action, r.resource_id, r.patient_id)
+        for r in AuditRecord.objects.order_by("id")
+    ]
+    assert got == [
+        ("note", "create", str(created.json()["id"]), patient.id),
+        ("note", "search", str(patient.id), patient.id),
+    ]
