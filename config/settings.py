@@ -474,6 +474,9 @@ ALARM_CTG_EVALUATE_SECONDS = env_float("ALARM_CTG_EVALUATE_SECONDS", 5.0)
 # often, so an evaluator following hundreds of fetal monitors does not rewrite every row every
 # evaluation.
 CTG_REASONS_REFRESH_SECONDS = env_float("CTG_REASONS_REFRESH_SECONDS", 60.0)
+# Strip notes (monitoring.notes): the author may correct a note this long after writing it;
+# afterwards it is part of the record and is only annotated.
+NOTE_EDIT_MINUTES = env_float("NOTE_EDIT_MINUTES", 15.0)
 ALARM_CTG_CLEAR_SECONDS = env_int("ALARM_CTG_CLEAR_SECONDS", 30)
 # A high-priority alert unacknowledged this long is escalated to admins, and again every
 # interval until someone acknowledges it.
