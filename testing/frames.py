@@ -58,7 +58,7 @@ def _closed(schema: Any, *, in_all_of: bool = False) -> Any:
         return [_closed(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    closed = {}
+    closed: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "allOf":
             closed[key] = [_closed(member, in_all_of=True) for member in value]

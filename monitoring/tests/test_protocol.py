@@ -47,7 +47,7 @@ def test_the_size_limit_counts_bytes_not_characters():
 def test_device_frames_become_commands():
     one = {"type": "reading", "seq": 1}
     assert protocol.device_command(one, max_items=2) == SendReadings([one])
-    batch = {"type": "readings", "items": [{"seq": 1}, {"seq": 2}]}
+    batch: dict = {"type": "readings", "items": [{"seq": 1}, {"seq": 2}]}
     assert protocol.device_command(batch, max_items=2) == SendReadings(batch["items"])
     assert protocol.device_command({"type": "ping"}, max_items=2) == Ping()
 
