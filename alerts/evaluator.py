@@ -20,10 +20,10 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from alerts.evaluate import alarms_evaluate
+from alerts.stream_reader import StreamReader, drain
 from common import metrics
 from monitoring.readings import StoredReading
 from monitoring.stream.backlog import stream_backlog_replay
-from monitoring.stream.entries import StreamReader, drain
 
 logger = logging.getLogger(__name__)
 

@@ -230,7 +230,7 @@ def readings_store(
     *,
     readings: Sequence[ReadingIn],
     wards: dict[int, int | None] | None = None,
-    queue: Callable[[list[StoredReading]], None] | None = None,
+    queue: Callable[[list[StoredReading]], object] | None = None,
     path: str = "rest",
 ) -> list[StoredReading]:
     """Store readings durably; returns only the rows inserted now (duplicates are skipped).
@@ -261,7 +261,7 @@ def _readings_store(
     *,
     readings: Sequence[ReadingIn],
     wards: dict[int, int | None] | None,
-    queue: Callable[[list[StoredReading]], None] | None,
+    queue: Callable[[list[StoredReading]], object] | None,
 ) -> list[StoredReading]:
     wards = wards or {}
     received_at = timezone.now()

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from monitoring.stream.backlog import stream_backlog_size
-from monitoring.stream.entries import stream_lag
+from monitoring.stream.lag import stream_lag
 
 TIMEOUT_SECONDS = 1.0
 

@@ -138,10 +138,6 @@ def stream_backlog_size() -> int:
     return int(StreamBacklog.objects.aggregate(size=Coalesce(Sum("size"), 0))["size"])
 
 
-def stream_deferring() -> bool:
-    return bool(_deferral.active)
-
-
 def deferral_reset(*, active: bool | None = None) -> None:
     """Set this process's deferral state (tests; None: look at the backlog on the next use)."""
     _deferral.active, _deferral.next_replay, _deferral.interval = active, 0.0, REPLAY_SECONDS

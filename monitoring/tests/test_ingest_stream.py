@@ -105,7 +105,7 @@ def test_rest_readings_are_stored_during_a_stream_outage_and_queued_after(device
     monkeypatch.undo()
     assert backlog.stream_backlog_replay_due(force=True) == 1
     assert [seq for seq, _ in queued(device.patient_id)] == [1]
-    assert _deferred() == [] and not backlog.stream_deferring()
+    assert _deferred() == [] and not backlog._deferral.active
 
 
 def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(device, monkeypatch):
@@ -116,4 +116,4 @@ def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(devi
     backlog.deferral_reset()  # a new process (the one that deferred reading 1 died)
     readings_ingest(readings=[reading_parse(reading(2), target=target, require_seq=True)])
     assert [seq for seq, _ in queued(device.patient_id)] == [1, 2]
-    assert _deferred() == [] and not backlog.stream_deferring()
+    assert _deferred() == [] and not backlog._deferral.active

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from alerts.evaluator import evaluate_pending, evaluator_run
 from alerts.metrics import StreamBacklogCollector
+from alerts.stream_reader import consumer_name_default
 from common.metrics_http import metrics_exporter_start
-from monitoring.stream.entries import consumer_name_default
 
 logger = logging.getLogger(__name__)
 

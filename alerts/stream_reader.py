@@ -1,0 +1,458 @@
+"""The alarm evaluator's reader of the readings stream (``monitoring.stream.entries``): partition
+leases, at-least-once delivery in order per patient.
+
+Delivery: at least once, in order per patient
+    A partition is read by one evaluator at a time, the holder of its lease. The handler gets
+    each partition's entries in stream order and they are acknowledged (``XACK``) only after it
+    returned. If it raises, the entries stay pending and are read again before anything newer
+    from that partition, so nothing overtakes them. An evaluator that takes a partition over
+    first claims (``XAUTOCLAIM``) everything pending in it, whoever it was delivered to: the
+    lease makes it the only reader, and waiting for those entries to become idle would let
+    newer ones overtake them. Afterwards it reclaims entries idle longer than ``min_idle_ms``
+    now and then, a backstop for entries an evaluator read just as it lost its lease. A reading
+    may so be evaluated twice; the rules tolerate that (one open alert per patient and kind, and
+    a repeat at the same priority changes nothing).
+
+Partition leases
+    A lease is a redis-py ``Lock`` on ``{prefix}readings-lease:{partition}`` whose token is the
+    consumer name: ``SET NX PX`` to take it, a compare-and-``PEXPIRE`` to renew it, a
+    compare-and-``DEL`` to release it. Live evaluators are a sorted set
+    ``{prefix}readings-evaluators`` of consumer names scored with their heartbeat's deadline in
+    Redis's own clock (``TIME``), so evaluators on machines with different clocks agree, and so
+    they can be counted without scanning keys. Each evaluator holds at most its fair share,
+    ``ceil(N / live evaluators)``: one that holds more gives the highest partitions back, so a
+    new evaluator gets some; a dead evaluator's leases and heartbeat expire after ``lease_ms``
+    and the others take its partitions. While :meth:`StreamReader.run` runs, a background
+    thread renews the leases, so a slow handler keeps its partitions and only a dead or frozen
+    process loses them.
+
+Why this is written here: Redis consumer groups hand a stream's entries to whichever consumer
+asks first, which keeps no order per patient once two consumers read one stream; assigning
+partitions to consumers (what Kafka's group coordinator does) is not part of Redis, and the
+kept libraries (redis-py, walrus, Celery/kombu) offer consumer groups or queues but not
+partition leases with takeover. The building blocks are redis-py's (``Lock``, the stream
+commands); what is written here is the assignment rule and the order of the steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, cast
+
+import redis
+from django.conf import settings
+from redis.exceptions import LockError
+from redis.lock import Lock
+
+from monitoring.readings import StoredReading
+from monitoring.stream.entries import (
+    GROUP,
+    evaluators_key,
+    lease_key,
+    partition_key,
+    partitions,
+    reading_decode,
+    redis_client,
+    server_ms,
+    text,
+)
+
+logger = logging.getLogger(__name__)
+
+READ_COUNT = 500  # entries per partition per read: one handler call
+
+Handler = Callable[[list[StoredReading]], object]
+
+
+# --- The reader -----------------------------------------------------------------------------
+
+
+def consumer_name_default() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StreamReader:
+    """One evaluator's reader of the readings stream (the module docstring says how).
+
+    ``handler(readings)`` is called once per read with the new entries of every partition
+    read (each partition's in stream order; entries pending again after a failure, once per
+    partition); it must have committed its writes when it returns, because the entries are
+    then acknowledged. Use it as a
+    context manager (or ``start()`` / ``close()``) and call ``rebalance()`` and ``poll()``, or
+    ``run()`` them until stopped.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        consumer: str,
+        group: str = GROUP,
+        lease_ms: int | None = None,
+        min_idle_ms: int | None = None,
+        count: int = READ_COUNT,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.handler = handler
+        self.consumer = consumer
+        self.group = group
+        self.lease_ms = int(lease_ms or settings.READINGS_STREAM_LEASE_MS)
+        self.min_idle_ms = self.lease_ms if min_idle_ms is None else min_idle_ms
+        self.count = count
+        self.retry_seconds = retry_seconds
+        self.pace_seconds = float(settings.READINGS_STREAM_PACE_SECONDS)
+        self.partitions = partitions()
+        self.client = redis_client()
+        self._leases: dict[int, Lock] = {}
+        # Guards _leases: the renewing thread drops leases it lost.
+        self._lock = threading.Lock()
+        # Partitions with entries pending for this consumer, read before anything new.
+        self._backlog: set[int] = set()
+        self._retry_at: dict[int, float] = {}
+        self._announced: list[int] | None = None
+
+    # --- Lifecycle ---
+
+    def __enter__(self) -> StreamReader:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Create the consumer group where missing and take this evaluator's partitions."""
+        self.groups_create()
+        self.rebalance()
+
+    def close(self) -> None:
+        """Give the leases back and leave the live set (a clean stop: others take over now)."""
+        with self._lock:
+            for lock in self._leases.values():
+                with suppress(LockError, redis.RedisError):
+                    lock.release()
+            self._leases.clear()
+        with suppress(redis.RedisError):
+            self.client.zrem(evaluators_key(), self.consumer)
+        logger.info("consumer %s released its partitions", self.consumer)
+
+    def groups_create(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for partition in range(self.partitions):
+            pipe.xgroup_create(partition_key(partition), self.group, id="0", mkstream=True)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
+
+    @property
+    def owned(self) -> list[int]:
+        with self._lock:
+            return sorted(self._leases)
+
+    @property
+    def has_backlog(self) -> bool:
+        return bool(self._backlog & set(self.owned))
+
+    # --- Leases ---
+
+    def renew(self) -> int:
+        """Heartbeat and renew the leases held (any thread); returns how many evaluators live."""
+        with self._lock:
+            now = server_ms(self.client)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(evaluators_key(), {self.consumer: now + self.lease_ms})
+            pipe.zremrangebyscore(evaluators_key(), "-inf", now)
+            pipe.zcard(evaluators_key())
+            live = int(pipe.execute()[-1])
+            for partition, lock in list(self._leases.items()):
+                try:
+                    lock.reacquire()
+                except LockError:
+                    del self._leases[partition]
+                    logger.warning("consumer %s lost partition %d", self.consumer, partition)
+            return live
+
+    def rebalance(self) -> list[int]:
+        """Renew; give back leases above the fair share, take free ones up to it; returns the
+        partitions held. A partition taken over is first claimed whole (module docstring)."""
+        live = self.renew()
+        fair = math.ceil(self.partitions / max(live, 1))
+        with self._lock:
+            for partition in sorted(self._leases)[fair:]:  # the highest go back
+                with suppress(LockError):
+                    self._leases.pop(partition).release()
+            held = set(self._leases)
+            for partition in range(self.partitions):
+                if len(self._leases) >= fair:
+                    break
+                if partition in self._leases:
+                    continue
+                lock = self.client.lock(
+                    lease_key(partition), timeout=self.lease_ms / 1000, thread_local=False
+                )
+                if not lock.acquire(blocking=False, token=self.consumer):
+                    continue
+                try:
+                    self._takeover(partition)
+                except redis.RedisError:
+                    # Not read before its pending entries are ours: give it back, retry later.
+                    with suppress(LockError, redis.RedisError):
+                        lock.release()
+                    raise
+                self._leases[partition] = lock
+            for partition in held & set(self._leases):
+                self._claim(partition, min_idle_ms=self.min_idle_ms)
+            owned = sorted(self._leases)
+        if owned != self._announced:
+            self._announced = owned
+            logger.info(
+                "consumer %s owns partitions %s of %d (%d live evaluators)",
+                self.consumer,
+                owned,
+                self.partitions,
+                live,
+            )
+        return owned
+
+    def _takeover(self, partition: int) -> None:
+        self._claim(partition, min_idle_ms=0)
+        # Everything pending is now this consumer's: forget the others (a killed evaluator's
+        # name would otherwise stay in the group for ever). One that reads again comes back.
+        key = partition_key(partition)
+        for info in cast("list[dict[str, Any]]", self.client.xinfo_consumers(key, self.group)):
+            name = text(info["name"])
+            if name != self.consumer and int(info["pending"]) == 0:
+                self.client.xgroup_delconsumer(key, self.group, name)
+
+    def _claim(self, partition: int, *, min_idle_ms: int) -> int:
+        key, start, claimed = partition_key(partition), "0-0", 0
+        while True:
+            cursor, entries, *_deleted = cast(
+                "list[Any]",
+                self.client.xautoclaim(
+                    key, self.group, self.consumer, min_idle_ms, start_id=start, count=self.count
+                ),
+            )
+            claimed += len(entries)
+            if text(cursor) == "0-0":
+                break
+            start = cursor
+        if claimed:
+            self._backlog.add(partition)
+            logger.info(
+                "consumer %s claimed %d pending entries of partition %d",
+                self.consumer,
+                claimed,
+                partition,
+            )
+        return claimed
+
+    # --- Reading ---
+
+    def poll(self, *, block_ms: int | None = None, raise_errors: bool = False) -> int:
+        """Hand the next entries of each partition held to the handler; returns how many were
+        acknowledged.
+
+        Partitions with entries pending for this consumer are read from those first; the others
+        wait up to ``block_ms`` for new entries (None: no waiting). A handler that raises is
+        logged (raised again with ``raise_errors``) and its entries stay pending, retried after
+        ``retry_seconds``.
+        """
+        owned = set(self.owned)
+        self._backlog &= owned
+        now = time.monotonic()
+        due = sorted(p for p in self._backlog if self._retry_at.get(p, 0.0) <= now)
+        fresh = sorted(owned - self._backlog)
+        if due:
+            batches = self._read(dict.fromkeys(due, "0"), block_ms=None)
+            for partition in due:
+                if len(batches.get(partition, ())) < self.count:
+                    self._backlog.discard(partition)  # the last of its pending entries
+        elif fresh:
+            batches = self._read(dict.fromkeys(fresh, ">"), block_ms=block_ms)
+            return self._handle_together(batches, raise_errors=raise_errors)
+        else:
+            if block_ms:
+                time.sleep(block_ms / 1000)
+            return 0
+        # Entries handed over before and not acknowledged: partition by partition, so one
+        # that keeps failing holds back only its own.
+        handled, failure = 0, None
+        for partition, entries in sorted(batches.items()):
+            try:
+                handled += self._handle(partition, entries)
+            except Exception as exc:  # the other partitions go on
+                self._backlog.add(partition)
+                self._retry_at[partition] = time.monotonic() + self.retry_seconds
+                logger.exception(
+                    "partition %d: %d entries not evaluated; they stay pending",
+                    partition,
+                    len(entries),
+                )
+                failure = failure or exc
+        if failure is not None and raise_errors:
+            raise failure
+        return handled
+
+    def _read(
+        self, ids: dict[int, str], *, block_ms: int | None
+    ) -> dict[int, list[tuple[bytes, dict[bytes, bytes]]]]:
+        by_key = {partition_key(p): p for p in ids}
+        response = cast(
+            "list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None",
+            self.client.xreadgroup(
+                self.group,
+                self.consumer,
+                {partition_key(p): i for p, i in ids.items()},
+                count=self.count,
+                block=block_ms or None,  # BLOCK 0 would wait for ever
+            ),
+        )
+        return {by_key[text(key)]: entries for key, entries in response or []}
+
+    def _handle_together(
+        self, batches: dict[int, list[tuple[bytes, dict[bytes, bytes]]]], *, raise_errors: bool
+    ) -> int:
+        """New entries of every partition read: one handler call (a batch's fixed costs, its
+        queries and Redis round trips, are paid once per read rather than per partition),
+        then the acknowledgements in one round trip. When the handler raises, the entries of
+        every partition read stay pending and are retried partition by partition."""
+        batches = {partition: entries for partition, entries in batches.items() if entries}
+        if not batches:
+            return 0
+        readings = [
+            reading
+            for partition in sorted(batches)
+            for reading in self._decode(partition, batches[partition])
+        ]
+        try:
+            if readings:
+                self.handler(readings)
+        except Exception:
+            retry_at = time.monotonic() + self.retry_seconds
+            for partition in batches:
+                self._backlog.add(partition)
+                self._retry_at[partition] = retry_at
+            logger.exception(
+                "partitions %s: %d entries not evaluated; they stay pending",
+                sorted(batches),
+                sum(len(entries) for entries in batches.values()),
+            )
+            if raise_errors:
+                raise
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for partition, entries in batches.items():
+            pipe.xack(partition_key(partition), self.group, *[e[0] for e in entries])
+        pipe.execute()
+        for partition in batches:
+            self._retry_at.pop(partition, None)
+        return sum(len(entries) for entries in batches.values())
+
+    def _decode(
+        self, partition: int, entries: list[tuple[bytes, dict[bytes, bytes]]]
+    ) -> list[StoredReading]:
+        readings: list[StoredReading] = []
+        for entry_id, fields in entries:
+            if not fields:
+                # Pending, but trimmed away (MAXLEN) before it was evaluated.
+                logger.error("partition %d: entry %s was trimmed unevaluated", partition, entry_id)
+                continue
+            try:
+                readings.append(reading_decode(fields))
+            except (KeyError, ValueError):
+                logger.error(
+                    "partition %d: entry %s is not a reading: %r", partition, entry_id, fields
+                )
+        return readings
+
+    def _handle(
+        self,
+        partition: int,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+    ) -> int:
+        if not entries:
+            return 0
+        readings = self._decode(partition, entries)
+        if readings:
+            self.handler(readings)
+        self.client.xack(partition_key(partition), self.group, *[e[0] for e in entries])
+        self._retry_at.pop(partition, None)
+        return len(entries)
+
+    # --- Running ---
+
+    def run(
+        self,
+        *,
+        stop: threading.Event,
+        block_ms: int = 1000,
+        every_rebalance: Callable[[], object] | None = None,
+    ) -> None:
+        """Read until ``stop`` is set, then release the leases; rebalances every third of a
+        lease (then calls ``every_rebalance``), and a background thread renews the leases
+        meanwhile."""
+        interval = self.lease_ms / 3000
+        renewer = threading.Thread(
+            target=self._renew_until, args=(stop, interval), name="readings-leases", daemon=True
+        )
+        self.start()
+        renewer.start()
+        next_rebalance = time.monotonic() + interval
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() >= next_rebalance:
+                        self.rebalance()
+                        next_rebalance = time.monotonic() + interval
+                        if every_rebalance is not None:
+                            every_rebalance()
+                    started = time.monotonic()
+                    if self.poll(block_ms=block_ms) and self.pace_seconds:
+                        # Entries keep coming: let a pace's worth gather, so each batch's
+                        # fixed cost (its queries) is paid a few times a second, not per entry.
+                        stop.wait(max(0.0, self.pace_seconds - (time.monotonic() - started)))
+                except redis.RedisError as exc:
+                    logger.error("readings stream: %r; retrying", exc)
+                    # Entries read or handled but not acknowledged may be pending for us:
+                    # read the pending ones again before anything new.
+                    self._backlog.update(self.owned)
+                    if "NOGROUP" in str(exc):  # the stream was deleted under us
+                        with suppress(redis.RedisError):
+                            self.groups_create()
+                    stop.wait(self.retry_seconds)
+        finally:
+            stop.set()
+            renewer.join()
+            self.close()
+
+    def _renew_until(self, stop: threading.Event, interval: float) -> None:
+        while not stop.wait(interval):
+            try:
+                self.renew()
+            except redis.RedisError as exc:
+                logger.error("renewing the partition leases failed: %r", exc)
+
+
+def drain(handler: Handler, *, consumer: str | None = None, group: str = GROUP) -> int:
+    """Evaluate everything in the stream now, in this process, until nothing is left; returns
+    how many entries were acknowledged.
+
+    Raises what the handler raises (its entries stay pending). For tests and
+    ``alarms_evaluate --once``; it reads the partitions it can lease, all of them when no
+    evaluator runs.
+    """
+    total = 0
+    with StreamReader(
+        handler, consumer=consumer or f"drain-{consumer_name_default()}", group=group
+    ) as reader:
+        while (handled := reader.poll(raise_errors=True)) or reader.has_backlog:
+            total += handled
+    return total
