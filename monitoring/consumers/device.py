@@ -79,14 +79,14 @@ class DeviceConsumer(FrameConsumer):
         # Every line logged for this connection from here on names the device and patient.
         log_context_bind(device_id=device.id, patient_id=target.patient_id)
         logger.info("device %s connected", device.serial)
-        self.batcher.device_connected(
+        self.batcher.presence.device_connected(
             device.id, patient_id=target.patient_id, token_hash=device.token_hash
         )
         # Redis away: the device still streams (stored and acked); its group is joined when
         # the live feed is restored (``live_restored``).
         self.feed.listen(self)
         await groups_join(self.channel_layer, self.channel_name, [device_group(device.id)])
-        await self.batcher.presence_flush()
+        await self.batcher.presence.flush()
         await live_publish(self._status_events(online=True))
 
     def _connected(self) -> tuple[Device, Target]:
@@ -113,8 +113,8 @@ class DeviceConsumer(FrameConsumer):
         self.recheck_task.cancel()
         self.feed.unlisten(self)
         await groups_leave(self.channel_layer, self.channel_name, [device_group(self.device.id)])
-        self.batcher.device_disconnected(self.device.id)
-        await self.batcher.presence_flush()
+        self.batcher.presence.device_disconnected(self.device.id)
+        await self.batcher.presence.flush()
         await live_publish(self._status_events(online=False))
         logger.info("device %s disconnected (close code %s)", self.device.serial, code)
 

@@ -261,7 +261,7 @@ async def device_streaming(device, monkeypatch, *, presence_interval: float):
         await asyncio.Event().wait()
 
     monkeypatch.setattr(consumers, "_recheck_sleep", never)
-    monkeypatch.setattr(batcher, "PRESENCE_INTERVAL", presence_interval)
+    monkeypatch.setattr(presence, "PRESENCE_INTERVAL", presence_interval)
     communicator = await device_connect(device.token)
     await communicator.send_json_to({"type": "reading", **reading(1)})
     await receive_type(communicator, "ack")
