@@ -15,6 +15,7 @@ from alerts.selectors import (
     ctg_classifications_of_patients,
 )
 from common.errors import ValidationFailed
+from common.ids import is_id
 from monitoring.live.registry import dashboard_frame_register, snapshot_extra_register
 
 
@@ -34,7 +35,7 @@ def snapshot_ctg(*, patient_ids: list[int]) -> dict[int, dict[str, Any]]:
 def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
     """``{"type": "alert.ack", "alert": id}`` from a dashboard."""
     alert_id = frame.get("alert")
-    if not isinstance(alert_id, int) or isinstance(alert_id, bool) or not 0 < alert_id < 2**63:
+    if not is_id(alert_id):
         raise ValidationFailed('"alert" must be an alert id.', details={"alert": ["An integer."]})
     alert_get_visible(user=user, alert_id=alert_id)  # NotFound for other places' alerts
     services.alert_acknowledge(alert_id=alert_id, user=user)

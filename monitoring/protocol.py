@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ErrorDetails, error_body
-from common.filters import INT64_MAX
+from common.ids import is_id
 from common.strictjson import json_loads
 
 
@@ -163,7 +163,7 @@ def _scope_of(frame: dict[str, Any], kinds: Sequence[str]) -> tuple[str, int] | 
     if len(keys) != 1:
         return None
     value = frame[keys[0]]
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= INT64_MAX:
+    if not is_id(value):
         return None
     return keys[0], value
 

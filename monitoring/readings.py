@@ -23,6 +23,7 @@ from django.utils import timezone
 from common import metrics
 from common.datetimes import datetime_problem
 from common.errors import ValidationFailed
+from common.ids import is_id
 from monitoring.models import HEART_RATE_METRICS, Metric, Reading, ReadingKey
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def reading_parse(
     if seq is None:
         if require_seq:
             errors["seq"] = ["A positive integer sequence number is required."]
-    elif not _is_int(seq) or seq < 1 or seq > 2**63 - 1:
+    elif not is_id(seq):
         errors["seq"] = ["Must be a positive integer."]
 
     if errors:

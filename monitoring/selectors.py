@@ -15,6 +15,7 @@ from clinical.selectors import (
     patients_visible,
     ward_patients_admitted,
 )
+from common.datetimes import iso
 from ctg.analysis import CtgParams, per_second
 from ctg.window import CTG_WINDOW, CtgReading, ctg_read
 from monitoring.ingest.presence import devices_online
@@ -184,10 +185,6 @@ def readings_aggregate(
 # --- Live dashboard -----------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = None) -> list[dict]:
     """Every patient in scope with bed, profile, device status, latest reading per metric, and
     what higher apps add (open alerts, the latest CTG classification). Two queries, one Redis
@@ -244,7 +241,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
                 "id": p.id,
                 "name": p.name,
                 "mrn": p.mrn,
-                "date_of_birth": _iso(p.date_of_birth),
+                "date_of_birth": iso(p.date_of_birth),
                 "sex": p.sex,
                 "monitoring_profile": p.monitoring_profile,
                 "place": p.place_id,
@@ -257,7 +254,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
                     "serial": device.serial,
                     "is_active": device.is_active,
                     "online": device.id in online,
-                    "last_seen_at": _iso(device.last_seen_at),
+                    "last_seen_at": iso(device.last_seen_at),
                 },
                 "latest": latest_by_metric,
                 **{

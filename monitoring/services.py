@@ -23,7 +23,7 @@ from common.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from common.filters import INT64_MAX
+from common.ids import is_id
 from monitoring.live.events import reading_batch_events
 from monitoring.live.publish import live_publish
 from monitoring.readings import (
@@ -189,11 +189,7 @@ def readings_record_manual(*, user: User, payload: Any) -> RecordsResult:
     items, is_list = _as_batch(payload)
     # Only what can be an id is looked up; the rest is refused item by item when parsed.
     patient_ids = {
-        raw["patient"]
-        for raw in items
-        if isinstance(raw, dict)
-        and isinstance(raw.get("patient"), int)
-        and 1 <= raw["patient"] <= INT64_MAX
+        raw["patient"] for raw in items if isinstance(raw, dict) and is_id(raw.get("patient"))
     }
     targets = patient_targets(user=user, patient_ids=patient_ids)
     now = timezone.now()

@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from common import metrics
+from common.loops import PerLoop
 from monitoring.ingest.presence import DevicePresence
 from monitoring.live.events import reading_batch_events
 from monitoring.live.feed import LiveFeed, live_feed
@@ -337,22 +338,18 @@ def _store_in_thread(
     return stored, refused, errors[0] if errors else None
 
 
-_batchers: dict[asyncio.AbstractEventLoop, IngestBatcher] = {}
+_batchers: PerLoop[IngestBatcher] = PerLoop(
+    IngestBatcher, close=IngestBatcher.close, stale=lambda batcher: batcher._task.done()
+)
 
 
 def batcher_get() -> IngestBatcher:
     """The batcher of the running event loop (one per server process), started lazily."""
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None or batcher._task.done():
-        for old_loop in [lp for lp in _batchers if lp.is_closed()]:
-            _batchers.pop(old_loop).close()
-        batcher = _batchers[loop] = IngestBatcher(loop)
-    return batcher
+    return _batchers.get()
 
 
 async def batcher_shutdown() -> None:
     """Close the running loop's batcher, if any (server shutdown, tests)."""
-    batcher = _batchers.pop(asyncio.get_running_loop(), None)
+    batcher = _batchers.pop(asyncio.get_running_loop())
     if batcher is not None:
         await batcher.aclose()

@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from common.loops import PerLoop
 from common.redis_errors import REDIS_ERRORS
-from monitoring.live.hub import hub_existing, hub_link_lost_handle
+from monitoring.live.hub import hub_link_lost_handle, hubs
 from monitoring.live.layer import channel_layer_ping
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ async def _probe_default() -> None:
     await channel_layer_ping(get_channel_layer())
     # Back only once the live fan-out is subscribed again: dashboards resynchronise then, and
     # what is published after their snapshot must reach them.
-    hub = hub_existing(asyncio.get_running_loop())
+    hub = hubs.existing(asyncio.get_running_loop())
     if hub is not None and not hub.link_ok():
         raise ConnectionError("the live fan-out is not subscribed again yet")
 
@@ -150,18 +151,12 @@ def _raise_if_cancelled(exc: BaseException) -> None:
         raise asyncio.CancelledError from exc
 
 
-_feeds: dict[asyncio.AbstractEventLoop, LiveFeed] = {}
+_feeds: PerLoop[LiveFeed] = PerLoop(LiveFeed, close=LiveFeed.close)
 
 
 def live_feed(loop: asyncio.AbstractEventLoop | None = None) -> LiveFeed:
     """The live feed of the running event loop (or ``loop``): one per server process."""
-    loop = loop or asyncio.get_running_loop()
-    feed = _feeds.get(loop)
-    if feed is None:
-        for old in [lp for lp in _feeds if lp.is_closed()]:
-            _feeds.pop(old).close()
-        feed = _feeds[loop] = LiveFeed(loop)
-    return feed
+    return _feeds.get(loop)
 
 
 def outage_report(where: str, exc: BaseException) -> None:

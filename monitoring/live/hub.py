@@ -39,7 +39,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -51,6 +50,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from common import metrics
+from common.loops import PerLoop
 from monitoring.live.events import Events
 
 logger = logging.getLogger(__name__)
@@ -311,33 +311,12 @@ def _log_failure(task: asyncio.Task) -> None:
 
 
 # --- One hub per event loop -----------------------------------------------------------------
-_hubs: dict[asyncio.AbstractEventLoop, LiveHub] = {}
-_hubs_lock = threading.Lock()
+hubs: PerLoop[LiveHub] = PerLoop(lambda loop: LiveHub(loop, _redis_url()))
 
 
 def hub_get() -> LiveHub:
     """The hub of the running event loop (one per server process), made on first use."""
-    loop = asyncio.get_running_loop()
-    with _hubs_lock:
-        hub = _hubs.get(loop)
-        if hub is None:
-            for old in [lp for lp in _hubs if lp.is_closed()]:
-                del _hubs[old]
-            hub = _hubs[loop] = LiveHub(loop, _redis_url())
-    return hub
-
-
-def hub_existing(loop: asyncio.AbstractEventLoop) -> LiveHub | None:
-    """The hub of ``loop`` if one was made."""
-    with _hubs_lock:
-        return _hubs.get(loop)
-
-
-async def hub_shutdown() -> None:
-    with _hubs_lock:
-        hub = _hubs.pop(asyncio.get_running_loop(), None)
-    if hub is not None:
-        await hub.aclose()
+    return hubs.get()
 
 
 async def hub_publish(events: Events) -> None:
@@ -370,9 +349,7 @@ def hub_publish_sync(events: Events) -> None:
 
 def _deliver_in_process(events: Events) -> None:
     """No Redis (in-memory layer): hand the events to every hub of this process."""
-    with _hubs_lock:
-        hubs = [hub for loop, hub in _hubs.items() if not loop.is_closed()]
-    for hub in hubs:
+    for hub in hubs.open_ones():
         for group, event in events:
             coroutine = hub.deliver(group, event)
             try:
