@@ -15,14 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from django.db import connection
 
+from common.redis_clients import redis_client_once
 from monitoring.stream.backlog import stream_backlog_size
 from monitoring.stream.lag import stream_lag
-
-TIMEOUT_SECONDS = 1.0
 
 Check = Callable[[], str]
 
@@ -34,9 +32,7 @@ def database_check() -> str:
 
 
 def _ping(url: str) -> str:
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS
-    )
+    client = redis_client_once(timeout=settings.REDIS_CHECK_TIMEOUT, url=url)
     try:
         client.ping()
     finally:

@@ -23,8 +23,6 @@ from monitoring.live.feed import receive_resilient
 
 logger = logging.getLogger(__name__)
 
-LAYER_RETRY_SECONDS = 1.0
-
 
 class FrameConsumer(AsyncWebsocketConsumer):
     """JSON frames with a size limit and the contract's error frame."""
@@ -71,7 +69,7 @@ class FrameConsumer(AsyncWebsocketConsumer):
                 raise
             except Exception as exc:
                 logger.warning("channel layer receive failed, retrying: %r", exc)
-                await asyncio.sleep(LAYER_RETRY_SECONDS)
+                await asyncio.sleep(settings.LIVE_PROBE_SECONDS)
                 continue
             await self._dispatch_one(message)
 

@@ -46,18 +46,14 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from common import metrics
 from common.loops import PerLoop
+from common.redis_clients import redis_client, redis_client_async
 from monitoring.live.events import Events
 
 logger = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.2, 0.5, 1.0)  # between attempts to subscribe again
-PING_SECONDS = 5.0  # a silent pub/sub connection is checked this often
-SUBSCRIBE_TIMEOUT = 5.0
 OUTBOX_LIMIT = 10_000  # messages waiting for Redis; beyond, the oldest are dropped (counted)
 
 
@@ -122,7 +118,7 @@ class LiveHub:
         if url is not None:
             # No retries inside redis-py: a lost connection must be seen here, where the
             # members are told, not reconnected silently with the gap's messages lost.
-            self._client = aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+            self._client = redis_client_async(timeout=None, url=url, retries=False)
             self._tasks = [
                 loop.create_task(self._listen(), name="live-hub-listen"),
                 loop.create_task(self._send_outbox(), name="live-hub-publish"),
@@ -149,7 +145,7 @@ class LiveHub:
             if self._pubsub is not None:
                 await self._pubsub.subscribe(channel)
             if waiter is not None:
-                await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(waiter), settings.LIVE_SUBSCRIBE_TIMEOUT)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             logger.warning("live subscription to %s not confirmed: %r", group, exc)
 
@@ -211,7 +207,7 @@ class LiveHub:
                 # same Redis is gone for them) and resynchronise when it is back.
                 metrics.CHANNEL_LAYER_SEND_FAILURES.inc(len(batch))  # metrics
                 logger.warning("publishing %d live event(s) failed: %r", len(batch), exc)
-                await asyncio.sleep(RECONNECT_DELAYS[0])
+                await asyncio.sleep(settings.LIVE_RECONNECT_DELAYS[0])
 
     # --- The pub/sub link ------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -244,7 +240,8 @@ class LiveHub:
                 self._confirmed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+            delays = settings.LIVE_RECONNECT_DELAYS
+            await asyncio.sleep(delays[min(failures, len(delays) - 1)])
 
     async def _read(self, pubsub: Any, *, expect: set[str]) -> None:
         """Read the link until it fails; ``expect``: channels whose confirmation makes the link
@@ -254,7 +251,7 @@ class LiveHub:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 idle += 1.0
-                if idle >= PING_SECONDS:
+                if idle >= settings.LIVE_PING_SECONDS:
                     idle = 0.0
                     await pubsub.ping()
                 continue
@@ -325,23 +322,17 @@ async def hub_publish(events: Events) -> None:
         await hub_get().publish(events)
 
 
-_sync_client: redis.Redis | None = None
-_sync_client_pid = 0
-
-
 def hub_publish_sync(events: Events) -> None:
     """Publish live events from synchronous code, in any process and thread: one pipelined
-    round trip. Raises ``redis.RedisError`` when Redis cannot be reached."""
-    global _sync_client, _sync_client_pid
+    round trip, bounded by ``LIVE_CALL_TIMEOUT``. Raises ``redis.RedisError`` when Redis
+    cannot be reached."""
     if not events:
         return
     url = _redis_url()
     if url is None:
         _deliver_in_process(events)
         return
-    if _sync_client is None or _sync_client_pid != os.getpid():
-        _sync_client, _sync_client_pid = redis.Redis.from_url(url), os.getpid()
-    pipe = _sync_client.pipeline(transaction=False)
+    pipe = redis_client(timeout=settings.LIVE_CALL_TIMEOUT, url=url).pipeline(transaction=False)
     for group, event in events:
         pipe.publish(live_channel(group), _pack("sync", event))
     pipe.execute()

@@ -20,9 +20,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
-from redis import asyncio as aioredis
 
 from common import metrics
+from common.redis_clients import redis_client_async
 from monitoring.live.events import Events
 
 logger = logging.getLogger(__name__)
@@ -56,23 +56,16 @@ async def groups_with_members(layer: Any, groups: Iterable[str]) -> set[str] | N
     return found
 
 
-PING_TIMEOUT_SECONDS = 2.0
-
-
 async def channel_layer_ping(layer: Any) -> None:
     """Raise unless every Redis host of the channel layer answers (through the layer's own
     connections, so a success means the layer itself works again); the in-memory layer
     always answers."""
     if isinstance(layer, RedisChannelLayer):
-        async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+        async with asyncio.timeout(settings.LIVE_CALL_TIMEOUT):
             for index in range(layer.ring_size):
                 await layer.connection(index).ping()
     elif not isinstance(layer, InMemoryChannelLayer):
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_connect_timeout=PING_TIMEOUT_SECONDS,
-            socket_timeout=PING_TIMEOUT_SECONDS,
-        )
+        client = redis_client_async(timeout=settings.LIVE_CALL_TIMEOUT)
         try:
             await client.ping()  # type: ignore[misc]  # typed for the sync client too
         finally:

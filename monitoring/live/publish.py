@@ -12,7 +12,7 @@ Behind the door are two private backends, chosen per group:
 On an event loop (the ingest batcher, device connections) the hub's part never waits for
 Redis, and the channel layer's is skipped while the live feed is degraded (``live.feed``:
 nobody would hear it; connections re-check when the feed is restored) and bounded by
-``feed.CALL_TIMEOUT_SECONDS`` otherwise; a failure degrades the feed. From synchronous code (REST
+``LIVE_CALL_TIMEOUT`` otherwise; a failure degrades the feed. From synchronous code (REST
 views, Celery tasks, the alarm evaluator) the hub publishes with one pipelined round trip and
 the channel layer through a private loop thread; a failure is logged (a lost broadcast is
 repaired by the dashboard's next snapshot), or raised with ``raise_errors``.
@@ -25,10 +25,11 @@ import logging
 from collections.abc import Coroutine, Generator, Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from monitoring.live.events import Event, Events
-from monitoring.live.feed import CALL_TIMEOUT_SECONDS, live_feed
+from monitoring.live.feed import live_feed
 from monitoring.live.groups import is_live_group
 from monitoring.live.hub import hub_publish, hub_publish_sync
 from monitoring.live.layer import layer_send, layer_send_sync
@@ -113,7 +114,7 @@ async def _publish_async(events: Events) -> None:
     if feed.degraded or not other:
         return
     try:
-        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+        async with asyncio.timeout(settings.LIVE_CALL_TIMEOUT):
             failed = await layer_send(other)
     except TimeoutError as exc:
         feed.report("group_send", exc)

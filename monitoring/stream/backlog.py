@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
@@ -38,11 +39,10 @@ from monitoring.stream.entries import reading_encode, stream_entries_append
 logger = logging.getLogger(__name__)
 
 # Between replay attempts from the ingest path while this process defers: from
-# REPLAY_SECONDS, doubling while Redis stays away, up to REPLAY_MAX_SECONDS (a Redis that
-# does not answer costs the attempt a timeout, paid by that flush). The live feed's recovery
-# replays at once (``IngestBatcher.live_restored``).
-REPLAY_SECONDS = 1.0
-REPLAY_MAX_SECONDS = 30.0
+# READINGS_BACKLOG_REPLAY_SECONDS, doubling while Redis stays away, up to
+# READINGS_BACKLOG_REPLAY_MAX_SECONDS (a Redis that does not answer costs the attempt a
+# timeout, paid by that flush). The live feed's recovery replays at once
+# (``IngestBatcher.live_restored``).
 REPLAY_ROWS = 200  # backlog rows appended per transaction
 
 
@@ -52,7 +52,7 @@ class _Deferral:
     def __init__(self) -> None:
         self.active: bool | None = None
         self.next_replay = 0.0
-        self.interval = REPLAY_SECONDS
+        self.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
         self.lock = threading.Lock()
 
 
@@ -79,7 +79,7 @@ def readings_queue(stored: Sequence[StoredReading]) -> BaseException | None:
             len(stored),
         )
         _deferral.active = True
-        _deferral.interval = REPLAY_SECONDS
+        _deferral.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
         _deferral.next_replay = time.monotonic() + _deferral.interval
         stream_backlog_add(stored)
         return exc
@@ -126,10 +126,12 @@ def stream_backlog_replay_due(*, force: bool = False) -> int:
             logger.info("readings stream still unavailable (%r); the backlog waits", exc)
             _deferral.active = True
             _deferral.next_replay = time.monotonic() + _deferral.interval
-            _deferral.interval = min(_deferral.interval * 2, REPLAY_MAX_SECONDS)
+            _deferral.interval = min(
+                _deferral.interval * 2, settings.READINGS_BACKLOG_REPLAY_MAX_SECONDS
+            )
             return 0
         _deferral.active = False
-        _deferral.interval = REPLAY_SECONDS
+        _deferral.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
         return appended
 
 
@@ -140,4 +142,8 @@ def stream_backlog_size() -> int:
 
 def deferral_reset(*, active: bool | None = None) -> None:
     """Set this process's deferral state (tests; None: look at the backlog on the next use)."""
-    _deferral.active, _deferral.next_replay, _deferral.interval = active, 0.0, REPLAY_SECONDS
+    _deferral.active, _deferral.next_replay, _deferral.interval = (
+        active,
+        0.0,
+        settings.READINGS_BACKLOG_REPLAY_SECONDS,
+    )

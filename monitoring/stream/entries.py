@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import cast
 
 import redis
 from django.conf import settings
 
+from common import redis_clients
 from monitoring.readings import StoredReading
 
 # redis-py's sync and asyncio clients share their command signatures, so every reply is typed
@@ -66,25 +66,17 @@ def evaluators_key() -> str:
     return f"{redis_prefix()}readings-evaluators"
 
 
-APPEND_TIMEOUT_SECONDS = 2.0
-
-
-@lru_cache(maxsize=8)
-def _client_for(url: str, timeout: float | None) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=timeout)
-
-
 def redis_client() -> redis.Redis:
     """This process's client of ``REDIS_URL`` for the stream and the alarm rule state (no
     read timeout: the evaluator blocks on ``XREADGROUP``)."""
-    return _client_for(settings.REDIS_URL, None)
+    return redis_clients.redis_client(timeout=None)
 
 
 def append_client() -> redis.Redis:
     """The client that appends to the stream from the ingest paths: a Redis that does not
-    answer (hung, black-holed) costs a flush at most ``APPEND_TIMEOUT_SECONDS`` before its
+    answer (hung, black-holed) costs a flush at most ``REDIS_APPEND_TIMEOUT`` before its
     readings are deferred to the backlog (``stream.backlog``), instead of holding the acks."""
-    return _client_for(settings.REDIS_URL, APPEND_TIMEOUT_SECONDS)
+    return redis_clients.redis_client(timeout=settings.REDIS_APPEND_TIMEOUT)
 
 
 def text(value: bytes | str) -> str:

@@ -57,9 +57,9 @@ def _deferred() -> list[int | None]:
 
 
 async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_after(
-    device, monkeypatch
+    device, monkeypatch, settings
 ):
-    monkeypatch.setattr(backlog, "REPLAY_SECONDS", 0.0)
+    settings.READINGS_BACKLOG_REPLAY_SECONDS = 0.0
     monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
     ws = await device_connect(device.token)
     await ws.send_json_to({"type": "readings", "items": [reading(1), reading(2)]})
@@ -71,7 +71,6 @@ async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_
     assert await sync_to_async(queued)(device.patient_id) == []
 
     monkeypatch.undo()  # Redis answers again
-    monkeypatch.setattr(backlog, "REPLAY_SECONDS", 0.0)
     await ws.send_json_to({"type": "reading", **reading(4)})
     await receive_type(ws, "ack")
     ids = await sync_to_async(
