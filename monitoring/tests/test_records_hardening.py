@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from monitoring import views
 from monitoring.models import Reading
+from monitoring.views import records as views
 from testing.assertions import assert_error
 from testing.clients import device_client
 from testing.openapi import assert_documented

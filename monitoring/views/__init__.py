@@ -1,0 +1,19 @@
+"""The REST views of monitoring, one module per job: records and history, the CTG analysis,
+strip notes."""
+
+from monitoring.views.ctg import PatientCtgView
+from monitoring.views.notes import (
+    PatientNoteAddendaView,
+    PatientNotesView,
+    PatientNoteView,
+)
+from monitoring.views.records import RecordHistoryView, RecordsView
+
+__all__ = [
+    "PatientCtgView",
+    "PatientNoteAddendaView",
+    "PatientNoteView",
+    "PatientNotesView",
+    "RecordHistoryView",
+    "RecordsView",
+]
