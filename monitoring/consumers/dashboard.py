@@ -8,7 +8,6 @@ full protocol is in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from typing import Any
@@ -22,6 +21,7 @@ from common import metrics
 from common.errors import ApplicationError
 from monitoring import protocol, selectors
 from monitoring.consumers.frames import FrameConsumer
+from monitoring.live.events import LiveEvent
 from monitoring.live.feed import LiveFeed, groups_join, groups_leave, live_feed
 from monitoring.live.groups import user_group
 from monitoring.live.hub import hub_get
@@ -49,7 +49,7 @@ class DashboardConsumer(FrameConsumer):
         # joined are derived from them (a watched patient is heard through its ward's group).
         self.scopes: dict[tuple[str, int], Scope] = {}
         self.joined: set[str] = set()
-        self.live_backlog: deque[dict[str, Any]] = deque()
+        self.live_backlog: deque[LiveEvent] = deque()
         self.tasks: set[asyncio.Task] = set()
         self.feed = live_feed()
         self.feed.listen(self)
@@ -246,7 +246,7 @@ class DashboardConsumer(FrameConsumer):
         await self.send_json(reply)
 
     # --- Live events (``live.hub``) and group events ---------------------------------
-    async def live_event(self, event: dict[str, Any]) -> None:
+    async def live_event(self, event: LiveEvent) -> None:
         if self._dispatching.locked():
             # A handler is running (a subscribe between its join and its snapshot, say): the
             # event follows its reply, as channel-layer events did.
@@ -258,26 +258,26 @@ class DashboardConsumer(FrameConsumer):
         while self.live_backlog:
             await self._live_handle(self.live_backlog.popleft())
 
-    async def _live_handle(self, event: dict[str, Any]) -> None:
-        handler = getattr(self, get_handler_name(event), None)
-        if handler is not None and self.session is not None:
-            await handler(event)
+    async def _live_handle(self, event: LiveEvent) -> None:
+        if self.session is None:
+            return
+        if event.data["type"] == "reading.batch":
+            await self._readings(event)
+            return
+        handler = getattr(self, get_handler_name(event.data), None)
+        if handler is not None:
+            await handler(event.data)
 
     def _in_scope(self, *, ward_id: Any, patient_id: Any) -> bool:
         return ("ward", ward_id) in self.scopes or ("patient", patient_id) in self.scopes
 
-    async def reading_batch(self, event: dict[str, Any]) -> None:
-        # A group carries a whole ward (or one ward-less patient). A ward subscription gets
-        # all of it, as one frame encoded once for every such dashboard of this process; a
-        # patient subscription gets its patient's items.
-        items = event["items"]
+    async def _readings(self, event: LiveEvent) -> None:
+        # ``reading.batch``. A group carries a whole ward (or one ward-less patient). A ward
+        # subscription gets all of it, as one frame encoded once for every such dashboard of
+        # this process; a patient subscription gets its patient's items.
+        items = event.data["items"]
         if items and ("ward", items[0].get("ward")) in self.scopes:
-            text = event.get("_frame")
-            if text is None:
-                text = event["_frame"] = json.dumps(
-                    {"type": "readings", "items": items}, separators=(",", ":")
-                )
-            await self.send(text_data=text)
+            await self.send(text_data=event.encoded(_readings_frame))
             return
         items = [
             item
@@ -327,3 +327,7 @@ class DashboardConsumer(FrameConsumer):
                     "ctg": event["ctg"],
                 }
             )
+
+
+def _readings_frame(event: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "readings", "items": event["items"]}

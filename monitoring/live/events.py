@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from monitoring.live.groups import patient_group, ward_group
@@ -12,6 +13,25 @@ from monitoring.readings import StoredReading
 # of its receivers (``reading.batch`` -> ``reading_batch``).
 Event = tuple[str, dict[str, Any]]
 Events = Sequence[Event]
+
+
+class LiveEvent:
+    """One published event as the receivers of one process get it (``live.hub`` makes one per
+    event and hands the same to every member). A frame built from it is encoded once, for all
+    of them, without writing into the event, which stays as published."""
+
+    __slots__ = ("_encoded", "data")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self._encoded: str | None = None
+
+    def encoded(self, frame: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+        """The JSON text of ``frame(data)``, encoded by the first receiver that asks (every
+        receiver of an event asks for the same frame)."""
+        if self._encoded is None:
+            self._encoded = json.dumps(frame(self.data), separators=(",", ":"))
+        return self._encoded
 
 
 def scope_group(*, ward_id: int | None, patient_id: int) -> str:

@@ -50,7 +50,7 @@ from django.conf import settings
 from common import metrics
 from common.loops import PerLoop
 from common.redis_clients import redis_client, redis_client_async
-from monitoring.live.events import Events
+from monitoring.live.events import Events, LiveEvent
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ OUTBOX_LIMIT = 10_000  # messages waiting for Redis; beyond, the oldest are drop
 class LiveMember(Protocol):
     """What a hub delivers to (a dashboard connection)."""
 
-    async def live_event(self, event: dict[str, Any]) -> None: ...
+    async def live_event(self, event: LiveEvent) -> None: ...
 
 
 LinkLostHandler = Callable[[asyncio.AbstractEventLoop, BaseException], None]
@@ -172,7 +172,7 @@ class LiveHub:
         """Deliver to this process's members now; queue one PUBLISH per event for the rest
         (sent in order, a flush's worth per round trip, without holding up the caller)."""
         for group, event in events:
-            if self.url is not None:  # packed first: members may annotate the event
+            if self.url is not None:
                 self._outbox.append((live_channel(group), _pack(self.origin, event)))
             await self.deliver(group, event)
         if self._outbox:
@@ -183,9 +183,13 @@ class LiveHub:
             self._outbox_ready.set()
 
     async def deliver(self, group: str, event: dict[str, Any]) -> None:
-        for member in list(self.members.get(group, ())):
+        members = self.members.get(group)
+        if not members:
+            return
+        delivery = LiveEvent(event)  # one per event: a frame is encoded once for all members
+        for member in list(members):
             try:
-                await member.live_event(event)
+                await member.live_event(delivery)
             except Exception:
                 logger.exception("live event to a member of %s failed", group)
 

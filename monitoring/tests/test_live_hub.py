@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from config import embedded_redis
 from config.net import free_port
+from monitoring.live.events import LiveEvent
 from monitoring.live.hub import LiveHub, _pack, live_channel
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,8 +24,8 @@ class Member:
         self.states: list[str] = []
         self.changed = asyncio.Event()
 
-    async def live_event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    async def live_event(self, event: LiveEvent) -> None:
+        self.events.append(event.data)
         self.changed.set()
 
     async def until(self, predicate: Any, wait: float = 15) -> None:
