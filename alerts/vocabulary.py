@@ -69,6 +69,13 @@ CTG_KINDS: tuple[str, ...] = (
     KIND_FHR_SIGNAL_LOSS,
     KIND_FHR_MATERNAL_COINCIDENCE,
 )
+# An alarm page (e-mail, webhook, HL7 alert manager) that could not be delivered.
+KIND_DELIVERY_FAILED = "delivery_failed"
 TECHNICAL_KINDS = frozenset(
-    {KIND_DEVICE_OFFLINE, KIND_FHR_SIGNAL_LOSS, KIND_FHR_MATERNAL_COINCIDENCE}
+    {
+        KIND_DEVICE_OFFLINE,
+        KIND_FHR_SIGNAL_LOSS,
+        KIND_FHR_MATERNAL_COINCIDENCE,
+        KIND_DELIVERY_FAILED,
+    }
 )
