@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson, request_person
+from audit.models import Action
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
@@ -57,7 +58,6 @@ from monitoring.serializers import (
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
 MAX_BUCKETS = 5000
 DEFAULT_AGGREGATE_RANGE = timedelta(hours=1)
-DEFAULT_CTG_RANGE = timedelta(minutes=30)
 MAX_CTG_RANGE = timedelta(hours=2)
 
 
@@ -80,6 +80,7 @@ class RecordsView(APIView):
 
     authentication_classes = [JWTAuthentication, DeviceTokenAuthentication]
     permission_classes = [IsDevice | IsPerson]
+    audit_resource = "reading"
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -163,6 +164,7 @@ class ReadingPageSerializer(serializers.Serializer):
     },
 )
 class RecordHistoryView(ListAPIView[Reading]):
+    audit_resource, audit_action = "reading", Action.SEARCH
     serializer_class = ReadingSerializer
     permission_classes = [IsPerson]
     pagination_class = ReadingCursorPagination
@@ -225,10 +227,17 @@ class RecordHistoryView(ListAPIView[Reading]):
         "Baseline, variability, accelerations, decelerations (early / late / variable against "
         "the contractions), contractions and their frequency, signal loss and the FIGO "
         "classification with its reasons, computed from the stored fetal heart rate and "
-        "uterine activity of [`from`, `to`).\n\n"
-        "`to` defaults to now and `from` to 30 minutes before `to`; the window may be at most "
-        "2 hours long and `from` must be before `to` (400 otherwise). docs/ctg.md says how "
-        "each number is read."
+        "uterine activity of [`from`, `to`), as the alarm evaluator reads it (the same "
+        "analysis, window and look-back).\n\n"
+        "`to` defaults to now and `from` to the evaluator's window before `to` (30 minutes): "
+        "without `from` the answer is the reading the ward tile and the CTG alarms give for "
+        "that moment. Both are taken to whole seconds (down). The window may be at most 2 hours "
+        "long and `from` must be before `to` (400 otherwise).\n\n"
+        "Only monitored time is analysed: the window's part since the current monitoring "
+        "session began (its first fetal heart rate or uterine activity reading after a gap of "
+        "more than 10 minutes; `monitored_since`, `monitored_seconds`). Less than 10 minutes "
+        'of it is `insufficient_signal` with `needs_minutes` set and the reason "too short to '
+        'classify yet". docs/ctg.md says how each number is read.'
     ),
     parameters=[
         OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
@@ -237,25 +246,29 @@ class RecordHistoryView(ListAPIView[Reading]):
     responses={200: CtgSerializer, **_errors(400, 401, 404)},
 )
 class PatientCtgView(APIView):
+    audit_resource, audit_patient_kwarg = "ctg", "pk"
     permission_classes = [IsPerson]
 
     def get(self, request: Request, pk: int) -> Response:
         patient = patient_visible_get(user=request_person(request), patient_id=pk)
         query = CtgQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        end = query.validated_data.get("to") or timezone.now()
-        start = query.validated_data.get("from") or end - DEFAULT_CTG_RANGE
-        if start >= end:
-            raise ValidationFailed(
-                "The window is empty.", details={"from": ["Must be before `to`."]}
-            )
-        if end - start > MAX_CTG_RANGE:
-            raise ValidationFailed(
-                "The window is longer than 2 hours.",
-                details={"to": ["At most 2 hours after `from`."]},
-            )
-        result = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
-        return Response(ctg_payload(patient_id=patient.id, result=result))
+        # Whole seconds, as the evaluator's windows: the analysis is on a one-second grid.
+        end = (query.validated_data.get("to") or timezone.now()).replace(microsecond=0)
+        start = query.validated_data.get("from")
+        if start is not None:
+            start = start.replace(microsecond=0)
+            if start >= end:
+                raise ValidationFailed(
+                    "The window is empty.", details={"from": ["Must be before `to`."]}
+                )
+            if end - start > MAX_CTG_RANGE:
+                raise ValidationFailed(
+                    "The window is longer than 2 hours.",
+                    details={"to": ["At most 2 hours after `from`."]},
+                )
+        reading = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
+        return Response(ctg_payload(patient_id=patient.id, reading=reading))
 
 
 # --- Strip notes ------------------------------------------------------------------------------
@@ -301,6 +314,8 @@ class NotesQuerySerializer(CtgQuerySerializer):
     ),
 )
 class PatientNotesView(ListAPIView[StripNote]):
+    audit_resource, audit_patient_kwarg = "note", "pk"
+    audit_actions = {"GET": Action.SEARCH}
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
     serializer_class = NoteSerializer
@@ -345,6 +360,7 @@ def _patient_note(request: Request, pk: int, note_id: int) -> tuple[Any, StripNo
 
 
 class PatientNoteView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
 
@@ -383,6 +399,8 @@ class PatientNoteView(APIView):
 
 
 class PatientNoteAddendaView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
+    audit_action, audit_operation = Action.UPDATE, "addendum"
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
 
