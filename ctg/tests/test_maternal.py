@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from ctg.analysis import Series
-from ctg.maternal import MaternalParams, capture_stretches, maternal_capture, maternal_reference
+from ctg.maternal import MaternalParams, capture_stretches, maternal_capture
 
 MINUTE = 60
 
@@ -117,12 +117,6 @@ def test_a_fetal_trace_crossing_or_beside_the_maternal_rate_is_not_flagged():
         x = k - 600
         fhr[k] = (fhr[k] or 0.0) - 50 * min(1.0, x / 10, (40 - x) / 10)
     assert not any(maternal_capture(fhr, mhr))
-
-
-def test_the_maternal_rate_is_carried_across_its_dropouts():
-    mhr: Series = [80.0, None, None, None, 84.0] + [None] * 5
-    carried = maternal_reference(mhr, hold=3)
-    assert carried == [80.0, 81.0, 82.0, 83.0, 84.0, 84.0, 84.0, 84.0, None, None]
 
 
 def test_parameters_change_the_answer():
