@@ -58,18 +58,45 @@ class MaternalParams:
     neighbour_seconds: int = 120
 
 
+@dataclass(frozen=True, slots=True)
+class MaternalCapture:
+    """Per second of the grid: ``seconds`` where the fetal channel records the mother, and of
+    them those ``confirmed`` by the maternal channel (the fetal channel agrees with her rate,
+    or carries on a stretch that did). The others rest on the fetal channel's own shape."""
+
+    seconds: list[bool]
+    confirmed: list[bool]
+
+    def ongoing(self, fhr: Sequence[float | None], *, within: int) -> tuple[int, bool] | None:
+        """The stretch the latest of the last ``within`` seconds with fetal signal belongs
+        to, if it is flagged: (its length in seconds up to the end, whether any of it is
+        confirmed); None when that second is not flagged or there is none."""
+        count = len(fhr)
+        last = next(
+            (k for k in range(count - 1, count - 1 - within, -1) if k >= 0 and fhr[k] is not None),
+            None,
+        )
+        if last is None or not self.seconds[last]:
+            return None
+        first = last
+        while first > 0 and self.seconds[first - 1]:
+            first -= 1
+        return count - first, any(self.confirmed[first : last + 1])
+
+
 def maternal_capture(
     fhr: Sequence[float | None],
-    mhr: Sequence[float | None],
+    mhr: Sequence[float | None] | None = None,
     *,
     params: MaternalParams | None = None,
-) -> list[bool]:
-    """Per second of the grid, whether the fetal channel records the mother."""
+) -> MaternalCapture:
+    """Per second of the grid, whether the fetal channel records the mother (``mhr`` None or
+    all None: without the maternal channel)."""
     p = params or MaternalParams()
     count = len(fhr)
-    if len(mhr) != count:
+    if mhr is not None and len(mhr) != count:
         raise ValueError("the fetal and maternal series must be on the same grid")
-    if mhr.count(None) == count:
+    if mhr is None or mhr.count(None) == count:
         agree = [0] * count
         flags = [False] * count
     else:
@@ -77,6 +104,7 @@ def maternal_capture(
         flags, contradicted = _window_agreement(agree, p)
         _track(flags, fhr, contradicted, p)
     pieces = [q for q in _pieces(fhr, p) if q.seconds >= p.piece_min_seconds]
+    pieces_alone: list[tuple[int, _Piece]] = []  # hardly compared with the mother's rate
     for i, piece in enumerate(pieces):
         part = agree[piece.start : piece.end]
         good, bad = part.count(1), part.count(-1)
@@ -86,6 +114,9 @@ def maternal_capture(
             if good >= p.agreement_share * (good + bad) and 3 * good >= piece.seconds:
                 flags[piece.start : piece.end] = [True] * (piece.end - piece.start)
             continue
+        pieces_alone.append((i, piece))
+    confirmed = list(flags)
+    for i, piece in pieces_alone:
         # Hardly any maternal rate to compare with: a low piece the trace jumped to from a
         # fetal level, or jumps back from.
         if piece.level < p.maternal_rate_max_bpm and any(
@@ -95,17 +126,19 @@ def maternal_capture(
             for other in pieces[max(0, i - 2) : i + 3]
         ):
             flags[piece.start : piece.end] = [True] * (piece.end - piece.start)
-    return flags
+    return MaternalCapture(seconds=flags, confirmed=confirmed)
 
 
 def _agreement(
     fhr: Sequence[float | None], mhr: Sequence[float | None], p: MaternalParams
 ) -> list[int]:
-    """Per second: +1 where the fetal channel agrees with the mother's rate (carried across
-    her channel's dropouts: a second within ``hold_seconds`` of her readings on both sides
-    takes the straight line between them, within it on one side only that reading), -1 where it differs
-    from her rate measured or carried at most ``contradict_hold_seconds``, 0 otherwise (a
-    rate carried far is an estimate: it may confirm, not contradict)."""
+    """Per second: +1 where the fetal channel agrees with the mother's rate, -1 where it
+    differs from her rate measured or carried at most ``contradict_hold_seconds``, 0
+    otherwise (a rate carried far is an estimate: it may confirm, not contradict).
+
+    Her rate is carried across her channel's dropouts: a second within ``hold_seconds`` of
+    her readings on both sides takes the straight line between them, within it on one side
+    only, that reading."""
     count = len(fhr)
     previous = [-1] * count  # the latest maternal reading at or before each second
     last = -1
