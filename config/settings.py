@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",
+    "audit",
     "accounts",
     "clinical",
     "monitoring",
@@ -73,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # One audit record per request to an audited view (audit/middleware.py); a change and its
+    # record share one transaction.
+    "audit.middleware.AuditMiddleware",
     # Last: turns a lockout flagged during login into the 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -383,6 +387,18 @@ READINGS_ARCHIVE_AFTER_MINUTES = env_int("READINGS_ARCHIVE_AFTER_MINUTES", 30)
 CELERY_BEAT_SCHEDULE["readings-partitions-maintain"] = {
     "task": "monitoring.tasks.readings_partitions_maintain",
     "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
+
+# --- Access audit (docs/security.md) ---------------------------------------------------------
+# Records older than this many days are removed by `manage.py audit_purge` and the daily
+# maintenance task; at least 365 (one year, DPDP Rules 2025 rule 6).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 400)
+if AUDIT_RETENTION_DAYS < 365:
+    raise ImproperlyConfigured("AUDIT_RETENTION_DAYS must be at least 365.")
+CELERY_BEAT_SCHEDULE["audit-maintain"] = {
+    "task": "audit.tasks.audit_maintain",
+    "schedule": 86400.0,
     "options": {"expires": 3600.0},
 }
 

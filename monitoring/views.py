@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson, request_person
+from audit.models import Action
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
@@ -77,6 +78,7 @@ class RecordsView(APIView):
 
     authentication_classes = [JWTAuthentication, DeviceTokenAuthentication]
     permission_classes = [IsDevice | IsPerson]
+    audit_resource = "reading"
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -160,6 +162,7 @@ class ReadingPageSerializer(serializers.Serializer):
     },
 )
 class RecordHistoryView(ListAPIView[Reading]):
+    audit_resource, audit_action = "reading", Action.SEARCH
     serializer_class = ReadingSerializer
     permission_classes = [IsPerson]
     pagination_class = ReadingCursorPagination
@@ -241,6 +244,7 @@ class RecordHistoryView(ListAPIView[Reading]):
     responses={200: CtgSerializer, **_errors(400, 401, 404)},
 )
 class PatientCtgView(APIView):
+    audit_resource, audit_patient_kwarg = "ctg", "pk"
     permission_classes = [IsPerson]
 
     def get(self, request: Request, pk: int) -> Response:
@@ -308,6 +312,8 @@ class NotesQuerySerializer(CtgQuerySerializer):
     ),
 )
 class PatientNotesView(ListAPIView[StripNote]):
+    audit_resource, audit_patient_kwarg = "note", "pk"
+    audit_actions = {"GET": Action.SEARCH}
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
     serializer_class = NoteSerializer
@@ -352,6 +358,7 @@ def _patient_note(request: Request, pk: int, note_id: int) -> tuple[Any, StripNo
 
 
 class PatientNoteView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
 
@@ -390,6 +397,8 @@ class PatientNoteView(APIView):
 
 
 class PatientNoteAddendaView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
+    audit_action, audit_operation = Action.UPDATE, "addendum"
     permission_classes = [IsPerson]
     parser_classes = [JSONParser]
 
