@@ -27,6 +27,14 @@ INSUFFICIENT = "insufficient_signal"
 
 EARLY, LATE, VARIABLE = "early", "late", "variable"
 
+# The window the product classifies (the alarm evaluator, the ward tiles, the CTG endpoint's
+# default) and how much trace before it the analysis reads for the baseline and for FIGO's
+# time criteria ("more than 30 minutes", "more than 50 minutes"). Every caller passes
+# CTG_LOOKBACK_SECONDS of preceding trace where it has it, with ``assess_from`` at the
+# classified window's start, so the evaluator, the API and the benchmark read alike.
+CTG_WINDOW_SECONDS = 1800
+CTG_LOOKBACK_SECONDS = 3600
+
 
 @dataclass(frozen=True, slots=True)
 class CtgParams:
@@ -119,6 +127,9 @@ class CtgResult:
     reduced_variability_minutes: int = 0
     increased_variability_minutes: int = 0
     baselines: list[int | None] = field(default_factory=list)  # per 10-minute period
+    # Seconds of the window whose FHR was set aside before the analysis read it (the
+    # ``excluded`` mask: the fetal channel recording the mother), in percent.
+    excluded_percent: float = 0.0
 
 
 # --- The one-second grid ----------------------------------------------------------------------
@@ -391,24 +402,60 @@ def ctg_analyse(
     start: float,
     end: float,
     params: CtgParams | None = None,
+    excluded: Sequence[bool] | None = None,
+    assess_from: float | None = None,
 ) -> CtgResult:
-    """All features of the window [start, end) and its FIGO classification with reasons."""
+    """All features of the window [assess_from, end) and its FIGO classification with
+    reasons; the trace of [start, assess_from) is the preceding context (see
+    :func:`ctg_analyse_series`)."""
     return ctg_analyse_series(
         fhr=per_second(fhr, start=start, end=end),
         ua=per_second(ua, start=start, end=end),
         start=start,
         end=end,
         params=params,
+        excluded=excluded,
+        assess_from=assess_from,
     )
 
 
+def _exclude(fhr: Series, excluded: Sequence[bool] | None) -> Series:
+    """``fhr`` with the excluded seconds set to None."""
+    if excluded is None:
+        return fhr
+    if len(excluded) != len(fhr):
+        raise ValueError("the excluded mask must have one entry per second of the window")
+    return [None if x else v for v, x in zip(fhr, excluded, strict=True)]
+
+
 def ctg_analyse_series(
-    *, fhr: Series, ua: Series, start: float, end: float, params: CtgParams | None = None
+    *,
+    fhr: Series,
+    ua: Series,
+    start: float,
+    end: float,
+    params: CtgParams | None = None,
+    excluded: Sequence[bool] | None = None,
+    assess_from: float | None = None,
 ) -> CtgResult:
     """:func:`ctg_analyse` of samples already on the one-second grid of [start, end) (what
     :func:`per_second` gives; the alarm evaluator keeps its windows so). Reads, never changes,
-    ``fhr`` and ``ua``."""
+    ``fhr`` and ``ua``.
+
+    ``excluded``: one flag per second, True where the FHR is not the fetus's (the fetal
+    channel recording the mother): those seconds are set aside before anything is read, and
+    counted as signal quality (``excluded_percent``), never as events.
+
+    ``assess_from``: where the classified window starts (default ``start``); the trace before
+    it is context for the baseline and the time criteria (CTG_LOOKBACK_SECONDS).
+    """
     p = params or CtgParams()
+    fhr = _exclude(fhr, excluded)
+    skip = 0
+    if assess_from is not None and assess_from > start:
+        skip = min(len(fhr), round(assess_from - start))
+        fhr, ua, start = fhr[skip:], ua[skip:], start + skip
+    set_aside = sum(1 for x in excluded[skip:] if x) if excluded is not None else 0
     fhr_s, ua_s = fhr, ua
     count = len(fhr_s)
     loss = signal_loss_percent(fhr_s)
@@ -418,22 +465,22 @@ def ctg_analyse_series(
 
     ups: list[_Run] = []
     downs: list[_Run] = []
-    excluded: set[int] = set()
+    in_events: set[int] = set()
     rounded: list[int | None] = []
     base: Series = [None] * count
     if periods:
         # Baseline and events depend on each other: estimate the baseline, find the events
         # against it, estimate it again without them, and find the events once more.
         for _ in range(2):
-            estimates = _period_baselines(fhr_s, periods, p, excluded)
+            estimates = _period_baselines(fhr_s, periods, p, in_events)
             rounded = [None if b is None else _round5(b) for b in estimates]
             if all(b is None for b in rounded):
                 # No period has a baseline (a monitor just started, the signal is lost), so
                 # there are no events against it, and another pass would find the same.
-                base, ups, downs, excluded = [None] * count, [], [], set()
+                base, ups, downs, in_events = [None] * count, [], [], set()
                 break
             base = _baseline_series(rounded, periods)
-            ups, downs, excluded = _fhr_events(fhr_s, base, p)
+            ups, downs, in_events = _fhr_events(fhr_s, base, p)
 
     accelerations = [
         Acceleration(
@@ -469,7 +516,7 @@ def ctg_analyse_series(
             )
         )
 
-    bandwidths = _variability(fhr_s, excluded, p) if periods else []
+    bandwidths = _variability(fhr_s, in_events, p) if periods else []
     variability = round(statistics.median(bandwidths), 1) if bandwidths else None
     reduced = sum(1 for b in bandwidths if b < p.normal_variability[0])
     increased = sum(1 for b in bandwidths if b > p.normal_variability[1])
@@ -498,6 +545,7 @@ def ctg_analyse_series(
         reduced_variability_minutes=reduced,
         increased_variability_minutes=increased,
         baselines=rounded,
+        excluded_percent=round(100.0 * set_aside / count, 1) if count else 0.0,
     )
     result.classification, result.reasons = _classify(result, count=count, p=p)
     return result

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
-from hl7v2.ack import ack_build, control_id_sniff
+from hl7v2.ack import ack_build
+from hl7v2.audit import hl7_message_record
 from hl7v2.mllp import Frame, frame, frame_read
 from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
@@ -121,8 +122,7 @@ class MllpListener:
                 ack_code=AckCode.REJECT,
                 hl7_error=ErrorCode.SEGMENT_SEQUENCE,
             )
-            control_id = control_id_sniff(found.text())
-            ack = ack_build(request=None, refusal=refusal, control_id=control_id)
+            ack = ack_build(text=found.text(), refusal=refusal)
             return Answer(ack=ack, code=AckCode.REJECT, stored=0)
         assert self.batcher is not None
         return await message_ingest(text=found.text(), batcher=self.batcher, devices=self.devices)
@@ -143,6 +143,7 @@ class MllpListener:
                 return
             self.stats.answers[answer.code] = self.stats.answers.get(answer.code, 0) + 1
             self.stats.stored += answer.stored
+            await hl7_message_record(answer, peer=writer.get_extra_info("peername"))
             writer.write(frame(answer.ack))
             await writer.drain()
 
