@@ -94,4 +94,5 @@ KIND_SHORT_NAMES: dict[str, str] = {
     KIND_TACHYSYSTOLE: "Tachysystole",
     KIND_FHR_SIGNAL_LOSS: "FHR signal loss",
     KIND_FHR_MATERNAL_COINCIDENCE: "FHR = maternal HR",
+    KIND_DELIVERY_FAILED: "Page not delivered",
 }
