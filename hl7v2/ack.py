@@ -36,6 +36,15 @@ _DEFAULT_ENCODING = "^~\\&"
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """What the listener sends back for one message."""
+
+    ack: str
+    code: str  # AA, AE or AR
+    stored: int  # readings stored now (0 for a resend)
+
+
+@dataclass(frozen=True, slots=True)
 class Header:
     """What an ACK needs from the message it answers, read from its MSH line as text."""
 
