@@ -164,8 +164,13 @@ async def adt_ingest(
         control_id=control_id,
     )
     event = adt_read(message)
-    await database_sync_to_async(adt_apply)(event=event, source=source)
-    return Answer(ack=ack_build(text=text, code=AckCode.ACCEPT), code=AckCode.ACCEPT, stored=0)
+    patient = await database_sync_to_async(adt_apply)(event=event, source=source)
+    return Answer(
+        ack=ack_build(text=text, code=AckCode.ACCEPT),
+        code=AckCode.ACCEPT,
+        stored=0,
+        patients=(patient.id,) if patient is not None else (),
+    )
 
 
 def adt_apply(*, event: AdtEvent, source: AdtSource) -> Patient | None:

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from audit.models import Action, ActorType, Channel, Outcome
-from audit.services import Actor, Origin, audit_record
 from clinical.models import Place
 from common.errors import ValidationFailed
 from hl7v2.models import Hl7Sender
@@ -139,28 +137,3 @@ class SenderCache:
             self._entries = await database_sync_to_async(sender_entries)()
             self._read_at = now
         return self._entries
-
-
-def hl7_refusal_audit(
-    *,
-    peer: Peer | None,
-    application: str,
-    facility: str,
-    control_id: str,
-    code: str,
-    reason: str,
-    patient_ids: Iterable[int] = (),
-) -> None:
-    """The audit record of a message refused for who sent it (unknown sender, a device or
-    patient of another place): the one place where the listener records refusals."""
-    audit_record(
-        actor=Actor(type=ActorType.HL7, label=f"{application}|{facility}"[:254]),
-        action=Action.RECEIVE,
-        outcome=Outcome.REFUSED,
-        channel=Channel.HL7,
-        origin=Origin(address=peer.address if peer else ""),
-        resource_type="hl7_message",
-        resource_id=control_id,
-        patients=patient_ids,
-        detail={"code": code, "reason": reason, "tls_subject": peer.tls_subject if peer else None},
-    )

@@ -32,14 +32,13 @@ from django.utils import timezone
 from clinical.models import Device
 from clinical.selectors import devices_by_serial
 from common.errors import ApplicationError
-from hl7v2.ack import Answer, ack_build, header_read
+from hl7v2.ack import Answer, ack_build
 from hl7v2.adt import adt_ingest
 from hl7v2.models import ObservationStatus
 from hl7v2.pcd01 import Observation, Pcd01Message, message_parse, msh_value, pcd01_read
 from hl7v2.senders import (
     Peer,
     SenderCache,
-    hl7_refusal_audit,
     senders_matching,
     senders_required,
 )
@@ -182,10 +181,20 @@ async def message_ingest(
             parsed, devices or DeviceCache(ttl=0), places=source.places
         )
     except Refusal as refusal:
+        # The listener writes the message's one audit record (hl7v2.audit) from this answer:
+        # a refusal for who sent it carries its reason and the patients it named.
         logger.info("HL7 message refused (%s): %s", refusal.code, refusal.message)
-        if refusal.audited:
-            await database_sync_to_async(_refusal_audit)(text, source, peer, refusal)
-        return Answer(ack=ack_build(text=text, refusal=refusal), code=refusal.ack_code, stored=0)
+        return Answer(
+            ack=ack_build(text=text, refusal=refusal),
+            code=refusal.ack_code,
+            stored=0,
+            patients=refusal.patient_ids,
+            detail={
+                "code": refusal.code,
+                "reason": refusal.message,
+                "tls_subject": peer.tls_subject if peer else None,
+            },
+        )
     except Exception:
         logger.exception("HL7 message could not be processed")
         failure = Refusal(
@@ -217,11 +226,11 @@ async def message_ingest(
                 code="not_storable",
             )
             ack = ack_build(text=text, refusal=partly, warnings=refused_rows)
-            return Answer(ack=ack, code=partly.ack_code, stored=stored)
+            return Answer(ack=ack, code=partly.ack_code, stored=stored, patients=tuple(wards))
     # Accepted: the rows not taken (a bad value, unit, time or device) are reported as
     # warnings, one ERR each with its location; the sender need not resend the message.
     ack = ack_build(text=text, code=AckCode.ACCEPT, warnings=refused_rows, note=_note(parsed))
-    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored)
+    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored, patients=tuple(wards))
 
 
 def _note(parsed: Pcd01Message) -> str:
@@ -239,19 +248,6 @@ def _note(parsed: Pcd01Message) -> str:
     if parsed.demo:
         notes.append(f"{parsed.demo} observation(s) of a monitor in demonstration mode skipped")
     return "; ".join(notes)
-
-
-def _refusal_audit(text: str, source: Source | None, peer: Peer | None, refusal: Refusal) -> None:
-    header = header_read(text)
-    hl7_refusal_audit(
-        peer=peer,
-        application=source.application if source else header.component(3),
-        facility=source.facility if source else header.component(4),
-        control_id=header.control_id,
-        code=refusal.code,
-        reason=refusal.message,
-        patient_ids=refusal.patient_ids,
-    )
 
 
 async def _statuses_keep(parsed: Pcd01Message, readings: list[ReadingIn]) -> None:

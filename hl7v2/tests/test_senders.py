@@ -71,7 +71,9 @@ async def _enrol(place, **fields) -> Hl7Sender:
 
 
 async def _audit_rows() -> list[AuditRecord]:
-    return await sync_to_async(lambda: list(AuditRecord.objects.filter(channel="hl7")))()
+    """The audit records of the messages refused (each message has one record)."""
+    rows = AuditRecord.objects.filter(channel="hl7", outcome="refused")
+    return await sync_to_async(lambda: list(rows))()
 
 
 @pytest.mark.django_db(transaction=True)
