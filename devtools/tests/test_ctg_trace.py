@@ -14,6 +14,7 @@ from ctg.analysis import (
     NORMAL,
     PATHOLOGICAL,
     SUSPICIOUS,
+    Series,
     ctg_analyse,
     maternal_coincidence_seconds,
 )
@@ -128,6 +129,10 @@ def test_an_obstetric_device_sends_all_three_channels_and_nothing_for_a_lost_sec
     assert sorted(metrics) == ["fetal_heart_rate", "heart_rate", "uterine_activity"]
 
 
+def _float(value: int | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def test_a_simulated_ward_reads_mostly_normal_and_suspicious():
     """Eight beds for two hours as the demo runs them, read as the product reads them
     (``ctg.window.ctg_read``, every 10 minutes): plausible baselines, contractions every 2-4
@@ -146,8 +151,9 @@ def test_a_simulated_ward_reads_mostly_normal_and_suspicious():
         )
         assert 110 <= trace.baseline <= 160
         rows = [trace.next(float(t)) for t in range(7200)]
-        fhr = [None] * span + [row["fetal_heart_rate"] for row in rows]
-        ua = [None] * span + [row["uterine_activity"] for row in rows]
+        before: Series = [None] * span  # nothing recorded before the monitor was attached
+        fhr = before + [_float(row["fetal_heart_rate"]) for row in rows]
+        ua = before + [_float(row["uterine_activity"]) for row in rows]
         for end in range(1800, 7201, 600):
             reading = ctg_read(
                 fhr=fhr[end : end + span], ua=ua[end : end + span], start=end - span, end=end
