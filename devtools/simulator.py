@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # A fetal bradycardia (a prolonged deceleration) is rarer than an adult's episode: one per
 # this many adult episode gaps, so a ward's CTGs mostly read normal or suspicious.
-FETAL_EPISODE_RARITY = 12
+FETAL_EPISODE_RARITY = 24
 ACK_TIMEOUT = 10.0  # a reading neither acked nor refused this long after sending is sent again
 RETRY_BACKOFF_START = 0.5  # after storage_unavailable; doubles up to RETRY_BACKOFF_MAX
 RETRY_BACKOFF_MAX = 5.0
