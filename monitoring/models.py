@@ -9,10 +9,13 @@ class Metric(models.TextChoices):
     HEART_RATE = "heart_rate", "Heart rate"
     FETAL_HEART_RATE = "fetal_heart_rate", "Fetal heart rate"
     UTERINE_ACTIVITY = "uterine_activity", "Uterine activity"
+    # The pulse rate a pulse oximeter (or another non-ECG source) counts: its own metric, so a
+    # pulse is never shown, charted or coded as the ECG heart rate of the same second.
+    PULSE_RATE = "pulse_rate", "Pulse rate"
 
 
 # Metrics whose number is a rate in beats per minute (its old name ``bpm`` stays on the wire).
-HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE})
+HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE, Metric.PULSE_RATE})
 
 
 class Reading(models.Model):

@@ -13,6 +13,7 @@ import {
   clockTime,
   el,
   humanKind,
+  shortKind,
   parseTime,
   setAttr,
   setText,
@@ -22,10 +23,11 @@ const TREND_WINDOW_MS = 10 * 60 * 1000;
 const RING_CAPACITY = 10 * 60 * 8; // ten minutes at up to 8 Hz per metric
 const STALE_MS = 30_000; // a value older than this is shown as "no signal"
 const BACKFILL_BUCKET_S = 5;
-const METRICS = ["heart_rate", "fetal_heart_rate"];
-const METRIC_LABEL = { heart_rate: "HR", fetal_heart_rate: "FHR" };
-const METRIC_TITLE = { heart_rate: "Heart rate", fetal_heart_rate: "Fetal heart rate" };
-const METRIC_COLOR = { heart_rate: "#4ade80", fetal_heart_rate: "#c4b5fd" };
+// pulse_rate: an oximeter's pulse, shown beside (never as) the ECG heart rate, once one came.
+const METRICS = ["heart_rate", "pulse_rate", "fetal_heart_rate"];
+const METRIC_LABEL = { heart_rate: "HR", pulse_rate: "PR", fetal_heart_rate: "FHR" };
+const METRIC_TITLE = { heart_rate: "Heart rate", pulse_rate: "Pulse rate (oximeter)", fetal_heart_rate: "Fetal heart rate" };
+const METRIC_COLOR = { heart_rate: "#4ade80", pulse_rate: "#38bdf8", fetal_heart_rate: "#c4b5fd" };
 // The latest CTG classification (FIGO 2015) on an obstetric tile: told by its word, not by
 // its colour alone.
 const CTG_LABEL = {
@@ -91,7 +93,7 @@ class Tile {
     this.latest = {};
     this.alerts = new Map();
     this.ctg = null;
-    this.series = { heart_rate: new Series(RING_CAPACITY), fetal_heart_rate: new Series(RING_CAPACITY) };
+    this.series = { heart_rate: new Series(RING_CAPACITY), pulse_rate: new Series(RING_CAPACITY), fetal_heart_rate: new Series(RING_CAPACITY) };
     this.size = null;
     this.dirtyText = true;
     this.dirtyTrend = true;
@@ -225,6 +227,7 @@ class Tile {
     setText(d.profile, this.obstetric ? "Obstetric" : "Adult");
     setAttr(d.root, "data-profile", this.obstetric ? "obstetric" : "adult");
     d.vitals.fetal_heart_rate.hidden = !this.obstetric;
+    d.vitals.pulse_rate.hidden = !this.latest.pulse_rate;
 
     for (const metric of METRICS) {
       const latest = this.latest[metric];
@@ -264,8 +267,8 @@ class Tile {
       setText(d.mark, PRIORITY_MARK[top.priority] || "!");
       setText(d.prio, `${PRIORITY_LABEL[top.priority] || top.priority}${top.state === "acknowledged" ? " · ACK" : ""}`);
       const more = this.alerts.size > 1 ? ` (+${this.alerts.size - 1})` : "";
-      setText(d.msg, `${top.message || humanKind(top.kind)}${more}`);
-      setAttr(d.msg, "title", top.message || humanKind(top.kind));
+      setText(d.msg, `${shortKind(top.kind)}${more}`);
+      setAttr(d.msg, "title", top.message || shortKind(top.kind));
       d.ack.hidden = top.state !== "active";
       d.ack.dataset.alert = String(top.id);
       setAttr(d.ack, "aria-label", `Acknowledge ${PRIORITY_LABEL[top.priority] || ""} alarm for ${p.name || "patient"}, bed ${p.bed || "none"}`);
@@ -522,7 +525,7 @@ export class WardView {
         const url = `/api/records/${tile.id}/?bucket=${BACKFILL_BUCKET_S}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`;
         try {
           const rows = await fetchAllRows(url);
-          const byMetric = { heart_rate: [], fetal_heart_rate: [] };
+          const byMetric = { heart_rate: [], pulse_rate: [], fetal_heart_rate: [] };
           for (const row of rows) {
             const metric = row.metric;
             if (!byMetric[metric]) continue;
@@ -647,20 +650,22 @@ export class WardView {
             el("strong", { class: "alert-prio" }, label),
             " ",
             el("span", { class: "alert-state" }, a.state === "acknowledged" ? "acknowledged" : "active"),
+            el("span", { class: "alert-who" }, ` · Bed ${tile.patient.bed || "—"} · `, el("a", { href: `#/patient/${tile.id}` }, tile.patient.name || "")),
           ),
-          el("div", { class: "alert-who" }, `Bed ${tile.patient.bed || "—"} · `, el("a", { href: `#/patient/${tile.id}` }, tile.patient.name || "")),
-          el("div", { class: "alert-msg" }, a.message || humanKind(a.kind)),
-          el("div", { class: "alert-time" }, `Raised ${clockTime(parseTime(a.raised_at))} (${ago(parseTime(a.raised_at), now)})`),
+          el("div", { class: "alert-kind" }, shortKind(a.kind)),
+          a.message && a.message !== shortKind(a.kind) ? el("div", { class: "alert-msg" }, a.message) : null,
+          el("div", { class: "alert-foot" },
+            el("span", { class: "alert-time" }, `Raised ${clockTime(parseTime(a.raised_at))} (${ago(parseTime(a.raised_at), now)})`),
+            a.state === "active"
+              ? el("button", {
+                  type: "button",
+                  class: "btn btn-ack",
+                  dataset: { alert: String(a.id) },
+                  "aria-label": `Acknowledge ${label} alarm, bed ${tile.patient.bed || "none"}`,
+                  onclick: () => this.acknowledge(a.id),
+                }, "Acknowledge")
+              : null),
         ),
-        a.state === "active"
-          ? el("button", {
-              type: "button",
-              class: "btn btn-ack",
-              dataset: { alert: String(a.id) },
-              "aria-label": `Acknowledge ${label} alarm, bed ${tile.patient.bed || "none"}`,
-              onclick: () => this.acknowledge(a.id),
-            }, "Acknowledge")
-          : null,
       );
     });
     if (!items.length) items.push(el("li", { class: "alert-none" }, "No active alarms."));
