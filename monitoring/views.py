@@ -470,6 +470,7 @@ class JsonErrorsNegotiation(DefaultContentNegotiation):
     },
 )
 class PatientCtgRecordView(APIView):
+    audit_resource, audit_patient_kwarg, audit_action = "ctg_record", "pk", Action.EXPORT
     permission_classes = [IsPerson]
     content_negotiation_class = JsonErrorsNegotiation
 
