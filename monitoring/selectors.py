@@ -374,3 +374,18 @@ def patient_ctg(
         window=window,
         params=params,
     )
+
+
+def reading_latest(*, patient_id: int, metric: str, at: datetime) -> Reading | None:
+    """The patient's last reading of ``metric`` recorded at or before ``at`` (within the
+    hour before it), e.g. the value an alarm was raised on."""
+    return (
+        Reading.objects.filter(
+            patient_id=patient_id,
+            metric=metric,
+            recorded_at__lte=at,
+            recorded_at__gte=at - timedelta(hours=1),
+        )
+        .order_by("-recorded_at", "-id")
+        .first()
+    )
