@@ -276,6 +276,7 @@ class UserViewSet(
     permission_classes = (IsAuthenticated, IsAdminRole)
     serializer_class = s.UserSerializer
     filterset_class = UserFilter
+    audit_detail_fields = ("role", "places", "is_active")
     search_fields = ("email", "first_name", "last_name")
     ordering_fields = ("id", "email", "first_name", "last_name", "role", "date_joined", "is_active")
     ordering = ("email",)

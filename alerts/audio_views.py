@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPerson, request_person
 from alerts import audio
 from alerts.models import AlarmAudioPause
+from audit.models import Action
 from common.api import ERROR_RESPONSES, ErrorSerializer
 
 TAGS = ["alarm audio"]
@@ -74,6 +75,7 @@ ERRORS = {code: ERROR_RESPONSES[code] for code in (401, 403, 404)}
 
 class AlarmAudioView(APIView):
     permission_classes = (IsPerson,)
+    audit_resource, audit_reads = "alarm_audio", False
 
     @extend_schema(
         tags=TAGS,
@@ -87,6 +89,7 @@ class AlarmAudioView(APIView):
 
 class AlarmAudioPauseView(APIView):
     permission_classes = (IsPerson,)
+    audit_resource, audit_action, audit_operation = "alarm_audio", Action.UPDATE, "pause"
 
     @extend_schema(
         tags=TAGS,
@@ -114,6 +117,7 @@ class AlarmAudioPauseView(APIView):
 
 class AlarmAudioResumeView(APIView):
     permission_classes = (IsPerson,)
+    audit_resource, audit_action, audit_operation = "alarm_audio", Action.UPDATE, "resume"
 
     @extend_schema(
         tags=TAGS,

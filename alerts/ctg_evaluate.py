@@ -1,11 +1,12 @@
 """CTG alarm evaluation, in the alarm evaluator: for each obstetric patient in a batch of new
 readings, at most every ``ALARM_CTG_EVALUATE_SECONDS`` of the readings' own time, analyse the
-last 30 minutes (``ctg.analysis``), raise or resolve the CTG alerts, and keep the patient's
+evaluator's window (``ctg.window``: the last 30 minutes of monitored time, read as the API
+reads it), raise or resolve the CTG alerts, and keep the patient's
 latest classification (``CtgClassification``, published to the dashboards when it changes).
 
 Cost: a patient evaluated costs one grouped query of the seconds of its window that may have
 changed since its last evaluation (the process keeps the window: ``alerts.ctg_window``; the
-whole window, about 5,400 rows at 4 Hz, on its first evaluation and every few minutes) and
+whole window and its look-back, about 16,000 rows, on its first evaluation and every few minutes) and
 the analysis, on the kept one-second grid (a few milliseconds); a patient not yet due costs
 nothing beyond its share of one MGET. The rule state is one small record per patient in
 Redis; the classifications of the patients evaluated are read in one query and written only
@@ -14,7 +15,7 @@ on a change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,7 +24,6 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.ctg_rules import (
-    CTG_WINDOW_SECONDS,
     PRIORITIES,
     CtgState,
     Episode,
@@ -35,7 +35,7 @@ from alerts.ctg_window import ctg_windows
 from alerts.models import Alert
 from alerts.selectors import ctg_classifications_of_patients, ctg_limits_for_patients
 from alerts.state import STATE_TTL_SECONDS, key_prefix, redis_client
-from ctg.analysis import Series, ctg_analyse_series
+from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.selectors import CTG_METRICS
 
@@ -46,19 +46,6 @@ CTG_TRIGGER_METRICS = frozenset({Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVIT
 
 def ctg_state_key(patient_id: int) -> str:
     return f"{key_prefix()}ctg:{patient_id}"
-
-
-def _first_reading(grids: Iterable[Series], *, default: int) -> int:
-    """The first second of the window with a reading of any metric (a metric the patient's
-    monitor does not record is all None: told at C speed, not searched)."""
-    return min(
-        (
-            next(k for k, v in enumerate(g) if v is not None)
-            for g in grids
-            if g.count(None) < len(g)
-        ),
-        default=default,
-    )
 
 
 def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> list[Alert]:
@@ -99,23 +86,23 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
     for patient_id in due:
         at = latest[patient_id]
         state = states[patient_id]
-        # The window ends after the latest reading's second, so that second counts.
+        # The window ends after the latest reading's second, so that second counts; the
+        # grid holds the look-back before it too (``ctg.window``: the API reads the same).
         end = at.replace(microsecond=0) + timedelta(seconds=1)
-        start = end - timedelta(seconds=CTG_WINDOW_SECONDS)
+        start = end - timedelta(seconds=CTG_WINDOW.span_seconds)
         series = ctg_windows.series(patient_id=patient_id, start=start, end=end)
-        fhr = series[Metric.FETAL_HEART_RATE]
-        result = ctg_analyse_series(
-            fhr=fhr,
+        reading = ctg_read(
+            fhr=series[Metric.FETAL_HEART_RATE],
             ua=series[Metric.UTERINE_ACTIVITY],
             start=start.timestamp(),
             end=end.timestamp(),
         )
-        monitored_since = start.timestamp() + _first_reading(series.values(), default=len(fhr))
+        result = reading.result
         conditions = ctg_conditions(
             result=result,
-            fhr=fhr,
-            mhr=series[Metric.HEART_RATE],
-            monitored_since=monitored_since,
+            fhr=reading.fhr,
+            mhr=series[Metric.HEART_RATE][reading.offset :],
+            monitored_since=reading.monitored_since or result.end,
             limits=limits[patient_id],
         )
         moment = at.timestamp()

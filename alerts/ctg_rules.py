@@ -30,8 +30,9 @@ from ctg.analysis import (
     maternal_coincidence_series,
     signal_loss_percent,
 )
+from ctg.window import CTG_WINDOW
 
-CTG_WINDOW_SECONDS = 1800  # the analysis window: FIGO averages contractions over 30 minutes
+CTG_WINDOW_SECONDS = CTG_WINDOW.seconds  # FIGO averages contractions over 30 minutes
 
 PRIORITIES: dict[str, str] = {
     KIND_PROLONGED_DECELERATION: Priority.HIGH,
@@ -112,10 +113,10 @@ def ctg_conditions(
 ) -> dict[str, Condition]:
     """Each CTG alarm's condition at the end of the analysed window.
 
-    ``result`` is the analysis of the last 30 minutes, ``fhr`` and ``mhr`` its fetal and
-    maternal heart rate on the window's one-second grid (``ctg.analysis.per_second``; the
-    window starts and ends on whole seconds), ``monitored_since`` the first reading of the
-    window (loss is not counted before the monitoring began).
+    ``result`` is the analysis of the window's monitored part (``ctg.window.ctg_read``),
+    ``fhr`` and ``mhr`` its fetal and maternal heart rate on the same one-second grid
+    (``ctg.analysis.per_second``; it starts and ends on whole seconds), ``monitored_since``
+    the first second of the monitoring session (loss is not counted before it).
     """
     now = result.end
     conditions: dict[str, Condition] = {}

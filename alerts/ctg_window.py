@@ -1,7 +1,8 @@
-"""The CTG windows an evaluator process keeps: per obstetric patient, the last 30 minutes of
-fetal heart rate, uterine activity and maternal heart rate on the one-second grid, so that an
-evaluation (every ``ALARM_CTG_EVALUATE_SECONDS``) reads from the database only the seconds
-that may have changed since the last one, not the whole window (about 5,400 grouped rows).
+"""The CTG windows an evaluator process keeps: per obstetric patient, the evaluator's window
+and its look-back (``ctg.window.CTG_WINDOW``: 90 minutes) of fetal heart rate, uterine
+activity and maternal heart rate on the one-second grid, so that an evaluation (every
+``ALARM_CTG_EVALUATE_SECONDS``) reads from the database only the seconds that may have
+changed since the last one, not the whole window (about 16,000 grouped rows).
 
 Every second the cache holds is what ``monitoring.selectors.readings_per_second`` gives for
 it, because a second is only ever filled from that query over whole seconds. Which seconds
@@ -22,7 +23,7 @@ that took longer than an evaluation interval to commit, or readings deleted), an
 reading of the patient reached this process for ``FORGET_SECONDS``: its partition may have
 been evaluated by another process meanwhile (readings this one never saw), or its monitor
 stopped. Such a patient is forgotten, as are the least recently seen beyond
-``MAX_PATIENTS`` (the memory bound: about 170 kB per patient).
+``MAX_PATIENTS`` (the memory bound: about 500 kB per patient).
 
 The cache is per process and only a hint: nothing is shared, and an empty cache (a restart)
 only costs full reads.

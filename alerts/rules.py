@@ -32,6 +32,11 @@ from monitoring.models import Metric
 PRIORITY = PRIORITY_OF_RANK
 BRADY, TACHY = "brady", "tachy"
 
+# The sources each rule applies to: a metric is one measurement source. The heart-rate bands
+# (bradycardia, tachycardia) apply to ``heart_rate`` (the ECG rate: MDC 147842, LOINC 8867-4)
+# and the fetal bands to ``fetal_heart_rate``; ``pulse_rate`` (an oximeter's or other non-ECG
+# pulse: MDC 149530, 149514) is stored, charted and served but raises no alarm, so that a
+# pulse that lags or drops out beside a good ECG neither doubles nor cancels an ECG alarm.
 KINDS: dict[tuple[str, str], str] = {
     (Metric.HEART_RATE, BRADY): KIND_BRADYCARDIA,
     (Metric.HEART_RATE, TACHY): KIND_TACHYCARDIA,

@@ -25,6 +25,7 @@ from alerts.serializers import (
     CtgAlarmLimitsSerializer,
     PatientAlarmLimitsSerializer,
 )
+from audit.models import Action
 from clinical.models import Patient
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
@@ -92,6 +93,7 @@ def _visible_alerts(request: Request) -> QuerySet[Alert]:
 )
 class AlertListView(generics.ListAPIView[Alert]):
     permission_classes = [IsPerson]
+    audit_resource, audit_action = "alert", Action.SEARCH
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
     filter_backends = [
@@ -118,6 +120,7 @@ class AlertListView(generics.ListAPIView[Alert]):
 )
 class AlertDetailView(generics.RetrieveAPIView[Alert]):
     permission_classes = [IsPerson]
+    audit_resource = "alert"
     serializer_class = AlertDetailSerializer
 
     def get_queryset(self) -> QuerySet[Alert]:
@@ -128,6 +131,7 @@ class AlertDetailView(generics.RetrieveAPIView[Alert]):
 
 class _AlertActionView(APIView):
     permission_classes = [IsPerson]
+    audit_resource, audit_action = "alert", Action.UPDATE
 
     def perform(self, request: Request, alert_id: int, note: str) -> Alert:
         raise NotImplementedError
@@ -154,6 +158,8 @@ class _AlertActionView(APIView):
     )
 )
 class AlertAcknowledgeView(_AlertActionView):
+    audit_operation = "acknowledge"
+
     def perform(self, request: Request, alert_id: int, note: str) -> Alert:
         return services.alert_acknowledge(alert_id=alert_id, user=request_person(request))
 
@@ -168,6 +174,8 @@ class AlertAcknowledgeView(_AlertActionView):
     )
 )
 class AlertResolveView(_AlertActionView):
+    audit_operation = "resolve"
+
     def perform(self, request: Request, alert_id: int, note: str) -> Alert:
         return services.alert_resolve(alert_id=alert_id, user=request_person(request), note=note)
 
@@ -176,6 +184,7 @@ class PatientAlarmLimitsView(APIView):
     """A patient's effective alarm limits: the profile's defaults or the patient's own."""
 
     permission_classes = [ClinicianWrites]
+    audit_resource, audit_patient_kwarg = "alarm_limits", "pk"
 
     def _patient(self, request: Request, pk: int) -> Patient:
         return patient_visible_get(user=request_person(request), patient_id=pk)
@@ -236,6 +245,7 @@ class PatientCtgAlarmLimitsView(APIView):
     """A patient's effective CTG alarm settings: the defaults or the patient's own."""
 
     permission_classes = [ClinicianWrites]
+    audit_resource, audit_patient_kwarg = "ctg_alarm_limits", "pk"
 
     def _patient(self, request: Request, pk: int) -> Patient:
         return patient_visible_get(user=request_person(request), patient_id=pk)

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from accounts.permissions import AdminWrites, ClinicianWrites, DoctorWrites, request_person
+from audit.models import Action
 from clinical import services
 from clinical.filters import DeviceFilter, PatientFilter, PlaceFilter, WardFilter
 from clinical.models import Device, Patient, Place, Ward
@@ -114,6 +115,8 @@ class _NoDeleteViewSet(
 class PlaceViewSet(_NoDeleteViewSet[Place]):
     """Hospitals and clinics."""
 
+    audit_reads = False  # no patient data; changes are recorded
+
     queryset = Place.objects.all()
     serializer_class = PlaceSerializer
     permission_classes = (AdminWrites,)
@@ -151,6 +154,8 @@ class PlaceViewSet(_NoDeleteViewSet[Place]):
 )
 class WardViewSet(_NoDeleteViewSet[Ward]):
     """Wards of a place."""
+
+    audit_reads = False  # no patient data; changes are recorded
 
     queryset = Ward.objects.all()
     serializer_class = WardSerializer
@@ -286,6 +291,8 @@ class DeviceViewSet(
 ):
     """Bedside monitors. Everyone reads the devices of their places; admins and doctors
     write. Devices of other places answer 404."""
+
+    audit_actions = {"rotate_token": Action.TOKEN_ROTATED}
 
     serializer_class = DeviceSerializer
     permission_classes = [DoctorWrites]

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",
+    "audit",
     "accounts",
     "clinical",
     "monitoring",
@@ -73,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # One audit record per request to an audited view (audit/middleware.py); a change and its
+    # record share one transaction.
+    "audit.middleware.AuditMiddleware",
     # Last: turns a lockout flagged during login into the 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -386,6 +390,18 @@ CELERY_BEAT_SCHEDULE["readings-partitions-maintain"] = {
     "options": {"expires": 3600.0},
 }
 
+# --- Access audit (docs/security.md) ---------------------------------------------------------
+# Records older than this many days are removed by `manage.py audit_purge` and the daily
+# maintenance task; at least 365 (one year, DPDP Rules 2025 rule 6).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 400)
+if AUDIT_RETENTION_DAYS < 365:
+    raise ImproperlyConfigured("AUDIT_RETENTION_DAYS must be at least 365.")
+CELERY_BEAT_SCHEDULE["audit-maintain"] = {
+    "task": "audit.tasks.audit_maintain",
+    "schedule": 86400.0,
+    "options": {"expires": 3600.0},
+}
+
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
 OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)
@@ -474,6 +490,9 @@ ALARM_CTG_EVALUATE_SECONDS = env_float("ALARM_CTG_EVALUATE_SECONDS", 5.0)
 # often, so an evaluator following hundreds of fetal monitors does not rewrite every row every
 # evaluation.
 CTG_REASONS_REFRESH_SECONDS = env_float("CTG_REASONS_REFRESH_SECONDS", 60.0)
+# Strip notes (monitoring.notes): the author may correct a note this long after writing it;
+# afterwards it is part of the record and is only annotated.
+NOTE_EDIT_MINUTES = env_float("NOTE_EDIT_MINUTES", 15.0)
 ALARM_CTG_CLEAR_SECONDS = env_int("ALARM_CTG_CLEAR_SECONDS", 30)
 # A high-priority alert unacknowledged this long is escalated to admins, and again every
 # interval until someone acknowledges it.

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/", include("clinical.urls")),
     path("api/", include("monitoring.urls")),
     path("api/", include("alerts.urls")),
+    path("api/", include("audit.urls")),
     path("fhir/", include("fhir_api.urls")),
     path("", include("operations.urls")),
     path("", include("frontend.urls")),

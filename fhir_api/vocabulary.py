@@ -58,6 +58,17 @@ METRIC_CODES: dict[str, MetricCode] = {
         ),
         profile=PROFILE_HEART_RATE,
     ),
+    # A pulse counted by an oximeter (or another non-ECG source) is not the ECG heart rate:
+    # LOINC 8889-8 "Heart rate by Pulse oximetry" with MDC 149530. The R4 heart-rate profile
+    # fixes LOINC 8867-4, so it claims the base vital-signs profile only.
+    Metric.PULSE_RATE: MetricCode(
+        text="Pulse rate",
+        codings=(
+            Coding(LOINC, "8889-8", "Heart rate by Pulse oximetry"),
+            Coding(MDC, "149530", "MDC_PULS_OXIM_PULS_RATE"),
+        ),
+        profile=None,
+    ),
     # The R4 heart-rate profile fixes LOINC 8867-4 (the patient's own rate): a fetal heart
     # rate does not conform to it, so it claims no profile.
     Metric.FETAL_HEART_RATE: MetricCode(

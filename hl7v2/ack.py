@@ -1,14 +1,114 @@
-"""Acknowledgements (original mode): ``ACK^<trigger>^ACK`` with MSA and, for a refusal or a
-note, an ERR segment. Built with python-hl7's ``create_ack``, so separators and escapes follow
-the message being answered."""
+"""Acknowledgements: ``ACK^<trigger>^ACK`` with MSA and, for a refusal or a note, ERR segments.
+
+Built by hand from the request's MSH line, read as plain text, rather than with python-hl7's
+``create_ack``: an ACK must be written for *every* frame, including the ones python-hl7
+cannot take apart (a truncated MSH, unusual encoding characters), and ``create_ack`` raises on
+those. The header is read field by field with the message's own separators, each missing field
+is empty, and the ACK is written with the same separators, so what the sender reads back is in
+its own encoding:
+
+- MSH-3/MSH-4 ours (``HL7_SENDING_APPLICATION``/``_FACILITY``), MSH-5/MSH-6 the sender's
+  MSH-3/MSH-4, MSH-9 ``ACK^<its trigger>^ACK``, MSH-11 its processing id, MSH-12 its version
+  (2.6 when it named none);
+- MSA-1 the code, MSA-2 its MSH-10;
+- ERR-2 location, ERR-3 HL7 table 0357 code, ERR-4 severity, ERR-5 our machine code, ERR-8
+  the text (escaped with the message's escape character).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import hl7
 from django.conf import settings
 from django.utils import timezone
 
-from hl7v2.vocabulary import ACK_VERSION_DEFAULT, ERROR_CODE_TEXT, AckCode, Location, Refusal
+from hl7v2.vocabulary import (
+    ACK_VERSION_DEFAULT,
+    COMMIT_CODES,
+    ERROR_CODE_TEXT,
+    AckCode,
+    Location,
+    Refusal,
+)
+
+_DEFAULT_ENCODING = "^~\\&"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What an ACK needs from the message it answers, read from its MSH line as text."""
+
+    field_sep: str = "|"
+    component_sep: str = "^"
+    repetition_sep: str = "~"
+    escape_char: str = "\\"
+    subcomponent_sep: str = "&"
+    fields: tuple[str, ...] = ()  # MSH-3 onwards, raw (still in the sender's encoding)
+
+    def field(self, number: int) -> str:
+        """MSH-<number> as sent (3 and up), "" when absent."""
+        index = number - 3
+        return self.fields[index] if 0 <= index < len(self.fields) else ""
+
+    def component(self, number: int, component: int = 1) -> str:
+        parts = self.field(number).split(self.repetition_sep, 1)[0].split(self.component_sep)
+        return parts[component - 1].strip() if component <= len(parts) else ""
+
+    @property
+    def control_id(self) -> str:
+        return self.field(10).strip()
+
+    @property
+    def version(self) -> str:
+        return self.component(12)
+
+    def commit_wanted(self, answer: str) -> bool:
+        """Whether MSH-15 (accept acknowledgement type, enhanced mode) asks for a commit
+        acknowledgement for this outcome: ``AL`` always, ``ER`` on an error, ``SU`` on success;
+        ``NE`` or empty (original mode, PCD-01's ``NE``/``AL``): the application ACK instead."""
+        kind = self.component(15).upper()
+        if kind == "ER":
+            return answer != AckCode.ACCEPT
+        if kind == "SU":
+            return answer == AckCode.ACCEPT
+        return kind == "AL"
+
+    def escape(self, text: str) -> str:
+        """``text`` with the message's separators written as HL7 escape sequences."""
+        e = self.escape_char
+        out = text.replace(e, f"{e}E{e}")
+        for char, code in (
+            (self.field_sep, "F"),
+            (self.component_sep, "S"),
+            (self.subcomponent_sep, "T"),
+            (self.repetition_sep, "R"),
+        ):
+            if char:
+                out = out.replace(char, f"{e}{code}{e}")
+        return out.replace("\r", " ").replace("\n", " ")
+
+
+def header_read(text: str) -> Header:
+    """The header of ``text`` (the first segment if it is an MSH), never raising: what is
+    missing is empty, separators missing or clashing fall back to the standard ones."""
+    first = text.replace("\r\n", "\r").replace("\n", "\r").lstrip("\r").split("\r", 1)[0]
+    if not first.startswith("MSH") or len(first) < 4:
+        return Header()
+    field_sep = first[3]
+    rest = first[4:].split(field_sep)
+    encoding = rest[0] if rest else ""
+    chars = [*encoding[:4], *_DEFAULT_ENCODING[len(encoding[:4]) :]]
+    if len({*chars, field_sep}) != 5 or field_sep.isalnum() or field_sep.isspace():
+        return Header(fields=tuple(rest[1:]) if field_sep == "|" else ())
+    return Header(
+        field_sep=field_sep,
+        component_sep=chars[0],
+        repetition_sep=chars[1],
+        escape_char=chars[2],
+        subcomponent_sep=chars[3],
+        fields=tuple(rest[1:]),
+    )
 
 
 def hl7_now() -> str:
@@ -16,81 +116,81 @@ def hl7_now() -> str:
     return timezone.now().strftime("%Y%m%d%H%M%S+0000")
 
 
-def _stand_in(control_id: str) -> hl7.Message:
-    """The MSH of a message that could not be read, to answer it all the same."""
-    return hl7.parse(f"MSH|^~\\&|||||||ORU^R01|{control_id}|P|{ACK_VERSION_DEFAULT}")
-
-
 def control_id_sniff(text: str) -> str:
-    """MSH-10 of an unreadable message if its MSH segment can still be read, else ""."""
-    first = text.replace("\n", "\r").split("\r", 1)[0]
-    if not first.startswith("MSH") or len(first) < 8:
-        return ""
-    try:
-        msh = hl7.parse(first).segment("MSH")
-        return str(msh.extract_field(field_num=10)).strip()
-    except (hl7.ParseException, ValueError, IndexError, KeyError):
-        return ""
+    """MSH-10 of a message, read from its MSH line alone ("" when there is none)."""
+    return header_read(text).control_id
 
 
 def ack_build(
     *,
-    request: hl7.Message | None,
+    text: str,
     code: str = AckCode.ACCEPT,
     refusal: Refusal | None = None,
+    warnings: list[Refusal] | None = None,
     note: str = "",
-    control_id: str = "",
+    commit: bool | None = None,
 ) -> str:
-    """The ACK of ``request`` (or of an unreadable message whose MSH-10 was ``control_id``).
+    """The ACK of the message ``text``.
 
-    A refusal adds an ERR with severity E (its table 0357 code, our machine code in ERR-5 and
-    its text in ERR-8); a ``note`` on an accepted message adds an ERR with severity W.
+    A refusal adds an ERR with severity E; each of ``warnings`` (rows not taken from a message
+    otherwise accepted) an ERR with severity W at its location; a ``note`` an ERR with severity
+    W and code 0. ``commit`` (default: the message asked for enhanced mode) turns AA/AE/AR
+    into the commit codes CA/CE/CR.
     """
-    source = request if request is not None else _stand_in(control_id)
-    ack = source.create_ack(
-        refusal.ack_code if refusal is not None else code,
-        message_id=hl7.generate_message_control_id(),
-        application=settings.HL7_SENDING_APPLICATION,
-        facility=settings.HL7_SENDING_FACILITY,
+    h = header_read(text)
+    f, c = h.field_sep, h.component_sep
+    answer = refusal.ack_code if refusal is not None else code
+    if commit if commit is not None else h.commit_wanted(answer):
+        answer = COMMIT_CODES.get(answer, answer)
+    trigger = h.component(9, 2)
+    msh = f.join(
+        [
+            "MSH",
+            h.component_sep + h.repetition_sep + h.escape_char + h.subcomponent_sep,
+            h.escape(settings.HL7_SENDING_APPLICATION),
+            h.escape(settings.HL7_SENDING_FACILITY),
+            h.field(3),
+            h.field(4),
+            hl7_now(),
+            "",
+            c.join(["ACK", trigger, "ACK"]) if trigger else c.join(["ACK", "", "ACK"]),
+            hl7.generate_message_control_id(),
+            h.field(11) or "P",
+            h.version or ACK_VERSION_DEFAULT,
+        ]
     )
-    msh = ack.segment("MSH")
-    msh.assign_field(hl7_now(), 7)
-    if not str(msh(12)):
-        msh.assign_field(ACK_VERSION_DEFAULT, 12)
+    segments = [msh, f.join(["MSA", answer, h.field(10)])]
     if refusal is not None:
-        ack.append(
-            _err(
-                ack,
-                severity="E",
-                hl7_error=refusal.hl7_error,
-                app_code=refusal.code,
-                text=refusal.message,
-                location=refusal.location,
-            )
+        segments.append(_err(h, severity="E", refusal=refusal))
+    for warning in warnings or []:
+        segments.append(_err(h, severity="W", refusal=warning))
+    if note:
+        segments.append(
+            f.join(["ERR", "", "", c.join(["0", "Message accepted", "HL70357"]), "W", "note"])
+            + f * 3
+            + h.escape(note)
         )
-    elif note:
-        ack.append(_err(ack, severity="W", hl7_error="0", app_code="note", text=note))
-    return str(ack)
+    return "\r".join(segments) + "\r"
 
 
-def _err(
-    ack: hl7.Message,
-    *,
-    severity: str,
-    hl7_error: str,
-    app_code: str,
-    text: str,
-    location: Location | None = None,
-) -> hl7.Segment:
-    err = ack.create_segment([ack.create_field(["ERR"])])
-    if location is not None:
-        err.assign_field(location.segment, 2, 1, 1)
-        err.assign_field(str(location.position), 2, 1, 2)
-        err.assign_field(str(location.field), 2, 1, 3)
-    err.assign_field(hl7_error, 3, 1, 1)
-    err.assign_field(ERROR_CODE_TEXT.get(hl7_error, "Message accepted"), 3, 1, 2)
-    err.assign_field("HL70357", 3, 1, 3)
-    err.assign_field(severity, 4)
-    err.assign_field(app_code, 5, 1, 1)
-    err.assign_field(ack.escape(text), 8)
-    return err
+def _err(h: Header, *, severity: str, refusal: Refusal) -> str:
+    f, c = h.field_sep, h.component_sep
+    where = _location(h, refusal.location)
+    table = c.join(
+        [
+            refusal.hl7_error,
+            ERROR_CODE_TEXT.get(refusal.hl7_error, "Message accepted"),
+            "HL70357",
+        ]
+    )
+    return (
+        f.join(["ERR", "", where, table, severity, h.escape(refusal.code)])
+        + f * 3
+        + h.escape(refusal.message)
+    )
+
+
+def _location(h: Header, location: Location | None) -> str:
+    if location is None:
+        return ""
+    return h.component_sep.join([location.segment, str(location.position), str(location.field)])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import close_old_connections
 
-from hl7v2.ack import ack_build, control_id_sniff
+from hl7v2.ack import ack_build
 from hl7v2.mllp import Frame, frame, frame_read
 from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
@@ -121,8 +121,7 @@ class MllpListener:
                 ack_code=AckCode.REJECT,
                 hl7_error=ErrorCode.SEGMENT_SEQUENCE,
             )
-            control_id = control_id_sniff(found.text())
-            ack = ack_build(request=None, refusal=refusal, control_id=control_id)
+            ack = ack_build(text=found.text(), refusal=refusal)
             return Answer(ack=ack, code=AckCode.REJECT, stored=0)
         assert self.batcher is not None
         return await message_ingest(text=found.text(), batcher=self.batcher, devices=self.devices)

@@ -1,11 +1,14 @@
-"""IHE PCD-01 (Communicate PCD Data): an ORU^R01 of HL7 2.5 or 2.6 read into observations.
+"""IHE PCD-01 (Communicate PCD Data): an ORU^R01 of HL7 2.3.1 to 2.8 read into observations.
 
 Pure: no database, no network. python-hl7 parses the message (segments, fields, repetitions,
 components, escapes, HL7 date-times); this module walks the segments in order, so each OBX
 belongs to the PID before it, and maps what PCD-01 says onto readings:
 
 - device: OBX-18 (equipment instance identifier), first component of the first repetition;
-  else MSH-3 (sending application), second component (the gateway's or monitor's EUI-64);
+  else the OBX-18 of the row's monitor group (same first number of OBX-4) or of the OBR; else
+  MSH-3 (sending application), second component (the gateway's or monitor's EUI-64);
+- a row that cannot be taken (bad value, unit, time, status) is recorded in ``row_refusals``
+  and the others are read on;
 - value OBX-5 (OBX-2 ``NM``), unit OBX-6, status OBX-11, time OBX-14, else OBR-7;
 - observation code OBX-3 by number (``vocabulary.OBSERVATION_METRICS``); unknown codes are
   skipped and counted, never guessed.
@@ -26,9 +29,11 @@ from django.utils import timezone
 
 from hl7v2.vocabulary import (
     NOT_A_READING_STATUSES,
+    NOT_PATIENT_DATA_FLAGS,
     OBSERVATION_METRICS,
     PLACEHOLDER_VALUES,
     RATE_UNITS,
+    READING_STATUSES,
     SUPPORTED_VERSIONS,
     AckCode,
     ErrorCode,
@@ -46,10 +51,13 @@ class Observation:
 
     index: int  # position among the message's OBX segments, from 1 (part of the seq)
     device_serial: str
-    mrn: str  # PID-3 of the patient the OBX is filed under; "" when absent
+    mrns: tuple[str, ...]  # PID-3 MRNs of the patient the OBX is filed under; () when absent
     metric: str
     value: int
     recorded_at: datetime
+    time_location: Location  # where the time came from (OBX-14 or OBR-7)
+    status: str = "final"  # the reading status (vocabulary.READING_STATUSES)
+    device_location: Location | None = None  # where the device came from (OBX-18, MSH-3)
 
 
 @dataclass(slots=True)
@@ -60,6 +68,9 @@ class Pcd01Message:
     observations: list[Observation] = field(default_factory=list)
     skipped_codes: list[str] = field(default_factory=list)  # unknown OBX-3 codes
     not_readings: int = 0  # known codes with status X/D/W, an empty or a placeholder value
+    demo: int = 0  # rows flagged DEMO in OBX-8 (a monitor in demonstration mode)
+    # Rows refused one by one (a bad value, unit or time): the message's other rows are taken.
+    row_refusals: list[Refusal] = field(default_factory=list)
 
 
 def message_parse(text: str) -> hl7.Message:
@@ -116,7 +127,7 @@ def _header(message: hl7.Message) -> tuple[hl7.Segment, str, str]:
         )
     if version not in SUPPORTED_VERSIONS:
         raise Refusal(
-            f"HL7 version {version or '(none)'} is not supported; send 2.5, 2.5.1 or 2.6.",
+            f"HL7 version {version or '(none)'} is not supported; send 2.3.1 to 2.8.",
             code="unsupported_version",
             ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.UNSUPPORTED_VERSION,
@@ -144,7 +155,7 @@ def hl7_datetime(value: str, *, location: Location) -> datetime:
         )
     try:
         moment: datetime = hl7.parse_datetime(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # e.g. an offset of +9999
         raise Refusal(
             f"{value!r} is not a valid date-time: {exc}.",
             code="validation_error",
@@ -193,30 +204,64 @@ def pcd01_parse(text: str) -> Pcd01Message:
         raise
 
 
+def pid_mrns(pid: hl7.Segment) -> tuple[str, ...]:
+    """The MRNs PID-3 names: every repetition whose identifier type (CX-5) is ``MR``, or, when
+    none says its type, the first component of every repetition (a gateway often sends the
+    MRN alone; another sends a visit or person number first and the MRN after it)."""
+    try:
+        repetitions = len(pid[3])
+    except IndexError:
+        return ()
+    ids = [(_get(pid, 3, 1, r), _get(pid, 3, 5, r)) for r in range(1, repetitions + 1)]
+    typed = tuple(value for value, kind in ids if value and kind.upper() == "MR")
+    if typed:
+        return typed
+    if any(kind for _value, kind in ids):
+        return ()  # typed, but no MRN among them (PI, AN, VN ...): no MRN to check
+    return tuple(value for value, _kind in ids if value)
+
+
 def _read(message: hl7.Message) -> Pcd01Message:
     msh, control_id, version = _header(message)
     result = Pcd01Message(control_id=control_id, version=version, message=message)
     gateway = _get(msh, 3, 2)
-    mrn = ""
+    mrns: tuple[str, ...] = ()
     obr_time = ""
     obx_index = 0
+    # OBX-18 is sent once per monitor in many gateways (Mindray eGateway, ...): on the first
+    # OBX of the monitor's group (its MDS, the first number of OBX-4), not on the metric rows
+    # after it. Rows without OBX-18 take the device of their group, else the OBR's last one.
+    group_device: dict[str, tuple[str, int]] = {}
+    last_device: tuple[str, int] | None = None
     for segment in message:
         kind = str(segment[0])
         if kind == "PID":
-            mrn = _get(segment, 3, 1)
+            mrns = pid_mrns(segment)
             obr_time = ""
+            group_device, last_device = {}, None
         elif kind == "OBR":
             obr_time = _get(segment, 7)
+            group_device, last_device = {}, None
         elif kind == "OBX":
             obx_index += 1
-            observation = _observation(
-                segment,
-                index=obx_index,
-                gateway=gateway,
-                mrn=mrn,
-                obr_time=obr_time,
-                result=result,
-            )
+            group = _get(segment, 4).split(".", 1)[0]
+            own = _get(segment, 18, 1)
+            if own:
+                last_device = group_device[group] = (own, obx_index)
+            inherited = group_device.get(group) or last_device
+            try:
+                observation = _observation(
+                    segment,
+                    index=obx_index,
+                    device=(own, obx_index) if own else inherited,
+                    gateway=gateway,
+                    mrns=mrns,
+                    obr_time=obr_time,
+                    result=result,
+                )
+            except Refusal as refusal:
+                result.row_refusals.append(refusal)
+                continue
             if observation is not None:
                 result.observations.append(observation)
     return result
@@ -226,8 +271,9 @@ def _observation(
     obx: hl7.Segment,
     *,
     index: int,
+    device: tuple[str, int] | None,
     gateway: str,
-    mrn: str,
+    mrns: tuple[str, ...],
     obr_time: str,
     result: Pcd01Message,
 ) -> Observation | None:
@@ -236,9 +282,22 @@ def _observation(
     if metric is None:
         result.skipped_codes.append(code or "(none)")
         return None
-    if _get(obx, 11).upper() in NOT_A_READING_STATUSES:
+    status_code = _get(obx, 11).upper()
+    if status_code in NOT_A_READING_STATUSES:
         result.not_readings += 1
         return None
+    if _flags(obx) & NOT_PATIENT_DATA_FLAGS:
+        result.demo += 1
+        return None
+    status = READING_STATUSES.get(status_code)
+    if status is None:
+        raise Refusal(
+            f"OBX-11 {status_code!r} is not a result status this server takes "
+            "(F, C, P, R, S, U; X, D and W are skipped).",
+            code="validation_error",
+            hl7_error=ErrorCode.TABLE_VALUE_NOT_FOUND,
+            location=Location("OBX", index, 11),
+        )
     value_type = _get(obx, 2)
     if value_type and value_type != "NM":
         raise Refusal(
@@ -252,14 +311,17 @@ def _observation(
         result.not_readings += 1
         return None
     unit = _get(obx, 6, 1)
-    if unit and unit not in RATE_UNITS:
+    if unit and unit not in RATE_UNITS and unit.lower() not in RATE_UNITS:
         raise Refusal(
-            f"OBX-6 unit {unit!r} is not beats per minute (MDC 264864, UCUM /min).",
+            f"OBX-6 unit {unit!r} is not beats per minute (MDC 264864, UCUM /min, bpm).",
             code="unit_not_supported",
             hl7_error=ErrorCode.TABLE_VALUE_NOT_FOUND,
             location=Location("OBX", index, 6),
         )
-    when, where = (_get(obx, 14), 14) if _get(obx, 14) else (obr_time, 0)
+    when = _get(obx, 14)
+    location = Location("OBX", index, 14)
+    if not when:
+        when, location = obr_time, Location("OBR", 1, 7)
     if not when:
         raise Refusal(
             "The observation has no time: OBX-14 or OBR-7 is required.",
@@ -267,9 +329,11 @@ def _observation(
             hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
             location=Location("OBX", index, 14),
         )
-    location = Location("OBX", index, 14) if where else Location("OBR", 1, 7)
-    device = _get(obx, 18, 1) or gateway
-    if not device:
+    if device is not None:
+        serial, source = device[0], Location("OBX", device[1], 18)
+    elif gateway:
+        serial, source = gateway, Location("MSH", 1, 3)
+    else:
         raise Refusal(
             "No device named: OBX-18 (equipment instance identifier) or MSH-3 component 2.",
             code="device_missing",
@@ -278,12 +342,24 @@ def _observation(
         )
     return Observation(
         index=index,
-        device_serial=device,
-        mrn=mrn,
+        device_serial=serial,
+        mrns=mrns,
         metric=metric,
         value=value,
         recorded_at=hl7_datetime(when, location=location),
+        time_location=location,
+        status=status,
+        device_location=source,
     )
+
+
+def _flags(obx: hl7.Segment) -> set[str]:
+    """OBX-8 (abnormal flags), every repetition, upper case."""
+    try:
+        repetitions = len(obx[8])
+    except IndexError:
+        return set()
+    return {_get(obx, 8, 1, r).upper() for r in range(1, repetitions + 1)} - {""}
 
 
 @dataclass(frozen=True, slots=True)

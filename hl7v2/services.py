@@ -1,9 +1,10 @@
 """Inbound HL7: one ORU^R01 through the ingest pipeline that the device WebSocket uses, and its
 ACK.
 
-A message is taken whole or not at all: every observation is matched to its device and
-patient and validated (``monitoring.ingest.reading_parse``, the same bounds as the WebSocket
-and REST paths) before any is handed to the process's ingest batcher, which stores them with
+A message is taken row by row: every observation is matched to its device and patient and
+validated (``monitoring.ingest.reading_parse``, the same bounds as the WebSocket and REST
+paths); the rows that pass are handed to the process's ingest batcher (the others are reported
+in the ACK, AA with warnings, or AE when no row passed), which stores them with
 (device, seq) idempotency, appends them to the readings stream for alarm evaluation in the
 same transaction, commits, and broadcasts them to the dashboards. Only then is the ACK built.
 
@@ -30,7 +31,7 @@ from django.utils import timezone
 from clinical.models import Device
 from clinical.selectors import devices_by_serial
 from common.errors import ApplicationError
-from hl7v2.ack import ack_build, control_id_sniff
+from hl7v2.ack import ack_build
 from hl7v2.pcd01 import Observation, Pcd01Message, pcd01_parse
 from hl7v2.vocabulary import AckCode, ErrorCode, Location, Refusal
 from monitoring.ingest import ReadingIn, reading_parse
@@ -114,17 +115,30 @@ class Answer:
 async def message_ingest(
     *, text: str, batcher: IngestBatcher, devices: DeviceCache | None = None
 ) -> Answer:
-    """Take one message; the ACK to send. Raises ``StorageUnavailable`` (send no ACK)."""
+    """Take one message; the ACK to send. Raises ``StorageUnavailable`` (send no ACK).
+
+    Every other failure is answered: a message that cannot be read or understood with AR/AE
+    and an ERR; one that breaks this code unexpectedly with AE ``application_error``.
+    """
     try:
         parsed = pcd01_parse(text)
-        if parsed.observations:
-            readings, wards = await _readings(parsed, devices or DeviceCache(ttl=0))
-        else:
-            readings, wards = [], {}
+        readings, wards, refused_rows = await _readings(parsed, devices or DeviceCache(ttl=0))
     except Refusal as refusal:
         logger.info("HL7 message refused (%s): %s", refusal.code, refusal.message)
-        ack = ack_build(request=refusal.request, refusal=refusal, control_id=control_id_sniff(text))
-        return Answer(ack=ack, code=refusal.ack_code, stored=0)
+        return Answer(ack=ack_build(text=text, refusal=refusal), code=refusal.ack_code, stored=0)
+    except Exception:
+        logger.exception("HL7 message could not be processed")
+        failure = Refusal(
+            "The message could not be processed; nothing of it was stored.",
+            code="application_error",
+        )
+        return Answer(ack=ack_build(text=text, refusal=failure), code=AckCode.ERROR, stored=0)
+    if refused_rows and not readings:
+        # Nothing to store: the message is refused (AE), each row's reason in its own ERR.
+        first, *others = refused_rows
+        logger.info("HL7 message refused (%s): %s", first.code, first.message)
+        ack = ack_build(text=text, refusal=first, warnings=others)
+        return Answer(ack=ack, code=AckCode.ERROR, stored=0)
     stored = 0
     if readings:
         before = batcher.stored_count
@@ -141,13 +155,12 @@ async def message_ingest(
                 f"{len(refused)} of {len(readings)} readings could not be stored; the others were.",
                 code="not_storable",
             )
-            ack = ack_build(request=parsed.message, refusal=partly)
+            ack = ack_build(text=text, refusal=partly, warnings=refused_rows)
             return Answer(ack=ack, code=partly.ack_code, stored=stored)
-    return Answer(
-        ack=ack_build(request=parsed.message, code=AckCode.ACCEPT, note=_note(parsed)),
-        code=AckCode.ACCEPT,
-        stored=stored,
-    )
+    # Accepted: the rows not taken (a bad value, unit, time or device) are reported as
+    # warnings, one ERR each with its location; the sender need not resend the message.
+    ack = ack_build(text=text, code=AckCode.ACCEPT, warnings=refused_rows, note=_note(parsed))
+    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored)
 
 
 def _note(parsed: Pcd01Message) -> str:
@@ -162,56 +175,67 @@ def _note(parsed: Pcd01Message) -> str:
             f"{parsed.not_readings} observation(s) without a value (status X/D/W, empty or "
             "placeholder) skipped"
         )
+    if parsed.demo:
+        notes.append(f"{parsed.demo} observation(s) of a monitor in demonstration mode skipped")
     return "; ".join(notes)
 
 
 async def _readings(
     parsed: Pcd01Message, cache: DeviceCache
-) -> tuple[list[ReadingIn], dict[int, int | None]]:
-    """Match and validate every observation (no query but the cached device lookup)."""
+) -> tuple[list[ReadingIn], dict[int, int | None], list[Refusal]]:
+    """Match and validate every observation (no query but the cached device lookup): the
+    readings to store, their patients' wards, and the rows refused (with why and where)."""
+    refused_rows = list(parsed.row_refusals)
+    if not parsed.observations:
+        return [], {}, refused_rows
     devices = await cache.get_many({o.device_serial for o in parsed.observations})
     now = timezone.now()
     readings: list[ReadingIn] = []
     wards: dict[int, int | None] = {}
     for observation in parsed.observations:
         device = devices.get(observation.device_serial)
-        reading = _reading(parsed, observation, device=device, now=now)
+        try:
+            reading = _reading(parsed, observation, device=device, now=now)
+        except Refusal as refusal:
+            refused_rows.append(refusal)
+            continue
         readings.append(reading)
         wards[reading.patient_id] = device.patient.ward_id if device and device.patient else None
-    return readings, wards
+    refused_rows.sort(key=lambda r: r.location.position if r.location else 0)
+    return readings, wards, refused_rows
 
 
 def _reading(
     parsed: Pcd01Message, o: Observation, *, device: Device | None, now: datetime
 ) -> ReadingIn:
-    where = Location("OBX", o.index, 18)
+    where = o.device_location or Location("OBX", o.index, 18)
     if device is None:
         raise Refusal(
-            f"No device has the serial {o.device_serial!r}.",
+            f"OBX {o.index}: no device has the serial {o.device_serial!r}.",
             code="unknown_device",
             hl7_error=ErrorCode.UNKNOWN_KEY,
             location=where,
         )
     if not device.is_active:
         raise Refusal(
-            f"The device {device.serial!r} is deactivated.",
+            f"OBX {o.index}: the device {device.serial!r} is deactivated.",
             code="device_inactive",
             location=where,
         )
     target = device_target(device)
     if target is None:
         raise Refusal(
-            f"The device {device.serial!r} is not assigned to a patient.",
+            f"OBX {o.index}: the device {device.serial!r} is not assigned to a patient.",
             code="device_unassigned",
             hl7_error=ErrorCode.UNKNOWN_KEY,
             location=where,
         )
     assert device.patient is not None  # device_target said so
-    if o.mrn and o.mrn != device.patient.mrn:
-        # Data of one patient filed under another is a clinical hazard: refuse it all.
+    if o.mrns and device.patient.mrn not in o.mrns:
+        # Data of one patient filed under another is a clinical hazard: never stored.
         raise Refusal(
-            f"PID-3 {o.mrn!r} is not the MRN of the patient the device {device.serial!r} "
-            "is assigned to.",
+            f"OBX {o.index}: PID-3 {' / '.join(o.mrns)!r} is not the MRN of the patient the "
+            f"device {device.serial!r} is assigned to.",
             code="patient_mismatch",
             hl7_error=ErrorCode.UNKNOWN_KEY,
             location=Location("PID", 1, 3),
@@ -225,14 +249,22 @@ def _reading(
     try:
         return reading_parse(raw, target=target, require_seq=True, now=now)
     except ApplicationError as exc:
+        time_field = o.time_location
         problems = "; ".join(
-            f"{'OBX-5' if key == 'bpm' else 'OBX-14' if key == 'recorded_at' else key}: "
+            (
+                "OBX-5"
+                if key == "bpm"
+                else f"{time_field.segment}-{time_field.field}"
+                if key == "recorded_at"
+                else key
+            )
+            + ": "
             + " ".join(messages)
             for key, messages in (exc.details or {}).items()
         )
-        field = 14 if exc.details and "recorded_at" in exc.details else 5
+        on_time = bool(exc.details and "recorded_at" in exc.details)
         raise Refusal(
-            f"{exc.message} {problems}".strip(),
+            f"OBX {o.index}: {exc.message} {problems}".strip(),
             code=exc.code,
-            location=Location("OBX", o.index, field),
+            location=time_field if on_time else Location("OBX", o.index, 5),
         ) from exc

@@ -10,24 +10,43 @@ from monitoring.models import Metric
 
 # OBX-3 identifier (first component, or the alternate identifier, fourth) -> metric. IEEE
 # 11073-10101 (MDC) codes by number, LOINC by code; nothing is guessed from the text.
+# The measurement source is kept: an ECG heart rate and a pulse counted by an oximeter are two
+# metrics, even when a monitor sends both for the same second.
 OBSERVATION_METRICS: dict[str, str] = {
     "147842": Metric.HEART_RATE,  # MDC_ECG_HEART_RATE
-    "149514": Metric.HEART_RATE,  # MDC_PULS_RATE
-    "149530": Metric.HEART_RATE,  # MDC_PULS_OXIM_PULS_RATE
     "8867-4": Metric.HEART_RATE,  # LOINC heart rate
+    "149530": Metric.PULSE_RATE,  # MDC_PULS_OXIM_PULS_RATE (pulse oximeter)
+    "149514": Metric.PULSE_RATE,  # MDC_PULS_RATE (pulse of a non-ECG source)
+    "8889-8": Metric.PULSE_RATE,  # LOINC heart rate by pulse oximetry
     "55283-6": Metric.FETAL_HEART_RATE,  # LOINC fetal heart rate
 }
 
-# OBX-6 identifier: beats per minute in MDC (MDC_DIM_BEAT_PER_MIN) and UCUM. An empty unit is
-# taken as the code's own unit; any other unit is refused rather than converted.
-RATE_UNITS = frozenset({"264864", "/min", "{beats}/min", "{beat}/min"})
+# OBX-6 identifier: beats per minute in MDC (MDC_DIM_BEAT_PER_MIN) and UCUM, and the ``bpm``
+# many gateways send (compared without case). An empty unit is taken as the code's own unit;
+# any other unit is refused rather than converted.
+RATE_UNITS = frozenset({"264864", "/min", "{beats}/min", "{beat}/min", "bpm", "beats/min"})
 
 # OBX-11 statuses that carry no reading: X (cannot be obtained), D (deleted), W (wrong).
 NOT_A_READING_STATUSES = frozenset({"X", "D", "W"})
+# OBX-11 statuses that are taken, and the reading status each gives (HL7 table 0085 mapped as
+# the HL7 v2-to-FHIR concept map does): F final, C corrected, P/R/S preliminary, U final
+# (status changed to final without a new value). An empty OBX-11 is final.
+READING_STATUSES: dict[str, str] = {
+    "": "final",
+    "F": "final",
+    "U": "final",
+    "C": "corrected",
+    "P": "preliminary",
+    "R": "preliminary",
+    "S": "preliminary",
+}
+# OBX-8 (abnormal flags) repetitions that mark a value that is not the patient's: a monitor in
+# demonstration mode (IEEE 11073 / IHE PCD ``DEMO``).
+NOT_PATIENT_DATA_FLAGS = frozenset({"DEMO"})
 # Values that devices send for "no measurement" instead of an empty OBX-5.
 PLACEHOLDER_VALUES = frozenset({-999, -9999, -99999, -999999})
 
-SUPPORTED_VERSIONS = frozenset({"2.5", "2.5.1", "2.6"})
+SUPPORTED_VERSIONS = frozenset({"2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8"})
 ACK_VERSION_DEFAULT = "2.6"
 
 
@@ -35,6 +54,10 @@ class AckCode:
     ACCEPT = "AA"
     ERROR = "AE"  # the message is understood but refused (unknown device, out of range, ...)
     REJECT = "AR"  # the message is not one this server takes (type, version, unparseable)
+
+
+# Enhanced mode (MSH-15 set): the commit acknowledgement codes that stand for AA, AE and AR.
+COMMIT_CODES = {AckCode.ACCEPT: "CA", AckCode.ERROR: "CE", AckCode.REJECT: "CR"}
 
 
 class ErrorCode:

@@ -694,6 +694,19 @@ class DashboardConsumer(FrameConsumer):
             return
         await self.send_json({"type": "alert", "alert": event["alert"]})
 
+    async def note_event(self, event: dict[str, Any]) -> None:
+        # A strip note was written, corrected or annotated (monitoring.notes).
+        if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
+            await self.send_json(
+                {
+                    "type": "note",
+                    "patient": event["patient"],
+                    "ward": event.get("ward"),
+                    "action": event["action"],
+                    "note": event["note"],
+                }
+            )
+
     async def ctg_classification(self, event: dict[str, Any]) -> None:
         # A patient's CTG classification changed (alerts.ctg_evaluate): its ward's tiles and
         # its own view show it.

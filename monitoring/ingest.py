@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 VALUE_BOUNDS: dict[str, tuple[int, int]] = {
     Metric.HEART_RATE: (20, 300),
     Metric.FETAL_HEART_RATE: (50, 240),
+    Metric.PULSE_RATE: (20, 300),
     Metric.UTERINE_ACTIVITY: (0, 100),
 }
 BPM_BOUNDS = {m: b for m, b in VALUE_BOUNDS.items() if m in HEART_RATE_METRICS}

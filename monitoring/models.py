@@ -9,10 +9,13 @@ class Metric(models.TextChoices):
     HEART_RATE = "heart_rate", "Heart rate"
     FETAL_HEART_RATE = "fetal_heart_rate", "Fetal heart rate"
     UTERINE_ACTIVITY = "uterine_activity", "Uterine activity"
+    # The pulse rate a pulse oximeter (or another non-ECG source) counts: its own metric, so a
+    # pulse is never shown, charted or coded as the ECG heart rate of the same second.
+    PULSE_RATE = "pulse_rate", "Pulse rate"
 
 
 # Metrics whose number is a rate in beats per minute (its old name ``bpm`` stays on the wire).
-HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE})
+HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE, Metric.PULSE_RATE})
 
 
 class Reading(models.Model):
@@ -119,3 +122,34 @@ class StreamBacklog(models.Model):
 
     def __str__(self) -> str:
         return f"{len(self.entries)} readings deferred at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class StripNote(models.Model):
+    """A clinician's note at a moment of a patient's trace ("vaginal examination 6 cm",
+    "epidural", "oxytocin up"), shown on the CTG strip, in the history and in the CTG record.
+
+    Part of the clinical record: the author may correct a note for ``NOTE_EDIT_MINUTES`` after
+    writing it (``edited_at`` says that it was); afterwards it is only annotated by addenda,
+    which are notes of their own (``addendum_to``) that keep the original as it was. The
+    author's name is copied so that the note still says who wrote it if the account goes.
+    """
+
+    patient = models.ForeignKey("clinical.Patient", on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(help_text="The moment of the trace the note is about.")
+    text = models.TextField(max_length=1000)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    author_name = models.CharField(max_length=301)
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    addendum_to = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="addenda"
+    )
+
+    class Meta:
+        ordering = ("-at", "-id")
+        indexes = [models.Index(fields=("patient", "at"), name="stripnote_patient_at")]
+
+    def __str__(self) -> str:
+        return f"note at {self.at:%Y-%m-%d %H:%M:%S}: {self.text[:40]}"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import connection, transaction
@@ -15,7 +15,8 @@ from clinical.selectors import (
     patients_visible,
     ward_patients_admitted,
 )
-from ctg.analysis import CtgParams, CtgResult, ctg_analyse
+from ctg.analysis import CtgParams, per_second
+from ctg.window import CTG_WINDOW, CtgReading, ctg_read
 from monitoring.ingest import Target, value_fields
 from monitoring.models import Metric, Reading
 from monitoring.realtime.presence import devices_online
@@ -333,19 +334,31 @@ def readings_per_second(
 
 
 def patient_ctg(
-    *, patient_id: int, start: datetime, end: datetime, params: CtgParams | None = None
-) -> CtgResult:
-    """The CTG analysis (FIGO 2015, ``ctg.analysis``) of a patient's window [start, end)."""
+    *,
+    patient_id: int,
+    end: datetime,
+    start: datetime | None = None,
+    params: CtgParams | None = None,
+) -> CtgReading:
+    """The reading of a patient's CTG window ending at ``end`` (whole seconds), as the alarm
+    evaluator reads it (``ctg.window``: the same window, look-back and monitored time); the
+    window is ``CTG_WINDOW``'s 30 minutes unless ``start`` says otherwise."""
+    window = (
+        CTG_WINDOW if start is None else CTG_WINDOW.of_length(round((end - start).total_seconds()))
+    )
+    grid_start = end - timedelta(seconds=window.span_seconds)
     series = readings_per_second(
         patient_id=patient_id,
-        start=start,
+        start=grid_start,
         end=end,
         metrics=(Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY),
     )
-    return ctg_analyse(
-        fhr=series[Metric.FETAL_HEART_RATE],
-        ua=series[Metric.UTERINE_ACTIVITY],
-        start=start.timestamp(),
-        end=end.timestamp(),
+    first, last = grid_start.timestamp(), end.timestamp()
+    return ctg_read(
+        fhr=per_second(series[Metric.FETAL_HEART_RATE], start=first, end=last),
+        ua=per_second(series[Metric.UTERINE_ACTIVITY], start=first, end=last),
+        start=first,
+        end=last,
+        window=window,
         params=params,
     )

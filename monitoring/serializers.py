@@ -19,9 +19,10 @@ from ctg.analysis import (
     PATHOLOGICAL,
     SUSPICIOUS,
     VARIABLE,
-    CtgResult,
 )
+from ctg.window import CtgReading
 from monitoring.models import HEART_RATE_METRICS, Metric
+from monitoring.notes import note_payload
 
 # --- Readings ---------------------------------------------------------------------------------
 
@@ -178,13 +179,19 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def ctg_payload(*, patient_id: int, result: CtgResult) -> dict[str, Any]:
-    """The CTG analysis as GET /api/patients/<id>/ctg/ answers it (``CtgSerializer``
+def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
+    """The CTG reading as GET /api/patients/<id>/ctg/ answers it (``CtgSerializer``
     documents it). ``ongoing`` marks an event still going on at the window's end."""
+    result = reading.result
     return {
         "patient": patient_id,
-        "from": _iso(result.start),
-        "to": _iso(result.end),
+        "from": _iso(reading.window_start),
+        "to": _iso(reading.end),
+        "monitored_since": None
+        if reading.monitored_since is None
+        else _iso(max(reading.monitored_since, reading.window_start)),
+        "monitored_seconds": reading.monitored_seconds,
+        "needs_minutes": reading.needs_minutes,
         "baseline_bpm": result.baseline_bpm,
         "variability_bpm": result.variability_bpm,
         "accelerations": [
@@ -270,8 +277,27 @@ class CtgSerializer(serializers.Serializer):
             "tachysystole": serializers.BooleanField(
                 help_text="More than 5 contractions per 10 minutes over 30 minutes."
             ),
+            "monitored_since": serializers.DateTimeField(
+                allow_null=True,
+                help_text=(
+                    "Start of the analysed part: the window's start, or the first reading of "
+                    "the current monitoring session when it began later (a gap of more than 10 "
+                    "minutes without fetal heart rate and uterine activity starts a new one); "
+                    "null when nothing was recorded."
+                ),
+            ),
+            "monitored_seconds": serializers.IntegerField(
+                help_text="Length of the analysed (monitored) part of the window."
+            ),
+            "needs_minutes": serializers.IntegerField(
+                allow_null=True,
+                help_text=(
+                    "Set when the monitoring is too short to classify yet (less than one "
+                    "10-minute baseline period): the minutes still needed."
+                ),
+            ),
             "signal_loss_percent": serializers.FloatField(
-                help_text="Share of the window's seconds without a fetal heart rate."
+                help_text="Share of the monitored seconds without a fetal heart rate."
             ),
             "classification": serializers.ChoiceField(
                 choices=[NORMAL, SUSPICIOUS, PATHOLOGICAL, INSUFFICIENT]
@@ -286,3 +312,53 @@ class CtgQuerySerializer(serializers.Serializer):
             "from": AwareDateTimeField(required=False),
             "to": AwareDateTimeField(required=False),
         }
+
+
+# --- Strip notes ------------------------------------------------------------------------------
+
+
+class NoteAuthorSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="Null once the account is gone.")
+    name = serializers.CharField()
+
+
+class NoteAddendumSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    author = NoteAuthorSerializer()
+    created_at = serializers.DateTimeField()
+
+
+class NoteSerializer(serializers.Serializer):
+    """A strip note as ``monitoring.notes.note_payload`` renders it (REST and live frames)."""
+
+    id = serializers.IntegerField()
+    patient = serializers.IntegerField()
+    at = serializers.DateTimeField(help_text="The moment of the trace the note is about.")
+    text = serializers.CharField()
+    author = NoteAuthorSerializer()
+    created_at = serializers.DateTimeField()
+    edited_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the author last corrected it, or null."
+    )
+    editable_until = serializers.DateTimeField(
+        help_text="Until then its author may correct it; afterwards it is only annotated."
+    )
+    addenda = NoteAddendumSerializer(many=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return note_payload(instance)
+
+
+class NoteInSerializer(serializers.Serializer):
+    at = AwareDateTimeField(help_text="The moment of the trace (ISO-8601 with offset).")
+    text = serializers.CharField(max_length=1000)
+
+
+class NoteEditSerializer(serializers.Serializer):
+    at = AwareDateTimeField(required=False)
+    text = serializers.CharField(max_length=1000, required=False)
+
+
+class NoteAddendumInSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=1000)

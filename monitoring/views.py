@@ -16,6 +16,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework import serializers, status
 from rest_framework.filters import OrderingFilter
@@ -27,20 +28,25 @@ from rest_framework.views import APIView
 
 from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson, request_person
+from audit.models import Action
 from clinical.models import Device
 from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
-from common.errors import ValidationFailed
+from common.errors import NotFound, ValidationFailed
 from common.parsers import JSONParser
-from monitoring import selectors, services
+from monitoring import notes, selectors, services
 from monitoring.authentication import DeviceTokenAuthentication, IsDevice
 from monitoring.filters import ReadingHistoryFilter
-from monitoring.models import Reading
+from monitoring.models import Reading, StripNote
 from monitoring.serializers import (
     AggregateQuerySerializer,
     AggregateSerializer,
     CtgQuerySerializer,
     CtgSerializer,
+    NoteAddendumInSerializer,
+    NoteEditSerializer,
+    NoteInSerializer,
+    NoteSerializer,
     ReadingSerializer,
     ReadingsRequest,
     RecordsResultSerializer,
@@ -50,7 +56,6 @@ from monitoring.serializers import (
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
 MAX_BUCKETS = 5000
 DEFAULT_AGGREGATE_RANGE = timedelta(hours=1)
-DEFAULT_CTG_RANGE = timedelta(minutes=30)
 MAX_CTG_RANGE = timedelta(hours=2)
 
 
@@ -73,6 +78,7 @@ class RecordsView(APIView):
 
     authentication_classes = [JWTAuthentication, DeviceTokenAuthentication]
     permission_classes = [IsDevice | IsPerson]
+    audit_resource = "reading"
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -156,6 +162,7 @@ class ReadingPageSerializer(serializers.Serializer):
     },
 )
 class RecordHistoryView(ListAPIView[Reading]):
+    audit_resource, audit_action = "reading", Action.SEARCH
     serializer_class = ReadingSerializer
     permission_classes = [IsPerson]
     pagination_class = ReadingCursorPagination
@@ -218,10 +225,17 @@ class RecordHistoryView(ListAPIView[Reading]):
         "Baseline, variability, accelerations, decelerations (early / late / variable against "
         "the contractions), contractions and their frequency, signal loss and the FIGO "
         "classification with its reasons, computed from the stored fetal heart rate and "
-        "uterine activity of [`from`, `to`).\n\n"
-        "`to` defaults to now and `from` to 30 minutes before `to`; the window may be at most "
-        "2 hours long and `from` must be before `to` (400 otherwise). docs/ctg.md says how "
-        "each number is read."
+        "uterine activity of [`from`, `to`), as the alarm evaluator reads it (the same "
+        "analysis, window and look-back).\n\n"
+        "`to` defaults to now and `from` to the evaluator's window before `to` (30 minutes): "
+        "without `from` the answer is the reading the ward tile and the CTG alarms give for "
+        "that moment. Both are taken to whole seconds (down). The window may be at most 2 hours "
+        "long and `from` must be before `to` (400 otherwise).\n\n"
+        "Only monitored time is analysed: the window's part since the current monitoring "
+        "session began (its first fetal heart rate or uterine activity reading after a gap of "
+        "more than 10 minutes; `monitored_since`, `monitored_seconds`). Less than 10 minutes "
+        'of it is `insufficient_signal` with `needs_minutes` set and the reason "too short to '
+        'classify yet". docs/ctg.md says how each number is read.'
     ),
     parameters=[
         OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
@@ -230,22 +244,183 @@ class RecordHistoryView(ListAPIView[Reading]):
     responses={200: CtgSerializer, **_errors(400, 401, 404)},
 )
 class PatientCtgView(APIView):
+    audit_resource, audit_patient_kwarg = "ctg", "pk"
     permission_classes = [IsPerson]
 
     def get(self, request: Request, pk: int) -> Response:
         patient = patient_visible_get(user=request_person(request), patient_id=pk)
         query = CtgQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        end = query.validated_data.get("to") or timezone.now()
-        start = query.validated_data.get("from") or end - DEFAULT_CTG_RANGE
-        if start >= end:
-            raise ValidationFailed(
-                "The window is empty.", details={"from": ["Must be before `to`."]}
+        # Whole seconds, as the evaluator's windows: the analysis is on a one-second grid.
+        end = (query.validated_data.get("to") or timezone.now()).replace(microsecond=0)
+        start = query.validated_data.get("from")
+        if start is not None:
+            start = start.replace(microsecond=0)
+            if start >= end:
+                raise ValidationFailed(
+                    "The window is empty.", details={"from": ["Must be before `to`."]}
+                )
+            if end - start > MAX_CTG_RANGE:
+                raise ValidationFailed(
+                    "The window is longer than 2 hours.",
+                    details={"to": ["At most 2 hours after `from`."]},
+                )
+        reading = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
+        return Response(ctg_payload(patient_id=patient.id, reading=reading))
+
+
+# --- Strip notes ------------------------------------------------------------------------------
+
+
+class NoteCursorPagination(CursorPagination):
+    """Notes by the moment of the trace, newest first; cursor pages as for readings."""
+
+    ordering = ("-at", "-id")
+    page_size = 200
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class NotesQuerySerializer(CtgQuerySerializer):
+    """``from`` (inclusive) and ``to`` (exclusive) on the notes' ``at``."""
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="A patient's strip notes",
+        description=(
+            "Notes at moments of the patient's trace, newest first (by `at`), each with its "
+            "addenda; `from` (inclusive) and `to` (exclusive) bound `at`. Cursor-paginated."
+        ),
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (exclusive)."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="Page cursor."),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="At most 1000."),
+        ],
+        responses={200: NoteSerializer(many=True), **_errors(400, 401, 404)},
+    ),
+    post=extend_schema(
+        summary="Write a note at a moment of the patient's trace",
+        description=(
+            "Any person who may see the patient. `at` may not be in the future. Dashboards "
+            "watching the patient get a `note` frame. The author may correct the note for "
+            "`NOTE_EDIT_MINUTES` (PATCH); afterwards it is only annotated (addenda)."
+        ),
+        request=NoteInSerializer,
+        responses={201: NoteSerializer, **_errors(400, 401, 404)},
+    ),
+)
+class PatientNotesView(ListAPIView[StripNote]):
+    audit_resource, audit_patient_kwarg = "note", "pk"
+    audit_actions = {"GET": Action.SEARCH}
+    permission_classes = [IsPerson]
+    parser_classes = [JSONParser]
+    serializer_class = NoteSerializer
+    pagination_class = NoteCursorPagination
+    queryset = StripNote.objects.none()  # for the schema; requests use get_queryset
+
+    def get_queryset(self) -> QuerySet[StripNote]:
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        patient = patient_visible_get(
+            user=request_person(self.request), patient_id=self.kwargs["pk"]
+        )
+        query = NotesQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return notes.notes_of_patient(
+            patient_id=patient.id,
+            start=query.validated_data.get("from"),
+            end=query.validated_data.get("to"),
+        )
+
+    def post(self, request: Request, pk: int) -> Response:
+        user = request_person(request)
+        patient = patient_visible_get(user=user, patient_id=pk)
+        body = NoteInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            note = notes.note_add(
+                patient=patient,
+                author=user,
+                at=body.validated_data["at"],
+                text=body.validated_data["text"],
             )
-        if end - start > MAX_CTG_RANGE:
-            raise ValidationFailed(
-                "The window is longer than 2 hours.",
-                details={"to": ["At most 2 hours after `from`."]},
+        return Response(notes.note_payload(note, addenda=[]), status=status.HTTP_201_CREATED)
+
+
+def _patient_note(request: Request, pk: int, note_id: int) -> tuple[Any, StripNote]:
+    patient = patient_visible_get(user=request_person(request), patient_id=pk)
+    note = notes.note_of_patient(patient_id=patient.id, note_id=note_id)
+    if note is None:
+        raise NotFound("No such note.")
+    return patient, note
+
+
+class PatientNoteView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
+    permission_classes = [IsPerson]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        summary="A strip note with its addenda",
+        responses={200: NoteSerializer, **_errors(401, 404)},
+    )
+    def get(self, request: Request, pk: int, note_id: int) -> Response:
+        _, note = _patient_note(request, pk, note_id)
+        return Response(notes.note_payload(note))
+
+    @extend_schema(
+        summary="Correct a strip note (its author, within NOTE_EDIT_MINUTES)",
+        description=(
+            "Only the author (403 `note_not_author`), only within `NOTE_EDIT_MINUTES` of "
+            "writing it and before anyone annotated it (409 `note_locked`): afterwards the "
+            "note is part of the record and is annotated instead (POST .../addenda/)."
+        ),
+        request=NoteEditSerializer,
+        responses={200: NoteSerializer, **_errors(400, 401, 403, 404, 409)},
+    )
+    def patch(self, request: Request, pk: int, note_id: int) -> Response:
+        patient, note = _patient_note(request, pk, note_id)
+        body = NoteEditSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            notes.note_edit(
+                patient=patient,
+                note=note,
+                user=request_person(request),
+                text=body.validated_data.get("text"),
+                at=body.validated_data.get("at"),
             )
-        result = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
-        return Response(ctg_payload(patient_id=patient.id, result=result))
+        _, note = _patient_note(request, pk, note_id)
+        return Response(notes.note_payload(note))
+
+
+class PatientNoteAddendaView(APIView):
+    audit_resource, audit_patient_kwarg, audit_id_kwarg = "note", "pk", "note_id"
+    audit_action, audit_operation = Action.UPDATE, "addendum"
+    permission_classes = [IsPerson]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        summary="Annotate a strip note",
+        description=(
+            "An addendum by any person who may see the patient; the note keeps its text. "
+            "Answers the note with all its addenda."
+        ),
+        request=NoteAddendumInSerializer,
+        responses={201: NoteSerializer, **_errors(400, 401, 404)},
+    )
+    def post(self, request: Request, pk: int, note_id: int) -> Response:
+        patient, note = _patient_note(request, pk, note_id)
+        body = NoteAddendumInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with transaction.atomic():
+            notes.note_annotate(
+                patient=patient,
+                note=note,
+                author=request_person(request),
+                text=body.validated_data["text"],
+            )
+        _, note = _patient_note(request, pk, note_id)
+        return Response(notes.note_payload(note), status=status.HTTP_201_CREATED)

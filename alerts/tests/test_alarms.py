@@ -441,3 +441,15 @@ def test_an_offline_alarm_resolves_when_its_device_is_unassigned_or_deactivated(
     resolved = alarms_offline_scan(now=T0 + timedelta(seconds=65))
     assert {a.id for a in resolved} == {first.id, second.id}
     assert all(a.state == "resolved" for a in resolved)
+
+
+@pytest.mark.django_db
+def test_a_pulse_rate_raises_no_heart_rate_alarm_and_does_not_end_one(patient):
+    # The heart-rate bands apply to the ECG heart rate only (docs/alarms.md, "Sources"): an
+    # oximeter's pulse of 30 raises nothing, and its normal pulse beside an ECG bradycardia
+    # neither resolves nor doubles the ECG alarm.
+    feed(stream(patient, 30, 0, 60, metric="pulse_rate"))
+    assert open_alerts(patient) == []
+    feed(stream(patient, 35, 61, 80) + stream(patient, 75, 81, 140, metric="pulse_rate"))
+    (alert,) = open_alerts(patient)
+    assert alert.kind == "bradycardia"

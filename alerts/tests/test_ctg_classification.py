@@ -50,10 +50,10 @@ def shown(frame: dict) -> tuple:
 
 def test_the_classification_is_stored_and_published_only_when_it_changes(monitor, published):
     ward_id = monitor.patient.ward_id
-    monitor.feed(0, 30)  # too little signal in the 30-minute window yet
+    monitor.feed(0, 30)  # monitored for 30 s: too short to classify, not "98 % missing"
     row = CtgClassification.objects.get(patient=monitor.patient)
     assert row.classification == "insufficient_signal"
-    assert row.reasons == ["The fetal heart rate is missing for 98.3 % of the window."]
+    assert row.reasons == ["Monitored for 30 s: too short to classify yet (needs 10 more minutes)."]
     [(group, first)] = published
     assert group == f"ward.{ward_id}"
     assert first == {
@@ -75,8 +75,8 @@ def test_the_classification_is_stored_and_published_only_when_it_changes(monitor
     assert row.classification == "normal"
     assert row.baseline_bpm is not None and 135 <= row.baseline_bpm <= 145
     frames = ctg_frames(published)
-    # A frame only for a change (the missing share shrinks while the window fills, then
-    # the classification turns normal), never the same content twice.
+    # A frame only for a change (the minutes still needed count down, then the
+    # classification turns normal), never the same content twice.
     assert all(shown(a) != shown(b) for a, b in pairwise(frames))
     assert [f["ctg"]["classification"] for f in frames][-1] == "normal"
     assert frames[-1]["ctg"]["since"] == row.since.isoformat()

@@ -71,6 +71,30 @@ def test_fetal_heart_rate_does_not_claim_the_heart_rate_profile(nurse_api, obste
     assert "device" not in observation  # entered by hand
 
 
+def test_pulse_rate_is_coded_as_pulse_oximetry_not_ecg(nurse_api, device):
+    ecg = reading(device.patient, device, bpm=72, seq=1)
+    pulse = reading(device.patient, device, metric="pulse_rate", bpm=75, seq=2)
+    observation = fhir_json(nurse_api.get(f"/fhir/Observation/{pulse.id}"), "Observation")
+    assert_vital_signs(observation)
+    assert "meta" not in observation  # the heart-rate profile fixes LOINC 8867-4
+    assert observation["code"]["coding"] == [
+        {"system": "http://loinc.org", "code": "8889-8", "display": "Heart rate by Pulse oximetry"},
+        {
+            "system": "urn:iso:std:iso:11073:10101",
+            "code": "149530",
+            "display": "MDC_PULS_OXIM_PULS_RATE",
+        },
+    ]
+    assert observation["valueQuantity"]["value"] == 75
+    found = fhir_json(
+        nurse_api.get(
+            f"/fhir/Observation?patient={device.patient_id}&code=http://loinc.org|8889-8"
+        ),
+        "Bundle",
+    )
+    assert _ids(found) == [pulse.id] and ecg.id not in _ids(found)
+
+
 def test_metric_without_a_standard_code_is_not_exposed(nurse_api, obstetric_patient):
     toco = reading(obstetric_patient, metric="uterine_activity", bpm=40)
     hr = reading(
@@ -247,8 +271,8 @@ def test_search_costs_the_same_queries_for_any_page_size(
 ):
     for i in range(30):
         reading(patient, at=T0 + timedelta(seconds=i))
-    # user, place ids, patient, readings
-    with django_assert_num_queries(4):
+    # user, place ids, patient, readings, the audit record
+    with django_assert_num_queries(5):
         bundle = fhir_json(
             nurse_api.get(f"/fhir/Observation?patient={patient.id}&_count=25"), "Bundle"
         )

@@ -23,12 +23,14 @@ GAP = (300, 360)  # seconds before the window's end without a fetal heart rate
 
 class CtgRoutes:
     """Answers GET /api/records/<id>/?bucket=1 with a synthetic CTG of the asked window and
-    GET /api/patients/<id>/ctg/ with a fixed analysis; records the windows asked for."""
+    GET /api/patients/<id>/ctg/ with a fixed analysis of the evaluator's 30 minutes ending at
+    `to` (the server's present without it); records the windows and analyses asked for."""
 
     def __init__(self, page) -> None:
         self.windows: list[tuple[datetime, datetime]] = []
+        self.analyses: list[dict[str, list[str]]] = []
         page.route("**/api/records/*/?bucket=1*", self._history)
-        page.route("**/api/patients/*/ctg/*", self._analysis)
+        page.route("**/api/patients/*/ctg/**", self._analysis)
 
     def _history(self, route) -> None:
         query = parse_qs(urlparse(route.request.url).query)
@@ -53,12 +55,20 @@ class CtgRoutes:
 
     def _analysis(self, route) -> None:
         query = parse_qs(urlparse(route.request.url).query)
-        end = datetime.fromisoformat(query["to"][0].replace("Z", "+00:00"))
+        self.analyses.append(query)
+        end = (
+            datetime.fromisoformat(query["to"][0].replace("Z", "+00:00"))
+            if "to" in query
+            else datetime.now(UTC)
+        )
         at = end - timedelta(minutes=8)
         body = {
             "patient": OBSTETRIC,
-            "from": query["from"][0],
-            "to": query["to"][0],
+            "from": iso(end - timedelta(minutes=30)),
+            "to": iso(end),
+            "monitored_since": iso(end - timedelta(minutes=30)),
+            "monitored_seconds": 1800,
+            "needs_minutes": None,
             "baseline_bpm": 140,
             "variability_bpm": 10.0,
             "accelerations": [
@@ -113,7 +123,7 @@ def span_seconds(data: dict[str, str]) -> float:
 
 
 def test_the_strip_is_drawn_with_its_analysis_and_gaps_as_gaps(strip_page):
-    page, _backend, _routes = strip_page
+    page, _backend, routes = strip_page
     page.wait_for_function(
         "() => document.getElementById('ctg-strip').dataset.decelerations === '1'"
     )
@@ -123,6 +133,10 @@ def test_the_strip_is_drawn_with_its_analysis_and_gaps_as_gaps(strip_page):
     assert data["accelerations"] == "1"
     summary = page.inner_text("#ctg-summary")
     assert summary.startswith("CTG normal · baseline 140 bpm · variability 10 bpm")
+    assert " · 30 min to " in summary  # the evaluator's window, named
+    # Live, the header asks for the evaluator's window ending at the server's present (the
+    # window's length is the server's), not for the strip's visible span.
+    assert routes.analyses and all(q == {} for q in routes.analyses)
     # Something is actually painted: the canvas is not one flat colour.
     colours = page.evaluate(
         """() => { const c = document.getElementById('ctg-strip');
@@ -169,6 +183,12 @@ def test_the_strip_scrolls_back_and_returns_to_live(strip_page):
     ).total_seconds()
     assert moved == pytest.approx(span_seconds(live) / 2, rel=0.1)
     assert len(routes.windows) > asked  # the older window was loaded from the server
+    # Scrolled back, the header reads the evaluator's window ending at the right edge.
+    page.wait_for_function(
+        "(to) => Date.parse(document.getElementById('ctg-summary').dataset.to) === Date.parse(to)",
+        arg=back["to"],
+    )
+    assert routes.analyses[-1]["to"] == [back["to"]]
     assert page.get_attribute("#ctg-live", "aria-pressed") == "false"
     page.click("#ctg-live")
     page.wait_for_function(

@@ -70,6 +70,22 @@ def test_forty_beds_at_four_hertz_stay_smooth(ward_page):
     assert perf["longTasks"] <= 3, perf
 
 
+def test_a_pulse_rate_is_shown_as_pr_beside_the_ecg_heart_rate(ward_page):
+    page, backend = ward_page
+    assert page.is_hidden(".tile[data-patient='1'] .vital-pulse_rate")  # none seen yet
+    frame = backend.readings(lambda p: 72)
+    pulse = [
+        {**item, "metric": "pulse_rate", "bpm": 75, "seq": item["seq"] + 10_000}
+        for item in frame["items"]
+    ]
+    backend.push({"type": "readings", "items": frame["items"] + pulse})
+    page.wait_for_function(
+        "() => document.querySelector(\".tile[data-patient='1'] .vital-pulse_rate .value\").textContent === '75'"
+    )
+    assert tile_value(page, 1, "heart_rate") == "72"
+    assert page.inner_text(".tile[data-patient='1'] .vital-pulse_rate .vital-label") == "PR"
+
+
 def test_values_device_state_and_trend_are_drawn(ward_page):
     page, backend = ward_page
     backend.push(backend.readings(lambda p: 111))

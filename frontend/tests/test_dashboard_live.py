@@ -6,6 +6,7 @@ REST and alarms raised by the server's own rules.
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -415,3 +416,84 @@ def test_the_ctg_classification_reaches_the_tile_live_and_survives_a_restart(sta
     for view in (page, fresh):
         assert (view.get_attribute(badge, "data-ctg"), view.get_attribute(badge, "title")) == shown
     assert fresh.console_errors == []  # (the first page logged its refused reconnects)
+
+
+NEW_MOTHERS = """
+import json
+import math
+from clinical.models import Patient, Ward
+from testing.factories import DeviceFactory, PatientFactory
+ward = Ward.objects.get(id={ward})
+rows = []
+for bed in ("21", "22"):
+    patient = PatientFactory(
+        ward=ward, bed=bed, mrn="CTG-" + bed, monitoring_profile="obstetric"
+    )
+    device = DeviceFactory(patient=patient, place=ward.place)
+    rows.append({{"id": patient.id, "token": device.token}})
+print(json.dumps(rows))
+"""
+
+
+def ctg_trace(minutes: float, *, end: datetime) -> list[dict]:
+    """A normal CTG at 1 Hz ending at ``end``: fetal heart rate 140 with variability, uterine
+    activity with a contraction every 3 minutes."""
+    items = []
+    seconds = int(minutes * 60)
+    for k in range(seconds):
+        t = end - timedelta(seconds=seconds - 1 - k)
+        fhr = 140 + 5 * math.sin(2 * math.pi * k / 20) + 2 * math.sin(2 * math.pi * k / 7)
+        phase = k % 180
+        ua = 10 + (60 * math.sin(math.pi * phase / 60) ** 2 if phase < 60 else 0)
+        for n, (metric, value) in enumerate((("fetal_heart_rate", fhr), ("uterine_activity", ua))):
+            items.append(
+                {"metric": metric, "bpm": round(value), "recorded_at": iso(t), "seq": 2 * k + n + 1}
+            )
+    return items
+
+
+def test_the_strip_header_and_the_tile_agree(stack, new_page):
+    """Two beds on a running server, one monitored for 6 minutes and one for 15: the ward tile
+    (the alarm evaluator's classification) and the strip's header on the patient page (the CTG
+    endpoint, asked for the evaluator's window ending at the strip's right edge) say the same:
+    "too short to classify yet" for the first, normal with the same baseline for the second."""
+    out = stack.manage("shell", "--no-imports", "-c", NEW_MOTHERS.format(ward=stack.seed["ward"]))
+    short, long = json.loads(out.strip().splitlines()[-1])
+    now = datetime.now(UTC)
+    for bed, minutes in ((short, 6), (long, 15)):
+        items = ctg_trace(minutes, end=now)
+        for first in range(0, len(items), 1000):
+            status, body = stack.post_readings(bed["token"], items[first : first + 1000])
+            assert status in (200, 201), body
+    evaluated(stack)
+
+    page = new_page()
+    sign_in(page, stack, stack.seed["nurse"])
+    open_ward(page, stack)
+    shown = {}
+    for bed in (short, long):
+        badge = f".tile[data-patient='{bed['id']}'] .ctg-badge"
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel)?.dataset.ctg !== 'none'", arg=badge
+        )
+        shown[bed["id"]] = (
+            page.get_attribute(badge, "data-ctg"),
+            page.inner_text(badge + " .ctg-baseline"),
+            page.get_attribute(badge, "title") or "",
+        )
+    assert shown[short["id"]][0] == "insufficient_signal"
+    assert "too short to classify yet" in shown[short["id"]][2]
+    assert shown[long["id"]][:2] == ("normal", "BL 140")
+
+    for bed in (short, long):
+        classification, baseline, _ = shown[bed["id"]]
+        page.goto(f"{stack.url}/#/patient/{bed['id']}")
+        page.wait_for_selector("#ctg-summary[data-classification]")
+        header = page.locator("#ctg-summary")
+        assert header.get_attribute("data-classification") == classification
+        assert baseline == (f"BL {header.get_attribute('data-baseline')}" if baseline else "")
+        text = header.inner_text()
+        assert " · 30 min to " in text or " of 30 min to " in text
+        if classification == "insufficient_signal":
+            assert "too short to classify yet" in text
+    assert page.console_errors == []

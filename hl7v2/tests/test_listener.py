@@ -158,51 +158,68 @@ async def test_status_x_and_placeholder_values_are_not_readings(mllp, device):
     assert [r.bpm for r in await readings(device)] == [76]
 
 
-@pytest.mark.parametrize(
-    ("case", "code"),
-    [
-        ("unknown_device", "204"),
-        ("device_inactive", "207"),
-        ("device_unassigned", "204"),
-        ("patient_mismatch", "204"),
-        ("validation_error", "207"),  # out of range
-        ("unit_not_supported", "103"),
-        ("not_a_number", "102"),
-    ],
-)
-async def test_application_errors_are_ae_with_err_and_store_nothing(mllp, device, case, code):
-    good = hr(70, device, seconds_ago=1)
+async def _bad_row(case: str, device: Device) -> ObservationOut:
+    """One observation refused for ``case``."""
     if case == "unknown_device":
-        stranger = ObservationOut("70", at=timezone.now(), device="NO-SUCH-DEVICE")
-        message = oru("AE-1", device, good, stranger)
-    elif case == "device_inactive":
+        return ObservationOut("70", at=timezone.now(), device="NO-SUCH-DEVICE")
+    if case == "device_unassigned":
+        free = await sync_to_async(DeviceFactory)(patient=None, place=device.place)
+        return hr(70, free)
+    if case == "validation_error":
+        return hr(400, device)
+    if case == "unit_not_supported":
+        return hr(1, device, unit="264928^MDC_DIM_BEAT_PER_SEC^MDC")
+    return hr("fast", device)
+
+
+ROW_CASES = [
+    ("unknown_device", "204", "unknown_device", 18),
+    ("device_unassigned", "204", "device_unassigned", 18),
+    ("validation_error", "207", "validation_error", 5),  # out of range
+    ("unit_not_supported", "103", "unit_not_supported", 6),
+    ("not_a_number", "102", "validation_error", 5),
+]
+
+
+@pytest.mark.parametrize(("case", "code", "ours", "field"), ROW_CASES)
+async def test_a_bad_row_alone_is_ae_with_err_and_stores_nothing(
+    mllp, device, case, code, ours, field
+):
+    bad = await _bad_row(case, device)
+    answers = await send(mllp, oru("AE-1", device, bad), oru("AFTER-1", device))
+    assert msa(answers[0]) == ("AE", "AE-1")
+    assert err(answers[0]) == (code, "E", ours)
+    assert str(answers[0].segment("ERR")(2)) == f"OBX^1^{field}"
+    # ... and the connection stays open: the next message on it is answered and stored.
+    assert msa(answers[1]) == ("AA", "AFTER-1")
+    assert [r.bpm for r in await readings(device)] == [72]
+
+
+@pytest.mark.parametrize(("case", "code", "ours", "field"), ROW_CASES)
+async def test_one_bad_row_does_not_drop_the_good_ones(mllp, device, case, code, ours, field):
+    # A good heart rate and a bad row in one message: the good one is stored and the answer is
+    # AA with a warning ERR (severity W) at the bad row, so the sender does not resend.
+    bad = await _bad_row(case, device)
+    (ack,) = await send(mllp, oru("ROWS-1", device, hr(70, device, seconds_ago=1), bad))
+    assert msa(ack) == ("AA", "ROWS-1")
+    assert err(ack) == (code, "W", ours)
+    assert str(ack.segment("ERR")(2)) == f"OBX^2^{field}"
+    assert [r.bpm for r in await readings(device)] == [70]
+
+
+@pytest.mark.parametrize("case", ["device_inactive", "patient_mismatch"])
+async def test_a_message_of_an_inactive_device_or_another_patient_is_ae(mllp, device, case):
+    good = hr(70, device, seconds_ago=1)
+    if case == "device_inactive":
         await sync_to_async(Device.objects.filter(id=device.id).update)(is_active=False)
         message = oru("AE-1", device, good)
-    elif case == "device_unassigned":
-        free = await sync_to_async(DeviceFactory)(patient=None, place=device.place)
-        message = oru("AE-1", device, good, hr(70, free))
-    elif case == "patient_mismatch":
+    else:
         other = await sync_to_async(PatientFactory)(ward=device.patient.ward)
         message = oru("AE-1", device, good, mrn=other.mrn)
-    elif case == "validation_error":
-        message = oru("AE-1", device, good, hr(400, device))
-    elif case == "unit_not_supported":
-        message = oru("AE-1", device, good, hr(1, device, unit="264928^MDC_DIM_BEAT_PER_SEC^MDC"))
-    else:
-        message = oru("AE-1", device, good, hr("fast", device))
-    then = oru("AFTER-1", device) if case != "device_inactive" else None
-
-    answers = await send(mllp, message, *([then] if then else []))
-    assert msa(answers[0]) == ("AE", "AE-1")
-    assert err(answers[0]) == (code, "E", "validation_error" if case == "not_a_number" else case)
-    # Nothing of the refused message is stored (not even its valid observation) ...
-    stored = await readings(device)
-    # ... and the connection stays open: the next message on it is answered and stored.
-    if then:
-        assert msa(answers[1]) == ("AA", "AFTER-1")
-        assert [r.bpm for r in stored] == [72]
-    else:
-        assert stored == []
+    (ack,) = await send(mllp, message)
+    assert msa(ack) == ("AE", "AE-1")
+    assert err(ack)[1:] == ("E", case)
+    assert await readings(device) == []
 
 
 @pytest.mark.parametrize(

@@ -51,3 +51,18 @@ def device_status_events(
         "last_seen_at": last_seen_at,
     }
     return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]
+
+
+def note_events(
+    *, patient_id: int, ward_id: int | None, action: str, note: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """A strip note was written, corrected or annotated (``monitoring.notes``): one message on
+    the group that carries the patient's live events."""
+    event = {
+        "type": "note.event",
+        "patient": patient_id,
+        "ward": ward_id,
+        "action": action,
+        "note": note,
+    }
+    return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]

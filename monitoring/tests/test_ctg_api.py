@@ -35,6 +35,10 @@ CTG_FIELDS = {
     "signal_loss_percent",
     "classification",
     "reasons",
+    # added to the contract's fields: the monitored part of the window
+    "monitored_since",
+    "monitored_seconds",
+    "needs_minutes",
 }
 
 
@@ -129,6 +133,32 @@ def test_an_empty_window_is_insufficient_signal(nurse_api, obstetric_patient):
     body = nurse_api.get(_url(obstetric_patient)).json()
     assert body["signal_loss_percent"] == 100.0
     assert body["baseline_bpm"] is None and body["classification"] == "insufficient_signal"
+    assert body["monitored_since"] is None and body["monitored_seconds"] == 0
+
+
+def test_a_bed_monitored_for_5_minutes_is_too_short_to_classify(nurse_api, obstetric_patient):
+    end = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    shift = end.timestamp() - 300 - T0
+    _store(obstetric_patient, fhr_trace(5), "fetal_heart_rate", shift=shift)
+    _store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift)
+    body = nurse_api.get(_url(obstetric_patient, end=end + timedelta(microseconds=700_000)))
+    body = body.json()
+    assert body["classification"] == "insufficient_signal"
+    assert body["reasons"] == [
+        "Monitored for 5 minutes: too short to classify yet (needs 5 more minutes)."
+    ]
+    assert body["needs_minutes"] == 5 and body["monitored_seconds"] == 300
+    assert body["signal_loss_percent"] == 0.0
+    # The window is still the evaluator's 30 minutes, to whole seconds.
+    assert body["to"] == "2026-11-25T10:30:00Z" and body["from"] == "2026-11-25T10:00:00Z"
+    assert body["monitored_since"] == "2026-11-25T10:25:00Z"
+
+    # Five minutes later (ten monitored) the bed is classified.
+    _store(obstetric_patient, fhr_trace(5), "fetal_heart_rate", shift=shift + 300)
+    _store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift + 300)
+    later = nurse_api.get(_url(obstetric_patient, end=end + timedelta(minutes=5))).json()
+    assert later["needs_minutes"] is None and later["monitored_seconds"] == 600
+    assert later["classification"] == "normal" and later["baseline_bpm"] == 140
 
 
 def test_window_validation(nurse_api, obstetric_patient):
@@ -175,7 +205,7 @@ def test_two_hours_at_4_hz_from_the_database(
     """The window the issue measures: 28,800 fetal heart rate and 28,800 uterine activity
     readings (docs/ctg.md records how long it takes)."""
     start = _two_hours_at_4_hz(obstetric_patient)
-    with django_assert_max_num_queries(4):  # the caller, the patient, the readings
+    with django_assert_max_num_queries(5):  # the caller, the patient, the readings, the audit
         response = nurse_api.get(_url(obstetric_patient, start, start + timedelta(hours=2)))
     body = response.json()
     assert body["baseline_bpm"] == 140 and body["classification"] == "normal"

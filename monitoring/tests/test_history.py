@@ -9,7 +9,7 @@ from django.utils import timezone
 from monitoring.models import Reading
 from testing.assertions import assert_error
 from testing.clients import device_client
-from testing.factories import PatientFactory, PlaceFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +104,22 @@ def test_filters_from_to_and_metric(doctor_api, obstetric_patient):
     assert bpms("from=2026-11-25T10:02:00Z") == [82]
     assert bpms("from=2026-11-25T15:32:00+05:30") == [82]
     assert bpms("ordering=recorded_at&metric=heart_rate") == [80, 81, 82]
+
+
+def test_a_pulse_rate_is_its_own_metric_in_the_history(doctor_api, patient):
+    _add(patient, (0, 72), (0, 75, "pulse_rate"))
+    response = doctor_api.get(f"/api/records/{patient.id}/?metric=pulse_rate")
+    assert response.status_code == 200, response.content
+    assert [(r["metric"], r["bpm"], r["value"]) for r in response.json()["results"]] == [
+        ("pulse_rate", 75, 75)
+    ]
+    client = device_client(DeviceFactory(patient=patient).token)
+    posted = client.post(
+        "/api/records/",
+        {"metric": "pulse_rate", "bpm": 76, "recorded_at": timezone.now().isoformat(), "seq": 9},
+        format="json",
+    )
+    assert posted.status_code == 201, posted.content
 
 
 @pytest.mark.parametrize(

@@ -206,6 +206,8 @@ export class PatientView {
         this.setValue(item.metric, item.value ?? item.bpm);
         if (this.strip) this.strip.addReading(item);
       }
+    } else if (msg.type === "ctg" && Number(idOf(msg.patient)) === this.patientId) {
+      if (this.strip) this.strip.classified();
     } else if (msg.type === "alert" && msg.alert && Number(idOf(msg.alert.patient)) === this.patientId) {
       const a = normaliseAlert(msg.alert);
       const isNew = !this.alerts.some((x) => x.id === a.id);

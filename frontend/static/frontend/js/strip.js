@@ -1,7 +1,8 @@
 // The CTG strip of an obstetric patient: fetal heart rate on the FIGO scale (50-210 bpm, the
 // 110-160 band shaded) above uterine activity (0-100), on a paper grid at 1, 2 or 3 cm/min;
 // the maternal heart rate on the FHR grid in its own colour; accelerations and decelerations
-// marked and the classification and baseline shown (GET /api/patients/<id>/ctg/); gaps drawn
+// marked and the classification and baseline shown (GET /api/patients/<id>/ctg/ for the alarm
+// evaluator's window ending at the strip's right edge: what the tile shows); gaps drawn
 // as gaps. Live, or scrolled back through the stored history; saved as a PNG.
 import { api } from "./api.js";
 import { el, setText } from "./util.js";
@@ -16,6 +17,7 @@ const COLOURS = {
 const GAP_MS = 2500; // samples further apart than this are drawn as a gap
 const METRICS = ["fetal_heart_rate", "heart_rate", "uterine_activity"];
 const ANALYSIS_EVERY_MS = 30_000;
+const clock = (t) => new Date(t).toTimeString().slice(0, 8);
 
 export class CtgStrip {
   constructor({ patientId }) {
@@ -108,18 +110,27 @@ export class CtgStrip {
     this.loadAnalysis();
   }
 
+  /** The analysis shown in the header and drawn on the strip: the alarm evaluator's window
+   * (its length and look-back are the server's) ending at the strip's right edge, so the
+   * header reads what the tile and the alarms read for that moment (docs/ctg.md). */
   async loadAnalysis() {
-    const { from, to } = this.window();
-    const span = Math.min(to - from, 7_200_000);
-    const query = `from=${encodeURIComponent(new Date(to - span).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
+    // Live, the server's present ends the window (not this computer's clock, which may be
+    // off); scrolled back, the strip's right edge.
+    const query = this.end === null ? "" : `?to=${encodeURIComponent(new Date(this.end).toISOString())}`;
     try {
-      this.analysis = await api.get(`/api/patients/${this.patientId}/ctg/?${query}`);
+      this.analysis = await api.get(`/api/patients/${this.patientId}/ctg/${query}`);
     } catch {
       this.analysis = null;
     }
     if (this.destroyed) return;
     this.showSummary();
     this.draw();
+  }
+
+  /** The evaluator classified the patient again (a live ``ctg`` frame): a live strip reads
+   * the window again at once instead of at its next refresh. */
+  classified() {
+    if (this.end === null) this.loadAnalysis();
   }
 
   showSummary() {
@@ -130,7 +141,12 @@ export class CtgStrip {
     if (a.variability_bpm != null) parts.push(`variability ${a.variability_bpm} bpm`);
     if (a.contractions_per_10_min != null) parts.push(`${a.contractions_per_10_min} contractions / 10 min`);
     parts.push(`signal loss ${a.signal_loss_percent} %`);
-    this.dom.summary.dataset.classification = a.classification;
+    const from = Date.parse(a.from);
+    const to = Date.parse(a.to);
+    const minutes = Math.round((to - from) / 60_000);
+    const monitored = Math.floor((a.monitored_seconds ?? (to - from) / 1000) / 60);
+    parts.push(monitored < minutes ? `monitored ${monitored} of ${minutes} min to ${clock(to)}` : `${minutes} min to ${clock(to)}`);
+    Object.assign(this.dom.summary.dataset, { classification: a.classification, baseline: String(a.baseline_bpm ?? ""), from: a.from, to: a.to });
     setText(this.dom.summary, parts.join(" · ") + ((a.reasons || []).length ? ` — ${a.reasons.join(" ")}` : ""));
   }
 

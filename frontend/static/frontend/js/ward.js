@@ -22,10 +22,11 @@ const TREND_WINDOW_MS = 10 * 60 * 1000;
 const RING_CAPACITY = 10 * 60 * 8; // ten minutes at up to 8 Hz per metric
 const STALE_MS = 30_000; // a value older than this is shown as "no signal"
 const BACKFILL_BUCKET_S = 5;
-const METRICS = ["heart_rate", "fetal_heart_rate"];
-const METRIC_LABEL = { heart_rate: "HR", fetal_heart_rate: "FHR" };
-const METRIC_TITLE = { heart_rate: "Heart rate", fetal_heart_rate: "Fetal heart rate" };
-const METRIC_COLOR = { heart_rate: "#4ade80", fetal_heart_rate: "#c4b5fd" };
+// pulse_rate: an oximeter's pulse, shown beside (never as) the ECG heart rate, once one came.
+const METRICS = ["heart_rate", "pulse_rate", "fetal_heart_rate"];
+const METRIC_LABEL = { heart_rate: "HR", pulse_rate: "PR", fetal_heart_rate: "FHR" };
+const METRIC_TITLE = { heart_rate: "Heart rate", pulse_rate: "Pulse rate (oximeter)", fetal_heart_rate: "Fetal heart rate" };
+const METRIC_COLOR = { heart_rate: "#4ade80", pulse_rate: "#38bdf8", fetal_heart_rate: "#c4b5fd" };
 // The latest CTG classification (FIGO 2015) on an obstetric tile: told by its word, not by
 // its colour alone.
 const CTG_LABEL = {
@@ -91,7 +92,7 @@ class Tile {
     this.latest = {};
     this.alerts = new Map();
     this.ctg = null;
-    this.series = { heart_rate: new Series(RING_CAPACITY), fetal_heart_rate: new Series(RING_CAPACITY) };
+    this.series = { heart_rate: new Series(RING_CAPACITY), pulse_rate: new Series(RING_CAPACITY), fetal_heart_rate: new Series(RING_CAPACITY) };
     this.size = null;
     this.dirtyText = true;
     this.dirtyTrend = true;
@@ -225,6 +226,7 @@ class Tile {
     setText(d.profile, this.obstetric ? "Obstetric" : "Adult");
     setAttr(d.root, "data-profile", this.obstetric ? "obstetric" : "adult");
     d.vitals.fetal_heart_rate.hidden = !this.obstetric;
+    d.vitals.pulse_rate.hidden = !this.latest.pulse_rate;
 
     for (const metric of METRICS) {
       const latest = this.latest[metric];
@@ -522,7 +524,7 @@ export class WardView {
         const url = `/api/records/${tile.id}/?bucket=${BACKFILL_BUCKET_S}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`;
         try {
           const rows = await fetchAllRows(url);
-          const byMetric = { heart_rate: [], fetal_heart_rate: [] };
+          const byMetric = { heart_rate: [], pulse_rate: [], fetal_heart_rate: [] };
           for (const row of rows) {
             const metric = row.metric;
             if (!byMetric[metric]) continue;

@@ -1,0 +1,131 @@
+"""Maternal capture on synthetic one-second traces whose answer is known by construction."""
+
+from __future__ import annotations
+
+import random
+
+from ctg.analysis import Series
+from ctg.maternal import MaternalParams, capture_stretches, maternal_capture, maternal_reference
+
+MINUTE = 60
+
+
+def fetal(seconds: int, *, rng: random.Random, level: float = 140) -> list[float]:
+    """A fetal rate: its level with 5-15 bpm of wandering variability."""
+    out, drift = [], 0.0
+    for _ in range(seconds):
+        drift = 0.9 * drift + rng.gauss(0, 2.0)
+        out.append(level + drift)
+    return out
+
+
+def maternal(seconds: int, *, rng: random.Random, level: float = 85) -> list[float]:
+    """A mother's rate in labour: slower, smoother, rising a little now and then."""
+    out, drift = [], 0.0
+    for _ in range(seconds):
+        drift = 0.97 * drift + rng.gauss(0, 0.6)
+        out.append(level + drift)
+    return out
+
+
+def lose(series: Series, every: int, seconds: int, *, offset: int = 0) -> Series:
+    """Drop ``seconds`` of signal every ``every`` seconds."""
+    return [None if (k + offset) % every < seconds else v for k, v in enumerate(series)]
+
+
+def captured_trace(rng: random.Random) -> tuple[Series, Series, range]:
+    """30 minutes: the fetus at 140 for 12 minutes, then 8 minutes in which the fetal channel
+    records the mother (with her channel's noise and a few brief deviations), then the fetus
+    again. Both channels drop out now and then."""
+    total, first, last = 30 * MINUTE, 12 * MINUTE, 20 * MINUTE
+    mother = maternal(total, rng=rng)
+    fetus = fetal(total, rng=rng)
+    fhr: Series = list(fetus)
+    for k in range(first, last):
+        fhr[k] = mother[k] + rng.uniform(-2.5, 2.5)
+    for k in (first + 100, first + 101, first + 102, first + 250, first + 251):
+        fhr[k] = mother[k] + 18  # brief deviations: the Doppler half-locked on something else
+    fhr = lose(fhr, 45, 6)
+    mhr = lose(list(mother), 170, 40, offset=30)
+    return fhr, mhr, range(first, last)
+
+
+def flagged_share(flags: list[bool], seconds: range, fhr: Series) -> float:
+    scored = [k for k in seconds if fhr[k] is not None]
+    return sum(flags[k] for k in scored) / len(scored)
+
+
+def outside(flags: list[bool], seconds: range, *, margin: int = 3) -> int:
+    """Flagged seconds farther than ``margin`` from the stretch."""
+    lo, hi = seconds.start - margin, seconds.stop + margin
+    return sum(1 for k, flag in enumerate(flags) if flag and not lo <= k < hi)
+
+
+def test_a_stretch_recorded_from_the_mother_is_flagged_across_dropouts_and_deviations():
+    fhr, mhr, stretch = captured_trace(random.Random(1))
+    flags = maternal_capture(fhr, mhr)
+    assert flagged_share(flags, stretch, fhr) > 0.95
+    assert outside(flags, stretch) == 0
+    # One stretch: neither the dropouts nor the brief deviations break it.
+    [(start, end)] = capture_stretches(flags)
+    assert abs(start - stretch.start) <= 3 and abs(end - stretch.stop) <= 3
+
+
+def test_the_stretch_is_flagged_from_the_fetal_channel_alone_without_the_maternal_one():
+    fhr, _, stretch = captured_trace(random.Random(2))
+    flags = maternal_capture(fhr, [None] * len(fhr))
+    assert flagged_share(flags, stretch, fhr) > 0.95
+    assert outside(flags, stretch) == 0
+
+
+def test_the_maternal_channel_present_only_part_of_the_time_is_enough():
+    fhr, mhr, stretch = captured_trace(random.Random(3))
+    # The mother's channel only in the stretch's first 3 minutes; the fetal channel near the
+    # fetal level's edge (105 is not below ``maternal_rate_max_bpm``: no level evidence).
+    fhr = [None if v is None else v + 20 if k in stretch else v for k, v in enumerate(fhr)]
+    mhr = [
+        None if v is None or not stretch.start - 60 <= k < stretch.start + 180 else v + 20
+        for k, v in enumerate(mhr)
+    ]
+    flags = maternal_capture(fhr, mhr)
+    assert flagged_share(flags, stretch, fhr) > 0.95
+    assert outside(flags, stretch) == 0
+
+
+def test_a_fetal_deceleration_near_the_maternal_rate_is_not_flagged():
+    rng = random.Random(4)
+    total = 30 * MINUTE
+    fhr: Series = list(fetal(total, rng=rng))
+    # A 6-minute prolonged deceleration to 85: down over 40 s, back over 60 s.
+    start, seconds = 12 * MINUTE, 6 * MINUTE
+    for k in range(start, start + seconds):
+        x = k - start
+        depth = 55 * min(1.0, x / 40, (seconds - x) / 60)
+        fhr[k] = (fhr[k] or 0.0) - depth
+    mother = maternal(total, rng=rng, level=70)
+    for mhr in ([None] * total, mother):
+        assert not any(maternal_capture(fhr, mhr)), "a true deceleration read as the mother"
+
+
+def test_a_fetal_trace_crossing_or_beside_the_maternal_rate_is_not_flagged():
+    rng = random.Random(5)
+    total = 20 * MINUTE
+    fhr: Series = list(fetal(total, rng=rng, level=125))
+    mhr: Series = list(maternal(total, rng=rng, level=112))  # 13 bpm below, for 20 minutes
+    # A variable deceleration crossing the mother's rate for a few seconds.
+    for k in range(600, 640):
+        x = k - 600
+        fhr[k] = (fhr[k] or 0.0) - 50 * min(1.0, x / 10, (40 - x) / 10)
+    assert not any(maternal_capture(fhr, mhr))
+
+
+def test_the_maternal_rate_is_carried_across_its_dropouts():
+    mhr: Series = [80.0, None, None, None, 84.0] + [None] * 5
+    carried = maternal_reference(mhr, hold=3)
+    assert carried == [80.0, 81.0, 82.0, 83.0, 84.0, 84.0, 84.0, 84.0, None, None]
+
+
+def test_parameters_change_the_answer():
+    fhr, mhr, stretch = captured_trace(random.Random(6))
+    strict = MaternalParams(tolerance_bpm=0.5, maternal_rate_max_bpm=60)
+    assert flagged_share(maternal_capture(fhr, mhr, params=strict), stretch, fhr) < 0.5

@@ -1,0 +1,61 @@
+"""``manage.py ctg_benchmark_maternal`` on the FHRMA false-signal training set, when present."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from devtools.maternal_benchmark import (
+    FALSE,
+    LABELS_NAME,
+    NPZ_NAME,
+    TRUE,
+    before_scorer,
+    detector_scorer,
+    recordings_load,
+    score,
+)
+
+DATA = Path(os.environ.get("CTG_BENCHMARK_DATA", "/work/shared/data"))
+
+
+def needs_data() -> None:
+    for name in (NPZ_NAME, LABELS_NAME):
+        if not (DATA / name).is_file():
+            pytest.skip(f"{DATA / name} is missing (set CTG_BENCHMARK_DATA)")
+
+
+def test_the_command_prints_the_figures_of_each_scorer():
+    needs_data()
+    out = io.StringIO()
+    call_command("ctg_benchmark_maternal", "--data", str(DATA), "--limit", "30", stdout=out)
+    text = out.getvalue()
+    for scorer in ("before", "detector"):
+        for part in ("all", "even records", "odd records"):
+            assert f"{scorer} [{part}, " in text
+    figures = re.findall(r"sensitivity ([\d.]+) %, positive predictive value ([\d.]+) %", text)
+    assert len(figures) == 6
+    assert "false flags per hour of true signal" in text
+    assert "false-signal episodes of a minute or more flagged" in text
+
+
+def test_the_detector_finds_what_the_old_condition_missed():
+    needs_data()
+    recordings = recordings_load(DATA)[:60]
+    labels = {label for rec in recordings for label in rec.labels}
+    assert {FALSE, TRUE} <= labels
+    before, after = score(recordings, before_scorer), score(recordings, detector_scorer)
+    assert before.false_seconds == after.false_seconds > 0
+    assert after.sensitivity > before.sensitivity + 0.3
+    assert after.episode_share > before.episode_share + 0.3
+    assert after.ppv > 0.7
+
+
+def test_a_missing_data_directory_is_refused(tmp_path):
+    with pytest.raises(CommandError, match=NPZ_NAME):
+        call_command("ctg_benchmark_maternal", "--data", str(tmp_path))
