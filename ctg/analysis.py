@@ -100,8 +100,8 @@ class CtgParams:
     repetitive_pattern_minutes: float = 30
     repetitive_pattern_minutes_reduced_variability: float = 20
     tachycardia_shortens_pattern: bool = True
-    # No acceleration for this long (over the preceding trace too, where there is less, over
-    # all of it): not reassuring (FIGO 1986's "absence of accelerations for more than 40
+    # No acceleration for this long (the preceding trace included; over all of a shorter
+    # trace, from a whole window of 30 minutes on): not reassuring (FIGO 1986's "absence of accelerations for more than 40
     # minutes", which the obstetricians who classified CTU-UHB read as suspicious).
     accelerations_absent_minutes: float = 40
     insufficient_loss_percent: float = 50
@@ -790,8 +790,9 @@ def _classify(r: CtgResult, *, count: int, total: int, p: CtgParams) -> tuple[st
     elif r.pattern_seconds or repetitive:
         suspicious.append("Repetitive decelerations.")
 
-    absent_limit = min(p.accelerations_absent_minutes, total / 60)
-    if r.minutes_without_acceleration >= absent_limit:
+    if r.minutes_without_acceleration >= min(p.accelerations_absent_minutes, total / 60) and (
+        total >= CTG_WINDOW_SECONDS
+    ):
         suspicious.append(f"No acceleration for {round(r.minutes_without_acceleration)} minutes.")
 
     extra = []
