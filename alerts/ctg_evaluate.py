@@ -94,6 +94,7 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
         reading = ctg_read(
             fhr=series[Metric.FETAL_HEART_RATE],
             ua=series[Metric.UTERINE_ACTIVITY],
+            mhr=series[Metric.HEART_RATE],
             start=start.timestamp(),
             end=end.timestamp(),
         )
@@ -104,6 +105,7 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
             mhr=series[Metric.HEART_RATE][reading.offset :],
             monitored_since=reading.monitored_since or result.end,
             limits=limits[patient_id],
+            maternal=reading.maternal,
         )
         moment = at.timestamp()
         episodes = dict(state.episodes)

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "audit",
     "accounts",
     "clinical",
@@ -401,6 +404,16 @@ CELERY_BEAT_SCHEDULE["audit-maintain"] = {
     "schedule": 86400.0,
     "options": {"expires": 3600.0},
 }
+
+# --- Second factor (docs/security.md) --------------------------------------------------------
+# Roles that must log in with a TOTP code or a recovery code (comma separated; empty: nobody
+# is required to, others may still enrol). `make run` sets it empty for the demo unless given.
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", ["admin"])
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Patient Monitor")
+# django-otp's own delay after a wrong code (seconds doubling per failure, per device), on top
+# of the lockout (wrong codes count as failed logins).
+OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_TOTP_THROTTLE_FACTOR", 1)
+OTP_STATIC_THROTTLE_FACTOR = env_int("OTP_STATIC_THROTTLE_FACTOR", 1)
 
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from hl7v2.ack import ack_build
+from hl7v2.audit import hl7_message_record
 from hl7v2.mllp import Frame, frame, frame_read
 from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
@@ -142,6 +143,7 @@ class MllpListener:
                 return
             self.stats.answers[answer.code] = self.stats.answers.get(answer.code, 0) + 1
             self.stats.stored += answer.stored
+            await hl7_message_record(answer, peer=writer.get_extra_info("peername"))
             writer.write(frame(answer.ack))
             await writer.drain()
 

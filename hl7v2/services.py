@@ -110,6 +110,7 @@ class Answer:
     ack: str
     code: str  # AA, AE or AR
     stored: int  # readings stored now (0 for a resend)
+    patients: tuple[int, ...] = ()  # whose readings the message carried (for the audit)
 
 
 async def message_ingest(
@@ -156,11 +157,11 @@ async def message_ingest(
                 code="not_storable",
             )
             ack = ack_build(text=text, refusal=partly, warnings=refused_rows)
-            return Answer(ack=ack, code=partly.ack_code, stored=stored)
+            return Answer(ack=ack, code=partly.ack_code, stored=stored, patients=tuple(wards))
     # Accepted: the rows not taken (a bad value, unit, time or device) are reported as
     # warnings, one ERR each with its location; the sender need not resend the message.
     ack = ack_build(text=text, code=AckCode.ACCEPT, warnings=refused_rows, note=_note(parsed))
-    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored)
+    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored, patients=tuple(wards))
 
 
 def _note(parsed: Pcd01Message) -> str:

@@ -351,12 +351,13 @@ def patient_ctg(
         patient_id=patient_id,
         start=grid_start,
         end=end,
-        metrics=(Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY),
+        metrics=CTG_METRICS,
     )
     first, last = grid_start.timestamp(), end.timestamp()
     return ctg_read(
         fhr=per_second(series[Metric.FETAL_HEART_RATE], start=first, end=last),
         ua=per_second(series[Metric.UTERINE_ACTIVITY], start=first, end=last),
+        mhr=per_second(series[Metric.HEART_RATE], start=first, end=last),
         start=first,
         end=last,
         window=window,

@@ -179,6 +179,7 @@ export const api = {
   get: (url) => request("GET", url),
   post: (url, body = {}) => request("POST", url, body),
   put: (url, body) => request("PUT", url, body),
+  patch: (url, body) => request("PATCH", url, body),
   delete: (url) => request("DELETE", url),
   /** Every page of a paginated list (lists are small here: wards, places, alerts of a ward). */
   async all(url, maxPages = 20) {
@@ -193,6 +194,30 @@ export const api = {
     return items;
   },
 };
+
+/** A binary answer (the CTG record's PDF) as a Blob; errors as ApiError like JSON calls. */
+export async function fetchBlob(url, { retry = true } = {}) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${await session.accessToken()}` } });
+  } catch {
+    throw new ApiError(0, { error: { message: "The server cannot be reached." } });
+  }
+  if (response.status === 401 && retry) {
+    await session.refreshAccess();
+    return fetchBlob(url, { retry: false });
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    throw new ApiError(response.status, data);
+  }
+  return response.blob();
+}
 
 export function resultsOf(data) {
   if (Array.isArray(data)) return data;
