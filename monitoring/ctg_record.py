@@ -35,9 +35,9 @@ from ctg.analysis import (
     CTG_WINDOW_SECONDS,
     CtgResult,
     Series,
-    ctg_analyse_series,
     per_second,
 )
+from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.notes import note_payload, notes_of_patient
 from monitoring.selectors import readings_per_second
@@ -167,7 +167,8 @@ def record_windows(
 ) -> list[CtgResult]:
     """The analysis of each CTG_WINDOW_SECONDS window of [start, end) (the last one may be
     shorter), each with the CTG_LOOKBACK_SECONDS of trace before it (``fhr`` and ``ua`` begin
-    ``lookback`` seconds before ``start``), as the product classifies a window."""
+    ``lookback`` seconds before ``start``), read as the product reads a window
+    (``ctg.window.ctg_read``: monitored time only, as the tile, the alarms and the API)."""
     results = []
     t = start
     while t < end:
@@ -176,15 +177,14 @@ def record_windows(
         context = max(0, first + lookback - CTG_LOOKBACK_SECONDS)
         stop = lookback + (math.ceil(window_end - start))
         context_start = start - lookback + context
-        results.append(
-            ctg_analyse_series(
-                fhr=fhr[context:stop],
-                ua=ua[context:stop],
-                start=context_start,
-                end=window_end,
-                assess_from=t,
-            )
+        reading = ctg_read(
+            fhr=fhr[context:stop],
+            ua=ua[context:stop],
+            start=context_start,
+            end=window_end,
+            window=CTG_WINDOW.of_length(round(window_end - t)),
         )
+        results.append(reading.result)
         t = window_end
     return results
 
