@@ -375,6 +375,16 @@ HL7_DEVICE_CACHE_SECONDS = env_float("HL7_DEVICE_CACHE_SECONDS", 2.0)
 # MSH-3 and MSH-4 of what the server sends (ACKs, PCD-04 alert reports).
 HL7_SENDING_APPLICATION = env_str("HL7_SENDING_APPLICATION", "PATIENT_MONITOR")
 HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "")
+# Enrolled senders only (docs/hl7.md, "Senders"): on whenever DEBUG is off.
+HL7_SENDERS_REQUIRED = env_bool("HL7_SENDERS_REQUIRED", not DEBUG)
+# ADT: places (comma-separated ids, or "*") where a ward that PV1-3 names and that does not
+# exist yet is created; elsewhere the message is refused (AE unknown_ward).
+HL7_ADT_CREATE_WARDS = env_str("HL7_ADT_CREATE_WARDS", "")
+# TLS on the MLLP listener (empty: plain TCP): the server's certificate and key (PEM), and
+# the CA that issues the gateways' client certificates (set: a client certificate is required).
+HL7_MLLP_TLS_CERT = env_str("HL7_MLLP_TLS_CERT", "")
+HL7_MLLP_TLS_KEY = env_str("HL7_MLLP_TLS_KEY", "")
+HL7_MLLP_TLS_CLIENT_CA = env_str("HL7_MLLP_TLS_CLIENT_CA", "")
 # PCD-04 alert reports: how long to wait for the alert manager's connection and its ACK.
 HL7_ALERT_MANAGER_TIMEOUT = env_float("HL7_ALERT_MANAGER_TIMEOUT", 5.0)
 

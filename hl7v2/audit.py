@@ -37,7 +37,7 @@ def _record(answer: Answer, peer: Any) -> None:
         resource_type="hl7_message",
         resource_id=control_id or None,
         patients=answer.patients,
-        detail={"ack": answer.code, "stored": answer.stored},
+        detail={"ack": answer.code, "stored": answer.stored, **(answer.detail or {})},
     )
 
 

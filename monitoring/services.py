@@ -33,6 +33,7 @@ from monitoring.ingest import (
     reading_parse,
     readings_store,
 )
+from monitoring.models import Reading, ReadingArchive, StripNote
 from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
 from monitoring.realtime.events import reading_batch_events
 from monitoring.realtime.publish import groups_send_sync
@@ -239,3 +240,16 @@ def _parse_manual(raw: Any, *, user: User, targets: dict[int, Target], now: date
     if target is None:
         raise NotFound("No such patient.", details={"patient": ["No such patient."]})
     return reading_parse(raw, target=target, require_seq=False, now=now, entered_by_id=user.id)
+
+
+def readings_patient_merge(*, from_patient_id: int, to_patient_id: int) -> int:
+    """Move every reading (live and archived) and strip note of one patient record to another
+    (an HL7 ADT^A40 merge of two records of the same person); the count of readings moved.
+    (device, seq) keys do not change, so no reading can collide or be lost."""
+    with transaction.atomic():
+        moved = Reading.objects.filter(patient_id=from_patient_id).update(patient_id=to_patient_id)
+        moved += ReadingArchive.objects.filter(patient_id=from_patient_id).update(
+            patient_id=to_patient_id
+        )
+        StripNote.objects.filter(patient_id=from_patient_id).update(patient_id=to_patient_id)
+    return moved
