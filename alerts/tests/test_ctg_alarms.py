@@ -59,6 +59,7 @@ class Monitor:
         fhr: Trace = normal_fhr,
         ua: Trace | None = flat_ua,
         hr: Trace | None = None,
+        pulse: Trace | None = None,
         chunk: float = 30,
     ) -> None:
         """Readings for the seconds [start, end), evaluated every ``chunk`` seconds."""
@@ -71,6 +72,7 @@ class Monitor:
                     ("fetal_heart_rate", fhr),
                     ("uterine_activity", ua),
                     ("heart_rate", hr),
+                    ("pulse_rate", pulse),
                 ):
                     value = trace(second) if trace is not None else None
                     if value is None:

@@ -44,6 +44,14 @@ def _event(alert: Alert, action: str = "raised"):
 def test_an_alert_event_is_an_oru_r40_of_the_hl7_2_6_structure(
     reporting_place, patient, device, alert_manager
 ):
+    from django.utils import timezone
+
+    from monitoring.models import Reading
+
+    Reading.objects.create(
+        patient=patient, device=device, metric="heart_rate", bpm=35, recorded_at=timezone.now(),
+        seq=1,
+    )  # fmt: skip
     alert = _raise(patient, device)
     assert alert_event_report(event_id=_event(alert).id) is True
 
@@ -61,12 +69,28 @@ def test_an_alert_event_is_an_oru_r40_of_the_hl7_2_6_structure(
     assert str(message.segment("NTE")(3)) == "Heart rate 35 bpm, at or below 40 for 10 s."
     obx = {str(s(3)(1)(1)): s for s in message.segments("OBX")}
     alarm = obx["196616"]
-    assert str(alarm(5)) == "196652^MDC_EVT_LO^MDC"
+    assert str(alarm(5)) == "196670^MDC_EVT_LO_LT_LIM^MDC"  # "low" as other senders code it
     assert [str(r) for r in alarm(8)] == ["L", "PH", "SP"]
     assert str(obx["68481"](5)) == "start"
     assert str(obx["68482"](5)) == "active"
     assert str(obx["68483"](5)) == "enabled"
-    assert "147842" in obx  # the measurement the alarm is about
+    # The facets in the ACM supplement's order: type, source, phase, state, inactivation.
+    assert [(str(s(3)(1)(1)), str(s(4))) for s in message.segments("OBX")] == [
+        ("196616", "1.0.0.0.1"),
+        ("147842", "1.0.0.0.2"),
+        ("68481", "1.0.0.0.3"),
+        ("68482", "1.0.0.0.4"),
+        ("68483", "1.0.0.0.5"),
+    ]
+    # The source measurement carries the value the alarm was raised on, its unit and the
+    # limits (the adult NEWS2 bands: normal 51-90).
+    source = obx["147842"]
+    assert (str(source(2)), str(source(5)), str(source(6)(1)(1)), str(source(7))) == (
+        "NM",
+        "35",
+        "264864",
+        "51-90",
+    )
 
     record = AlertNotification.objects.get(event=_event(alert), channel="hl7")
     assert record.recipient == f"{alert_manager.host}:{alert_manager.port}"
