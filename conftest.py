@@ -20,6 +20,7 @@ pytest_plugins = [
     "testing.redis_state",
     "testing.redis_outage",
     "testing.frames",
+    "testing.webhooks",
 ]
 
 

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework_simplejwt import authentication
 
 from accounts.models import User
+from accounts.sessions import token_current
 
 
 class PasswordChangeRequired(exceptions.PermissionDenied):
@@ -30,6 +31,15 @@ def password_change_exempt(request: Request) -> bool:
 
 
 class JWTAuthentication(authentication.JWTAuthentication):
+    def get_user(self, validated_token: Any) -> Any:
+        """simplejwt's user lookup, refusing tokens of ended sessions (accounts/sessions.py)."""
+        user = super().get_user(validated_token)
+        if isinstance(user, User) and not token_current(validated_token, user):
+            raise exceptions.AuthenticationFailed(
+                {"detail": "This session has ended; log in again.", "code": "token_not_valid"}
+            )
+        return user
+
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         result = super().authenticate(request)
         if result is None:

@@ -53,6 +53,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         default=False, help_text="Set when an admin issued a one-time password."
     )
     date_joined = models.DateTimeField(default=timezone.now)
+    # Bumped to end every session at once: tokens carry the generation they were issued in
+    # (accounts/sessions.py).
+    token_generation = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 

@@ -38,6 +38,23 @@ class RegisterSerializer(serializers.Serializer):
 class LoginSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    otp = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        help_text="A 6-digit TOTP code or a recovery code, for a user with a second factor.",
+    )
+
+
+class OtpConfirmSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=512)
+    otp = serializers.CharField(max_length=32)
+
+
+class EnrollmentSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    secret = serializers.CharField(help_text="Base32, for entering by hand.")
+    otpauth_uri = serializers.CharField(help_text="otpauth://totp/... for a QR code.")
 
 
 class TokenPairSerializer(serializers.Serializer):
@@ -47,6 +64,12 @@ class TokenPairSerializer(serializers.Serializer):
 
 class LoginResponseSerializer(TokenPairSerializer):
     user = UserSerializer()
+
+
+class OtpConfirmResponseSerializer(LoginResponseSerializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), help_text="Single-use; shown this once."
+    )
 
 
 class RefreshSerializer(serializers.Serializer):

@@ -11,22 +11,25 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import otp
+from accounts import mfa, otp, sessions
 from accounts.emails import PASSWORD_RESET
 from accounts.lockout import LOCKED_MESSAGE
 from accounts.models import Role, User
 from accounts.signals import user_sessions_ended
 from accounts.tasks import send_credentials_email, send_password_reset_email
+from audit.models import Action, Channel, Outcome
+from audit.services import actor_for, audit_record, origin_for_request, user_actor
 from common.errors import (
     ApplicationError,
     Conflict,
@@ -143,7 +146,7 @@ def user_credentials_reissue(*, user: User, actor: User) -> None:
     user.set_unusable_password()
     user.must_change_password = True
     user.save(update_fields=["password", "must_change_password"])
-    user_tokens_revoke(user=user)
+    user_sessions_end(user=user)
     user_credentials_queue(user=user)
 
 
@@ -167,6 +170,8 @@ def user_update(
             code="cannot_demote_self",
         )
     activated = is_active is True and not user.is_active
+    role_changed = role is not None and role != user.role
+    old_places = set(user.places.values_list("pk", flat=True)) if places is not None else set()
     fields = []
     for name, value in (
         ("first_name", first_name),
@@ -179,13 +184,14 @@ def user_update(
             fields.append(name)
     if fields:
         user.save(update_fields=fields)
+    places_removed = False
     if places is not None:
         user.places.set(places)
-    if is_active is False:
-        # Access tokens of an inactive user are refused anyway; blacklisting the refresh
-        # tokens keeps them dead if the user is activated again.
-        user_tokens_revoke(user=user)
-        user_dashboards_close(user=user)
+        places_removed = bool(old_places - set(user.places.values_list("pk", flat=True)))
+    if is_active is False or role_changed or places_removed:
+        # Deactivated, or access changed under them: every session ends (the person logs in
+        # again with what they now have); refresh tokens stay dead after a reactivation.
+        user_sessions_end(user=user)
     if activated and user.must_change_password and not user.has_usable_password():
         # Created inactive, so the credentials e-mail was skipped: send it now.
         user_credentials_queue(user=user)
@@ -218,35 +224,158 @@ def user_profile_update(
 # --- Sessions (JWT) -------------------------------------------------------------------------
 
 
+def _audit(
+    request: HttpRequest | None,
+    *,
+    action: str,
+    outcome: str = Outcome.SUCCESS,
+    user: User | None = None,
+    email: str = "",
+    detail: dict[str, Any] | None = None,
+    resource: User | None = None,
+) -> None:
+    """One audit record of an account event (login, logout, password, second factor)."""
+    actor = actor_for(user) or user_actor(user_id=user.pk if user else None, label=email)
+    subject = resource or user
+    audit_record(
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        channel=Channel.REST,
+        origin=origin_for_request(request) if request is not None else None,
+        resource_type="user" if subject is not None else "",
+        resource_id=subject.pk if subject is not None else None,
+        detail=detail,
+    )
+
+
 def user_login(
-    *, email: str, password: str, request: HttpRequest | None = None
+    *, email: str, password: str, otp: str | None = None, request: HttpRequest | None = None
 ) -> tuple[User, RefreshToken]:
-    user = authenticate(request, email=email_normalize(email), password=password)
+    email = email_normalize(email)
+    user = authenticate(request, email=email, password=password)
     if user is None and getattr(request, "axes_locked_out", False):
         # django-axes refused this account from this client (too many failures), whatever the
         # password; the lockout middleware answers 429 with Retry-After.
+        _audit(
+            request,
+            action=Action.LOGIN_FAILED,
+            outcome=Outcome.REFUSED,
+            email=email,
+            detail={"reason": "locked_out"},
+        )
         raise LoginLocked(LOCKED_MESSAGE)
     if user is None:
         # Say "disabled" only to someone who knows the password; everyone else hears the
         # same message whether or not the address exists.
-        disabled = User.objects.filter(email__iexact=email_normalize(email), is_active=False)
+        disabled = User.objects.filter(email__iexact=email, is_active=False)
         candidate = disabled.first()
         if candidate is not None and candidate.check_password(password):
+            _audit(
+                request,
+                action=Action.LOGIN_FAILED,
+                outcome=Outcome.REFUSED,
+                user=candidate,
+                detail={"reason": "account_disabled"},
+            )
             raise NotAuthenticated("This account is disabled.", code="account_disabled")
+        _audit(
+            request,
+            action=Action.LOGIN_FAILED,
+            outcome=Outcome.REFUSED,
+            email=email,
+            detail={"reason": "invalid_credentials"},
+        )
         raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
-    refresh = RefreshToken.for_user(user)
+    assert isinstance(user, User)
+    if mfa.mfa_enabled(user):
+        if not otp:
+            raise NotAuthenticated(
+                "Enter the code of your authenticator app (or a recovery code).",
+                code="otp_required",
+            )
+        if not mfa.mfa_verify(user=user, code=otp):
+            user_otp_failed(user=user, request=request)
+            raise NotAuthenticated("The code is not valid.", code="otp_invalid")
+    elif mfa.mfa_required(user):
+        raise mfa.EnrollmentRequired(mfa.mfa_enrollment_start(user=user))
+    return user, user_login_complete(user=user, request=request)
+
+
+def user_otp_failed(*, user: User, request: HttpRequest | None) -> None:
+    """A wrong second-factor code counts as a failed login towards the lockout."""
+    _audit(
+        request,
+        action=Action.LOGIN_FAILED,
+        outcome=Outcome.REFUSED,
+        user=user,
+        detail={"reason": "otp_invalid"},
+    )
+    if request is not None:
+        user_login_failed.send(sender=User, credentials={"email": user.email}, request=request)
+        if getattr(request, "axes_locked_out", False):
+            raise LoginLocked(LOCKED_MESSAGE)
+
+
+def user_login_complete(*, user: User, request: HttpRequest | None) -> RefreshToken:
+    refresh = sessions.session_tokens_issue(user=user)
     if request is not None:
         # Announced as Django's own login is: django-axes clears the account's failures and
         # django.contrib.auth updates last_login.
         user_logged_in.send(sender=User, request=request, user=user)
     elif settings.SIMPLE_JWT.get("UPDATE_LAST_LOGIN"):
         update_last_login(User, user)
-    return user, refresh
+    _audit(request, action=Action.LOGIN, user=user)
+    return refresh
+
+
+def user_otp_confirm(
+    *, token: str, otp: str, request: HttpRequest | None = None
+) -> tuple[User, RefreshToken, list[str]]:
+    """Confirm a second-factor enrolment with its first code: tokens and recovery codes."""
+    user = mfa.mfa_enrollment_user(token)
+    try:
+        user, codes = mfa.mfa_enrollment_confirm(token=token, code=otp)
+    except NotAuthenticated:
+        user_otp_failed(user=user, request=request)
+        raise
+    _audit(request, action=Action.OTP_ENROLLED, user=user)
+    return user, user_login_complete(user=user, request=request), codes
+
+
+def user_otp_enroll(*, user: User) -> mfa.Enrollment:
+    """A person of any role adds a second factor (confirmed by ``user_otp_confirm``)."""
+    return mfa.mfa_enrollment_start(user=user)
+
+
+@transaction.atomic
+def user_otp_reset(*, user: User, actor: User) -> None:
+    """Another administrator removes a person's second factor (a lost phone); a person whose
+    role requires one enrols again at their next login."""
+    if user.pk == actor.pk:
+        raise PermissionDenied(
+            "Another administrator must reset your second factor; or log in with a recovery code.",
+            code="cannot_reset_self",
+        )
+    mfa.mfa_remove(user=user)  # recorded as otp_reset by the audit middleware
+
+
+def _user_id(claims: dict[str, Any]) -> int:
+    value = claims.get(jwt_settings.USER_ID_CLAIM)
+    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else 0
 
 
 def user_token_refresh(*, refresh: str) -> dict[str, str]:
     """A new access token and, with rotation on, a new refresh token (the old one is
-    blacklisted)."""
+    blacklisted). A token of an ended session (logout, log out everywhere, password change)
+    is refused."""
+    try:
+        claims = RefreshToken(refresh).payload  # type: ignore[arg-type]  # encoded token is a str
+    except TokenError as exc:
+        raise NotAuthenticated(str(exc), code="token_not_valid") from None
+    owner = User.objects.filter(pk=_user_id(claims)).first()
+    if owner is not None and not sessions.token_current(claims, owner):
+        raise NotAuthenticated("This session has ended; log in again.", code="token_not_valid")
     serializer = TokenRefreshSerializer(data={"refresh": refresh})
     try:
         serializer.is_valid(raise_exception=True)
@@ -261,12 +390,32 @@ def user_token_refresh(*, refresh: str) -> dict[str, str]:
     return dict(serializer.validated_data)
 
 
-def user_logout(*, refresh: str) -> None:
+def user_logout(*, refresh: str, request: HttpRequest | None = None) -> None:
+    """The refresh token and every access token of its session stop working."""
     try:
         # simplejwt annotates the encoded token as a Token object; it is the JWT string.
-        RefreshToken(refresh).blacklist()  # type: ignore[arg-type]  # encoded token is a str
+        token = RefreshToken(refresh)  # type: ignore[arg-type]  # encoded token is a str
+        token.blacklist()
     except TokenError as exc:
         raise NotAuthenticated(str(exc), code="token_not_valid") from None
+    sessions.session_end(claims=token.payload)
+    user = User.objects.filter(pk=_user_id(token.payload)).first()
+    _audit(request, action=Action.LOGOUT, user=user)
+
+
+def user_logout_all(*, user: User, request: HttpRequest | None = None) -> None:
+    """Log out everywhere: every refresh and access token of the person stops working and
+    their open dashboards close (4401)."""
+    user_sessions_end(user=user)
+    _audit(request, action=Action.LOGOUT_ALL, user=user)
+
+
+def user_sessions_end(*, user: User) -> None:
+    """End every session of the person: tokens issued so far are refused (REST 401), refresh
+    tokens blacklisted, open dashboards closed after commit."""
+    sessions.generation_bump(user=user)
+    user_tokens_revoke(user=user)
+    user_dashboards_close(user=user)
 
 
 def user_tokens_revoke(*, user: User) -> int:
@@ -281,7 +430,10 @@ def user_tokens_revoke(*, user: User) -> int:
 # --- Passwords ------------------------------------------------------------------------------
 
 
-def user_password_change(*, user: User, old_password: str, new_password: str) -> User:
+@transaction.atomic
+def user_password_change(
+    *, user: User, old_password: str, new_password: str, request: HttpRequest | None = None
+) -> User:
     if not user.check_password(old_password):
         raise ValidationFailed(
             "The current password is wrong.",
@@ -298,6 +450,10 @@ def user_password_change(*, user: User, old_password: str, new_password: str) ->
     user.set_password(new_password)
     user.must_change_password = False
     user.save(update_fields=["password", "must_change_password"])
+    # Every session ends, this one too: whoever else held the password is signed out, and the
+    # person logs in again with the new one.
+    user_sessions_end(user=user)
+    _audit(request, action=Action.PASSWORD_CHANGE, user=user)
     # A reset code requested before the change must not undo it.
     otp.otp_discard(purpose=PASSWORD_RESET, user_id=user.pk)
     return user
@@ -314,7 +470,9 @@ def user_password_forgot(*, email: str) -> None:
 
 
 @transaction.atomic
-def user_password_reset(*, email: str, code: str, new_password: str) -> User:
+def user_password_reset(
+    *, email: str, code: str, new_password: str, request: HttpRequest | None = None
+) -> User:
     user = User.objects.filter(email__iexact=email_normalize(email), is_active=True).first()
     # The password is checked first so a weak one does not use up an attempt.
     _password_check(
@@ -327,6 +485,7 @@ def user_password_reset(*, email: str, code: str, new_password: str) -> User:
     user.must_change_password = False
     user.save(update_fields=["password", "must_change_password"])
     # Whoever held the account before the reset is signed out.
-    user_tokens_revoke(user=user)
+    user_sessions_end(user=user)
+    _audit(request, action=Action.PASSWORD_RESET, user=user)
     logger.info("password reset for user %s", user.pk)
     return user

@@ -24,6 +24,7 @@ from accounts.throttles import (
     PasswordResetThrottle,
     RegisterThrottle,
 )
+from audit.models import Action
 from common.api import ERROR_RESPONSES, ErrorSerializer
 from common.filters import IdFilter
 
@@ -91,10 +92,16 @@ class LoginView(PublicView):
             "Bad e-mail or password: 401 `invalid_credentials`; a disabled account: 401 "
             "`account_disabled`. When `user.must_change_password` is true, every other "
             "call answers 403 `password_change_required` until "
-            "`/api/auth/password/change/` succeeds."
+            "`/api/auth/password/change/` succeeds.\n\n"
+            "Second factor (docs/security.md): a user who has one answers 401 `otp_required` "
+            "until `otp` (a 6-digit TOTP code or a recovery code) is sent with the password; a "
+            "wrong code is 401 `otp_invalid` and counts towards the lockout. A user whose role "
+            "is in `MFA_REQUIRED_ROLES` and who has none answers 403 `otp_enrollment_required` "
+            "with `enrollment: {token, secret, otpauth_uri}`: confirm it at "
+            "`/api/auth/otp/confirm/`."
         ),
         request=s.LoginSerializer,
-        responses={200: s.LoginResponseSerializer, **errors(400, 401, 429)},
+        responses={200: s.LoginResponseSerializer, **errors(400, 401, 403, 429)},
     )
     def post(self, request: Request) -> Response:
         data = s.LoginSerializer(data=request.data)
@@ -106,6 +113,53 @@ class LoginView(PublicView):
             "user": s.UserSerializer(user).data,
         }
         return Response(body)
+
+
+class OtpConfirmView(PublicView):
+    throttle_classes = (LoginThrottle,)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Confirm a second-factor enrolment: tokens and recovery codes",
+        description=(
+            "`token` from the enrolment, `otp` the authenticator's current code. A wrong code "
+            "is 401 `otp_invalid` (counted towards the lockout); an unknown or expired "
+            "enrolment 400 `enrollment_invalid`. The recovery codes are shown this once."
+        ),
+        request=s.OtpConfirmSerializer,
+        responses={200: s.OtpConfirmResponseSerializer, **errors(400, 401, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.OtpConfirmSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user, refresh, codes = services.user_otp_confirm(
+            request=request._request, **data.validated_data
+        )
+        body = {
+            "access": str(refresh.access_token),
+            "refresh": str(refresh),
+            "user": s.UserSerializer(user).data,
+            "recovery_codes": codes,
+        }
+        return Response(body)
+
+
+class OtpEnrollView(APIView):
+    permission_classes = (IsPerson,)
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Add a second factor to one's account",
+        description=(
+            "A new TOTP secret; confirm it with the first code at `/api/auth/otp/confirm/` "
+            "(which returns new tokens and the recovery codes). Until then nothing changes."
+        ),
+        request=None,
+        responses={201: s.EnrollmentSerializer, **errors(401)},
+    )
+    def post(self, request: Request) -> Response:
+        enrollment = services.user_otp_enroll(user=request_person(request))
+        return Response(enrollment.as_dict(), status=status.HTTP_201_CREATED)
 
 
 class RefreshView(PublicView):
@@ -128,14 +182,33 @@ class RefreshView(PublicView):
 class LogoutView(PublicView):
     @extend_schema(
         tags=AUTH_TAG,
-        summary="Log out: the refresh token stops working",
+        summary="Log out: the refresh token and the access tokens of its session stop working",
         request=s.RefreshSerializer,
         responses={205: OpenApiResponse(description="Logged out"), **errors(400, 401)},
     )
     def post(self, request: Request) -> Response:
         data = s.RefreshSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_logout(refresh=data.validated_data["refresh"])
+        services.user_logout(refresh=data.validated_data["refresh"], request=request._request)
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class LogoutAllView(APIView):
+    permission_classes = (IsPerson,)
+    password_change_exempt = True
+
+    @extend_schema(
+        tags=AUTH_TAG,
+        summary="Log out everywhere",
+        description=(
+            "Every refresh and access token of the caller stops working (401), this one "
+            "too, and their open dashboards close with 4401."
+        ),
+        request=None,
+        responses={205: OpenApiResponse(description="Logged out everywhere"), **errors(401)},
+    )
+    def post(self, request: Request) -> Response:
+        services.user_logout_all(user=request_person(request), request=request._request)
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
@@ -172,7 +245,9 @@ class PasswordChangeView(APIView):
         description=(
             "Wrong current password: 400 `wrong_password` (`details.old_password`); a weak "
             "or unchanged new password: 400 `weak_password` (`details.new_password`). "
-            "Clears `must_change_password`; tokens stay valid."
+            "Clears `must_change_password`. Every session of the account ends, this one too "
+            "(its tokens answer 401, open dashboards close with 4401): log in again with the "
+            "new password."
         ),
         request=s.PasswordChangeSerializer,
         responses={200: s.UserSerializer, **errors(400, 401)},
@@ -180,7 +255,9 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = s.PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_password_change(user=request_person(request), **data.validated_data)
+        user = services.user_password_change(
+            user=request_person(request), request=request._request, **data.validated_data
+        )
         return Response(s.UserSerializer(user).data)
 
 
@@ -221,7 +298,7 @@ class PasswordResetView(PublicView):
     def post(self, request: Request) -> Response:
         data = s.PasswordResetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_password_reset(**data.validated_data)
+        user = services.user_password_reset(request=request._request, **data.validated_data)
         return Response(s.UserSerializer(user).data)
 
 
@@ -277,6 +354,7 @@ class UserViewSet(
     serializer_class = s.UserSerializer
     filterset_class = UserFilter
     audit_detail_fields = ("role", "places", "is_active")
+    audit_actions = {"otp_reset": Action.OTP_RESET}
     search_fields = ("email", "first_name", "last_name")
     ordering_fields = ("id", "email", "first_name", "last_name", "role", "date_joined", "is_active")
     ordering = ("email",)
@@ -315,3 +393,17 @@ class UserViewSet(
         user = self.get_object()
         services.user_credentials_reissue(user=user, actor=request_person(request))
         return Response(s.UserSerializer(user).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Remove the user's second factor (a lost authenticator)",
+        description=(
+            "Another administrator only (yourself: 403 `cannot_reset_self`; use a recovery "
+            "code). A user whose role requires a second factor enrols again at next login."
+        ),
+        request=None,
+        responses={204: OpenApiResponse(description="Removed"), **errors(401, 403, 404)},
+    )
+    @action(detail=True, methods=["post"], url_path="otp-reset")
+    def otp_reset(self, request: Request, pk: str | None = None) -> Response:
+        services.user_otp_reset(user=self.get_object(), actor=request_person(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from accounts.authentication import JWTAuthentication
 from accounts.models import User
 from common.errors import NotAuthenticated
 

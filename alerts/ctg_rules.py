@@ -27,12 +27,15 @@ from ctg.analysis import (
     PATHOLOGICAL,
     CtgResult,
     Series,
-    maternal_coincidence_series,
     signal_loss_percent,
 )
+from ctg.maternal import MaternalCapture, MaternalParams, maternal_capture
 from ctg.window import CTG_WINDOW
 
 CTG_WINDOW_SECONDS = CTG_WINDOW.seconds  # FIGO averages contractions over 30 minutes
+# Maternal capture is going on when the latest fetal signal of this many seconds is flagged.
+CAPTURE_RECENT_SECONDS = 15
+DEFAULT_TOLERANCE = MaternalParams().tolerance_bpm
 
 PRIORITIES: dict[str, str] = {
     KIND_PROLONGED_DECELERATION: Priority.HIGH,
@@ -110,13 +113,15 @@ def ctg_conditions(
     mhr: Series,
     monitored_since: float,
     limits: CtgLimits,
+    maternal: MaternalCapture | None = None,
 ) -> dict[str, Condition]:
     """Each CTG alarm's condition at the end of the analysed window.
 
     ``result`` is the analysis of the window's monitored part (``ctg.window.ctg_read``),
     ``fhr`` and ``mhr`` its fetal and maternal heart rate on the same one-second grid
     (``ctg.analysis.per_second``; it starts and ends on whole seconds), ``monitored_since``
-    the first second of the monitoring session (loss is not counted before it).
+    the first second of the monitoring session (loss is not counted before it), ``maternal``
+    the reading's maternal capture over the same seconds (``CtgReading.maternal``).
     """
     now = result.end
     conditions: dict[str, Condition] = {}
@@ -171,22 +176,43 @@ def ctg_conditions(
         )
 
     if limits.coincidence_bpm is not None:
-        start = now - max(600, 2 * limits.coincidence_seconds)
-        seconds = maternal_coincidence_series(
-            fhr=_grid_part(fhr, result.start, start, now),
-            mhr=_grid_part(mhr, result.start, start, now),
-            tolerance_bpm=limits.coincidence_bpm,
-        )
-        active = seconds > limits.coincidence_seconds
-        conditions[KIND_FHR_MATERNAL_COINCIDENCE] = Condition(
-            active,
-            "The fetal heart rate follows the maternal heart rate within "
-            f"{limits.coincidence_bpm} bpm for {duration_text(seconds)}: the fetal channel may "
-            "be recording the mother. Check the transducer position."
-            if active
-            else "",
+        conditions[KIND_FHR_MATERNAL_COINCIDENCE] = maternal_condition(
+            fhr=fhr, mhr=mhr, maternal=maternal, limits=limits
         )
     return conditions
+
+
+def maternal_condition(
+    *, fhr: Series, mhr: Series, maternal: MaternalCapture | None, limits: CtgLimits
+) -> Condition:
+    """``fhr_maternal_coincidence``: the fetal channel has recorded the mother for more than
+    ``coincidence_seconds`` up to its latest signal (``ctg.maternal``; ``maternal`` is the
+    reading's capture over the same seconds as ``fhr`` and ``mhr``)."""
+    capture = maternal
+    if limits.coincidence_bpm is not None and limits.coincidence_bpm != DEFAULT_TOLERANCE:
+        # The patient's own tolerance: the alarm judges with it (the analysis, which every
+        # reader shares, keeps the default).
+        params = replace(MaternalParams(), tolerance_bpm=limits.coincidence_bpm)
+        capture = maternal_capture(fhr, mhr, params=params)
+    elif capture is None:
+        capture = maternal_capture(fhr, mhr)
+    stretch = capture.ongoing(fhr, within=CAPTURE_RECENT_SECONDS)
+    if stretch is None or stretch[0] <= limits.coincidence_seconds:
+        return Condition(False)
+    seconds, confirmed = stretch
+    if confirmed:
+        return Condition(
+            True,
+            "The fetal heart rate channel has followed the maternal heart rate for "
+            f"{duration_text(seconds)}: it is recording the mother, not the fetus (left out "
+            "of the CTG analysis). Check the transducer position.",
+        )
+    return Condition(
+        True,
+        "The fetal heart rate channel jumped to a maternal rate and has stayed there for "
+        f"{duration_text(seconds)}, with no maternal heart rate to compare: it may be "
+        "recording the mother. Check the transducer position and the maternal pulse.",
+    )
 
 
 def _grid_part(series: Series, origin: float, start: float, end: float) -> Series:

@@ -69,6 +69,30 @@ CTG_KINDS: tuple[str, ...] = (
     KIND_FHR_SIGNAL_LOSS,
     KIND_FHR_MATERNAL_COINCIDENCE,
 )
+# An alarm page (e-mail, webhook, HL7 alert manager) that could not be delivered.
+KIND_DELIVERY_FAILED = "delivery_failed"
 TECHNICAL_KINDS = frozenset(
-    {KIND_DEVICE_OFFLINE, KIND_FHR_SIGNAL_LOSS, KIND_FHR_MATERNAL_COINCIDENCE}
+    {
+        KIND_DEVICE_OFFLINE,
+        KIND_FHR_SIGNAL_LOSS,
+        KIND_FHR_MATERNAL_COINCIDENCE,
+        KIND_DELIVERY_FAILED,
+    }
 )
+
+# The alarm's short name: what a tile's alarm band shows whole (at most 18 characters, so it
+# fits the narrowest tile beside its priority), the message with its numbers going to the
+# alarm list and the tooltip.
+KIND_SHORT_NAMES: dict[str, str] = {
+    KIND_BRADYCARDIA: "Bradycardia",
+    KIND_TACHYCARDIA: "Tachycardia",
+    KIND_FETAL_BRADYCARDIA: "Fetal bradycardia",
+    KIND_FETAL_TACHYCARDIA: "Fetal tachycardia",
+    KIND_DEVICE_OFFLINE: "Monitor offline",
+    KIND_PROLONGED_DECELERATION: "Prolonged decel.",
+    KIND_CTG_PATHOLOGICAL: "CTG pathological",
+    KIND_TACHYSYSTOLE: "Tachysystole",
+    KIND_FHR_SIGNAL_LOSS: "FHR signal loss",
+    KIND_FHR_MATERNAL_COINCIDENCE: "FHR = maternal HR",
+    KIND_DELIVERY_FAILED: "Page not delivered",
+}

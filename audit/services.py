@@ -16,7 +16,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.models import ActorType, AuditRecord
+from audit.models import Action, ActorType, AuditRecord, Channel, Outcome
 from common.logs import log_context_ids
 
 USER_AGENT_MAX = 256
@@ -133,4 +133,31 @@ def audit_record(
         outcome=outcome,
         query=dict(query) if query else None,
         detail=dict(detail) if detail else None,
+    )
+
+
+def audit_subscription(
+    *,
+    user: Any,
+    scope: Mapping[str, Any],
+    resource_type: str,
+    resource_id: int,
+    patients: Iterable[int] = (),
+    found: bool = True,
+) -> None:
+    """A dashboard subscription: its snapshot is one ``read`` naming every patient it showed
+    (the live frames that follow are not recorded one by one); a refused one ``not_found``."""
+    actor = actor_for(user)
+    if actor is None:
+        return
+    audit_record(
+        actor=actor,
+        action=Action.READ,
+        outcome=Outcome.SUCCESS if found else Outcome.NOT_FOUND,
+        channel=Channel.WS,
+        origin=origin_for_scope(scope),
+        resource_type=resource_type,
+        resource_id=resource_id,
+        patient=resource_id if resource_type == "patient" else None,
+        patients=patients,
     )

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "audit",
     "accounts",
     "clinical",
@@ -253,6 +256,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis broker goes through our Redis transport: the worker survives a Redis restart while
+# it holds unacknowledged messages (config/broker.py).
+if urlparse(CELERY_BROKER_URL).scheme == "redis":
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
@@ -403,6 +410,16 @@ HL7_DEVICE_CACHE_SECONDS = env_float("HL7_DEVICE_CACHE_SECONDS", 2.0)
 # MSH-3 and MSH-4 of what the server sends (ACKs, PCD-04 alert reports).
 HL7_SENDING_APPLICATION = env_str("HL7_SENDING_APPLICATION", "PATIENT_MONITOR")
 HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "")
+# Enrolled senders only (docs/hl7.md, "Senders"): on whenever DEBUG is off.
+HL7_SENDERS_REQUIRED = env_bool("HL7_SENDERS_REQUIRED", not DEBUG)
+# ADT: places (comma-separated ids, or "*") where a ward that PV1-3 names and that does not
+# exist yet is created; elsewhere the message is refused (AE unknown_ward).
+HL7_ADT_CREATE_WARDS = env_str("HL7_ADT_CREATE_WARDS", "")
+# TLS on the MLLP listener (empty: plain TCP): the server's certificate and key (PEM), and
+# the CA that issues the gateways' client certificates (set: a client certificate is required).
+HL7_MLLP_TLS_CERT = env_str("HL7_MLLP_TLS_CERT", "")
+HL7_MLLP_TLS_KEY = env_str("HL7_MLLP_TLS_KEY", "")
+HL7_MLLP_TLS_CLIENT_CA = env_str("HL7_MLLP_TLS_CLIENT_CA", "")
 # PCD-04 alert reports: how long to wait for the alert manager's connection and its ACK.
 HL7_ALERT_MANAGER_TIMEOUT = env_float("HL7_ALERT_MANAGER_TIMEOUT", 5.0)
 
@@ -432,6 +449,16 @@ CELERY_BEAT_SCHEDULE["audit-maintain"] = {
     "schedule": 86400.0,
     "options": {"expires": 3600.0},
 }
+
+# --- Second factor (docs/security.md) --------------------------------------------------------
+# Roles that must log in with a TOTP code or a recovery code (comma separated; empty: nobody
+# is required to, others may still enrol). `make run` sets it empty for the demo unless given.
+MFA_REQUIRED_ROLES = env_list("MFA_REQUIRED_ROLES", ["admin"])
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Patient Monitor")
+# django-otp's own delay after a wrong code (seconds doubling per failure, per device), on top
+# of the lockout (wrong codes count as failed logins).
+OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_TOTP_THROTTLE_FACTOR", 1)
+OTP_STATIC_THROTTLE_FACTOR = env_int("OTP_STATIC_THROTTLE_FACTOR", 1)
 
 # --- Password reset one-time codes ----------------------------------------------------------
 OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 600)
@@ -534,7 +561,19 @@ ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
 # one attempt takes at most a few EMAIL_TIMEOUTs): the sweep, every ALERT_DELIVERY_SWEEP_SECONDS,
 # queues it again. A worker killed mid-send delays an alarm e-mail by at most about the sum.
 NOTIFICATION_STUCK_SECONDS = env_int("NOTIFICATION_STUCK_SECONDS", 60)
-ALERT_DELIVERY_SWEEP_SECONDS = env_float("ALERT_DELIVERY_SWEEP_SECONDS", 30.0)
+ALERT_DELIVERY_SWEEP_SECONDS = env_float("ALERT_DELIVERY_SWEEP_SECONDS", 10.0)
+# Failed attempts are tried again after FIRST, doubling up to MAX seconds; after MAX_ATTEMPTS
+# (about 15 minutes) the delivery has failed for good: a technical alarm on the ward.
+NOTIFICATION_RETRY_FIRST_SECONDS = env_float("NOTIFICATION_RETRY_FIRST_SECONDS", 2.0)
+NOTIFICATION_RETRY_MAX_SECONDS = env_float("NOTIFICATION_RETRY_MAX_SECONDS", 60.0)
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 20)
+# The sweep hands out a due delivery this long after it fell due (its own queued attempt
+# would have taken it by then: that message was lost).
+NOTIFICATION_SWEEP_GRACE_SECONDS = env_float("NOTIFICATION_SWEEP_GRACE_SECONDS", 5.0)
+# /readyz: "degraded" while a delivery failed for good within this many seconds, or pending
+# deliveries have been due for longer than NOTIFICATION_OVERDUE_SECONDS (nobody works them).
+NOTIFICATION_FAILED_READY_SECONDS = env_int("NOTIFICATION_FAILED_READY_SECONDS", 3600)
+NOTIFICATION_OVERDUE_SECONDS = env_int("NOTIFICATION_OVERDUE_SECONDS", 120)
 CELERY_BEAT_SCHEDULE.update(
     {
         "alerts-device-offline-scan": {

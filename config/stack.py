@@ -95,6 +95,9 @@ def run_environment(args: argparse.Namespace) -> dict[str, str]:
     # the worker prints in development. CELERY_LOG_LEVEL=info shows every task.
     env.setdefault("CELERY_LOG_LEVEL", "warning")
     env["HOST"], env["PORT"] = args.host, str(args.port)
+    # The demo logs in by password as every role (README's demo logins); production requires
+    # a second factor of administrators (MFA_REQUIRED_ROLES defaults to admin; docs/security.md).
+    env.setdefault("MFA_REQUIRED_ROLES", "")
     env["SIMULATOR_RATE"] = str(args.rate)
     env["SIMULATOR_DEVICES"] = str(args.devices or "")
     # `python` in the Procfile is this interpreter (the virtual environment's).

@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/", include("monitoring.urls")),
     path("api/", include("alerts.urls")),
     path("api/", include("audit.urls")),
+    path("api/", include("hl7v2.urls")),
     path("fhir/", include("fhir_api.urls")),
     path("", include("operations.urls")),
     path("", include("frontend.urls")),

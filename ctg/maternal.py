@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import sub
 
 Series = list[float | None]
 
@@ -56,62 +58,62 @@ class MaternalParams:
     neighbour_seconds: int = 120
 
 
-def maternal_reference(mhr: Sequence[float | None], *, hold: int) -> Series:
-    """The maternal rate on every second, carried across its dropouts: a second within
-    ``hold`` seconds of a reading on both sides takes the straight line between them, within
-    ``hold`` of one side only that reading; farther from any, None."""
-    count = len(mhr)
-    out: Series = list(mhr)
-    previous: list[int] = [-1] * count  # index of the latest reading at or before, or -1
-    last = -1
-    for k in range(count):
-        if mhr[k] is not None:
-            last = k
-        previous[k] = last
-    following = count  # index of the next reading after k, or count
-    for k in range(count - 1, -1, -1):
-        if mhr[k] is not None:
-            following = k
-            continue
-        before = previous[k]
-        near_before = before >= 0 and k - before <= hold
-        near_after = following < count and following - k <= hold
-        if near_before and near_after:
-            a, b = mhr[before], mhr[following]
-            assert a is not None and b is not None
-            out[k] = a + (b - a) * (k - before) / (following - before)
-        elif near_before:
-            out[k] = mhr[before]
-        elif near_after:
-            out[k] = mhr[following]
-    return out
+@dataclass(frozen=True, slots=True)
+class MaternalCapture:
+    """Per second of the grid: ``seconds`` where the fetal channel records the mother, and of
+    them those ``confirmed`` by the maternal channel (the fetal channel agrees with her rate,
+    or carries on a stretch that did). The others rest on the fetal channel's own shape."""
+
+    seconds: list[bool]
+    confirmed: list[bool]
+
+    def ongoing(self, fhr: Sequence[float | None], *, within: int) -> tuple[int, bool] | None:
+        """The stretch the latest of the last ``within`` seconds with fetal signal belongs
+        to, if it is flagged: (its length in seconds up to the end, whether any of it is
+        confirmed); None when that second is not flagged or there is none."""
+        count = len(fhr)
+        last = next(
+            (k for k in range(count - 1, count - 1 - within, -1) if k >= 0 and fhr[k] is not None),
+            None,
+        )
+        if last is None or not self.seconds[last]:
+            return None
+        first = last
+        while first > 0 and self.seconds[first - 1]:
+            first -= 1
+        return count - first, any(self.confirmed[first : last + 1])
+
+
+def maternal_channel(ecg: Series, pulse: Series) -> Series:
+    """The mother's heart rate on the grid: her ECG heart rate where it has a reading, else
+    her pulse (an oximeter's or the toco transducer's pulse sensor); the same object when
+    the pulse has no reading at all."""
+    if pulse.count(None) == len(pulse):
+        return ecg
+    return [p if e is None else e for e, p in zip(ecg, pulse, strict=True)]
 
 
 def maternal_capture(
     fhr: Sequence[float | None],
-    mhr: Sequence[float | None],
+    mhr: Sequence[float | None] | None = None,
     *,
     params: MaternalParams | None = None,
-) -> list[bool]:
-    """Per second of the grid, whether the fetal channel records the mother."""
+) -> MaternalCapture:
+    """Per second of the grid, whether the fetal channel records the mother (``mhr`` None or
+    all None: without the maternal channel)."""
     p = params or MaternalParams()
-    reference = maternal_reference(mhr, hold=p.hold_seconds)
-    recent = maternal_reference(mhr, hold=p.contradict_hold_seconds)
-    # +1 a second where the fetal channel agrees with the mother's rate (carried across her
-    # channel's dropouts), -1 where it differs from her rate measured or carried only a few
-    # seconds, 0 otherwise (a rate carried far is an estimate: it may confirm, not contradict).
-    agree = [0] * len(fhr)
-    tolerance = p.tolerance_bpm
-    for k, (f, m) in enumerate(zip(fhr, reference, strict=True)):
-        if f is not None and m is not None:
-            if abs(f - m) <= tolerance:
-                agree[k] = 1
-            elif recent[k] is not None:
-                agree[k] = -1
-    flags, contradicted = _window_agreement(agree, p)
-    _track(flags, fhr, contradicted, p, range(len(fhr)))
-    _track(flags, fhr, contradicted, p, range(len(fhr) - 1, -1, -1))
+    count = len(fhr)
+    if mhr is not None and len(mhr) != count:
+        raise ValueError("the fetal and maternal series must be on the same grid")
+    if mhr is None or mhr.count(None) == count:
+        agree = [0] * count
+        flags = [False] * count
+    else:
+        agree = _agreement(fhr, mhr, p)
+        flags, contradicted = _window_agreement(agree, p)
+        _track(flags, fhr, contradicted, p)
     pieces = [q for q in _pieces(fhr, p) if q.seconds >= p.piece_min_seconds]
+    pieces_alone: list[tuple[int, _Piece]] = []  # hardly compared with the mother's rate
     for i, piece in enumerate(pieces):
         part = agree[piece.start : piece.end]
         good, bad = part.count(1), part.count(-1)
@@ -121,6 +123,9 @@ def maternal_capture(
             if good >= p.agreement_share * (good + bad) and 3 * good >= piece.seconds:
                 flags[piece.start : piece.end] = [True] * (piece.end - piece.start)
             continue
+        pieces_alone.append((i, piece))
+    confirmed = list(flags)
+    for i, piece in pieces_alone:
         # Hardly any maternal rate to compare with: a low piece the trace jumped to from a
         # fetal level, or jumps back from.
         if piece.level < p.maternal_rate_max_bpm and any(
@@ -130,47 +135,57 @@ def maternal_capture(
             for other in pieces[max(0, i - 2) : i + 3]
         ):
             flags[piece.start : piece.end] = [True] * (piece.end - piece.start)
-    return flags
+    return MaternalCapture(seconds=flags, confirmed=confirmed)
 
 
-def _track(
-    flags: list[bool],
-    fhr: Sequence[float | None],
-    contradicted: list[bool],
-    p: MaternalParams,
-    order: range,
-) -> None:
-    """Carry each flagged stretch on (in ``order``) while the fetal channel stays near the
-    level it had there and the mother's rate, where known, does not contradict it: the
-    mother's rate changes slowly, so the same rate without her channel is still hers. A few
-    seconds away from the level (``bridge_seconds``) do not end it, nor does a dropout of up
-    to ``piece_gap_seconds``."""
-    level: float | None = None
+def _agreement(
+    fhr: Sequence[float | None], mhr: Sequence[float | None], p: MaternalParams
+) -> list[int]:
+    """Per second: +1 where the fetal channel agrees with the mother's rate, -1 where it
+    differs from her rate measured or carried at most ``contradict_hold_seconds``, 0
+    otherwise (a rate carried far is an estimate: it may confirm, not contradict).
+
+    Her rate is carried across her channel's dropouts: a second within ``hold_seconds`` of
+    her readings on both sides takes the straight line between them, within it on one side
+    only, that reading."""
+    count = len(fhr)
+    previous = [-1] * count  # the latest maternal reading at or before each second
     last = -1
-    pending: list[int] = []  # seconds away from the level since the last one near it
-    for k in order:
+    for k, m in enumerate(mhr):
+        if m is not None:
+            last = k
+        previous[k] = last
+    agree = [0] * count
+    tolerance, hold, recent = p.tolerance_bpm, p.hold_seconds, p.contradict_hold_seconds
+    following = count  # the next maternal reading at or after k
+    for k in range(count - 1, -1, -1):
+        m = mhr[k]
+        if m is not None:
+            following = k
         f = fhr[k]
         if f is None:
-            if level is not None and abs(k - last) > p.piece_gap_seconds:
-                level, pending = None, []
             continue
-        last = k
-        if flags[k]:
-            level = f if level is None else level + 0.2 * (f - level)
-            pending = []
-        elif level is None:
+        if m is not None:
+            agree[k] = 1 if abs(f - m) <= tolerance else -1
             continue
-        elif contradicted[k]:
-            level, pending = None, []
-        elif abs(f - level) <= p.track_bpm:
-            for j in (*pending, k):
-                flags[j] = True
-            pending = []
-            level += 0.2 * (f - level)
-        else:
-            pending.append(k)
-            if len(pending) > p.bridge_seconds:
-                level, pending = None, []
+        before = previous[k]
+        since, until = k - before, following - k
+        near_before = before >= 0 and since <= hold
+        near_after = following < count and until <= hold
+        a, b = mhr[before], mhr[following] if following < count else None
+        if near_before and near_after and a is not None and b is not None:
+            m = a + (b - a) * since / (since + until)
+        elif near_before:
+            m = a
+        elif near_after:
+            m = b
+        if m is None:
+            continue
+        if abs(f - m) <= tolerance:
+            agree[k] = 1
+        elif (near_before and since <= recent) or (near_after and until <= recent):
+            agree[k] = -1
+    return agree
 
 
 def _window_agreement(agree: list[int], p: MaternalParams) -> tuple[list[bool], list[bool]]:
@@ -178,24 +193,84 @@ def _window_agreement(agree: list[int], p: MaternalParams) -> tuple[list[bool], 
     ``agreement_share`` of the seconds judged in it; and each second whose window holds
     enough judged seconds but too few agreeing (the mother's rate says it is not hers)."""
     count = len(agree)
-    agreeing = [0] * (count + 1)  # prefix sums: each window's counts in O(1)
-    judged = [0] * (count + 1)
-    for k, a in enumerate(agree):
-        agreeing[k + 1] = agreeing[k] + (a > 0)
-        judged[k + 1] = judged[k] + (a != 0)
     half = p.window_seconds // 2
+    pad = [0] * half
+    padded = pad + agree + pad
+    # Prefix sums of agreeing and judged seconds: each window's counts by one subtraction.
+    agreeing = [0, *accumulate(a > 0 for a in padded)]
+    judged = [0, *accumulate(a != 0 for a in padded)]
+    width = 2 * half + 1
+    good = list(map(sub, agreeing[width:], agreeing[:count]))
+    seen = list(map(sub, judged[width:], judged[:count]))
     share, least = p.agreement_share, p.agreement_min_seconds
-    flags = [False] * count
-    contradicted = [False] * count
-    for k in range(count):
-        lo, hi = max(0, k - half), min(count, k + half + 1)
-        good = agreeing[hi] - agreeing[lo]
-        n = judged[hi] - judged[lo]
-        if good >= share * n:
-            flags[k] = good >= least
-        else:
-            contradicted[k] = n >= least
+    flags = [g >= least and g >= share * n for g, n in zip(good, seen, strict=True)]
+    contradicted = [n >= least and g < share * n for g, n in zip(good, seen, strict=True)]
     return flags, contradicted
+
+
+def _track(
+    flags: list[bool],
+    fhr: Sequence[float | None],
+    contradicted: list[bool],
+    p: MaternalParams,
+) -> None:
+    """Carry each flagged stretch on, both ways, while the fetal channel stays near the
+    level it had there and the mother's rate, where known, does not contradict it: the
+    mother's rate changes slowly, so the same rate without her channel is still hers. A few
+    seconds away from the level (``bridge_seconds``) do not end it, nor does a dropout of up
+    to ``piece_gap_seconds``."""
+    count = len(fhr)
+    for start, end in capture_stretches(flags):
+        after = range(end, count)
+        before = range(start - 1, -1, -1)
+        _carry(flags, fhr, contradicted, p, after, _edge_level(fhr, range(end - 1, start - 1, -1)))
+        _carry(flags, fhr, contradicted, p, before, _edge_level(fhr, range(start, end)))
+
+
+def _edge_level(fhr: Sequence[float | None], order: range) -> float | None:
+    """The mean of the first ten seconds with signal in ``order`` (a stretch's edge)."""
+    values: list[float] = []
+    for k in order:
+        v = fhr[k]
+        if v is not None:
+            values.append(v)
+            if len(values) == 10:
+                break
+    return sum(values) / len(values) if values else None
+
+
+def _carry(
+    flags: list[bool],
+    fhr: Sequence[float | None],
+    contradicted: list[bool],
+    p: MaternalParams,
+    order: range,
+    level: float | None,
+) -> None:
+    if level is None:
+        return
+    last = order.start
+    pending: list[int] = []  # seconds away from the level since the last one near it
+    for k in order:
+        if flags[k]:
+            return  # the next stretch: it carries itself on
+        f = fhr[k]
+        if f is None:
+            if abs(k - last) > p.piece_gap_seconds:
+                return
+            continue
+        last = k
+        if contradicted[k]:
+            return
+        if abs(f - level) <= p.track_bpm:
+            for j in (*pending, k):
+                flags[j] = True
+            pending = []
+            level += 0.2 * (f - level)
+        else:
+            pending.append(k)
+            if len(pending) > p.bridge_seconds:
+                return
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from ctg.analysis import (
     Series,
     ctg_analyse_series,
 )
+from ctg.maternal import MaternalCapture, MaternalParams, maternal_capture
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,9 @@ class CtgReading:
     monitored_since: float | None  # the current session's first second (None: no CTG at all)
     offset: int  # index in the loaded grid of ``result.start`` (to cut other series alike)
     fhr: Series  # the grid's FHR from ``result.start`` on (before any exclusion)
+    # Maternal capture (``ctg.maternal``) from ``result.start`` on: the seconds flagged, and
+    # those the maternal channel confirms (excluded from the analysis).
+    maternal: MaternalCapture | None = None
     needs_minutes: int | None = None  # too short to classify: the minutes still needed
 
     @property
@@ -112,12 +116,19 @@ def ctg_read(
     window: CtgWindow = CTG_WINDOW,
     params: CtgParams | None = None,
     excluded: Sequence[bool] | None = None,
+    mhr: Series | None = None,
+    maternal_params: MaternalParams | None = None,
 ) -> CtgReading:
     """Read the window ending at ``end`` from the grid [start, end) of fetal heart rate and
     uterine activity (``ctg.analysis.per_second``; ``start`` whole seconds before ``end``,
     normally ``end - window.span_seconds``; less look-back is read as a session that began
     at the grid's start). ``excluded``: the analysis's mask of seconds whose FHR is not the
-    fetus's, one per second of the grid. Reads, never changes, the series."""
+    fetus's, one per second of the grid. ``mhr``: the maternal heart rate on the same grid
+    (None: not recorded); the session's trace is checked for maternal capture
+    (``ctg.maternal``) with it, or without it from the fetal channel alone: the seconds the
+    maternal channel confirms are excluded from the analysis (the others, resting on the
+    fetal channel's shape alone, are flagged but still analysed: a true deceleration must
+    never be hidden). Reads, never changes, the series."""
     p = params or CtgParams()
     count = len(fhr)
     window_start = end - window.seconds
@@ -126,6 +137,16 @@ def ctg_read(
     offset = first_window if session is None else max(first_window, session)
     context = 0 if session is None else session  # the session's own trace only
     analysed_from = start + offset
+    capture = maternal_capture(
+        fhr[context:], None if mhr is None else mhr[context:], params=maternal_params
+    )
+    if any(capture.confirmed):
+        confirmed = [False] * context + capture.confirmed
+        excluded = (
+            confirmed
+            if excluded is None
+            else [a or b for a, b in zip(excluded, confirmed, strict=True)]
+        )
     result = ctg_analyse_series(
         fhr=fhr[context:],
         ua=ua[context:],
@@ -142,6 +163,10 @@ def ctg_read(
         monitored_since=None if session is None else start + session,
         offset=offset,
         fhr=fhr[offset:],
+        maternal=MaternalCapture(
+            seconds=capture.seconds[offset - context :],
+            confirmed=capture.confirmed[offset - context :],
+        ),
     )
     monitored = count - offset
     if session is not None and monitored < p.period_seconds:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ctg.analysis import Series
+from ctg.maternal import maternal_capture
 
 SAMPLES_PER_SECOND = 4
 EPISODE_MIN_SECONDS = 60
@@ -199,16 +200,42 @@ def before_scorer(
 
 
 def detector_scorer(rec: Recording) -> list[bool]:
-    """The detector's mask over the whole recording (what the analysis excludes)."""
-    from ctg.maternal import maternal_capture
+    """The detector over the whole recording: every second it flags."""
+    return maternal_capture(rec.fhr, rec.mhr).seconds
 
-    return maternal_capture(rec.fhr, rec.mhr)
+
+def confirmed_scorer(rec: Recording) -> list[bool]:
+    """The seconds the maternal channel confirms (what the analysis excludes)."""
+    return maternal_capture(rec.fhr, rec.mhr).confirmed
+
+
+def alarm_scorer(rec: Recording, *, every: int = 5, context: int = 600) -> list[bool]:
+    """The alarm's condition (``alerts.ctg_rules.maternal_condition`` with the default
+    limits) as the evaluator sees it: judged every ``every`` seconds (its evaluation
+    interval) on the trace up to that moment only, ``context`` seconds of it, and holding
+    until the next evaluation."""
+    from alerts.ctg_rules import CtgLimits, maternal_condition
+
+    limits = CtgLimits()
+    count = len(rec.fhr)
+    flags = [False] * count
+    for end in range(every, count, every):  # an evaluation after the second end - 1
+        lo = max(0, end - context)
+        condition = maternal_condition(
+            fhr=rec.fhr[lo:end], mhr=rec.mhr[lo:end], maternal=None, limits=limits
+        )
+        until = min(count, end + every)
+        flags[end:until] = [condition.active] * (until - end)
+    return flags
 
 
 SCORERS: dict[str, Scorer] = {
     "before": before_scorer,
     "detector": detector_scorer,
+    "confirmed": confirmed_scorer,
+    "alarm": alarm_scorer,
 }
+DEFAULT_SCORERS = ("before", "detector", "confirmed")
 
 
 def report_lines(name: str, part: str, s: Score) -> list[str]:

@@ -20,7 +20,7 @@ import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -37,6 +37,9 @@ from devtools.device_client import (
 
 logger = logging.getLogger(__name__)
 
+# A fetal bradycardia (a prolonged deceleration) is rarer than an adult's episode: one per
+# this many adult episode gaps, so a ward's CTGs mostly read normal or suspicious.
+FETAL_EPISODE_RARITY = 24
 ACK_TIMEOUT = 10.0  # a reading neither acked nor refused this long after sending is sent again
 RETRY_BACKOFF_START = 0.5  # after storage_unavailable; doubles up to RETRY_BACKOFF_MAX
 RETRY_BACKOFF_MAX = 5.0
@@ -201,7 +204,10 @@ class SimulatedDevice:
         episodes: EpisodeConfig,
         first_seq: int,
         ack_timeout: float = ACK_TIMEOUT,
+        history_seconds: float = 0.0,
     ) -> None:
+        """``history_seconds``: an obstetric monitor starts with this much trace already
+        recorded (sent first, with its own past times), as a bed monitored for a while."""
         self.spec = spec
         self.ack_timeout = ack_timeout
         self.sent_at: dict[int, float] = {}  # seq -> when it was last sent (monotonic)
@@ -217,7 +223,7 @@ class SimulatedDevice:
             self.ctg = CtgTrace(
                 rng,
                 maternal=maternal_trace(rng).next,
-                prolonged_every=episodes.every if episodes.enabled else 0.0,
+                prolonged_every=episodes.every * FETAL_EPISODE_RARITY if episodes.enabled else 0.0,
                 prolonged_seconds=episodes.fetal_seconds,
             )
         else:
@@ -225,12 +231,18 @@ class SimulatedDevice:
         self.unacked: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self.outbox: asyncio.Queue[int] = asyncio.Queue()
         self.stats = DeviceStats()
+        self.history_seconds = int(history_seconds) if self.ctg is not None else 0
         self.started = time.monotonic()
         self._all_acked = asyncio.Event()
+        if self.history_seconds:
+            now = datetime.now(UTC)
+            for k in range(self.history_seconds):
+                self.produce(at=k, recorded_at=now - timedelta(seconds=self.history_seconds - k))
 
-    def produce(self) -> None:
-        t = time.monotonic() - self.started
-        recorded_at = datetime.now(UTC).isoformat()
+    def produce(self, *, at: float | None = None, recorded_at: datetime | None = None) -> None:
+        """The readings of one moment: now, or second ``at`` of the history."""
+        t = time.monotonic() - self.started + self.history_seconds if at is None else at
+        recorded_at = recorded_at or datetime.now(UTC)
         if self.ctg is not None:
             values = self.ctg.next(t)
         else:
@@ -243,7 +255,7 @@ class SimulatedDevice:
                 "seq": self.seq,
                 "metric": metric,
                 "value": value,
-                "recorded_at": recorded_at,
+                "recorded_at": recorded_at.isoformat(),
             }
             self.outbox.put_nowait(self.seq)
             self.stats.sent += 1
@@ -412,24 +424,36 @@ async def simulate(
     seed: int | None = None,
     episodes: EpisodeConfig | None = None,
     drain_timeout: float = 15.0,
+    ctg_history_minutes: float = 0.0,
 ) -> dict[str, Any]:
-    """Run every device concurrently; returns the counts (the ``--report``)."""
+    """Run every device concurrently; returns the counts (the ``--report``).
+
+    ``ctg_history_minutes``: obstetric monitors start with recorded trace, as beds of a ward
+    monitored for a while: each a random length between 12 minutes (more than the 10 a CTG
+    needs to be classified) and this many, except about one in six that has just been
+    attached (none: it reads "too short to classify yet" for its first 10 minutes)."""
     rng = random.Random(seed)
     episodes = episodes or EpisodeConfig()
     # Sequence numbers start from the clock so a restarted simulator never reuses one
     # (a reused seq would be acknowledged as a duplicate and not stored).
     first_seq = int(time.time() * 1000)
-    devices = [
-        SimulatedDevice(
-            spec,
-            url=url,
-            rate=rate,
-            rng=random.Random(rng.random()),
-            episodes=episodes,
-            first_seq=first_seq,
+    devices = []
+    for spec in specs:
+        device_rng = random.Random(rng.random())
+        history = 0.0
+        if ctg_history_minutes > 0 and device_rng.random() >= 1 / 6:
+            history = 60 * device_rng.uniform(min(12.0, ctg_history_minutes), ctg_history_minutes)
+        devices.append(
+            SimulatedDevice(
+                spec,
+                url=url,
+                rate=rate,
+                rng=device_rng,
+                episodes=episodes,
+                first_seq=first_seq,
+                history_seconds=history,
+            )
         )
-        for spec in specs
-    ]
     started = time.monotonic()
     results = await asyncio.gather(
         *(d.run(duration=duration, drain_timeout=drain_timeout) for d in devices)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 
 from fhir_api import views
+from fhir_api.audit_events import AuditEventSearchView
 
 app_name = "fhir"
 
@@ -18,5 +19,6 @@ urlpatterns = [
     re_path(rf"^Observation/{_ID}/?$", views.ObservationReadView.as_view(), name="observation"),
     re_path(r"^Flag/?$", views.FlagSearchView.as_view(), name="flag-search"),
     re_path(rf"^Flag/{_ID}/?$", views.FlagReadView.as_view(), name="flag"),
+    re_path(r"^AuditEvent/?$", AuditEventSearchView.as_view(), name="auditevent-search"),
     re_path(r"^(?P<rest>.*)$", views.UnknownView.as_view(), name="unknown"),
 ]

@@ -18,6 +18,7 @@ its own encoding:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import hl7
 from django.conf import settings
@@ -33,6 +34,18 @@ from hl7v2.vocabulary import (
 )
 
 _DEFAULT_ENCODING = "^~\\&"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the listener sends back for one message."""
+
+    ack: str
+    code: str  # AA, AE or AR
+    stored: int  # readings stored now (0 for a resend)
+    patients: tuple[int, ...] = ()  # whose readings the message carried (for the audit)
+    # For the audit record of a refusal: its code and reason, the TLS subject of the sender.
+    detail: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

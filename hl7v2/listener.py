@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections
 
-from hl7v2.ack import ack_build
+from hl7v2.ack import Answer, ack_build
+from hl7v2.audit import hl7_message_record
 from hl7v2.mllp import Frame, frame, frame_read
-from hl7v2.services import Answer, DeviceCache, StorageUnavailable, message_ingest
+from hl7v2.senders import Peer, SenderCache
+from hl7v2.services import DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
 from monitoring.ingest.batcher import IngestBatcher, batcher_get, batcher_shutdown
 
@@ -43,15 +46,19 @@ class MllpListener:
         self.server: asyncio.Server | None = None
         self.stats = ListenerStats()
         self._connections: set[asyncio.Task] = set()
+        self._peers: dict[asyncio.Task, Peer] = {}
         self.batcher: IngestBatcher | None = None
         self.address: tuple[str, int] = ("", 0)
         self.devices = DeviceCache()
+        self.senders = SenderCache()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the address bound (port 0 picks a free one)."""
         self.batcher = batcher_get()
         limit = settings.HL7_MLLP_MAX_FRAME_BYTES + 64
-        self.server = await asyncio.start_server(self._serve, host, port, limit=limit)
+        self.server = await asyncio.start_server(
+            self._serve, host, port, limit=limit, ssl=tls_context()
+        )
         address = self.server.sockets[0].getsockname()
         self.address = (address[0], address[1])
         return self.address
@@ -71,12 +78,13 @@ class MllpListener:
         self._connections.add(task)
         self.stats.connections += 1
         peer = writer.get_extra_info("peername")
+        self._peers[task] = Peer(address=str(peer[0]) if peer else "", tls_subject=_subject(writer))
         answers: asyncio.Queue[Awaitable[Answer] | None] = asyncio.Queue(
             settings.HL7_MLLP_PIPELINE_DEPTH
         )
         sender = asyncio.create_task(self._send_answers(answers, writer))
         try:
-            await self._read_messages(reader, answers, sender)
+            await self._read_messages(reader, answers, sender, self._peers.get(task))
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -89,6 +97,7 @@ class MllpListener:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self._connections.discard(task)
+            self._peers.pop(task, None)
             logger.debug("MLLP connection from %s closed", peer)
 
     async def _read_messages(
@@ -96,6 +105,7 @@ class MllpListener:
         reader: asyncio.StreamReader,
         answers: asyncio.Queue[Awaitable[Answer] | None],
         sender: asyncio.Task,
+        peer: Peer | None,
     ) -> None:
         limit = settings.HL7_MLLP_MAX_FRAME_BYTES
         while not sender.done():
@@ -111,9 +121,9 @@ class MllpListener:
             if found.skipped:
                 logger.warning("MLLP: %d bytes outside any frame skipped", found.skipped)
             self.stats.messages += 1
-            await answers.put(asyncio.ensure_future(self._answer(found)))
+            await answers.put(asyncio.ensure_future(self._answer(found, peer)))
 
-    async def _answer(self, found: Frame) -> Answer:
+    async def _answer(self, found: Frame, peer: Peer | None) -> Answer:
         if found.too_large:
             refusal = Refusal(
                 f"The message is larger than {settings.HL7_MLLP_MAX_FRAME_BYTES} bytes.",
@@ -124,7 +134,13 @@ class MllpListener:
             ack = ack_build(text=found.text(), refusal=refusal)
             return Answer(ack=ack, code=AckCode.REJECT, stored=0)
         assert self.batcher is not None
-        return await message_ingest(text=found.text(), batcher=self.batcher, devices=self.devices)
+        return await message_ingest(
+            text=found.text(),
+            batcher=self.batcher,
+            devices=self.devices,
+            senders=self.senders,
+            peer=peer,
+        )
 
     async def _send_answers(
         self, answers: asyncio.Queue[Awaitable[Answer] | None], writer: asyncio.StreamWriter
@@ -142,8 +158,35 @@ class MllpListener:
                 return
             self.stats.answers[answer.code] = self.stats.answers.get(answer.code, 0) + 1
             self.stats.stored += answer.stored
+            await hl7_message_record(answer, peer=writer.get_extra_info("peername"))
             writer.write(frame(answer.ack))
             await writer.drain()
+
+
+def tls_context() -> ssl.SSLContext | None:
+    """The listener's TLS context (``HL7_MLLP_TLS_CERT``/``_KEY``), requiring a client
+    certificate issued by ``HL7_MLLP_TLS_CLIENT_CA`` when that is set; None: plain TCP."""
+    if not settings.HL7_MLLP_TLS_CERT:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.HL7_MLLP_TLS_CERT, settings.HL7_MLLP_TLS_KEY or None)
+    if settings.HL7_MLLP_TLS_CLIENT_CA:
+        context.load_verify_locations(cafile=settings.HL7_MLLP_TLS_CLIENT_CA)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _subject(writer: asyncio.StreamWriter) -> str | None:
+    """The common name of the connection's verified client certificate, if any."""
+    cert = writer.get_extra_info("peercert")
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 async def listen_forever(host: str, port: int) -> None:

@@ -103,23 +103,31 @@ def _get(segment: hl7.Segment, number: int, component: int = 1, repeat: int = 1)
         return ""
 
 
-def _header(message: hl7.Message) -> tuple[hl7.Segment, str, str]:
-    """MSH, MSH-10 and MSH-12, refusing (AR) what this server does not take."""
+# What the listener takes: message type (MSH-9.1) -> its trigger events (MSH-9.2).
+TAKEN_EVENTS: dict[str, tuple[str, ...]] = {
+    "ORU": ("R01",),
+    "ADT": ("A01", "A02", "A03", "A04", "A08", "A11", "A13", "A40"),
+}
+
+
+def header_check(message: hl7.Message, kind_wanted: str) -> tuple[hl7.Segment, str, str]:
+    """MSH, MSH-10 and MSH-12 of a ``kind_wanted`` message, refusing (AR) what this server
+    does not take."""
     msh = message.segment("MSH")
     kind, event = _get(msh, 9, 1), _get(msh, 9, 2)
     control_id = _get(msh, 10)
     version = _get(msh, 12)
-    if kind != "ORU":
+    if kind != kind_wanted:
         raise Refusal(
-            f"Only ORU^R01 messages are taken, not {kind or 'a message without MSH-9'}.",
+            f"Only ORU^R01 and ADT messages are taken, not {kind or 'a message without MSH-9'}.",
             code="unsupported_message_type",
             ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
             location=Location("MSH", 1, 9),
         )
-    if event != "R01":
+    if event not in TAKEN_EVENTS[kind]:
         raise Refusal(
-            f"Only ORU^R01 messages are taken, not ORU^{event}.",
+            f"{kind}^{event} is not taken; {kind} events taken: {', '.join(TAKEN_EVENTS[kind])}.",
             code="unsupported_event",
             ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.UNSUPPORTED_EVENT,
@@ -196,12 +204,21 @@ def _code(obx: hl7.Segment) -> str:
 
 def pcd01_parse(text: str) -> Pcd01Message:
     """Read one ORU^R01; raises ``Refusal`` (AR or AE) for what cannot be taken."""
-    message = message_parse(text)
+    return pcd01_read(message_parse(text))
+
+
+def pcd01_read(message: hl7.Message) -> Pcd01Message:
+    """An ORU^R01 already parsed; raises ``Refusal`` (AR or AE) for what cannot be taken."""
     try:
         return _read(message)
     except Refusal as refusal:
         refusal.request = message  # answered as a reply to it
         raise
+
+
+def msh_value(message: hl7.Message, number: int, component: int = 1) -> str:
+    """MSH-<number>, one component, "" when absent."""
+    return _get(message.segment("MSH"), number, component)
 
 
 def pid_mrns(pid: hl7.Segment) -> tuple[str, ...]:
@@ -222,7 +239,7 @@ def pid_mrns(pid: hl7.Segment) -> tuple[str, ...]:
 
 
 def _read(message: hl7.Message) -> Pcd01Message:
-    msh, control_id, version = _header(message)
+    msh, control_id, version = header_check(message, "ORU")
     result = Pcd01Message(control_id=control_id, version=version, message=message)
     gateway = _get(msh, 3, 2)
     mrns: tuple[str, ...] = ()

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+import hl7
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
@@ -31,8 +32,16 @@ from django.utils import timezone
 from clinical.models import Device
 from clinical.selectors import devices_by_serial
 from common.errors import ApplicationError
-from hl7v2.ack import ack_build
-from hl7v2.pcd01 import Observation, Pcd01Message, pcd01_parse
+from hl7v2.ack import Answer, ack_build
+from hl7v2.adt import adt_ingest
+from hl7v2.models import ObservationStatus
+from hl7v2.pcd01 import Observation, Pcd01Message, message_parse, msh_value, pcd01_read
+from hl7v2.senders import (
+    Peer,
+    SenderCache,
+    senders_matching,
+    senders_required,
+)
 from hl7v2.vocabulary import AckCode, ErrorCode, Location, Refusal
 from monitoring.ingest.batcher import IngestBatcher
 from monitoring.readings import ReadingIn, reading_parse
@@ -106,26 +115,86 @@ class StorageUnavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
-    ack: str
-    code: str  # AA, AE or AR
-    stored: int  # readings stored now (0 for a resend)
+class Source:
+    """Where a message came from, and the places it may write to (None: any place, when
+    enrolment is not enforced and no enrolled sender matched)."""
+
+    peer: Peer | None
+    application: str
+    facility: str
+    control_id: str
+    places: frozenset[int] | None
+
+
+async def message_source(
+    message: hl7.Message, *, peer: Peer | None, senders: SenderCache | None
+) -> Source:
+    """The message's sender, refusing (AR, audited) one that is not enrolled when enrolment is
+    enforced (``HL7_SENDERS_REQUIRED``)."""
+    application, facility = msh_value(message, 3), msh_value(message, 4)
+    control_id = msh_value(message, 10)
+    matched = []
+    if peer is not None:
+        entries = await (senders or SenderCache(ttl=0)).entries()
+        matched = senders_matching(entries, peer=peer, application=application, facility=facility)
+    if not matched and senders_required():
+        raise Refusal(
+            f"No sender is enrolled for {peer.address if peer else 'this connection'} with "
+            f"MSH-3 {application!r} and MSH-4 {facility!r}.",
+            code="unknown_sender",
+            ack_code=AckCode.REJECT,
+            hl7_error=ErrorCode.APPLICATION_ERROR,
+            location=Location("MSH", 1, 3),
+        ).for_audit()
+    places = frozenset(e.place_id for e in matched) if matched else None
+    return Source(peer, application, facility, control_id, places)
 
 
 async def message_ingest(
-    *, text: str, batcher: IngestBatcher, devices: DeviceCache | None = None
+    *,
+    text: str,
+    batcher: IngestBatcher,
+    devices: DeviceCache | None = None,
+    senders: SenderCache | None = None,
+    peer: Peer | None = None,
 ) -> Answer:
     """Take one message; the ACK to send. Raises ``StorageUnavailable`` (send no ACK).
 
     Every other failure is answered: a message that cannot be read or understood with AR/AE
     and an ERR; one that breaks this code unexpectedly with AE ``application_error``.
     """
+    source: Source | None = None
     try:
-        parsed = pcd01_parse(text)
-        readings, wards, refused_rows = await _readings(parsed, devices or DeviceCache(ttl=0))
+        message = message_parse(text)
+        source = await message_source(message, peer=peer, senders=senders)
+        if msh_value(message, 9) == "ADT":
+            return await adt_ingest(
+                message=message,
+                text=text,
+                places=source.places,
+                application=source.application,
+                address=peer.address if peer else "",
+                control_id=source.control_id,
+            )
+        parsed = pcd01_read(message)
+        readings, wards, refused_rows = await _readings(
+            parsed, devices or DeviceCache(ttl=0), places=source.places
+        )
     except Refusal as refusal:
+        # The listener writes the message's one audit record (hl7v2.audit) from this answer:
+        # a refusal for who sent it carries its reason and the patients it named.
         logger.info("HL7 message refused (%s): %s", refusal.code, refusal.message)
-        return Answer(ack=ack_build(text=text, refusal=refusal), code=refusal.ack_code, stored=0)
+        return Answer(
+            ack=ack_build(text=text, refusal=refusal),
+            code=refusal.ack_code,
+            stored=0,
+            patients=refusal.patient_ids,
+            detail={
+                "code": refusal.code,
+                "reason": refusal.message,
+                "tls_subject": peer.tls_subject if peer else None,
+            },
+        )
     except Exception:
         logger.exception("HL7 message could not be processed")
         failure = Refusal(
@@ -133,6 +202,7 @@ async def message_ingest(
             code="application_error",
         )
         return Answer(ack=ack_build(text=text, refusal=failure), code=AckCode.ERROR, stored=0)
+    await _statuses_keep(parsed, readings)
     if refused_rows and not readings:
         # Nothing to store: the message is refused (AE), each row's reason in its own ERR.
         first, *others = refused_rows
@@ -156,11 +226,11 @@ async def message_ingest(
                 code="not_storable",
             )
             ack = ack_build(text=text, refusal=partly, warnings=refused_rows)
-            return Answer(ack=ack, code=partly.ack_code, stored=stored)
+            return Answer(ack=ack, code=partly.ack_code, stored=stored, patients=tuple(wards))
     # Accepted: the rows not taken (a bad value, unit, time or device) are reported as
     # warnings, one ERR each with its location; the sender need not resend the message.
     ack = ack_build(text=text, code=AckCode.ACCEPT, warnings=refused_rows, note=_note(parsed))
-    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored)
+    return Answer(ack=ack, code=AckCode.ACCEPT, stored=stored, patients=tuple(wards))
 
 
 def _note(parsed: Pcd01Message) -> str:
@@ -180,11 +250,35 @@ def _note(parsed: Pcd01Message) -> str:
     return "; ".join(notes)
 
 
+async def _statuses_keep(parsed: Pcd01Message, readings: list[ReadingIn]) -> None:
+    """Record the result status of the readings that are not final (OBX-11 P, R, S, C), by
+    their (device, seq), before they are stored: a reading is never served as final while
+    its status is still being written. Most messages have none: no query."""
+    status_of = {
+        observation_seq(control_id=parsed.control_id, index=o.index): o.status
+        for o in parsed.observations
+        if o.status != "final"
+    }
+    rows = [
+        ObservationStatus(device_id=r.device_id, seq=r.seq, status=status_of[r.seq])
+        for r in readings
+        if r.seq in status_of and r.device_id is not None
+    ]
+    if rows:
+        await database_sync_to_async(ObservationStatus.objects.bulk_create)(
+            rows, ignore_conflicts=True
+        )
+
+
 async def _readings(
-    parsed: Pcd01Message, cache: DeviceCache
+    parsed: Pcd01Message, cache: DeviceCache, *, places: frozenset[int] | None = None
 ) -> tuple[list[ReadingIn], dict[int, int | None], list[Refusal]]:
     """Match and validate every observation (no query but the cached device lookup): the
-    readings to store, their patients' wards, and the rows refused (with why and where)."""
+    readings to store, their patients' wards, and the rows refused (with why and where).
+
+    ``places``: the places the sender may write to; a device of any other place refuses the
+    whole message (AR, audited): a sender naming another place's device is not trusted with
+    any row of it."""
     refused_rows = list(parsed.row_refusals)
     if not parsed.observations:
         return [], {}, refused_rows
@@ -192,6 +286,17 @@ async def _readings(
     now = timezone.now()
     readings: list[ReadingIn] = []
     wards: dict[int, int | None] = {}
+    if places is not None:
+        foreign = [d for d in devices.values() if d.place_id not in places]
+        if foreign:
+            raise Refusal(
+                f"The device {foreign[0].serial!r} does not belong to the place this sender "
+                "is enrolled for.",
+                code="sender_not_allowed",
+                ack_code=AckCode.REJECT,
+                hl7_error=ErrorCode.APPLICATION_ERROR,
+                location=Location("OBX", parsed.observations[0].index, 18),
+            ).for_audit(*(d.patient_id for d in foreign if d.patient_id is not None))
     for observation in parsed.observations:
         device = devices.get(observation.device_serial)
         try:

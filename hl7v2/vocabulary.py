@@ -119,3 +119,12 @@ class Refusal(Exception):
         self.hl7_error = hl7_error
         self.location = location
         self.request: Any = None  # the parsed message refused, when it could be parsed
+        # A refusal for who sent it (unknown sender, another place's device or patient): it
+        # is recorded in the audit trail, naming these patients.
+        self.audited = False
+        self.patient_ids: tuple[int, ...] = ()
+
+    def for_audit(self, *patient_ids: int) -> Refusal:
+        self.audited = True
+        self.patient_ids = patient_ids
+        return self

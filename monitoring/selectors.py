@@ -17,6 +17,7 @@ from clinical.selectors import (
 )
 from common.datetimes import iso
 from ctg.analysis import CtgParams, per_second
+from ctg.maternal import maternal_channel
 from ctg.window import CTG_WINDOW, CtgReading, ctg_read
 from monitoring.ingest.presence import devices_online
 from monitoring.live.registry import snapshot_extras
@@ -269,7 +270,14 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
 # --- CTG ----------------------------------------------------------------------------------
 
 
-CTG_METRICS = (Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY, Metric.HEART_RATE)
+# The cardiotocogram's channels and the mother's heart rate (ECG, else a pulse), which the
+# maternal-capture check compares the fetal channel with (``ctg.maternal``).
+CTG_METRICS = (
+    Metric.FETAL_HEART_RATE,
+    Metric.UTERINE_ACTIVITY,
+    Metric.HEART_RATE,
+    Metric.PULSE_RATE,
+)
 
 
 def readings_per_second(
@@ -348,14 +356,33 @@ def patient_ctg(
         patient_id=patient_id,
         start=grid_start,
         end=end,
-        metrics=(Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY),
+        metrics=CTG_METRICS,
     )
     first, last = grid_start.timestamp(), end.timestamp()
     return ctg_read(
         fhr=per_second(series[Metric.FETAL_HEART_RATE], start=first, end=last),
         ua=per_second(series[Metric.UTERINE_ACTIVITY], start=first, end=last),
+        mhr=maternal_channel(
+            per_second(series[Metric.HEART_RATE], start=first, end=last),
+            per_second(series[Metric.PULSE_RATE], start=first, end=last),
+        ),
         start=first,
         end=last,
         window=window,
         params=params,
+    )
+
+
+def reading_latest(*, patient_id: int, metric: str, at: datetime) -> Reading | None:
+    """The patient's last reading of ``metric`` recorded at or before ``at`` (within the
+    hour before it), e.g. the value an alarm was raised on."""
+    return (
+        Reading.objects.filter(
+            patient_id=patient_id,
+            metric=metric,
+            recorded_at__lte=at,
+            recorded_at__gte=at - timedelta(hours=1),
+        )
+        .order_by("-recorded_at", "-id")
+        .first()
     )

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -26,6 +27,7 @@ from common.errors import (
 from common.ids import is_id
 from monitoring.live.events import reading_batch_events
 from monitoring.live.publish import live_publish
+from monitoring.models import Reading, ReadingArchive, StripNote
 from monitoring.readings import (
     ROW_ERRORS,
     ReadingIn,
@@ -234,3 +236,16 @@ def _parse_manual(raw: Any, *, user: User, targets: dict[int, Target], now: date
     if target is None:
         raise NotFound("No such patient.", details={"patient": ["No such patient."]})
     return reading_parse(raw, target=target, require_seq=False, now=now, entered_by_id=user.id)
+
+
+def readings_patient_merge(*, from_patient_id: int, to_patient_id: int) -> int:
+    """Move every reading (live and archived) and strip note of one patient record to another
+    (an HL7 ADT^A40 merge of two records of the same person); the count of readings moved.
+    (device, seq) keys do not change, so no reading can collide or be lost."""
+    with transaction.atomic():
+        moved = Reading.objects.filter(patient_id=from_patient_id).update(patient_id=to_patient_id)
+        moved += ReadingArchive.objects.filter(patient_id=from_patient_id).update(
+            patient_id=to_patient_id
+        )
+        StripNote.objects.filter(patient_id=from_patient_id).update(patient_id=to_patient_id)
+    return moved

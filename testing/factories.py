@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from django.db import models
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Role, User
 from alerts.models import AlarmLimit
@@ -139,3 +142,14 @@ def ingest_target(device: Device) -> Target:
     target = device_target(device)
     assert target is not None, f"device {device.pk} has no patient"
     return target
+
+
+def otp_device_for(user: User) -> TOTPDevice:
+    """A confirmed TOTP second factor for ``user``; ``totp_code(device)`` is its current code."""
+    return TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+
+
+def totp_code(device: TOTPDevice, *, offset_steps: int = 0) -> str:
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + offset_steps * device.step
+    return f"{totp.token():0{device.digits}d}"

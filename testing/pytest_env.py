@@ -15,3 +15,7 @@ if not os.environ.get("REDIS_URL"):
     _process, _url = embedded_redis.start()
     os.environ["REDIS_URL"] = _url
     atexit.register(_process.terminate)
+
+# Tests log in by password as any role; the second-factor tests require it for themselves
+# (settings.MFA_REQUIRED_ROLES). Live server processes inherit this.
+os.environ.setdefault("MFA_REQUIRED_ROLES", "")

@@ -96,10 +96,12 @@ def test_must_change_password_still_allows_me_refresh_logout_and_change(newcomer
     response = client.post(CHANGE, {"old_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD})
     assert response.status_code == 200
     assert response.json()["must_change_password"] is False
-    # The same access token now reaches everything its role allows.
+    # The change ended every session; a new login reaches everything its role allows.
+    assert_error(client.get(ME), 401, "token_not_valid")
+    client, tokens = session(newcomer.email, NEW_PASSWORD)
     assert client.patch(ME, {"first_name": "Asha"}).status_code == 200
     assert_error(client.get("/api/users/"), 403, "forbidden")
-    assert client.post(LOGOUT, {"refresh": refreshed.json()["refresh"]}).status_code == 205
+    assert client.post(LOGOUT, {"refresh": tokens["refresh"]}).status_code == 205
 
 
 def test_must_change_password_applies_to_other_apps_endpoints(newcomer, settings):

@@ -10,6 +10,8 @@ from alerts.services.lifecycle import (
     alert_raise,
     alert_resolve,
     alerts_escalate_due,
+    alerts_patient_end,
+    alerts_patient_merge,
 )
 from alerts.services.limits import (
     alarm_limits_reset,
@@ -31,6 +33,8 @@ __all__ = [
     "alert_raise",
     "alert_resolve",
     "alerts_escalate_due",
+    "alerts_patient_end",
+    "alerts_patient_merge",
     "ctg_alarm_limits_reset",
     "ctg_alarm_limits_set",
     "ctg_classification_publish",

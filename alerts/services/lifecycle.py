@@ -224,3 +224,24 @@ def alerts_escalate_due(*, now: datetime | None = None) -> list[AlertEvent]:
         if event is not None:
             events.append(event)
     return events
+
+
+def alerts_patient_end(*, patient_id: int, at: datetime | None = None, note: str) -> list[Alert]:
+    """The patient left monitoring (discharged, admission cancelled): every open alert of
+    theirs is resolved, each with its event and live publication."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        alerts = list(
+            Alert.objects.select_for_update(of=("self",))
+            .filter(patient_id=patient_id, state__in=OPEN_STATES)
+            .order_by("id")
+        )
+        for alert in alerts:
+            _resolve(alert, at=at, by=None, note=note)
+    return alerts
+
+
+def alerts_patient_merge(*, from_patient_id: int, to_patient_id: int) -> int:
+    """Move the alerts of one patient record to another (an ADT^A40 merge); the count moved.
+    Their events follow them (they belong to the alert)."""
+    return Alert.objects.filter(patient_id=from_patient_id).update(patient_id=to_patient_id)

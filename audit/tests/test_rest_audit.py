@@ -215,3 +215,14 @@ def test_strip_notes_are_recorded_with_their_patient(nurse_api, patient):
         ("note", "create", str(created.json()["id"]), patient.id),
         ("note", "search", str(patient.id), patient.id),
     ]
+
+
+def test_the_ctg_record_pdf_is_an_export_of_the_patient(nurse_api, patient):
+    response = nurse_api.get(f"/api/patients/{patient.id}/ctg.pdf")
+    assert response.status_code in (200, 400), response.content[:200]
+    record = only_record()
+    assert (record.resource_type, record.action, record.patient_id) == (
+        "ctg_record",
+        "export",
+        patient.id,
+    )

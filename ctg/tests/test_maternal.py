@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from ctg.analysis import Series
-from ctg.maternal import MaternalParams, capture_stretches, maternal_capture, maternal_reference
+from ctg.maternal import MaternalParams, capture_stretches, maternal_capture
 
 MINUTE = 60
 
@@ -63,7 +63,9 @@ def outside(flags: list[bool], seconds: range, *, margin: int = 3) -> int:
 
 def test_a_stretch_recorded_from_the_mother_is_flagged_across_dropouts_and_deviations():
     fhr, mhr, stretch = captured_trace(random.Random(1))
-    flags = maternal_capture(fhr, mhr)
+    capture = maternal_capture(fhr, mhr)
+    flags = capture.seconds
+    assert capture.confirmed == flags  # her channel confirms all of it
     assert flagged_share(flags, stretch, fhr) > 0.95
     assert outside(flags, stretch) == 0
     # One stretch: neither the dropouts nor the brief deviations break it.
@@ -73,9 +75,26 @@ def test_a_stretch_recorded_from_the_mother_is_flagged_across_dropouts_and_devia
 
 def test_the_stretch_is_flagged_from_the_fetal_channel_alone_without_the_maternal_one():
     fhr, _, stretch = captured_trace(random.Random(2))
-    flags = maternal_capture(fhr, [None] * len(fhr))
+    capture = maternal_capture(fhr, [None] * len(fhr))
+    assert capture == maternal_capture(fhr, None)
+    flags = capture.seconds
     assert flagged_share(flags, stretch, fhr) > 0.95
     assert outside(flags, stretch) == 0
+    assert not any(capture.confirmed)  # the fetal channel's shape alone confirms nothing
+
+
+def test_a_stretch_going_on_at_the_end_is_told_with_its_length():
+    fhr, mhr, stretch = captured_trace(random.Random(7))
+    end = stretch.start + 150
+    capture = maternal_capture(fhr[:end], mhr[:end])
+    seconds, confirmed = capture.ongoing(fhr[:end], within=15) or (0, False)
+    assert abs(seconds - 150) <= 6 and confirmed  # it begins with a 6-s dropout
+    alone = maternal_capture(fhr[:end], None)
+    seconds, confirmed = alone.ongoing(fhr[:end], within=15) or (0, True)
+    assert abs(seconds - 150) <= 6 and not confirmed
+    # Once the fetus is back, nothing is going on.
+    after = stretch.stop + 60
+    assert maternal_capture(fhr[:after], mhr[:after]).ongoing(fhr[:after], within=15) is None
 
 
 def test_the_maternal_channel_present_only_part_of_the_time_is_enough():
@@ -87,7 +106,7 @@ def test_the_maternal_channel_present_only_part_of_the_time_is_enough():
         None if v is None or not stretch.start - 60 <= k < stretch.start + 180 else v + 20
         for k, v in enumerate(mhr)
     ]
-    flags = maternal_capture(fhr, mhr)
+    flags = maternal_capture(fhr, mhr).seconds
     assert flagged_share(flags, stretch, fhr) > 0.95
     assert outside(flags, stretch) == 0
 
@@ -104,7 +123,7 @@ def test_a_fetal_deceleration_near_the_maternal_rate_is_not_flagged():
         fhr[k] = (fhr[k] or 0.0) - depth
     mother = maternal(total, rng=rng, level=70)
     for mhr in ([None] * total, mother):
-        assert not any(maternal_capture(fhr, mhr)), "a true deceleration read as the mother"
+        assert not any(maternal_capture(fhr, mhr).seconds), "a true deceleration read as the mother"
 
 
 def test_a_fetal_trace_crossing_or_beside_the_maternal_rate_is_not_flagged():
@@ -116,16 +135,10 @@ def test_a_fetal_trace_crossing_or_beside_the_maternal_rate_is_not_flagged():
     for k in range(600, 640):
         x = k - 600
         fhr[k] = (fhr[k] or 0.0) - 50 * min(1.0, x / 10, (40 - x) / 10)
-    assert not any(maternal_capture(fhr, mhr))
-
-
-def test_the_maternal_rate_is_carried_across_its_dropouts():
-    mhr: Series = [80.0, None, None, None, 84.0] + [None] * 5
-    carried = maternal_reference(mhr, hold=3)
-    assert carried == [80.0, 81.0, 82.0, 83.0, 84.0, 84.0, 84.0, 84.0, None, None]
+    assert not any(maternal_capture(fhr, mhr).seconds)
 
 
 def test_parameters_change_the_answer():
     fhr, mhr, stretch = captured_trace(random.Random(6))
     strict = MaternalParams(tolerance_bpm=0.5, maternal_rate_max_bpm=60)
-    assert flagged_share(maternal_capture(fhr, mhr, params=strict), stretch, fhr) < 0.5
+    assert flagged_share(maternal_capture(fhr, mhr, params=strict).seconds, stretch, fhr) < 0.5

@@ -11,7 +11,7 @@ from ctg.analysis import (
     Series,
     per_second,
 )
-from ctg.tests.traces import T0, fhr_trace, ua_trace
+from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
 from ctg.window import CTG_WINDOW, CtgWindow, ctg_read, session_start
 
 SPAN = CTG_WINDOW.span_seconds  # the look-back and the 30-minute window
@@ -24,7 +24,9 @@ def grids(minutes_before_end: float, *, lost: tuple[tuple[float, float], ...] = 
     end = T0 + SPAN
     begin = end - minutes_before_end * 60
     shift = begin - T0
-    fhr = [(t + shift, v) for t, v in fhr_trace(minutes_before_end, lost=lost)]
+    # An acceleration every 5 minutes: a reassuring trace whichever way it is read.
+    rises = [Shape(s, 30, +25, 5, 5) for s in range(60, int(minutes_before_end * 60) - 60, 300)]
+    fhr = [(t + shift, v) for t, v in fhr_trace(minutes_before_end, shapes=rises, lost=lost)]
     ua = [
         (t + shift, v)
         for t, v in ua_trace(minutes_before_end, every=180)

@@ -4,12 +4,29 @@ CTG analysis and by the generator's counts."""
 from __future__ import annotations
 
 import random
+import statistics
+from datetime import UTC, datetime
 
 import pytest
 
-from ctg.analysis import NORMAL, ctg_analyse, maternal_coincidence_seconds
+from ctg.analysis import (
+    INSUFFICIENT,
+    NORMAL,
+    PATHOLOGICAL,
+    SUSPICIOUS,
+    Series,
+    ctg_analyse,
+    maternal_coincidence_seconds,
+)
+from ctg.window import CTG_WINDOW, ctg_read
 from devtools.ctg_trace import CtgConfig, CtgTrace
-from devtools.simulator import DeviceSpec, EpisodeConfig, SimulatedDevice, maternal_trace
+from devtools.simulator import (
+    FETAL_EPISODE_RARITY,
+    DeviceSpec,
+    EpisodeConfig,
+    SimulatedDevice,
+    maternal_trace,
+)
 
 QUIET = {"long_loss_every": 0.0, "coincidence_every": 0.0, "deceleration_share": 0.0}
 
@@ -110,3 +127,75 @@ def test_an_obstetric_device_sends_all_three_channels_and_nothing_for_a_lost_sec
     device.produce()
     metrics = [r["metric"] for r in list(device.unacked.values())[len(sent) :]]
     assert sorted(metrics) == ["fetal_heart_rate", "heart_rate", "uterine_activity"]
+
+
+def _float(value: int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def test_a_simulated_ward_reads_mostly_normal_and_suspicious():
+    """Eight beds for two hours as the demo runs them, read as the product reads them
+    (``ctg.window.ctg_read``, every 10 minutes): plausible baselines, contractions every 2-4
+    minutes, and pathological readings the exception."""
+    classes: list[str] = []
+    baselines: list[int] = []
+    rates: list[float] = []
+    span = CTG_WINDOW.span_seconds
+    for seed in range(8):
+        rng = random.Random(100 + seed)
+        trace = CtgTrace(
+            rng,
+            maternal=maternal_trace(rng).next,
+            prolonged_every=EpisodeConfig().every * FETAL_EPISODE_RARITY,
+            prolonged_seconds=EpisodeConfig().fetal_seconds,
+        )
+        assert 110 <= trace.baseline <= 160
+        rows = [trace.next(float(t)) for t in range(7200)]
+        before: Series = [None] * span  # nothing recorded before the monitor was attached
+        fhr = before + [_float(row["fetal_heart_rate"]) for row in rows]
+        ua = before + [_float(row["uterine_activity"]) for row in rows]
+        for end in range(1800, 7201, 600):
+            reading = ctg_read(
+                fhr=fhr[end : end + span], ua=ua[end : end + span], start=end - span, end=end
+            )
+            result = reading.result
+            classes.append(result.classification)
+            if result.baseline_bpm is not None:
+                baselines.append(result.baseline_bpm)
+            if result.contractions_per_10_min is not None:
+                rates.append(result.contractions_per_10_min)
+    share = {c: classes.count(c) / len(classes) for c in set(classes)}
+    assert share.get(NORMAL, 0) >= 0.5, share
+    assert share.get(NORMAL, 0) + share.get(SUSPICIOUS, 0) >= 0.85, share
+    assert share.get(PATHOLOGICAL, 0) <= 0.12, share
+    assert share.get(INSUFFICIENT, 0) <= 0.05, share
+    plausible = [b for b in baselines if 110 <= b <= 160]
+    assert len(plausible) >= 0.9 * len(classes)
+    assert sum(120 <= b <= 150 for b in baselines) >= 0.75 * len(baselines)
+    assert statistics.median(rates) == pytest.approx(3.3, abs=0.8)  # every 2-4 minutes
+
+
+def test_an_obstetric_monitor_can_start_with_recorded_history():
+    def device(profile: str) -> SimulatedDevice:
+        return SimulatedDevice(
+            DeviceSpec(token="t", profile=profile),
+            url="ws://unused",
+            rate=1.0,
+            rng=random.Random(9),
+            episodes=EpisodeConfig(enabled=False),
+            first_seq=0,
+            history_seconds=600,
+        )
+
+    mother = device("obstetric")
+    sent = list(mother.unacked.values())
+    times = sorted({datetime.fromisoformat(r["recorded_at"]) for r in sent})
+    assert len(times) == 600  # one moment per second of the history, queued to send
+    assert (times[-1] - times[0]).total_seconds() == 599
+    assert (datetime.now(UTC) - times[-1]).total_seconds() == pytest.approx(1, abs=1)
+    assert [r["seq"] for r in sent] == sorted(r["seq"] for r in sent)
+    assert {r["metric"] for r in sent} == {"heart_rate", "fetal_heart_rate", "uterine_activity"}
+    # The live readings carry on from the end of the history, and an adult has none.
+    mother.produce()
+    assert datetime.fromisoformat(list(mother.unacked.values())[-1]["recorded_at"]) > times[-1]
+    assert device("adult").unacked == {}

@@ -65,6 +65,7 @@ class MockBackend:
         self.received: list[dict[str, Any]] = []
         self.acknowledged: list[int] = []
         self.alerts: dict[int, dict[str, Any]] = {}
+        self.notes: list[dict[str, Any]] = []  # what GET /api/patients/<id>/notes/ lists
         self.seq = 1
         self.access_lifetime = 3600
         self.issued: list[str] = []
@@ -131,6 +132,8 @@ class MockBackend:
                     }
                 ],
             }
+        elif path.startswith("/api/patients/") and path.endswith("/notes/"):
+            body = {"next": None, "previous": None, "results": self.notes}
         elif path.startswith("/api/patients/"):
             patient = next(p for p in self.patients if p["id"] == int(path.split("/")[3]))
             body = {

@@ -418,6 +418,53 @@ def test_the_ctg_classification_reaches_the_tile_live_and_survives_a_restart(sta
     assert fresh.console_errors == []  # (the first page logged its refused reconnects)
 
 
+def test_a_note_added_on_one_dashboard_appears_on_another(stack, new_page, tmp_path):
+    """A midwife clicks a time on the CTG strip and writes a note; the doctor's open view of
+    the same patient shows it on the strip and in the notes list (the `note` frame), and the
+    CTG record downloaded from the page carries it."""
+    patient = next(p for p in stack.seed["patients"] if p["profile"] == "obstetric")
+    nurse, doctor = new_page(), new_page()
+    for page, who in ((nurse, "nurse"), (doctor, "doctor")):
+        sign_in(page, stack, stack.seed[who])
+        page.goto(f"{stack.url}/#/patient/{patient['id']}")
+        page.wait_for_function(
+            "() => Number(document.getElementById('ctg-strip')?.dataset.points) > 0"
+        )
+        page.wait_for_selector("#conn[data-state='open']")
+    assert doctor.locator("#ctg-strip").get_attribute("data-notes") == "0"
+
+    # A click at 70 % of the strip's width opens a note at that moment of the trace.
+    strip = nurse.locator("#ctg-strip")
+    box = strip.bounding_box()
+    assert box is not None
+    strip.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.3})
+    nurse.wait_for_selector("#note-form:not([hidden])")
+    nurse.fill("#note-text", "Vaginal examination 6 cm")
+    nurse.click("#note-save")
+    nurse.wait_for_selector("#note-form", state="hidden")
+
+    doctor.wait_for_function("() => document.getElementById('ctg-strip').dataset.notes === '1'")
+    doctor.wait_for_selector(".note-item .note-text")
+    assert doctor.inner_text(".note-item .note-text") == "Vaginal examination 6 cm"
+    assert "Asha Rao" in doctor.inner_text(".note-item .note-who")
+    # Only the author may correct it; anyone annotates.
+    assert doctor.locator(".note-item .note-edit").count() == 0
+    assert nurse.locator(".note-item .note-edit").count() == 1
+    doctor.click(".note-item .note-annotate")
+    doctor.fill(".note-inline .note-input", "Agreed, reassess in 2 hours")
+    doctor.click(".note-inline button[type=submit]")
+    nurse.wait_for_selector(".note-addenda li")
+    assert "Agreed, reassess in 2 hours" in nurse.inner_text(".note-addenda")
+
+    # The CTG record of the strip's window, from the strip's PDF button.
+    with doctor.expect_download() as download:
+        doctor.click("#ctg-pdf")
+    pdf = tmp_path / "record.pdf"
+    download.value.save_as(pdf)
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert doctor.console_errors == [] and nurse.console_errors == []
+
+
 NEW_MOTHERS = """
 import json
 import math

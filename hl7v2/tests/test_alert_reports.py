@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hl7
 import pytest
+from django.utils import timezone
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_raise
-from hl7v2.delivery import AlertManagerError, alert_event_report
-from hl7v2.tasks import REPORT_RETRY
+from hl7v2.delivery import alert_event_report
 from notifications.models import AlertNotification
 from testing.clients import device_client
 from testing.ws import episode
@@ -41,9 +41,22 @@ def _event(alert: Alert, action: str = "raised"):
     return alert.events.get(action=action)
 
 
+def _due_now() -> None:
+    """The back-off of every failed delivery has passed."""
+    AlertNotification.objects.update(next_attempt_at=timezone.now())
+
+
 def test_an_alert_event_is_an_oru_r40_of_the_hl7_2_6_structure(
     reporting_place, patient, device, alert_manager
 ):
+    from django.utils import timezone
+
+    from monitoring.models import Reading
+
+    Reading.objects.create(
+        patient=patient, device=device, metric="heart_rate", bpm=35, recorded_at=timezone.now(),
+        seq=1,
+    )  # fmt: skip
     alert = _raise(patient, device)
     assert alert_event_report(event_id=_event(alert).id) is True
 
@@ -61,12 +74,28 @@ def test_an_alert_event_is_an_oru_r40_of_the_hl7_2_6_structure(
     assert str(message.segment("NTE")(3)) == "Heart rate 35 bpm, at or below 40 for 10 s."
     obx = {str(s(3)(1)(1)): s for s in message.segments("OBX")}
     alarm = obx["196616"]
-    assert str(alarm(5)) == "196652^MDC_EVT_LO^MDC"
+    assert str(alarm(5)) == "196670^MDC_EVT_LO_LT_LIM^MDC"  # "low" as other senders code it
     assert [str(r) for r in alarm(8)] == ["L", "PH", "SP"]
     assert str(obx["68481"](5)) == "start"
     assert str(obx["68482"](5)) == "active"
     assert str(obx["68483"](5)) == "enabled"
-    assert "147842" in obx  # the measurement the alarm is about
+    # The facets in the ACM supplement's order: type, source, phase, state, inactivation.
+    assert [(str(s(3)(1)(1)), str(s(4))) for s in message.segments("OBX")] == [
+        ("196616", "1.0.0.0.1"),
+        ("147842", "1.0.0.0.2"),
+        ("68481", "1.0.0.0.3"),
+        ("68482", "1.0.0.0.4"),
+        ("68483", "1.0.0.0.5"),
+    ]
+    # The source measurement carries the value the alarm was raised on, its unit and the
+    # limits (the adult NEWS2 bands: normal 51-90).
+    source = obx["147842"]
+    assert (str(source(2)), str(source(5)), str(source(6)(1)(1)), str(source(7))) == (
+        "NM",
+        "35",
+        "264864",
+        "51-90",
+    )
 
     record = AlertNotification.objects.get(event=_event(alert), channel="hl7")
     assert record.recipient == f"{alert_manager.host}:{alert_manager.port}"
@@ -91,10 +120,11 @@ def test_a_refusal_is_recorded_and_retried_until_taken(reporting_place, patient,
     alert_manager.answers = ["AE", "AR"]
     event = _event(_raise(patient))
     for _ in range(2):
-        with pytest.raises(AlertManagerError):
-            alert_event_report(event_id=event.id)
+        assert alert_event_report(event_id=event.id) is False
+        assert alert_event_report(event_id=event.id) is False  # not due before its back-off
+        _due_now()
     record = AlertNotification.objects.get(event=event, channel="hl7")
-    assert (record.attempts, record.sent_at) == (2, None)
+    assert (record.attempts, record.sent_at, record.state) == (2, None, "pending")
     assert "answered AR" in record.last_error
 
     assert alert_event_report(event_id=event.id) is True
@@ -111,10 +141,9 @@ def test_an_unreachable_alert_manager_is_an_error_to_retry(place, patient):
     place.alert_manager_host, place.alert_manager_port = "127.0.0.1", free_port()
     place.save(update_fields=["alert_manager_host", "alert_manager_port"])
     event = _event(_raise(patient))
-    with pytest.raises(AlertManagerError):
-        alert_event_report(event_id=event.id)
-    assert AlertNotification.objects.get(event=event, channel="hl7").last_error
-    assert AlertManagerError in REPORT_RETRY["autoretry_for"]  # the task retries it
+    assert alert_event_report(event_id=event.id) is False
+    record = AlertNotification.objects.get(event=event, channel="hl7")
+    assert record.last_error and record.state == "pending"  # tried again after its back-off
 
 
 def test_a_place_without_an_alert_manager_gets_no_report(patient):

@@ -225,7 +225,7 @@ async def test_a_message_of_an_inactive_device_or_another_patient_is_ae(mllp, de
 @pytest.mark.parametrize(
     ("message", "control_id", "code", "ours"),
     [
-        ("MSH|^~\\&|A|B|C|D|20260101000000||ADT^A01^ADT_A01|ADT-1|P|2.6\rPID|||1\r",
+        ("MSH|^~\\&|A|B|C|D|20260101000000||SIU^S12^SIU_S12|ADT-1|P|2.6\rPID|||1\r",
          "ADT-1", "200", "unsupported_message_type"),
         ("MSH|^~\\&|A|B|C|D|20260101000000||ORU^R30^ORU_R30|R30-1|P|2.6\rPID|||1\r",
          "R30-1", "201", "unsupported_event"),

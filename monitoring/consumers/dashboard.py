@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_user_payload
+from audit.services import audit_subscription
 from common import metrics
 from common.errors import ApplicationError
 from monitoring import protocol, selectors
@@ -209,6 +210,13 @@ class DashboardConsumer(FrameConsumer):
         patients = await database_sync_to_async(selectors.dashboard_snapshot)(
             **{f"{kind}_id": object_id}
         )
+        await database_sync_to_async(audit_subscription)(
+            user=self.session and self.session.user,
+            scope=self.scope,
+            resource_type=kind,
+            resource_id=object_id,
+            patients=[p["id"] for p in patients],
+        )
         await self.send_json({"type": "snapshot", kind: object_id, "patients": patients})
 
     async def _subscribe(self, command: protocol.Subscribe) -> None:
@@ -217,6 +225,13 @@ class DashboardConsumer(FrameConsumer):
         # A missing one and one outside the user's places get the same answer (as in REST):
         # the reply must not tell whether another place's ward or patient exists.
         if found is None or not await self._may_watch(kind, object_id):
+            await database_sync_to_async(audit_subscription)(
+                user=self.session and self.session.user,
+                scope=self.scope,
+                resource_type=kind,
+                resource_id=object_id,
+                found=False,
+            )
             await self.send_error("not_found", f"No such {kind}.", None, **{kind: object_id})
             return
         # Join before reading the snapshot so nothing falls between the two.

@@ -153,8 +153,14 @@ def test_a_bed_monitored_for_5_minutes_is_too_short_to_classify(nurse_api, obste
     assert body["to"] == "2026-11-25T10:30:00Z" and body["from"] == "2026-11-25T10:00:00Z"
     assert body["monitored_since"] == "2026-11-25T10:25:00Z"
 
-    # Five minutes later (ten monitored) the bed is classified.
-    _store(obstetric_patient, fhr_trace(5), "fetal_heart_rate", shift=shift + 300)
+    # Five minutes later (ten monitored, with an acceleration) the bed is classified.
+    acceleration = [Shape(120, 30, +25, 5, 5)]
+    _store(
+        obstetric_patient,
+        fhr_trace(5, shapes=acceleration),
+        "fetal_heart_rate",
+        shift=shift + 300,
+    )
     _store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift + 300)
     later = nurse_api.get(_url(obstetric_patient, end=end + timedelta(minutes=5))).json()
     assert later["needs_minutes"] is None and later["monitored_seconds"] == 600

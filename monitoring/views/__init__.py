@@ -1,7 +1,7 @@
-"""The REST views of monitoring, one module per job: records and history, the CTG analysis,
-strip notes."""
+"""The REST views of monitoring, one module per job: records and history, the CTG
+analysis and record, strip notes."""
 
-from monitoring.views.ctg import PatientCtgView
+from monitoring.views.ctg import PatientCtgRecordView, PatientCtgView
 from monitoring.views.notes import (
     PatientNoteAddendaView,
     PatientNotesView,
@@ -10,6 +10,7 @@ from monitoring.views.notes import (
 from monitoring.views.records import RecordHistoryView, RecordsView
 
 __all__ = [
+    "PatientCtgRecordView",
     "PatientCtgView",
     "PatientNoteAddendaView",
     "PatientNoteView",

@@ -14,7 +14,7 @@ from monitoring.stream.backlog import readings_queue, stream_backlog_add, stream
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator", "stream_backlog"}
+CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator", "stream_backlog", "deliveries"}
 
 
 def _stored(patient_id: int, seq: int) -> StoredReading:

@@ -2,7 +2,8 @@
 false-signal training set (docs/ctg.md, "Maternal capture").
 
 Prints, per scorer (``before``: the product's earlier coincidence condition; ``detector``: the
-maternal-capture mask), the per-second sensitivity and positive predictive value against the
+maternal-capture mask; ``confirmed``: its part the maternal channel confirms, which the
+analysis excludes; ``alarm``: the technical alarm's condition as the evaluator judges it), the per-second sensitivity and positive predictive value against the
 experts' marks, the false flags per hour of true signal and the share of false-signal episodes
 of a minute or more flagged, on the whole set and on each half (even and odd records).
 """
@@ -15,6 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from devtools.maternal_benchmark import (
+    DEFAULT_SCORERS,
     LABELS_NAME,
     NPZ_NAME,
     SCORERS,
@@ -38,7 +40,8 @@ class Command(BaseCommand):
             "--scorer",
             action="append",
             choices=sorted(SCORERS),
-            help="score only these (repeat); default: all",
+            help=f"score these (repeat); default: {', '.join(DEFAULT_SCORERS)} (alarm: the "
+            "evaluator's condition every 5 s, slow)",
         )
         parser.add_argument(
             "--limit", type=int, default=0, help="score only the first N recordings"
@@ -57,7 +60,7 @@ class Command(BaseCommand):
         if not options["no_halves"]:
             parts["even records"] = recordings[1::2]  # names count from 1
             parts["odd records"] = recordings[0::2]
-        for name in options["scorer"] or SCORERS:
+        for name in options["scorer"] or DEFAULT_SCORERS:
             for part, recs in parts.items():
                 for line in report_lines(name, part, score(recs, SCORERS[name])):
                     self.stdout.write(line)

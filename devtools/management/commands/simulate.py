@@ -56,6 +56,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--drain-timeout", type=float, default=15.0, help="wait for final acks at exit"
         )
+        parser.add_argument(
+            "--ctg-history-minutes",
+            type=float,
+            default=0.0,
+            help=(
+                "obstetric monitors start with up to this many minutes of recorded trace "
+                "(each between 12 and this; about one in six none), as a ward's beds"
+            ),
+        )
 
     def handle(
         self,
@@ -119,6 +128,7 @@ class Command(BaseCommand):
                     seed=seed,
                     episodes=episodes,
                     drain_timeout=float(drain_timeout),
+                    ctg_history_minutes=float(options["ctg_history_minutes"]),
                 )
             )
         except KeyboardInterrupt:

@@ -11,6 +11,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = err.code || (status === 0 ? "network_error" : "http_" + status);
     this.details = err.details || null;
+    this.enrollment = (body && body.enrollment) || null; // otp_enrollment_required
   }
 }
 
@@ -72,8 +73,17 @@ class Session extends EventTarget {
     this._timer = setTimeout(() => this.refreshAccess().catch(() => {}), Math.max(1000, due));
   }
 
-  async login(email, password) {
-    const data = await request("POST", "/api/auth/login/", { email, password }, { auth: false });
+  async login(email, password, otp = "") {
+    const body = otp ? { email, password, otp } : { email, password };
+    return this._accept(await request("POST", "/api/auth/login/", body, { auth: false }));
+  }
+
+  /** Confirm a second-factor enrolment with the authenticator's first code. */
+  async confirmOtp(token, otp) {
+    return this._accept(await request("POST", "/api/auth/otp/confirm/", { token, otp }, { auth: false }));
+  }
+
+  _accept(data) {
     this.access = data.access;
     this.refresh = data.refresh;
     this.user = data.user || null;
@@ -179,6 +189,7 @@ export const api = {
   get: (url) => request("GET", url),
   post: (url, body = {}) => request("POST", url, body),
   put: (url, body) => request("PUT", url, body),
+  patch: (url, body) => request("PATCH", url, body),
   delete: (url) => request("DELETE", url),
   /** Every page of a paginated list (lists are small here: wards, places, alerts of a ward). */
   async all(url, maxPages = 20) {
@@ -193,6 +204,30 @@ export const api = {
     return items;
   },
 };
+
+/** A binary answer (the CTG record's PDF) as a Blob; errors as ApiError like JSON calls. */
+export async function fetchBlob(url, { retry = true } = {}) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${await session.accessToken()}` } });
+  } catch {
+    throw new ApiError(0, { error: { message: "The server cannot be reached." } });
+  }
+  if (response.status === 401 && retry) {
+    await session.refreshAccess();
+    return fetchBlob(url, { retry: false });
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    throw new ApiError(response.status, data);
+  }
+  return response.blob();
+}
 
 export function resultsOf(data) {
   if (Array.isArray(data)) return data;

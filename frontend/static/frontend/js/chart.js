@@ -69,7 +69,10 @@ export function drawHistory(canvas, opts) {
     const x = Math.round(xOf(t)) + 0.5;
     ctx.moveTo(x, padT);
     ctx.lineTo(x, padT + h);
-    ctx.fillText(label(t, span), x, padT + h + 6 * dpr);
+    // A label near an edge is moved inwards rather than cut by the canvas's edge.
+    const text = label(t, span);
+    const half = ctx.measureText(text).width / 2;
+    ctx.fillText(text, Math.min(Math.max(x, half + 1), canvas.width - half - 1), padT + h + 6 * dpr);
   }
   ctx.stroke();
 
@@ -93,10 +96,17 @@ export function drawHistory(canvas, opts) {
       ctx.fillStyle = limit.color || "#fff";
       ctx.textAlign = "left";
       ctx.textBaseline = "bottom";
+      const width = ctx.measureText(limit.label).width;
       let x = padL + 4 * dpr;
-      for (const p of placed) if (Math.abs(p.y - y) < 12 * dpr) x = Math.max(x, p.x + p.w + 12 * dpr);
-      ctx.fillText(limit.label, x, y - 2 * dpr);
-      placed.push({ x, y, w: ctx.measureText(limit.label).width });
+      let ly = y;
+      for (const p of placed) if (Math.abs(p.y - ly) < 12 * dpr) x = Math.max(x, p.x + p.w + 12 * dpr);
+      if (x + width > padL + w) {
+        // No room beside the others on a narrow chart: the label goes on a line of its own.
+        x = padL + 4 * dpr;
+        while (placed.some((p) => Math.abs(p.y - ly) < 12 * dpr && p.x < x + width)) ly -= 12 * dpr;
+      }
+      ctx.fillText(limit.label, x, ly - 2 * dpr);
+      placed.push({ x, y: ly, w: width });
     }
   }
   ctx.setLineDash([]);

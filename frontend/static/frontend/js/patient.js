@@ -1,6 +1,8 @@
 // The patient view: identity, device, current values (live), alarm limits, active and past
 // alarms, and a history chart over a chosen range from the REST history (aggregated buckets).
 
+import { accessCard } from "./access.js";
+import { NotesList } from "./notes.js";
 import { CtgStrip } from "./strip.js";
 import { api, resultsOf } from "./api.js";
 import { alarmSound } from "./audio.js";
@@ -147,6 +149,8 @@ export class PatientView {
     ];
     // Obstetric patients get the CTG strip (strip.js).
     this.strip = p.monitoring_profile === "obstetric" ? new CtgStrip({ patientId: this.patientId }) : null;
+    this.notesList = new NotesList({ patientId: this.patientId });
+    if (this.strip) this.strip.onNote = (note) => this.notesList.setNote(note);
     this.root.replaceChildren(
       el(
         "div",
@@ -167,10 +171,12 @@ export class PatientView {
           el("div", { class: "legend" }, Object.entries(METRIC_STYLE).map(([m, s]) => el("span", { class: `legend-item legend-${m}` }, s.title))),
           el("div", { class: "history-wrap" }, d.canvas),
           d.chartNote,
+          this.notesList.node,
         ),
         this.strip ? this.strip.node : null,
-        el("section", { class: "card", "aria-labelledby": "active-h" }, el("h2", { id: "active-h" }, "Active alarms"), d.activeAlerts),
+        el("section", { class: "card card-active", "aria-labelledby": "active-h" }, el("h2", { id: "active-h" }, "Active alarms"), d.activeAlerts),
         el("section", { class: "card", "aria-labelledby": "past-h" }, el("h2", { id: "past-h" }, "Past alarms"), d.pastAlerts),
+        accessCard(this.patientId),
       ),
     );
     this._resize.observe(d.canvas);
@@ -187,6 +193,7 @@ export class PatientView {
   destroy() {
     this.destroyed = true;
     if (this.strip) this.strip.destroy();
+    this.notesList.destroy();
     alarmSound.setActive(false);
     this._resize.disconnect();
     this.socket.removeEventListener("message", this._onMessage);
@@ -217,6 +224,9 @@ export class PatientView {
       }
       this.alerts = [a, ...this.alerts.filter((x) => x.id !== a.id)];
       this.renderAlerts();
+    } else if (msg.type === "note" && msg.note && Number(msg.patient) === this.patientId) {
+      if (this.strip) this.strip.setNote(msg.note);
+      this.notesList.setNote(msg.note);
     } else if (msg.type === "error" && msg.error) {
       this.ui.error(msg.error, msg);
     }
@@ -421,6 +431,7 @@ export class PatientView {
     this.dom.to.value = toLocalInput(to);
     for (const b of this.dom.rangeButtons) b.setAttribute("aria-pressed", String(b.dataset.range === key));
     this.loadHistory();
+    this.notesList.load(from, to);
   }
 
   async loadHistory() {

@@ -3,16 +3,18 @@
 // the maternal heart rate on the FHR grid in its own colour; accelerations and decelerations
 // marked and the classification and baseline shown (GET /api/patients/<id>/ctg/ for the alarm
 // evaluator's window ending at the strip's right edge: what the tile shows); gaps drawn
-// as gaps. Live, or scrolled back through the stored history; saved as a PNG.
-import { api } from "./api.js";
-import { el, setText } from "./util.js";
+// as gaps. Live, or scrolled back through the stored history; saved as a PNG. Clinicians'
+// notes (GET/POST /api/patients/<id>/notes/) are blue marks at their time: a click (or tap)
+// on the strip opens a note at that moment; notes written elsewhere arrive as `note` frames.
+import { api, fetchBlob } from "./api.js";
+import { el, setText, toLocalInput } from "./util.js";
 
 const PX_PER_CM = 96 / 2.54; // CSS pixels
 const FHR = { low: 50, high: 210, bandLow: 110, bandHigh: 160 };
 const COLOURS = {
   paper: "#0b1016", minor: "#17212c", major: "#26384a", band: "rgba(48, 209, 88, 0.10)",
   fetal_heart_rate: "#22d3ee", heart_rate: "#f472b6", uterine_activity: "#fbbf24",
-  acceleration: "#30d158", deceleration: "#ff9f0a", text: "#9aa7b4",
+  acceleration: "#30d158", deceleration: "#ff9f0a", text: "#9aa7b4", note: "#60a5fa",
 };
 const GAP_MS = 2500; // samples further apart than this are drawn as a gap
 const METRICS = ["fetal_heart_rate", "heart_rate", "uterine_activity"];
@@ -38,6 +40,20 @@ export class CtgStrip {
     d.later = el("button", { type: "button", class: "btn", id: "ctg-later", onclick: () => this.scroll(1) }, "Later ▶");
     d.live = el("button", { type: "button", class: "btn", id: "ctg-live", "aria-pressed": "true", onclick: () => this.goLive() }, "Live");
     d.save = el("button", { type: "button", class: "btn", id: "ctg-save", onclick: () => this.savePng() }, "Save PNG");
+    d.pdf = el("button", { type: "button", class: "btn", id: "ctg-pdf", title: "The strip's window as the CTG record (A4, for the chart)", onclick: () => this.openPdf(false) }, "PDF");
+    d.pdfAll = el("button", { type: "button", class: "btn", id: "ctg-pdf-all", title: "The last 24 hours of monitoring as the CTG record", onclick: () => this.openPdf(true) }, "CTG record (PDF)");
+    d.addNote = el("button", { type: "button", class: "btn", id: "ctg-add-note", onclick: () => this.openNote(this.end ?? Date.now()) }, "Add note");
+    // The note form: opened by a click on the strip (at that time) or by "Add note" (now).
+    d.noteAt = el("input", { type: "datetime-local", id: "note-at", step: "1", "aria-label": "Time of the note", required: true });
+    d.noteText = el("input", { type: "text", id: "note-text", maxlength: "1000", required: true, placeholder: "e.g. vaginal examination 6 cm", "aria-label": "Note" });
+    d.noteError = el("p", { class: "form-error", role: "alert", id: "note-error" });
+    d.noteForm = el("form", { class: "note-form", id: "note-form", hidden: true },
+      el("div", { class: "note-fields" }, d.noteAt, d.noteText),
+      el("div", { class: "note-actions" },
+        el("button", { type: "submit", class: "btn btn-primary", id: "note-save" }, "Save note"),
+        el("button", { type: "button", class: "btn", onclick: () => this.closeNote() }, "Cancel")),
+      d.noteError);
+    d.noteForm.addEventListener("submit", (e) => { e.preventDefault(); this.saveNote(); });
     d.legend = el("div", { class: "legend" },
       el("span", { class: "legend-item ctg-legend-fhr" }, "Fetal HR"),
       el("span", { class: "legend-item ctg-legend-mhr" }, "Maternal HR"),
@@ -46,8 +62,16 @@ export class CtgStrip {
     this.node = el("section", { class: "card wide ctg-card", "aria-labelledby": "ctg-h" },
       el("div", { class: "chart-head" }, el("h2", { id: "ctg-h" }, "CTG"),
         el("div", { class: "range-picker", role: "group", "aria-label": "Paper speed" }, d.speeds),
-        el("div", { class: "range-picker", role: "group", "aria-label": "Scroll" }, d.earlier, d.later, d.live, d.save)),
-      d.summary, d.legend, el("div", { class: "ctg-wrap" }, d.canvas));
+        el("div", { class: "range-picker", role: "group", "aria-label": "Scroll" }, d.earlier, d.later, d.live),
+        el("div", { class: "range-picker", role: "group", "aria-label": "Notes and export" }, d.addNote, d.save, d.pdf, d.pdfAll)),
+      d.summary, d.legend, el("div", { class: "ctg-wrap" }, d.canvas), d.noteForm);
+    this.notes = new Map(); // id -> note, those of the loaded window and any arriving live
+    this.onNote = null; // the patient view's listener for notes written here
+    d.canvas.addEventListener("click", (e) => {
+      const box = d.canvas.getBoundingClientRect();
+      const { from, to } = this.window();
+      this.openNote(from + ((e.clientX - box.left) / box.width) * (to - from));
+    });
     this._resize = new ResizeObserver(() => this.draw());
     this._resize.observe(d.canvas);
     this._timer = setInterval(() => { if (this.end === null) this.loadAnalysis(); }, ANALYSIS_EVERY_MS);
@@ -107,7 +131,79 @@ export class CtgStrip {
       setText(this.dom.summary, `CTG unavailable: ${err.message}`);
     }
     this.draw();
+    this.loadNotes();
     this.loadAnalysis();
+  }
+
+  async loadNotes() {
+    const { from, to } = this.window();
+    const query = `from=${encodeURIComponent(new Date(from - 60_000).toISOString())}&to=${encodeURIComponent(new Date(to + 60_000).toISOString())}&page_size=1000`;
+    try {
+      const body = await api.get(`/api/patients/${this.patientId}/notes/?${query}`);
+      if (this.destroyed) return;
+      for (const note of body.results || []) this.notes.set(note.id, note);
+    } catch {
+      // The trace still shows; notes come back with the next load or live.
+    }
+    this.draw();
+  }
+
+  /** A note written, corrected or annotated anywhere (a `note` frame, or this page's save). */
+  setNote(note) {
+    this.notes.set(note.id, note);
+    this.draw();
+  }
+
+  openNote(at) {
+    this.dom.noteAt.value = toLocalInput(at, true);
+    this.dom.noteText.value = "";
+    setText(this.dom.noteError, "");
+    this.dom.noteForm.hidden = false;
+    this.dom.noteText.focus();
+  }
+
+  closeNote() {
+    this.dom.noteForm.hidden = true;
+  }
+
+  async saveNote() {
+    const at = Date.parse(this.dom.noteAt.value);
+    const text = this.dom.noteText.value.trim();
+    if (!Number.isFinite(at) || !text) {
+      setText(this.dom.noteError, "A note needs a time and a text.");
+      return;
+    }
+    try {
+      const note = await api.post(`/api/patients/${this.patientId}/notes/`, { at: new Date(at).toISOString(), text });
+      this.setNote(note);
+      if (this.onNote) this.onNote(note);
+      this.closeNote();
+    } catch (err) {
+      setText(this.dom.noteError, err.message);
+    }
+  }
+
+  async openPdf(whole) {
+    const button = whole ? this.dom.pdfAll : this.dom.pdf;
+    let query = `speed=${this.speed === 3 ? 3 : 1}`;
+    if (!whole) {
+      const { from, to } = this.window();
+      query += `&from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
+    }
+    button.disabled = true;
+    try {
+      const blob = await fetchBlob(`/api/patients/${this.patientId}/ctg.pdf?${query}`);
+      const link = el("a", { href: URL.createObjectURL(blob), download: `ctg-record-patient-${this.patientId}.pdf`, id: "ctg-pdf-link" });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+      this.dom.pdf.dataset.last = String(blob.size);
+    } catch (err) {
+      setText(this.dom.summary, `CTG record unavailable: ${err.message}`);
+    } finally {
+      button.disabled = false;
+    }
   }
 
   /** The analysis shown in the header and drawn on the strip: the alarm evaluator's window
@@ -244,7 +340,31 @@ export class CtgStrip {
       return points.length;
     };
     const drawn = trace("heart_rate", yF) + trace("fetal_heart_rate", yF) + trace("uterine_activity", yU);
+
+    // Notes: a blue dashed line through both panels at the note's time, its text on a flag.
+    let notesDrawn = 0;
+    ctx.font = "12px system-ui, sans-serif";
+    for (const note of [...this.notes.values()].sort((p, q) => Date.parse(p.at) - Date.parse(q.at))) {
+      const t = Date.parse(note.at);
+      if (t < from || t > to) continue;
+      const nx = Math.round(x(t)) + 0.5;
+      ctx.strokeStyle = COLOURS.note;
+      ctx.lineWidth = 1.5;
+      ctx.setLineDash([5, 3]);
+      ctx.beginPath(); ctx.moveTo(nx, 0); ctx.lineTo(nx, height); ctx.stroke();
+      ctx.setLineDash([]);
+      const label = note.text.length > 28 ? `${note.text.slice(0, 27)}…` : note.text;
+      const w = Math.min(ctx.measureText(label).width + 8, width);
+      const lx = Math.min(Math.max(0, nx + 2), width - w);
+      const ly = 8 + (notesDrawn % 3) * 18;
+      ctx.fillStyle = COLOURS.note;
+      ctx.fillRect(lx, ly, w, 16);
+      ctx.fillStyle = "#000";
+      ctx.fillText(label, lx + 4, ly + 12);
+      notesDrawn += 1;
+    }
     Object.assign(canvas.dataset, {
+      notes: String(notesDrawn),
       from: new Date(from).toISOString(), to: new Date(to).toISOString(), speed: String(this.speed),
       points: String(drawn), fhrSegments: String(segments.fetal_heart_rate || 0),
       accelerations: String(marks.accelerations), decelerations: String(marks.decelerations),

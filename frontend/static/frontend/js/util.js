@@ -71,8 +71,17 @@ export function humanKind(kind) {
   return String(kind || "alarm").replaceAll("_", " ");
 }
 
+// The alarm's short name (alerts.vocabulary.KIND_SHORT_NAMES): what a tile shows whole.
+const KIND_SHORT = VOCABULARY.kind_short || {};
+export function shortKind(kind) {
+  if (KIND_SHORT[kind]) return KIND_SHORT[kind];
+  const words = humanKind(kind);
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 /** Local datetime-input value <-> epoch ms. */
-export function toLocalInput(ms) {
+export function toLocalInput(ms, seconds = false) {
   const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const base = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return seconds ? `${base}:${pad(d.getSeconds())}` : base;
 }

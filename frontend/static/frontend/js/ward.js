@@ -13,6 +13,7 @@ import {
   clockTime,
   el,
   humanKind,
+  shortKind,
   parseTime,
   setAttr,
   setText,
@@ -266,8 +267,8 @@ class Tile {
       setText(d.mark, PRIORITY_MARK[top.priority] || "!");
       setText(d.prio, `${PRIORITY_LABEL[top.priority] || top.priority}${top.state === "acknowledged" ? " · ACK" : ""}`);
       const more = this.alerts.size > 1 ? ` (+${this.alerts.size - 1})` : "";
-      setText(d.msg, `${top.message || humanKind(top.kind)}${more}`);
-      setAttr(d.msg, "title", top.message || humanKind(top.kind));
+      setText(d.msg, `${shortKind(top.kind)}${more}`);
+      setAttr(d.msg, "title", top.message || shortKind(top.kind));
       d.ack.hidden = top.state !== "active";
       d.ack.dataset.alert = String(top.id);
       setAttr(d.ack, "aria-label", `Acknowledge ${PRIORITY_LABEL[top.priority] || ""} alarm for ${p.name || "patient"}, bed ${p.bed || "none"}`);
@@ -649,20 +650,22 @@ export class WardView {
             el("strong", { class: "alert-prio" }, label),
             " ",
             el("span", { class: "alert-state" }, a.state === "acknowledged" ? "acknowledged" : "active"),
+            el("span", { class: "alert-who" }, ` · Bed ${tile.patient.bed || "—"} · `, el("a", { href: `#/patient/${tile.id}` }, tile.patient.name || "")),
           ),
-          el("div", { class: "alert-who" }, `Bed ${tile.patient.bed || "—"} · `, el("a", { href: `#/patient/${tile.id}` }, tile.patient.name || "")),
-          el("div", { class: "alert-msg" }, a.message || humanKind(a.kind)),
-          el("div", { class: "alert-time" }, `Raised ${clockTime(parseTime(a.raised_at))} (${ago(parseTime(a.raised_at), now)})`),
+          el("div", { class: "alert-kind" }, shortKind(a.kind)),
+          a.message && a.message !== shortKind(a.kind) ? el("div", { class: "alert-msg" }, a.message) : null,
+          el("div", { class: "alert-foot" },
+            el("span", { class: "alert-time" }, `Raised ${clockTime(parseTime(a.raised_at))} (${ago(parseTime(a.raised_at), now)})`),
+            a.state === "active"
+              ? el("button", {
+                  type: "button",
+                  class: "btn btn-ack",
+                  dataset: { alert: String(a.id) },
+                  "aria-label": `Acknowledge ${label} alarm, bed ${tile.patient.bed || "none"}`,
+                  onclick: () => this.acknowledge(a.id),
+                }, "Acknowledge")
+              : null),
         ),
-        a.state === "active"
-          ? el("button", {
-              type: "button",
-              class: "btn btn-ack",
-              dataset: { alert: String(a.id) },
-              "aria-label": `Acknowledge ${label} alarm, bed ${tile.patient.bed || "none"}`,
-              onclick: () => this.acknowledge(a.id),
-            }, "Acknowledge")
-          : null,
       );
     });
     if (!items.length) items.push(el("li", { class: "alert-none" }, "No active alarms."));
