@@ -319,29 +319,18 @@ class DashboardConsumer(FrameConsumer):
 
     async def note_event(self, event: dict[str, Any]) -> None:
         # A strip note was written, corrected or annotated (monitoring.notes).
-        if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
-            await self.send_json(
-                {
-                    "type": "note",
-                    "patient": event["patient"],
-                    "ward": event.get("ward"),
-                    "action": event["action"],
-                    "note": event["note"],
-                }
-            )
+        await self._patient_frame(event, "note", "action", "note")
 
     async def ctg_classification(self, event: dict[str, Any]) -> None:
         # A patient's CTG classification changed (alerts.ctg_evaluate): its ward's tiles and
         # its own view show it.
+        await self._patient_frame(event, "ctg", "ctg")
+
+    async def _patient_frame(self, event: dict[str, Any], kind: str, *fields: str) -> None:
+        """A frame about one patient, to the subscribers of the patient and of its ward."""
         if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
-            await self.send_json(
-                {
-                    "type": "ctg",
-                    "patient": event["patient"],
-                    "ward": event.get("ward"),
-                    "ctg": event["ctg"],
-                }
-            )
+            frame = {"type": kind, "patient": event["patient"], "ward": event.get("ward")}
+            await self.send_json({**frame, **{name: event[name] for name in fields}})
 
 
 def _readings_frame(event: dict[str, Any]) -> dict[str, Any]:
