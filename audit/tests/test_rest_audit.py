@@ -238,3 +238,12 @@ def test_alarm_audio_paused_is_recorded_with_its_ward(nurse_api, ward):
         "update",
         {"operation": "pause"},
     )
+
+
+def test_an_unparseable_body_is_a_refused_change_not_a_500(nurse_api, patient):
+    response = nurse_api.generic(
+        "PATCH", f"/api/patients/{patient.id}/", b"{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    record = only_record()
+    assert (record.action, record.outcome, record.detail) == ("update", "refused", None)
