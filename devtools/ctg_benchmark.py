@@ -9,7 +9,8 @@ there. The data is read from a path (never part of the repository); see docs/ctg
 Each window is analysed as the product analyses a patient's last 30 minutes: the readings a
 monitor would have sent (a zero is no reading; the ingest refuses values outside its bounds),
 averaged per second as the database does, with CTG_LOOKBACK_SECONDS of preceding trace where
-the recording has it, through ``ctg_analyse_series`` with the default parameters.
+the recording has it, through ``ctg.window.ctg_read`` (what the alarm evaluator and the API
+call) with the default parameters.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from ctg.analysis import (
     CtgParams,
     CtgResult,
     Series,
-    ctg_analyse_series,
 )
+from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.ingest import VALUE_BOUNDS
 from monitoring.models import Metric
 
@@ -120,9 +121,12 @@ def readings_grid(samples: np.ndarray, *, bounds: tuple[int, int], seconds: int)
 
 def step_window(record: Record, step: int) -> tuple[int, int]:
     """The classified window of a step, in seconds from the recording's start: it ends at the
-    end of the first stage (step 2) or 30 minutes before it (step 1), within the recording."""
+    end of the first stage (step 2) or 30 minutes before it (step 1), within the recording.
+    A caesarean section in the first stage has no second stage (``Pos. II.st.`` is -1): the
+    first stage ends with the recording."""
     length = len(record.fhr) // RATE_HZ
-    end = min(record.second_stage // RATE_HZ, length)
+    stage = record.second_stage // RATE_HZ if record.second_stage >= 0 else length
+    end = min(stage, length)
     if step == 1:
         end -= CTG_WINDOW_SECONDS
     end = max(end, 0)
@@ -150,14 +154,16 @@ def analyse(record: Record, step: int, *, params: CtgParams | None = None) -> An
     )[context:]
     assert len(fhr_all) == seconds
     began = time.perf_counter()
-    result = ctg_analyse_series(
+    # The product's reading (ctg.window: the evaluator's and the API's window, look-back,
+    # monitored time and maternal-capture check; CTU-UHB has no maternal channel).
+    result = ctg_read(
         fhr=fhr_all,
         ua=ua_all,
         start=float(context),
         end=float(end),
+        window=CTG_WINDOW.of_length(end - start),
         params=params,
-        assess_from=float(start),
-    )
+    ).result
     took = time.perf_counter() - began
     return Analysed(record.rec_id, step, result, took)
 

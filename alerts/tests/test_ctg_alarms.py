@@ -27,7 +27,11 @@ Trace = Callable[[float], float | None]
 
 
 def normal_fhr(t: float) -> float:
-    return 140 + 4 * math.sin(2 * math.pi * t / 20)
+    """A reassuring trace: baseline 140, bandwidth 8 bpm, an acceleration (25 bpm for 40 s)
+    every 10 minutes."""
+    phase = (t - 300) % 600
+    rise = 25 * min(1.0, phase / 8, (40 - phase) / 8) if 0 <= phase < 40 else 0.0
+    return 140 + 4 * math.sin(2 * math.pi * t / 20) + rise
 
 
 def flat_ua(t: float) -> float:
