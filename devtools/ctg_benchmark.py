@@ -9,7 +9,8 @@ there. The data is read from a path (never part of the repository); see docs/ctg
 Each window is analysed as the product analyses a patient's last 30 minutes: the readings a
 monitor would have sent (a zero is no reading; the ingest refuses values outside its bounds),
 averaged per second as the database does, with CTG_LOOKBACK_SECONDS of preceding trace where
-the recording has it, through ``ctg_analyse_series`` with the default parameters.
+the recording has it, through ``ctg.window.ctg_read`` (what the alarm evaluator and the API
+call) with the default parameters.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from ctg.analysis import (
     CtgParams,
     CtgResult,
     Series,
-    ctg_analyse_series,
 )
+from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.readings import VALUE_BOUNDS
 
@@ -153,14 +154,16 @@ def analyse(record: Record, step: int, *, params: CtgParams | None = None) -> An
     )[context:]
     assert len(fhr_all) == seconds
     began = time.perf_counter()
-    result = ctg_analyse_series(
+    # The product's reading (ctg.window: the evaluator's and the API's window, look-back,
+    # monitored time and maternal-capture check; CTU-UHB has no maternal channel).
+    result = ctg_read(
         fhr=fhr_all,
         ua=ua_all,
         start=float(context),
         end=float(end),
+        window=CTG_WINDOW.of_length(end - start),
         params=params,
-        assess_from=float(start),
-    )
+    ).result
     took = time.perf_counter() - began
     return Analysed(record.rec_id, step, result, took)
 

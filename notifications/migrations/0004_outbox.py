@@ -35,10 +35,21 @@ class Migration(migrations.Migration):
 
 
 def _states_from_rows(apps, schema_editor):
-    """Rows from before the outbox: sent ones are sent; unsent ones are due now (the sweep
-    takes them over as it would have)."""
+    """Rows from before the outbox: sent ones are sent. Unsent ones of the last 15 minutes
+    (what the old sweep still looked at) are due now; older unsent ones had been given up by
+    the old retries and stay given up (failed, at their creation), so an upgrade never sends
+    a stale alarm."""
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
     notification = apps.get_model("notifications", "AlertNotification")
     notification.objects.filter(sent_at__isnull=False).update(state="sent")
+    stale = timezone.now() - timedelta(minutes=15)
+    notification.objects.filter(sent_at__isnull=True, created_at__lt=stale).update(
+        state="failed", failed_at=F("created_at")
+    )
 
 
 Migration.operations.append(migrations.RunPython(_states_from_rows, migrations.RunPython.noop))

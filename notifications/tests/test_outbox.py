@@ -165,3 +165,29 @@ def test_pending_deliveries_nobody_works_make_readiness_degraded(patient, nurse,
     )
     checks = client.get("/readyz").json()["checks"]
     assert checks["deliveries"] == "overdue: 1 alarm deliveries wait to be sent"
+
+
+def test_the_upgrade_keeps_recent_unsent_rows_due_and_never_resends_stale_ones(patient, nurse):
+    import importlib
+
+    from django.apps import apps
+
+    upgrade = importlib.import_module("notifications.migrations.0004_outbox")
+    event = raise_alert(patient).events.get()
+    now = timezone.now()
+    rows = {
+        name: AlertNotification.objects.create(
+            event=event, channel="email", recipient=f"{name}@example.org", **fields
+        )
+        for name, fields in {
+            "sent": {"sent_at": now, "created_at": now - timedelta(hours=2)},
+            "recent": {"created_at": now - timedelta(minutes=5)},
+            "stale": {"created_at": now - timedelta(hours=2)},
+        }.items()
+    }
+    upgrade._states_from_rows(apps, None)
+    states = {name: AlertNotification.objects.get(pk=row.pk) for name, row in rows.items()}
+    assert states["sent"].state == "sent"
+    assert states["recent"].state == "pending"
+    assert states["stale"].state == "failed"
+    assert states["stale"].failed_at == rows["stale"].created_at
