@@ -234,8 +234,8 @@ def _maternal_stretches(reading: CtgReading) -> list[dict[str, Any]]:
     origin = reading.result.start
     return [
         {
-            "start": _iso(origin + lo),
-            "end": _iso(origin + hi),
+            "start": iso_utc(origin + lo),
+            "end": iso_utc(origin + hi),
             "confirmed": any(capture.confirmed[lo:hi]),
         }
         for lo, hi in capture_stretches(capture.seconds)
