@@ -195,10 +195,12 @@ def _window_agreement(agree: list[int], p: MaternalParams) -> tuple[list[bool], 
     count = len(agree)
     half = p.window_seconds // 2
     pad = [0] * half
-    padded = pad + agree + pad
-    # Prefix sums of agreeing and judged seconds: each window's counts by one subtraction.
-    agreeing = [0, *accumulate(a > 0 for a in padded)]
-    judged = [0, *accumulate(a != 0 for a in padded)]
+    # Prefix sums of agreeing and judged seconds: each window's counts by one subtraction
+    # (agree is -1, 0 or 1: agreeing = (judged + agree) / 2, judged = agree squared).
+    agreeing2 = [0, *accumulate(pad + list(map(abs, agree)) + pad)]
+    sums = [0, *accumulate(pad + agree + pad)]
+    judged = agreeing2
+    agreeing = [(j + t) // 2 for j, t in zip(judged, sums, strict=True)]
     width = 2 * half + 1
     good = list(map(sub, agreeing[width:], agreeing[:count]))
     seen = list(map(sub, judged[width:], judged[:count]))
@@ -309,14 +311,13 @@ def _pieces(fhr: Sequence[float | None], p: MaternalParams) -> list[_Piece]:
 
 def capture_stretches(flags: Sequence[bool]) -> list[tuple[int, int]]:
     """The flagged stretches as index ranges ``[start, end)``."""
+    marks = bytes(map(bool, flags))  # scanned by bytes.find, at C speed
     out: list[tuple[int, int]] = []
-    start: int | None = None
-    for k, flag in enumerate(flags):
-        if flag and start is None:
-            start = k
-        elif not flag and start is not None:
-            out.append((start, k))
-            start = None
-    if start is not None:
-        out.append((start, len(flags)))
+    start = marks.find(1)
+    while start >= 0:
+        end = marks.find(0, start)
+        if end < 0:
+            end = len(marks)
+        out.append((start, end))
+        start = marks.find(1, end)
     return out

@@ -19,6 +19,7 @@ from devtools.maternal_benchmark import (
     detector_scorer,
     recordings_load,
     score,
+    window_timing,
 )
 
 DATA = Path(os.environ.get("CTG_BENCHMARK_DATA", "/work/shared/data"))
@@ -54,6 +55,13 @@ def test_the_detector_finds_what_the_old_condition_missed():
     assert after.sensitivity > before.sensitivity + 0.3
     assert after.episode_share > before.episode_share + 0.3
     assert after.ppv > 0.7
+
+
+def test_the_detector_is_timed_on_two_hour_windows_with_the_maternal_channel():
+    needs_data()
+    recordings = [rec for rec in recordings_load(DATA) if len(rec.fhr) >= 7200][:20]
+    times = window_timing(recordings)
+    assert times and all(t > 0 for t in times)
 
 
 def test_a_missing_data_directory_is_refused(tmp_path):

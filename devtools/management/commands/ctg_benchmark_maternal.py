@@ -10,6 +10,7 @@ of a minute or more flagged, on the whole set and on each half (even and odd rec
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from devtools.maternal_benchmark import (
     recordings_load,
     report_lines,
     score,
+    window_timing,
 )
 
 
@@ -64,3 +66,10 @@ class Command(BaseCommand):
             for part, recs in parts.items():
                 for line in report_lines(name, part, score(recs, SCORERS[name])):
                     self.stdout.write(line)
+        times = sorted(window_timing(recordings))
+        if times:
+            self.stdout.write(
+                f"detector on a 2-hour window with the maternal channel, CPU time ({len(times)} "
+                f"recordings): median {1000 * statistics.median(times):.1f} ms, "
+                f"max {1000 * times[-1]:.1f} ms"
+            )
