@@ -32,7 +32,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "accounts.admin_app.AdminConfig",  # django.contrib.admin with the second factor at its login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -20,6 +20,7 @@ from ctg.analysis import (
     SUSPICIOUS,
     VARIABLE,
 )
+from ctg.maternal import capture_stretches
 from ctg.window import CtgReading
 from monitoring.models import HEART_RATE_METRICS, Metric
 from monitoring.notes import note_payload
@@ -222,9 +223,27 @@ def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
         "contractions_per_10_min": result.contractions_per_10_min,
         "tachysystole": result.tachysystole,
         "signal_loss_percent": result.signal_loss_percent,
+        "maternal_capture": _maternal_stretches(reading),
+        "excluded_percent": result.excluded_percent,
         "classification": result.classification,
         "reasons": result.reasons,
     }
+
+
+def _maternal_stretches(reading: CtgReading) -> list[dict[str, Any]]:
+    """The stretches of the analysed part where the fetal channel records the mother."""
+    capture = reading.maternal
+    if capture is None:
+        return []
+    origin = reading.result.start
+    return [
+        {
+            "start": _iso(origin + lo),
+            "end": _iso(origin + hi),
+            "confirmed": any(capture.confirmed[lo:hi]),
+        }
+        for lo, hi in capture_stretches(capture.seconds)
+    ]
 
 
 class CtgAccelerationSerializer(serializers.Serializer):
@@ -252,6 +271,17 @@ class CtgContractionSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     peak = serializers.IntegerField(help_text="Highest uterine activity (toco units).")
+
+
+class CtgMaternalCaptureSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    confirmed = serializers.BooleanField(
+        help_text=(
+            "The maternal heart rate confirms it (left out of the analysis); false: the fetal "
+            "channel's shape alone suggests it (still analysed)."
+        )
+    )
 
 
 class CtgSerializer(serializers.Serializer):
@@ -298,6 +328,19 @@ class CtgSerializer(serializers.Serializer):
             ),
             "signal_loss_percent": serializers.FloatField(
                 help_text="Share of the monitored seconds without a fetal heart rate."
+            ),
+            "maternal_capture": CtgMaternalCaptureSerializer(
+                many=True,
+                help_text=(
+                    "Stretches of the analysed part where the fetal channel records the "
+                    "mother (docs/ctg.md, maternal capture)."
+                ),
+            ),
+            "excluded_percent": serializers.FloatField(
+                help_text=(
+                    "Share of the monitored seconds left out of the analysis because the "
+                    "fetal channel records the mother."
+                )
             ),
             "classification": serializers.ChoiceField(
                 choices=[NORMAL, SUSPICIOUS, PATHOLOGICAL, INSUFFICIENT]

@@ -6,7 +6,7 @@ out of the analysis (not read as a baseline or a deceleration), the same in the 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -93,6 +93,13 @@ def test_the_confirmed_stretch_is_not_read_as_baseline_or_deceleration(
     body = response.json()
     assert body["baseline_bpm"] == 140
     assert body["decelerations"] == []
+    # ... and says what it left out: one stretch, confirmed by the maternal channel.
+    [stretch] = body["maternal_capture"]
+    assert stretch["confirmed"] is True
+    start = datetime.fromisoformat(stretch["start"]) - T0
+    assert abs(start.total_seconds() - CAPTURE[0]) <= 10
+    assert stretch["end"] == body["to"]
+    assert 27 < body["excluded_percent"] < 30  # 8 of the 28 minutes monitored
 
 
 def test_without_the_maternal_channel_the_stretch_is_still_analysed(monitor):

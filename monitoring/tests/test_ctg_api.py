@@ -33,6 +33,8 @@ CTG_FIELDS = {
     "contractions_per_10_min",
     "tachysystole",
     "signal_loss_percent",
+    "maternal_capture",
+    "excluded_percent",
     "classification",
     "reasons",
     # added to the contract's fields: the monitored part of the window
