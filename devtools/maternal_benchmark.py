@@ -205,8 +205,13 @@ def detector_scorer(rec: Recording) -> list[bool]:
 
 
 def confirmed_scorer(rec: Recording) -> list[bool]:
-    """The seconds the maternal channel confirms (what the analysis excludes)."""
+    """The seconds the maternal channel confirms."""
     return maternal_capture(rec.fhr, rec.mhr).confirmed
+
+
+def excluded_scorer(rec: Recording) -> list[bool]:
+    """The seconds the analysis leaves out."""
+    return maternal_capture(rec.fhr, rec.mhr).excluded
 
 
 def alarm_scorer(rec: Recording, *, every: int = 5, context: int = 600) -> list[bool]:
@@ -233,9 +238,10 @@ SCORERS: dict[str, Scorer] = {
     "before": before_scorer,
     "detector": detector_scorer,
     "confirmed": confirmed_scorer,
+    "excluded": excluded_scorer,
     "alarm": alarm_scorer,
 }
-DEFAULT_SCORERS = ("before", "detector", "confirmed")
+DEFAULT_SCORERS = ("before", "detector", "confirmed", "excluded")
 
 
 def report_lines(name: str, part: str, s: Score) -> list[str]:

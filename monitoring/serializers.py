@@ -237,6 +237,7 @@ def _maternal_stretches(reading: CtgReading) -> list[dict[str, Any]]:
             "start": iso_utc(origin + lo),
             "end": iso_utc(origin + hi),
             "confirmed": any(capture.confirmed[lo:hi]),
+            "excluded": any(capture.excluded[lo:hi]),
         }
         for lo, hi in capture_stretches(capture.seconds)
     ]
@@ -274,8 +275,14 @@ class CtgMaternalCaptureSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
     confirmed = serializers.BooleanField(
         help_text=(
-            "The maternal heart rate confirms it (left out of the analysis); false: the fetal "
-            "channel's shape alone suggests it (still analysed)."
+            "The maternal heart rate confirms it; false: the fetal channel's shape alone "
+            "suggests it."
+        )
+    )
+    excluded = serializers.BooleanField(
+        help_text=(
+            "Left out of the analysis (confirmed, at a rate that passes for a fetal baseline, "
+            "110 bpm or more); otherwise still analysed."
         )
     )
 

@@ -36,11 +36,11 @@ def test_the_command_prints_the_figures_of_each_scorer():
     out = io.StringIO()
     call_command("ctg_benchmark_maternal", "--data", str(DATA), "--limit", "30", stdout=out)
     text = out.getvalue()
-    for scorer in ("before", "detector", "confirmed"):
+    for scorer in ("before", "detector", "confirmed", "excluded"):
         for part in ("all", "even records", "odd records"):
             assert f"{scorer} [{part}, " in text
     figures = re.findall(r"sensitivity ([\d.]+) %, positive predictive value ([\d.]+) %", text)
-    assert len(figures) == 9
+    assert len(figures) == 12
     assert "false flags per hour of true signal" in text
     assert "false-signal episodes of a minute or more flagged" in text
 

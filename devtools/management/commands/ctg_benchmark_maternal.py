@@ -2,8 +2,8 @@
 false-signal training set (docs/ctg.md, "Maternal capture").
 
 Prints, per scorer (``before``: the product's earlier coincidence condition; ``detector``: the
-maternal-capture mask; ``confirmed``: its part the maternal channel confirms, which the
-analysis excludes; ``alarm``: the technical alarm's condition as the evaluator judges it), the per-second sensitivity and positive predictive value against the
+maternal-capture mask; ``confirmed``: its part the maternal channel confirms; ``excluded``:
+what the analysis leaves out; ``alarm``: the technical alarm's condition as the evaluator judges it), the per-second sensitivity and positive predictive value against the
 experts' marks, the false flags per hour of true signal and the share of false-signal episodes
 of a minute or more flagged, on the whole set and on each half (even and odd records).
 """
