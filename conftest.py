@@ -19,6 +19,7 @@ pytest_plugins = [
     "testing.live",
     "testing.redis_state",
     "testing.redis_outage",
+    "testing.webhooks",
 ]
 
 

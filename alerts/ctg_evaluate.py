@@ -35,6 +35,7 @@ from alerts.ctg_window import ctg_windows
 from alerts.models import Alert
 from alerts.selectors import ctg_classifications_of_patients, ctg_limits_for_patients
 from alerts.state import STATE_TTL_SECONDS, key_prefix, redis_client
+from ctg.maternal import maternal_channel
 from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.selectors import CTG_METRICS
@@ -91,10 +92,11 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
         end = at.replace(microsecond=0) + timedelta(seconds=1)
         start = end - timedelta(seconds=CTG_WINDOW.span_seconds)
         series = ctg_windows.series(patient_id=patient_id, start=start, end=end)
+        mhr = maternal_channel(series[Metric.HEART_RATE], series[Metric.PULSE_RATE])
         reading = ctg_read(
             fhr=series[Metric.FETAL_HEART_RATE],
             ua=series[Metric.UTERINE_ACTIVITY],
-            mhr=series[Metric.HEART_RATE],
+            mhr=mhr,
             start=start.timestamp(),
             end=end.timestamp(),
         )
@@ -102,7 +104,7 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
         conditions = ctg_conditions(
             result=result,
             fhr=reading.fhr,
-            mhr=series[Metric.HEART_RATE][reading.offset :],
+            mhr=mhr[reading.offset :],
             monitored_since=reading.monitored_since or result.end,
             limits=limits[patient_id],
             maternal=reading.maternal,

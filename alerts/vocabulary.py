@@ -69,8 +69,15 @@ CTG_KINDS: tuple[str, ...] = (
     KIND_FHR_SIGNAL_LOSS,
     KIND_FHR_MATERNAL_COINCIDENCE,
 )
+# An alarm page (e-mail, webhook, HL7 alert manager) that could not be delivered.
+KIND_DELIVERY_FAILED = "delivery_failed"
 TECHNICAL_KINDS = frozenset(
-    {KIND_DEVICE_OFFLINE, KIND_FHR_SIGNAL_LOSS, KIND_FHR_MATERNAL_COINCIDENCE}
+    {
+        KIND_DEVICE_OFFLINE,
+        KIND_FHR_SIGNAL_LOSS,
+        KIND_FHR_MATERNAL_COINCIDENCE,
+        KIND_DELIVERY_FAILED,
+    }
 )
 
 # The alarm's short name: what a tile's alarm band shows whole (at most 18 characters, so it
@@ -87,4 +94,5 @@ KIND_SHORT_NAMES: dict[str, str] = {
     KIND_TACHYSYSTOLE: "Tachysystole",
     KIND_FHR_SIGNAL_LOSS: "FHR signal loss",
     KIND_FHR_MATERNAL_COINCIDENCE: "FHR = maternal HR",
+    KIND_DELIVERY_FAILED: "Page not delivered",
 }

@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from common.validators import no_control_characters
+
 
 class Place(models.Model):
     """A hospital or a clinic: the unit of membership and visibility."""
@@ -13,7 +15,7 @@ class Place(models.Model):
         HOSPITAL = "hospital", "Hospital"
         CLINIC = "clinic", "Clinic"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[no_control_characters])
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.HOSPITAL)
     address = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
@@ -50,7 +52,7 @@ class Place(models.Model):
 
 class Ward(models.Model):
     place = models.ForeignKey(Place, on_delete=models.PROTECT, related_name="wards")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[no_control_characters])
 
     class Meta:
         ordering = ("place_id", "name", "id")
@@ -72,8 +74,10 @@ class Patient(models.Model):
         ADULT = "adult", "Adult"
         OBSTETRIC = "obstetric", "Obstetric (maternal and fetal heart rate)"
 
-    name = models.CharField(max_length=200)
-    mrn = models.CharField("medical record number", max_length=64)
+    name = models.CharField(max_length=200, validators=[no_control_characters])
+    mrn = models.CharField(
+        "medical record number", max_length=64, validators=[no_control_characters]
+    )
     date_of_birth = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=1, choices=Sex.choices)
     monitoring_profile = models.CharField(
@@ -83,7 +87,7 @@ class Patient(models.Model):
     ward = models.ForeignKey(
         Ward, on_delete=models.PROTECT, related_name="patients", null=True, blank=True
     )
-    bed = models.CharField(max_length=32, blank=True)
+    bed = models.CharField(max_length=32, blank=True, validators=[no_control_characters])
     admitted_at = models.DateTimeField(default=timezone.now)
     discharged_at = models.DateTimeField(null=True, blank=True)
 

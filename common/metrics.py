@@ -131,8 +131,8 @@ EVALUATION_DELAY_SECONDS = Histogram(
 
 ALERT_DELIVERIES = Counter(
     "monitor_alert_deliveries",
-    "Deliveries of an alert event to one recipient, by channel (email, webhook) and outcome "
-    "(sent, failed).",
+    "Delivery attempts of an alert event to one recipient, by channel (email, webhook, hl7) "
+    "and outcome (sent, failed; gave_up: failed for good, a technical alarm raised).",
     ["channel", "outcome"],
 )
 CELERY_TASKS = Counter(

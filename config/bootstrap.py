@@ -8,6 +8,7 @@ requirements file changed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -53,13 +54,32 @@ def ensure_venv() -> None:
         stamp.write_text(digest)
 
 
+def parser() -> argparse.ArgumentParser:
+    """``--help`` prints this and exits 0; a missing or unknown command is a usage error (2)."""
+    p = argparse.ArgumentParser(
+        prog="bootstrap.py",
+        description="Set up .venv (installs again only when a requirements file changed), "
+        "then run the system or the tests.",
+        epilog="Examples: bootstrap.py run --port 8001 · bootstrap.py test -m 'not browser' -x",
+    )
+    p.add_argument(
+        "command",
+        choices=("run", "test", "install"),
+        help="run: the whole system (config.stack); test: pytest; install: only set up .venv",
+    )
+    p.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="passed on to config.stack (run) or pytest (test)",
+    )
+    return p
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test", "install"}:
-        print(__doc__)
-        return 2
+    options = parser().parse_args(argv)
     ensure_venv()
     os.chdir(ROOT)
-    command, rest = argv[0], argv[1:]
+    command, rest = options.command, options.args
     if command == "install":
         return 0
     if command == "run":

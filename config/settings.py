@@ -225,6 +225,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis broker goes through our Redis transport: the worker survives a Redis restart while
+# it holds unacknowledged messages (config/broker.py).
+if urlparse(CELERY_BROKER_URL).scheme == "redis":
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
@@ -526,7 +530,19 @@ ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0)
 # one attempt takes at most a few EMAIL_TIMEOUTs): the sweep, every ALERT_DELIVERY_SWEEP_SECONDS,
 # queues it again. A worker killed mid-send delays an alarm e-mail by at most about the sum.
 NOTIFICATION_STUCK_SECONDS = env_int("NOTIFICATION_STUCK_SECONDS", 60)
-ALERT_DELIVERY_SWEEP_SECONDS = env_float("ALERT_DELIVERY_SWEEP_SECONDS", 30.0)
+ALERT_DELIVERY_SWEEP_SECONDS = env_float("ALERT_DELIVERY_SWEEP_SECONDS", 10.0)
+# Failed attempts are tried again after FIRST, doubling up to MAX seconds; after MAX_ATTEMPTS
+# (about 15 minutes) the delivery has failed for good: a technical alarm on the ward.
+NOTIFICATION_RETRY_FIRST_SECONDS = env_float("NOTIFICATION_RETRY_FIRST_SECONDS", 2.0)
+NOTIFICATION_RETRY_MAX_SECONDS = env_float("NOTIFICATION_RETRY_MAX_SECONDS", 60.0)
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 20)
+# The sweep hands out a due delivery this long after it fell due (its own queued attempt
+# would have taken it by then: that message was lost).
+NOTIFICATION_SWEEP_GRACE_SECONDS = env_float("NOTIFICATION_SWEEP_GRACE_SECONDS", 5.0)
+# /readyz: "degraded" while a delivery failed for good within this many seconds, or pending
+# deliveries have been due for longer than NOTIFICATION_OVERDUE_SECONDS (nobody works them).
+NOTIFICATION_FAILED_READY_SECONDS = env_int("NOTIFICATION_FAILED_READY_SECONDS", 3600)
+NOTIFICATION_OVERDUE_SECONDS = env_int("NOTIFICATION_OVERDUE_SECONDS", 120)
 CELERY_BEAT_SCHEDULE.update(
     {
         "alerts-device-offline-scan": {

@@ -13,9 +13,13 @@ in docs/ctg.md; the thresholds are the fields of :class:`CtgParams`.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from ctg.artefacts import artefacts_find
+from ctg.baseline import baseline_per_second, sorted_rows
 
 Sample = tuple[float, float]
 Series = list[float | None]
@@ -41,8 +45,24 @@ class CtgParams:
     """Thresholds of the analysis; the defaults are FIGO 2015's where FIGO gives a number."""
 
     period_seconds: int = 600  # the baseline is read per 10-minute period
-    baseline_min_stable_seconds: int = 120  # stable signal a period needs for a baseline
-    baseline_band_bpm: float = 10  # first pass: samples this close to the median are stable
+    # Artefacts (ctg/artefacts.py): physiological range, and the fetal heart rate does not
+    # jump by more than 25 bpm from one second to the next (Dawes 1991; Chudacek 2014).
+    fhr_range: tuple[float, float] = (50, 240)
+    artefact_jump_bpm: float = 25
+    artefact_return_bpm: float = 20  # back near the level before the jump ...
+    artefact_settle_seconds: int = 3  # ... for this long ends an artefact
+    artefact_gap_seconds: int = 10  # a dropout this long resets the reference level
+    artefact_max_seconds: int = 60  # a new level lasting this long is real (from the jump)
+    # Baseline (ctg/baseline.py)
+    baseline_min_stable_seconds: int = 120  # signal a 10-minute period needs for a level
+    baseline_level_bpm: float = 5  # the level: mean of the seconds this close to the peak
+    baseline_band_bpm: float = 10  # "near the level" (share of 10 minutes, tracking)
+    baseline_slope_bpm_per_s: float = 1.0  # a second's weight halves at this slope
+    baseline_minute_min_seconds: int = 20  # a minute's median needs this much signal
+    baseline_stable_minutes: int = 8  # of the last 10 with a median, at least ...
+    baseline_stable_bpm: float = 8  # ... all within this of a new level: a baseline change
+    baseline_track_bpm: float = 10  # a slow drift is followed within this ...
+    baseline_track_share: float = 0.5  # ... when this share of 10 minutes is near it
     normal_baseline: tuple[int, int] = (110, 160)
     pathological_baseline_below: int = 100
     event_bpm: float = 15  # accelerations and decelerations: more than 15 bpm from baseline
@@ -58,14 +78,32 @@ class CtgParams:
     late_start_after_contraction_seconds: float = 20
     early_max_depth_bpm: float = 30  # early decelerations are shallow
     early_nadir_tolerance_seconds: float = 20  # ... and their nadir coincides with the acme
+    # FIGO 2015's features of decelerations that go with hypoxia: late (gradual onset and
+    # return when contractions are not told), longer than 3 minutes, or a variable one with
+    # a U-shaped component: this long within this much of its nadir.
+    u_shape_seconds: float = 30
+    u_shape_band_bpm: float = 10
+    # ... and depth and duration (FIGO 1986 and NICE 2007's "atypical" variable
+    # decelerations: a fall of 60 bpm or more, or lasting 60 s or more).
+    hypoxic_depth_bpm: float = 60
+    hypoxic_seconds: float = 60
+    # Decelerations with hypoxic features repeat (a pattern) while each follows the previous
+    # one within this long: two contraction intervals of active labour.
+    pattern_gap_seconds: float = 600
     variability_segment_seconds: int = 60
     variability_min_samples: int = 30
     normal_variability: tuple[float, float] = (5, 25)
+    variability_stretch_share: float = 0.8  # a stretch of reduced (increased) variability
     reduced_variability_minutes: float = 50
     increased_variability_minutes: float = 30
     repetitive_share: float = 0.5  # decelerations with more than 50 % of contractions
     repetitive_pattern_minutes: float = 30
     repetitive_pattern_minutes_reduced_variability: float = 20
+    tachycardia_shortens_pattern: bool = True
+    # No acceleration for this long (the preceding trace included; over all of a shorter
+    # trace, from a whole window of 30 minutes on): not reassuring (FIGO 1986's "absence of accelerations for more than 40
+    # minutes", which the obstetricians who classified CTU-UHB read as suspicious).
+    accelerations_absent_minutes: float = 40
     insufficient_loss_percent: float = 50
     contraction_rise: float = 15  # toco units above the resting tone
     contraction_edge_rise: float = 5
@@ -96,6 +134,8 @@ class Deceleration:
     prolonged: bool
     kind: str | None
     ongoing: bool = False
+    # FIGO 2015's features that go with hypoxia: "late", "prolonged", "U-shaped".
+    hypoxic: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -130,6 +170,14 @@ class CtgResult:
     # Seconds of the window whose FHR was set aside before the analysis read it (the
     # ``excluded`` mask: the fetal channel recording the mother), in percent.
     excluded_percent: float = 0.0
+    # Seconds of the window read as artefacts (ctg/artefacts.py), in percent.
+    artefact_percent: float = 0.0
+    # How long the pattern of decelerations with hypoxic features has lasted (seconds, the
+    # preceding trace included), 0 without one.
+    pattern_seconds: float = 0.0
+    # Minutes since the last acceleration ended (the preceding trace included; all of the
+    # trace when there was none).
+    minutes_without_acceleration: float = 0.0
 
 
 # --- The one-second grid ----------------------------------------------------------------------
@@ -243,24 +291,12 @@ def _runs(
     return runs
 
 
-def _baseline_series(baselines: Sequence[float | None], periods: list[tuple[int, int]]) -> Series:
-    """Each second's baseline: its period's, else the nearest period's that has one."""
-    known = [(k, b) for k, b in enumerate(baselines) if b is not None]
-    if not known:
-        return [None] * (periods[-1][1] if periods else 0)
-    out: Series = []
-    for k, (lo, hi) in enumerate(periods):
-        b = baselines[k]
-        if b is None:
-            b = min(known, key=lambda kb: abs(kb[0] - k))[1]
-        out.extend([b] * (hi - lo))
-    return out
-
-
-def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], list[_Run], set[int]]:
-    above: Series = [
-        None if v is None or b is None else v - b for v, b in zip(fhr, base, strict=True)
-    ]
+def _fhr_events(
+    x: np.ndarray, base: np.ndarray, p: CtgParams
+) -> tuple[list[_Run], list[_Run], np.ndarray]:
+    """Accelerations and decelerations against the baseline, and a mask of their seconds."""
+    diff = x - base
+    above: Series = [None if math.isnan(d) else d for d in diff.tolist()]
     below: Series = [None if d is None else -d for d in above]
 
     def runs(deviation: Series) -> list[_Run]:
@@ -276,29 +312,38 @@ def _fhr_events(fhr: Series, base: Series, p: CtgParams) -> tuple[list[_Run], li
 
     # A rise of 10 minutes or more is a new baseline, not an acceleration.
     ups = [r for r in runs(above) if r.end - r.start < p.acceleration_max_seconds]
-    downs = runs(below)
-    inside = {k for run in (*ups, *downs) for k in range(run.start, run.end)}
-    return ups, downs, inside
+    downs = []
+    for run in runs(below):
+        if run.end - run.start <= p.prolonged_seconds:
+            downs.append(run)
+            continue
+        # Longer than 3 minutes: one prolonged fall, or several decelerations whose recoveries
+        # stop short of the baseline (or a wandering baseline with dips)? Split where the
+        # trace comes back within 15 bpm of the baseline.
+        part = below[run.start : run.end]
+        subs = _runs(
+            part,
+            threshold=p.event_bpm,
+            edge=p.event_bpm,
+            bridge=p.bridge_seconds,
+            core_min=p.event_core_min_seconds,
+            min_seconds=p.event_min_seconds,
+            loss_bridge=p.loss_bridge_seconds,
+        )
+        if len(subs) == 1 and _sustained(below, run, p.event_bpm):
+            downs.append(run)
+            continue
+        downs += [_Run(run.start + r.start, run.start + r.end, run.start + r.extreme) for r in subs]
+    mask = np.zeros(len(x), dtype=bool)
+    for run in (*ups, *downs):
+        mask[run.start : run.end] = True
+    return ups, downs, mask
 
 
-def _period_baselines(
-    fhr: Series, periods: list[tuple[int, int]], p: CtgParams, excluded: set[int]
-) -> list[float | None]:
-    """Per period: the mean of the stable seconds (outside events and within the band of the
-    median), when there are enough of them; not yet rounded."""
-    result: list[float | None] = []
-    for lo, hi in periods:
-        present = [v for k, v in enumerate(fhr[lo:hi], lo) if v is not None and k not in excluded]
-        if len(present) < p.baseline_min_stable_seconds:
-            result.append(None)
-            continue
-        median = statistics.median(present)
-        stable = [v for v in present if abs(v - median) <= p.baseline_band_bpm]
-        if len(stable) < p.baseline_min_stable_seconds:
-            result.append(None)
-            continue
-        result.append(statistics.fmean(stable))
-    return result
+def _sustained(deviation: Series, run: _Run, threshold: float) -> bool:
+    """Whether the run's median deviation is beyond ``threshold`` (a sustained change)."""
+    values = sorted(v for v in deviation[run.start : run.end] if v is not None)
+    return bool(values) and values[len(values) // 2] > threshold
 
 
 def _round5(value: float) -> int:
@@ -361,7 +406,9 @@ def _deceleration_kind(
     if nadir_at - d_start < p.gradual_onset_seconds:
         return VARIABLE  # a rapid drop: V-shaped
     if contraction is None:
-        return None  # gradual, but no contraction to judge its timing against
+        # FIGO 2015: where contractions are not adequately recorded, a deceleration with a
+        # gradual onset and a gradual return (30 s or more each) is read as late.
+        return LATE if d_end - nadir_at >= p.gradual_onset_seconds else None
     if (
         d_start - contraction.start > p.late_start_after_contraction_seconds
         and nadir_at > contraction.peak_at
@@ -376,20 +423,44 @@ def _deceleration_kind(
     return None
 
 
+def _u_shaped(fhr: Series, lo: int, hi: int, nadir: float, p: CtgParams) -> bool:
+    """A U-shaped component: the deceleration stays near its nadir for a while."""
+    near = sum(1 for v in fhr[lo:hi] if v is not None and v - nadir <= p.u_shape_band_bpm)
+    return near >= p.u_shape_seconds
+
+
 # --- Variability ------------------------------------------------------------------------------
 
 
-def _variability(fhr: Series, excluded: set[int], p: CtgParams) -> list[float]:
-    """Bandwidth (highest minus lowest) of each 1-minute segment, outside events."""
+def _minute_bandwidths(x: np.ndarray, in_event: np.ndarray, p: CtgParams) -> np.ndarray:
+    """Bandwidth (highest minus lowest) of each 1-minute segment outside events, segments
+    counted back from the end; NaN where a segment has too little such signal."""
     size = p.variability_segment_seconds
-    bandwidths = []
-    for lo in range(0, len(fhr) - size + 1, size):
-        values = [
-            v for k, v in enumerate(fhr[lo : lo + size], lo) if v is not None and k not in excluded
-        ]
-        if len(values) >= p.variability_min_samples:
-            bandwidths.append(max(values) - min(values))
-    return bandwidths
+    usable = np.where(in_event, np.nan, x)
+    pad = (-len(usable)) % size
+    if pad:
+        usable = np.concatenate([np.full(pad, np.nan), usable])
+    rows, n = sorted_rows(usable.reshape(-1, size))
+    r = np.arange(len(rows))
+    width = rows[r, np.clip(n - 1, 0, size - 1)] - rows[:, 0]
+    out: np.ndarray = np.where(n >= p.variability_min_samples, width, np.nan)
+    return out
+
+
+def _stretch_minutes(flags: list[bool | None], share: float) -> int:
+    """How many minutes back from the end a stretch of flagged minutes reaches: the longest
+    tail that starts with a flagged minute and in which flagged minutes make at least
+    ``share`` of those that could be judged (None: not judged)."""
+    best = 0
+    yes = judged = 0
+    for back, flag in enumerate(reversed(flags), 1):
+        if flag is None:
+            continue
+        judged += 1
+        yes += flag
+        if flag and yes >= share * judged:
+            best = back
+    return best
 
 
 # --- The analysis -----------------------------------------------------------------------------
@@ -447,63 +518,80 @@ def ctg_analyse_series(
     counted as signal quality (``excluded_percent``), never as events.
 
     ``assess_from``: where the classified window starts (default ``start``); the trace before
-    it is context for the baseline and the time criteria (CTG_LOOKBACK_SECONDS).
+    it (CTG_LOOKBACK_SECONDS where the caller has it) is context: the baseline is read from
+    it, and FIGO's time criteria ("more than 30 minutes", "more than 50 minutes") are judged
+    over it. Events are reported when they reach into the window (with their whole extent).
     """
     p = params or CtgParams()
-    fhr = _exclude(fhr, excluded)
+    total = len(fhr)
     skip = 0
     if assess_from is not None and assess_from > start:
-        skip = min(len(fhr), round(assess_from - start))
-        fhr, ua, start = fhr[skip:], ua[skip:], start + skip
-    set_aside = sum(1 for x in excluded[skip:] if x) if excluded is not None else 0
-    fhr_s, ua_s = fhr, ua
-    count = len(fhr_s)
-    loss = signal_loss_percent(fhr_s)
-    contractions = contractions_find(ua_s, start=start, p=p)
-    rate, rate_span = _contraction_rate(contractions, ua_s, start=start, end=end, p=p)
-    periods = _periods(count, p.period_seconds)
+        skip = min(total, round(assess_from - start))
+    count = total - skip
+    w_start = start + skip
 
+    kept = _exclude(fhr, excluded)
+    artefact = artefacts_find(kept, p)
+    clean: Series = [None if a else v for v, a in zip(kept, artefact, strict=True)]
+    x = np.array(clean, dtype=float)
+    base = baseline_per_second(x, p)
+
+    window_clean = clean[skip:]
+    loss = signal_loss_percent(window_clean)
+    set_aside = sum(1 for m in excluded[skip:] if m) if excluded is not None else 0
+    artefacts = sum(1 for a in artefact[skip:] if a)
+
+    ua_window = ua[skip:]
+    contractions_all = contractions_find(ua, start=start, p=p)
+    contractions = [c for c in contractions_all if c.end > w_start]
+    rate, rate_span = _contraction_rate(contractions, ua_window, start=w_start, end=end, p=p)
+
+    has_base = count >= p.period_seconds and bool(np.any(~np.isnan(base[skip:])))
     ups: list[_Run] = []
     downs: list[_Run] = []
-    in_events: set[int] = set()
-    rounded: list[int | None] = []
-    base: Series = [None] * count
-    if periods:
-        # Baseline and events depend on each other: estimate the baseline, find the events
-        # against it, estimate it again without them, and find the events once more.
-        for _ in range(2):
-            estimates = _period_baselines(fhr_s, periods, p, in_events)
-            rounded = [None if b is None else _round5(b) for b in estimates]
-            if all(b is None for b in rounded):
-                # No period has a baseline (a monitor just started, the signal is lost), so
-                # there are no events against it, and another pass would find the same.
-                base, ups, downs, in_events = [None] * count, [], [], set()
-                break
-            base = _baseline_series(rounded, periods)
-            ups, downs, in_events = _fhr_events(fhr_s, base, p)
+    in_event = np.zeros(total, dtype=bool)
+    if has_base:
+        ups, downs, in_event = _fhr_events(x, base, p)
+    base_list: list[float] = base.tolist()
 
     accelerations = [
         Acceleration(
             start=start + r.start,
             end=start + r.end,
-            peak_bpm=round(fhr_s[r.extreme] or 0),
+            peak_bpm=round(clean[r.extreme] or 0),
             peak_at=start + r.extreme,
-            ongoing=r.end >= count,
+            ongoing=r.end >= total,
         )
         for r in ups
+        if r.end > skip
     ]
-    decelerations = []
+    decelerations_all = []
     for r in downs:
-        nadir = fhr_s[r.extreme] or 0.0
-        baseline_here = base[r.extreme] or 0.0
+        nadir = clean[r.extreme] or 0.0
+        # Measured against the baseline before it (the one at its start).
+        baseline_here = base_list[r.start]
+        if math.isnan(baseline_here):
+            baseline_here = base_list[r.extreme]
         d_start, d_end, nadir_at = start + r.start, start + r.end, start + r.extreme
         depth = baseline_here - nadir
         prolonged = r.end - r.start > p.prolonged_seconds
         kind = None
-        if not prolonged:
-            contraction = _contraction_of(d_start, nadir_at, d_end, contractions)
+        hypoxic: list[str] = []
+        if prolonged:
+            hypoxic.append("prolonged")
+        else:
+            contraction = _contraction_of(d_start, nadir_at, d_end, contractions_all)
             kind = _deceleration_kind(d_start, nadir_at, d_end, depth, contraction, p)
-        decelerations.append(
+            if kind == LATE:
+                hypoxic.append("late")
+            elif kind != EARLY:
+                if _u_shaped(clean, r.start, r.end, nadir, p):
+                    hypoxic.append("U-shaped")
+                if depth >= p.hypoxic_depth_bpm:
+                    hypoxic.append("deep")
+                if r.end - r.start >= p.hypoxic_seconds:
+                    hypoxic.append("long")
+        decelerations_all.append(
             Deceleration(
                 start=d_start,
                 end=d_end,
@@ -512,16 +600,32 @@ def ctg_analyse_series(
                 depth_bpm=round(depth),
                 prolonged=prolonged,
                 kind=kind,
-                ongoing=r.end >= count,
+                ongoing=r.end >= total,
+                hypoxic=tuple(hypoxic),
             )
         )
+    decelerations = [d for d in decelerations_all if d.end > w_start]
 
-    bandwidths = _variability(fhr_s, in_events, p) if periods else []
-    variability = round(statistics.median(bandwidths), 1) if bandwidths else None
-    reduced = sum(1 for b in bandwidths if b < p.normal_variability[0])
-    increased = sum(1 for b in bandwidths if b > p.normal_variability[1])
+    bandwidths = _minute_bandwidths(x, in_event, p) if has_base else np.array([])
+    window_minutes = count // p.variability_segment_seconds
+    in_window = bandwidths[len(bandwidths) - window_minutes :] if window_minutes else bandwidths[:0]
+    readable = in_window[~np.isnan(in_window)]
+    variability = round(float(np.median(readable)), 1) if len(readable) else None
+    vlow, vhigh = p.normal_variability
+    judged: list[bool | None] = [
+        None if math.isnan(b) else bool(b < vlow) for b in bandwidths.tolist()
+    ]
+    reduced = _stretch_minutes(judged, p.variability_stretch_share)
+    judged = [None if math.isnan(b) else bool(b > vhigh) for b in bandwidths.tolist()]
+    increased = _stretch_minutes(judged, p.variability_stretch_share)
+
+    # The baseline of each 10-minute period of the window (at its end), and the window's:
+    # the latest.
+    rounded: list[int | None] = []
+    for _, hi in _periods(count, p.period_seconds):
+        b = base_list[skip + hi - 1]
+        rounded.append(None if math.isnan(b) or not has_base else _round5(b))
     known = [b for b in rounded if b is not None]
-    # The window's baseline: the latest 10-minute period's that has one.
     baseline = known[-1] if known else None
     tachysystole = (
         rate is not None
@@ -529,8 +633,10 @@ def ctg_analyse_series(
         and rate > p.tachysystole_per_10_min
     )
 
+    last_up = max((r.end for r in ups), default=0)
+    without = (total - last_up) / 60
     result = CtgResult(
-        start=start,
+        start=w_start,
         end=end,
         baseline_bpm=baseline,
         variability_bpm=variability,
@@ -546,9 +652,45 @@ def ctg_analyse_series(
         increased_variability_minutes=increased,
         baselines=rounded,
         excluded_percent=round(100.0 * set_aside / count, 1) if count else 0.0,
+        artefact_percent=round(100.0 * artefacts / count, 1) if count else 0.0,
+        pattern_seconds=_pattern_seconds(decelerations_all, contractions_all, w_start, end, p),
+        minutes_without_acceleration=round(without, 1),
     )
-    result.classification, result.reasons = _classify(result, count=count, p=p)
+    result.classification, result.reasons = _classify(result, count=count, total=total, p=p)
     return result
+
+
+def _pattern_seconds(
+    decelerations: list[Deceleration],
+    contractions: list[Contraction],
+    since: float,
+    end: float,
+    p: CtgParams,
+) -> float:
+    """How long decelerations with hypoxic features have repeated, up to the latest one that
+    reaches into the window (from the first start to the last end of a chain in which each
+    follows the previous within ``pattern_gap_seconds``, and which goes with more than half
+    of the contractions recorded over it; up to the window's end while it goes on); 0 when
+    there is no such chain of two or more."""
+    hypoxic = [d for d in decelerations if d.hypoxic]
+    if not hypoxic or hypoxic[-1].end <= since:
+        return 0.0
+    chain = [hypoxic[-1]]
+    for d in reversed(hypoxic[:-1]):
+        if chain[0].start - d.start > p.pattern_gap_seconds:
+            break
+        chain.insert(0, d)
+    # A pattern still going on (its latest deceleration within the gap of the window's end)
+    # lasts until now.
+    last = chain[-1].end
+    ongoing = end - last <= p.pattern_gap_seconds
+    while len(chain) >= 2:
+        lo, hi = chain[0].start, chain[-1].end
+        over = [c for c in contractions if lo <= c.peak_at < hi]
+        if len(over) < 2 or len(chain) > p.repetitive_share * len(over):
+            return (end if ongoing else hi) - lo
+        chain.pop(0)  # not repetitive from there: try the later part
+    return 0.0
 
 
 def _contraction_rate(
@@ -568,7 +710,7 @@ def _contraction_rate(
     return round(count * p.period_seconds / span, 1), span
 
 
-def _classify(r: CtgResult, *, count: int, p: CtgParams) -> tuple[str, list[str]]:
+def _classify(r: CtgResult, *, count: int, total: int, p: CtgParams) -> tuple[str, list[str]]:
     if count < p.period_seconds:
         minutes = p.period_seconds // 60
         return INSUFFICIENT, [
@@ -595,8 +737,7 @@ def _classify(r: CtgResult, *, count: int, p: CtgParams) -> tuple[str, list[str]
         suspicious.append(f"Baseline {r.baseline_bpm} bpm (above {high}).")
 
     vlow, vhigh = p.normal_variability
-    reduced_pathological = r.reduced_variability_minutes > p.reduced_variability_minutes
-    if reduced_pathological:
+    if r.reduced_variability_minutes > p.reduced_variability_minutes:
         pathological.append(
             f"Reduced variability (< {vlow:g} bpm) for {r.reduced_variability_minutes} minutes."
         )
@@ -617,7 +758,16 @@ def _classify(r: CtgResult, *, count: int, p: CtgParams) -> tuple[str, list[str]
     elif longest:
         suspicious.append(f"A prolonged deceleration of {_minutes(longest)}.")
 
-    late_or_prolonged = [d for d in r.decelerations if d.kind == LATE or d.prolonged]
+    reduced_now = r.variability_bpm is not None and r.variability_bpm < vlow
+    # The fetus no longer compensating: reduced variability (FIGO's 20 minutes), or a
+    # tachycardia with the decelerations (FIGO 2015: a rising baseline goes with evolving
+    # hypoxaemia when decelerations repeat).
+    tachycardia = r.baseline_bpm > high and p.tachycardia_shortens_pattern
+    pattern_limit = (
+        p.repetitive_pattern_minutes_reduced_variability
+        if reduced_now or tachycardia
+        else p.repetitive_pattern_minutes
+    )
     with_contraction = sum(
         1
         for d in r.decelerations
@@ -628,23 +778,22 @@ def _classify(r: CtgResult, *, count: int, p: CtgParams) -> tuple[str, list[str]
         and with_contraction >= 2
         and with_contraction > p.repetitive_share * len(r.contractions)
     )
-    pattern_limit = (
-        p.repetitive_pattern_minutes_reduced_variability
-        if r.variability_bpm is not None and r.variability_bpm < vlow
-        else p.repetitive_pattern_minutes
-    )
-    late = [d for d in r.decelerations if d.kind == LATE]
-    if len(late_or_prolonged) >= 2 and (
-        len(late) > p.repetitive_share * max(len(r.contractions), 1)
-        or len(late_or_prolonged) - len(late) >= 2
-    ):
-        span = late_or_prolonged[-1].end - late_or_prolonged[0].start
-        if span > pattern_limit * 60:
-            pathological.append(f"Repetitive late or prolonged decelerations for {_minutes(span)}.")
-        elif repetitive:
-            suspicious.append("Repetitive decelerations.")
-    elif repetitive:
+    if tachycardia and (r.pattern_seconds or repetitive):
+        pathological.append(
+            f"Tachycardia (baseline {r.baseline_bpm} bpm) with repetitive decelerations."
+        )
+    elif r.pattern_seconds > pattern_limit * 60:
+        pathological.append(
+            "Repetitive late or prolonged decelerations (hypoxic features) for "
+            f"{_minutes(r.pattern_seconds)}."
+        )
+    elif r.pattern_seconds or repetitive:
         suspicious.append("Repetitive decelerations.")
+
+    if r.minutes_without_acceleration >= min(p.accelerations_absent_minutes, total / 60) and (
+        total >= CTG_WINDOW_SECONDS
+    ):
+        suspicious.append(f"No acceleration for {round(r.minutes_without_acceleration)} minutes.")
 
     extra = []
     if r.tachysystole:

@@ -84,6 +84,15 @@ class MaternalCapture:
         return count - first, any(self.confirmed[first : last + 1])
 
 
+def maternal_channel(ecg: Series, pulse: Series) -> Series:
+    """The mother's heart rate on the grid: her ECG heart rate where it has a reading, else
+    her pulse (an oximeter's or the toco transducer's pulse sensor); the same object when
+    the pulse has no reading at all."""
+    if pulse.count(None) == len(pulse):
+        return ecg
+    return [p if e is None else e for e, p in zip(ecg, pulse, strict=True)]
+
+
 def maternal_capture(
     fhr: Sequence[float | None],
     mhr: Sequence[float | None] | None = None,

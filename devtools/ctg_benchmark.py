@@ -120,9 +120,12 @@ def readings_grid(samples: np.ndarray, *, bounds: tuple[int, int], seconds: int)
 
 def step_window(record: Record, step: int) -> tuple[int, int]:
     """The classified window of a step, in seconds from the recording's start: it ends at the
-    end of the first stage (step 2) or 30 minutes before it (step 1), within the recording."""
+    end of the first stage (step 2) or 30 minutes before it (step 1), within the recording.
+    A caesarean section in the first stage has no second stage (``Pos. II.st.`` is -1): the
+    first stage ends with the recording."""
     length = len(record.fhr) // RATE_HZ
-    end = min(record.second_stage // RATE_HZ, length)
+    stage = record.second_stage // RATE_HZ if record.second_stage >= 0 else length
+    end = min(stage, length)
     if step == 1:
         end -= CTG_WINDOW_SECONDS
     end = max(end, 0)

@@ -35,6 +35,7 @@ from clinical.services import (
     ward_create,
 )
 from common.errors import ApplicationError
+from common.validators import control_characters_find
 from hl7v2.ack import Answer, ack_build
 from hl7v2.models import AdtMessage
 from hl7v2.pcd01 import header_check, hl7_datetime, pid_mrns
@@ -104,6 +105,13 @@ def adt_read(message: hl7.Message) -> AdtEvent:
     evn = _segment(message, "EVN")
     family, given = _get(pid, 5, 1), _get(pid, 5, 2)
     born = _get(pid, 7)
+    _one_line(
+        (mrns[0], Location("PID", 1, 3)),
+        (family, Location("PID", 1, 5)),
+        (given, Location("PID", 1, 5)),
+        (_get(pv1, 3, 1), Location("PV1", 1, 3)),
+        (_get(pv1, 3, 3) or _get(pv1, 3, 2), Location("PV1", 1, 3)),
+    )
     return AdtEvent(
         event=event,
         mrn=mrns[0],
@@ -117,6 +125,19 @@ def adt_read(message: hl7.Message) -> AdtEvent:
         discharged_at=_time(_get(pv1, 45), Location("PV1", 1, 45)),
         prior_mrn=_get(_segment(message, "MRG"), 1, 1),
     )
+
+
+def _one_line(*values: tuple[str, Location]) -> None:
+    """Names, MRNs, wards and beds refuse control characters here as at every entry point
+    (``common.validators``)."""
+    for value, location in values:
+        if control_characters_find(value) is not None:
+            raise Refusal(
+                f"{location.segment}-{location.field} must not contain control characters.",
+                code="validation_error",
+                hl7_error=ErrorCode.DATA_TYPE,
+                location=location,
+            )
 
 
 def _date(value: str, location: Location) -> date:

@@ -8,7 +8,8 @@ class Hl7V2Config(AppConfig):
     verbose_name = "HL7 v2 (MLLP)"
 
     def ready(self) -> None:
-        from alerts.signals import alert_changed
-        from hl7v2.receivers import alert_changed_report
+        from hl7v2.delivery import AlertManagerTransport
+        from notifications.transports import transport_register
 
-        alert_changed.connect(alert_changed_report, dispatch_uid="hl7v2.report")
+        # Alert reports (PCD-04) are deliveries of the outbox, like e-mail and webhooks.
+        transport_register(AlertManagerTransport())

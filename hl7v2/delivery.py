@@ -1,6 +1,7 @@
 """Outbound HL7: alert events reported to a place's alert manager as PCD-04 ORU^R40 over MLLP,
-one more transport of ``notifications.delivery`` (its bookkeeping: each event delivered to
-each alert manager once, attempts and the last error recorded)."""
+one more transport of the deliveries outbox (``notifications.delivery``: each event delivered
+to each alert manager once, retried with back-off, attempts and the last error recorded),
+registered in ``Hl7V2Config.ready()``."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from alerts.models import AlertEvent
 from alerts.selectors import alert_event_get
 from hl7v2.mllp import mllp_send_sync
 from hl7v2.pcd04 import oru_r40_build
-from notifications.delivery import Transport, event_deliver
+from notifications.delivery import event_deliver
 from notifications.models import AlertNotification
+from notifications.transports import Transport, TransportError
 
 
-class AlertManagerError(Exception):
-    """The alert manager did not take the report (unreachable, no ACK, or not AA/CA)."""
+class AlertManagerError(TransportError):
+    """The alert manager did not take the report (unreachable, no ACK, or not AA/CA):
+    transient, tried again with back-off."""
 
 
 def alert_manager_address(event: AlertEvent) -> str:
@@ -34,7 +37,7 @@ class AlertManagerTransport(Transport):
         address = alert_manager_address(event)
         return [address] if address else []
 
-    def send(self, event: AlertEvent, recipient: str) -> None:
+    def send(self, event: AlertEvent, recipient: str, *, delivery_id: int) -> None:
         host, _, port = recipient.rpartition(":")
         report = oru_r40_build(event=event)
         try:
@@ -52,6 +55,7 @@ class AlertManagerTransport(Transport):
 
 
 def alert_event_report(*, event_id: int) -> bool:
-    """Report one alert event to its place's alert manager once; True when sent now."""
+    """Report one alert event to its place's alert manager, here and now, if due; True when
+    sent now."""
     event = alert_event_get(event_id=event_id)
     return event is not None and bool(event_deliver(event=event, transport=AlertManagerTransport()))

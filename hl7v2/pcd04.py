@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from hl7apy.base_datatypes import FT
+from hl7apy.base_datatypes import FT, IS, ST
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
@@ -35,6 +35,7 @@ from alerts.payload import alert_payload
 from alerts.rules import Limits
 from alerts.selectors import patient_limits
 from alerts.vocabulary import Action, Priority
+from common.validators import control_characters_replace
 from monitoring.selectors import reading_latest
 
 PROFILE = "IHE_PCD_ACM_001^IHE PCD^1.3.6.1.4.1.19376.1.6.4.4^ISO"
@@ -52,7 +53,9 @@ KIND_EVENTS: dict[str, tuple[str, str]] = {
     "fetal_tachycardia": (EVENT_HIGH, "H"),
 }
 BEATS_PER_MINUTE = "264864^MDC_DIM_BEAT_PER_MIN^MDC"
-TECHNICAL_KINDS = frozenset({"device_offline", "fhr_signal_loss", "fhr_maternal_coincidence"})
+TECHNICAL_KINDS = frozenset(
+    {"device_offline", "fhr_signal_loss", "fhr_maternal_coincidence", "delivery_failed"}
+)
 # The metric an alarm is about -> the measurement it names (OBX 5).
 METRIC_CODES = {
     "heart_rate": "147842^MDC_ECG_HEART_RATE^MDC",
@@ -115,6 +118,16 @@ def _dtm(moment: datetime) -> str:
     return moment.strftime("%Y%m%d%H%M%S%z") or moment.strftime("%Y%m%d%H%M%S+0000")
 
 
+def _text(datatype: type[ST] | type[IS] | type[FT], value: str) -> ST | IS | FT:
+    """What people typed, as a value of ``datatype``: hl7apy escapes the separators
+    (``| ^ ~ \\ &``) of a typed value; a control character (data stored before names were
+    validated) becomes a space, as a carriage return would end the segment; and a value
+    longer than the type allows (an IS is 20 characters in HL7 2.6) is cut to it rather than
+    failing the whole report (the full name stays in the system of record)."""
+    text = control_characters_replace(value)
+    return datatype(text[: datatype("").max_length])
+
+
 def pcd04_control_id(event: AlertEvent) -> str:
     return f"ALERT{event.alert_id}-{event.id}"
 
@@ -143,15 +156,15 @@ def oru_r40_build(*, event: AlertEvent, receiving_application: str = "") -> str:
 
     result = message.add_group("ORU_R01_PATIENT_RESULT")
     person = result.add_group("ORU_R01_PATIENT")
-    person.pid.pid_3.cx_1 = patient.mrn
+    person.pid.pid_3.cx_1 = _text(ST, patient.mrn)
     person.pid.pid_3.cx_5 = "MR"
-    person.pid.pid_5.xpn_1.fn_1 = patient.name
+    person.pid.pid_5.xpn_1.fn_1 = _text(ST, patient.name)
     visit = person.add_group("ORU_R01_VISIT")
     visit.pv1.pv1_2 = "I"
     if patient.ward is not None:
-        visit.pv1.pv1_3.pl_1 = patient.ward.name
+        visit.pv1.pv1_3.pl_1 = _text(IS, patient.ward.name)
     if patient.bed:
-        visit.pv1.pv1_3.pl_3 = patient.bed
+        visit.pv1.pv1_3.pl_3 = _text(IS, patient.bed)
 
     order = result.add_group("ORU_R01_ORDER_OBSERVATION")
     order.obr.obr_1 = "1"
@@ -162,7 +175,7 @@ def oru_r40_build(*, event: AlertEvent, receiving_application: str = "") -> str:
     if alert.message:
         note = order.add_segment("NTE")
         note.nte_1 = "1"
-        note.nte_3 = FT(alert.message)
+        note.nte_3 = _text(FT, alert.message)
 
     event_code, abnormality = KIND_EVENTS.get(alert.kind, (f"{alert.kind}^^{LOCAL_SYSTEM}", ""))
     source = "ST" if alert.kind in TECHNICAL_KINDS else "SP"

@@ -1,23 +1,20 @@
-"""Celery task of outbound HL7: one alert event to the place's alert manager, with retries."""
+"""Celery task of outbound HL7, kept for messages queued by an earlier release: alert reports
+are deliveries of the outbox now (``notifications.tasks.notification_deliver``)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from common.tasks import RetryPolicy
-from hl7v2.delivery import AlertManagerError, alert_event_report
-
-REPORT_RETRY: RetryPolicy = {
-    "autoretry_for": (AlertManagerError, OSError),
-    "retry_backoff": 2,
-    "retry_backoff_max": 60,  # an alarm is worth little late: retry often
-    "retry_jitter": True,
-    "max_retries": 20,
-    "acks_late": True,
-}
+from alerts.selectors import alert_event_get
+from hl7v2.delivery import AlertManagerTransport
+from notifications.delivery import deliveries_plan
+from notifications.tasks import deliveries_queue
 
 
-@shared_task(name="hl7v2.tasks.alert_event_report", **REPORT_RETRY)
-def alert_event_report_task(event_id: int) -> bool:
-    """Send the PCD-04 report of one alert event; idempotent (the delivery is recorded)."""
-    return alert_event_report(event_id=event_id)
+@shared_task(name="hl7v2.tasks.alert_event_report", acks_late=True)
+def alert_event_report_task(event_id: int) -> int:
+    """Plan the PCD-04 report of one alert event in the outbox and queue it."""
+    event = alert_event_get(event_id=event_id)
+    if event is None:
+        return 0
+    return deliveries_queue(deliveries_plan(event=event, transport=AlertManagerTransport()))

@@ -30,14 +30,8 @@ from reportlab.pdfgen.canvas import Canvas
 
 from clinical.models import Patient
 from clinical.selectors import patient_device
-from ctg.analysis import (
-    CTG_LOOKBACK_SECONDS,
-    CTG_WINDOW_SECONDS,
-    CtgResult,
-    Series,
-    ctg_analyse_series,
-    per_second,
-)
+from ctg.analysis import CtgResult, Series, per_second
+from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.notes import note_payload, notes_of_patient
 from monitoring.selectors import readings_per_second
@@ -163,27 +157,28 @@ class RecordData:
 
 
 def record_windows(
-    *, fhr: Series, ua: Series, start: float, end: float, lookback: int
+    *, fhr: Series, ua: Series, mhr: Series, start: float, end: float, lookback: int
 ) -> list[CtgResult]:
-    """The analysis of each CTG_WINDOW_SECONDS window of [start, end) (the last one may be
-    shorter), each with the CTG_LOOKBACK_SECONDS of trace before it (``fhr`` and ``ua`` begin
-    ``lookback`` seconds before ``start``), as the product classifies a window."""
+    """The product's reading (``ctg.window.ctg_read``: the evaluator's window, look-back,
+    monitored time and maternal capture) of each CTG_WINDOW's 30 minutes of [start, end), the
+    last one shorter if the record ends sooner. The series begin ``lookback`` seconds before
+    ``start`` on the one-second grid."""
     results = []
     t = start
     while t < end:
-        window_end = min(end, t + CTG_WINDOW_SECONDS)
-        first = int(t - start)  # index of the window's start in the trace after the lookback
-        context = max(0, first + lookback - CTG_LOOKBACK_SECONDS)
-        stop = lookback + (math.ceil(window_end - start))
-        context_start = start - lookback + context
+        window_end = min(end, t + CTG_WINDOW.seconds)
+        window = CTG_WINDOW.of_length(math.ceil(window_end - t))
+        stop = lookback + math.ceil(window_end - start)
+        first = max(0, stop - window.span_seconds)
         results.append(
-            ctg_analyse_series(
-                fhr=fhr[context:stop],
-                ua=ua[context:stop],
-                start=context_start,
+            ctg_read(
+                fhr=fhr[first:stop],
+                ua=ua[first:stop],
+                mhr=mhr[first:stop],
+                start=start - lookback + first,
                 end=window_end,
-                assess_from=t,
-            )
+                window=window,
+            ).result
         )
         t = window_end
     return results
@@ -194,14 +189,16 @@ def ctg_record_data(
 ) -> RecordData:
     """Read what a record shows: the readings of [start, end) (and the lookback the analysis
     reads before it) in one query, the notes, the device."""
-    lookback = CTG_LOOKBACK_SECONDS
+    lookback = CTG_WINDOW.lookback_seconds
     read_from = start - timedelta(seconds=lookback)
     raw = readings_per_second(patient_id=patient.id, start=read_from, end=end)
     t0, t1 = read_from.timestamp(), end.timestamp()
     fhr = per_second(raw[Metric.FETAL_HEART_RATE], start=t0, end=t1)
     ua = per_second(raw[Metric.UTERINE_ACTIVITY], start=t0, end=t1)
     mhr = per_second(raw[Metric.HEART_RATE], start=t0, end=t1)
-    windows = record_windows(fhr=fhr, ua=ua, start=start.timestamp(), end=t1, lookback=lookback)
+    windows = record_windows(
+        fhr=fhr, ua=ua, mhr=mhr, start=start.timestamp(), end=t1, lookback=lookback
+    )
     device = patient_device(patient)
     ward = patient.ward
     return RecordData(
@@ -352,7 +349,8 @@ class _Page:
             x0, x1 = g.x(span[0], self.start), g.x(span[1], self.start)
             ink = CLASS_INK.get(result.classification, TEXT_INK)
             c.setFillColor(ink)
-            c.rect(x0, y, x1 - x0, 1.2 * mm, stroke=0, fill=1)
+            # A hair of paper between two windows, so that each window's bar reads as its own.
+            c.rect(x0 + 0.6, y, max(x1 - x0 - 1.2, 0.5), 1.2 * mm, stroke=0, fill=1)
             words = [result.classification.replace("_", " ").capitalize()]
             if result.baseline_bpm is not None:
                 words.append(f"baseline {result.baseline_bpm}")

@@ -16,6 +16,7 @@ from clinical.selectors import (
     ward_patients_admitted,
 )
 from ctg.analysis import CtgParams, per_second
+from ctg.maternal import maternal_channel
 from ctg.window import CTG_WINDOW, CtgReading, ctg_read
 from monitoring.ingest import Target, value_fields
 from monitoring.models import Metric, Reading
@@ -272,7 +273,14 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
 # --- CTG ----------------------------------------------------------------------------------
 
 
-CTG_METRICS = (Metric.FETAL_HEART_RATE, Metric.UTERINE_ACTIVITY, Metric.HEART_RATE)
+# The cardiotocogram's channels and the mother's heart rate (ECG, else a pulse), which the
+# maternal-capture check compares the fetal channel with (``ctg.maternal``).
+CTG_METRICS = (
+    Metric.FETAL_HEART_RATE,
+    Metric.UTERINE_ACTIVITY,
+    Metric.HEART_RATE,
+    Metric.PULSE_RATE,
+)
 
 
 def readings_per_second(
@@ -357,7 +365,10 @@ def patient_ctg(
     return ctg_read(
         fhr=per_second(series[Metric.FETAL_HEART_RATE], start=first, end=last),
         ua=per_second(series[Metric.UTERINE_ACTIVITY], start=first, end=last),
-        mhr=per_second(series[Metric.HEART_RATE], start=first, end=last),
+        mhr=maternal_channel(
+            per_second(series[Metric.HEART_RATE], start=first, end=last),
+            per_second(series[Metric.PULSE_RATE], start=first, end=last),
+        ),
         start=first,
         end=last,
         window=window,

@@ -9,6 +9,16 @@ from notifications.models import AlertNotification
 
 @admin.register(AlertNotification)
 class AlertNotificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "event", "channel", "recipient", "sent_at", "attempts")
-    list_filter = ("channel",)
+    list_display = (
+        "id",
+        "event",
+        "channel",
+        "recipient",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("channel", "state")
     raw_id_fields = ("event",)

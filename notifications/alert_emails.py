@@ -8,6 +8,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertEvent
 from alerts.selectors import alert_escalation_recipients, alert_recipients
 from alerts.vocabulary import Action
+from common.validators import control_characters_replace
 
 _SUBJECT_PREFIX = {
     "raised": "Alarm",
@@ -19,21 +20,24 @@ _SUBJECT_PREFIX = {
 
 
 def alert_email_render(*, alert: Alert, event: AlertEvent) -> tuple[str, str]:
-    """Subject and plain-text body for one alert event."""
+    """Subject and plain-text body for one alert event. Names are one line each: a control
+    character stored before names were validated becomes a space (a line break in the
+    subject would make the message unsendable, in the body a forged line)."""
     patient = alert.patient
+    name, mrn = control_characters_replace(patient.name), control_characters_replace(patient.mrn)
     where = patient.place.name
     if patient.ward is not None:
         where = f"{where} / {patient.ward.name}"
     if patient.bed:
         where = f"{where}, bed {patient.bed}"
+    where = control_characters_replace(where)
     prefix = _SUBJECT_PREFIX.get(event.action, "Alarm")
-    subject = (
-        f"[{alert.priority.upper()}] {prefix}: {alert.kind.replace('_', ' ')} - "
-        f"{patient.name} ({where})"
+    subject = control_characters_replace(
+        f"[{alert.priority.upper()}] {prefix}: {alert.kind.replace('_', ' ')} - {name} ({where})"
     )
     at = timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M:%S %Z")
     lines = [
-        f"{prefix} ({alert.priority} priority) for {patient.name}, MRN {patient.mrn}.",
+        f"{prefix} ({alert.priority} priority) for {name}, MRN {mrn}.",
         f"Where: {where}",
         f"What: {alert.message}",
         f"Raised at: {timezone.localtime(alert.raised_at).strftime('%Y-%m-%d %H:%M:%S %Z')}",

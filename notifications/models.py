@@ -7,10 +7,14 @@ from alerts.models import AlertEvent
 
 
 class AlertNotification(models.Model):
-    """One delivery of one alert event to one recipient (e-mail address or webhook URL).
+    """The outbox: one delivery of one alert event to one recipient (an e-mail address, a
+    webhook URL, an HL7 alert manager), through one transport (``notifications.transports``).
 
-    The unique key makes the fan-out tasks idempotent: a retried or duplicated task skips
-    every recipient already marked sent.
+    Its state moves pending -> sending -> sent, or back to pending with ``next_attempt_at``
+    after a transient failure, or to failed once the attempts are exhausted or the failure is
+    permanent. An attempt claims the row by that state transition before it sends, so a
+    duplicated or redelivered task never sends to one recipient twice. The unique key makes
+    planning idempotent.
     """
 
     class Channel(models.TextChoices):
@@ -18,15 +22,24 @@ class AlertNotification(models.Model):
         WEBHOOK = "webhook", "Webhook"
         HL7 = "hl7", "HL7 alert manager"
 
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
     event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     recipient = models.CharField(max_length=500)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
+    # When a pending delivery is due (its first attempt at once, a retry after its back-off).
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
-    # Set while an attempt is under way ("sending"), cleared when it ends either way. A row
-    # still sending long after any send could take belongs to a worker that died mid-send:
-    # the delivery sweep queues its event again and the next attempt takes it over.
+    # When the attempt under way began ("sending"). A row still sending long after any send
+    # could take belongs to a worker that died mid-send: the sweep hands it out again.
     sending_since = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
 
@@ -38,7 +51,9 @@ class AlertNotification(models.Model):
                 fields=("event", "channel", "recipient"), name="one_notification_per_recipient"
             ),
         ]
+        indexes = [
+            models.Index(fields=("state", "next_attempt_at"), name="notification_due"),
+        ]
 
     def __str__(self) -> str:
-        state = "sent" if self.sent_at else "sending" if self.sending_since else "pending"
-        return f"{self.channel} to {self.recipient} ({state})"
+        return f"{self.channel} to {self.recipient} ({self.state})"

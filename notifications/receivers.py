@@ -1,4 +1,5 @@
-"""What delivery listens to: every committed alert transition is queued for delivery."""
+"""What delivery listens to: every committed alert transition is planned in the outbox and
+each of its deliveries queued."""
 
 from __future__ import annotations
 
@@ -6,18 +7,20 @@ import logging
 from typing import Any
 
 from common.logs import log_ids
-from notifications.tasks import alert_event_notify
+from notifications.delivery import deliveries_plan
+from notifications.tasks import deliveries_queue
 
 logger = logging.getLogger(__name__)
 
 
 def alert_changed_deliver(*, alert: Any, event: Any, **_: Any) -> None:
-    """Queue the delivery of one alert event (the signal is sent after commit)."""
+    """Plan the deliveries of one alert event and queue each (the signal is sent after
+    commit). The rows are the record: whatever is not queued now, the sweep queues."""
     try:
-        alert_event_notify.delay(event.id)
-    except Exception:  # broker down: the event stays recorded and the sweep queues it again
+        deliveries_queue(deliveries_plan(event=event))
+    except Exception:  # the event stays recorded; the sweep plans it again
         logger.exception(
-            "could not queue notifications for alert event %s",
+            "could not plan the deliveries of alert event %s",
             event.id,
             extra=log_ids(alert=alert, alert_event_id=event.id),
         )

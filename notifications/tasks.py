@@ -1,53 +1,86 @@
-"""Celery tasks of delivery: one alert event out to e-mail and the webhook, and the sweep that
-queues again events whose delivery never started.
+"""Celery tasks of delivery: one attempt of one outbox row, and the sweep that hands out
+whatever is due (``notifications.delivery``).
 
-Tasks take ids and are idempotent (see ``delivery``); they retry with backoff. The task names
-are kept from earlier releases, so tasks queued before an upgrade still run.
+Tasks take ids and are idempotent: an attempt first claims its row, so a duplicated or
+redelivered message sends nothing twice. Retries are not Celery retries: a failed attempt
+records when the row is due again and queues its next attempt for then; should that message
+be lost (a worker killed, a Redis restarted empty), the sweep hands the row out again. The
+old task names are kept, so tasks queued before an upgrade still run.
 """
 
 from __future__ import annotations
 
-import smtplib
+import logging
 
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
-from common.tasks import RetryPolicy
-from notifications.delivery import alert_event_email, alert_event_webhook
-from notifications.selectors import alert_events_undelivered
-from notifications.webhooks import WebhookError
+from alerts.selectors import alert_event_get
+from notifications.delivery import deliveries_plan, delivery_attempt
+from notifications.selectors import alert_events_unplanned, deliveries_due
 
-ALERT_RETRY: RetryPolicy = {
-    "autoretry_for": (smtplib.SMTPException, OSError, WebhookError),
-    "retry_backoff": 2,
-    # An alarm e-mail is tried again at least every minute while SMTP fails (about 15 min).
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 20,
-    "acks_late": True,
-}
+logger = logging.getLogger(__name__)
 
 
-@shared_task(name="notifications.tasks.alert_event_notify", **ALERT_RETRY)
-def alert_event_notify(event_id: int) -> dict[str, int]:
-    """Deliver one alert event: e-mail to its recipients, then the place's webhook. Each
-    delivery is recorded, so a retry sends only what has not been sent."""
-    emails = alert_event_email(event_id=event_id)
-    webhook = alert_event_webhook(event_id=event_id)
-    return {"emails": emails, "webhook": int(webhook)}
+@shared_task(name="notifications.tasks.notification_deliver", acks_late=True)
+def notification_deliver(notification_id: int) -> str:
+    """One attempt of one delivery; after a transient failure its next attempt is queued for
+    when it is due (the sweep queues it should this message be lost)."""
+    attempt = delivery_attempt(notification_id=notification_id)
+    if attempt.outcome == "retry" and attempt.retry_at is not None:
+        countdown = max((attempt.retry_at - timezone.now()).total_seconds(), 0.0)
+        try:
+            notification_deliver.apply_async((notification_id,), countdown=countdown)
+            logger.info("delivery %s: next attempt queued, in %.1f s", notification_id, countdown)
+        except Exception:  # the broker is away: the sweep hands the row out once it is back
+            logger.warning("could not queue the next attempt of delivery %s", notification_id)
+    return attempt.outcome
+
+
+def deliveries_queue(ids: list[int]) -> int:
+    """Queue one attempt per delivery id; how many were queued (the broker may be away)."""
+    queued = 0
+    for notification_id in ids:
+        try:
+            notification_deliver.delay(notification_id)
+        except Exception:  # broker away: the rows stay due, the sweep queues them later
+            logger.warning("could not queue delivery %s; the sweep will", notification_id)
+            break
+        queued += 1
+    return queued
+
+
+@shared_task(name="notifications.tasks.alert_event_notify", acks_late=True)
+def alert_event_notify(event_id: int) -> int:
+    """Plan the deliveries of one alert event and queue each (kept for messages queued by an
+    earlier release); how many were queued."""
+    event = alert_event_get(event_id=event_id)
+    return 0 if event is None else deliveries_queue(deliveries_plan(event=event))
 
 
 @shared_task(name="notifications.tasks.alerts_delivery_sweep", acks_late=True)
 def alerts_delivery_sweep() -> int:
-    """Beat: queue again the delivery of recent alert events that never started (the broker
-    was down when they committed) or are stuck "sending" (the worker died mid-send); at most
-    once per stuck interval per event."""
-    queued = 0
-    for event_id in alert_events_undelivered():
-        if cache.add(
-            f"notifications:requeue:{event_id}", 1, timeout=settings.NOTIFICATION_STUCK_SECONDS
-        ):
-            alert_event_notify.delay(event_id)
-            queued += 1
-    return queued
+    """Beat: plan recent events whose planning never happened, and queue every delivery that
+    is due but was not taken (its message lost, or never sent while the broker was away) or is
+    stuck "sending" (its worker died); each at most once per ``NOTIFICATION_STUCK_SECONDS``."""
+    planned: list[int] = []
+    for event_id in alert_events_unplanned():
+        event = alert_event_get(event_id=event_id)
+        if event is not None:
+            planned += deliveries_plan(event=event)
+    # A row is handed out once per state (its attempts, when due) and stuck interval.
+    fresh = [
+        notification_id
+        for notification_id, attempts, due_at in deliveries_due(
+            grace=settings.NOTIFICATION_SWEEP_GRACE_SECONDS
+        )
+        if notification_id not in planned
+        and cache.add(
+            f"notifications:requeue:{notification_id}:{attempts}:{due_at.timestamp()}",
+            1,
+            timeout=settings.NOTIFICATION_STUCK_SECONDS,
+        )
+    ]
+    return deliveries_queue(planned + fresh)

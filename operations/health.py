@@ -14,13 +14,16 @@ failing checks named. Anything else failing makes it ``unavailable`` (503).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import redis
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from monitoring.realtime.backlog import stream_backlog_size
 from monitoring.realtime.stream import stream_lag
+from notifications.selectors import deliveries_failed, deliveries_overdue
 
 TIMEOUT_SECONDS = 1.0
 
@@ -75,17 +78,35 @@ def stream_backlog_check() -> str:
     return "ok"
 
 
+def deliveries_check() -> str:
+    """Alarm pages go out: none failed for good within ``NOTIFICATION_FAILED_READY_SECONDS``
+    and none has waited, due, for longer than ``NOTIFICATION_OVERDUE_SECONDS`` (no worker,
+    beat or broker works the outbox). Either is "degraded": this process still works."""
+    since = timezone.now() - timedelta(seconds=settings.NOTIFICATION_FAILED_READY_SECONDS)
+    failed = list(deliveries_failed(since=since)[:2])
+    if failed:
+        latest = failed[0]
+        return f"failed: alarm page to {latest.recipient} ({latest.channel}) could not be delivered"
+    overdue = deliveries_overdue(late=settings.NOTIFICATION_OVERDUE_SECONDS)
+    if overdue:
+        return f"overdue: {overdue} alarm deliveries wait to be sent"
+    return "ok"
+
+
 CHECKS: dict[str, Check] = {
     "database": database_check,
     "redis": redis_check,
     "channel_layer": channel_layer_check,
     "alarm_evaluator": alarm_evaluator_check,
     "stream_backlog": stream_backlog_check,
+    "deliveries": deliveries_check,
 }
 # A check that needs another one: skipped when that one failed.
-NEEDS = {"alarm_evaluator": "redis", "stream_backlog": "database"}
+NEEDS = {"alarm_evaluator": "redis", "stream_backlog": "database", "deliveries": "database"}
 # Checks whose failure leaves the process able to store and ack readings: "degraded".
-DEGRADABLE = frozenset({"redis", "channel_layer", "alarm_evaluator", "stream_backlog"})
+DEGRADABLE = frozenset(
+    {"redis", "channel_layer", "alarm_evaluator", "stream_backlog", "deliveries"}
+)
 # A degradable check that fails for its own reason (not Redis being away) still fails.
 _FAILS_ALONE = {"alarm_evaluator"}
 

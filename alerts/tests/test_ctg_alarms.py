@@ -27,7 +27,11 @@ Trace = Callable[[float], float | None]
 
 
 def normal_fhr(t: float) -> float:
-    return 140 + 4 * math.sin(2 * math.pi * t / 20)
+    """A reassuring trace: baseline 140, bandwidth 8 bpm, an acceleration (25 bpm for 40 s)
+    every 10 minutes."""
+    phase = (t - 300) % 600
+    rise = 25 * min(1.0, phase / 8, (40 - phase) / 8) if 0 <= phase < 40 else 0.0
+    return 140 + 4 * math.sin(2 * math.pi * t / 20) + rise
 
 
 def flat_ua(t: float) -> float:
@@ -59,6 +63,7 @@ class Monitor:
         fhr: Trace = normal_fhr,
         ua: Trace | None = flat_ua,
         hr: Trace | None = None,
+        pulse: Trace | None = None,
         chunk: float = 30,
     ) -> None:
         """Readings for the seconds [start, end), evaluated every ``chunk`` seconds."""
@@ -71,6 +76,7 @@ class Monitor:
                     ("fetal_heart_rate", fhr),
                     ("uterine_activity", ua),
                     ("heart_rate", hr),
+                    ("pulse_rate", pulse),
                 ):
                     value = trace(second) if trace is not None else None
                     if value is None:

@@ -61,6 +61,14 @@ def test_a_stretch_recorded_from_the_mother_raises_the_technical_alarm(monitor, 
     assert monitor.alerts("fhr_maternal_coincidence")[0].state == "resolved"
 
 
+def test_the_maternal_pulse_serves_where_there_is_no_maternal_ecg(monitor):
+    """A labour ward's maternal heart rate often comes from a pulse oximeter or the toco
+    transducer's pulse sensor (``pulse_rate``), not an ECG."""
+    monitor.feed(0, CAPTURE[0] + 120, fhr=captured, pulse=mother_with_dropouts)
+    [alert] = monitor.alerts("fhr_maternal_coincidence")
+    assert "recording the mother, not the fetus" in alert.message
+
+
 def test_without_the_maternal_channel_a_jump_to_a_maternal_rate_raises_it_too(monitor):
     monitor.feed(0, CAPTURE[0] + 120, fhr=captured)
     [alert] = monitor.alerts("fhr_maternal_coincidence")

@@ -18,7 +18,7 @@ from ctg.analysis import (
     per_second,
     signal_loss_percent,
 )
-from ctg.tests.traces import T0, Shape, contraction_starts, fhr_trace, ua_trace
+from ctg.tests.traces import T0, Shape, accelerations, contraction_starts, fhr_trace, ua_trace
 
 
 def analyse(minutes: float, fhr, ua=(), *, start: float = 0, end: float | None = None):
@@ -44,10 +44,10 @@ def test_per_second_means_and_gaps():
 
 
 def test_normal_trace_has_its_baseline_bandwidth_and_no_events():
-    result = analyse(40, fhr_trace(40, baseline=140, amplitude=4))
+    result = analyse(40, fhr_trace(40, baseline=140, amplitude=4, shapes=accelerations(40)))
     assert result.baseline_bpm == 140
     assert result.variability_bpm == pytest.approx(8, abs=0.6)
-    assert result.accelerations == [] and result.decelerations == []
+    assert len(result.accelerations) == 4 and result.decelerations == []
     assert result.signal_loss_percent == 0.0
     assert result.classification == NORMAL
     assert result.reasons and "Baseline 140 bpm" in result.reasons[0]
@@ -97,15 +97,15 @@ def test_a_deceleration_has_start_end_nadir_and_depth():
 
 
 def test_a_deceleration_of_more_than_3_minutes_is_prolonged_and_suspicious():
-    result = analyse(30, fhr_trace(30, shapes=[Shape(900, 240, -40)], amplitude=3))
+    result = analyse(30, fhr_trace(30, shapes=[Shape(900, 245, -40)], amplitude=3))
     [d] = result.decelerations
-    assert d.prolonged and d.seconds == pytest.approx(240, abs=2) and d.kind is None
+    assert d.prolonged and d.seconds == pytest.approx(243, abs=2) and d.kind is None
     assert result.classification == SUSPICIOUS
     assert any("prolonged deceleration of 4 min" in r for r in result.reasons)
 
 
 def test_one_prolonged_deceleration_of_more_than_5_minutes_is_pathological():
-    result = analyse(30, fhr_trace(30, shapes=[Shape(900, 360, -40)], amplitude=3))
+    result = analyse(30, fhr_trace(30, shapes=[Shape(900, 365, -40)], amplitude=3))
     assert result.classification == PATHOLOGICAL
     assert any("prolonged deceleration of 6 min" in r for r in result.reasons)
 
@@ -146,10 +146,15 @@ def test_late_and_early_decelerations_against_contractions():
     assert [d.kind for d in result.decelerations] == [LATE, EARLY], result.decelerations
 
 
-def test_gradual_deceleration_without_uterine_activity_has_no_kind():
+def test_gradual_deceleration_without_uterine_activity_is_read_as_late():
+    # FIGO 2015: without an adequate contraction signal, a gradual onset and return (30 s or
+    # more each) tells a late deceleration.
     shape = Shape(600, 100, -25, ramp_in=45, ramp_out=45)
     [d] = analyse(20, fhr_trace(20, shapes=[shape], amplitude=1.5)).decelerations
-    assert d.kind is None
+    assert d.kind == LATE and d.hypoxic == ("late",)
+    quick_return = Shape(600, 60, -25, ramp_in=45, ramp_out=10)
+    [d] = analyse(20, fhr_trace(20, shapes=[quick_return], amplitude=1.5)).decelerations
+    assert d.kind is None and d.hypoxic == ()
 
 
 def test_repetitive_late_decelerations_for_over_30_minutes_are_pathological():
@@ -173,7 +178,7 @@ def test_reduced_variability_over_50_minutes_is_pathological():
 
 
 def test_reduced_variability_for_a_shorter_time_is_suspicious():
-    result = analyse(30, fhr_trace(30, amplitude=1))
+    result = analyse(30, fhr_trace(30, amplitude=1, shapes=accelerations(30)))
     assert result.classification == SUSPICIOUS
     assert len(result.reasons) == 1 and result.reasons[0].startswith("Reduced variability (")
 
@@ -201,7 +206,7 @@ def test_baseline_below_100_is_pathological_and_above_160_suspicious():
 
 
 def test_contractions_and_their_frequency():
-    result = analyse(30, fhr_trace(30), ua_trace(30, every=180, first=60))
+    result = analyse(30, fhr_trace(30, shapes=accelerations(30)), ua_trace(30, every=180, first=60))
     starts = contraction_starts(30, every=180, first=60)
     assert len(result.contractions) == len(starts) == 10
     for contraction, start in zip(result.contractions, starts, strict=True):
@@ -225,11 +230,24 @@ def test_without_uterine_activity_the_frequency_is_unknown():
     assert result.contractions == [] and result.contractions_per_10_min is None
 
 
+def test_no_acceleration_for_40_minutes_is_not_reassuring():
+    # Over the preceding trace too: 60 minutes without one, the window the last 30.
+    trace = fhr_trace(60)
+    result = ctg_analyse(fhr=trace, start=T0, end=T0 + 3600, assess_from=T0 + 1800)
+    assert result.minutes_without_acceleration == 60
+    assert result.classification == SUSPICIOUS
+    assert result.reasons == ["No acceleration for 60 minutes."]
+    # One 25 minutes before the window's end: reassuring.
+    reactive = fhr_trace(60, shapes=[Shape(2100, 40, 25, ramp_in=8, ramp_out=8)])
+    result = ctg_analyse(fhr=reactive, start=T0, end=T0 + 3600, assess_from=T0 + 1800)
+    assert result.classification == NORMAL
+
+
 # --- Signal loss and short windows ------------------------------------------------------------
 
 
 def test_signal_loss_share_is_measured():
-    result = analyse(30, fhr_trace(30, lost=[(600, 960)]))
+    result = analyse(30, fhr_trace(30, lost=[(600, 960)], shapes=accelerations(30)))
     assert result.signal_loss_percent == 20.0
     assert result.baseline_bpm == 140 and result.classification == NORMAL
 

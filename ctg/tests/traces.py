@@ -15,13 +15,15 @@ HZ = 4
 @dataclass(frozen=True)
 class Shape:
     """An excursion from the baseline: ``delta`` bpm reached after ``ramp_in`` seconds, held,
-    and back after ``ramp_out`` seconds; ``start`` and ``seconds`` bound it (seconds from T0)."""
+    and back after ``ramp_out`` seconds; ``start`` and ``seconds`` bound it (seconds from T0).
+    The default ramps (4 s) are as steep as a fetal heart rate changes: a step of tens of bpm
+    within a second is an artefact of the monitor, and the analysis reads it so."""
 
     start: float
     seconds: float
     delta: float
-    ramp_in: float = 0
-    ramp_out: float = 0
+    ramp_in: float = 4
+    ramp_out: float = 4
 
     def at(self, t: float) -> float:
         x = t - self.start
@@ -89,3 +91,11 @@ def contraction_starts(minutes: float, *, every: float, first: float = 60) -> li
         starts.append(t)
         t += every
     return starts
+
+
+def accelerations(minutes: float, *, every: float = 600, first: float = 300) -> list[Shape]:
+    """Accelerations of 25 bpm for 40 s every ``every`` seconds: a reactive trace."""
+    return [
+        Shape(t, 40, 25, ramp_in=8, ramp_out=8)
+        for t in range(int(first), int(minutes * 60) - 60, int(every))
+    ]

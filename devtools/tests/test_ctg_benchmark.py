@@ -66,6 +66,10 @@ def test_step_windows_end_at_the_second_stage_and_30_minutes_before():
     assert step_window(r, 1) == (7200 - 2 * CTG_WINDOW_SECONDS, 7200 - CTG_WINDOW_SECONDS)
     # A recording that stops before the second stage: the window ends with the recording.
     assert step_window(_record(9000, 5000), 2) == (5000 - CTG_WINDOW_SECONDS, 5000)
+    # A caesarean section in the first stage (no second stage, -1): the recording's end.
+    r = _record(0, 5000)
+    r.second_stage = -1
+    assert step_window(r, 2) == (5000 - CTG_WINDOW_SECONDS, 5000)
 
 
 def _result(cls: str) -> CtgResult:

@@ -184,3 +184,24 @@ async def test_adt_needs_an_enrolled_sender(mllp, place):
     assert msa(refused) == ("AR", "ANON-1")
     assert err(refused)[2] == "unknown_sender"
     assert await sync_to_async(Ward.objects.count)() == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"name": "LOVE\tLACE^ADA"}, "PID^1^5"),
+        ({"mrn": "MRN\x07D"}, "PID^1^3"),
+        ({"ward": "ICU\x1bN"}, "PV1^1^3"),
+        ({"ward": "ICU", "bed": "7\x00"}, "PV1^1^3"),
+    ],
+)
+async def test_a_control_character_in_a_name_is_refused_like_at_every_entry_point(
+    mllp, place, pas, fields, where
+):
+    await sync_to_async(WardFactory)(place=place, name="ICU")
+    message = adt("A01", "CTRL-1", **{"mrn": "MRN-D", **fields})
+    (refused,) = await send(mllp, message)
+    assert msa(refused) == ("AE", "CTRL-1")
+    assert err(refused)[2] == "validation_error"
+    assert str(refused.segment("ERR")(2)) == where
+    assert await sync_to_async(Patient.objects.filter(place=place).count)() == 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hl7
 import pytest
+from django.utils import timezone
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_raise
-from hl7v2.delivery import AlertManagerError, alert_event_report
-from hl7v2.tasks import REPORT_RETRY
+from hl7v2.delivery import alert_event_report
 from notifications.models import AlertNotification
 from testing.clients import device_client
 from testing.ws import episode
@@ -39,6 +39,11 @@ def _raise(patient, device=None) -> Alert:
 
 def _event(alert: Alert, action: str = "raised"):
     return alert.events.get(action=action)
+
+
+def _due_now() -> None:
+    """The back-off of every failed delivery has passed."""
+    AlertNotification.objects.update(next_attempt_at=timezone.now())
 
 
 def test_an_alert_event_is_an_oru_r40_of_the_hl7_2_6_structure(
@@ -115,10 +120,11 @@ def test_a_refusal_is_recorded_and_retried_until_taken(reporting_place, patient,
     alert_manager.answers = ["AE", "AR"]
     event = _event(_raise(patient))
     for _ in range(2):
-        with pytest.raises(AlertManagerError):
-            alert_event_report(event_id=event.id)
+        assert alert_event_report(event_id=event.id) is False
+        assert alert_event_report(event_id=event.id) is False  # not due before its back-off
+        _due_now()
     record = AlertNotification.objects.get(event=event, channel="hl7")
-    assert (record.attempts, record.sent_at) == (2, None)
+    assert (record.attempts, record.sent_at, record.state) == (2, None, "pending")
     assert "answered AR" in record.last_error
 
     assert alert_event_report(event_id=event.id) is True
@@ -135,10 +141,9 @@ def test_an_unreachable_alert_manager_is_an_error_to_retry(place, patient):
     place.alert_manager_host, place.alert_manager_port = "127.0.0.1", free_port()
     place.save(update_fields=["alert_manager_host", "alert_manager_port"])
     event = _event(_raise(patient))
-    with pytest.raises(AlertManagerError):
-        alert_event_report(event_id=event.id)
-    assert AlertNotification.objects.get(event=event, channel="hl7").last_error
-    assert AlertManagerError in REPORT_RETRY["autoretry_for"]  # the task retries it
+    assert alert_event_report(event_id=event.id) is False
+    record = AlertNotification.objects.get(event=event, channel="hl7")
+    assert record.last_error and record.state == "pending"  # tried again after its back-off
 
 
 def test_a_place_without_an_alert_manager_gets_no_report(patient):

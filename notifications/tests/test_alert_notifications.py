@@ -4,10 +4,7 @@ dashboard events through the real Redis channel layer; idempotent and retried.""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,14 +14,9 @@ from alerts.tasks import alerts_escalation_scan
 from monitoring.realtime.groups import patient_group, ward_group
 from notifications.delivery import alert_event_email, alert_event_webhook
 from notifications.models import AlertNotification
-from notifications.selectors import alert_events_undelivered
+from notifications.selectors import alert_events_unplanned, deliveries_due
 from notifications.tasks import alert_event_notify
-from notifications.webhooks import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WebhookError,
-    webhook_verify,
-)
+from notifications.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_verify
 from testing.factories import PatientFactory, UserFactory
 from testing.live_events import live_events
 
@@ -65,7 +57,7 @@ def test_a_raise_emails_each_doctor_and_nurse_of_the_place_once(
 
     # The task runs again (a redelivery, a retry): nobody is e-mailed twice.
     event = alert.events.get(action="raised")
-    assert alert_event_notify.delay(event.id).get() == {"emails": 0, "webhook": 0}
+    assert alert_event_notify.delay(event.id).get() == 0  # nothing left to queue
     assert alert_event_email(event_id=event.id) == 0
     assert len(smtp_server.messages) == 2
     assert AlertNotification.objects.filter(event=event, sent_at__isnull=False).count() == 2
@@ -88,23 +80,29 @@ def test_a_failed_send_is_recorded_and_the_retry_sends_only_the_rest(
     alert = raise_alert(patient)
     event = alert.events.get(action="raised")
     settings.EMAIL_PORT = _closed_port()
-    with pytest.raises(OSError):
-        alert_event_email(event_id=event.id)
-    failed = AlertNotification.objects.get(event=event, recipient=staff["doctor"].email)
-    assert failed.sent_at is None and failed.attempts == 1 and failed.last_error
-    settings.EMAIL_PORT = smtp_server.port
-    assert alert_event_email(event_id=event.id) == 2
+    before = datetime.now(UTC)
     assert alert_event_email(event_id=event.id) == 0
+    failed = AlertNotification.objects.get(event=event, recipient=staff["doctor"].email)
+    assert (failed.state, failed.sent_at, failed.attempts) == ("pending", None, 1)
+    assert failed.last_error
+    # Due again after its back-off (2 s, up to 10 % jitter), not at once.
+    assert 2 <= (failed.next_attempt_at - before).total_seconds() < 3
+    settings.EMAIL_PORT = smtp_server.port
+    assert alert_event_email(event_id=event.id) == 0
+    later = failed.next_attempt_at + timedelta(seconds=1)
+    assert alert_event_email(event_id=event.id, now=later) == 2
+    assert alert_event_email(event_id=event.id, now=later) == 0
     assert len(smtp_server.to(staff["doctor"].email)) == 1
 
 
-def test_the_fan_out_task_retries_with_backoff_and_acks_late():
-    assert alert_event_notify.acks_late is True
-    # Set by shared_task from ALERT_RETRY; celery-types' Task does not declare these options.
-    assert alert_event_notify.retry_backoff  # type: ignore[attr-defined]  # see above
-    autoretry_for = alert_event_notify.autoretry_for  # type: ignore[attr-defined]  # see above
-    assert OSError in autoretry_for
-    assert WebhookError in autoretry_for
+def test_the_back_off_doubles_up_to_its_ceiling(settings):
+    from notifications.delivery import retry_delay
+
+    settings.NOTIFICATION_RETRY_FIRST_SECONDS = 2
+    settings.NOTIFICATION_RETRY_MAX_SECONDS = 60
+    delays = [retry_delay(attempts) for attempts in range(1, 9)]
+    for delay, expected in zip(delays, [2, 4, 8, 16, 32, 60, 60, 60], strict=True):
+        assert expected <= delay <= expected * 1.1
 
 
 def test_escalation_emails_the_places_admins_until_acknowledged(
@@ -146,40 +144,6 @@ def _closed_port() -> int:
 # --- Webhook ----------------------------------------------------------------------------------
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        server = self.server
-        assert isinstance(server, _WebhookServer)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        server.requests.append((dict(self.headers), body))
-        self.send_response(server.status)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class _WebhookServer(ThreadingHTTPServer):
-    """Keeps the requests it is sent; answers each with ``status``."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Receiver)
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 204
-
-
-@pytest.fixture
-def webhook_server() -> Iterator[_WebhookServer]:
-    server = _WebhookServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_events_are_posted_to_the_places_webhook_with_a_valid_signature(
     patient, webhook_server, celery_eager, django_capture_on_commit_callbacks, nurse
 ):
@@ -216,19 +180,25 @@ def test_events_are_posted_to_the_places_webhook_with_a_valid_signature(
     assert len(webhook_server.requests) == 2
 
 
-def test_a_refused_webhook_raises_for_retry_and_succeeds_later(patient, webhook_server):
+def test_a_refused_webhook_is_tried_again_after_its_back_off(patient, webhook_server):
     place = patient.place
     place.webhook_url = f"http://127.0.0.1:{webhook_server.server_port}/"
     place.webhook_secret = "k"
     place.save(update_fields=["webhook_url", "webhook_secret"])
     event = raise_alert(patient).events.get()
     webhook_server.status = 503
-    with pytest.raises(WebhookError):
-        alert_event_webhook(event_id=event.id)
-    webhook_server.status = 200
-    assert alert_event_webhook(event_id=event.id) is True
+    assert alert_event_webhook(event_id=event.id) is False
     record = AlertNotification.objects.get(event=event, channel="webhook")
-    assert record.sent_at is not None and record.attempts == 2
+    assert (record.state, record.attempts, record.last_error) == (
+        "pending",
+        1,
+        "webhook answered 503",
+    )
+    webhook_server.status = 200
+    later = record.next_attempt_at + timedelta(seconds=1)
+    assert alert_event_webhook(event_id=event.id, now=later) is True
+    record.refresh_from_db()
+    assert record.state == "sent" and record.sent_at is not None and record.attempts == 2
 
 
 def test_no_webhook_configured_posts_nothing(patient):
@@ -277,25 +247,22 @@ def test_nothing_is_delivered_when_the_transaction_rolls_back(
 # --- Delivery sweep ---------------------------------------------------------------------------
 
 
-def test_events_whose_fan_out_never_started_are_queued_again(
-    patient, staff, smtp_server, celery_eager, settings
+def test_events_whose_planning_never_happened_are_planned_and_sent(
+    patient, staff, smtp_server, celery_eager
 ):
-    from django.core.cache import cache
-
     from notifications.tasks import alerts_delivery_sweep
 
-    # The transition committed but its task never reached the broker (no on_commit here).
+    # The transition committed but nothing was planned (no on_commit here: the process died).
     alert = raise_alert(patient, at=datetime.now(UTC) - timedelta(seconds=90))
     event = alert.events.get()
     fresh = raise_alert(PatientFactory(ward=patient.ward), at=datetime.now(UTC))
-    cache.delete(f"notifications:requeue:{event.id}")
-    assert alert_events_undelivered() == [event.id]  # not the fresh one yet
+    assert alert_events_unplanned() == [event.id]  # not the fresh one yet
 
-    assert alerts_delivery_sweep.delay().get() == 1
+    assert alerts_delivery_sweep.delay().get() == 2  # the doctor's and the nurse's e-mails
     assert len(smtp_server.to(staff["nurse"].email)) == 1
-    assert alert_events_undelivered() == []
+    assert alert_events_unplanned() == []
     assert alerts_delivery_sweep.delay().get() == 0
-    assert fresh.events.get().id not in alert_events_undelivered()
+    assert fresh.events.get().id not in alert_events_unplanned()
 
 
 def _cut_off_mid_send(event, staff, *, seconds_ago: float) -> None:
@@ -303,48 +270,73 @@ def _cut_off_mid_send(event, staff, *, seconds_ago: float) -> None:
     since = datetime.now(UTC) - timedelta(seconds=seconds_ago)
     for person in (staff["doctor"], staff["nurse"]):
         AlertNotification.objects.create(
-            event=event, channel="email", recipient=person.email, sending_since=since, attempts=1
+            event=event,
+            channel="email",
+            recipient=person.email,
+            state="sending",
+            sending_since=since,
+            attempts=1,
         )
 
 
 def test_a_delivery_stuck_sending_is_queued_again_and_taken_over(
     patient, staff, smtp_server, celery_eager, settings
 ):
-    from django.core.cache import cache
-
     from notifications.tasks import alerts_delivery_sweep
 
     settings.NOTIFICATION_STUCK_SECONDS = 60
     event = raise_alert(patient).events.get()
-    cache.delete(f"notifications:requeue:{event.id}")
     _cut_off_mid_send(event, staff, seconds_ago=61)
-    assert alert_events_undelivered() == [event.id]
+    assert len(deliveries_due()) == 2
 
-    assert alerts_delivery_sweep.delay().get() == 1
+    assert alerts_delivery_sweep.delay().get() == 2
     assert len(smtp_server.to(staff["doctor"].email)) == 1
     assert len(smtp_server.to(staff["nurse"].email)) == 1
     rows = AlertNotification.objects.filter(event=event)
-    assert {(r.attempts, r.sending_since, r.sent_at is not None) for r in rows} == {(2, None, True)}
-    assert alert_events_undelivered() == []
+    assert {(r.attempts, r.sending_since, r.state) for r in rows} == {(2, None, "sent")}
+    assert deliveries_due() == []
+
+
+def test_a_failed_attempt_whose_retry_message_was_lost_is_handed_out_by_the_sweep(
+    patient, staff, smtp_server, celery_eager, settings
+):
+    """A failed attempt left the row pending with its next attempt due; the message of that
+    attempt was lost (a Redis restarted empty): the sweep queues the row once it is overdue."""
+    from notifications.tasks import alerts_delivery_sweep
+
+    settings.NOTIFICATION_SWEEP_GRACE_SECONDS = 5
+    event = raise_alert(patient).events.get()
+    for person in (staff["doctor"], staff["nurse"]):
+        AlertNotification.objects.create(
+            event=event,
+            channel="email",
+            recipient=person.email,
+            attempts=3,
+            last_error="smtp: ConnectionRefusedError(111)",
+            next_attempt_at=datetime.now(UTC) - timedelta(seconds=2),
+        )
+    assert alerts_delivery_sweep.delay().get() == 0  # its own task still has the time to run
+    AlertNotification.objects.update(next_attempt_at=datetime.now(UTC) - timedelta(seconds=6))
+    assert alerts_delivery_sweep.delay().get() == 2
+    assert len(smtp_server.messages) == 2
+    assert set(AlertNotification.objects.values_list("state", "attempts")) == {("sent", 4)}
 
 
 def test_a_delivery_sending_right_now_is_left_to_its_worker(patient, staff, smtp_server, settings):
     settings.NOTIFICATION_STUCK_SECONDS = 60
     event = raise_alert(patient).events.get()
     _cut_off_mid_send(event, staff, seconds_ago=5)
-    assert alert_events_undelivered() == []
+    assert deliveries_due() == []
     # A second task for the same event (a duplicate, a redelivery) does not send beside it.
     assert alert_event_email(event_id=event.id) == 0
     assert smtp_server.messages == []
 
 
-def test_the_broker_hands_a_killed_workers_task_out_again_after_any_retry_wait():
+def test_the_broker_hands_a_killed_workers_task_out_again_after_any_retry_wait(settings):
     """acks_late: a task killed mid-run stays unacked until the visibility timeout. The timeout
-    must outlast the longest retry countdown of any task (a countdown is held unacked by the
-    worker), or a task waiting for its retry is run twice; and it must not hold a task for
-    long: the old hour held an alarm e-mail for an hour."""
-    from django.conf import settings
-
+    must outlast the longest countdown of any task (a countdown is held unacked by the worker),
+    or a task waiting for its retry is run twice; and it must not hold a task for long: the
+    old hour held an alarm e-mail for an hour."""
     from config.celery import app
 
     timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
@@ -353,6 +345,6 @@ def test_the_broker_hands_a_killed_workers_task_out_again_after_any_retry_wait()
         for name, task in app.tasks.items()
         if not name.startswith("celery.") and getattr(task, "retry_backoff", False)
     ]
-    assert countdowns and timeout >= max(countdowns) + 30
+    countdowns.append(settings.NOTIFICATION_RETRY_MAX_SECONDS * 1.1)  # a delivery's next attempt
+    assert timeout >= max(countdowns) + 30
     assert timeout <= 600
-    assert alert_event_notify.retry_backoff_max <= 60  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from monitoring.realtime.stream import readings_stream_append
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator", "stream_backlog"}
+CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator", "stream_backlog", "deliveries"}
 
 
 def _stored(patient_id: int, seq: int) -> StoredReading:

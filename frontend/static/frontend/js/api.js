@@ -11,6 +11,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = err.code || (status === 0 ? "network_error" : "http_" + status);
     this.details = err.details || null;
+    this.enrollment = (body && body.enrollment) || null; // otp_enrollment_required
   }
 }
 
@@ -72,8 +73,17 @@ class Session extends EventTarget {
     this._timer = setTimeout(() => this.refreshAccess().catch(() => {}), Math.max(1000, due));
   }
 
-  async login(email, password) {
-    const data = await request("POST", "/api/auth/login/", { email, password }, { auth: false });
+  async login(email, password, otp = "") {
+    const body = otp ? { email, password, otp } : { email, password };
+    return this._accept(await request("POST", "/api/auth/login/", body, { auth: false }));
+  }
+
+  /** Confirm a second-factor enrolment with the authenticator's first code. */
+  async confirmOtp(token, otp) {
+    return this._accept(await request("POST", "/api/auth/otp/confirm/", { token, otp }, { auth: false }));
+  }
+
+  _accept(data) {
     this.access = data.access;
     this.refresh = data.refresh;
     this.user = data.user || null;

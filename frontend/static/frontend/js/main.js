@@ -173,6 +173,9 @@ function showSignIn(notice = "") {
   const email = el("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true });
   const password = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Sign in");
+  // Second factor (docs/security.md): shown when the server answers otp_required.
+  const otp = el("input", { id: "otp", name: "otp", autocomplete: "one-time-code", inputmode: "text", spellcheck: "false" });
+  const otpRow = el("div", { class: "otp-row", hidden: true }, el("label", { for: "otp" }, "Authenticator code (or a recovery code)"), otp);
   const form = el(
     "form",
     { class: "signin", "aria-labelledby": "signin-title", novalidate: true },
@@ -181,6 +184,7 @@ function showSignIn(notice = "") {
     email,
     el("label", { for: "password" }, "Password"),
     password,
+    otpRow,
     error,
     submit,
   );
@@ -190,11 +194,21 @@ function showSignIn(notice = "") {
     submit.disabled = true;
     error.textContent = "";
     try {
-      await session.login(email.value.trim(), password.value);
+      await session.login(email.value.trim(), password.value, otp.value.trim());
       renderWho();
       route();
     } catch (err) {
+      if (err.code === "otp_enrollment_required" && err.enrollment) {
+        showOtpEnrollment(err.enrollment, err.message);
+        return;
+      }
       error.textContent = err.status === 0 ? err.message : err.message || "Sign-in failed.";
+      if (err.code === "otp_required" || err.code === "otp_invalid") {
+        otpRow.hidden = false;
+        otp.select();
+        otp.focus();
+        return;
+      }
       password.select();
     } finally {
       submit.disabled = false;
@@ -202,6 +216,68 @@ function showSignIn(notice = "") {
   });
   main.replaceChildren(el("div", { class: "center" }, form));
   email.focus();
+}
+
+/** First sign-in of a role that requires a second factor: the secret for an authenticator app,
+ * its first code, then the recovery codes (shown once). */
+function showOtpEnrollment(enrollment, message) {
+  ui.crumbs([{ text: "Second factor" }]);
+  const error = el("p", { class: "form-error", role: "alert" });
+  const code = el("input", { id: "otp-confirm", autocomplete: "one-time-code", inputmode: "numeric", required: true });
+  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Confirm");
+  const form = el(
+    "form",
+    { class: "signin", "aria-labelledby": "otp-title", id: "otp-enroll" },
+    el("h1", { id: "otp-title" }, "Set up your second factor"),
+    el("p", { class: "muted" }, message),
+    el("p", {}, "Add this key to an authenticator app (or open the link on your phone), then enter the 6-digit code it shows."),
+    el("label", { for: "otp-secret" }, "Key"),
+    el("input", { id: "otp-secret", readonly: true, value: enrollment.secret }),
+    el("p", {}, el("a", { href: enrollment.otpauth_uri, id: "otp-uri" }, "Open in an authenticator app")),
+    el("label", { for: "otp-confirm" }, "Code"),
+    code,
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    error.textContent = "";
+    try {
+      const data = await session.confirmOtp(enrollment.token, code.value.trim());
+      showRecoveryCodes(data.recovery_codes || []);
+    } catch (err) {
+      error.textContent = err.message || "The code was not accepted.";
+      code.select();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main.replaceChildren(el("div", { class: "center" }, form));
+  code.focus();
+}
+
+function showRecoveryCodes(codes) {
+  const done = el("button", { type: "button", class: "btn btn-primary", id: "recovery-done" }, "I have kept them: continue");
+  done.addEventListener("click", () => {
+    renderWho();
+    route();
+  });
+  main.replaceChildren(
+    el(
+      "div",
+      { class: "center" },
+      el(
+        "section",
+        { class: "signin", "aria-labelledby": "recovery-title" },
+        el("h1", { id: "recovery-title" }, "Recovery codes"),
+        el("p", {}, "Each code signs you in once without your phone. Keep them somewhere safe: they are not shown again."),
+        el("ul", { class: "recovery-codes", id: "recovery-codes" }, codes.map((c) => el("li", {}, el("code", {}, c)))),
+        done,
+      ),
+    ),
+  );
+  done.focus();
 }
 
 function showPasswordChange() {

@@ -1,6 +1,7 @@
 // The patient view: identity, device, current values (live), alarm limits, active and past
 // alarms, and a history chart over a chosen range from the REST history (aggregated buckets).
 
+import { accessCard } from "./access.js";
 import { NotesList } from "./notes.js";
 import { CtgStrip } from "./strip.js";
 import { api, resultsOf } from "./api.js";
@@ -175,6 +176,7 @@ export class PatientView {
         this.strip ? this.strip.node : null,
         el("section", { class: "card card-active", "aria-labelledby": "active-h" }, el("h2", { id: "active-h" }, "Active alarms"), d.activeAlerts),
         el("section", { class: "card", "aria-labelledby": "past-h" }, el("h2", { id: "past-h" }, "Past alarms"), d.pastAlerts),
+        accessCard(this.patientId),
       ),
     );
     this._resize.observe(d.canvas);
