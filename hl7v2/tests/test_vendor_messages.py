@@ -216,7 +216,7 @@ async def test_obx11_p_and_c_are_kept_as_the_readings_status(mllp, device):
     assert msa(ack) == ("AA", "STATUS-1")
     stored = await readings(device)
     statuses = await sync_to_async(observation_statuses)(keys=[(device.id, r.seq) for r in stored])
-    assert [statuses.get((device.id, r.seq), "final") for r in stored] == [
+    assert [statuses.get((device.id, r.seq or 0), "final") for r in stored] == [
         "final",
         "preliminary",
         "corrected",
