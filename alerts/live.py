@@ -19,7 +19,8 @@ from alerts.selectors import (
 from audit.models import Action, Channel, Outcome
 from audit.services import actor_for, audit_record
 from common.errors import ApplicationError, ValidationFailed
-from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
+from common.ids import is_id
+from monitoring.live.registry import dashboard_frame_register, snapshot_extra_register
 
 
 def snapshot_alerts(*, patient_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -38,7 +39,7 @@ def snapshot_ctg(*, patient_ids: list[int]) -> dict[int, dict[str, Any]]:
 def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
     """``{"type": "alert.ack", "alert": id}`` from a dashboard."""
     alert_id = frame.get("alert")
-    if not isinstance(alert_id, int) or isinstance(alert_id, bool) or not 0 < alert_id < 2**63:
+    if not is_id(alert_id):
         raise ValidationFailed('"alert" must be an alert id.', details={"alert": ["An integer."]})
     try:
         alert = alert_get_visible(user=user, alert_id=alert_id)  # NotFound: other places'

@@ -6,6 +6,12 @@ seconds; any sampling rate is accepted. Everything is computed on a one-second g
 of the samples in each second; a second without a sample is signal loss), which is fine enough
 for features measured in tens of seconds and keeps a 2-hour window at 7,200 points.
 
+The steps, in order: the caller's exclusion mask (``excluded``: the fetal channel recording
+the mother), artefacts (``ctg.artefacts``), the baseline (``ctg.baseline``), then here the
+events against it, their kinds and hypoxic features, variability, contractions and the
+classification. The trace before the classified window (``assess_from``) is read for the
+baseline and FIGO's time criteria.
+
 What each feature means, and where FIGO leaves a choice to the implementation, is documented
 in docs/ctg.md; the thresholds are the fields of :class:`CtgParams`.
 """

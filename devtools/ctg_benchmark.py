@@ -40,8 +40,8 @@ from ctg.analysis import (
     ctg_analyse_series,
 )
 from ctg.window import CTG_WINDOW, ctg_read
-from monitoring.ingest import VALUE_BOUNDS
 from monitoring.models import Metric
+from monitoring.readings import VALUE_BOUNDS
 
 RATE_HZ = 4
 CTU_FILES = (

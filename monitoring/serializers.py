@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from common.api import ErrorSerializer
-from common.datetimes import parse_aware_datetime
-from common.filters import INT64_MAX
+from common.datetimes import iso_utc, parse_aware_datetime
+from common.ids import INT64_MAX
 from ctg.analysis import (
     EARLY,
     INSUFFICIENT,
@@ -58,7 +58,7 @@ class ReadingSerializer(serializers.Serializer):
 class ReadingInSerializer(serializers.Serializer):
     """Documents one reading of POST /api/records/.
 
-    Validation itself is ``monitoring.ingest.reading_parse``, the same code as the device
+    Validation itself is ``monitoring.readings.reading_parse``, the same code as the device
     WebSocket, so both paths accept and refuse exactly the same readings.
     """
 
@@ -176,29 +176,25 @@ class AwareDateTimeField(serializers.DateTimeField):
 # --- CTG --------------------------------------------------------------------------------------
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
     """The CTG reading as GET /api/patients/<id>/ctg/ answers it (``CtgSerializer``
     documents it). ``ongoing`` marks an event still going on at the window's end."""
     result = reading.result
     return {
         "patient": patient_id,
-        "from": _iso(reading.window_start),
-        "to": _iso(reading.end),
+        "from": iso_utc(reading.window_start),
+        "to": iso_utc(reading.end),
         "monitored_since": None
         if reading.monitored_since is None
-        else _iso(max(reading.monitored_since, reading.window_start)),
+        else iso_utc(max(reading.monitored_since, reading.window_start)),
         "monitored_seconds": reading.monitored_seconds,
         "needs_minutes": reading.needs_minutes,
         "baseline_bpm": result.baseline_bpm,
         "variability_bpm": result.variability_bpm,
         "accelerations": [
             {
-                "start": _iso(a.start),
-                "end": _iso(a.end),
+                "start": iso_utc(a.start),
+                "end": iso_utc(a.end),
                 "peak_bpm": a.peak_bpm,
                 "ongoing": a.ongoing,
             }
@@ -206,8 +202,8 @@ def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
         ],
         "decelerations": [
             {
-                "start": _iso(d.start),
-                "end": _iso(d.end),
+                "start": iso_utc(d.start),
+                "end": iso_utc(d.end),
                 "nadir_bpm": d.nadir_bpm,
                 "depth_bpm": d.depth_bpm,
                 "prolonged": d.prolonged,
@@ -217,7 +213,7 @@ def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
             for d in result.decelerations
         ],
         "contractions": [
-            {"start": _iso(c.start), "end": _iso(c.end), "peak": c.peak}
+            {"start": iso_utc(c.start), "end": iso_utc(c.end), "peak": c.peak}
             for c in result.contractions
         ],
         "contractions_per_10_min": result.contractions_per_10_min,
@@ -238,8 +234,8 @@ def _maternal_stretches(reading: CtgReading) -> list[dict[str, Any]]:
     origin = reading.result.start
     return [
         {
-            "start": _iso(origin + lo),
-            "end": _iso(origin + hi),
+            "start": iso_utc(origin + lo),
+            "end": iso_utc(origin + hi),
             "confirmed": any(capture.confirmed[lo:hi]),
             "excluded": any(capture.excluded[lo:hi]),
         }
