@@ -75,7 +75,7 @@ def test_redis_emptied_after_a_raise_the_alert_resolves_and_a_new_episode_raises
     alarm_state_clear()  # 3 s after the raise: Redis restarted empty
     run(adult, 75, 13, 30)
     (first,) = Alert.objects.filter(patient=adult)
-    assert first.state == "resolved"
+    assert first.state == "resolved" and first.resolved_at is not None
     assert (first.resolved_at - T0).total_seconds() == 18.0  # 13 + the 5 s clear time
     assert metric_value("monitor_alarm_state_resets_total") == resets + 1
     run(adult, 35, 60, 75)
