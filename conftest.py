@@ -19,6 +19,7 @@ pytest_plugins = [
     "testing.live",
     "testing.redis_state",
     "testing.redis_outage",
+    "testing.frames",
     "testing.webhooks",
 ]
 
@@ -47,7 +48,7 @@ def _fresh_channel_layer_per_test():
 def _no_stream_deferral():
     """Each test starts with an empty readings backlog (a fresh database), so this process
     does not defer: a test that made Redis fail does not leave the next one deferring."""
-    from monitoring.realtime.backlog import deferral_reset
+    from monitoring.stream.backlog import deferral_reset
 
     deferral_reset(active=False)
     yield

@@ -22,8 +22,8 @@ from alerts.models import AlarmAudioPause
 from clinical.models import Ward
 from clinical.selectors import wards_visible
 from common.errors import NotFound, PermissionDenied
-from monitoring.realtime.groups import ward_group
-from monitoring.realtime.publish import groups_publish
+from monitoring.live.groups import ward_group
+from monitoring.live.publish import live_publish
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _publish_on_commit(ward: Ward) -> None:
     def publish() -> None:
         event = {"type": "audio.state", **alarm_audio_state(ward=ward)}
         try:
-            groups_publish([(ward_group(ward.pk), event)])
+            live_publish([(ward_group(ward.pk), event)])
         except Exception:  # recorded; dashboards read the state when they open the ward
             logger.exception("could not publish the alarm audio state of ward %s", ward.pk)
 

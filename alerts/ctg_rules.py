@@ -199,13 +199,21 @@ def maternal_condition(
     stretch = capture.ongoing(fhr, within=CAPTURE_RECENT_SECONDS)
     if stretch is None or stretch[0] <= limits.coincidence_seconds:
         return Condition(False)
-    seconds, confirmed = stretch
-    if confirmed:
+    seconds, confirmed, excluded = stretch
+    if excluded:
         return Condition(
             True,
             "The fetal heart rate channel has followed the maternal heart rate for "
             f"{duration_text(seconds)}: it is recording the mother, not the fetus (left out "
             "of the CTG analysis). Check the transducer position.",
+        )
+    if confirmed:
+        return Condition(
+            True,
+            "The fetal heart rate channel has followed the maternal heart rate for "
+            f"{duration_text(seconds)}: it is probably recording the mother. Check the "
+            "transducer position and confirm the fetal heart rate (the trace is still read as "
+            "the fetus's: a fetal bradycardia at the mother's rate looks the same).",
         )
     return Condition(
         True,

@@ -38,7 +38,7 @@ def _epoch(value: datetime) -> float:
 def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> list[Alert]:
     """Evaluate the alarm rules on a batch of newly stored readings (both ingest paths).
 
-    ``stored`` is a list of ``monitoring.ingest.StoredReading``. Returns the alerts that were
+    ``stored`` is a list of ``monitoring.readings.StoredReading``. Returns the alerts that were
     raised, escalated or resolved by this batch.
     """
     if not stored:

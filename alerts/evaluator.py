@@ -4,8 +4,8 @@ reads the readings stream and runs the alarm rules, outside every web process.
 Readings reach the stream in the transaction that stores them (both ingest paths), so every
 stored reading is evaluated at least once, in order per patient, even when an evaluator is
 killed or none runs for a while (the readings wait in the stream). See
-``monitoring.realtime.stream`` for partitions, leases and acknowledgements. Readings stored
-while Redis was away wait in the database's backlog instead (``monitoring.realtime.backlog``);
+``monitoring.stream.entries`` for partitions, leases and acknowledgements. Readings stored
+while Redis was away wait in the database's backlog instead (``monitoring.stream.backlog``);
 the server processes put them into the stream once Redis answers, and the evaluator does so
 for any that a process left behind, so those are evaluated too.
 """
@@ -20,10 +20,10 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from alerts.evaluate import alarms_evaluate
+from alerts.stream_reader import StreamReader, drain
 from common import metrics
-from monitoring.ingest import StoredReading
-from monitoring.realtime.backlog import stream_backlog_replay
-from monitoring.realtime.stream import StreamReader, drain
+from monitoring.readings import StoredReading
+from monitoring.stream.backlog import stream_backlog_replay
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
 from accounts.models import User
 from alerts import services
 from alerts.payload import alert_payload, ctg_classification_payload
@@ -14,8 +16,11 @@ from alerts.selectors import (
     alerts_open_of_patients,
     ctg_classifications_of_patients,
 )
-from common.errors import ValidationFailed
-from monitoring.realtime.registry import dashboard_frame_register, snapshot_extra_register
+from audit.models import Action, Channel, Outcome
+from audit.services import actor_for, audit_record
+from common.errors import ApplicationError, ValidationFailed
+from common.ids import is_id
+from monitoring.live.registry import dashboard_frame_register, snapshot_extra_register
 
 
 def snapshot_alerts(*, patient_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -34,11 +39,34 @@ def snapshot_ctg(*, patient_ids: list[int]) -> dict[int, dict[str, Any]]:
 def alert_ack_frame(*, user: User, frame: dict[str, Any]) -> dict[str, Any]:
     """``{"type": "alert.ack", "alert": id}`` from a dashboard."""
     alert_id = frame.get("alert")
-    if not isinstance(alert_id, int) or isinstance(alert_id, bool) or not 0 < alert_id < 2**63:
+    if not is_id(alert_id):
         raise ValidationFailed('"alert" must be an alert id.', details={"alert": ["An integer."]})
-    alert_get_visible(user=user, alert_id=alert_id)  # NotFound for other places' alerts
-    services.alert_acknowledge(alert_id=alert_id, user=user)
+    try:
+        alert = alert_get_visible(user=user, alert_id=alert_id)  # NotFound: other places'
+        with transaction.atomic():  # the acknowledgement and its audit record together
+            services.alert_acknowledge(alert_id=alert_id, user=user)
+            _ack_audit(user, alert_id, alert.patient_id, Outcome.SUCCESS)
+    except ApplicationError as exc:
+        _ack_audit(
+            user, alert_id, None, Outcome.NOT_FOUND if exc.status == 404 else Outcome.REFUSED
+        )
+        raise
     return {"type": "alert.ack.ok", "alert": alert_id}
+
+
+def _ack_audit(user: User, alert_id: int, patient_id: int | None, outcome: str) -> None:
+    actor = actor_for(user)
+    if actor is not None:
+        audit_record(
+            actor=actor,
+            action=Action.UPDATE,
+            outcome=outcome,
+            channel=Channel.WS,
+            resource_type="alert",
+            resource_id=alert_id,
+            patient=patient_id,
+            detail={"operation": "acknowledge"},
+        )
 
 
 def register() -> None:

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from alerts.models import Alert, AlertEvent
 from alerts.vocabulary import Action
 from common import metrics
-from monitoring.realtime.stream import stream_lag
+from monitoring.stream.lag import stream_lag
 
 
 def alert_event_count(*, alert: Alert, event: AlertEvent) -> None:

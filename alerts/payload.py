@@ -3,15 +3,11 @@ dashboards (snapshot and live ``alert`` frames) and webhooks receive it as it is
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from alerts.models import Alert, CtgClassification
 from alerts.rules import KIND_METRIC
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+from common.datetimes import iso
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
@@ -32,11 +28,11 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "priority": alert.priority,
         "state": alert.state,
         "message": alert.message,
-        "raised_at": _iso(alert.raised_at),
-        "updated_at": _iso(alert.updated_at),
-        "acknowledged_at": _iso(alert.acknowledged_at),
+        "raised_at": iso(alert.raised_at),
+        "updated_at": iso(alert.updated_at),
+        "acknowledged_at": iso(alert.acknowledged_at),
         "acknowledged_by": alert.acknowledged_by_id,
-        "resolved_at": _iso(alert.resolved_at),
+        "resolved_at": iso(alert.resolved_at),
     }
 
 
@@ -47,6 +43,6 @@ def ctg_classification_payload(row: CtgClassification) -> dict[str, Any]:
         "classification": row.classification,
         "baseline_bpm": row.baseline_bpm,
         "reasons": list(row.reasons),
-        "since": _iso(row.since),
-        "at": _iso(row.at),
+        "since": iso(row.since),
+        "at": iso(row.at),
     }

@@ -6,8 +6,8 @@ evaluated anywhere; read with one MGET per batch, written only when a band chang
 from __future__ import annotations
 
 # The evaluator's one Redis client, shared with the readings stream.
-from monitoring.realtime.stream import redis_client as redis_client
-from monitoring.realtime.stream import redis_prefix
+from monitoring.stream.entries import redis_client as redis_client
+from monitoring.stream.entries import redis_prefix
 
 STATE_TTL_SECONDS = 3600  # longer than any hold time; a silent patient starts afresh after it.
 

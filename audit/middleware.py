@@ -185,7 +185,12 @@ def _identify(
 def _body(response: HttpResponseBase) -> Any:
     """The parsed request body of a DRF view (None elsewhere)."""
     drf_request = (getattr(response, "renderer_context", None) or {}).get("request")
-    return getattr(drf_request, "data", None) if drf_request is not None else None
+    if drf_request is None:
+        return None
+    try:
+        return drf_request.data
+    except Exception:  # an unparseable body (the view answered 400): no fields to name
+        return None
 
 
 def _detail(target: Target, response: HttpResponseBase) -> dict[str, Any] | None:

@@ -189,3 +189,10 @@ ERROR_RESPONSES = {
         ErrorSerializer, description="Missing or not visible"
     ),
 }
+CONFLICT_RESPONSE = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """The documented error answers of a view, by status code (409: a conflict)."""
+    table = {**ERROR_RESPONSES, status.HTTP_409_CONFLICT: CONFLICT_RESPONSE}
+    return {code: table[code] for code in codes}

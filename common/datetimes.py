@@ -10,7 +10,7 @@ the door, so a statement never fails on them and nothing unreadable is stored.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
@@ -47,3 +47,14 @@ def parse_aware_datetime(value: Any) -> datetime:
     if problem is not None:
         raise ValueError(problem)
     return parsed
+
+
+def iso(value: date | None) -> str | None:
+    """A date or date-time as the API writes it: ISO 8601, a date-time with its UTC offset
+    (None stays None)."""
+    return value.isoformat() if value is not None else None
+
+
+def iso_utc(epoch: float) -> str:
+    """Seconds since the epoch as the CTG endpoints write them: ISO 8601 in UTC with ``Z``."""
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -11,6 +11,7 @@ from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
 from common.datetimes import datetime_problem
+from common.ids import INT64_MAX
 
 
 class StorableIsoDateTimeField(IsoDateTimeField):
@@ -28,11 +29,6 @@ class StorableIsoDateTimeField(IsoDateTimeField):
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = StorableIsoDateTimeField
-
-
-# The largest number a BigIntegerField holds: ids (BigAutoField, DEFAULT_AUTO_FIELD, never below
-# 1) and a device's seq.
-INT64_MAX = 2**63 - 1
 
 
 class IdField(forms.IntegerField):

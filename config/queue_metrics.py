@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import redis
 from celery import current_app
 from django.conf import settings
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from common.redis_clients import redis_client_once
 
 # kombu's Redis transport keeps a queue's messages of priority p > 0 in a list of their own.
 _PRIORITY_SEPARATOR = "\x06\x16"
@@ -37,7 +38,7 @@ class QueueLengthCollector(Collector):
             "Messages waiting in a Celery queue on the broker (all priorities).",
             labels=["queue"],
         )
-        client = redis.Redis.from_url(self.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        client = redis_client_once(timeout=settings.REDIS_CHECK_TIMEOUT, url=self.url)
         try:
             pipe = client.pipeline(transaction=False)
             for queue in self.queues:

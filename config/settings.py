@@ -32,7 +32,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "accounts.admin_app.AdminConfig",  # django.contrib.admin with the second factor at its login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -150,6 +150,34 @@ STORAGES = {
 # --- Redis: channel layer, Celery broker, cache, OTP ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Redis timeouts (seconds), named by use; every Redis client of the server is made with them by
+# common/redis_clients.py (the cache and the channel layer below take theirs here).
+# Connecting, for every client: a black-holed host fails within this.
+REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 2.0)
+# A cache call (throttles, presence keys, one-time codes).
+REDIS_CACHE_TIMEOUT = env_float("REDIS_CACHE_TIMEOUT", 2.0)
+# The ingest paths' append to the readings stream: a Redis that does not answer costs a flush at
+# most this before its readings are deferred to the database backlog (acks are not held).
+REDIS_APPEND_TIMEOUT = env_float("REDIS_APPEND_TIMEOUT", 2.0)
+# Health checks and the Celery queue metrics: a scrape or a probe never waits longer.
+REDIS_CHECK_TIMEOUT = env_float("REDIS_CHECK_TIMEOUT", 1.0)
+# The live path (monitoring/live): a group operation of a connect or a flush, and the probe of
+# the live feed while Redis is away, give up after LIVE_CALL_TIMEOUT; the feed probes every
+# LIVE_PROBE_SECONDS; a hub's subscription is confirmed within LIVE_SUBSCRIBE_TIMEOUT, its
+# silent link pinged every LIVE_PING_SECONDS, and a lost link retried after each of
+# LIVE_RECONNECT_DELAYS (the last one repeating); a channel-layer receive that fails is retried
+# after a back-off growing up to LIVE_RECEIVE_RETRY_MAX_SECONDS.
+LIVE_CALL_TIMEOUT = env_float("LIVE_CALL_TIMEOUT", 2.0)
+LIVE_PROBE_SECONDS = env_float("LIVE_PROBE_SECONDS", 1.0)
+LIVE_SUBSCRIBE_TIMEOUT = env_float("LIVE_SUBSCRIBE_TIMEOUT", 5.0)
+LIVE_PING_SECONDS = env_float("LIVE_PING_SECONDS", 5.0)
+LIVE_RECONNECT_DELAYS = (0.2, 0.5, 1.0)
+LIVE_RECEIVE_RETRY_MAX_SECONDS = env_float("LIVE_RECEIVE_RETRY_MAX_SECONDS", 2.0)
+# While a process defers readings to the backlog (Redis away), its ingest path tries to replay
+# them after READINGS_BACKLOG_REPLAY_SECONDS, doubling up to READINGS_BACKLOG_REPLAY_MAX_SECONDS.
+READINGS_BACKLOG_REPLAY_SECONDS = env_float("READINGS_BACKLOG_REPLAY_SECONDS", 1.0)
+READINGS_BACKLOG_REPLAY_MAX_SECONDS = env_float("READINGS_BACKLOG_REPLAY_MAX_SECONDS", 30.0)
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -157,7 +185,10 @@ CACHES = {
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "pm"),
         # A Redis that stops answering fails a cache call (throttles and presence degrade)
         # within seconds instead of hanging the request or the device's connect.
-        "OPTIONS": {"socket_connect_timeout": 2.0, "socket_timeout": 2.0},
+        "OPTIONS": {
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+            "socket_timeout": REDIS_CACHE_TIMEOUT,
+        },
     }
 }
 
@@ -196,7 +227,7 @@ else:
     }
 
 # Live dashboard events (readings, device status, alerts, audio) fan out per process over
-# Redis pub/sub (monitoring/realtime/hub.py). Pub/sub channels are global to a Redis server,
+# Redis pub/sub (monitoring/live/hub.py). Pub/sub channels are global to a Redis server,
 # not per database: the prefix names the deployment and the database number, so two
 # deployments sharing one Redis server stay apart.
 LIVE_CHANNEL_PREFIX = env_str(
@@ -320,7 +351,7 @@ READING_MAX_FUTURE_SECONDS = env_int("READING_MAX_FUTURE_SECONDS", 300)
 # The oldest reading accepted: a device clock reset to 1970 (or year 1) is refused, not stored
 # into a patient's history. A device that was offline longer than this cannot upload its backlog.
 READING_MAX_AGE_DAYS = env_int("READING_MAX_AGE_DAYS", 30)
-# The longest a reading waits for others to join its flush (seconds; monitoring/realtime/batcher.py).
+# The longest a reading waits for others to join its flush (seconds; monitoring/ingest/batcher.py).
 INGEST_FLUSH_INTERVAL = env_float("INGEST_FLUSH_INTERVAL", 0.01)
 INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 2000)
 # The web process's interpreter switch interval (seconds): how long a worker thread returning

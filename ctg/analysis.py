@@ -6,6 +6,12 @@ seconds; any sampling rate is accepted. Everything is computed on a one-second g
 of the samples in each second; a second without a sample is signal loss), which is fine enough
 for features measured in tens of seconds and keeps a 2-hour window at 7,200 points.
 
+The steps, in order: the caller's exclusion mask (``excluded``: the fetal channel recording
+the mother), artefacts (``ctg.artefacts``), the baseline (``ctg.baseline``), then here the
+events against it, their kinds and hypoxic features, variability, contractions and the
+classification. The trace before the classified window (``assess_from``) is read for the
+baseline and FIGO's time criteria.
+
 What each feature means, and where FIGO leaves a choice to the implementation, is documented
 in docs/ctg.md; the thresholds are the fields of :class:`CtgParams`.
 """
@@ -63,6 +69,7 @@ class CtgParams:
     baseline_stable_bpm: float = 8  # ... all within this of a new level: a baseline change
     baseline_track_bpm: float = 10  # a slow drift is followed within this ...
     baseline_track_share: float = 0.5  # ... when this share of 10 minutes is near it
+    baseline_return_minutes: int = 3  # back at the previous baseline this long: an episode
     normal_baseline: tuple[int, int] = (110, 160)
     pathological_baseline_below: int = 100
     event_bpm: float = 15  # accelerations and decelerations: more than 15 bpm from baseline
@@ -397,18 +404,22 @@ def _contraction_of(
 
 def _deceleration_kind(
     d_start: float,
-    nadir_at: float,
+    bottom_from: float,
+    bottom_to: float,
     d_end: float,
     depth: float,
     contraction: Contraction | None,
     p: CtgParams,
 ) -> str | None:
-    if nadir_at - d_start < p.gradual_onset_seconds:
-        return VARIABLE  # a rapid drop: V-shaped
+    """Early, late or variable (None where it cannot be told); the bottom is where the
+    deceleration is within 5 bpm of its nadir, [bottom_from, bottom_to)."""
+    if bottom_from - d_start < p.gradual_onset_seconds:
+        return VARIABLE  # a rapid drop: V-shaped (or U-shaped)
+    nadir_at = (bottom_from + bottom_to) / 2
     if contraction is None:
         # FIGO 2015: where contractions are not adequately recorded, a deceleration with a
         # gradual onset and a gradual return (30 s or more each) is read as late.
-        return LATE if d_end - nadir_at >= p.gradual_onset_seconds else None
+        return LATE if d_end - bottom_to >= p.gradual_onset_seconds else None
     if (
         d_start - contraction.start > p.late_start_after_contraction_seconds
         and nadir_at > contraction.peak_at
@@ -581,10 +592,20 @@ def ctg_analyse_series(
             hypoxic.append("prolonged")
         else:
             contraction = _contraction_of(d_start, nadir_at, d_end, contractions_all)
-            kind = _deceleration_kind(d_start, nadir_at, d_end, depth, contraction, p)
+            # Onset and return are timed to the bottom (within a tenth of the depth of the
+            # nadir), so that the noise of a U-shaped bottom does not move them.
+            near = max(2.0, 0.1 * depth)
+            bottom = [
+                k
+                for k in range(r.start, r.end)
+                if (v := clean[k]) is not None and v - nadir <= near
+            ]
+            kind = _deceleration_kind(
+                d_start, start + bottom[0], start + bottom[-1] + 1, d_end, depth, contraction, p
+            )
             if kind == LATE:
                 hypoxic.append("late")
-            elif kind != EARLY:
+            elif kind == VARIABLE:
                 if _u_shaped(clean, r.start, r.end, nadir, p):
                     hypoxic.append("U-shaped")
                 if depth >= p.hypoxic_depth_bpm:
@@ -753,8 +774,22 @@ def _classify(r: CtgResult, *, count: int, total: int, p: CtgParams) -> tuple[st
             suspicious.append(f"Increased variability ({r.variability_bpm:g} bpm).")
 
     longest = max((d.seconds for d in r.decelerations if d.prolonged), default=0.0)
+    # A prolonged deceleration still going on below 100 bpm: the fetal heart rate is at a
+    # pathological level (FIGO's baseline below 100) for more than 3 minutes and has not
+    # recovered; not to be waited on until it has lasted 5 minutes.
+    falling = [
+        d
+        for d in r.decelerations
+        if d.prolonged and d.ongoing and d.nadir_bpm < p.pathological_baseline_below
+    ]
     if longest > p.pathological_prolonged_seconds:
         pathological.append(f"A prolonged deceleration of {_minutes(longest)}.")
+    elif falling:
+        d = falling[-1]
+        pathological.append(
+            f"A prolonged deceleration of {_minutes(d.seconds)} to {d.nadir_bpm} bpm, "
+            "still going on."
+        )
     elif longest:
         suspicious.append(f"A prolonged deceleration of {_minutes(longest)}.")
 

@@ -19,13 +19,17 @@ published methods shape how it is read here (written for this project, not porte
 - a departure of 10 minutes or more (every minute's median more than 15 bpm away from the
   baseline, on the same side) is a new baseline too, however unsteady (FIGO: a deceleration
   or acceleration lasting 10 minutes or more is a baseline change);
+- a return to the baseline before such a change (its level for the last
+  ``baseline_return_minutes``) undoes the change: the episode (a bradycardia of more than 10
+  minutes, say) is read against the baseline before it, and no "baseline 90" outlives it;
 - between such changes it follows slow drifts, within ``baseline_track_bpm`` of where it is,
   when at least ``baseline_track_share`` of the last 10 minutes lie near the new level; a
   deceleration or acceleration, which leaves the baseline by more than 15 bpm, can never pull
   it so, so a prolonged deceleration is measured against the baseline before it.
 
 The baseline is computed minute by minute from the start of the trace the caller gives (the
-preceding context included), each minute from the minutes up to it: what was known then.
+preceding context included), each minute from the minutes up to it (what was known then),
+starting from the level of the trace's first 30 minutes (held for its first 10).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ LOW_BPM = 50  # the histogram's first bin (the ingest's lower bound)
 BINS = 200  # 50-249 bpm in 1-bpm bins
 MINUTE = 60
 PERIOD_MINUTES = 10
+SEED_MINUTES = 30  # the first level is read over the first 30 minutes of the trace
 
 
 def sorted_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,48 +98,69 @@ def baseline_per_second(fhr: np.ndarray, p: CtgParams) -> np.ndarray:
         sums: np.ndarray = c[k] - c[np.maximum(0, k - PERIOD_MINUTES)]
         return sums
 
-    win_w, win_n = trailing(hist_w), trailing(hist_n)
+    # Row k: the last 10 minutes up to minute k; the last row: the first 30 minutes.
+    win_w = np.vstack([trailing(hist_w), hist_w[:SEED_MINUTES].sum(axis=0)])
+    win_n = np.vstack([trailing(hist_n), hist_n[:SEED_MINUTES].sum(axis=0)])
+    rows_n = minutes + 1
     # The peak of the distribution, smoothed over +-3 bpm (one oscillation's spread).
     half = 3
-    cw = np.hstack([np.zeros((minutes, 1)), np.cumsum(win_w, axis=1)])
+    cw = np.hstack([np.zeros((rows_n, 1)), np.cumsum(win_w, axis=1)])
     b = np.arange(BINS)
     smooth = cw[:, np.minimum(b + half + 1, BINS)] - cw[:, np.maximum(b - half, 0)]
     peak = np.argmax(smooth, axis=1)
     # The level: the mean of the seconds close to the peak (its centre, unbiased by the
     # shoulders of events); the share of the 10 minutes within the band of it.
-    cn = np.hstack([np.zeros((minutes, 1)), np.cumsum(win_n, axis=1)])
-    cv = np.hstack([np.zeros((minutes, 1)), np.cumsum(win_n * (b + LOW_BPM), axis=1)])
-    r = np.arange(minutes)
+    cn = np.hstack([np.zeros((rows_n, 1)), np.cumsum(win_n, axis=1)])
+    cv = np.hstack([np.zeros((rows_n, 1)), np.cumsum(win_n * (b + LOW_BPM), axis=1)])
+    r = np.arange(rows_n)
     lo = np.maximum(peak - int(p.baseline_level_bpm), 0)
     hi = np.minimum(peak + int(p.baseline_level_bpm) + 1, BINS)
     centre = cn[r, hi] - cn[r, lo]
-    level = np.divide(cv[r, hi] - cv[r, lo], centre, out=np.full(minutes, np.nan), where=centre > 0)
+    level = np.divide(cv[r, hi] - cv[r, lo], centre, out=np.full(rows_n, np.nan), where=centre > 0)
     band = int(p.baseline_band_bpm)
     lo, hi = np.maximum(peak - band, 0), np.minimum(peak + band + 1, BINS)
     near = cn[r, hi] - cn[r, lo]
     present = cn[:, -1]
-    share = np.divide(near, present, out=np.zeros(minutes), where=present > 0)
+    share = np.divide(near, present, out=np.zeros(rows_n), where=present > 0)
 
     medians = row_medians(rows, min_count=p.baseline_minute_min_seconds)
 
+    def stable_at(k: int) -> bool:
+        """Every minute of the last 10 (8 at least with a median) near the level there."""
+        recent = medians[max(0, k - PERIOD_MINUTES + 1) : k + 1]
+        known = recent[~np.isnan(recent)]
+        return len(known) >= p.baseline_stable_minutes and bool(
+            np.all(np.abs(known - level[k]) <= p.baseline_stable_bpm)
+        )
+
     base = np.full(minutes, np.nan)
-    current: float | None = None
     first = PERIOD_MINUTES - 1 if pad == 0 else PERIOD_MINUTES  # a whole period of trace
     first = min(first, minutes - 1)
-    for k in range(first, minutes):
+    # Where to begin: the level of the first 30 minutes of the trace (a deceleration or an
+    # acceleration there lasts less than the baseline around it), held for the first period.
+    if present[minutes] < p.baseline_min_stable_seconds:
+        return np.full(count, np.nan)
+    seed, current = first, float(level[minutes])
+    base[: seed + 1] = current
+    previous: float | None = None  # the baseline before a change of more than 15 bpm
+    changed_at = 0
+    back = p.baseline_return_minutes
+    for k in range(seed + 1, minutes):
         if present[k] < p.baseline_min_stable_seconds:
-            base[k] = np.nan if current is None else current
+            base[k] = current
             continue
+        if previous is not None:
+            last = medians[k - back + 1 : k + 1]
+            if len(last) == back and bool(np.all(np.abs(last - previous) <= p.baseline_stable_bpm)):
+                # Back at the baseline before the change: the change was an episode (a
+                # bradycardia, a long acceleration), measured against that baseline.
+                current = previous
+                base[changed_at : k + 1] = current
+                previous = None
+                continue
         candidate = float(level[k])
-        if current is None:
-            current = candidate
-            base[: k + 1] = current  # the first level read holds for the trace before it
-            continue
         recent = medians[k - PERIOD_MINUTES + 1 : k + 1]
         known = recent[~np.isnan(recent)]
-        stable = len(known) >= p.baseline_stable_minutes and bool(
-            np.all(np.abs(known - candidate) <= p.baseline_stable_bpm)
-        )
         # FIGO: a departure from the baseline lasting 10 minutes or more is a new baseline,
         # however unsteady: every minute's median more than 15 bpm away on the same side.
         departed = len(known) >= p.baseline_stable_minutes and (
@@ -144,7 +170,9 @@ def baseline_per_second(fhr: np.ndarray, p: CtgParams) -> np.ndarray:
         drift = (
             abs(candidate - current) <= p.baseline_track_bpm and share[k] >= p.baseline_track_share
         )
-        if stable or departed or drift:
+        if stable_at(k) or departed or drift:
+            if abs(candidate - current) > p.event_bpm:
+                previous, changed_at = current, k
             current = candidate
         base[k] = current
     per_second = np.repeat(base, MINUTE)

@@ -43,6 +43,11 @@ class MaternalParams:
     agreement_min_seconds: int = 5  # ... and at least this many do
     track_bpm: float = 10  # a stretch goes on while the fetal channel stays this near its level
     bridge_seconds: int = 5  # ... or leaves it for no longer than this
+    # A confirmed stretch is left out of the analysis when its median rate is at least this
+    # (FIGO's normal baseline begins at 110): there the mother's trace passes for a reassuring
+    # fetal one. Below it, it reads as a deceleration or bradycardia, which is not hidden: a
+    # fetus decelerating to its mother's rate looks the same until someone checks.
+    exclude_from_bpm: float = 110
     # A piece of the fetal trace: its seconds follow each other with dropouts of at most
     # ``piece_gap_seconds`` and steps of at most ``piece_jump_bpm`` from one second to the next
     # (a heart does not change its rate by more in a second; a transducer that loses the fetus
@@ -60,17 +65,25 @@ class MaternalParams:
 
 @dataclass(frozen=True, slots=True)
 class MaternalCapture:
-    """Per second of the grid: ``seconds`` where the fetal channel records the mother, and of
+    """Per second of the grid: ``seconds`` where the fetal channel records the mother, of
     them those ``confirmed`` by the maternal channel (the fetal channel agrees with her rate,
-    or carries on a stretch that did). The others rest on the fetal channel's own shape."""
+    or carries on a stretch that did; the others rest on the fetal channel's own shape), and
+    of those the ones the analysis must leave out, ``excluded``: the confirmed stretches at a
+    rate that could pass for a normal fetal baseline (``exclude_from_bpm``)."""
 
     seconds: list[bool]
     confirmed: list[bool]
+    excluded: list[bool]
 
-    def ongoing(self, fhr: Sequence[float | None], *, within: int) -> tuple[int, bool] | None:
+    def part(self, start: int) -> MaternalCapture:
+        """The same from index ``start`` on."""
+        return MaternalCapture(self.seconds[start:], self.confirmed[start:], self.excluded[start:])
+
+    def ongoing(self, fhr: Sequence[float | None], *, within: int) -> tuple[int, bool, bool] | None:
         """The stretch the latest of the last ``within`` seconds with fetal signal belongs
         to, if it is flagged: (its length in seconds up to the end, whether any of it is
-        confirmed); None when that second is not flagged or there is none."""
+        confirmed, whether any is excluded); None when that second is not flagged or there
+        is none."""
         count = len(fhr)
         last = next(
             (k for k in range(count - 1, count - 1 - within, -1) if k >= 0 and fhr[k] is not None),
@@ -81,7 +94,11 @@ class MaternalCapture:
         first = last
         while first > 0 and self.seconds[first - 1]:
             first -= 1
-        return count - first, any(self.confirmed[first : last + 1])
+        return (
+            count - first,
+            any(self.confirmed[first : last + 1]),
+            any(self.excluded[first : last + 1]),
+        )
 
 
 def maternal_channel(ecg: Series, pulse: Series) -> Series:
@@ -135,7 +152,12 @@ def maternal_capture(
             for other in pieces[max(0, i - 2) : i + 3]
         ):
             flags[piece.start : piece.end] = [True] * (piece.end - piece.start)
-    return MaternalCapture(seconds=flags, confirmed=confirmed)
+    excluded = [False] * count
+    for start, end in capture_stretches(confirmed):
+        values = sorted(v for v in fhr[start:end] if v is not None)
+        if values and values[len(values) // 2] >= p.exclude_from_bpm:
+            excluded[start:end] = [True] * (end - start)
+    return MaternalCapture(seconds=flags, confirmed=confirmed, excluded=excluded)
 
 
 def _agreement(
@@ -195,10 +217,12 @@ def _window_agreement(agree: list[int], p: MaternalParams) -> tuple[list[bool], 
     count = len(agree)
     half = p.window_seconds // 2
     pad = [0] * half
-    padded = pad + agree + pad
-    # Prefix sums of agreeing and judged seconds: each window's counts by one subtraction.
-    agreeing = [0, *accumulate(a > 0 for a in padded)]
-    judged = [0, *accumulate(a != 0 for a in padded)]
+    # Prefix sums of agreeing and judged seconds: each window's counts by one subtraction
+    # (agree is -1, 0 or 1: agreeing = (judged + agree) / 2, judged = agree squared).
+    agreeing2 = [0, *accumulate(pad + list(map(abs, agree)) + pad)]
+    sums = [0, *accumulate(pad + agree + pad)]
+    judged = agreeing2
+    agreeing = [(j + t) // 2 for j, t in zip(judged, sums, strict=True)]
     width = 2 * half + 1
     good = list(map(sub, agreeing[width:], agreeing[:count]))
     seen = list(map(sub, judged[width:], judged[:count]))
@@ -309,14 +333,13 @@ def _pieces(fhr: Sequence[float | None], p: MaternalParams) -> list[_Piece]:
 
 def capture_stretches(flags: Sequence[bool]) -> list[tuple[int, int]]:
     """The flagged stretches as index ranges ``[start, end)``."""
+    marks = bytes(map(bool, flags))  # scanned by bytes.find, at C speed
     out: list[tuple[int, int]] = []
-    start: int | None = None
-    for k, flag in enumerate(flags):
-        if flag and start is None:
-            start = k
-        elif not flag and start is not None:
-            out.append((start, k))
-            start = None
-    if start is not None:
-        out.append((start, len(flags)))
+    start = marks.find(1)
+    while start >= 0:
+        end = marks.find(0, start)
+        if end < 0:
+            end = len(marks)
+        out.append((start, end))
+        start = marks.find(1, end)
     return out

@@ -125,10 +125,10 @@ def ctg_read(
     at the grid's start). ``excluded``: the analysis's mask of seconds whose FHR is not the
     fetus's, one per second of the grid. ``mhr``: the maternal heart rate on the same grid
     (None: not recorded); the session's trace is checked for maternal capture
-    (``ctg.maternal``) with it, or without it from the fetal channel alone: the seconds the
-    maternal channel confirms are excluded from the analysis (the others, resting on the
-    fetal channel's shape alone, are flagged but still analysed: a true deceleration must
-    never be hidden). Reads, never changes, the series."""
+    (``ctg.maternal``) with it, or without it from the fetal channel alone: the stretches the
+    maternal channel confirms at a rate that passes for a fetal baseline are excluded from the
+    analysis (the others are flagged but still analysed: a true deceleration or bradycardia
+    must never be hidden). Reads, never changes, the series."""
     p = params or CtgParams()
     count = len(fhr)
     window_start = end - window.seconds
@@ -140,12 +140,12 @@ def ctg_read(
     capture = maternal_capture(
         fhr[context:], None if mhr is None else mhr[context:], params=maternal_params
     )
-    if any(capture.confirmed):
-        confirmed = [False] * context + capture.confirmed
+    if any(capture.excluded):
+        maternal = [False] * context + capture.excluded
         excluded = (
-            confirmed
+            maternal
             if excluded is None
-            else [a or b for a, b in zip(excluded, confirmed, strict=True)]
+            else [a or b for a, b in zip(excluded, maternal, strict=True)]
         )
     result = ctg_analyse_series(
         fhr=fhr[context:],
@@ -163,10 +163,7 @@ def ctg_read(
         monitored_since=None if session is None else start + session,
         offset=offset,
         fhr=fhr[offset:],
-        maternal=MaternalCapture(
-            seconds=capture.seconds[offset - context :],
-            confirmed=capture.confirmed[offset - context :],
-        ),
+        maternal=capture.part(offset - context),
     )
     monitored = count - offset
     if session is not None and monitored < p.period_seconds:

@@ -14,8 +14,9 @@ A labour ward mostly reads normal and suspicious; pathological traces are the ex
   deceleration (3-7 minutes at 80-95 bpm; the simulator's fetal "bradycardia episodes"), a
   run of late decelerations with every contraction (20-40 minutes), or reduced variability
   (under 5 bpm for 40-70 minutes).
-- Signal loss: short dropouts (5-25 s, about 10 % of the trace, as Doppler loses) and now
-  and then a longer one; during a dropout no fetal reading is sent.
+- Signal loss: short dropouts (4-20 s, about 6 % of the trace) and now and then a longer one
+  (70-120 s, once an hour), about 9 % in all, as Doppler loses; during a dropout no fetal
+  reading is sent.
 - Maternal capture: now and then (per bed about once in 90 minutes), for 1.5-3 minutes, the
   fetal channel records the mother's heart rate.
 
@@ -46,7 +47,7 @@ class CtgConfig:
     late_episode_seconds: tuple[float, float] = (1200.0, 2400.0)
     reduced_episode_every: float = 8 * 3600.0  # reduced variability
     reduced_episode_seconds: tuple[float, float] = (2400.0, 4200.0)
-    dropout_every: float = 150.0  # short dropouts, 5-25 s
+    dropout_every: float = 180.0  # short dropouts, 4-20 s
     long_loss_every: float = 3600.0  # a 70-120 s loss now and then
     coincidence_every: float = 5400.0  # the fetal channel records the mother
     enabled: bool = True
@@ -217,7 +218,7 @@ class CtgTrace:
             self.counts.losses += 1
             self.next_long_loss = self._gap(self.loss_until, c.long_loss_every)
         elif t >= self.next_dropout:
-            self.loss_until = t + self.rng.uniform(5, 25)
+            self.loss_until = t + self.rng.uniform(4, 20)
             self.counts.losses += 1
             self.next_dropout = self._gap(self.loss_until, c.dropout_every)
         if t < self.loss_until:

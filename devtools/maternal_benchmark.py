@@ -205,8 +205,13 @@ def detector_scorer(rec: Recording) -> list[bool]:
 
 
 def confirmed_scorer(rec: Recording) -> list[bool]:
-    """The seconds the maternal channel confirms (what the analysis excludes)."""
+    """The seconds the maternal channel confirms."""
     return maternal_capture(rec.fhr, rec.mhr).confirmed
+
+
+def excluded_scorer(rec: Recording) -> list[bool]:
+    """The seconds the analysis leaves out."""
+    return maternal_capture(rec.fhr, rec.mhr).excluded
 
 
 def alarm_scorer(rec: Recording, *, every: int = 5, context: int = 600) -> list[bool]:
@@ -233,9 +238,10 @@ SCORERS: dict[str, Scorer] = {
     "before": before_scorer,
     "detector": detector_scorer,
     "confirmed": confirmed_scorer,
+    "excluded": excluded_scorer,
     "alarm": alarm_scorer,
 }
-DEFAULT_SCORERS = ("before", "detector", "confirmed")
+DEFAULT_SCORERS = ("before", "detector", "confirmed", "excluded")
 
 
 def report_lines(name: str, part: str, s: Score) -> list[str]:
@@ -252,3 +258,20 @@ def report_lines(name: str, part: str, s: Score) -> list[str]:
         f"{s.episodes_half_flagged} ({100 * s.episodes_half_flagged / max(1, s.episodes):.1f} %)",
         f"  time: {1000 * s.seconds_per_hour:.1f} ms per hour of recording",
     ]
+
+
+def window_timing(recordings: Sequence[Recording], *, seconds: int = 7200) -> list[float]:
+    """The detector's CPU time (s; the process's own, so other work on the machine counts
+    little) on the first ``seconds`` of each recording at least that long whose maternal
+    channel has a reading in half of them (the slower path)."""
+    times = []
+    for rec in recordings:
+        if len(rec.fhr) < seconds:
+            continue
+        fhr, mhr = rec.fhr[:seconds], rec.mhr[:seconds]
+        if 2 * mhr.count(None) > seconds:
+            continue
+        began = time.process_time()
+        maternal_capture(fhr, mhr)
+        times.append(time.process_time() - began)
+    return times

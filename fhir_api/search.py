@@ -18,6 +18,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from common.errors import NotFound
+from common.ids import INT64_MAX
 from fhir_api.errors import InvalidSearch, NotSupported
 
 # Parameters every interaction accepts (and that do not filter).
@@ -81,13 +82,9 @@ def token_parse(raw: str, name: str) -> Token:
     return Token(system, code)
 
 
-# Ids are 64-bit integers; a longer number names nothing (and must not reach the database).
-MAX_ID = 2**63 - 1
-
-
 def id_parse(raw: str) -> int | None:
     """An id of ours, or None for any other FHIR id."""
-    return int(raw) if raw.isdigit() and int(raw) <= MAX_ID else None
+    return int(raw) if raw.isdigit() and int(raw) <= INT64_MAX else None
 
 
 def reference_id_parse(raw: str, name: str, resource_type: str) -> int:
@@ -99,7 +96,7 @@ def reference_id_parse(raw: str, name: str, resource_type: str) -> int:
         raw = tail[-1]
     if not raw.isdigit():
         raise InvalidSearch(f"{name} must be a {resource_type} id, not {raw!r}.")
-    if int(raw) > MAX_ID:
+    if int(raw) > INT64_MAX:
         raise NotFound(f"{resource_type}/{raw} is not known.")
     return int(raw)
 
@@ -208,7 +205,7 @@ def cursor_decode(query: QueryDict, shape: tuple[type, ...]) -> list[Any] | None
         not isinstance(values, list)
         or len(values) != len(shape)
         or not all(isinstance(v, t) for v, t in zip(values, shape, strict=True))
-        or any(isinstance(v, int) and not 0 <= v <= MAX_ID for v in values)
+        or any(isinstance(v, int) and not 0 <= v <= INT64_MAX for v in values)
     ):
         raise InvalidSearch("_cursor is not a cursor from a next link of this server.")
     return values

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -26,17 +25,9 @@ from hl7v2.mllp import Frame, frame, frame_read
 from hl7v2.senders import Peer, SenderCache
 from hl7v2.services import DeviceCache, StorageUnavailable, message_ingest
 from hl7v2.vocabulary import AckCode, ErrorCode, Refusal
-from monitoring.realtime.batcher import IngestBatcher, batcher_get, batcher_shutdown
+from monitoring.ingest.batcher import IngestBatcher, batcher_get, batcher_shutdown
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ListenerStats:
-    connections: int = 0
-    messages: int = 0
-    answers: dict[str, int] = field(default_factory=lambda: {"AA": 0, "AE": 0, "AR": 0})
-    stored: int = 0
 
 
 class MllpListener:
@@ -44,7 +35,6 @@ class MllpListener:
 
     def __init__(self) -> None:
         self.server: asyncio.Server | None = None
-        self.stats = ListenerStats()
         self._connections: set[asyncio.Task] = set()
         self._peers: dict[asyncio.Task, Peer] = {}
         self.batcher: IngestBatcher | None = None
@@ -76,7 +66,6 @@ class MllpListener:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        self.stats.connections += 1
         peer = writer.get_extra_info("peername")
         self._peers[task] = Peer(address=str(peer[0]) if peer else "", tls_subject=_subject(writer))
         answers: asyncio.Queue[Awaitable[Answer] | None] = asyncio.Queue(
@@ -120,7 +109,6 @@ class MllpListener:
                 return
             if found.skipped:
                 logger.warning("MLLP: %d bytes outside any frame skipped", found.skipped)
-            self.stats.messages += 1
             await answers.put(asyncio.ensure_future(self._answer(found, peer)))
 
     async def _answer(self, found: Frame, peer: Peer | None) -> Answer:
@@ -156,8 +144,6 @@ class MllpListener:
                 logger.exception("HL7 message failed: closing without an ACK")
                 writer.close()
                 return
-            self.stats.answers[answer.code] = self.stats.answers.get(answer.code, 0) + 1
-            self.stats.stored += answer.stored
             await hl7_message_record(answer, peer=writer.get_extra_info("peername"))
             writer.write(frame(answer.ack))
             await writer.drain()

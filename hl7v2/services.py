@@ -2,7 +2,7 @@
 ACK.
 
 A message is taken row by row: every observation is matched to its device and patient and
-validated (``monitoring.ingest.reading_parse``, the same bounds as the WebSocket and REST
+validated (``monitoring.readings.reading_parse``, the same bounds as the WebSocket and REST
 paths); the rows that pass are handed to the process's ingest batcher (the others are reported
 in the ACK, AA with warnings, or AE when no row passed), which stores them with
 (device, seq) idempotency, appends them to the readings stream for alarm evaluation in the
@@ -43,8 +43,8 @@ from hl7v2.senders import (
     senders_required,
 )
 from hl7v2.vocabulary import AckCode, ErrorCode, Location, Refusal
-from monitoring.ingest import ReadingIn, reading_parse
-from monitoring.realtime.batcher import IngestBatcher
+from monitoring.ingest.batcher import IngestBatcher
+from monitoring.readings import ReadingIn, reading_parse
 from monitoring.selectors import device_target
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         from accounts.signals import user_sessions_ended
         from clinical.signals import device_changed
-        from monitoring.realtime.publish import over_capacity_counting_install
+        from monitoring.live.layer import over_capacity_counting_install
         from monitoring.receivers import device_changed_recheck, user_sessions_close
 
         over_capacity_counting_install()

@@ -31,6 +31,7 @@ from reportlab.pdfgen.canvas import Canvas
 from clinical.models import Patient
 from clinical.selectors import patient_device
 from ctg.analysis import CtgResult, Series, per_second
+from ctg.maternal import maternal_channel
 from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.notes import note_payload, notes_of_patient
@@ -195,7 +196,10 @@ def ctg_record_data(
     t0, t1 = read_from.timestamp(), end.timestamp()
     fhr = per_second(raw[Metric.FETAL_HEART_RATE], start=t0, end=t1)
     ua = per_second(raw[Metric.UTERINE_ACTIVITY], start=t0, end=t1)
-    mhr = per_second(raw[Metric.HEART_RATE], start=t0, end=t1)
+    mhr = maternal_channel(
+        per_second(raw[Metric.HEART_RATE], start=t0, end=t1),
+        per_second(raw[Metric.PULSE_RATE], start=t0, end=t1),
+    )
     windows = record_windows(
         fhr=fhr, ua=ua, mhr=mhr, start=start.timestamp(), end=t1, lookback=lookback
     )

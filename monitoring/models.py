@@ -61,7 +61,7 @@ class ReadingKey(models.Model):
     There the readings table is partitioned by ``recorded_at`` and a partitioned table's unique
     keys must contain the partition key, so ``(device_id, seq)`` cannot be unique across
     partitions; this plain table holds the key instead and is written in the same statement as
-    the reading (``monitoring.ingest.readings_store``). Retention deletes the keys of the
+    the reading (``monitoring.readings.readings_store``). Retention deletes the keys of the
     readings it drops. SQLite keeps one plain readings table with its own unique constraint and
     leaves this table empty. No foreign key: device ids are never reused.
     """
@@ -108,12 +108,12 @@ class ReadingArchive(models.Model):
 class StreamBacklog(models.Model):
     """Stored readings that could not be appended to the readings stream when they were stored
     (Redis unreachable), written in the same transaction as the readings: a reading is stored
-    exactly when it is in the stream or here. ``monitoring.realtime.backlog`` appends them to
+    exactly when it is in the stream or here. ``monitoring.stream.backlog`` appends them to
     the stream, oldest first, once Redis answers, and deletes the row in the same step, so the
     alarm evaluator evaluates every stored reading."""
 
     created_at = models.DateTimeField(default=timezone.now)
-    # The stream entries, as ``monitoring.realtime.stream.reading_encode`` makes them.
+    # The stream entries, as ``monitoring.stream.entries.reading_encode`` makes them.
     entries = models.JSONField()
     size = models.PositiveIntegerField()  # len(entries), summed by readiness
 

@@ -21,9 +21,9 @@ from django.utils import timezone
 from accounts.models import User
 from clinical.models import Patient
 from common.errors import Conflict, PermissionDenied, ValidationFailed
+from monitoring.live.events import note_events
+from monitoring.live.publish import live_publish
 from monitoring.models import StripNote
-from monitoring.realtime.events import note_events
-from monitoring.realtime.publish import groups_publish
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _publish_on_commit(*, note: StripNote, ward_id: int | None, action: str) -> 
         try:
             fresh = note_of_patient(patient_id=note.patient_id, note_id=note.id)
             if fresh is not None:
-                groups_publish(
+                live_publish(
                     note_events(
                         patient_id=note.patient_id,
                         ward_id=ward_id,

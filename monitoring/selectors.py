@@ -15,13 +15,14 @@ from clinical.selectors import (
     patients_visible,
     ward_patients_admitted,
 )
+from common.datetimes import iso
 from ctg.analysis import CtgParams, per_second
 from ctg.maternal import maternal_channel
 from ctg.window import CTG_WINDOW, CtgReading, ctg_read
-from monitoring.ingest import Target, value_fields
+from monitoring.ingest.presence import devices_online
+from monitoring.live.registry import snapshot_extras
 from monitoring.models import Metric, Reading
-from monitoring.realtime.presence import devices_online
-from monitoring.realtime.registry import snapshot_extras
+from monitoring.readings import Target, value_fields
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -185,10 +186,6 @@ def readings_aggregate(
 # --- Live dashboard -----------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = None) -> list[dict]:
     """Every patient in scope with bed, profile, device status, latest reading per metric, and
     what higher apps add (open alerts, the latest CTG classification). Two queries, one Redis
@@ -245,7 +242,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
                 "id": p.id,
                 "name": p.name,
                 "mrn": p.mrn,
-                "date_of_birth": _iso(p.date_of_birth),
+                "date_of_birth": iso(p.date_of_birth),
                 "sex": p.sex,
                 "monitoring_profile": p.monitoring_profile,
                 "place": p.place_id,
@@ -258,7 +255,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
                     "serial": device.serial,
                     "is_active": device.is_active,
                     "online": device.id in online,
-                    "last_seen_at": _iso(device.last_seen_at),
+                    "last_seen_at": iso(device.last_seen_at),
                 },
                 "latest": latest_by_metric,
                 **{

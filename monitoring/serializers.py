@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from common.api import ErrorSerializer
-from common.datetimes import parse_aware_datetime
-from common.filters import INT64_MAX
+from common.datetimes import iso_utc, parse_aware_datetime
+from common.ids import INT64_MAX
 from ctg.analysis import (
     EARLY,
     INSUFFICIENT,
@@ -20,6 +20,7 @@ from ctg.analysis import (
     SUSPICIOUS,
     VARIABLE,
 )
+from ctg.maternal import capture_stretches
 from ctg.window import CtgReading
 from monitoring.models import HEART_RATE_METRICS, Metric
 from monitoring.notes import note_payload
@@ -57,7 +58,7 @@ class ReadingSerializer(serializers.Serializer):
 class ReadingInSerializer(serializers.Serializer):
     """Documents one reading of POST /api/records/.
 
-    Validation itself is ``monitoring.ingest.reading_parse``, the same code as the device
+    Validation itself is ``monitoring.readings.reading_parse``, the same code as the device
     WebSocket, so both paths accept and refuse exactly the same readings.
     """
 
@@ -175,29 +176,25 @@ class AwareDateTimeField(serializers.DateTimeField):
 # --- CTG --------------------------------------------------------------------------------------
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
     """The CTG reading as GET /api/patients/<id>/ctg/ answers it (``CtgSerializer``
     documents it). ``ongoing`` marks an event still going on at the window's end."""
     result = reading.result
     return {
         "patient": patient_id,
-        "from": _iso(reading.window_start),
-        "to": _iso(reading.end),
+        "from": iso_utc(reading.window_start),
+        "to": iso_utc(reading.end),
         "monitored_since": None
         if reading.monitored_since is None
-        else _iso(max(reading.monitored_since, reading.window_start)),
+        else iso_utc(max(reading.monitored_since, reading.window_start)),
         "monitored_seconds": reading.monitored_seconds,
         "needs_minutes": reading.needs_minutes,
         "baseline_bpm": result.baseline_bpm,
         "variability_bpm": result.variability_bpm,
         "accelerations": [
             {
-                "start": _iso(a.start),
-                "end": _iso(a.end),
+                "start": iso_utc(a.start),
+                "end": iso_utc(a.end),
                 "peak_bpm": a.peak_bpm,
                 "ongoing": a.ongoing,
             }
@@ -205,8 +202,8 @@ def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
         ],
         "decelerations": [
             {
-                "start": _iso(d.start),
-                "end": _iso(d.end),
+                "start": iso_utc(d.start),
+                "end": iso_utc(d.end),
                 "nadir_bpm": d.nadir_bpm,
                 "depth_bpm": d.depth_bpm,
                 "prolonged": d.prolonged,
@@ -216,15 +213,34 @@ def ctg_payload(*, patient_id: int, reading: CtgReading) -> dict[str, Any]:
             for d in result.decelerations
         ],
         "contractions": [
-            {"start": _iso(c.start), "end": _iso(c.end), "peak": c.peak}
+            {"start": iso_utc(c.start), "end": iso_utc(c.end), "peak": c.peak}
             for c in result.contractions
         ],
         "contractions_per_10_min": result.contractions_per_10_min,
         "tachysystole": result.tachysystole,
         "signal_loss_percent": result.signal_loss_percent,
+        "maternal_capture": _maternal_stretches(reading),
+        "excluded_percent": result.excluded_percent,
         "classification": result.classification,
         "reasons": result.reasons,
     }
+
+
+def _maternal_stretches(reading: CtgReading) -> list[dict[str, Any]]:
+    """The stretches of the analysed part where the fetal channel records the mother."""
+    capture = reading.maternal
+    if capture is None:
+        return []
+    origin = reading.result.start
+    return [
+        {
+            "start": iso_utc(origin + lo),
+            "end": iso_utc(origin + hi),
+            "confirmed": any(capture.confirmed[lo:hi]),
+            "excluded": any(capture.excluded[lo:hi]),
+        }
+        for lo, hi in capture_stretches(capture.seconds)
+    ]
 
 
 class CtgAccelerationSerializer(serializers.Serializer):
@@ -252,6 +268,23 @@ class CtgContractionSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     peak = serializers.IntegerField(help_text="Highest uterine activity (toco units).")
+
+
+class CtgMaternalCaptureSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    confirmed = serializers.BooleanField(
+        help_text=(
+            "The maternal heart rate confirms it; false: the fetal channel's shape alone "
+            "suggests it."
+        )
+    )
+    excluded = serializers.BooleanField(
+        help_text=(
+            "Left out of the analysis (confirmed, at a rate that passes for a fetal baseline, "
+            "110 bpm or more); otherwise still analysed."
+        )
+    )
 
 
 class CtgSerializer(serializers.Serializer):
@@ -298,6 +331,19 @@ class CtgSerializer(serializers.Serializer):
             ),
             "signal_loss_percent": serializers.FloatField(
                 help_text="Share of the monitored seconds without a fetal heart rate."
+            ),
+            "maternal_capture": CtgMaternalCaptureSerializer(
+                many=True,
+                help_text=(
+                    "Stretches of the analysed part where the fetal channel records the "
+                    "mother (docs/ctg.md, maternal capture)."
+                ),
+            ),
+            "excluded_percent": serializers.FloatField(
+                help_text=(
+                    "Share of the monitored seconds left out of the analysis because the "
+                    "fetal channel records the mother."
+                )
             ),
             "classification": serializers.ChoiceField(
                 choices=[NORMAL, SUSPICIOUS, PATHOLOGICAL, INSUFFICIENT]

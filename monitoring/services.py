@@ -24,8 +24,11 @@ from common.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from common.filters import INT64_MAX
-from monitoring.ingest import (
+from common.ids import is_id
+from monitoring.live.events import reading_batch_events
+from monitoring.live.publish import live_publish
+from monitoring.models import Reading, ReadingArchive, StripNote
+from monitoring.readings import (
     ROW_ERRORS,
     ReadingIn,
     StoredReading,
@@ -33,11 +36,8 @@ from monitoring.ingest import (
     reading_parse,
     readings_store,
 )
-from monitoring.models import Reading, ReadingArchive, StripNote
-from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
-from monitoring.realtime.events import reading_batch_events
-from monitoring.realtime.publish import groups_send_sync
 from monitoring.selectors import device_target, patient_targets
+from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def readings_ingest(
     evaluation in one transaction, then publish what was new once it is committed. ``path``
     labels the ingest metrics: ``rest`` (the default) or ``hl7`` (the MLLP listener).
 
-    The WebSocket path batches the same steps asynchronously (``realtime.batcher``). When the
+    The WebSocket path batches the same steps asynchronously (``ingest.batcher``). When the
     stream cannot take the readings (Redis unreachable) they are deferred to the backlog in
-    the same transaction (``realtime.backlog``): stored, and evaluated once Redis is back.
+    the same transaction (``stream.backlog``): stored, and evaluated once Redis is back.
     """
     try:
         stored = readings_store(readings=readings, path=path, wards=wards, queue=_queue)
@@ -75,7 +75,7 @@ def readings_ingest(
         ) from exc
     if stored:
         # Dashboards hear of the readings only once they are committed.
-        transaction.on_commit(lambda: groups_send_sync(reading_batch_events(stored)))
+        live_publish(reading_batch_events(stored), on_commit=True)
     return stored
 
 
@@ -191,11 +191,7 @@ def readings_record_manual(*, user: User, payload: Any) -> RecordsResult:
     items, is_list = _as_batch(payload)
     # Only what can be an id is looked up; the rest is refused item by item when parsed.
     patient_ids = {
-        raw["patient"]
-        for raw in items
-        if isinstance(raw, dict)
-        and isinstance(raw.get("patient"), int)
-        and 1 <= raw["patient"] <= INT64_MAX
+        raw["patient"] for raw in items if isinstance(raw, dict) and is_id(raw.get("patient"))
     }
     targets = patient_targets(user=user, patient_ids=patient_ids)
     now = timezone.now()

@@ -31,11 +31,6 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest.hexdigest()}"
 
 
-def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
-    return hmac.compare_digest(expected, signature)
-
-
 def webhook_post(*, url: str, secret: str, event_id: int, payload: dict[str, Any]) -> int:
     """POST the payload; returns the HTTP status or raises WebhookError."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()

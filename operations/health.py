@@ -5,8 +5,8 @@ failed answers "skipped". Every network call has a short timeout, so a load bala
 never hangs on a black-holed host.
 
 Redis is not needed to store readings and ack them (PostgreSQL is the durable store; the
-live fan-out, presence and the alarm stream degrade and catch up, ``monitoring.realtime.
-outage``): a process whose only failing checks are the :data:`DEGRADABLE` ones is still
+live fan-out, presence and the alarm stream degrade and catch up, ``monitoring.live.
+feed``): a process whose only failing checks are the :data:`DEGRADABLE` ones is still
 ready, answered ``degraded`` (200, so a load balancer keeps sending it devices), with the
 failing checks named. Anything else failing makes it ``unavailable`` (503).
 """
@@ -16,16 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from monitoring.realtime.backlog import stream_backlog_size
-from monitoring.realtime.stream import stream_lag
+from common.redis_clients import redis_client_once
+from monitoring.stream.backlog import stream_backlog_size
+from monitoring.stream.lag import stream_lag
 from notifications.selectors import deliveries_failed, deliveries_overdue
-
-TIMEOUT_SECONDS = 1.0
 
 Check = Callable[[], str]
 
@@ -37,9 +35,7 @@ def database_check() -> str:
 
 
 def _ping(url: str) -> str:
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS
-    )
+    client = redis_client_once(timeout=settings.REDIS_CHECK_TIMEOUT, url=url)
     try:
         client.ping()
     finally:

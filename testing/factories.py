@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
 from django.db import models
+from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -14,7 +16,7 @@ from accounts.models import Role, User
 from alerts.models import AlarmLimit
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_generate, token_hash
-from monitoring.ingest import Target
+from monitoring.readings import Target
 from monitoring.selectors import device_target
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
@@ -134,6 +136,19 @@ class AlarmLimitFactory(factory.django.DjangoModelFactory):
     hold_high_seconds = 10
     hold_medium_seconds = 20
     hold_low_seconds = 30
+
+
+def reading_raw(seq: int | None = 1, **overrides: Any) -> dict[str, Any]:
+    """A reading as a device or a REST client sends it: a heart rate of 80 recorded a second
+    ago, with ``seq`` (None: without one), any field overridden."""
+    raw: dict[str, Any] = {
+        "metric": "heart_rate",
+        "bpm": 80,
+        "recorded_at": (timezone.now() - timedelta(seconds=1)).isoformat(),
+    }
+    if seq is not None:
+        raw["seq"] = seq
+    return {**raw, **overrides}
 
 
 def ingest_target(device: Device) -> Target:

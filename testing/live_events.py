@@ -1,4 +1,4 @@
-"""Listening to the live dashboard events (``monitoring.realtime.hub``) from a synchronous test,
+"""Listening to the live dashboard events (``monitoring.live.hub``) from a synchronous test,
 as another server process would: a Redis pub/sub subscription to the groups' channels."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from monitoring.realtime.hub import _unpack, live_channel
+from monitoring.live.hub import _unpack, live_channel
 
 
 class LiveEvents:

@@ -33,7 +33,7 @@ def alarm_state_clear() -> int:
 def readings_stream_delete() -> int:
     """The readings stream: its partitions (entries and consumer group), leases and the set
     of live evaluators."""
-    from monitoring.realtime import stream
+    from monitoring.stream import entries as stream
 
     keys = [stream.partition_key(p) for p in range(stream.partitions())]
     keys += [stream.lease_key(p) for p in range(stream.partitions())]

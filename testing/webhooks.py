@@ -3,11 +3,14 @@ request it is sent and answers each with ``status``."""
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from notifications.webhooks import webhook_signature
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -46,3 +49,9 @@ def webhook_server() -> Iterator[WebhookServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def webhook_verify(*, secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """What a receiver does with a delivery's signature (docs: the webhook transport)."""
+    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    return hmac.compare_digest(expected, signature)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,8 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from monitoring.realtime import batcher, hub
+from monitoring.ingest import batcher
+from monitoring.live import hub
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -94,5 +96,7 @@ async def ingest_batchers_closed() -> AsyncIterator[None]:
     loop's live hub (its Redis connections and tasks) goes with it."""
     yield
     await batcher.batcher_shutdown()
-    await hub.hub_shutdown()
+    live_hub = hub.hubs.pop(asyncio.get_running_loop())
+    if live_hub is not None:
+        await live_hub.aclose()
     await sync_to_async(connections.close_all)()

@@ -15,8 +15,8 @@ from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
-from monitoring.ingest import StoredReading
-from monitoring.realtime import stream as readings_stream
+from common import redis_clients
+from monitoring.readings import StoredReading
 from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -275,7 +275,7 @@ def test_rule_state_is_shared_through_redis_not_process_memory(patient):
     )
     assert saved.side == "brady" and saved.starts[3] == T0.timestamp()
     # Whatever a process might cache is gone: only Redis carries the episode start.
-    readings_stream._client_for.cache_clear()
+    redis_clients._client.cache_clear()
     feed(stream(patient, 38, 6, 10))
     assert Alert.objects.get(patient=patient).priority == "high"
 

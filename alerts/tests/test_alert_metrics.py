@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.metrics import StreamBacklogCollector
-from monitoring.ingest import ReadingIn, readings_store
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import ReadingIn, readings_store
+from monitoring.stream.backlog import readings_queue
 from notifications.delivery import alert_event_email
 from testing.metrics import metric_value
 
@@ -74,7 +74,7 @@ def test_evaluated_batches_move_the_evaluator_metrics(device, alarms_drain):
         readings=[
             ReadingIn(device.patient_id, device.id, "heart_rate", 80, now, seq) for seq in (1, 2, 3)
         ],
-        queue=lambda stored: readings_stream_append(stored=stored),
+        queue=readings_queue,
     )
     assert alarms_drain() == 3
     assert metric_value("monitor_evaluator_readings_total") == readings_before + 3
@@ -90,7 +90,7 @@ def test_the_stream_backlog_collector_reports_what_waits_per_partition(
         readings=[
             ReadingIn(device.patient_id, device.id, "heart_rate", 80, now, s) for s in (1, 2)
         ],
-        queue=lambda stored: readings_stream_append(stored=stored),
+        queue=readings_queue,
     )
     partition = str(device.patient_id % settings.READINGS_STREAM_PARTITIONS)
 

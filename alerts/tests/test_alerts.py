@@ -62,12 +62,12 @@ def test_every_committed_transition_is_logged_with_the_alert_patient_and_device(
     patient, nurse, caplog, django_capture_on_commit_callbacks
 ):
     device = DeviceFactory(patient=patient)
-    with caplog.at_level(logging.INFO, logger="alerts.services"):
+    with caplog.at_level(logging.INFO, logger="alerts.services.lifecycle"):
         with django_capture_on_commit_callbacks(execute=True):
             alert = raise_alert(patient, priority="high", device_id=device.id)
         with django_capture_on_commit_callbacks(execute=True):
             services.alert_acknowledge(alert_id=alert.id, user=nurse, at=T0 + timedelta(seconds=3))
-    lines = [r for r in caplog.records if r.name == "alerts.services"]
+    lines = [r for r in caplog.records if r.name == "alerts.services.lifecycle"]
     assert [r.getMessage() for r in lines] == [
         f"alert {alert.id} raised (bradycardia, high priority)",
         f"alert {alert.id} acknowledged (bradycardia, high priority)",

@@ -14,7 +14,7 @@ from alerts.ctg_evaluate import ctg_alarms_evaluate
 from alerts.ctg_rules import CtgLimits, Episode, episode_step
 from alerts.models import Alert, AlertEvent
 from alerts.services import ctg_alarm_limits_set
-from monitoring.ingest import ReadingIn, StoredReading
+from monitoring.readings import ReadingIn, StoredReading
 from monitoring.services import readings_ingest
 from testing.assertions import assert_error
 from testing.factories import DeviceFactory, PatientFactory

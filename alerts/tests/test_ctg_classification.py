@@ -12,6 +12,7 @@ import pytest
 
 from alerts import services
 from alerts.models import CtgClassification
+from alerts.services import publishing
 from alerts.tests.test_ctg_alarms import T0, Monitor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state"
 def published(monkeypatch):
     """The group messages the evaluator's classification writes publish once committed."""
     sent: list[tuple[str, dict]] = []
-    monkeypatch.setattr(services, "groups_publish", lambda events: sent.extend(events))
+    monkeypatch.setattr(publishing, "live_publish", lambda events: sent.extend(events))
     return sent
 
 
@@ -101,7 +102,7 @@ def test_an_unchanged_classification_costs_no_write(
     monitor, published, django_assert_num_queries, settings
 ):
     from alerts.ctg_evaluate import ctg_alarms_evaluate
-    from monitoring.ingest import StoredReading
+    from monitoring.readings import StoredReading
 
     monitor.feed(0, 60)
     monitor.feed(60, 1500)  # normal, and stays so

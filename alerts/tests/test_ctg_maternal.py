@@ -1,12 +1,13 @@
 """Maternal capture through the alarm evaluator: the technical alarm
 ``fhr_maternal_coincidence`` is raised for a stretch the fetal channel records the mother,
-across dropouts and brief deviations, and the stretch the maternal channel confirms is left
-out of the analysis (not read as a baseline or a deceleration), the same in the API."""
+across dropouts and brief deviations; a stretch the maternal channel confirms at a rate that
+passes for a fetal baseline is left out of the analysis (not read as a baseline or a
+deceleration), the same in the API; one at a bradycardic rate is still read."""
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -27,7 +28,12 @@ def mother_with_dropouts(t: float) -> float | None:
     return None if t % 90 < 25 else mother(t)
 
 
-def captured(t: float) -> float | None:
+def pushing(t: float) -> float:
+    """A mother whose rate has risen to the fetal range (pushing, fever, bleeding)."""
+    return mother(t) + 36
+
+
+def captured(t: float, rate=mother) -> float | None:
     """The fetal channel: the fetus, then the mother from minute 20 to 28 (with a dropout
     of 6 s every 40 and a brief deviation now and then), then the fetus again."""
     if not CAPTURE[0] <= t < CAPTURE[1]:
@@ -35,8 +41,16 @@ def captured(t: float) -> float | None:
     if t % 40 < 6:
         return None
     if t % 150 < 3:
-        return mother(t) + 20  # the Doppler half-locked on something else
-    return mother(t) + 1
+        return rate(t) + 20  # the Doppler half-locked on something else
+    return rate(t) + 1
+
+
+def captured_pushing(t: float) -> float | None:
+    return captured(t, pushing)
+
+
+def pushing_with_dropouts(t: float) -> float | None:
+    return None if t % 90 < 25 else pushing(t)
 
 
 @pytest.fixture
@@ -50,7 +64,7 @@ def test_a_stretch_recorded_from_the_mother_raises_the_technical_alarm(monitor, 
     monitor.feed(CAPTURE[0] + 50, CAPTURE[0] + 120, fhr=captured, hr=mother_with_dropouts)
     [alert] = monitor.alerts("fhr_maternal_coincidence")
     assert alert.priority == "medium" and alert.state == "active"
-    assert "recording the mother, not the fetus" in alert.message
+    assert "probably recording the mother" in alert.message
     # Neither the dropouts of either channel nor the deviations end the episode.
     monitor.feed(CAPTURE[0] + 120, CAPTURE[1], fhr=captured, hr=mother_with_dropouts)
     [alert] = monitor.alerts("fhr_maternal_coincidence")
@@ -66,7 +80,7 @@ def test_the_maternal_pulse_serves_where_there_is_no_maternal_ecg(monitor):
     transducer's pulse sensor (``pulse_rate``), not an ECG."""
     monitor.feed(0, CAPTURE[0] + 120, fhr=captured, pulse=mother_with_dropouts)
     [alert] = monitor.alerts("fhr_maternal_coincidence")
-    assert "recording the mother, not the fetus" in alert.message
+    assert "probably recording the mother" in alert.message
 
 
 def test_without_the_maternal_channel_a_jump_to_a_maternal_rate_raises_it_too(monitor):
@@ -80,19 +94,36 @@ def test_the_confirmed_stretch_is_not_read_as_baseline_or_deceleration(
     alarms_drain, obstetric_patient, nurse_api
 ):
     monitor = Monitor(alarms_drain, patient=obstetric_patient)
-    monitor.feed(0, CAPTURE[1], fhr=captured, hr=mother_with_dropouts)
-    # 8 minutes at 85 bpm would be a prolonged deceleration and, in its 10-minute period, a
-    # baseline of 85; recorded from the mother, they are neither.
+    monitor.feed(0, CAPTURE[1], fhr=captured_pushing, hr=pushing_with_dropouts)
+    # 8 minutes at 120 bpm would be a prolonged deceleration and, in its 10-minute period, a
+    # baseline of 120; recorded from the mother, they are neither.
     assert monitor.alerts("prolonged_deceleration") == []
+    [alert] = monitor.alerts("fhr_maternal_coincidence")
+    assert "recording the mother, not the fetus (left out of the CTG analysis)" in alert.message
     row = CtgClassification.objects.get(patient=monitor.patient)
     assert (row.classification, row.baseline_bpm) == ("normal", 140), row.reasons
-    # The API reads the same window the same way.
+    # The API reads the same window the same way, and says what it left out.
     to = (T0 + timedelta(seconds=CAPTURE[1])).isoformat()
     response = nurse_api.get(f"/api/patients/{monitor.patient.id}/ctg/", {"to": to})
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["baseline_bpm"] == 140
     assert body["decelerations"] == []
+    [stretch] = body["maternal_capture"]
+    assert stretch["confirmed"] is True and stretch["excluded"] is True
+    start = datetime.fromisoformat(stretch["start"]) - T0
+    assert abs(start.total_seconds() - CAPTURE[0]) <= 10
+    assert stretch["end"] == body["to"]
+    assert 27 < body["excluded_percent"] < 30  # 8 of the 28 minutes monitored
+
+
+def test_a_confirmed_stretch_at_a_bradycardic_rate_is_still_read(monitor):
+    """The fetal channel at the mother's 85 bpm: the mother, or a fetus decelerating to her
+    rate. The deceleration is not hidden; the technical alarm asks to confirm which."""
+    monitor.feed(0, CAPTURE[1], fhr=captured, hr=mother_with_dropouts)
+    assert monitor.alerts("prolonged_deceleration")
+    [alert] = monitor.alerts("fhr_maternal_coincidence")
+    assert "confirm the fetal heart rate" in alert.message
 
 
 def test_without_the_maternal_channel_the_stretch_is_still_analysed(monitor):

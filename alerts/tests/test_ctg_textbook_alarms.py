@@ -85,3 +85,30 @@ def test_a_12_minute_bradycardia_at_90_raises_the_high_alarms(ward):
     assert prolonged.priority == "high"
     _stop, row, _active = ward.seen[-1]
     assert row.classification == "pathological"
+
+
+@pytest.mark.parametrize("before", [720, 1200])
+def test_a_prolonged_deceleration_alarm_stays_raised_until_the_rate_is_back(ward, before):
+    """The issue's case, live: 6 minutes at 80 bpm after 12 (or 20) minutes at 140 (normal
+    variability, a contraction every 4 minutes). The alarm is raised after 3 minutes, stays
+    raised while the rate is down, resolves once it is back; the baseline is never 80."""
+    back = before + 360
+    ward.feed(0, before, 140)
+    ward.feed(before, back, 80)
+    ward.feed(back, back + 720, 140)
+    down = [(stop, row, active) for stop, row, active in ward.seen if before < stop <= back]
+    raised = [stop for stop, _row, active in down if "prolonged_deceleration" in active]
+    assert raised and before + 180 < raised[0] <= before + 210
+    assert all(stop >= raised[0] for stop in raised)
+    assert raised == [stop for stop, _r, _a in down if stop >= raised[0]]  # never dropped
+    [alert] = ward.monitor.alerts("prolonged_deceleration")
+    assert alert.state == "resolved" and alert.resolved_at is not None
+    after = [(stop, row, active) for stop, row, active in ward.seen if stop > back]
+    # Resolved once the rate has been back for the clear time (30 s), not minutes later.
+    cleared = next(stop for stop, _row, active in after if "prolonged_deceleration" not in active)
+    assert cleared <= back + 90
+    for _stop, row, _active in ward.seen:
+        assert row.baseline_bpm != 80, (row.baseline_bpm, row.reasons)
+        assert not any(r.startswith("Baseline 80") for r in row.reasons), row.reasons
+    # After the recovery the tile reads the baseline before the deceleration.
+    assert all(row.baseline_bpm == 140 for _s, row, _a in after)

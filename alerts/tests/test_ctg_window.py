@@ -11,7 +11,7 @@ import pytest
 from alerts.ctg_rules import _grid_part
 from alerts.ctg_window import CtgWindows
 from ctg.analysis import ctg_analyse, ctg_analyse_series, per_second
-from monitoring.ingest import ReadingIn, readings_store
+from monitoring.readings import ReadingIn, readings_store
 from monitoring.selectors import CTG_METRICS, readings_per_second
 from testing.factories import PatientFactory
 

@@ -2,7 +2,7 @@
 the real database: readings in the stream are evaluated exactly once in effect, across a
 SIGKILL of the evaluator and while no evaluator runs.
 
-Readings are stored with ``readings_store`` and appended with ``readings_stream_append`` in a
+Readings are stored with ``readings_store`` and appended with ``readings_queue`` in a
 Django subprocess on the database the evaluator uses (testing.processes), as the ingest path
 will. Hold times are measured on ``recorded_at``, so an episode of 35 bpm "for 20 s" is
 appended at once with readings dated one second apart.
@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from alerts import state
-from monitoring.realtime import stream
+from monitoring.stream import entries as stream
+from monitoring.stream.lag import PartitionLag, stream_lag
 from testing.live import until
 from testing.processes import Evaluator, django_run
 
@@ -59,8 +60,8 @@ result = {"patient": patient.id, "ward": patient.ward_id, "device": device.id}
 
 APPEND = """
 from datetime import datetime, timedelta
-from monitoring.ingest import ReadingIn, readings_store
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import ReadingIn, readings_store
+from monitoring.stream.backlog import readings_queue
 start = datetime.fromisoformat(START)
 stored = readings_store(
     readings=[
@@ -70,7 +71,7 @@ stored = readings_store(
     ],
     wards={PATIENT: WARD},
 )
-readings_stream_append(stored=stored)
+readings_queue(stored)
 result = len(stored)
 """
 
@@ -97,12 +98,12 @@ def alerts(env: dict[str, str], data: dict[str, Any]) -> dict[str, Any]:
     return django_run(env, f"PATIENT = {data['patient']}\n" + ALERTS)
 
 
-def partition_lag(data: dict[str, Any]) -> stream.PartitionLag:
+def partition_lag(data: dict[str, Any]) -> PartitionLag:
     return stream_lag_of(stream.partition_of(data["patient"]))
 
 
-def stream_lag_of(partition: int) -> stream.PartitionLag:
-    return stream.stream_lag()[partition]
+def stream_lag_of(partition: int) -> PartitionLag:
+    return stream_lag()[partition]
 
 
 def evaluated(data: dict[str, Any]) -> bool:
@@ -157,4 +158,4 @@ async def test_readings_wait_in_the_stream_while_no_evaluator_runs(live_env, eva
 
     late.stop()  # SIGTERM: a clean stop gives the partitions back at once
     assert late.process.returncode == 0
-    assert {row.owner for row in stream.stream_lag()} == {None}
+    assert {row.owner for row in stream_lag()} == {None}

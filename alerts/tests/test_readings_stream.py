@@ -17,18 +17,12 @@ from django.core.management import call_command
 
 from alerts import evaluate, state
 from alerts.models import Alert, AlertEvent
-from monitoring.ingest import ReadingIn, StoredReading, readings_store
-from monitoring.realtime import stream
-from monitoring.realtime.stream import (
-    GROUP,
-    StreamReader,
-    drain,
-    partition_key,
-    reading_decode,
-    reading_encode,
-    readings_stream_append,
-    stream_lag,
-)
+from alerts.stream_reader import StreamReader, drain
+from monitoring.readings import ReadingIn, StoredReading, readings_store
+from monitoring.stream import entries as stream
+from monitoring.stream.backlog import readings_queue
+from monitoring.stream.entries import GROUP, partition_key, reading_decode, reading_encode
+from monitoring.stream.lag import stream_lag
 
 LEASE_MS = 600  # short leases: a "dead" consumer's partitions free up within a second
 BASE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -110,7 +104,7 @@ def test_a_reading_survives_the_round_trip_through_a_stream_entry(client):
             seq=None,
         ),
     ]
-    readings_stream_append(stored=originals)
+    readings_queue(originals)
     entries = [
         fields
         for key in {partition_key(stream.partition_of(r.patient_id)) for r in originals}
@@ -131,12 +125,12 @@ def test_a_batch_is_appended_in_one_round_trip(monkeypatch):
         return execute(self, *args, **kwargs)
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
-    readings_stream_append(stored=[reading(p, i) for p in range(20) for i in range(5)])
+    readings_queue([reading(p, i) for p in range(20) for i in range(5)])
     assert calls == [100]
 
 
 def test_a_patients_readings_go_to_one_partition(client):
-    readings_stream_append(stored=[reading(p, i) for i in range(3) for p in range(1, 21)])
+    readings_queue([reading(p, i) for i in range(3) for p in range(1, 21)])
     for partition in range(stream.partitions()):
         patients = {
             reading_decode(fields).patient_id
@@ -148,7 +142,7 @@ def test_a_patients_readings_go_to_one_partition(client):
 def test_maxlen_caps_each_partition_approximately(client, settings):
     settings.READINGS_STREAM_MAXLEN = 100
     for start in range(0, 1000, 100):
-        readings_stream_append(stored=[reading(5, i) for i in range(start, start + 100)])
+        readings_queue([reading(5, i) for i in range(start, start + 100)])
     length = client.xlen(partition_key(5))
     # MAXLEN ~ trims whole nodes (100 entries each by default): the cap, give or take a node.
     assert 100 <= length <= 200
@@ -163,7 +157,7 @@ def test_drain_hands_each_partition_its_readings_in_order():
     appended = []
     for round_ in range(4):
         batch = [reading(p, round_ * 10 + i) for p in (1, 2, 9, 17) for i in range(3)]
-        readings_stream_append(stored=batch)
+        readings_queue(batch)
         appended += batch
     handler = Recorder()
     assert drain(handler) == len(appended)
@@ -179,7 +173,7 @@ def test_drain_hands_each_partition_its_readings_in_order():
 
 
 def test_entries_are_acknowledged_only_after_the_handler_returned(client):
-    readings_stream_append(stored=[reading(3, i) for i in range(5)])
+    readings_queue([reading(3, i) for i in range(5)])
     during: list[int] = []
 
     def handler(batch: list[StoredReading]) -> None:
@@ -194,11 +188,11 @@ def test_a_failing_handler_leaves_the_entries_pending_and_they_come_back_first(c
     first = [reading(4, i) for i in range(3)]
     later = [reading(4, i) for i in range(3, 6)]
     handler = Recorder(fail=1)
-    readings_stream_append(stored=first)
+    readings_queue(first)
     with StreamReader(handler, consumer="c", lease_ms=LEASE_MS, retry_seconds=0) as reader:
         assert reader.poll() == 0
         assert pending(client, 4) == 3
-        readings_stream_append(stored=later)
+        readings_queue(later)
         assert reader.poll() == 3  # the failed ones again, before anything newer
         assert reader.poll() == 3
         assert reader.poll() == 0
@@ -207,7 +201,7 @@ def test_a_failing_handler_leaves_the_entries_pending_and_they_come_back_first(c
 
 
 def test_after_a_failure_each_partition_is_retried_alone(client):
-    readings_stream_append(stored=[reading(p, i) for p in (1, 2) for i in range(2)])
+    readings_queue([reading(p, i) for p in (1, 2) for i in range(2)])
     handler = Recorder(fail=2)  # the read together, then partition 1's retry, fail
     with StreamReader(handler, consumer="c", lease_ms=LEASE_MS, retry_seconds=0) as reader:
         assert reader.poll() == 0
@@ -220,7 +214,7 @@ def test_after_a_failure_each_partition_is_retried_alone(client):
 
 
 def test_drain_raises_the_handler_error_and_a_later_drain_redelivers(client):
-    readings_stream_append(stored=[reading(6, i) for i in range(4)])
+    readings_queue([reading(6, i) for i in range(4)])
     with pytest.raises(RuntimeError):
         drain(Recorder(fail=1))
     assert pending(client, 6) == 4
@@ -235,7 +229,7 @@ def test_drain_raises_the_handler_error_and_a_later_drain_redelivers(client):
 
 
 def test_a_dead_consumers_pending_entries_are_claimed_when_its_lease_expires(client):
-    readings_stream_append(stored=[reading(2, i) for i in range(4)])
+    readings_queue([reading(2, i) for i in range(4)])
     dead = StreamReader(Recorder(), consumer="dead", lease_ms=LEASE_MS)
     dead.start()  # takes every partition, then dies between read and acknowledgement:
     client.xreadgroup(GROUP, "dead", {partition_key(2): ">"})
@@ -248,14 +242,14 @@ def test_a_dead_consumers_pending_entries_are_claimed_when_its_lease_expires(cli
         assert alive.poll() == 4
     assert handler.ids == [reading(2, i).id for i in range(4)]
     assert pending(client, 2) == 0
-    names = {stream._text(c["name"]) for c in client.xinfo_consumers(partition_key(2), GROUP)}
+    names = {stream.text(c["name"]) for c in client.xinfo_consumers(partition_key(2), GROUP)}
     assert "dead" not in names  # forgotten once its entries were taken over
 
 
 def test_entries_stranded_with_another_consumer_are_reclaimed_after_min_idle(client):
     handler = Recorder()
     with StreamReader(handler, consumer="owner", lease_ms=5000, min_idle_ms=500) as owner:
-        readings_stream_append(stored=[reading(1, i) for i in range(3)])
+        readings_queue([reading(1, i) for i in range(3)])
         # A consumer that read just as it lost its lease, and then died.
         client.xreadgroup(GROUP, "zombie", {partition_key(1): ">"})
         assert owner.poll() == 0
@@ -281,13 +275,13 @@ def test_two_consumers_split_the_partitions_and_one_takes_over_when_the_other_di
         **dict.fromkeys(b.owned, "b"),
     }
 
-    readings_stream_append(stored=[reading(p, 0) for p in range(16)])
+    readings_queue([reading(p, 0) for p in range(16)])
     assert a.poll() == 8 and b.poll() == 8
     assert a_handler.partitions() == set(a.owned)
     assert b_handler.partitions() == set(b.owned)
 
     # b reads new entries and fails on them, then dies (no renewal, no release).
-    readings_stream_append(stored=[reading(p, 1) for p in range(16)])
+    readings_queue([reading(p, 1) for p in range(16)])
     b_handler.fail = 99
     assert b.poll() == 0
     assert sum(pending(client, p) for p in b.owned) == 8
@@ -316,7 +310,7 @@ def test_a_consumer_that_stops_cleanly_hands_its_partitions_over_at_once():
 
 
 def test_pending_entries_trimmed_before_evaluation_are_acknowledged_and_skipped(client):
-    readings_stream_append(stored=[reading(3, i) for i in range(3)])
+    readings_queue([reading(3, i) for i in range(3)])
     StreamReader(Recorder(), consumer="dead", lease_ms=LEASE_MS).start()
     client.xreadgroup(GROUP, "dead", {partition_key(3): ">"})
     client.xtrim(partition_key(3), maxlen=1, approximate=False)  # the two oldest are gone
@@ -333,7 +327,7 @@ def test_pending_entries_trimmed_before_evaluation_are_acknowledged_and_skipped(
 
 
 def test_lag_shows_waiting_pending_and_undelivered_readings_and_the_owner(client):
-    readings_stream_append(stored=[reading(5, i) for i in range(5)])
+    readings_queue([reading(5, i) for i in range(5)])
     row = stream_lag()[5]
     assert (row.length, row.pending, row.lag, row.last_delivered_id, row.owner) == (
         5,
@@ -344,7 +338,7 @@ def test_lag_shows_waiting_pending_and_undelivered_readings_and_the_owner(client
     )
     with StreamReader(Recorder(fail=1), consumer="c", lease_ms=60_000) as reader:
         reader.poll()
-        readings_stream_append(stored=[reading(5, i) for i in range(5, 8)])
+        readings_queue([reading(5, i) for i in range(5, 8)])
         row = stream_lag()[5]
         assert (row.length, row.pending, row.lag, row.owner) == (8, 5, 3, "c")
         assert row.lag_exact and row.last_delivered_id is not None
@@ -352,7 +346,7 @@ def test_lag_shows_waiting_pending_and_undelivered_readings_and_the_owner(client
 
 
 def test_the_lag_command_prints_a_row_per_partition_or_json():
-    readings_stream_append(stored=[reading(2, i) for i in range(4)])
+    readings_queue([reading(2, i) for i in range(4)])
     out = io.StringIO()
     call_command("alarms_lag", "--json", stdout=out)
     rows = json.loads(out.getvalue())
@@ -385,7 +379,7 @@ def _episode(patient_id: int, *, seconds: int = 20, bpm: int = 35) -> list[Store
 
 @pytest.mark.django_db
 def test_the_evaluator_once_raises_one_alert_for_a_streamed_episode(patient):
-    readings_stream_append(stored=_episode(patient.id))
+    readings_queue(_episode(patient.id))
     out = io.StringIO()
     call_command("alarms_evaluate", "--once", "--consumer", "once", stdout=out)
     assert "Evaluated 21 stream entries." in out.getvalue()
@@ -396,7 +390,7 @@ def test_the_evaluator_once_raises_one_alert_for_a_streamed_episode(patient):
 
 @pytest.mark.django_db
 def test_a_batch_evaluated_again_after_a_crash_raises_no_second_alert(patient, client):
-    readings_stream_append(stored=_episode(patient.id))
+    readings_queue(_episode(patient.id))
 
     def crash_after_commit(batch: list[StoredReading]) -> None:
         evaluate.alarms_evaluate(stored=batch)  # the alert is committed...
@@ -417,7 +411,7 @@ def test_a_busy_stream_is_read_again_only_a_pace_after_the_previous_read(client,
     import threading
 
     settings.READINGS_STREAM_PACE_SECONDS = 0.2
-    readings_stream_append(stored=[reading(4, i) for i in range(3)])
+    readings_queue([reading(4, i) for i in range(3)])
     handler = Recorder()
     waits: list[float] = []
 

@@ -226,3 +226,24 @@ def test_the_ctg_record_pdf_is_an_export_of_the_patient(nurse_api, patient):
         "export",
         patient.id,
     )
+
+
+def test_alarm_audio_paused_is_recorded_with_its_ward(nurse_api, ward):
+    response = nurse_api.post(f"/api/wards/{ward.id}/alarm-audio/pause/", {})
+    assert response.status_code == 201, response.content
+    record = only_record()
+    assert (record.resource_type, record.resource_id, record.action, record.detail) == (
+        "alarm_audio",
+        str(ward.id),
+        "update",
+        {"operation": "pause"},
+    )
+
+
+def test_an_unparseable_body_is_a_refused_change_not_a_500(nurse_api, patient):
+    response = nurse_api.generic(
+        "PATCH", f"/api/patients/{patient.id}/", b"{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    record = only_record()
+    assert (record.action, record.outcome, record.detail) == ("update", "refused", None)

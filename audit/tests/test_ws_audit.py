@@ -98,3 +98,28 @@ async def test_ending_every_session_closes_open_dashboards(nurse, settings, how)
     again = await dashboard_connect()
     await again.send_json_to({"type": "auth", "token": tokens["access"]})
     assert await expect_close(again) == 4401
+
+
+async def test_an_alert_acknowledged_from_the_dashboard_is_one_update(nurse, patient):
+    from alerts.models import Alert
+
+    alert = await sync_to_async(Alert.objects.create)(
+        patient=patient, kind="bradycardia", priority="high", message="low"
+    )
+    foreign = await sync_to_async(Alert.objects.create)(
+        patient=await sync_to_async(PatientFactory)(), kind="bradycardia", priority="high"
+    )
+    watcher = await dashboard_connect(nurse)
+    await watcher.send_json_to({"type": "alert.ack", "alert": alert.id})
+    assert (await watcher.receive_json_from(timeout=5))["type"] == "alert.ack.ok"
+    await watcher.send_json_to({"type": "alert.ack", "alert": foreign.id})
+    assert (await watcher.receive_json_from(timeout=5))["error"]["code"] == "not_found"
+    got = [
+        (r.channel, r.action, r.resource_type, r.resource_id, r.patient_id, r.outcome)
+        for r in await sync_to_async(records)()
+    ]
+    assert got == [
+        ("ws", "update", "alert", str(alert.id), patient.id, "success"),
+        ("ws", "update", "alert", str(foreign.id), None, "not_found"),
+    ]
+    await watcher.disconnect()

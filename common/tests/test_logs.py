@@ -19,8 +19,8 @@ from common.logs import (
 
 
 def record(message: str = "reading stored", *, exc_info=None, **extra) -> logging.LogRecord:
-    made = logging.getLogger("monitoring.ingest").makeRecord(
-        "monitoring.ingest", logging.WARNING, __file__, 1, message, (), exc_info, extra=extra
+    made = logging.getLogger("monitoring.readings").makeRecord(
+        "monitoring.readings", logging.WARNING, __file__, 1, message, (), exc_info, extra=extra
     )
     ContextFilter().filter(made)
     return made
@@ -32,7 +32,7 @@ def test_a_record_without_ids_is_one_json_object_with_the_standard_fields():
     parsed = json.loads(line)
     assert set(parsed) == {"timestamp", "level", "logger", "message"}
     assert parsed["level"] == "WARNING"
-    assert parsed["logger"] == "monitoring.ingest"
+    assert parsed["logger"] == "monitoring.readings"
     assert parsed["message"] == "stream %s"
     assert datetime.fromisoformat(parsed["timestamp"]).utcoffset() == timedelta(0)
 
@@ -87,8 +87,8 @@ def test_an_exception_is_kept_in_the_same_json_line():
 
 def test_the_text_format_stays_readable_and_names_the_ids():
     formatter = TextFormatter("%(levelname)s %(name)s %(message)s")
-    assert formatter.format(record()) == "WARNING monitoring.ingest reading stored"
+    assert formatter.format(record()) == "WARNING monitoring.readings reading stored"
     with log_context(device_id=5, patient_id=3):
         assert formatter.format(record()) == (
-            "WARNING monitoring.ingest reading stored [device_id=5 patient_id=3]"
+            "WARNING monitoring.readings reading stored [device_id=5 patient_id=3]"
         )

@@ -10,6 +10,7 @@ Bounded for CI: a fixed seed (derandomized Hypothesis), a small example budget p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -104,9 +105,11 @@ class Runner:
     """Sends the cases of one identity and keeps the figures and the first failure per
     operation and mode (the run goes on through all operations)."""
 
-    def __init__(self, base: str, token: str) -> None:
+    def __init__(self, base: str, token: str, email: str = "") -> None:
         self.base = base
+        self.email = email
         self.headers = {"Authorization": f"Bearer {token}"}
+        self.relogins = 0
         self.session = requests.Session()
         self.requests = 0
         self.statuses: Counter[int] = Counter()
@@ -119,6 +122,12 @@ class Runner:
         self.requests += 1
         response = case.call(base_url=self.base, session=self.session, headers=self.headers)
         self.statuses[response.status_code] += 1
+        if response.status_code == 401 and self.email and b"token_not_valid" in response.content:
+            # A case ended this identity's sessions (log out, log out everywhere, a role
+            # change by the admin's cases): sign in again so the rest still reach the API.
+            with contextlib.suppress(AssertionError):
+                self.headers["Authorization"] = f"Bearer {login(self.base, self.email)}"
+                self.relogins += 1
         return response
 
     def validate(self, case: schemathesis.Case, response: schemathesis.Response) -> None:
@@ -201,7 +210,7 @@ def test_the_whole_api_holds_to_its_schema_under_schemathesis(live_env, daphne_f
         email: login(base, email) for email in ("fuzz-admin@example.org", "fuzz-nurse@example.org")
     }
     for email, token in tokens.items():
-        runner = Runner(base, token)
+        runner = Runner(base, token, email)
         schema = schemathesis.openapi.from_url(f"{base}/api/schema/", headers=runner.headers)
         tested = fuzz_operations(schema, runner, failures, email)
         stateless = runner.requests
@@ -212,6 +221,7 @@ def test_the_whole_api_holds_to_its_schema_under_schemathesis(live_env, daphne_f
             "stateful_requests": runner.requests - stateless,
             "statuses": dict(sorted(runner.statuses.items())),
             "stateful_unreplayable": runner.unreplayable,
+            "relogins": runner.relogins,
         }
     print("schemathesis figures:", json.dumps(figures))
     assert figures["fuzz-admin@example.org"]["operations"] >= 50, figures

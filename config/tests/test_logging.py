@@ -100,7 +100,7 @@ async def test_daphne_logs_json_with_the_request_and_the_device(live_env, tmp_pa
     assert access["request_id"] == "lb-trace-1"
     assert access["status"] == 200 and access["path"] == "/healthz"
     for message in ("connected", "disconnected"):
-        line = logged(lines, "monitoring.consumers", message)
+        line = logged(lines, "monitoring.consumers.device", message)
         assert line["device_id"] == seeded["device"]
         assert line["patient_id"] == seeded["patient"]
 
@@ -126,4 +126,4 @@ def test_the_celery_worker_and_the_evaluator_log_json(live_env, tmp_path):
     logged(worker_lines, "celery.apps.worker", "ready.")
     evaluator_lines = json_lines(evaluator.output())
     logged(evaluator_lines, "alerts.evaluator", "starting")
-    logged(evaluator_lines, "monitoring.realtime.stream", "owns partitions")
+    logged(evaluator_lines, "alerts.stream_reader", "owns partitions")

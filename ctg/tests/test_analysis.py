@@ -138,8 +138,8 @@ def test_v_shaped_deceleration_is_variable():
 def test_late_and_early_decelerations_against_contractions():
     # Contractions start at 60 + 180 k; each lasts 60 s with its acme 30 s in.
     starts = contraction_starts(20, every=180)
-    late = Shape(starts[3] + 35, 100, -25, ramp_in=45, ramp_out=45)  # nadir well after acme
-    early = Shape(starts[5] - 15, 90, -20, ramp_in=45, ramp_out=45)  # nadir at the acme
+    late = Shape(starts[3] + 35, 110, -25, ramp_in=55, ramp_out=45)  # nadir well after acme
+    early = Shape(starts[5] - 25, 100, -20, ramp_in=55, ramp_out=45)  # nadir at the acme
     result = analyse(
         20, fhr_trace(20, shapes=[late, early], amplitude=1.5), ua_trace(20, every=180)
     )
@@ -149,17 +149,17 @@ def test_late_and_early_decelerations_against_contractions():
 def test_gradual_deceleration_without_uterine_activity_is_read_as_late():
     # FIGO 2015: without an adequate contraction signal, a gradual onset and return (30 s or
     # more each) tells a late deceleration.
-    shape = Shape(600, 100, -25, ramp_in=45, ramp_out=45)
+    shape = Shape(600, 110, -25, ramp_in=55, ramp_out=45)
     [d] = analyse(20, fhr_trace(20, shapes=[shape], amplitude=1.5)).decelerations
     assert d.kind == LATE and d.hypoxic == ("late",)
-    quick_return = Shape(600, 60, -25, ramp_in=45, ramp_out=10)
+    quick_return = Shape(600, 70, -25, ramp_in=55, ramp_out=10)
     [d] = analyse(20, fhr_trace(20, shapes=[quick_return], amplitude=1.5)).decelerations
     assert d.kind is None and d.hypoxic == ()
 
 
 def test_repetitive_late_decelerations_for_over_30_minutes_are_pathological():
     starts = contraction_starts(40, every=180)
-    shapes = [Shape(s + 35, 100, -25, ramp_in=45, ramp_out=45) for s in starts if s + 135 < 2400]
+    shapes = [Shape(s + 35, 110, -25, ramp_in=55, ramp_out=45) for s in starts if s + 135 < 2400]
     result = analyse(40, fhr_trace(40, shapes=shapes, amplitude=2), ua_trace(40, every=180))
     assert sum(d.kind == LATE for d in result.decelerations) >= 10
     assert result.classification == PATHOLOGICAL

@@ -87,10 +87,11 @@ def test_a_stretch_going_on_at_the_end_is_told_with_its_length():
     fhr, mhr, stretch = captured_trace(random.Random(7))
     end = stretch.start + 150
     capture = maternal_capture(fhr[:end], mhr[:end])
-    seconds, confirmed = capture.ongoing(fhr[:end], within=15) or (0, False)
+    seconds, confirmed, excluded = capture.ongoing(fhr[:end], within=15) or (0, False, True)
     assert abs(seconds - 150) <= 6 and confirmed  # it begins with a 6-s dropout
+    assert not excluded  # at 85 bpm: it could be a fetal bradycardia
     alone = maternal_capture(fhr[:end], None)
-    seconds, confirmed = alone.ongoing(fhr[:end], within=15) or (0, True)
+    seconds, confirmed, _ = alone.ongoing(fhr[:end], within=15) or (0, True, True)
     assert abs(seconds - 150) <= 6 and not confirmed
     # Once the fetus is back, nothing is going on.
     after = stretch.stop + 60
@@ -109,6 +110,22 @@ def test_the_maternal_channel_present_only_part_of_the_time_is_enough():
     flags = maternal_capture(fhr, mhr).seconds
     assert flagged_share(flags, stretch, fhr) > 0.95
     assert outside(flags, stretch) == 0
+
+
+def test_only_a_confirmed_stretch_at_a_baseline_like_rate_is_left_out_of_the_analysis():
+    rng = random.Random(8)
+    total, first, last = 30 * MINUTE, 12 * MINUTE, 20 * MINUTE
+    for mother_level, left_out in ((125, True), (85, False)):
+        mother = maternal(total, rng=rng, level=mother_level)
+        fhr: Series = list(fetal(total, rng=rng, level=150))
+        for k in range(first, last):
+            fhr[k] = mother[k] + rng.uniform(-2, 2)
+        capture = maternal_capture(fhr, list(mother))
+        assert all(capture.confirmed[first + 5 : last - 5])
+        # At 125 the mother's trace passes for a reassuring fetus: left out. At 85 it reads
+        # as a bradycardia, which a fetus decelerating to her rate would show too: kept.
+        assert all(capture.excluded[first + 5 : last - 5]) is left_out
+        assert any(capture.excluded) is left_out
 
 
 def test_a_fetal_deceleration_near_the_maternal_rate_is_not_flagged():

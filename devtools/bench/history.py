@@ -17,7 +17,7 @@ def history_fill(fixture: Fixture, *, hours: float = 24, rate: float = 4.0) -> t
     """Insert ``hours`` of readings at ``rate`` Hz for every fixture patient through
     readings_store, interleaved in time as a ward of monitors writes them (so one patient's
     rows are spread over the table's pages like in production). Returns (rows, seconds)."""
-    from monitoring.ingest import ReadingIn, readings_store
+    from monitoring.readings import ReadingIn, readings_store
 
     per_device = int(hours * 3600 * rate)
     start = datetime.now(UTC) - timedelta(hours=hours)

@@ -575,7 +575,7 @@ def evaluator_catch_up(*, stall_seconds: float = 10.0) -> dict[str, Any]:
     """How far behind the alarm evaluator was when sending ended, and how long it took to
     evaluate the rest: polls the readings stream's lag until nothing waits, or until the
     backlog has not shrunk for ``stall_seconds`` (no evaluator running)."""
-    from monitoring.realtime.stream import stream_lag
+    from monitoring.stream.lag import stream_lag
 
     def waiting() -> int:
         return sum(row.lag + row.pending for row in stream_lag())

@@ -112,6 +112,9 @@ def test_the_command_scores_the_analysis_and_the_experts_on_ctu_uhb():
         assert step["experts"]["experts"] == 9
         assert 0 < step["experts"]["kappa_mean"] < 1
         assert step["ms_per_window_mean"] > 0
+    assert scores["two_hour_ms"]["windows"] == 15
+    assert 0 < scores["two_hour_ms"]["median"] <= scores["two_hour_ms"]["max"]
     text = io.StringIO()
     call_command("ctg_benchmark", "--data", str(DATA), "--limit", "30", stdout=text)
     assert "kappa vs experts' median" in text.getvalue()
+    assert "Analysis of a 2-hour window" in text.getvalue()

@@ -19,6 +19,7 @@ from devtools.maternal_benchmark import (
     detector_scorer,
     recordings_load,
     score,
+    window_timing,
 )
 
 DATA = Path(os.environ.get("CTG_BENCHMARK_DATA", "/work/shared/data"))
@@ -35,11 +36,11 @@ def test_the_command_prints_the_figures_of_each_scorer():
     out = io.StringIO()
     call_command("ctg_benchmark_maternal", "--data", str(DATA), "--limit", "30", stdout=out)
     text = out.getvalue()
-    for scorer in ("before", "detector", "confirmed"):
+    for scorer in ("before", "detector", "confirmed", "excluded"):
         for part in ("all", "even records", "odd records"):
             assert f"{scorer} [{part}, " in text
     figures = re.findall(r"sensitivity ([\d.]+) %, positive predictive value ([\d.]+) %", text)
-    assert len(figures) == 9
+    assert len(figures) == 12
     assert "false flags per hour of true signal" in text
     assert "false-signal episodes of a minute or more flagged" in text
 
@@ -54,6 +55,13 @@ def test_the_detector_finds_what_the_old_condition_missed():
     assert after.sensitivity > before.sensitivity + 0.3
     assert after.episode_share > before.episode_share + 0.3
     assert after.ppv > 0.7
+
+
+def test_the_detector_is_timed_on_two_hour_windows_with_the_maternal_channel():
+    needs_data()
+    recordings = [rec for rec in recordings_load(DATA) if len(rec.fhr) >= 7200][:20]
+    times = window_timing(recordings)
+    assert times and all(t > 0 for t in times)
 
 
 def test_a_missing_data_directory_is_refused(tmp_path):

@@ -71,6 +71,7 @@ class MockBackend:
         self.issued: list[str] = []
         self.refreshes = 0
         self.role = "nurse"
+        self.must_change_password = False  # True: the login is a one-time password
         self.pause_seconds = 120
         self.audio: dict[str, Any] = {"state": "sounding", "pause": None}
         self.audio_calls: list[tuple[str, dict[str, Any]]] = []
@@ -97,6 +98,7 @@ class MockBackend:
                     "role": self.role,
                     "first_name": "Asha",
                     "last_name": "Rao",
+                    "must_change_password": self.must_change_password,
                 },
             }
         elif path == "/api/auth/logout/":

@@ -154,3 +154,16 @@ def test_every_page_fits_the_screen(page_server, new_page, viewport, artifacts_d
         path=str(artifacts_dir / f"fits-patient-{viewport['width']}.png"), full_page=True
     )
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_change_password_page_fits_the_screen(page_server, new_page, viewport):
+    page = new_page(viewport=viewport)
+    backend = MockBackend(page, patients=make_patients(3))
+    backend.must_change_password = True
+    page.goto(page_server + "/")
+    page.fill("#email", "nurse@example.org")
+    page.fill("#password", "one-time-password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#old-password")
+    assert_fits(page, "change password")

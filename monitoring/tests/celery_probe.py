@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from monitoring.realtime.publish import groups_send_sync
+from monitoring.live.publish import live_publish
 
 
 @shared_task(name="monitoring.tests.publish_probe")
 def publish_probe(group: str, start: int, count: int) -> None:
     for n in range(start, start + count):
-        groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+        live_publish([(group, {"type": "probe", "n": n})], raise_errors=True)

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import yaml
 
 from monitoring.asyncapi import asyncapi_document
@@ -49,21 +46,3 @@ def test_every_reference_resolves_and_operations_use_their_channel_messages():
         channel = operation["channel"]["$ref"]
         for message in operation["messages"]:
             assert message["$ref"].startswith(channel + "/messages/")
-
-
-def test_every_frame_type_the_server_sends_is_documented():
-    document = asyncapi_document()
-    documented = {
-        message["payload"].get("properties", {}).get("type", {}).get("const")
-        or message["payload"]
-        .get("allOf", [{}, {}])[1]
-        .get("properties", {})
-        .get("type", {})
-        .get("const")
-        for message in document["components"]["messages"].values()
-    }
-    app = Path(__file__).parents[1]
-    source = (app / "consumers.py").read_text() + (app / "realtime" / "outage.py").read_text()
-    sent = set(re.findall(r'\{\s*"type": "([a-z.]+)"', source))
-    sent |= {"error", "readings", "device.status", "alert", "snapshot"}
-    assert sent <= documented, sent - documented

@@ -8,8 +8,8 @@ import threading
 import pytest
 from django.utils import timezone
 
-from monitoring.ingest import ReadingIn
-from monitoring.realtime import batcher
+from monitoring.ingest import batcher
+from monitoring.readings import ReadingIn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
-from monitoring.ingest import ReadingIn, readings_store
+from monitoring.readings import ReadingIn, readings_store
 from testing.assertions import assert_error
 from testing.clients import bearer_client, device_client
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory
@@ -33,6 +33,8 @@ CTG_FIELDS = {
     "contractions_per_10_min",
     "tachysystole",
     "signal_loss_percent",
+    "maternal_capture",
+    "excluded_percent",
     "classification",
     "reasons",
     # added to the contract's fields: the monitored part of the window

@@ -21,8 +21,8 @@ from monitoring.ctg_record import (
     RecordData,
     ctg_record_render,
 )
-from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import StripNote
+from monitoring.readings import ReadingIn, readings_store
 from testing.assertions import assert_error
 from testing.clients import bearer_client
 from testing.factories import PatientFactory, PlaceFactory, UserFactory, WardFactory

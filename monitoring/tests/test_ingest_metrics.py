@@ -13,8 +13,8 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from config.net import free_port
-from monitoring.ingest import Target, reading_parse
-from monitoring.realtime.publish import groups_send
+from monitoring.live.layer import layer_send
+from monitoring.readings import Target, reading_parse
 from monitoring.services import readings_ingest
 from testing.clients import device_client
 from testing.metrics import metric_value
@@ -127,7 +127,7 @@ def test_the_hl7_path_is_counted_under_its_own_label(device):
 
 @pytest.mark.django_db
 def test_a_batch_that_cannot_be_stored_counts_a_flush_failure(device, monkeypatch):
-    from monitoring import ingest
+    from monitoring import readings as ingest
 
     def unreachable(**_: object) -> None:
         raise OperationalError("the database is unreachable")
@@ -146,7 +146,7 @@ async def test_group_messages_the_layer_does_not_take_are_counted():
     dead = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{free_port()}/0"])
     before = metric_value("monitor_channel_layer_send_failures_total")
     # Channel-layer groups (a ward's events go through the live hub instead).
-    await groups_send([("device.1", {"type": "x"}), ("device.2", {"type": "x"})], layer=dead)
+    await layer_send([("device.1", {"type": "x"}), ("device.2", {"type": "x"})], layer=dead)
     assert metric_value("monitor_channel_layer_send_failures_total") == before + 2
 
 

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from common.errors import ValidationFailed
-from monitoring.ingest import reading_parse, readings_store
 from monitoring.models import Reading
+from monitoring.readings import reading_parse, readings_store
 from testing.factories import ingest_target
 
 pytestmark = pytest.mark.django_db

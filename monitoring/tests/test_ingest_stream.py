@@ -11,10 +11,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from monitoring.ingest import reading_parse
 from monitoring.models import Reading, StreamBacklog
-from monitoring.realtime import backlog, stream
+from monitoring.readings import reading_parse
 from monitoring.services import readings_ingest
+from monitoring.stream import backlog
+from monitoring.stream import entries as stream
 from testing.clients import device_client
 from testing.factories import ingest_target
 from testing.ws import device_connect, reading, receive_type
@@ -56,9 +57,9 @@ def _deferred() -> list[int | None]:
 
 
 async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_after(
-    device, monkeypatch
+    device, monkeypatch, settings
 ):
-    monkeypatch.setattr(backlog, "REPLAY_SECONDS", 0.0)
+    settings.READINGS_BACKLOG_REPLAY_SECONDS = 0.0
     monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
     ws = await device_connect(device.token)
     await ws.send_json_to({"type": "readings", "items": [reading(1), reading(2)]})
@@ -70,7 +71,6 @@ async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_
     assert await sync_to_async(queued)(device.patient_id) == []
 
     monkeypatch.undo()  # Redis answers again
-    monkeypatch.setattr(backlog, "REPLAY_SECONDS", 0.0)
     await ws.send_json_to({"type": "reading", **reading(4)})
     await receive_type(ws, "ack")
     ids = await sync_to_async(
@@ -104,7 +104,7 @@ def test_rest_readings_are_stored_during_a_stream_outage_and_queued_after(device
     monkeypatch.undo()
     assert backlog.stream_backlog_replay_due(force=True) == 1
     assert [seq for seq, _ in queued(device.patient_id)] == [1]
-    assert _deferred() == [] and not backlog.stream_deferring()
+    assert _deferred() == [] and not backlog._deferral.active
 
 
 def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(device, monkeypatch):
@@ -115,4 +115,4 @@ def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(devi
     backlog.deferral_reset()  # a new process (the one that deferred reading 1 died)
     readings_ingest(readings=[reading_parse(reading(2), target=target, require_seq=True)])
     assert [seq for seq, _ in queued(device.patient_id)] == [1, 2]
-    assert _deferred() == [] and not backlog.stream_deferring()
+    assert _deferred() == [] and not backlog._deferral.active

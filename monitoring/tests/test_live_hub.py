@@ -1,4 +1,4 @@
-"""The process-local live fan-out (``realtime.hub``) against a real Redis that the test starts
+"""The process-local live fan-out (``live.hub``) against a real Redis that the test starts
 and stops itself: delivery between processes (hubs), its own events not twice, and what the
 members hear when the pub/sub link is lost and comes back."""
 
@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 
 from config import embedded_redis
 from config.net import free_port
-from monitoring.realtime.hub import LiveHub, _pack, live_channel
+from monitoring.live.events import LiveEvent
+from monitoring.live.hub import LiveHub, _pack, live_channel
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,8 +24,8 @@ class Member:
         self.states: list[str] = []
         self.changed = asyncio.Event()
 
-    async def live_event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    async def live_event(self, event: LiveEvent) -> None:
+        self.events.append(event.data)
         self.changed.set()
 
     async def until(self, predicate: Any, wait: float = 15) -> None:
@@ -101,7 +102,7 @@ async def test_a_member_that_left_hears_nothing_more(private_redis):
 @pytest.fixture
 def link_losses(monkeypatch):
     """What the hubs report to the live feed when their link is lost."""
-    from monitoring.realtime import hub as hub_module
+    from monitoring.live import hub as hub_module
 
     lost: list[BaseException] = []
     monkeypatch.setattr(hub_module, "_link_lost_handlers", [lambda loop, exc: lost.append(exc)])
@@ -160,7 +161,7 @@ async def test_joining_while_redis_is_down_does_not_wait_and_recovers(private_re
 async def test_a_dashboard_is_told_of_a_lost_live_link_and_resynchronised_when_it_returns(
     private_redis, settings, nurse, ward
 ):
-    from monitoring.realtime.hub import hub_get
+    from monitoring.live.hub import hub_get
     from testing.ws import dashboard_connect, receive_type, subscribe
 
     settings.REDIS_URL = private_redis.url  # the live link of this test's process
@@ -184,16 +185,16 @@ async def test_without_redis_the_hubs_of_one_process_deliver_to_each_other(setti
     thread, reaches the dashboards of this process."""
     from asgiref.sync import sync_to_async
 
-    from monitoring.realtime.groups import ward_group
-    from monitoring.realtime.publish import groups_send_sync
+    from monitoring.live.groups import ward_group
+    from monitoring.live.publish import live_publish
     from testing.ws import dashboard_connect, receive_type, subscribe
 
     settings.CHANNEL_LAYER_BACKEND = "memory"
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
-    event = {"type": "device.status", "ward": ward.id, "patient": 0, "online": True}
-    await sync_to_async(groups_send_sync, thread_sensitive=False)(
+    event = {"type": "device.status", "device": 1, "ward": ward.id, "patient": 0, "online": True}
+    await sync_to_async(live_publish, thread_sensitive=False)(
         [(ward_group(ward.id), event)], raise_errors=True
     )
     assert (await receive_type(watcher, "device.status"))["online"] is True

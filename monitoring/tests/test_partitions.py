@@ -19,7 +19,6 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Alert
-from monitoring.ingest import ReadingIn, readings_store
 from monitoring.models import Reading, ReadingArchive, ReadingKey
 from monitoring.partitions import (
     DEFAULT_PARTITION,
@@ -29,6 +28,7 @@ from monitoring.partitions import (
     readings_partitions_ensure,
     readings_retention_apply,
 )
+from monitoring.readings import ReadingIn, readings_store
 from monitoring.selectors import readings_aggregate_query, readings_history
 from monitoring.tasks import readings_partitions_maintain
 from testing.factories import DeviceFactory, PatientFactory

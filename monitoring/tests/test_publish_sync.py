@@ -10,7 +10,7 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from monitoring.realtime import publish
+from monitoring.live.publish import live_publish
 from testing.processes import CeleryWorker
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,14 +38,14 @@ async def test_sync_publish_from_many_threads_and_fresh_loops():
 
     def from_thread(offset: int) -> None:
         for n in range(offset, offset + 10):
-            publish.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+            live_publish([(group, {"type": "probe", "n": n})], raise_errors=True)
 
     def from_fresh_loops(offset: int) -> None:
         # Code that runs its own short-lived loops (what async_to_sync does per call) and
         # publishes between them must not hit "Event loop is closed".
         for n in range(offset, offset + 10):
             asyncio.run(asyncio.sleep(0))
-            publish.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+            live_publish([(group, {"type": "probe", "n": n})], raise_errors=True)
 
     threads = [threading.Thread(target=from_thread, args=(i * 100,)) for i in range(4)]
     threads += [threading.Thread(target=from_fresh_loops, args=(1000 + i * 100,)) for i in range(2)]
@@ -65,7 +65,7 @@ def test_sync_publish_from_sync_code_twice_in_a_row():
     # The plain synchronous case (a REST view): no loop in this thread at all.
     group = f"test.{uuid.uuid4().hex}"
     for n in range(3):
-        publish.groups_send_sync([(group, {"type": "probe", "n": n})], raise_errors=True)
+        live_publish([(group, {"type": "probe", "n": n})], raise_errors=True)
 
 
 @pytest.mark.live

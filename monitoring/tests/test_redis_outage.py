@@ -1,5 +1,5 @@
 """A Redis outage degrades the live feed instead of stopping ingest: the helpers of
-``realtime.outage`` one by one, then the consumers against a Redis of the test's own that it
+``live.feed`` one by one, then the consumers against a Redis of the test's own that it
 stops and starts again (real channel layer, cache and readings stream)."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.net import free_port
+from monitoring.ingest.presence import devices_online
+from monitoring.live import feed as outage
+from monitoring.live.feed import LiveFeed, groups_join, live_feed, receive_resilient
 from monitoring.models import Reading, StreamBacklog
-from monitoring.realtime import outage, stream
-from monitoring.realtime.outage import LiveFeed, groups_join, live_feed, receive_resilient
-from monitoring.realtime.presence import devices_online
+from monitoring.stream import entries as stream
 from testing.factories import DeviceFactory, PatientFactory
 from testing.live import until
 from testing.redis_outage import settings_point_at

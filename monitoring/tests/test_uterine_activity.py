@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from monitoring.ingest import reading_parse
 from monitoring.models import Reading
+from monitoring.readings import reading_parse
 from testing.assertions import assert_error
 from testing.clients import device_client
 from testing.factories import DeviceFactory, PatientFactory, ingest_target
@@ -36,7 +36,7 @@ def obstetric_device(obstetric_patient):
     return DeviceFactory(patient=obstetric_patient)
 
 
-# --- Validation (one place: monitoring.ingest.reading_parse) ----------------------------------
+# --- Validation (one place: monitoring.readings.reading_parse) ----------------------------------
 
 
 def test_rest_uterine_activity_is_stored_with_value_and_without_bpm(obstetric_device):

@@ -10,9 +10,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from alerts.models import Alert
-from monitoring.ingest import reading_parse
+from monitoring.live.publish import live_publish
 from monitoring.models import Reading
-from monitoring.realtime import publish
+from monitoring.readings import reading_parse
 from monitoring.services import readings_ingest
 from testing.factories import (
     DeviceFactory,
@@ -46,6 +46,7 @@ async def test_first_frame_other_than_auth_closes_4401(nurse):
     assert await expect_close(communicator) == 4401
 
 
+@pytest.mark.frames_malformed
 @pytest.mark.parametrize("token", ["garbage", "", None, 42])
 async def test_invalid_token_closes_4401(nurse, token):
     communicator = await dashboard_connect()
@@ -85,6 +86,7 @@ async def test_auth_ok_carries_the_user(nurse, place):
     await communicator.disconnect()
 
 
+@pytest.mark.frames_malformed
 async def test_subscribe_outside_places_answers_like_a_missing_one(nurse):
     other_ward = await sync_to_async(WardFactory)()
     other_patient = await sync_to_async(PatientFactory)(ward=other_ward)
@@ -272,13 +274,14 @@ async def test_alert_events_are_forwarded_as_alert_frames(nurse, ward):
     watcher = await dashboard_connect(nurse)
     await subscribe(watcher, ward=ward.id)
     alert = {"id": 9, "patient": 1, "ward": ward.id, "kind": "bradycardia", "state": "active"}
-    await sync_to_async(publish.groups_send_sync)(
+    await sync_to_async(live_publish)(
         [(f"ward.{ward.id}", {"type": "alert.event", "alert": alert})]
     )
     assert await receive_type(watcher, "alert") == {"type": "alert", "alert": alert}
     await watcher.disconnect()
 
 
+@pytest.mark.frames_malformed
 async def test_alert_ack_calls_the_alerts_service_and_checks_visibility(
     nurse, patient, monkeypatch
 ):
@@ -363,7 +366,7 @@ async def test_alert_published_to_ward_and_patient_groups_arrives_once(nurse, pa
     await subscribe(watcher, patient=patient.id)
     alert = {"id": 3, "patient": patient.id, "ward": ward.id, "state": "acknowledged"}
     event = {"type": "alert.event", "action": "acknowledged", "alert": alert}
-    await sync_to_async(publish.groups_send_sync)(
+    await sync_to_async(live_publish)(
         [(f"patient.{patient.id}", event), (f"ward.{ward.id}", event)]
     )
     assert (await receive_type(watcher, "alert"))["alert"] == alert

@@ -11,10 +11,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError, connection
 
-from monitoring import consumers
-from monitoring.ingest import ReadingIn, readings_store_isolating
+from monitoring.consumers import device as consumers
+from monitoring.ingest import batcher
 from monitoring.models import Reading
-from monitoring.realtime import batcher
+from monitoring.readings import ReadingIn, readings_store_isolating
 from testing.factories import DeviceFactory, PatientFactory
 from testing.ws import dashboard_connect, device_connect, expect_close, reading, receive_type
 
@@ -51,6 +51,7 @@ async def _still_acks(communicator, seq: int) -> None:
         (b"\xff\xfe not utf-8", "parse_error", False),
     ],
 )
+@pytest.mark.frames_malformed
 async def test_bad_device_frames_get_a_parseable_error_and_the_connection_still_acks(
     device, payload, code, has_seq
 ):
@@ -84,6 +85,7 @@ async def test_readings_the_database_cannot_hold_are_refused_at_the_door(device,
     await communicator.disconnect()
 
 
+@pytest.mark.frames_malformed
 @pytest.mark.parametrize("payload", [NESTED, '{"type": "auth", "token": ' + NESTED + "}"])
 async def test_dashboard_before_auth_gets_a_parse_error_not_1011(user_factory_nurse, payload):
     communicator = await dashboard_connect()
@@ -94,6 +96,7 @@ async def test_dashboard_before_auth_gets_a_parse_error_not_1011(user_factory_nu
     assert await expect_close(communicator) == 4401
 
 
+@pytest.mark.frames_malformed
 async def test_dashboard_after_auth_survives_bad_frames(nurse, ward):
     communicator = await dashboard_connect(nurse)
     for payload in (

@@ -21,6 +21,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.frames_malformed
 async def test_frames_too_large_get_an_error_frame_or_close_1009(live_env, daphne_factory):
     data = await asyncio.to_thread(seed, live_env)
     server = await asyncio.to_thread(daphne_factory)

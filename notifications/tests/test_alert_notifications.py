@@ -11,14 +11,15 @@ import pytest
 from accounts.models import Role
 from alerts import services
 from alerts.tasks import alerts_escalation_scan
-from monitoring.realtime.groups import patient_group, ward_group
+from monitoring.live.groups import patient_group, ward_group
 from notifications.delivery import alert_event_email, alert_event_webhook
 from notifications.models import AlertNotification
 from notifications.selectors import alert_events_unplanned, deliveries_due
 from notifications.tasks import alert_event_notify
-from notifications.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_verify
+from notifications.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from testing.factories import PatientFactory, UserFactory
 from testing.live_events import live_events
+from testing.webhooks import webhook_verify
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from alerts import services
 from alerts.models import Alert
 from alerts.vocabulary import KIND_DELIVERY_FAILED
 from config.net import free_port
-from monitoring.realtime.groups import ward_group
+from monitoring.live.groups import ward_group
 from notifications.delivery import delivery_attempt
 from notifications.models import AlertNotification
 from notifications.tasks import notification_deliver

@@ -9,9 +9,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from config.net import free_port
-from monitoring.ingest import StoredReading
-from monitoring.realtime.backlog import stream_backlog_add, stream_backlog_replay
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import StoredReading
+from monitoring.stream.backlog import readings_queue, stream_backlog_add, stream_backlog_replay
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +108,7 @@ def test_readiness_is_503_while_readings_wait_too_long_for_evaluation(
     client, settings, alarms_drain
 ):
     settings.READY_EVALUATOR_MAX_BEHIND = 2
-    readings_stream_append(stored=[_stored(1, seq) for seq in (1, 2, 3)])
+    readings_queue([_stored(1, seq) for seq in (1, 2, 3)])
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["alarm_evaluator"] == "behind: 3 readings wait for evaluation"

@@ -28,12 +28,12 @@ result = {"device": device.id, "token": device.token, "patient": patient.id}
 
 STORE = """
 from django.utils import timezone
-from monitoring.ingest import ReadingIn, readings_store
-from monitoring.realtime.stream import readings_stream_append
+from monitoring.readings import ReadingIn, readings_store
+from monitoring.stream.backlog import readings_queue
 now = timezone.now()
 stored = readings_store(
     readings=[ReadingIn({patient}, {device}, "heart_rate", 80, now, seq) for seq in range(1, 6)],
-    queue=lambda stored: readings_stream_append(stored=stored),
+    queue=readings_queue,
 )
 result = len(stored)
 """

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from alerts.state import key_prefix, redis_client, state_key
-from monitoring.realtime import stream
+from monitoring.stream import entries as stream
 from testing.redis_state import alarm_state_clear, readings_stream_clear
 
 

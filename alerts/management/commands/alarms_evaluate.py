@@ -2,7 +2,7 @@
 
 Runs until SIGTERM or SIGINT, then gives its partitions back so another evaluator takes them at
 once. Run one or more (up to ``READINGS_STREAM_PARTITIONS``), on any machine that reaches Redis
-and the database; they share the partitions between them (monitoring/realtime/stream.py).
+and the database; they share the partitions between them (monitoring/stream/entries.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from alerts.evaluator import evaluate_pending, evaluator_run
 from alerts.metrics import StreamBacklogCollector
+from alerts.stream_reader import consumer_name_default
 from common.metrics_http import metrics_exporter_start
-from monitoring.realtime.stream import consumer_name_default
 
 logger = logging.getLogger(__name__)
 

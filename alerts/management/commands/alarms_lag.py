@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from monitoring.realtime.stream import stream_lag
+from monitoring.stream.lag import stream_lag
 
 COLUMNS = ("partition", "length", "pending", "lag", "last delivered", "owner")
 

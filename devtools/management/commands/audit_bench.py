@@ -43,15 +43,31 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--requests", type=int, default=2000, help="Pairs of requests.")
         parser.add_argument("--warmup", type=int, default=200)
+        parser.add_argument(
+            "--async-commit",
+            action="store_true",
+            help="PostgreSQL: commit without waiting for the WAL flush (synchronous_commit "
+            "off), to show how much of the cost is the flush. Not how production runs.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("access").setLevel(logging.WARNING)  # one line per request otherwise
         old_name = connection.settings_dict["NAME"]
         test_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
         try:
+            if options["async_commit"] and connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET synchronous_commit = off")
             self._run(options["requests"], options["warmup"], test_name)
         finally:
             connection.creation.destroy_test_db(old_name, verbosity=0)
+
+    def _sync_commit(self) -> str:
+        if connection.vendor != "postgresql":
+            return "n/a"
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
 
     def _client(self, token: str, *, audited: bool) -> Client:
         middleware = [m for m in settings.MIDDLEWARE if audited or m != AUDIT]
@@ -90,6 +106,7 @@ class Command(BaseCommand):
         records = AuditRecord.objects.filter(resource_type="patient").count()
         self.stdout.write(
             f"database {connection.vendor} ({database}), {requests} requests each, "
+            f"synchronous_commit {self._sync_commit()}, "
             f"{records} audit records written"
         )
         for audited in (False, True):

@@ -27,7 +27,7 @@ from django.db import transaction
 from clinical.models import Patient, Place, Ward
 from devtools.ctg_trace import CtgTrace
 from monitoring.ctg_record import ctg_record_data, ctg_record_pages, ctg_record_render
-from monitoring.ingest import ReadingIn, readings_store
+from monitoring.readings import ReadingIn, readings_store
 
 CHUNK = 20_000
 

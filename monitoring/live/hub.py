@@ -17,11 +17,12 @@ dashboards' interest itself, in one :class:`LiveHub` per event loop:
   coming back are dropped by their origin.
 
 Redis traffic is so per ward and per process, not per viewer. Publishers without a hub
-(REST views, Celery tasks, the alarm evaluator) publish with :func:`live_publish_sync`.
+(REST views, Celery tasks, the alarm evaluator) publish with :func:`hub_publish_sync`. Both are
+private to ``live``: everyone publishes through ``live.publish.live_publish``.
 
 Neither pub/sub nor the channel layer before it keeps messages: a dashboard resynchronises
 from the database (its snapshot) on reconnect. When the hub's pub/sub link is lost it reports
-it to the live feed of its loop (``realtime.outage``: dashboards are told the feed is
+it to the live feed of its loop (``live.feed``: dashboards are told the feed is
 degraded) and still delivers everything published in this process; the feed counts Redis as
 back only once the hub is subscribed again (:meth:`LiveHub.link_ok`), and then the dashboards
 resynchronise. A member joining a group waits until the subscription is confirmed, so a
@@ -38,34 +39,28 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from common import metrics
-from monitoring.realtime.groups import LIVE_GROUP_PREFIXES
+from common.loops import PerLoop
+from common.redis_clients import redis_client, redis_client_async
+from monitoring.live.events import Events, LiveEvent
 
 logger = logging.getLogger(__name__)
 
-Events = Sequence[tuple[str, dict[str, Any]]]
-
-RECONNECT_DELAYS = (0.2, 0.5, 1.0)  # between attempts to subscribe again
-PING_SECONDS = 5.0  # a silent pub/sub connection is checked this often
-SUBSCRIBE_TIMEOUT = 5.0
 OUTBOX_LIMIT = 10_000  # messages waiting for Redis; beyond, the oldest are dropped (counted)
 
 
 class LiveMember(Protocol):
     """What a hub delivers to (a dashboard connection)."""
 
-    async def live_event(self, event: dict[str, Any]) -> None: ...
+    async def live_event(self, event: LiveEvent) -> None: ...
 
 
 LinkLostHandler = Callable[[asyncio.AbstractEventLoop, BaseException], None]
@@ -74,13 +69,9 @@ _link_lost_handlers: list[LinkLostHandler] = []
 
 def hub_link_lost_handle(handler: LinkLostHandler) -> None:
     """Call ``handler(loop, error)`` when a hub loses its pub/sub link (the live feed of
-    ``realtime.outage`` registers itself here: it imports this module, not the reverse)."""
+    ``live.feed`` registers itself here: it imports this module, not the reverse)."""
     if handler not in _link_lost_handlers:
         _link_lost_handlers.append(handler)
-
-
-def is_live_group(group: str) -> bool:
-    return group.startswith(LIVE_GROUP_PREFIXES)
 
 
 def _redis_url() -> str | None:
@@ -127,7 +118,7 @@ class LiveHub:
         if url is not None:
             # No retries inside redis-py: a lost connection must be seen here, where the
             # members are told, not reconnected silently with the gap's messages lost.
-            self._client = aioredis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+            self._client = redis_client_async(timeout=None, url=url, retries=False)
             self._tasks = [
                 loop.create_task(self._listen(), name="live-hub-listen"),
                 loop.create_task(self._send_outbox(), name="live-hub-publish"),
@@ -154,7 +145,7 @@ class LiveHub:
             if self._pubsub is not None:
                 await self._pubsub.subscribe(channel)
             if waiter is not None:
-                await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(waiter), settings.LIVE_SUBSCRIBE_TIMEOUT)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             logger.warning("live subscription to %s not confirmed: %r", group, exc)
 
@@ -181,7 +172,7 @@ class LiveHub:
         """Deliver to this process's members now; queue one PUBLISH per event for the rest
         (sent in order, a flush's worth per round trip, without holding up the caller)."""
         for group, event in events:
-            if self.url is not None:  # packed first: members may annotate the event
+            if self.url is not None:
                 self._outbox.append((live_channel(group), _pack(self.origin, event)))
             await self.deliver(group, event)
         if self._outbox:
@@ -192,9 +183,13 @@ class LiveHub:
             self._outbox_ready.set()
 
     async def deliver(self, group: str, event: dict[str, Any]) -> None:
-        for member in list(self.members.get(group, ())):
+        members = self.members.get(group)
+        if not members:
+            return
+        delivery = LiveEvent(event)  # one per event: a frame is encoded once for all members
+        for member in list(members):
             try:
-                await member.live_event(event)
+                await member.live_event(delivery)
             except Exception:
                 logger.exception("live event to a member of %s failed", group)
 
@@ -216,7 +211,7 @@ class LiveHub:
                 # same Redis is gone for them) and resynchronise when it is back.
                 metrics.CHANNEL_LAYER_SEND_FAILURES.inc(len(batch))  # metrics
                 logger.warning("publishing %d live event(s) failed: %r", len(batch), exc)
-                await asyncio.sleep(RECONNECT_DELAYS[0])
+                await asyncio.sleep(settings.LIVE_RECONNECT_DELAYS[0])
 
     # --- The pub/sub link ------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -249,7 +244,8 @@ class LiveHub:
                 self._confirmed.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+            delays = settings.LIVE_RECONNECT_DELAYS
+            await asyncio.sleep(delays[min(failures, len(delays) - 1)])
 
     async def _read(self, pubsub: Any, *, expect: set[str]) -> None:
         """Read the link until it fails; ``expect``: channels whose confirmation makes the link
@@ -259,7 +255,7 @@ class LiveHub:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 idle += 1.0
-                if idle >= PING_SECONDS:
+                if idle >= settings.LIVE_PING_SECONDS:
                     idle = 0.0
                     await pubsub.ping()
                 continue
@@ -316,58 +312,31 @@ def _log_failure(task: asyncio.Task) -> None:
 
 
 # --- One hub per event loop -----------------------------------------------------------------
-_hubs: dict[asyncio.AbstractEventLoop, LiveHub] = {}
-_hubs_lock = threading.Lock()
+hubs: PerLoop[LiveHub] = PerLoop(lambda loop: LiveHub(loop, _redis_url()))
 
 
 def hub_get() -> LiveHub:
     """The hub of the running event loop (one per server process), made on first use."""
-    loop = asyncio.get_running_loop()
-    with _hubs_lock:
-        hub = _hubs.get(loop)
-        if hub is None:
-            for old in [lp for lp in _hubs if lp.is_closed()]:
-                del _hubs[old]
-            hub = _hubs[loop] = LiveHub(loop, _redis_url())
-    return hub
+    return hubs.get()
 
 
-def hub_existing(loop: asyncio.AbstractEventLoop) -> LiveHub | None:
-    """The hub of ``loop`` if one was made."""
-    with _hubs_lock:
-        return _hubs.get(loop)
-
-
-async def hub_shutdown() -> None:
-    with _hubs_lock:
-        hub = _hubs.pop(asyncio.get_running_loop(), None)
-    if hub is not None:
-        await hub.aclose()
-
-
-async def live_publish(events: Events) -> None:
+async def hub_publish(events: Events) -> None:
     """Publish live events from async code (the ingest batcher, device connections)."""
     if events:
         await hub_get().publish(events)
 
 
-_sync_client: redis.Redis | None = None
-_sync_client_pid = 0
-
-
-def live_publish_sync(events: Events) -> None:
+def hub_publish_sync(events: Events) -> None:
     """Publish live events from synchronous code, in any process and thread: one pipelined
-    round trip. Raises ``redis.RedisError`` when Redis cannot be reached."""
-    global _sync_client, _sync_client_pid
+    round trip, bounded by ``LIVE_CALL_TIMEOUT``. Raises ``redis.RedisError`` when Redis
+    cannot be reached."""
     if not events:
         return
     url = _redis_url()
     if url is None:
         _deliver_in_process(events)
         return
-    if _sync_client is None or _sync_client_pid != os.getpid():
-        _sync_client, _sync_client_pid = redis.Redis.from_url(url), os.getpid()
-    pipe = _sync_client.pipeline(transaction=False)
+    pipe = redis_client(timeout=settings.LIVE_CALL_TIMEOUT, url=url).pipeline(transaction=False)
     for group, event in events:
         pipe.publish(live_channel(group), _pack("sync", event))
     pipe.execute()
@@ -375,9 +344,7 @@ def live_publish_sync(events: Events) -> None:
 
 def _deliver_in_process(events: Events) -> None:
     """No Redis (in-memory layer): hand the events to every hub of this process."""
-    with _hubs_lock:
-        hubs = [hub for loop, hub in _hubs.items() if not loop.is_closed()]
-    for hub in hubs:
+    for hub in hubs.open_ones():
         for group, event in events:
             coroutine = hub.deliver(group, event)
             try:
@@ -388,12 +355,3 @@ def _deliver_in_process(events: Events) -> None:
                 hub.loop.create_task(coroutine)
             else:
                 asyncio.run_coroutine_threadsafe(coroutine, hub.loop)
-
-
-def live_split(events: Iterable[tuple[str, dict[str, Any]]]) -> tuple[Events, Events]:
-    """(live events, channel-layer events)."""
-    live: list[tuple[str, dict[str, Any]]] = []
-    other: list[tuple[str, dict[str, Any]]] = []
-    for group, event in events:
-        (live if is_live_group(group) else other).append((group, event))
-    return live, other

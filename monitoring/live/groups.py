@@ -20,5 +20,9 @@ def device_group(device_id: int) -> str:
 
 
 # The groups whose events go to dashboards: carried by the process-local live fan-out
-# (``realtime.hub``), not by the channel layer.
+# (``live.hub``), not by the channel layer.
 LIVE_GROUP_PREFIXES = ("ward.", "patient.")
+
+
+def is_live_group(group: str) -> bool:
+    return group.startswith(LIVE_GROUP_PREFIXES)

@@ -1,15 +1,5 @@
-"""The readings stream: every stored reading, queued durably in Redis for the alarm evaluator.
-
-Alarm evaluation runs in its own processes (``manage.py alarms_evaluate``), which read this
-stream; a reading stored while no evaluator runs waits here until one does.
-
-Layout
-    ``READINGS_STREAM_PARTITIONS`` (N) Redis streams, ``{prefix}readings:{patient_id % N}``: a
-    patient's readings always go to one partition, in the order they were appended. Each is
-    capped at about ``READINGS_STREAM_MAXLEN`` entries (``XADD MAXLEN ~``). Trimming does not
-    wait for the evaluator: entries trimmed before they were evaluated are never evaluated
-    (docs/alarms.md, "The evaluator process"). One consumer group (:data:`GROUP`), created at
-    the start of each stream, so readings appended before any evaluator ran are evaluated too.
+"""The alarm evaluator's reader of the readings stream (``monitoring.stream.entries``): partition
+leases, at-least-once delivery in order per patient.
 
 Delivery: at least once, in order per patient
     A partition is read by one evaluator at a time, the holder of its lease. The handler gets
@@ -52,11 +42,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any, cast
 
 import redis
@@ -64,224 +51,24 @@ from django.conf import settings
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from monitoring.ingest import StoredReading
+from monitoring.readings import StoredReading
+from monitoring.stream.entries import (
+    GROUP,
+    evaluators_key,
+    lease_key,
+    partition_key,
+    partitions,
+    reading_decode,
+    redis_client,
+    server_ms,
+    text,
+)
 
 logger = logging.getLogger(__name__)
 
-# redis-py's sync and asyncio clients share their command signatures, so every reply is typed
-# ``Awaitable[Any] | Any``; the sync client used here returns the value itself, which the
-# ``cast``s below name (the shape of each reply is in the Redis command reference).
-
-GROUP = "alarms"
 READ_COUNT = 500  # entries per partition per read: one handler call
-LAG_SCAN_LIMIT = 10_000  # Redis < 7 reports no group lag: count at most this many entries
 
 Handler = Callable[[list[StoredReading]], object]
-
-
-# --- Keys and the client --------------------------------------------------------------------
-
-
-def redis_prefix() -> str:
-    """The prefix of this deployment's own Redis keys (the cache's ``KEY_PREFIX``): the
-    readings stream's here, the alarm rule state's in ``alerts.state``."""
-    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:"
-
-
-def partitions() -> int:
-    return int(settings.READINGS_STREAM_PARTITIONS)
-
-
-def partition_of(patient_id: int) -> int:
-    return patient_id % partitions()
-
-
-def partition_key(partition: int) -> str:
-    return f"{redis_prefix()}readings:{partition}"
-
-
-def lease_key(partition: int) -> str:
-    return f"{redis_prefix()}readings-lease:{partition}"
-
-
-def evaluators_key() -> str:
-    return f"{redis_prefix()}readings-evaluators"
-
-
-APPEND_TIMEOUT_SECONDS = 2.0
-
-
-@lru_cache(maxsize=8)
-def _client_for(url: str, timeout: float | None) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=timeout)
-
-
-def redis_client() -> redis.Redis:
-    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state (no
-    read timeout: the evaluator blocks on ``XREADGROUP``)."""
-    return _client_for(settings.REDIS_URL, None)
-
-
-def append_client() -> redis.Redis:
-    """The client that appends to the stream from the ingest paths: a Redis that does not
-    answer (hung, black-holed) costs a flush at most ``APPEND_TIMEOUT_SECONDS`` before its
-    readings are deferred to the backlog (``realtime.backlog``), instead of holding the acks."""
-    return _client_for(settings.REDIS_URL, APPEND_TIMEOUT_SECONDS)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _server_ms(client: redis.Redis) -> int:
-    seconds, microseconds = cast("tuple[int, int]", client.time())
-    return int(seconds) * 1000 + int(microseconds) // 1000
-
-
-# --- Entries --------------------------------------------------------------------------------
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _optional(value: int | None) -> int | str:
-    return "" if value is None else value
-
-
-def reading_encode(reading: StoredReading) -> dict[str, int | str]:
-    """The stream entry of a stored reading.
-
-    Integers (Redis stores them compactly, about 70 bytes an entry), ``""`` for None, times as
-    microseconds since the epoch: the same instant, without the sender's UTC offset, as in the
-    database.
-    """
-    return {
-        "id": reading.id,
-        "patient": reading.patient_id,
-        "device": _optional(reading.device_id),
-        "ward": _optional(reading.ward_id),
-        "metric": reading.metric,
-        "bpm": reading.bpm,
-        "recorded_us": (reading.recorded_at - _EPOCH) // _MICROSECOND,
-        "received_us": (reading.received_at - _EPOCH) // _MICROSECOND,
-        "seq": _optional(reading.seq),
-    }
-
-
-_FIELDS = ("id", "patient", "device", "ward", "metric", "bpm", "recorded_us", "received_us", "seq")
-_FIELDS_AS_BYTES = {name: name.encode() for name in _FIELDS}
-_FIELDS_AS_TEXT = {name: name for name in _FIELDS}
-
-
-def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredReading:
-    """The stored reading of a stream entry (the inverse of :func:`reading_encode`).
-
-    Redis returns bytes; ``int()`` reads them as they are, so only the metric is decoded (the
-    evaluator decodes every reading it evaluates).
-    """
-    data = cast("Mapping[bytes | str, bytes | str]", fields)
-    names = _FIELDS_AS_BYTES if isinstance(next(iter(data), ""), bytes) else _FIELDS_AS_TEXT
-
-    def optional(name: str) -> int | None:
-        value = data.get(names[name], "")
-        return int(value) if value not in ("", b"") else None
-
-    return StoredReading(
-        id=int(data[names["id"]]),
-        patient_id=int(data[names["patient"]]),
-        device_id=optional("device"),
-        ward_id=optional("ward"),
-        metric=_text(data[names["metric"]]),
-        bpm=int(data[names["bpm"]]),
-        recorded_at=_EPOCH + int(data[names["recorded_us"]]) * _MICROSECOND,
-        received_at=_EPOCH + int(data[names["received_us"]]) * _MICROSECOND,
-        seq=optional("seq"),
-    )
-
-
-def readings_stream_append(*, stored: Sequence[StoredReading]) -> None:
-    """Append stored readings to their patients' partitions: one ``XADD`` each, pipelined into
-    one round trip. Raises the Redis error if Redis is unreachable or full."""
-    stream_entries_append([reading_encode(reading) for reading in stored])
-
-
-def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
-    """Append encoded entries (:func:`reading_encode`) to their patients' partitions, in the
-    order given (the deferred ones of ``monitoring.realtime.backlog`` come this way too)."""
-    if not entries:
-        return
-    maxlen = int(settings.READINGS_STREAM_MAXLEN)
-    pipe = append_client().pipeline(transaction=False)
-    for entry in entries:
-        # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
-        # does not fit although every key and value does.
-        pipe.xadd(
-            partition_key(partition_of(int(entry["patient"]))),
-            dict(entry),  # type: ignore[arg-type]  # dict invariance, see above
-            maxlen=maxlen,
-            approximate=True,
-        )
-    pipe.execute()
-
-
-# --- Lag ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
-    partition: int
-    length: int  # entries in the stream (XLEN), evaluated or not
-    pending: int  # delivered to an evaluator, not yet acknowledged (the group's PEL)
-    lag: int  # not yet delivered to the group
-    lag_exact: bool  # False: at least ``lag`` (counted up to LAG_SCAN_LIMIT on Redis < 7)
-    last_delivered_id: str | None  # None: no evaluator has ever read this partition
-    owner: str | None  # the consumer holding the lease; None: nobody reads it now
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def stream_lag(*, group: str = GROUP) -> list[PartitionLag]:
-    """Per partition: length, pending and undelivered entries, last delivered id, lease owner."""
-    client = redis_client()
-    count = partitions()
-    pipe = client.pipeline(transaction=False)
-    for partition in range(count):
-        pipe.xlen(partition_key(partition))
-        pipe.xinfo_groups(partition_key(partition))  # an error when the stream does not exist
-        pipe.get(lease_key(partition))
-    results = pipe.execute(raise_on_error=False)
-    rows = []
-    for partition in range(count):
-        length, groups, owner = results[partition * 3 : partition * 3 + 3]
-        if not isinstance(groups, list):
-            groups = []  # the stream does not exist (yet)
-        info = next((g for g in groups if _text(g["name"]) == group), None)
-        pending, lag, exact, last = 0, int(length), True, None
-        if info is not None:
-            pending = int(info["pending"])
-            last = _text(info["last-delivered-id"])
-            if info.get("lag") is not None:
-                lag = int(info["lag"])
-            elif last != "0-0":
-                # Redis < 7 (or a lag Redis cannot compute after deletions): count them.
-                after = cast(
-                    "list[Any]",
-                    client.xrange(partition_key(partition), f"({last}", "+", LAG_SCAN_LIMIT),
-                )
-                lag, exact = len(after), len(after) < LAG_SCAN_LIMIT
-        rows.append(
-            PartitionLag(
-                partition=partition,
-                length=int(length),
-                pending=pending,
-                lag=lag,
-                lag_exact=exact,
-                last_delivered_id=last,
-                owner=_text(owner) if owner else None,
-            )
-        )
-    return rows
 
 
 # --- The reader -----------------------------------------------------------------------------
@@ -378,7 +165,7 @@ class StreamReader:
     def renew(self) -> int:
         """Heartbeat and renew the leases held (any thread); returns how many evaluators live."""
         with self._lock:
-            now = _server_ms(self.client)
+            now = server_ms(self.client)
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(evaluators_key(), {self.consumer: now + self.lease_ms})
             pipe.zremrangebyscore(evaluators_key(), "-inf", now)
@@ -440,7 +227,7 @@ class StreamReader:
         # name would otherwise stay in the group for ever). One that reads again comes back.
         key = partition_key(partition)
         for info in cast("list[dict[str, Any]]", self.client.xinfo_consumers(key, self.group)):
-            name = _text(info["name"])
+            name = text(info["name"])
             if name != self.consumer and int(info["pending"]) == 0:
                 self.client.xgroup_delconsumer(key, self.group, name)
 
@@ -454,7 +241,7 @@ class StreamReader:
                 ),
             )
             claimed += len(entries)
-            if _text(cursor) == "0-0":
+            if text(cursor) == "0-0":
                 break
             start = cursor
         if claimed:
@@ -528,7 +315,7 @@ class StreamReader:
                 block=block_ms or None,  # BLOCK 0 would wait for ever
             ),
         )
-        return {by_key[_text(key)]: entries for key, entries in response or []}
+        return {by_key[text(key)]: entries for key, entries in response or []}
 
     def _handle_together(
         self, batches: dict[int, list[tuple[bytes, dict[bytes, bytes]]]], *, raise_errors: bool

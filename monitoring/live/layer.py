@@ -1,11 +1,7 @@
-"""Publishing to groups: one path for async callers (the batcher, consumers) and for
-synchronous ones (REST views, Celery tasks, the alarm evaluator).
+"""The channel layer as a private backend of ``live.publish``: the groups that are not the
+dashboards' (a device's, a user's: rare control events), and the Redis checks of the layer.
 
-The dashboards' groups (wards, ward-less patients) go through the process-local live fan-out
-(``realtime.hub``: one Redis PUBLISH per group, delivered by each process to its own
-dashboards); the others (a device's, a user's: rare control events) through the channel layer.
-
-Synchronous callers go through a private event loop thread with its own channel-layer
+Synchronous senders go through a private event loop thread with its own channel-layer
 instance per process, so nobody creates and closes event loops around the channel layer
 (``async_to_sync(layer.group_send)`` in a Celery worker strands the layer's Redis connections
 on dead loops: "Event loop is closed").
@@ -17,21 +13,19 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
-from redis import asyncio as aioredis
 
 from common import metrics
-from monitoring.realtime.hub import live_publish, live_publish_sync, live_split
+from common.redis_clients import redis_client_async
+from monitoring.live.events import Events
 
 logger = logging.getLogger(__name__)
-
-Events = Sequence[tuple[str, dict[str, Any]]]
 
 
 async def groups_with_members(layer: Any, groups: Iterable[str]) -> set[str] | None:
@@ -62,42 +56,28 @@ async def groups_with_members(layer: Any, groups: Iterable[str]) -> set[str] | N
     return found
 
 
-PING_TIMEOUT_SECONDS = 2.0
-
-
 async def channel_layer_ping(layer: Any) -> None:
     """Raise unless every Redis host of the channel layer answers (through the layer's own
     connections, so a success means the layer itself works again); the in-memory layer
     always answers."""
     if isinstance(layer, RedisChannelLayer):
-        async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+        async with asyncio.timeout(settings.LIVE_CALL_TIMEOUT):
             for index in range(layer.ring_size):
                 await layer.connection(index).ping()
     elif not isinstance(layer, InMemoryChannelLayer):
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_connect_timeout=PING_TIMEOUT_SECONDS,
-            socket_timeout=PING_TIMEOUT_SECONDS,
-        )
+        client = redis_client_async(timeout=settings.LIVE_CALL_TIMEOUT)
         try:
             await client.ping()  # type: ignore[misc]  # typed for the sync client too
         finally:
             await client.aclose()
 
 
-async def groups_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> int:
+async def layer_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> int:
     """Send group messages from async code, concurrently, skipping groups without members;
     returns how many sends failed.
 
-    A failure is logged (or raised with ``raise_errors``): a lost broadcast is repaired by the
-    dashboard's next snapshot."""
-    live, events = live_split(events)
-    if live:
-        await live_publish(live)  # never fails: the hub queues what Redis does not take
-    return await _layer_send(events, layer=layer, raise_errors=raise_errors)
-
-
-async def _layer_send(events: Events, *, layer: Any = None, raise_errors: bool = False) -> int:
+    A failure is logged (or raised with ``raise_errors``): a lost control event is repaired by
+    the connections' own re-checks."""
     if not events:
         return 0
     layer = layer or get_channel_layer()
@@ -140,7 +120,7 @@ class _SyncPublisher:
         self.thread.start()
 
     def send(self, events: Events, timeout: float) -> None:
-        coroutine = _layer_send(events, layer=self.layer, raise_errors=True)
+        coroutine = layer_send(events, layer=self.layer, raise_errors=True)
         asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
 
@@ -148,47 +128,22 @@ _publisher: _SyncPublisher | None = None
 _publisher_lock = threading.Lock()
 
 
-def groups_send_sync(events: Events, *, timeout: float = 5.0, raise_errors: bool = False) -> None:
-    """Publish from synchronous code: safe from any thread and any number of times, from
-    Django views, Celery tasks (prefork: one publisher per process, made after the fork) and
-    management commands. Errors are logged unless ``raise_errors``."""
+def layer_send_sync(events: Events, *, timeout: float = 5.0) -> None:
+    """Send from synchronous code: safe from any thread and any number of times, from Django
+    views, Celery tasks (prefork: one sender per process, made after the fork) and management
+    commands. Raises what the send raised."""
     global _publisher
     if not events:
         return
-    try:
-        live, events = live_split(events)
-        live_publish_sync(live)
-        if not events:
-            return
-        if isinstance(get_channel_layer(), InMemoryChannelLayer):
-            # The in-memory layer lives in one process and one loop (tests, --memory runs).
-            async_to_sync(_layer_send)(list(events), raise_errors=True)
-            return
-        with _publisher_lock:
-            if _publisher is None or _publisher.pid != os.getpid():
-                _publisher = _SyncPublisher()
-            publisher = _publisher
-        publisher.send(list(events), timeout)
-    except Exception:
-        if raise_errors:
-            raise
-        logger.exception("publishing %d group message(s) failed", len(events))
-
-
-_background: set[asyncio.Task] = set()
-
-
-def groups_publish(events: Events) -> None:
-    """Publish from code that may run on an event loop's own thread or not: on a loop the
-    send is scheduled (never blocking it), elsewhere it is sent synchronously."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        groups_send_sync(events)
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        # The in-memory layer lives in one process and one loop (tests, --memory runs).
+        async_to_sync(layer_send)(list(events), raise_errors=True)
         return
-    task = loop.create_task(groups_send(list(events)))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    with _publisher_lock:
+        if _publisher is None or _publisher.pid != os.getpid():
+            _publisher = _SyncPublisher()
+        publisher = _publisher
+    publisher.send(list(events), timeout)
 
 
 # --- metrics: channel-layer capacity drops --------------------------------------------------

@@ -5,8 +5,12 @@ away: ``devices_online`` then falls back to ``last_seen_at``)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,6 +21,8 @@ from django.utils import timezone
 from clinical.selectors import devices_assignment
 from clinical.services import devices_seen
 from common.redis_errors import REDIS_ERRORS
+from monitoring.live.groups import device_group
+from monitoring.live.publish import live_publish
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +118,95 @@ def presence_keys_write(connected: set[int], gone: set[int]) -> bool:
         logger.warning("presence keys not written: Redis is unavailable (%r)", exc)
         return False
     return True
+
+
+class DevicePresence:
+    """The presence of this process's device connections, written in a thread of its own (a
+    bulk UPDATE and a Redis ``set_many`` never queue in front of an ingest flush): every
+    ``PRESENCE_INTERVAL`` (the batcher's loop calls :meth:`flush_if_due`), and at once when a
+    connection opens or closes (:meth:`flush`). Devices whose assignment, state or token
+    changed meanwhile are told (``device.changed``), and their connections re-check."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, keys: Callable[[], bool]) -> None:
+        self.loop = loop
+        self._keys = keys  # whether to write the Redis keys too (False while Redis is away)
+        self._state = Presence()
+        self.seen = self._state.seen  # device id -> time.time() seen (readings mark it)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-presence")
+        self._lock = asyncio.Lock()
+        self._next: asyncio.Task | None = None
+        self._periodic: asyncio.Task | None = None
+
+    def device_connected(
+        self, device_id: int, *, patient_id: int | None = None, token_hash: str | None = None
+    ) -> None:
+        state = self._state
+        if patient_id is not None and token_hash is not None:
+            state.expected[device_id] = (patient_id, token_hash)
+        state.connected[device_id] = state.connected.get(device_id, 0) + 1
+        state.seen[device_id] = time.time()
+        state.gone.discard(device_id)
+
+    def device_disconnected(self, device_id: int) -> None:
+        state = self._state
+        count = state.connected.get(device_id, 0) - 1
+        if count <= 0:
+            state.connected.pop(device_id, None)
+            state.expected.pop(device_id, None)
+            state.gone.add(device_id)
+        else:
+            state.connected[device_id] = count
+        state.seen[device_id] = time.time()
+
+    def due_in(self) -> float:
+        """Seconds until the next periodic write."""
+        return max(0.0, PRESENCE_INTERVAL - (time.monotonic() - self._state.last_flush))
+
+    def flush_if_due(self) -> None:
+        """Start the periodic write in the background when it is due (never delaying a flush)."""
+        if self.due_in() > 0 or (self._periodic is not None and not self._periodic.done()):
+            return
+        self._state.last_flush = time.monotonic()
+        self._periodic = self.loop.create_task(self.flush())
+
+    async def flush(self) -> None:
+        """Write last_seen_at and the presence keys now.
+
+        Callers that arrive while a write is queued share it (a burst of 500 connections
+        costs a few writes, not 500), and every change made before the call is in the write
+        that the call awaits.
+        """
+        if self._next is None:
+            self._next = self.loop.create_task(self._write_next())
+        await asyncio.shield(self._next)
+
+    async def _write_next(self) -> None:
+        async with self._lock:
+            self._next = None  # later callers start the next write
+            state = self._state
+            seen, state.seen = state.seen, {}
+            self.seen = state.seen
+            gone, state.gone = state.gone, set()
+            connected = set(state.connected)
+            expected = dict(state.expected)
+            state.last_flush = time.monotonic()
+            if not (seen or gone or connected):
+                return
+            write = functools.partial(
+                presence_write, seen, connected, gone, expected, keys=self._keys()
+            )
+            changed = await self.loop.run_in_executor(self._executor, write)
+            # The connections re-check the device and close with the fitting code.
+            await live_publish([(device_group(i), {"type": "device.changed"}) for i in changed])
+
+    async def aclose(self) -> None:
+        await self.loop.run_in_executor(self._executor, _connection_close)
+        self._executor.shutdown(wait=False)
+
+    def close(self) -> None:
+        self._executor.submit(_connection_close)
+        self._executor.shutdown(wait=False)
+
+
+def _connection_close() -> None:
+    connection.close()  # the calling thread's own connection

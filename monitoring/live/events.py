@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from monitoring.ingest import StoredReading
-from monitoring.realtime.groups import patient_group, ward_group
+from monitoring.live.groups import patient_group, ward_group
+from monitoring.readings import StoredReading
+
+# What is published: (group, event) pairs; an event is a dict whose "type" names the handler
+# of its receivers (``reading.batch`` -> ``reading_batch``).
+Event = tuple[str, dict[str, Any]]
+Events = Sequence[Event]
+
+
+class LiveEvent:
+    """One published event as the receivers of one process get it (``live.hub`` makes one per
+    event and hands the same to every member). A frame built from it is encoded once, for all
+    of them, without writing into the event, which stays as published."""
+
+    __slots__ = ("_encoded", "data")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self._encoded: str | None = None
+
+    def encoded(self, frame: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
+        """The JSON text of ``frame(data)``, encoded by the first receiver that asks (every
+        receiver of an event asks for the same frame)."""
+        if self._encoded is None:
+            self._encoded = json.dumps(frame(self.data), separators=(",", ":"))
+        return self._encoded
 
 
 def scope_group(*, ward_id: int | None, patient_id: int) -> str:
@@ -17,7 +42,7 @@ def scope_group(*, ward_id: int | None, patient_id: int) -> str:
     return ward_group(ward_id) if ward_id is not None else patient_group(patient_id)
 
 
-def reading_batch_events(stored: Iterable[StoredReading]) -> list[tuple[str, dict[str, Any]]]:
+def reading_batch_events(stored: Iterable[StoredReading]) -> list[Event]:
     """``reading.batch`` group messages for stored readings: ONE per ward (per flush)."""
     by_group: dict[str, list[dict[str, Any]]] = {}
     for reading in stored:
@@ -39,7 +64,7 @@ def device_status_events(
     ward_id: int | None,
     online: bool,
     last_seen_at: str | None,
-) -> list[tuple[str, dict[str, Any]]]:
+) -> list[Event]:
     event = {
         "type": "device.status",
         "device": device_id,
@@ -55,7 +80,7 @@ def device_status_events(
 
 def note_events(
     *, patient_id: int, ward_id: int | None, action: str, note: dict[str, Any]
-) -> list[tuple[str, dict[str, Any]]]:
+) -> list[Event]:
     """A strip note was written, corrected or annotated (``monitoring.notes``): one message on
     the group that carries the patient's live events."""
     event = {

@@ -11,8 +11,8 @@ Order per patient: while this process has a backlog it defers every new reading 
 reading of a patient overtakes an older one into the stream), until a replay found the
 backlog empty. Replays lock the rows they append (``SELECT ... FOR UPDATE``, in id order), so
 two processes replaying at once append in id order. A row appended whose delete did not
-commit is appended again: evaluated twice, which the rules tolerate (``monitoring.realtime.
-stream``, "at least once").
+commit is appended again: evaluated twice, which the rules tolerate (``monitoring.stream.
+entries``, "at least once").
 
 Who replays: the ingest batcher of each server process (in its storing thread: when its live
 feed is restored, and before a flush now and then while it defers, backing off), and the
@@ -26,23 +26,23 @@ import threading
 import time
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
 from common.redis_errors import REDIS_ERRORS
-from monitoring.ingest import StoredReading
 from monitoring.models import StreamBacklog
-from monitoring.realtime.stream import reading_encode, stream_entries_append
+from monitoring.readings import StoredReading
+from monitoring.stream.entries import reading_encode, stream_entries_append
 
 logger = logging.getLogger(__name__)
 
 # Between replay attempts from the ingest path while this process defers: from
-# REPLAY_SECONDS, doubling while Redis stays away, up to REPLAY_MAX_SECONDS (a Redis that
-# does not answer costs the attempt a timeout, paid by that flush). The live feed's recovery
-# replays at once (``IngestBatcher.live_restored``).
-REPLAY_SECONDS = 1.0
-REPLAY_MAX_SECONDS = 30.0
+# READINGS_BACKLOG_REPLAY_SECONDS, doubling while Redis stays away, up to
+# READINGS_BACKLOG_REPLAY_MAX_SECONDS (a Redis that does not answer costs the attempt a
+# timeout, paid by that flush). The live feed's recovery replays at once
+# (``IngestBatcher.live_restored``).
 REPLAY_ROWS = 200  # backlog rows appended per transaction
 
 
@@ -52,7 +52,7 @@ class _Deferral:
     def __init__(self) -> None:
         self.active: bool | None = None
         self.next_replay = 0.0
-        self.interval = REPLAY_SECONDS
+        self.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
         self.lock = threading.Lock()
 
 
@@ -79,7 +79,7 @@ def readings_queue(stored: Sequence[StoredReading]) -> BaseException | None:
             len(stored),
         )
         _deferral.active = True
-        _deferral.interval = REPLAY_SECONDS
+        _deferral.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
         _deferral.next_replay = time.monotonic() + _deferral.interval
         stream_backlog_add(stored)
         return exc
@@ -126,10 +126,12 @@ def stream_backlog_replay_due(*, force: bool = False) -> int:
             logger.info("readings stream still unavailable (%r); the backlog waits", exc)
             _deferral.active = True
             _deferral.next_replay = time.monotonic() + _deferral.interval
-            _deferral.interval = min(_deferral.interval * 2, REPLAY_MAX_SECONDS)
+            _deferral.interval = min(
+                _deferral.interval * 2, settings.READINGS_BACKLOG_REPLAY_MAX_SECONDS
+            )
             return 0
         _deferral.active = False
-        _deferral.interval = REPLAY_SECONDS
+        _deferral.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
         return appended
 
 
@@ -138,10 +140,10 @@ def stream_backlog_size() -> int:
     return int(StreamBacklog.objects.aggregate(size=Coalesce(Sum("size"), 0))["size"])
 
 
-def stream_deferring() -> bool:
-    return bool(_deferral.active)
-
-
 def deferral_reset(*, active: bool | None = None) -> None:
     """Set this process's deferral state (tests; None: look at the backlog on the next use)."""
-    _deferral.active, _deferral.next_replay, _deferral.interval = active, 0.0, REPLAY_SECONDS
+    _deferral.active, _deferral.next_replay, _deferral.interval = (
+        active,
+        0.0,
+        settings.READINGS_BACKLOG_REPLAY_SECONDS,
+    )

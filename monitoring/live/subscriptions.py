@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from accounts.models import User
 from clinical.selectors import patient_scope, patients_visible, ward_place_id, wards_visible
-from monitoring.realtime.events import scope_group
-from monitoring.realtime.groups import ward_group
+from monitoring.live.events import scope_group
+from monitoring.live.groups import ward_group
 
 # (place id, ward id) of a watched object
 Scope = tuple[int, int | None]

@@ -26,8 +26,8 @@ is unreachable stores nothing and fails every future; the connections tell their
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
 the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
 
-Redis away (``realtime.outage``): the stream append is deferred to the backlog in the same
-transaction (``realtime.backlog``), so readings are still stored and acked; the broadcast of
+Redis away (``live.feed``): the stream append is deferred to the backlog in the same
+transaction (``stream.backlog``), so readings are still stored and acked; the broadcast of
 step 2 is skipped while the live feed is degraded (dashboards resynchronise from a snapshot
 when it is restored), and the backlog is replayed into the stream once Redis answers.
 """
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Awaitable
@@ -48,13 +47,13 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from common import metrics
-from monitoring.ingest import ReadingIn, StoredReading, readings_store_isolating
-from monitoring.realtime.backlog import readings_queue, stream_backlog_replay_due
-from monitoring.realtime.events import reading_batch_events
-from monitoring.realtime.groups import device_group
-from monitoring.realtime.outage import LiveFeed, live_feed, live_send
-from monitoring.realtime.presence import PRESENCE_INTERVAL, Presence, presence_write
-from monitoring.realtime.publish import Events, groups_send
+from common.loops import PerLoop
+from monitoring.ingest.presence import DevicePresence
+from monitoring.live.events import reading_batch_events
+from monitoring.live.feed import LiveFeed, live_feed
+from monitoring.live.publish import live_publish
+from monitoring.readings import ReadingIn, StoredReading, readings_store_isolating
+from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
 
 logger = logging.getLogger(__name__)
 
@@ -102,18 +101,15 @@ class IngestBatcher:
         self._full = asyncio.Event()
         # One thread = one database connection (and one Redis client) for the hot path.
         self._store_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-store")
-        # Presence writes (a bulk UPDATE and a Redis set_many) never queue in front of a flush.
-        self._presence_executor = ThreadPoolExecutor(1, thread_name_prefix="ingest-presence")
-        self._presence_lock = asyncio.Lock()
-        self._presence_next: asyncio.Task | None = None
-        self._presence_task: asyncio.Task | None = None
-        self._presence = Presence()
         # Stored flushes wait here for their broadcast and acks, in the order of their stores.
         self._releases: asyncio.Queue[_Release] = asyncio.Queue()
         self._release_task = loop.create_task(self._release_run(), name="ingest-release")
         self._task = loop.create_task(self._run(), name="ingest-batcher")
         self.feed = live_feed(loop)
         self.feed.listen(self)
+        # Device presence rides along: readings mark their devices seen (Redis away: the
+        # database part only, the keys are written again once it is back).
+        self.presence = DevicePresence(loop, keys=lambda: not self.feed.degraded)
         self.flushes = 0
         self.stored_count = 0
         self._max_batch = settings.INGEST_MAX_BATCH
@@ -143,66 +139,15 @@ class IngestBatcher:
         self._pending.append(entry)
         self._pending_count += len(readings)
         now = time.time()
+        seen = self.presence.seen
         for reading in readings:
             if reading.device_id is not None:
-                self._presence.seen[reading.device_id] = now
+                seen[reading.device_id] = now
         self._wakeup.set()
         if self._pending_count >= self._max_batch:
             self._full.set()
 
-    def device_connected(
-        self, device_id: int, *, patient_id: int | None = None, token_hash: str | None = None
-    ) -> None:
-        if patient_id is not None and token_hash is not None:
-            self._presence.expected[device_id] = (patient_id, token_hash)
-        self._presence.connected[device_id] = self._presence.connected.get(device_id, 0) + 1
-        self._presence.seen[device_id] = time.time()
-        self._presence.gone.discard(device_id)
-
-    def device_disconnected(self, device_id: int) -> None:
-        count = self._presence.connected.get(device_id, 0) - 1
-        if count <= 0:
-            self._presence.connected.pop(device_id, None)
-            self._presence.expected.pop(device_id, None)
-            self._presence.gone.add(device_id)
-        else:
-            self._presence.connected[device_id] = count
-        self._presence.seen[device_id] = time.time()
-
-    async def presence_flush(self) -> None:
-        """Write last_seen_at and the presence keys now (also runs every few seconds).
-
-        Callers that arrive while a write is queued share it (a burst of 500 connections
-        costs a few writes, not 500), and every change made before the call is in the write
-        that the call awaits.
-        """
-        if self._presence_next is None:
-            self._presence_next = self.loop.create_task(self._presence_write_next())
-        await asyncio.shield(self._presence_next)
-
-    async def _presence_write_next(self) -> None:
-        async with self._presence_lock:
-            self._presence_next = None  # later callers start the next write
-            presence = self._presence
-            seen, presence.seen = presence.seen, {}
-            gone, presence.gone = presence.gone, set()
-            connected = set(presence.connected)
-            expected = dict(presence.expected)
-            presence.last_flush = time.monotonic()
-            if not (seen or gone or connected):
-                return
-            # Redis away: the database part only (the keys are written again once it is back).
-            write = functools.partial(
-                presence_write, seen, connected, gone, expected, keys=not self.feed.degraded
-            )
-            changed = await self.loop.run_in_executor(self._presence_executor, write)
-            # The connections re-check the device and close with the fitting code.
-            await self._broadcast([(device_group(i), {"type": "device.changed"}) for i in changed])
-
-    async def _broadcast(self, events: Events) -> None:
-        await live_send(events, feed=self.feed)
-
-    # The live feed (``realtime.outage``) tells the batcher too.
+    # The live feed (``live.feed``) tells the batcher too.
     async def live_degraded(self, feed: LiveFeed) -> None:
         pass
 
@@ -215,7 +160,7 @@ class IngestBatcher:
         interval = settings.INGEST_FLUSH_INTERVAL
         while True:
             try:
-                timeout = max(0.0, PRESENCE_INTERVAL - (time.monotonic() - self._last_presence))
+                timeout = self.presence.due_in()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 if self._pending:
@@ -227,21 +172,12 @@ class IngestBatcher:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._full.wait(), linger)
                     await self._flush()
-                if time.monotonic() - self._last_presence >= PRESENCE_INTERVAL and (
-                    self._presence_task is None or self._presence_task.done()
-                ):
-                    # In the background: a presence write never delays the next flush.
-                    self._presence.last_flush = time.monotonic()
-                    self._presence_task = self.loop.create_task(self.presence_flush())
+                self.presence.flush_if_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("ingest batcher loop error")
                 await asyncio.sleep(interval)
-
-    @property
-    def _last_presence(self) -> float:
-        return self._presence.last_flush
 
     async def _flush(self) -> None:
         """Store what is queued; its release (broadcast, then acks) is queued for the
@@ -297,7 +233,7 @@ class IngestBatcher:
         # Broadcast before acking so an acked reading is already on its way to dashboards
         # (this process's dashboards have it when this returns; the live hub delivers to them
         # with Redis away too).
-        await groups_send(reading_batch_events(release.stored))
+        await live_publish(reading_batch_events(release.stored))
         refused_ids = {id(r) for r in release.refused}
         for entry in entries:
             if entry.future is not None and not entry.future.done():
@@ -332,17 +268,17 @@ class IngestBatcher:
         self.feed.unlisten(self)
         await self.drain()
         self._release_task.cancel()
-        for executor in (self._store_executor, self._presence_executor):
-            await self.loop.run_in_executor(executor, _connection_close)
-            executor.shutdown(wait=False)
+        await self.loop.run_in_executor(self._store_executor, _connection_close)
+        self._store_executor.shutdown(wait=False)
+        await self.presence.aclose()
 
     def close(self) -> None:
         self._task.cancel()
         self._release_task.cancel()
         self.feed.unlisten(self)
-        for executor in (self._store_executor, self._presence_executor):
-            executor.submit(_connection_close)
-            executor.shutdown(wait=False)
+        self._store_executor.submit(_connection_close)
+        self._store_executor.shutdown(wait=False)
+        self.presence.close()
 
 
 def _seqs_by_listener(entries: list[_Entry]) -> dict[StoreListener, list[int | None]]:
@@ -402,22 +338,18 @@ def _store_in_thread(
     return stored, refused, errors[0] if errors else None
 
 
-_batchers: dict[asyncio.AbstractEventLoop, IngestBatcher] = {}
+_batchers: PerLoop[IngestBatcher] = PerLoop(
+    IngestBatcher, close=IngestBatcher.close, stale=lambda batcher: batcher._task.done()
+)
 
 
 def batcher_get() -> IngestBatcher:
     """The batcher of the running event loop (one per server process), started lazily."""
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None or batcher._task.done():
-        for old_loop in [lp for lp in _batchers if lp.is_closed()]:
-            _batchers.pop(old_loop).close()
-        batcher = _batchers[loop] = IngestBatcher(loop)
-    return batcher
+    return _batchers.get()
 
 
 async def batcher_shutdown() -> None:
     """Close the running loop's batcher, if any (server shutdown, tests)."""
-    batcher = _batchers.pop(asyncio.get_running_loop(), None)
+    batcher = _batchers.pop(asyncio.get_running_loop())
     if batcher is not None:
         await batcher.aclose()

@@ -1,4 +1,4 @@
-"""Alert lifecycle: raise, update, acknowledge, resolve, escalate; and per-patient limits.
+"""Alert lifecycle: raise, update, acknowledge, resolve, escalate.
 
 At most one open (active or acknowledged) alert per patient and kind, enforced by the
 ``one_open_alert_per_patient_kind`` constraint; a repeat of the condition updates that alert.
@@ -10,54 +10,23 @@ and webhook listens to it).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from itertools import pairwise
-from typing import Any
+from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from alerts.audio import alarm_audio_new_high_alarm
-from alerts.ctg_rules import CTG_LIMIT_FIELDS, CTG_LIMIT_RANGES, CTG_NULLABLE_FIELDS
 from alerts.metrics import alert_event_count
-from alerts.models import AlarmLimit, Alert, AlertEvent, CtgAlarmLimit, CtgClassification
-from alerts.payload import alert_payload, ctg_classification_payload
-from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
+from alerts.models import Alert, AlertEvent
 from alerts.selectors import alert_get_visible, alerts_due_escalation
+from alerts.services.publishing import alert_publish
 from alerts.signals import alert_changed
 from alerts.vocabulary import OPEN_STATES, PRIORITY_RANK, Action, Priority
-from clinical.models import Patient
-from common.errors import Conflict, ValidationFailed
+from common.errors import Conflict
 from common.logs import log_ids
-from monitoring.ingest import BPM_BOUNDS
-from monitoring.realtime.events import scope_group
-from monitoring.realtime.publish import groups_publish
 
 logger = logging.getLogger(__name__)
-
-
-# --- Delivery -------------------------------------------------------------------------------
-
-
-def alert_publish(*, alert: Alert, action: str) -> None:
-    """Send the alert to the dashboards watching its patient (never raises): one message on
-    the group that carries the patient's live events (see ``scope_group``)."""
-    ward_id = alert.patient.ward_id
-    group = scope_group(ward_id=ward_id, patient_id=alert.patient_id)
-    event = {
-        "type": "alert.event",
-        "ward": ward_id,
-        "action": action,
-        "alert": alert_payload(alert),
-    }
-    try:
-        groups_publish([(group, event)])
-    except Exception:  # the alert is stored; dashboards resynchronise from the snapshot
-        logger.exception(
-            "could not publish alert %s to dashboards", alert.id, extra=log_ids(alert=alert)
-        )
 
 
 def _after_commit(alert: Alert, event: AlertEvent) -> None:
@@ -255,172 +224,6 @@ def alerts_escalate_due(*, now: datetime | None = None) -> list[AlertEvent]:
         if event is not None:
             events.append(event)
     return events
-
-
-# --- Alarm limits ---------------------------------------------------------------------------
-
-
-def alarm_limits_validate(*, profile: str, metric: str, values: dict[str, Any]) -> None:
-    errors: dict[str, list[str]] = {}
-    if metric not in PROFILE_METRICS.get(profile, ()):
-        raise ValidationFailed(
-            "The request is not valid.",
-            details={"metric": [f"{metric} is not monitored for {profile} patients."]},
-        )
-    low, high = BPM_BOUNDS[metric]
-    ordered: list[tuple[str, int]] = []
-    for name in THRESHOLD_FIELDS:
-        value = values.get(name)
-        if value is None:
-            continue
-        if not low <= value <= high:
-            errors[name] = [f"Must be between {low} and {high} bpm."]
-        else:
-            ordered.append((name, value))
-    for (name_a, a), (name_b, b) in pairwise(ordered):
-        if not a < b:
-            errors.setdefault(name_b, []).append(f"Must be above {name_a} ({a}).")
-    for name in HOLD_FIELDS:
-        value = values.get(name)
-        if value is None or not 0 <= value <= 3600:
-            errors[name] = ["Must be between 0 and 3600 seconds."]
-    if errors:
-        raise ValidationFailed("The request is not valid.", details=errors)
-
-
-def alarm_limits_set(
-    *, patient: Patient, limits: list[dict[str, Any]], user: User | None = None
-) -> list[AlarmLimit]:
-    """Replace the patient's own limits for the metrics given (the others keep theirs)."""
-    metrics = [item["metric"] for item in limits]
-    if len(set(metrics)) != len(metrics):
-        raise ValidationFailed(
-            "The request is not valid.", details={"limits": ["Each metric may appear once."]}
-        )
-    for item in limits:
-        alarm_limits_validate(
-            profile=patient.monitoring_profile, metric=item["metric"], values=item
-        )
-    saved = []
-    now = timezone.now()
-    with transaction.atomic():
-        for item in limits:
-            values = {name: item.get(name) for name in (*THRESHOLD_FIELDS, *HOLD_FIELDS)}
-            limit, _ = AlarmLimit.objects.update_or_create(
-                patient=patient,
-                metric=item["metric"],
-                defaults={**values, "updated_at": now, "updated_by": user},
-            )
-            saved.append(limit)
-    return saved
-
-
-def alarm_limits_reset(*, patient: Patient) -> None:
-    """Back to the profile's defaults."""
-    AlarmLimit.objects.filter(patient=patient).delete()
-
-
-# --- CTG alarm settings ---------------------------------------------------------------------
-
-
-def ctg_alarm_limits_set(
-    *, patient: Patient, values: dict[str, Any], user: User | None = None
-) -> CtgAlarmLimit:
-    """Set the patient's own CTG alarm settings: ``values`` merged over the current ones.
-    Only for obstetric patients; null switches an alarm off where the field allows it."""
-    if patient.monitoring_profile != "obstetric":
-        raise ValidationFailed(
-            "The request is not valid.",
-            details={"patient": ["CTG alarms are only for obstetric patients."]},
-        )
-    errors: dict[str, list[str]] = {}
-    for name in CTG_LIMIT_FIELDS:
-        value = values.get(name)
-        low, high = CTG_LIMIT_RANGES[name]
-        if value is None:
-            if name not in CTG_NULLABLE_FIELDS:
-                errors[name] = ["A value is required."]
-        elif not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            errors[name] = [f"Must be an integer between {low} and {high}."]
-    if errors:
-        raise ValidationFailed("The request is not valid.", details=errors)
-    limit, _ = CtgAlarmLimit.objects.update_or_create(
-        patient=patient,
-        defaults={
-            **{name: values.get(name) for name in CTG_LIMIT_FIELDS},
-            "updated_at": timezone.now(),
-            "updated_by": user,
-        },
-    )
-    return limit
-
-
-def ctg_alarm_limits_reset(*, patient: Patient) -> None:
-    """Back to the defaults."""
-    CtgAlarmLimit.objects.filter(patient=patient).delete()
-
-
-# --- The latest CTG classification ----------------------------------------------------------
-
-
-def ctg_classification_publish(*, row: CtgClassification, ward_id: int | None) -> None:
-    """Send the classification to the dashboards watching its patient (never raises): one
-    message on the group that carries the patient's live events (see ``scope_group``)."""
-    event = {
-        "type": "ctg.classification",
-        "ward": ward_id,
-        "patient": row.patient_id,
-        "ctg": ctg_classification_payload(row),
-    }
-    try:
-        groups_publish([(scope_group(ward_id=ward_id, patient_id=row.patient_id), event)])
-    except Exception:  # the row is stored; dashboards resynchronise from the snapshot
-        logger.exception("could not publish the CTG classification of patient %s", row.patient_id)
-
-
-def ctg_classification_record(
-    *,
-    patient_id: int,
-    ward_id: int | None,
-    current: CtgClassification | None,
-    classification: str,
-    baseline_bpm: int | None,
-    reasons: list[str],
-    at: datetime,
-) -> CtgClassification | None:
-    """Keep the patient's latest CTG classification (``current``: its row, or None) and, once
-    committed, publish it; returns the row, or None when nothing it shows changed (no write,
-    no message: an unchanged classification costs nothing). A change of the reasons' wording
-    alone (a signal-loss share that moves by a fraction) is written at most every
-    ``CTG_REASONS_REFRESH_SECONDS`` of the readings' time; a new classification or baseline at
-    once."""
-    shown = (classification, baseline_bpm, list(reasons))
-    if current is not None:
-        if (current.classification, current.baseline_bpm, current.reasons) == shown:
-            return None
-        wording_only = (current.classification, current.baseline_bpm) == shown[:2]
-        refresh = timedelta(seconds=float(settings.CTG_REASONS_REFRESH_SECONDS))
-        if wording_only and at - current.at < refresh:
-            return None
-        if current.classification != classification:
-            current.since = at
-        current.classification, current.baseline_bpm, current.reasons = shown
-        current.at = at
-        current.save(update_fields=["classification", "baseline_bpm", "reasons", "since", "at"])
-        row = current
-    else:
-        # One evaluator owns a patient at a time (the stream's partitions), so no other
-        # writer can create the row in between.
-        row = CtgClassification.objects.create(
-            patient_id=patient_id,
-            classification=classification,
-            baseline_bpm=baseline_bpm,
-            reasons=list(reasons),
-            since=at,
-            at=at,
-        )
-    transaction.on_commit(lambda: ctg_classification_publish(row=row, ward_id=ward_id))
-    return row
 
 
 def alerts_patient_end(*, patient_id: int, at: datetime | None = None, note: str) -> list[Alert]:

@@ -8,7 +8,7 @@ module then
 
 - tells every connection of this process that registered (:func:`outage_listen`) that the
   live feed is degraded (dashboards get a ``live.degraded`` frame),
-- probes Redis every ``OUTAGE_PROBE_SECONDS`` until it answers, and then
+- probes Redis every ``LIVE_PROBE_SECONDS`` until it answers, and then
 - tells them that it is back: they join their groups again and dashboards get fresh
   snapshots (``live.restored``).
 
@@ -25,19 +25,19 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
+from common.loops import PerLoop
 from common.redis_errors import REDIS_ERRORS
-from monitoring.realtime.hub import hub_existing, hub_link_lost_handle, live_publish, live_split
-from monitoring.realtime.publish import Events, channel_layer_ping, groups_send
+from monitoring.live.hub import hub_link_lost_handle, hubs
+from monitoring.live.layer import channel_layer_ping
 
 logger = logging.getLogger(__name__)
 
-OUTAGE_PROBE_SECONDS = 1.0  # between probes while Redis is away
-# The longest a group operation of the live path may take: a Redis that accepts connections
-# but does not answer (a hung server, a black-holed host) must not hold a device's connect or
-# an ingest flush (and so the acks) for longer.
-CALL_TIMEOUT_SECONDS = 2.0
-RECEIVE_RETRY_MAX_SECONDS = 2.0  # the longest wait between two channel-layer receive attempts
+# The timeouts and back-offs of the live path are settings (config/settings.py, LIVE_*): a
+# Redis that accepts connections but does not answer (a hung server, a black-holed host) must
+# not hold a device's connect or an ingest flush (and so the acks) for longer than
+# LIVE_CALL_TIMEOUT.
 
 
 class OutageListener(Protocol):
@@ -54,7 +54,7 @@ class LiveFeed:
         loop: asyncio.AbstractEventLoop,
         *,
         probe: Callable[[], Awaitable[object]] | None = None,
-        probe_seconds: float = OUTAGE_PROBE_SECONDS,
+        probe_seconds: float | None = None,
     ) -> None:
         self.loop = loop
         self.degraded = False
@@ -62,7 +62,7 @@ class LiveFeed:
         self.reason = ""
         self.outages = 0  # outages seen by this process (each one ended or still on)
         self._probe = probe or _probe_default
-        self._probe_seconds = probe_seconds
+        self._probe_seconds = probe_seconds or settings.LIVE_PROBE_SECONDS
         self._listeners: set[OutageListener] = set()
         self._probe_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -136,7 +136,7 @@ async def _probe_default() -> None:
     await channel_layer_ping(get_channel_layer())
     # Back only once the live fan-out is subscribed again: dashboards resynchronise then, and
     # what is published after their snapshot must reach them.
-    hub = hub_existing(asyncio.get_running_loop())
+    hub = hubs.existing(asyncio.get_running_loop())
     if hub is not None and not hub.link_ok():
         raise ConnectionError("the live fan-out is not subscribed again yet")
 
@@ -150,18 +150,12 @@ def _raise_if_cancelled(exc: BaseException) -> None:
         raise asyncio.CancelledError from exc
 
 
-_feeds: dict[asyncio.AbstractEventLoop, LiveFeed] = {}
+_feeds: PerLoop[LiveFeed] = PerLoop(LiveFeed, close=LiveFeed.close)
 
 
 def live_feed(loop: asyncio.AbstractEventLoop | None = None) -> LiveFeed:
     """The live feed of the running event loop (or ``loop``): one per server process."""
-    loop = loop or asyncio.get_running_loop()
-    feed = _feeds.get(loop)
-    if feed is None:
-        for old in [lp for lp in _feeds if lp.is_closed()]:
-            _feeds.pop(old).close()
-        feed = _feeds[loop] = LiveFeed(loop)
-    return feed
+    return _feeds.get(loop)
 
 
 def outage_report(where: str, exc: BaseException) -> None:
@@ -176,28 +170,7 @@ def _hub_link_lost(loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
 hub_link_lost_handle(_hub_link_lost)
 
 
-# --- Degrading helpers for the consumers and the batcher ------------------------------------
-
-
-async def live_send(events: Events, *, feed: LiveFeed | None = None) -> None:
-    """Send events to their groups: the dashboards' through the live hub always (it delivers
-    to this process's dashboards without Redis), the channel layer's unless the feed is
-    degraded (nobody would hear them; connections re-check when it is restored); a failed
-    send degrades it."""
-    feed = feed or live_feed()
-    live, events = live_split(events)
-    if live:
-        await live_publish(live)
-    if feed.degraded or not events:
-        return
-    try:
-        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            failed = await groups_send(events)
-    except TimeoutError as exc:
-        feed.report("group_send", exc)
-        return
-    if failed:
-        feed.report("group_send", RuntimeError(f"{failed} group send(s) failed"))
+# --- Degrading helpers for the consumers ------------------------------------
 
 
 async def groups_join(layer: Any, channel: str, groups: Iterable[str]) -> set[str]:
@@ -210,7 +183,7 @@ async def groups_join(layer: Any, channel: str, groups: Iterable[str]) -> set[st
     missed: set[str] = set()
     for group in groups:
         try:
-            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+            async with asyncio.timeout(settings.LIVE_CALL_TIMEOUT):
                 await layer.group_add(group, channel)
         except REDIS_ERRORS as exc:  # (TimeoutError is an OSError)
             _raise_if_cancelled(exc)
@@ -227,7 +200,7 @@ async def groups_leave(layer: Any, channel: str, groups: Iterable[str]) -> None:
         return
     for group in groups:
         try:
-            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+            async with asyncio.timeout(settings.LIVE_CALL_TIMEOUT):
                 await layer.group_discard(group, channel)
         except REDIS_ERRORS as exc:
             _raise_if_cancelled(exc)
@@ -242,7 +215,7 @@ def receive_resilient(
     A consumer awaits its channel's ``receive`` for as long as it lives; channels-redis raises
     when Redis goes away, which ends the consumer and makes the server close the WebSocket
     (1011). This one reports the failure and tries again, backing off up to
-    ``RECEIVE_RETRY_MAX_SECONDS``, so the connection stays open and hears its groups again
+    ``LIVE_RECEIVE_RETRY_MAX_SECONDS``, so the connection stays open and hears its groups again
     once Redis is back.
     """
 
@@ -255,6 +228,6 @@ def receive_resilient(
                 _raise_if_cancelled(exc)
                 outage_report("receive", exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RECEIVE_RETRY_MAX_SECONDS)
+                delay = min(delay * 2, settings.LIVE_RECEIVE_RETRY_MAX_SECONDS)
 
     return receive_retrying

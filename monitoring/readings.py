@@ -23,6 +23,7 @@ from django.utils import timezone
 from common import metrics
 from common.datetimes import datetime_problem
 from common.errors import ValidationFailed
+from common.ids import is_id
 from monitoring.models import HEART_RATE_METRICS, Metric, Reading, ReadingKey
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def reading_parse(
     if seq is None:
         if require_seq:
             errors["seq"] = ["A positive integer sequence number is required."]
-    elif not _is_int(seq) or seq < 1 or seq > 2**63 - 1:
+    elif not is_id(seq):
         errors["seq"] = ["Must be a positive integer."]
 
     if errors:
@@ -230,7 +231,7 @@ def readings_store(
     *,
     readings: Sequence[ReadingIn],
     wards: dict[int, int | None] | None = None,
-    queue: Callable[[list[StoredReading]], None] | None = None,
+    queue: Callable[[list[StoredReading]], object] | None = None,
     path: str = "rest",
 ) -> list[StoredReading]:
     """Store readings durably; returns only the rows inserted now (duplicates are skipped).
@@ -261,7 +262,7 @@ def _readings_store(
     *,
     readings: Sequence[ReadingIn],
     wards: dict[int, int | None] | None,
-    queue: Callable[[list[StoredReading]], None] | None,
+    queue: Callable[[list[StoredReading]], object] | None,
 ) -> list[StoredReading]:
     wards = wards or {}
     received_at = timezone.now()

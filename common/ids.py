@@ -1,0 +1,18 @@
+"""The one bound of the ids and seqs the server accepts from outside: 64-bit integers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+# The largest number a BigIntegerField holds: ids (BigAutoField, DEFAULT_AUTO_FIELD, never below
+# 1) and a device's seq. A larger one names nothing and overflows the database driver.
+INT64_MAX = 2**63 - 1
+
+
+def is_id(value: Any) -> TypeIs[int]:
+    """Whether ``value`` (as decoded from JSON) can be an id: an integer, not a boolean, from 1
+    to :data:`INT64_MAX`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT64_MAX

@@ -1,0 +1,168 @@
+"""The readings stream: every stored reading, queued durably in Redis for the alarm evaluator.
+
+Alarm evaluation runs in its own processes (``manage.py alarms_evaluate``), which read this
+stream; a reading stored while no evaluator runs waits here until one does.
+
+Layout
+    ``READINGS_STREAM_PARTITIONS`` (N) Redis streams, ``{prefix}readings:{patient_id % N}``: a
+    patient's readings always go to one partition, in the order they were appended. Each is
+    capped at about ``READINGS_STREAM_MAXLEN`` entries (``XADD MAXLEN ~``). Trimming does not
+    wait for the evaluator: entries trimmed before they were evaluated are never evaluated
+    (docs/alarms.md, "The evaluator process"). One consumer group (:data:`GROUP`), created at
+    the start of each stream, so readings appended before any evaluator ran are evaluated too.
+
+
+The stream's entries (:func:`reading_encode`, :func:`reading_decode`), their keys and clients,
+and the append of the ingest paths are here; the lag report is ``stream.lag``, and the reader
+with its partition leases lives with its only user, the alarm evaluator
+(``alerts.stream_reader``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import redis
+from django.conf import settings
+
+from common import redis_clients
+from monitoring.readings import StoredReading
+
+# redis-py's sync and asyncio clients share their command signatures, so every reply is typed
+# ``Awaitable[Any] | Any``; the sync client used here returns the value itself, which the
+# ``cast``s below name (the shape of each reply is in the Redis command reference).
+
+GROUP = "alarms"  # the evaluators' consumer group
+
+
+# --- Keys and the client --------------------------------------------------------------------
+
+
+def redis_prefix() -> str:
+    """The prefix of this deployment's own Redis keys (the cache's ``KEY_PREFIX``): the
+    readings stream's here, the alarm rule state's in ``alerts.state``."""
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pm')}:"
+
+
+def partitions() -> int:
+    return int(settings.READINGS_STREAM_PARTITIONS)
+
+
+def partition_of(patient_id: int) -> int:
+    return patient_id % partitions()
+
+
+def partition_key(partition: int) -> str:
+    return f"{redis_prefix()}readings:{partition}"
+
+
+def lease_key(partition: int) -> str:
+    return f"{redis_prefix()}readings-lease:{partition}"
+
+
+def evaluators_key() -> str:
+    return f"{redis_prefix()}readings-evaluators"
+
+
+def redis_client() -> redis.Redis:
+    """This process's client of ``REDIS_URL`` for the stream and the alarm rule state (no
+    read timeout: the evaluator blocks on ``XREADGROUP``)."""
+    return redis_clients.redis_client(timeout=None)
+
+
+def append_client() -> redis.Redis:
+    """The client that appends to the stream from the ingest paths: a Redis that does not
+    answer (hung, black-holed) costs a flush at most ``REDIS_APPEND_TIMEOUT`` before its
+    readings are deferred to the backlog (``stream.backlog``), instead of holding the acks."""
+    return redis_clients.redis_client(timeout=settings.REDIS_APPEND_TIMEOUT)
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def server_ms(client: redis.Redis) -> int:
+    seconds, microseconds = cast("tuple[int, int]", client.time())
+    return int(seconds) * 1000 + int(microseconds) // 1000
+
+
+# --- Entries --------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _optional(value: int | None) -> int | str:
+    return "" if value is None else value
+
+
+def reading_encode(reading: StoredReading) -> dict[str, int | str]:
+    """The stream entry of a stored reading.
+
+    Integers (Redis stores them compactly, about 70 bytes an entry), ``""`` for None, times as
+    microseconds since the epoch: the same instant, without the sender's UTC offset, as in the
+    database.
+    """
+    return {
+        "id": reading.id,
+        "patient": reading.patient_id,
+        "device": _optional(reading.device_id),
+        "ward": _optional(reading.ward_id),
+        "metric": reading.metric,
+        "bpm": reading.bpm,
+        "recorded_us": (reading.recorded_at - _EPOCH) // _MICROSECOND,
+        "received_us": (reading.received_at - _EPOCH) // _MICROSECOND,
+        "seq": _optional(reading.seq),
+    }
+
+
+_FIELDS = ("id", "patient", "device", "ward", "metric", "bpm", "recorded_us", "received_us", "seq")
+_FIELDS_AS_BYTES = {name: name.encode() for name in _FIELDS}
+_FIELDS_AS_TEXT = {name: name for name in _FIELDS}
+
+
+def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredReading:
+    """The stored reading of a stream entry (the inverse of :func:`reading_encode`).
+
+    Redis returns bytes; ``int()`` reads them as they are, so only the metric is decoded (the
+    evaluator decodes every reading it evaluates).
+    """
+    data = cast("Mapping[bytes | str, bytes | str]", fields)
+    names = _FIELDS_AS_BYTES if isinstance(next(iter(data), ""), bytes) else _FIELDS_AS_TEXT
+
+    def optional(name: str) -> int | None:
+        value = data.get(names[name], "")
+        return int(value) if value not in ("", b"") else None
+
+    return StoredReading(
+        id=int(data[names["id"]]),
+        patient_id=int(data[names["patient"]]),
+        device_id=optional("device"),
+        ward_id=optional("ward"),
+        metric=text(data[names["metric"]]),
+        bpm=int(data[names["bpm"]]),
+        recorded_at=_EPOCH + int(data[names["recorded_us"]]) * _MICROSECOND,
+        received_at=_EPOCH + int(data[names["received_us"]]) * _MICROSECOND,
+        seq=optional("seq"),
+    )
+
+
+def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
+    """Append encoded entries (:func:`reading_encode`) to their patients' partitions, in the
+    order given (the deferred ones of ``monitoring.stream.backlog`` come this way too)."""
+    if not entries:
+        return
+    maxlen = int(settings.READINGS_STREAM_MAXLEN)
+    pipe = append_client().pipeline(transaction=False)
+    for entry in entries:
+        # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
+        # does not fit although every key and value does.
+        pipe.xadd(
+            partition_key(partition_of(int(entry["patient"]))),
+            dict(entry),  # type: ignore[arg-type]  # dict invariance, see above
+            maxlen=maxlen,
+            approximate=True,
+        )
+    pipe.execute()
