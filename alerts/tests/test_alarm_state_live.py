@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
-from monitoring.ingest import ReadingIn
+from monitoring.readings import ReadingIn
 from monitoring.services import readings_ingest
 from testing.factories import DeviceFactory, PatientFactory, WardFactory
 from testing.live import postgres_test_url

@@ -13,8 +13,8 @@ import pytest
 from alerts.evaluate import alarms_evaluate
 from alerts.models import Alert
 from alerts.state_rebuild import trust_reset
-from monitoring.ingest import StoredReading
 from monitoring.models import Reading
+from monitoring.readings import StoredReading
 from testing.metrics import metric_value
 from testing.redis_state import alarm_state_clear
 
