@@ -229,8 +229,7 @@ class AuditEventSearchView(FhirView):
     permission_classes = [IsAdministrator]
 
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        search.parameters_check(query, {"patient", "date", "agent", "action"})
+        query = self.search_query(request, {"patient", "date", "agent", "action"})
         count = search.count_parse(query)
         after = _time_position(query)
         records: QuerySet[AuditRecord] = audit_records()
@@ -254,14 +253,18 @@ class AuditEventSearchView(FhirView):
                 records = records.filter(actor_type=ActorType.USER, actor_id=agent)
         for values in search.values_of(query, "action"):
             records = records.filter(action__in=[a for raw in values for a in _actions(raw)])
+        matched = records
         if after is not None:
             at, last_id = after
             records = records.filter(Q(at__lt=at) | Q(at=at, id__lt=last_id))
-        rows = list(records.order_by("-at", "-id")[: count + 1])
+        page = records.order_by("-at", "-id")
         return self.searchset(
             request,
-            rows=rows,
+            query,
+            rows=lambda: list(page[: count + 1]),
             count=count,
-            render=audit_event_resource,
+            render=lambda rows: [audit_event_resource(r) for r in rows],
             position=lambda record: [record.at.isoformat(), record.id],
+            total=matched.count,
+            total_by_default=False,  # the trail is long: counted on request
         )

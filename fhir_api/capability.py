@@ -17,13 +17,29 @@ def _param(name: str, kind: str, documentation: str) -> dict[str, str]:
     return {"name": name, "type": kind, "documentation": documentation}
 
 
+_TOTAL_DOC = "none | estimate | accurate: whether the Bundle carries `total`."
+_SUMMARY_DOC = "`count`: the Bundle's `total` alone, no entries (as `_count=0`)."
+
+
 def _resource(
-    kind: str, *, search: list[dict[str, str]] | None = None, **extra: Any
+    kind: str,
+    *,
+    search: list[dict[str, str]] | None = None,
+    total: str = "",
+    read: bool = True,
+    **extra: Any,
 ) -> dict[str, Any]:
-    interactions = [{"code": "read"}] + ([{"code": "search-type"}] if search else [])
+    interactions = ([{"code": "read"}] if read else []) + (
+        [{"code": "search-type"}] if search else []
+    )
     resource: dict[str, Any] = {"type": kind, "interaction": interactions, **extra}
     if search:
-        resource["searchParam"] = [*search, _param("_count", "number", _COUNT_DOC)]
+        resource["searchParam"] = [
+            *search,
+            _param("_count", "number", _COUNT_DOC),
+            _param("_summary", "token", _SUMMARY_DOC),
+            _param("_total", "token", f"{_TOTAL_DOC} {total}".strip()),
+        ]
     return resource
 
 
@@ -48,7 +64,9 @@ def capability_statement(*, base_url: str) -> Resource:
                     "Read-only. Every interaction but metadata needs "
                     "`Authorization: Bearer <access JWT>` from POST /api/auth/login/; a caller "
                     "sees the patients, devices, observations and flags of their places "
-                    "(administrators: all). Unknown search parameters are refused (400)."
+                    "(administrators: all). Unknown search parameters are refused (400), or "
+                    "ignored with `Prefer: handling=lenient` (the Bundle's self link shows the "
+                    "parameters used)."
                 ),
                 "security": {
                     "description": "Bearer JWT (RFC 6750) issued by POST /api/auth/login/."
@@ -56,16 +74,26 @@ def capability_statement(*, base_url: str) -> Resource:
                 "resource": [
                     _resource(
                         "Patient",
+                        total="Given by default.",
                         search=[
                             _param(
                                 "identifier",
                                 "token",
                                 "The MRN: `<mrn>` (any place) or `<system>|<mrn>`.",
-                            )
+                            ),
+                            _param(
+                                "name", "string", "A part of the name that starts so, any case."
+                            ),
+                            _param(
+                                "birthdate",
+                                "date",
+                                "Date of birth, with prefixes eq ne gt lt ge le sa eb.",
+                            ),
                         ],
                     ),
                     _resource(
                         "Device",
+                        total="Given by default.",
                         search=[
                             _param("patient", "reference", "`<id>` or `Patient/<id>`."),
                             _param(
@@ -77,15 +105,22 @@ def capability_statement(*, base_url: str) -> Resource:
                     ),
                     _resource(
                         "Observation",
-                        supportedProfile=[v.PROFILE_HEART_RATE],
+                        supportedProfile=[v.PROFILE_HEART_RATE, v.PROFILE_VITAL_SIGNS],
+                        searchInclude=[
+                            "Observation:patient",
+                            "Observation:subject",
+                            "Observation:device",
+                        ],
+                        total="Given when asked (`_total=accurate`, `_summary=count`).",
                         search=[
                             _param("patient", "reference", "Required: `<id>` or `Patient/<id>`."),
                             _param("subject", "reference", "`Patient/<id>` (as patient)."),
                             _param(
                                 "code",
                                 "token",
-                                "`http://loinc.org|8867-4` (or MDC `147842`): heart rate; "
-                                "`http://loinc.org|55283-6`: fetal heart rate.",
+                                "`http://loinc.org|8867-4` (or MDC `147842`): ECG heart rate; "
+                                "`http://loinc.org|8889-8` (or MDC `149530`): pulse rate "
+                                "(oximeter); `http://loinc.org|55283-6`: fetal heart rate.",
                             ),
                             _param("category", "token", "`vital-signs` (all observations)."),
                             _param(
@@ -93,13 +128,32 @@ def capability_statement(*, base_url: str) -> Resource:
                                 "date",
                                 "effectiveDateTime, with prefixes eq ne gt lt ge le sa eb.",
                             ),
+                            _param(
+                                "_lastUpdated",
+                                "date",
+                                "meta.lastUpdated (when the reading was stored), same prefixes.",
+                            ),
+                            _param("_sort", "string", "`-date` only (newest first)."),
                         ],
                     ),
                     _resource(
                         "Flag",
+                        total="Given by default.",
                         search=[
                             _param("patient", "reference", "Required: `<id>` or `Patient/<id>`."),
                             _param("status", "token", "`active` or `inactive`."),
+                        ],
+                    ),
+                    _resource(
+                        "AuditEvent",
+                        read=False,
+                        total="Given when asked.",
+                        documentation="The access audit trail: administrators only.",
+                        search=[
+                            _param("patient", "reference", "`<id>` or `Patient/<id>`."),
+                            _param("date", "date", "When, with prefixes."),
+                            _param("agent", "reference", "A user id, or `Device/<id>`."),
+                            _param("action", "token", "C R U D E, or an audit action."),
                         ],
                     ),
                 ],

@@ -86,15 +86,18 @@ def reading_value(reading: Reading) -> int:
     return reading.bpm
 
 
-def observation_resource(reading: Reading) -> Resource:
+def observation_resource(reading: Reading, status: str = "final") -> Resource:
     """A reading as an Observation of the R4 vital-signs profile (the heart-rate profile for
-    ``heart_rate``); only metrics of ``METRIC_CODES`` have one."""
+    ``heart_rate``); only metrics of ``METRIC_CODES`` have one. ``status``: the reading's
+    result status (final unless its HL7 OBX-11 said preliminary or corrected)."""
     coded = v.METRIC_CODES[reading.metric]
     resource: Resource = {"resourceType": "Observation", "id": str(reading.id)}
+    meta: Resource = {"lastUpdated": instant(reading.received_at)}
     if coded.profile:
-        resource["meta"] = {"profile": [coded.profile]}
+        meta["profile"] = [coded.profile]
+    resource["meta"] = meta
     resource |= {
-        "status": "final",
+        "status": status,
         "category": [
             {
                 "coding": [
@@ -158,16 +161,29 @@ def flag_resource(alert: Alert) -> Resource:
 
 
 def bundle_searchset(
-    *, entries: list[tuple[str, Resource]], self_url: str, next_url: str | None
+    *,
+    entries: list[tuple[str, Resource]],
+    self_url: str,
+    next_url: str | None,
+    total: int | None = None,
+    included: list[tuple[str, Resource]] | None = None,
 ) -> Resource:
-    """A searchset Bundle of ``(fullUrl, resource)`` matches, with ``self`` and ``next``."""
+    """A searchset Bundle of ``(fullUrl, resource)`` matches, with ``self`` and ``next``,
+    ``total`` when counted, and the ``included`` resources (search mode ``include``)."""
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
-    bundle: Resource = {"resourceType": "Bundle", "type": "searchset", "link": links}
-    if entries:  # FHIR JSON has no empty arrays: no matches, no "entry"
-        bundle["entry"] = [
-            {"fullUrl": full_url, "resource": resource, "search": {"mode": "match"}}
-            for full_url, resource in entries
-        ]
+    bundle: Resource = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = links
+    found = [
+        {"fullUrl": full_url, "resource": resource, "search": {"mode": "match"}}
+        for full_url, resource in entries
+    ] + [
+        {"fullUrl": full_url, "resource": resource, "search": {"mode": "include"}}
+        for full_url, resource in included or []
+    ]
+    if found:  # FHIR JSON has no empty arrays: no matches, no "entry"
+        bundle["entry"] = found
     return bundle

@@ -24,21 +24,71 @@ from fhir_api.errors import InvalidSearch, NotSupported
 # Parameters every interaction accepts (and that do not filter).
 COMMON_PARAMETERS = frozenset({"_format", "_pretty"})
 PAGING_PARAMETERS = frozenset({"_count", "_cursor"})
+# What every search takes about its result: ``_summary=count`` (the total alone), ``_total``
+# (none | estimate | accurate) and ``_totalMethod`` (sent by some clients, e.g. fhirpy's
+# count(); the total given is always exact, so its value changes nothing).
+RESULT_PARAMETERS = frozenset({"_summary", "_total", "_totalMethod"})
+# Parameters that may be repeated (ANDed); the other "_" ones are given once.
+REPEATABLE = frozenset({"_format", "_include", "_lastUpdated"})
 
 
-def parameters_check(query: QueryDict, allowed: Iterable[str]) -> None:
-    """400 for a parameter the endpoint does not know (FHIR's strict handling): silently
-    ignoring a misspelt filter would answer more than the client asked for."""
-    known = COMMON_PARAMETERS | PAGING_PARAMETERS | set(allowed)
+def handling_lenient(prefer: str | None) -> bool:
+    """Whether the ``Prefer`` header asks for ``handling=lenient`` (default: strict)."""
+    for part in (prefer or "").split(","):
+        for token in part.split(";"):
+            name, _, value = token.strip().partition("=")
+            if name.strip().lower() == "handling":
+                return value.strip().strip('"').lower() == "lenient"
+    return False
+
+
+def parameters_check(
+    query: QueryDict, allowed: Iterable[str], *, lenient: bool = False
+) -> QueryDict:
+    """The query to search with. A parameter the endpoint does not know is a 400 (FHIR's
+    strict handling, the default: silently ignoring a misspelt filter would answer more than
+    the client asked for); with ``Prefer: handling=lenient`` it is left out instead, and the
+    Bundle's self link shows the parameters used."""
+    known = COMMON_PARAMETERS | PAGING_PARAMETERS | RESULT_PARAMETERS | set(allowed)
     unknown = sorted(set(query) - known)
-    if unknown:
+    if unknown and lenient:
+        query = query.copy()
+        for name in unknown:
+            del query[name]
+    elif unknown:
         raise InvalidSearch(
             f"Unknown search parameter(s): {', '.join(unknown)}. "
-            f"Supported: {', '.join(sorted(set(allowed) | PAGING_PARAMETERS))}."
+            f"Supported: {', '.join(sorted(set(allowed) | PAGING_PARAMETERS | RESULT_PARAMETERS))}"
+            ". (Send Prefer: handling=lenient to have unknown parameters ignored.)"
         )
     for name, values in query.lists():
-        if name.startswith("_") and name not in ("_format",) and len(values) > 1:
+        if name.startswith("_") and name not in REPEATABLE and len(values) > 1:
             raise InvalidSearch(f"{name} may be given once.")
+    return query
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the Bundle carries: its entries (unless ``count_only``) and ``total`` when
+    ``with_total``."""
+
+    count_only: bool
+    with_total: bool
+
+
+def summary_parse(query: QueryDict, *, total_by_default: bool) -> Summary:
+    """``_summary=count`` or ``_count=0``: the total alone; ``_total=accurate|estimate``: a
+    total with the entries, ``none``: none (the default depends on the resource: a total
+    that costs a count over a patient's whole history is given only when asked)."""
+    summary = query.get("_summary")
+    if summary not in (None, "count", "false"):
+        raise NotSupported(f"_summary={summary} is not supported (count and false are).")
+    total = query.get("_total")
+    if total not in (None, "none", "estimate", "accurate"):
+        raise InvalidSearch("_total is none, estimate or accurate.")
+    count_only = summary == "count" or query.get("_count") == "0"
+    with_total = count_only or (total_by_default if total is None else total != "none")
+    return Summary(count_only=count_only, with_total=with_total)
 
 
 def values_of(query: QueryDict, name: str) -> list[list[str]]:
@@ -56,7 +106,7 @@ def count_parse(query: QueryDict) -> int:
     """``_count`` (default ``FHIR_DEFAULT_COUNT``); above ``FHIR_MAX_COUNT`` a page holds the
     maximum, as FHIR lets a server do."""
     raw = query.get("_count")
-    if raw is None:
+    if raw is None or raw == "0":  # 0: the total alone (summary_parse)
         return int(settings.FHIR_DEFAULT_COUNT)
     if not raw.isdigit() or int(raw) < 1:
         raise InvalidSearch(f"_count must be a positive integer, not {raw!r}.")

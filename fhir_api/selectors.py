@@ -3,10 +3,11 @@ this person" selectors (so the FHIR API shows exactly what the REST API shows)."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 
 from accounts.models import User
 from alerts.models import Alert
@@ -21,6 +22,7 @@ from monitoring.models import Reading
 from monitoring.selectors import reading_get, readings_history
 
 _NOTHING = Q(pk__in=[])
+M = TypeVar("M", bound=Model)
 
 
 def patient_get(*, user: User, patient_id: int) -> Patient:
@@ -37,20 +39,63 @@ def _identifier_q(token: Token) -> Q:
     return _NOTHING if place_id is None else Q(place_id=place_id, mrn=token.code)
 
 
+def _name_q(value: str) -> Q:
+    """FHIR string search: a name part (word) that starts with ``value``, any case."""
+    value = value.strip()
+    return Q(name__istartswith=value) | Q(name__icontains=f" {value}")
+
+
+def _birthdate_q(bound: DateBound) -> Q:
+    low, high = bound.low.date(), bound.high.date()
+    if high == low:  # a bound finer than a day: the day it falls in
+        high = low + timedelta(days=1)
+    return {
+        "eq": Q(date_of_birth__gte=low, date_of_birth__lt=high),
+        "ne": Q(date_of_birth__lt=low) | Q(date_of_birth__gte=high),
+        "gt": Q(date_of_birth__gte=high),
+        "sa": Q(date_of_birth__gte=high),
+        "ge": Q(date_of_birth__gte=low),
+        "lt": Q(date_of_birth__lt=low),
+        "eb": Q(date_of_birth__lt=low),
+        "le": Q(date_of_birth__lt=high),
+    }[bound.prefix]
+
+
+def _all_of(rows: QuerySet[M], groups: Iterable[list[Any]], q: Callable[[Any], Q]) -> QuerySet[M]:
+    """``rows`` matching every group (AND), any value of each (OR)."""
+    for values in groups:
+        any_of = _NOTHING
+        for value in values:
+            any_of |= q(value)
+        rows = rows.filter(any_of)
+    return rows
+
+
+def patients_query(
+    *,
+    user: User,
+    identifiers: Iterable[list[Token]] = (),
+    names: Iterable[list[str]] = (),
+    birthdates: Iterable[list[DateBound]] = (),
+) -> QuerySet[Patient]:
+    """Visible patients matching every ``identifier``, ``name`` and ``birthdate`` occurrence
+    (any value of each), ordered by id."""
+    patients = patients_visible(user=user).select_related("place")
+    patients = _all_of(patients, identifiers, _identifier_q)
+    patients = _all_of(patients, names, _name_q)
+    patients = _all_of(patients, birthdates, _birthdate_q)
+    return patients.order_by("id")
+
+
 def patients_search(
     *, user: User, identifiers: Iterable[list[Token]], after_id: int | None, count: int
 ) -> list[Patient]:
-    """Visible patients matching every ``identifier`` occurrence (any token of each), by id;
-    ``count + 1`` rows so the caller knows whether more remain."""
-    patients = patients_visible(user=user).select_related("place")
-    for tokens in identifiers:
-        any_of = _NOTHING
-        for token in tokens:
-            any_of |= _identifier_q(token)
-        patients = patients.filter(any_of)
+    """``patients_query`` from ``after_id`` on; ``count + 1`` rows so the caller knows
+    whether more remain."""
+    patients = patients_query(user=user, identifiers=identifiers)
     if after_id is not None:
         patients = patients.filter(id__gt=after_id)
-    return list(patients.order_by("id")[: count + 1])
+    return list(patients[: count + 1])
 
 
 def device_get(*, user: User, device_id: int) -> Device:
@@ -66,6 +111,23 @@ def _serial_q(token: Token) -> Q:
     return _NOTHING
 
 
+def device_visible(*, user: User, device_id: int) -> Device | None:
+    return devices_visible(user=user).select_related("place").filter(id=device_id).first()
+
+
+def devices_query(
+    *, user: User, patient_id: int | None, identifiers: Iterable[list[Token]]
+) -> QuerySet[Device]:
+    """Visible devices (of one visible patient, if given) matching every ``identifier``
+    occurrence (a serial), by id. NotFound for a patient not visible."""
+    devices = devices_visible(user=user).select_related("place")
+    if patient_id is not None:
+        devices = devices.filter(
+            patient_id=patient_visible_get(user=user, patient_id=patient_id).id
+        )
+    return _all_of(devices, identifiers, _serial_q).order_by("id")
+
+
 def devices_search(
     *,
     user: User,
@@ -74,21 +136,11 @@ def devices_search(
     after_id: int | None,
     count: int,
 ) -> list[Device]:
-    """Visible devices (of one visible patient, if given) matching every ``identifier``
-    occurrence (a serial), by id; ``count + 1`` rows. NotFound for a patient not visible."""
-    devices = devices_visible(user=user).select_related("place")
-    if patient_id is not None:
-        devices = devices.filter(
-            patient_id=patient_visible_get(user=user, patient_id=patient_id).id
-        )
-    for tokens in identifiers:
-        any_of = _NOTHING
-        for token in tokens:
-            any_of |= _serial_q(token)
-        devices = devices.filter(any_of)
+    """``devices_query`` from ``after_id`` on; ``count + 1`` rows."""
+    devices = devices_query(user=user, patient_id=patient_id, identifiers=identifiers)
     if after_id is not None:
         devices = devices.filter(id__gt=after_id)
-    return list(devices.order_by("id")[: count + 1])
+    return list(devices[: count + 1])
 
 
 def observation_get(*, user: User, reading_id: int) -> Reading:
@@ -103,18 +155,50 @@ def observation_get(*, user: User, reading_id: int) -> Reading:
     return reading
 
 
-def _date_q(bound: DateBound) -> Q:
+def _date_q(bound: DateBound, field: str = "recorded_at") -> Q:
     low, high = bound.low, bound.high
+    before, at_or_after = {f"{field}__lt": low}, {f"{field}__gte": high}
     return {
-        "eq": Q(recorded_at__gte=low, recorded_at__lt=high),
-        "ne": Q(recorded_at__lt=low) | Q(recorded_at__gte=high),
-        "gt": Q(recorded_at__gte=high),
-        "sa": Q(recorded_at__gte=high),
-        "ge": Q(recorded_at__gte=low),
-        "lt": Q(recorded_at__lt=low),
-        "eb": Q(recorded_at__lt=low),
-        "le": Q(recorded_at__lt=high),
+        "eq": Q(**{f"{field}__gte": low, f"{field}__lt": high}),
+        "ne": Q(**before) | Q(**at_or_after),
+        "gt": Q(**at_or_after),
+        "sa": Q(**at_or_after),
+        "ge": Q(**{f"{field}__gte": low}),
+        "lt": Q(**before),
+        "eb": Q(**before),
+        "le": Q(**{f"{field}__lt": high}),
     }[bound.prefix]
+
+
+def _last_updated_q(bound: DateBound) -> Q:
+    """``_lastUpdated`` of a reading: when it was stored (``received_at``; readings do not
+    change after that)."""
+    return _date_q(bound, "received_at")
+
+
+def observations_query(
+    *,
+    user: User,
+    patient_id: int,
+    metrics: set[str],
+    dates: Iterable[list[DateBound]],
+    last_updated: Iterable[list[DateBound]] = (),
+) -> QuerySet[Reading]:
+    """A visible patient's readings of ``metrics``, newest first. NotFound for a patient not
+    visible."""
+    patient = patient_visible_get(user=user, patient_id=patient_id)
+    observed = sorted(metrics & set(OBSERVED_METRICS))
+    readings = readings_history(patient_id=patient.id)
+    if not observed:
+        return readings.none()
+    readings = (
+        readings.filter(metric=observed[0])
+        if len(observed) == 1
+        else readings.filter(metric__in=observed)
+    )
+    readings = _all_of(readings, dates, _date_q)
+    readings = _all_of(readings, last_updated, _last_updated_q)
+    return readings.order_by("-recorded_at", "-id")
 
 
 def observations_search(
@@ -125,34 +209,29 @@ def observations_search(
     dates: Iterable[list[DateBound]],
     after: tuple[datetime, int] | None,
     count: int,
+    last_updated: Iterable[list[DateBound]] = (),
+    readings: QuerySet[Reading] | None = None,
 ) -> list[Reading]:
-    """A visible patient's readings of ``metrics``, newest first, after the keyset position
-    ``after`` (recorded_at, id); ``count + 1`` rows. NotFound for a patient not visible.
+    """``observations_query`` after the keyset position ``after`` (recorded_at, id);
+    ``count + 1`` rows. NotFound for a patient not visible.
 
     Keyset, not offset: each page is one range scan of the (patient, metric, recorded_at)
     or (patient, recorded_at) index, as fast on page 1,000 as on page 1.
     """
-    patient = patient_visible_get(user=user, patient_id=patient_id)
-    observed = sorted(metrics & set(OBSERVED_METRICS))
-    if not observed:
-        return []
-    readings = readings_history(patient_id=patient.id)
-    readings = (
-        readings.filter(metric=observed[0])
-        if len(observed) == 1
-        else readings.filter(metric__in=observed)
-    )
-    for bounds in dates:
-        any_of = _NOTHING
-        for bound in bounds:
-            any_of |= _date_q(bound)
-        readings = readings.filter(any_of)
+    if readings is None:
+        readings = observations_query(
+            user=user,
+            patient_id=patient_id,
+            metrics=metrics,
+            dates=dates,
+            last_updated=last_updated,
+        )
     if after is not None:
         moment, reading_id = after
         readings = readings.filter(recorded_at__lte=moment).filter(
             Q(recorded_at__lt=moment) | Q(id__lt=reading_id)
         )
-    return list(readings.order_by("-recorded_at", "-id")[: count + 1])
+    return list(readings[: count + 1])
 
 
 def flag_get(*, user: User, alert_id: int) -> Alert:
@@ -160,6 +239,10 @@ def flag_get(*, user: User, alert_id: int) -> Alert:
     if alert is None:
         raise NotFound(f"Flag/{alert_id} is not known.")
     return alert
+
+
+def flags_count(*, user: User, patient_id: int, statuses: set[str] | None) -> int:
+    return _flags(user=user, patient_id=patient_id, statuses=statuses).count()
 
 
 def flags_search(
@@ -172,6 +255,16 @@ def flags_search(
 ) -> list[Alert]:
     """A visible patient's alerts as flags, newest first; ``statuses`` (``active``,
     ``inactive``) None means all. NotFound for a patient not visible."""
+    alerts = _flags(user=user, patient_id=patient_id, statuses=statuses)
+    if after is not None:
+        moment, alert_id = after
+        alerts = alerts.filter(raised_at__lte=moment).filter(
+            Q(raised_at__lt=moment) | Q(id__lt=alert_id)
+        )
+    return list(alerts.order_by("-raised_at", "-id")[: count + 1])
+
+
+def _flags(*, user: User, patient_id: int, statuses: set[str] | None) -> QuerySet[Alert]:
     patient = patient_visible_get(user=user, patient_id=patient_id)
     alerts = alerts_visible(user=user).filter(patient_id=patient.id)
     if statuses is not None:
@@ -181,9 +274,4 @@ def flags_search(
         if "inactive" in statuses:
             states.append(AlertState.RESOLVED)
         alerts = alerts.filter(state__in=states)
-    if after is not None:
-        moment, alert_id = after
-        alerts = alerts.filter(raised_at__lte=moment).filter(
-            Q(raised_at__lt=moment) | Q(id__lt=alert_id)
-        )
-    return list(alerts.order_by("-raised_at", "-id")[: count + 1])
+    return alerts

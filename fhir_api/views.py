@@ -27,6 +27,7 @@ from fhir_api.vocabulary import (
     VITAL_SIGNS,
     metrics_of_token,
 )
+from hl7v2.selectors import observation_statuses
 
 
 def base_url(request: Request) -> str:
@@ -34,8 +35,10 @@ def base_url(request: Request) -> str:
     return request.build_absolute_uri(reverse("fhir:metadata")).removesuffix("metadata")
 
 
-def next_url(request: Request, cursor: str) -> str:
-    query = request.query_params.copy()
+def next_url(request: Request, query: QueryDict, cursor: str) -> str:
+    """The next page: the parameters used (unknown ones left out under lenient handling)
+    and the position after this page."""
+    query = query.copy()
     query["_cursor"] = cursor
     return request.build_absolute_uri(f"{request.path}?{query.urlencode(safe='|:/')}")
 
@@ -62,30 +65,59 @@ class FhirView(APIView):
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
 
+    def search_query(self, request: Request, allowed: set[str]) -> QueryDict:
+        """The search's parameters: unknown ones refused (400), or left out when the client
+        sent ``Prefer: handling=lenient``."""
+        lenient = search.handling_lenient(request.headers.get("Prefer"))
+        return search.parameters_check(request.query_params, allowed, lenient=lenient)
+
     def searchset(
         self,
         request: Request,
+        query: QueryDict,
         *,
-        rows: Sequence[Any],
+        rows: Callable[[], Sequence[Any]],
         count: int,
-        render: Callable[[Any], resources.Resource],
+        render: Callable[[Sequence[Any]], list[resources.Resource]],
         position: Callable[[Any], list[Any]],
+        total: Callable[[], int],
+        total_by_default: bool = True,
+        include: Callable[[Sequence[Any]], list[resources.Resource]] | None = None,
     ) -> Response:
-        """A searchset Bundle of the first ``count`` of ``rows`` (fetched ``count + 1``), with
-        a next link that starts after the last entry when more remain."""
-        page = rows[:count]
+        """A searchset Bundle of the first ``count`` of ``rows()`` (fetched ``count + 1``),
+        with a next link that starts after the last entry when more remain, ``total`` as
+        ``_summary``/``_total`` ask, and the resources ``include`` adds."""
+        summary = search.summary_parse(query, total_by_default=total_by_default)
         base = base_url(request)
-        entries = [(f"{base}{res['resourceType']}/{res['id']}", res) for res in map(render, page)]
-        more = len(rows) > count
+        self_url = _url(request, query)
+        if summary.count_only:
+            bundle = resources.bundle_searchset(
+                entries=[], self_url=self_url, next_url=None, total=total()
+            )
+            return Response(bundle)
+        found = rows()
+        page = found[:count]
+        entries = [(f"{base}{res['resourceType']}/{res['id']}", res) for res in render(page)]
+        included = [
+            (f"{base}{res['resourceType']}/{res['id']}", res)
+            for res in (include(page) if include is not None else [])
+        ]
+        more = len(found) > count
         return Response(
             resources.bundle_searchset(
                 entries=entries,
-                self_url=request.build_absolute_uri(),
-                next_url=next_url(request, search.cursor_encode(position(page[-1])))
+                self_url=self_url,
+                next_url=next_url(request, query, search.cursor_encode(position(page[-1])))
                 if more
                 else None,
+                total=total() if summary.with_total else None,
+                included=included,
             )
         )
+
+
+def _url(request: Request, query: QueryDict) -> str:
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode(safe='|:/')}")
 
 
 def _time_position(query: QueryDict) -> tuple[Any, int] | None:
@@ -142,23 +174,27 @@ def _identifiers(query: QueryDict) -> list[list[search.Token]]:
 
 class PatientSearchView(FhirView):
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        search.parameters_check(query, {"identifier"})
+        query = self.search_query(request, {"identifier", "name", "birthdate"})
         count = search.count_parse(query)
         after = search.cursor_decode(query, (int,))
-        identifiers = _identifiers(query)
-        rows = selectors.patients_search(
+        patients = selectors.patients_query(
             user=request_person(request),
-            identifiers=identifiers,
-            after_id=None if after is None else after[0],
-            count=count,
+            identifiers=_identifiers(query),
+            names=[[v for v in values if v.strip()] for values in search.values_of(query, "name")],
+            birthdates=[
+                [search.date_parse(raw, "birthdate") for raw in values]
+                for values in search.values_of(query, "birthdate")
+            ],
         )
+        page = patients if after is None else patients.filter(id__gt=after[0])
         return self.searchset(
             request,
-            rows=rows,
+            query,
+            rows=lambda: list(page[: count + 1]),
             count=count,
-            render=resources.patient_resource,
+            render=lambda rows: [resources.patient_resource(p) for p in rows],
             position=lambda patient: [patient.id],
+            total=patients.count,
         )
 
 
@@ -172,25 +208,35 @@ class DeviceReadView(FhirView):
 
 class DeviceSearchView(FhirView):
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        search.parameters_check(query, {"patient", "identifier"})
+        query = self.search_query(request, {"patient", "identifier"})
         count = search.count_parse(query)
         after = search.cursor_decode(query, (int,))
         patient_id = _patient_parameter(query) if "patient" in query else None
         identifiers = _identifiers(query)
-        rows = selectors.devices_search(
-            user=request_person(request),
-            patient_id=patient_id,
-            identifiers=identifiers,
-            after_id=None if after is None else after[0],
-            count=count,
-        )
+        user = request_person(request)
+
+        def rows() -> list[Any]:
+            return selectors.devices_search(
+                user=user,
+                patient_id=patient_id,
+                identifiers=identifiers,
+                after_id=None if after is None else after[0],
+                count=count,
+            )
+
+        def total() -> int:
+            return selectors.devices_query(
+                user=user, patient_id=patient_id, identifiers=identifiers
+            ).count()
+
         return self.searchset(
             request,
+            query,
             rows=rows,
             count=count,
-            render=resources.device_resource,
+            render=lambda devices: [resources.device_resource(d) for d in devices],
             position=lambda device: [device.id],
+            total=total,
         )
 
 
@@ -199,7 +245,8 @@ class ObservationReadView(FhirView):
         reading = selectors.observation_get(
             user=request_person(request), reading_id=resource_id(id, "Observation")
         )
-        return Response(resources.observation_resource(reading))
+        (observation,) = observations_render([reading])
+        return Response(observation)
 
 
 def _observation_metrics(query: QueryDict) -> set[str]:
@@ -219,33 +266,99 @@ def _observation_metrics(query: QueryDict) -> set[str]:
     return metrics
 
 
+# _include values taken on Observation searches -> the reference they follow.
+OBSERVATION_INCLUDES = {
+    "Observation:patient": "patient",
+    "Observation:subject": "patient",
+    "Observation:subject:Patient": "patient",
+    "Observation:patient:Patient": "patient",
+    "Observation:device": "device",
+    "Observation:device:Device": "device",
+}
+
+
+def _includes(query: QueryDict, lenient: bool) -> set[str]:
+    wanted: set[str] = set()
+    for raw in query.getlist("_include"):
+        target = OBSERVATION_INCLUDES.get(raw)
+        if target is None and not lenient:
+            raise InvalidSearch(
+                f"_include={raw} is not supported; supported: Observation:patient, "
+                "Observation:subject, Observation:device."
+            )
+        if target is not None:
+            wanted.add(target)
+    return wanted
+
+
+def observations_render(readings: Sequence[Any]) -> list[resources.Resource]:
+    """Observations with each reading's result status (one query for a page)."""
+    statuses = observation_statuses(keys=[(r.device_id, r.seq) for r in readings])
+    return [
+        resources.observation_resource(r, statuses.get((r.device_id, r.seq), "final"))
+        for r in readings
+    ]
+
+
 class ObservationSearchView(FhirView):
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        search.parameters_check(query, {"patient", "subject", "code", "category", "date", "_sort"})
+        allowed = {"patient", "subject", "code", "category", "date", "_sort", "_include"}
+        allowed.add("_lastUpdated")
+        query = self.search_query(request, allowed)
         if query.get("_sort", "-date") != "-date":
             raise InvalidSearch("Observations are sorted newest first only (_sort=-date).")
+        includes = _includes(query, search.handling_lenient(request.headers.get("Prefer")))
         count = search.count_parse(query)
         after = _time_position(query)
         patient_id = _patient_parameter(query)
-        dates = [
-            [search.date_parse(raw, "date") for raw in values]
-            for values in search.values_of(query, "date")
-        ]
-        rows = selectors.observations_search(
-            user=request_person(request),
+        user = request_person(request)
+        readings = selectors.observations_query(
+            user=user,
             patient_id=patient_id,
             metrics=_observation_metrics(query),
-            dates=dates,
-            after=after,
-            count=count,
+            dates=[
+                [search.date_parse(raw, "date") for raw in values]
+                for values in search.values_of(query, "date")
+            ],
+            last_updated=[
+                [search.date_parse(raw, "_lastUpdated") for raw in values]
+                for values in search.values_of(query, "_lastUpdated")
+            ],
         )
+
+        def include(page: Sequence[Any]) -> list[resources.Resource]:
+            added: list[resources.Resource] = []
+            if "patient" in includes and page:
+                added.append(
+                    resources.patient_resource(
+                        selectors.patient_get(user=user, patient_id=patient_id)
+                    )
+                )
+            if "device" in includes:
+                for device_id in sorted({r.device_id for r in page if r.device_id is not None}):
+                    device = selectors.device_visible(user=user, device_id=device_id)
+                    if device is not None:
+                        added.append(resources.device_resource(device))
+            return added
+
         return self.searchset(
             request,
-            rows=rows,
+            query,
+            rows=lambda: selectors.observations_search(
+                user=user,
+                patient_id=patient_id,
+                metrics=set(),
+                dates=(),
+                after=after,
+                count=count,
+                readings=readings,
+            ),
             count=count,
-            render=resources.observation_resource,
+            render=observations_render,
             position=lambda reading: [reading.recorded_at.isoformat(), reading.id],
+            total=readings.count,
+            total_by_default=False,  # a count over a patient's whole history: on request
+            include=include,
         )
 
 
@@ -257,8 +370,7 @@ class FlagReadView(FhirView):
 
 class FlagSearchView(FhirView):
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        search.parameters_check(query, {"patient", "subject", "status"})
+        query = self.search_query(request, {"patient", "subject", "status"})
         count = search.count_parse(query)
         after = _time_position(query)
         patient_id = _patient_parameter(query)
@@ -268,17 +380,17 @@ class FlagSearchView(FhirView):
             if not named <= {"active", "inactive"}:
                 raise InvalidSearch("status is active or inactive.")
             statuses = named if statuses is None else statuses & named
-        rows = selectors.flags_search(
-            user=request_person(request),
-            patient_id=patient_id,
-            statuses=statuses,
-            after=after,
-            count=count,
-        )
+        user = request_person(request)
         return self.searchset(
             request,
-            rows=rows,
+            query,
+            rows=lambda: selectors.flags_search(
+                user=user, patient_id=patient_id, statuses=statuses, after=after, count=count
+            ),
             count=count,
-            render=resources.flag_resource,
+            render=lambda alerts: [resources.flag_resource(a) for a in alerts],
             position=lambda alert: [alert.raised_at.isoformat(), alert.id],
+            total=lambda: selectors.flags_count(
+                user=user, patient_id=patient_id, statuses=statuses
+            ),
         )

@@ -24,6 +24,7 @@ FLAG_PRIORITY_EXTENSION = "http://hl7.org/fhir/StructureDefinition/flag-priority
 FLAG_PRIORITY_CODES = "http://hl7.org/fhir/flag-priority-code"
 
 PROFILE_HEART_RATE = "http://hl7.org/fhir/StructureDefinition/heartrate"
+PROFILE_VITAL_SIGNS = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 
 VITAL_SIGNS = "vital-signs"
 PER_MINUTE = "/min"

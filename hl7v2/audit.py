@@ -3,9 +3,11 @@ record cannot be written gets no ACK, and the sender sends it again)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import OperationalError
 
 from audit.models import Action, ActorType, Channel, Outcome
 from audit.services import Actor, Origin, audit_record
@@ -41,5 +43,17 @@ def _record(answer: Answer, peer: Any) -> None:
     )
 
 
+# A write that meets a lock (SQLite's table locks fail at once rather than wait, while the
+# ingest batcher writes readings in its own thread) is tried again before the ACK is held back.
+RECORD_ATTEMPTS = 5
+
+
 async def hl7_message_record(answer: Answer, *, peer: Any) -> None:
-    await sync_to_async(_record)(answer, peer)
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            await sync_to_async(_record)(answer, peer)
+            return
+        except OperationalError:
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.02 * attempt)

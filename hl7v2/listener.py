@@ -144,7 +144,14 @@ class MllpListener:
                 logger.exception("HL7 message failed: closing without an ACK")
                 writer.close()
                 return
-            await hl7_message_record(answer, peer=writer.get_extra_info("peername"))
+            try:
+                await hl7_message_record(answer, peer=writer.get_extra_info("peername"))
+            except Exception:
+                # No ACK without its audit record: close, so that the sender sends the message
+                # again (the reader sees the end too; a stored message is stored once).
+                logger.exception("HL7 audit record not written: closing without an ACK")
+                writer.close()
+                return
             writer.write(frame(answer.ack))
             await writer.drain()
 

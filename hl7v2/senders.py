@@ -9,6 +9,7 @@ enforced is ``HL7_SENDERS_REQUIRED`` (default: on whenever ``DEBUG`` is off).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Iterable
@@ -130,10 +131,20 @@ class SenderCache:
         self.clock = time.monotonic
         self._read_at = -float("inf")
         self._entries: list[SenderEntry] = []
+        self._reading: asyncio.Task[list[SenderEntry]] | None = None
 
     async def entries(self) -> list[SenderEntry]:
-        now = self.clock()
-        if now - self._read_at > self.ttl:
-            self._entries = await database_sync_to_async(sender_entries)()
-            self._read_at = now
-        return self._entries
+        """The senders; messages that arrive together while the list is stale share one
+        read of it."""
+        if self.clock() - self._read_at <= self.ttl:
+            return self._entries
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(database_sync_to_async(sender_entries)())
+        reading = self._reading
+        try:
+            entries = await asyncio.shield(reading)
+        finally:
+            if self._reading is reading and reading.done():
+                self._reading = None
+        self._entries, self._read_at = entries, self.clock()
+        return entries

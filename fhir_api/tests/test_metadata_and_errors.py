@@ -16,12 +16,14 @@ def test_metadata_is_an_r4_capability_statement_without_auth(api):
     assert statement["implementation"]["url"] == "http://testserver/fhir/"
     (rest,) = statement["rest"]
     served = {r["type"]: r for r in rest["resource"]}
-    assert set(served) == {"Patient", "Device", "Observation", "Flag"}
+    assert set(served) == {"Patient", "Device", "Observation", "Flag", "AuditEvent"}
     assert {i["code"] for i in served["Device"]["interaction"]} == {"read", "search-type"}
+    assert {i["code"] for i in served["AuditEvent"]["interaction"]} == {"search-type"}
+    results = {"_count", "_summary", "_total"}
     assert {p["name"] for p in served["Device"]["searchParam"]} == {
         "patient",
         "identifier",
-        "_count",
+        *results,
     }
     assert {i["code"] for i in served["Observation"]["interaction"]} == {"read", "search-type"}
     assert {p["name"] for p in served["Observation"]["searchParam"]} == {
@@ -30,11 +32,19 @@ def test_metadata_is_an_r4_capability_statement_without_auth(api):
         "code",
         "category",
         "date",
-        "_count",
+        "_lastUpdated",
+        "_sort",
+        *results,
     }
-    assert {p["name"] for p in served["Patient"]["searchParam"]} == {"identifier", "_count"}
+    assert {p["name"] for p in served["Patient"]["searchParam"]} == {
+        "identifier",
+        "name",
+        "birthdate",
+        *results,
+    }
     assert served["Observation"]["supportedProfile"] == [
-        "http://hl7.org/fhir/StructureDefinition/heartrate"
+        "http://hl7.org/fhir/StructureDefinition/heartrate",
+        "http://hl7.org/fhir/StructureDefinition/vitalsigns",
     ]
 
 

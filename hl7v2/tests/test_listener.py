@@ -367,3 +367,17 @@ async def test_a_reading_the_database_refuses_makes_the_message_ae_and_the_rest_
     assert msa(ack) == ("AE", "SPOIL-1")
     assert err(ack)[2] == "not_storable"
     assert [r.bpm for r in await readings(device)] == [72]
+
+
+async def test_a_message_whose_audit_record_fails_gets_no_ack_and_the_connection_closes(
+    mllp, device, monkeypatch
+):
+    from hl7v2 import listener as listener_module
+
+    async def failing(answer, *, peer):
+        raise RuntimeError("audit table unavailable")
+
+    monkeypatch.setattr(listener_module, "hl7_message_record", failing)
+    host, port = mllp.address
+    with pytest.raises(ConnectionError):
+        await mllp_exchange(host, port, [oru("NOAUDIT-1", device)])

@@ -200,3 +200,24 @@ async def test_a_truncated_message_alone_is_answered_ar_on_an_open_connection(ml
     assert str(refused.segment("MSA")(1)) == "AR"
     assert err(refused)[1] == "E"
     assert msa(hl7.parse(second.text())) == ("AA", "NEXT-1")
+
+
+async def test_obx11_p_and_c_are_kept_as_the_readings_status(mllp, device):
+    from hl7v2.selectors import observation_statuses
+
+    message = oru(
+        "STATUS-1",
+        device,
+        hr(70, device, seconds_ago=3, status="F"),
+        hr(71, device, seconds_ago=2, status="P"),
+        hr(72, device, seconds_ago=1, status="C"),
+    )
+    (ack,) = await send(mllp, message)
+    assert msa(ack) == ("AA", "STATUS-1")
+    stored = await readings(device)
+    statuses = await sync_to_async(observation_statuses)(keys=[(device.id, r.seq) for r in stored])
+    assert [statuses.get((device.id, r.seq or 0), "final") for r in stored] == [
+        "final",
+        "preliminary",
+        "corrected",
+    ]
