@@ -94,6 +94,11 @@ class CtgParams:
     # decelerations: a fall of 60 bpm or more, or lasting 60 s or more).
     hypoxic_depth_bpm: float = 60
     hypoxic_seconds: float = 60
+    # ... read on an untyped deceleration too (neither early, late nor variable: a gradual
+    # onset the toco does not time as late; deeper than an early one can be): the features
+    # are of the fetal insult, whatever the kind (FIGO 2015 reads the same U-shape, depth and
+    # duration as the signs of hypoxia; an untyped deceleration must not read as harmless).
+    hypoxic_untyped: bool = True
     # Decelerations with hypoxic features repeat (a pattern) while each follows the previous
     # one within this long: two contraction intervals of active labour.
     pattern_gap_seconds: float = 600
@@ -612,7 +617,7 @@ def ctg_analyse_series(
             )
             if kind == LATE:
                 hypoxic.append("late")
-            elif kind == VARIABLE:
+            elif kind == VARIABLE or (kind is None and p.hypoxic_untyped):
                 if _u_shaped(clean, r.start, r.end, nadir, p):
                     hypoxic.append("U-shaped")
                 if depth >= p.hypoxic_depth_bpm:

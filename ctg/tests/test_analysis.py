@@ -157,6 +157,14 @@ def test_gradual_deceleration_without_uterine_activity_is_read_as_late():
     assert d.kind is None and d.hypoxic == ()
 
 
+def test_an_untyped_deceleration_keeps_its_hypoxic_features():
+    # A gradual onset but a quick return, no contraction told: neither late nor variable; a
+    # fall of 70 bpm is still a sign of hypoxia, and an untyped one not read as harmless.
+    deep = Shape(600, 70, -70, ramp_in=55, ramp_out=10)
+    [d] = analyse(20, fhr_trace(20, shapes=[deep], amplitude=1.5)).decelerations
+    assert d.kind is None and "deep" in d.hypoxic, d
+
+
 def test_repetitive_late_decelerations_for_over_30_minutes_are_pathological():
     starts = contraction_starts(40, every=180)
     shapes = [Shape(s + 35, 110, -25, ramp_in=55, ramp_out=45) for s in starts if s + 135 < 2400]
