@@ -1,6 +1,8 @@
 """Evaluation: run the alarm rules on a batch of stored readings and raise, escalate or
 resolve alerts. At steady state a batch costs one query (the patients' limits) and one Redis
-round trip; alerts are written only on a transition."""
+round trip; alerts are written only on a transition. The rule state in Redis is a cache:
+what this process has not rebuilt since the cache's epoch began is rebuilt from the database
+first (``state_rebuild``)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,15 @@ from alerts.ctg_evaluate import ctg_alarms_evaluate
 from alerts.models import Alert
 from alerts.rules import KINDS, METRIC_LABELS, PRIORITY, BandState, alarm_message, band_step
 from alerts.selectors import limits_for_patients
-from alerts.state import STATE_TTL_SECONDS, last_reading_key, offline_key, redis_client, state_key
+from alerts.state import (
+    STATE_TTL_SECONDS,
+    epoch_key,
+    last_reading_key,
+    offline_key,
+    redis_client,
+    state_key,
+)
+from alerts.state_rebuild import band_states_rebuild, epoch_check, open_alerts
 from alerts.vocabulary import KIND_DEVICE_OFFLINE
 
 
@@ -53,23 +63,42 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
     redis_keys = [state_key(*key) for key in group_keys] + [
         offline_key(p) for p in offline_patients
     ]
-    # One round trip: read the rule state, and note when each device last sent a reading
-    # (the device-offline scan reads it).
+    # One round trip: read the rule state and its epoch, and note when each device last sent
+    # a reading (the device-offline scan reads it).
     pipe = client.pipeline(transaction=False)
-    if redis_keys:
-        pipe.mget(redis_keys)
+    pipe.mget([*redis_keys, epoch_key()])
     if last_reading:
         pipe.zadd(last_reading_key(), last_reading, gt=True)
     results = pipe.execute()
-    values = results[0] if redis_keys else []
+    values, epoch = results[0][:-1], results[0][-1]
     clear_seconds = float(settings.ALARM_CLEAR_SECONDS)
+
+    # What this process has not rebuilt since the cache's epoch began comes from the database.
+    trust = epoch_check(epoch)
+    untrusted = [key for key in group_keys if key not in trust.keys]
+    offline_untrusted = [p for p in offline_patients if p not in trust.patients]
+    rebuilt: dict[tuple[int, str], BandState] = {}
+    opened: dict[tuple[int, str], int] = {}
+    if untrusted or offline_untrusted:
+        opened = open_alerts({p for p, _ in untrusted} | set(offline_untrusted))
+    if untrusted:
+        firsts = {
+            key: min(groups[key], key=lambda r: (r.recorded_at, r.seq or 0)) for key in untrusted
+        }
+        rebuilt = band_states_rebuild(
+            firsts=firsts, limits=limits, opened=opened, clear_seconds=clear_seconds
+        )
+    offline_values = list(values[len(group_keys) :])
+    for index, patient_id in enumerate(offline_patients):
+        if patient_id in offline_untrusted:
+            offline_values[index] = (patient_id, KIND_DEVICE_OFFLINE) in opened or None
 
     changed: list[Alert] = []
     writes: dict[str, BandState] = {}
     for key, raw in zip(group_keys, values, strict=False):
         patient_id, metric = key
         metric_limits = limits[patient_id][metric]
-        before = BandState.decode(raw)
+        before = rebuilt[key] if key in rebuilt else BandState.decode(raw)
         state = before
         for reading in sorted(groups[key], key=lambda r: (r.recorded_at, r.seq or 0)):
             state, transitions = band_step(
@@ -107,11 +136,11 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
                     )
                 if alert is not None:
                     changed.append(alert)
-        if state != before:
+        if state != before or key in rebuilt:
             writes[state_key(*key)] = state
 
     resolved_offline: list[str] = []
-    for patient_id, raw in zip(offline_patients, values[len(group_keys) :], strict=False):
+    for patient_id, raw in zip(offline_patients, offline_values, strict=False):
         if raw:
             alert = services.alert_condition_resolve(
                 patient_id=patient_id,
@@ -135,5 +164,7 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
         if resolved_offline:
             pipe.delete(*resolved_offline)
         pipe.execute()
+    trust.keys.update(untrusted)
+    trust.patients.update(offline_untrusted)
     changed += ctg_alarms_evaluate(stored=stored, now=now)
     return changed

@@ -25,6 +25,12 @@ def last_reading_key() -> str:
     return f"{key_prefix()}last-reading"
 
 
+def epoch_key() -> str:
+    """Written into an empty Redis by the first evaluator: its absence means the cached rule
+    state was lost (``state_rebuild``)."""
+    return f"{key_prefix()}epoch"
+
+
 def offline_key(patient_id: int) -> str:
     """Set while the patient has an open device_offline alert (a reading then resolves it)."""
     return f"{key_prefix()}offline:{patient_id}"

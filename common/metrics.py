@@ -116,6 +116,11 @@ EVALUATOR_BATCH_SECONDS = Histogram(
     "Time to evaluate one partition batch of the readings stream (rules and alert writes).",
     buckets=_SECONDS_FAST,
 )
+ALARM_STATE_RESETS = Counter(
+    "monitor_alarm_state_resets",
+    "Times an evaluator found the alarm rule state in Redis lost (Redis restarted empty or "
+    "flushed) and rebuilt it from the stored readings and the open alerts.",
+)
 EVALUATOR_BATCH_FAILURES = Counter(
     "monitor_evaluator_batch_failures",
     "Partition batches whose evaluation failed (their entries stay pending and are retried).",

@@ -112,6 +112,13 @@ class CtgParams:
     # minutes", which the obstetricians who classified CTU-UHB read as suspicious).
     accelerations_absent_minutes: float = 40
     insufficient_loss_percent: float = 50
+    # Poor signal never hides a pathological finding: above ``insufficient_loss_percent`` the
+    # readable part is still read, and a pathological feature found in it is reported when at
+    # least 10 minutes (one baseline period, a third of the window) could be read (our choice:
+    # FIGO 2015 says a trace of poor quality must not be taken as reassuring; the CTU-UHB
+    # obstetricians classified such windows). Anything short of pathological stays
+    # insufficient_signal.
+    pathological_max_loss_percent: float = 200 / 3
     contraction_rise: float = 15  # toco units above the resting tone
     contraction_edge_rise: float = 5
     contraction_min_seconds: float = 30
@@ -739,9 +746,19 @@ def _classify(r: CtgResult, *, count: int, total: int, p: CtgParams) -> tuple[st
             f"{minutes} minutes."
         ]
     if r.signal_loss_percent > p.insufficient_loss_percent:
-        return INSUFFICIENT, [
-            f"The fetal heart rate is missing for {r.signal_loss_percent:g} % of the window."
-        ]
+        missing = f"The fetal heart rate is missing for {r.signal_loss_percent:g} % of the window."
+        if r.signal_loss_percent <= p.pathological_max_loss_percent and r.baseline_bpm is not None:
+            found, reasons = _classify_readable(r, total=total, p=p)
+            if found == PATHOLOGICAL:
+                return PATHOLOGICAL, [*reasons, missing]
+        return INSUFFICIENT, [missing]
+    if r.baseline_bpm is None:
+        return INSUFFICIENT, ["No stable fetal heart rate baseline could be read."]
+    return _classify_readable(r, total=total, p=p)
+
+
+def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, list[str]]:
+    """FIGO's classes of a window with a baseline."""
     if r.baseline_bpm is None:
         return INSUFFICIENT, ["No stable fetal heart rate baseline could be read."]
 

@@ -55,6 +55,15 @@ def ctg_windows_forgotten() -> None:
     ctg_windows.clear()
 
 
+@pytest.fixture(autouse=True)
+def alarm_state_trust_forgotten() -> None:
+    """What an evaluator has rebuilt of the cached rule state is process memory keyed by
+    patient id, and ids repeat after a rollback: each test starts trusting nothing."""
+    from alerts.state_rebuild import trust_reset
+
+    trust_reset()
+
+
 @pytest.fixture
 def clean_alarm_state() -> Iterator[None]:
     """Start and end the test with no alarm rule state."""

@@ -347,8 +347,10 @@ def test_a_steady_batch_costs_two_queries_and_one_redis_round_trip(
     devices = {p.id: DeviceFactory(patient=p) for p in patients}
     counting = _CountingRedis(redis_client())
     monkeypatch.setattr(evaluate, "redis_client", lambda: counting)
-    # 500 readings, 50 patients: half in a held brady band (already raised), half normal.
-    feed([r for p in patients[:25] for r in stream(p, 45, 0, 25)], batch=10_000)
+    # 500 readings, 50 patients: half in a held brady band (already raised), half normal;
+    # every patient seen before by this evaluator (the first sight reads the open alerts).
+    feed([r for p in patients[:25] for r in stream(p, 45, 0, 25, device=devices[p.id])], 10_000)
+    feed([r for p in patients[25:] for r in stream(p, 75, 0, 5, device=devices[p.id])], 10_000)
     counting.round_trips = 0
     batch = [
         reading(p, 45 if i < 25 else 75, 30 + k, device=devices[p.id])

@@ -267,6 +267,22 @@ def test_mostly_lost_trace_is_insufficient_signal():
     assert result.classification == INSUFFICIENT
 
 
+def test_poor_signal_never_hides_a_pathological_finding():
+    # 16 of 30 minutes lost: a baseline of 95 read over the other 14 is still pathological ...
+    low = analyse(30, fhr_trace(30, baseline=95, lost=[(0, 960)]))
+    assert low.signal_loss_percent == pytest.approx(53.3, abs=0.1)
+    assert low.classification == PATHOLOGICAL
+    assert low.reasons[0] == "Baseline 95 bpm (below 100)."
+    assert low.reasons[-1] == "The fetal heart rate is missing for 53.3 % of the window."
+    # ... while the same loss over a normal trace is never read as reassuring ...
+    normal = analyse(30, fhr_trace(30, lost=[(0, 960)], shapes=accelerations(30)))
+    assert normal.classification == INSUFFICIENT
+    # ... and less than 10 readable minutes are not read at all.
+    short = analyse(30, fhr_trace(30, baseline=95, lost=[(0, 1260)]))
+    assert short.classification == INSUFFICIENT
+    assert short.reasons == ["The fetal heart rate is missing for 70 % of the window."]
+
+
 def test_a_window_shorter_than_10_minutes_has_no_baseline():
     result = analyse(8, fhr_trace(8, shapes=[Shape(120, 60, -30)]), ua_trace(8, every=180))
     assert result.baseline_bpm is None and result.decelerations == []
