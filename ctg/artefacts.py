@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ctg.analysis import CtgParams, Series
+    from ctg.params import CtgParams, Series
 
 
 def artefacts_find(fhr: Series, p: CtgParams) -> list[bool]:

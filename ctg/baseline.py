@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ctg.analysis import CtgParams
+    from ctg.params import CtgParams
 
 LOW_BPM = 50  # the histogram's first bin (the ingest's lower bound)
 BINS = 200  # 50-249 bpm in 1-bpm bins

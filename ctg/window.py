@@ -7,7 +7,7 @@ second, counted over the time the patient was monitored only:
 
 - **The window**: ``CtgWindow.seconds`` (30 minutes: FIGO averages the contractions over 30
   minutes) ending at the given second; the reader loads ``lookback_seconds`` of trace before
-  it as well (``ctg.analysis.CTG_LOOKBACK_SECONDS``): the analysis's context for the baseline
+  it as well (``ctg.params.CTG_LOOKBACK_SECONDS``): the analysis's context for the baseline
   and FIGO's time criteria, and where the monitoring session began.
 - **A monitoring session** runs from the first second with a fetal heart rate or uterine
   activity reading (the cardiotocograph's two channels; a maternal pulse alone is not a CTG)
@@ -32,16 +32,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ctg.analysis import (
-    CTG_LOOKBACK_SECONDS,
-    CTG_WINDOW_SECONDS,
-    INSUFFICIENT,
-    CtgParams,
-    CtgResult,
-    Series,
-    ctg_analyse_series,
-)
+from ctg.analysis import INSUFFICIENT, CtgParams, CtgResult, Series, ctg_analyse_series
 from ctg.maternal import MaternalCapture, MaternalParams, maternal_capture
+from ctg.params import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

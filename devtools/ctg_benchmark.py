@@ -29,8 +29,6 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from ctg.analysis import (
-    CTG_LOOKBACK_SECONDS,
-    CTG_WINDOW_SECONDS,
     NORMAL,
     PATHOLOGICAL,
     SUSPICIOUS,
@@ -39,6 +37,7 @@ from ctg.analysis import (
     Series,
     ctg_analyse_series,
 )
+from ctg.params import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS
 from ctg.window import CTG_WINDOW, ctg_read
 from monitoring.models import Metric
 from monitoring.readings import VALUE_BOUNDS

@@ -8,17 +8,8 @@ import math
 
 import pytest
 
-from ctg.analysis import (
-    CTG_LOOKBACK_SECONDS,
-    CTG_WINDOW_SECONDS,
-    LATE,
-    NORMAL,
-    PATHOLOGICAL,
-    SUSPICIOUS,
-    VARIABLE,
-    CtgResult,
-    ctg_analyse,
-)
+from ctg.analysis import LATE, NORMAL, PATHOLOGICAL, SUSPICIOUS, VARIABLE, CtgResult, ctg_analyse
+from ctg.params import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS
 from ctg.tests.traces import T0, Shape, accelerations, fhr_trace, ua_trace
 
 WINDOW = CTG_WINDOW_SECONDS

@@ -3,14 +3,8 @@ of a window whose monitoring began inside it."""
 
 from __future__ import annotations
 
-from ctg.analysis import (
-    CTG_LOOKBACK_SECONDS,
-    CTG_WINDOW_SECONDS,
-    INSUFFICIENT,
-    NORMAL,
-    Series,
-    per_second,
-)
+from ctg.analysis import INSUFFICIENT, NORMAL, Series, per_second
+from ctg.params import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS
 from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
 from ctg.window import CTG_WINDOW, CtgWindow, ctg_read, session_start
 

@@ -13,7 +13,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from ctg.analysis import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS, PATHOLOGICAL, CtgResult
+from ctg.analysis import PATHOLOGICAL, CtgResult
+from ctg.params import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS
 from devtools.ctg_benchmark import (
     Analysed,
     Record,
