@@ -24,7 +24,6 @@ from audit.selectors import audit_records
 from fhir_api import search
 from fhir_api.errors import InvalidSearch
 from fhir_api.resources import Resource, instant
-from fhir_api.search import DateBound
 from fhir_api.views import FhirView, _time_position
 from fhir_api.vocabulary import _system_base
 
@@ -195,20 +194,6 @@ class IsAdministrator(BasePermission):
         return bool(getattr(request.user, "is_admin", False))
 
 
-def _date_q(bound: DateBound) -> Q:
-    low, high = bound.low, bound.high
-    return {
-        "eq": Q(at__gte=low, at__lt=high),
-        "ne": Q(at__lt=low) | Q(at__gte=high),
-        "gt": Q(at__gte=high),
-        "sa": Q(at__gte=high),
-        "ge": Q(at__gte=low),
-        "lt": Q(at__lt=low),
-        "eb": Q(at__lt=low),
-        "le": Q(at__lt=high),
-    }[bound.prefix]
-
-
 def _one_id(raw: str, name: str, resource_type: str) -> int:
     return search.reference_id_parse(raw, name, resource_type)
 
@@ -239,7 +224,7 @@ class AuditEventSearchView(FhirView):
         for values in search.values_of(query, "date"):
             q = Q()
             for raw in values:
-                q |= _date_q(search.date_parse(raw, "date"))
+                q |= search.date_bound_q(search.date_parse(raw, "date"), "at")
             records = records.filter(q)
         for raw in query.getlist("agent"):
             if raw.startswith("Device/"):

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -169,6 +170,25 @@ class DateBound:
     prefix: str
     low: datetime
     high: datetime
+
+
+def date_bound_q(bound: DateBound, field: str, *, low: Any = None, high: Any = None) -> Q:
+    """The filter on ``field`` for one ``date``-type value, by its prefix, over the half-open
+    range ``[low, high)`` (the bound's own unless a caller gives it in another type, as
+    dates for a birth date)."""
+    low = bound.low if low is None else low
+    high = bound.high if high is None else high
+    before, at_or_after = Q(**{f"{field}__lt": low}), Q(**{f"{field}__gte": high})
+    return {
+        "eq": Q(**{f"{field}__gte": low, f"{field}__lt": high}),
+        "ne": before | at_or_after,
+        "gt": at_or_after,
+        "sa": at_or_after,
+        "ge": Q(**{f"{field}__gte": low}),
+        "lt": before,
+        "eb": before,
+        "le": Q(**{f"{field}__lt": high}),
+    }[bound.prefix]
 
 
 def _add_months(value: datetime, months: int) -> datetime:

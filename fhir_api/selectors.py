@@ -16,7 +16,7 @@ from alerts.vocabulary import OPEN_STATES, AlertState
 from clinical.models import Device, Patient
 from clinical.selectors import devices_visible, patient_visible_get, patients_visible
 from common.errors import NotFound
-from fhir_api.search import DateBound, Token
+from fhir_api.search import DateBound, Token, date_bound_q
 from fhir_api.vocabulary import OBSERVED_METRICS, device_serial_system, mrn_system_place_id
 from monitoring.models import Reading
 from monitoring.selectors import reading_get, readings_history
@@ -49,16 +49,7 @@ def _birthdate_q(bound: DateBound) -> Q:
     low, high = bound.low.date(), bound.high.date()
     if high == low:  # a bound finer than a day: the day it falls in
         high = low + timedelta(days=1)
-    return {
-        "eq": Q(date_of_birth__gte=low, date_of_birth__lt=high),
-        "ne": Q(date_of_birth__lt=low) | Q(date_of_birth__gte=high),
-        "gt": Q(date_of_birth__gte=high),
-        "sa": Q(date_of_birth__gte=high),
-        "ge": Q(date_of_birth__gte=low),
-        "lt": Q(date_of_birth__lt=low),
-        "eb": Q(date_of_birth__lt=low),
-        "le": Q(date_of_birth__lt=high),
-    }[bound.prefix]
+    return date_bound_q(bound, "date_of_birth", low=low, high=high)
 
 
 def _all_of(rows: QuerySet[M], groups: Iterable[list[Any]], q: Callable[[Any], Q]) -> QuerySet[M]:
@@ -156,18 +147,7 @@ def observation_get(*, user: User, reading_id: int) -> Reading:
 
 
 def _date_q(bound: DateBound, field: str = "recorded_at") -> Q:
-    low, high = bound.low, bound.high
-    before, at_or_after = {f"{field}__lt": low}, {f"{field}__gte": high}
-    return {
-        "eq": Q(**{f"{field}__gte": low, f"{field}__lt": high}),
-        "ne": Q(**before) | Q(**at_or_after),
-        "gt": Q(**at_or_after),
-        "sa": Q(**at_or_after),
-        "ge": Q(**{f"{field}__gte": low}),
-        "lt": Q(**before),
-        "eb": Q(**before),
-        "le": Q(**{f"{field}__lt": high}),
-    }[bound.prefix]
+    return date_bound_q(bound, field)
 
 
 def _last_updated_q(bound: DateBound) -> Q:
