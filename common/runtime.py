@@ -10,6 +10,13 @@ the HL7 listener): its garbage collector and its thread switching.
   exists then out of the collector's sight for good: the full collections that remain walk only
   what the process created since (connections, their tasks), 5-15 ms at the same load.
   Objects frozen are still freed by reference counting; only cycles among them stay.
+- **How often it runs.** The interpreter starts a young collection every 700 allocations by
+  default: at 12,000 readings/s (each a parsed dict, a dataclass, an event, a stream entry) that
+  is thousands of collections a second, and every tenth promotes survivors, so the older
+  generations fill and their collections come every few seconds. ``SERVER_GC_THRESHOLDS``
+  (50,000 allocations, then 20 and 100) makes young collections about seventy times rarer:
+  each walks only the young objects, almost all freed by reference counting already, so the
+  loop loses less time in all and the middle and full collections come far less often.
 - **The switch interval.** Blocking calls in worker threads (the batcher's database and Redis
   round trips) release the interpreter lock and must take it back when they return; with the
   default interval (5 ms) a returning thread may wait that long for a busy event loop to let go,
@@ -28,8 +35,9 @@ from django.conf import settings
 
 
 def latency_tune() -> None:
-    """Freeze what is loaded now out of the collector's sight and shorten the interpreter's
-    switch interval (idempotent: a second call freezes only what is new)."""
+    """Freeze what is loaded now out of the collector's sight, set its thresholds and shorten
+    the interpreter's switch interval (idempotent: a second call freezes only what is new)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*settings.SERVER_GC_THRESHOLDS)
     sys.setswitchinterval(settings.SERVER_SWITCH_INTERVAL)
