@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from common.errors import ValidationFailed
 from monitoring.models import Reading
-from monitoring.readings import reading_parse, readings_store
+from monitoring.readings import ReadingIn, reading_parse, readings_store, readings_store_isolating
 from testing.factories import ingest_target
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +43,37 @@ def test_store_is_one_insert_per_chunk(device, django_assert_max_num_queries):
     ]
     assert len(inserts) == 2
     assert Reading.objects.count() == 600
+
+
+def test_every_column_is_stored_as_given(device, admin_user):
+    """What the store writes is what it was given: times with their instant to the microsecond
+    whatever their UTC offset, readings without a device or seq (entered by hand), numbers at
+    the bounds."""
+    ist = datetime.fromisoformat("2026-12-07T20:15:30.123456+05:30")
+    given = [
+        ReadingIn(device.patient_id, device.id, "heart_rate", 20, ist, 7),
+        ReadingIn(device.patient_id, device.id, "heart_rate", 300, ist + timedelta(seconds=1), 8),
+        ReadingIn(device.patient_id, None, "heart_rate", 61, ist, None, admin_user.id),
+    ]
+    stored = readings_store(readings=given)
+    assert len(stored) == 3
+    rows = Reading.objects.filter(patient_id=device.patient_id).order_by("id")
+    got = [(r.device_id, r.metric, r.bpm, r.recorded_at, r.seq, r.entered_by_id) for r in rows]
+    assert got == [
+        (r.device_id, r.metric, r.bpm, r.recorded_at, r.seq, r.entered_by_id) for r in given
+    ]
+    assert rows[0].recorded_at.isoformat() == "2026-12-07T14:45:30.123456+00:00"
+
+
+def test_a_reading_of_no_known_metric_is_refused_alone(device):
+    """A metric no path accepts (only a caller's bug could make one) is refused without taking
+    the readings beside it down."""
+    target = ingest_target(device)
+    good = [reading_parse(_raw(s), target=target, require_seq=True) for s in (1, 2)]
+    bad = replace(good[0], metric="heart_rate,1", seq=3)
+    stored, refused = readings_store_isolating(readings=[good[0], bad, good[1]])
+    assert sorted(r.seq or 0 for r in stored) == [1, 2]
+    assert refused == [bad]
 
 
 @pytest.mark.parametrize(
