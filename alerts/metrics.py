@@ -33,12 +33,13 @@ class StreamBacklogCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         waiting = GaugeMetricFamily(
             "monitor_readings_awaiting_evaluation",
-            "Stored readings not yet evaluated by the alarm rules, per readings-stream partition.",
+            "Readings-stream entries (each one append's readings of the partition) not yet "
+            "evaluated by the alarm rules, per partition.",
             labels=["partition"],
         )
         length = GaugeMetricFamily(
             "monitor_readings_stream_length",
-            "Entries in each readings-stream partition, evaluated or not (capped by MAXLEN).",
+            "Entries in each readings-stream partition, evaluated or not (kept READINGS_STREAM_RETENTION_SECONDS).",
             labels=["partition"],
         )
         owned = GaugeMetricFamily(

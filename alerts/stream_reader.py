@@ -54,11 +54,11 @@ from redis.lock import Lock
 from monitoring.readings import StoredReading
 from monitoring.stream.entries import (
     GROUP,
+    entry_readings,
     evaluators_key,
     lease_key,
     partition_key,
     partitions,
-    reading_decode,
     redis_client,
     server_ms,
     text,
@@ -66,7 +66,7 @@ from monitoring.stream.entries import (
 
 logger = logging.getLogger(__name__)
 
-READ_COUNT = 500  # entries per partition per read: one handler call
+READ_COUNT = 50  # entries (each a flush's readings of the partition) per partition per read
 
 Handler = Callable[[list[StoredReading]], object]
 
@@ -106,6 +106,7 @@ class StreamReader:
         self.lease_ms = int(lease_ms or settings.READINGS_STREAM_LEASE_MS)
         self.min_idle_ms = self.lease_ms if min_idle_ms is None else min_idle_ms
         self.count = count
+        self.entries_acknowledged = 0  # by the last poll
         self.retry_seconds = retry_seconds
         self.pace_seconds = float(settings.READINGS_STREAM_PACE_SECONDS)
         self.partitions = partitions()
@@ -257,14 +258,15 @@ class StreamReader:
     # --- Reading ---
 
     def poll(self, *, block_ms: int | None = None, raise_errors: bool = False) -> int:
-        """Hand the next entries of each partition held to the handler; returns how many were
-        acknowledged.
+        """Hand the next entries of each partition held to the handler; returns how many readings
+        their acknowledged entries held.
 
         Partitions with entries pending for this consumer are read from those first; the others
         wait up to ``block_ms`` for new entries (None: no waiting). A handler that raises is
         logged (raised again with ``raise_errors``) and its entries stay pending, retried after
         ``retry_seconds``.
         """
+        self.entries_acknowledged = 0  # by this poll (an entry may hold no reading to count)
         owned = set(self.owned)
         self._backlog &= owned
         now = time.monotonic()
@@ -354,7 +356,8 @@ class StreamReader:
         pipe.execute()
         for partition in batches:
             self._retry_at.pop(partition, None)
-        return sum(len(entries) for entries in batches.values())
+        self.entries_acknowledged += sum(len(entries) for entries in batches.values())
+        return len(readings)
 
     def _decode(
         self, partition: int, entries: list[tuple[bytes, dict[bytes, bytes]]]
@@ -362,11 +365,11 @@ class StreamReader:
         readings: list[StoredReading] = []
         for entry_id, fields in entries:
             if not fields:
-                # Pending, but trimmed away (MAXLEN) before it was evaluated.
+                # Pending, but trimmed away (the retention) before it was evaluated.
                 logger.error("partition %d: entry %s was trimmed unevaluated", partition, entry_id)
                 continue
             try:
-                readings.append(reading_decode(fields))
+                readings.extend(entry_readings(fields))
             except (KeyError, ValueError):
                 logger.error(
                     "partition %d: entry %s is not a reading: %r", partition, entry_id, fields
@@ -385,7 +388,8 @@ class StreamReader:
             self.handler(readings)
         self.client.xack(partition_key(partition), self.group, *[e[0] for e in entries])
         self._retry_at.pop(partition, None)
-        return len(entries)
+        self.entries_acknowledged += len(entries)
+        return len(readings)
 
     # --- Running ---
 
@@ -443,7 +447,7 @@ class StreamReader:
 
 def drain(handler: Handler, *, consumer: str | None = None, group: str = GROUP) -> int:
     """Evaluate everything in the stream now, in this process, until nothing is left; returns
-    how many entries were acknowledged.
+    how many readings the acknowledged entries held.
 
     Raises what the handler raises (its entries stay pending). For tests and
     ``alarms_evaluate --once``; it reads the partitions it can lease, all of them when no
@@ -453,6 +457,10 @@ def drain(handler: Handler, *, consumer: str | None = None, group: str = GROUP) 
     with StreamReader(
         handler, consumer=consumer or f"drain-{consumer_name_default()}", group=group
     ) as reader:
-        while (handled := reader.poll(raise_errors=True)) or reader.has_backlog:
+        while (
+            (handled := reader.poll(raise_errors=True))
+            or reader.entries_acknowledged
+            or (reader.has_backlog)
+        ):
             total += handled
     return total

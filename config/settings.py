@@ -377,11 +377,11 @@ RECORDS_MAX_BATCH = env_int("RECORDS_MAX_BATCH", 5000)
 # is the most evaluator processes that share the work. Change it only with the stream drained:
 # patients would move to other partitions and their readings could be evaluated out of order.
 READINGS_STREAM_PARTITIONS = env_int("READINGS_STREAM_PARTITIONS", 8)
-# Approximate cap per partition (XADD MAXLEN ~), about 70 bytes of Redis memory an entry. At
-# 2,000 readings/s over 8 partitions 1,500,000 holds 100 minutes (about 0.8 GB at the cap).
-# An evaluator down for longer loses the oldest unevaluated readings to trimming: those are
-# never evaluated.
-READINGS_STREAM_MAXLEN = env_int("READINGS_STREAM_MAXLEN", 1_500_000)
+# How long the stream keeps an entry (XADD MINID ~, by the entry's time): about 70 bytes of
+# Redis memory per reading, so 2 hours hold about 1 GB at 2,000 readings/s and 6 GB at
+# 12,000. An evaluator down for longer loses the oldest unevaluated readings to trimming:
+# those are never evaluated.
+READINGS_STREAM_RETENTION_SECONDS = env_int("READINGS_STREAM_RETENTION_SECONDS", 7200)
 # A dead evaluator's partitions wait this long before another evaluator takes them over (their
 # alarms are late by up to this much); a live one renews its leases every third of it.
 READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
@@ -389,9 +389,10 @@ READINGS_STREAM_LEASE_MS = env_int("READINGS_STREAM_LEASE_MS", 10_000)
 # a busy stream is evaluated in batches a few times a second (each batch's queries are paid per
 # batch); alarms wait at most this much longer. 0: read again at once.
 READINGS_STREAM_PACE_SECONDS = env_float("READINGS_STREAM_PACE_SECONDS", 0.2)
-# /readyz answers 503 when more stored readings than this wait for alarm evaluation (about
-# 10 s of readings at 2,000 readings/s): alarms would be late.
-READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 20_000)
+# /readyz answers 503 when more readings-stream entries than this wait for alarm evaluation
+# (an entry holds one flush's readings of a partition; about 10 s of entries at 2,000
+# readings/s from 500 devices): alarms would be late.
+READY_EVALUATOR_MAX_BEHIND = env_int("READY_EVALUATOR_MAX_BEHIND", 8_000)
 
 # --- Metrics (docs/operations.md, "Metrics") -------------------------------------------------
 # GET /metrics and the exporter ports answer loopback, or a request with

@@ -57,11 +57,12 @@ def channel_layer_check() -> str:
 
 
 def alarm_evaluator_check() -> str:
-    """The alarm evaluators keep up: fewer than ``READY_EVALUATOR_MAX_BEHIND`` stored readings
-    wait for evaluation (not yet read, or read and not acknowledged)."""
+    """The alarm evaluators keep up: fewer than ``READY_EVALUATOR_MAX_BEHIND`` readings-stream
+    entries (each one flush's readings of a partition) wait for evaluation (not yet read, or
+    read and not acknowledged)."""
     behind = sum(row.lag + row.pending for row in stream_lag())
     if behind > settings.READY_EVALUATOR_MAX_BEHIND:
-        return f"behind: {behind} readings wait for evaluation"
+        return f"behind: {behind} stream entries of stored readings wait for evaluation"
     return "ok"
 
 

@@ -102,8 +102,9 @@ def test_the_stream_backlog_collector_reports_what_waits_per_partition(
         }
 
     waiting = samples()
-    assert waiting[("monitor_readings_awaiting_evaluation", partition)] == 2
-    assert waiting[("monitor_readings_stream_length", partition)] == 2
+    # One store, one entry holding both readings.
+    assert waiting[("monitor_readings_awaiting_evaluation", partition)] == 1
+    assert waiting[("monitor_readings_stream_length", partition)] == 1
     assert waiting[("monitor_readings_stream_partition_owned", partition)] == 0
     assert len([key for key in waiting if key[0] == "monitor_readings_stream_length"]) == int(
         settings.READINGS_STREAM_PARTITIONS

@@ -21,7 +21,13 @@ from alerts.stream_reader import StreamReader, drain
 from monitoring.readings import ReadingIn, StoredReading, readings_store
 from monitoring.stream import entries as stream
 from monitoring.stream.backlog import readings_queue
-from monitoring.stream.entries import GROUP, partition_key, reading_decode, reading_encode
+from monitoring.stream.entries import (
+    GROUP,
+    entry_readings,
+    partition_key,
+    reading_decode,
+    reading_encode,
+)
 from monitoring.stream.lag import stream_lag
 
 LEASE_MS = 600  # short leases: a "dead" consumer's partitions free up within a second
@@ -88,6 +94,14 @@ def pending(client: redis.Redis, partition: int) -> int:
 # --- Entries --------------------------------------------------------------------------------
 
 
+def queue_one_by_one(readings: list[StoredReading]) -> None:
+    """Queue each reading in an append of its own, so each is an entry of its own (a flush
+    holds one reading of a patient at low rates): the tests of order, acknowledgement and
+    leases below count entries."""
+    for one in readings:
+        readings_queue([one])
+
+
 def test_a_reading_survives_the_round_trip_through_a_stream_entry(client):
     ist = timezone(timedelta(hours=5, minutes=30))
     originals = [
@@ -110,13 +124,15 @@ def test_a_reading_survives_the_round_trip_through_a_stream_entry(client):
         for key in {partition_key(stream.partition_of(r.patient_id)) for r in originals}
         for _id, fields in client.xrange(key)
     ]
-    decoded = sorted((reading_decode(fields) for fields in entries), key=lambda r: r.id)
+    decoded = sorted((r for fields in entries for r in entry_readings(fields)), key=lambda r: r.id)
     assert decoded == sorted(originals, key=lambda r: r.id)  # the same instants, to the µs
+    # An entry of one reading, as releases before packing appended them, still reads.
     as_redis_returns = {key: str(value) for key, value in reading_encode(originals[1]).items()}
     assert reading_decode(as_redis_returns) == originals[1]
+    assert entry_readings(as_redis_returns) == [originals[1]]
 
 
-def test_a_batch_is_appended_in_one_round_trip(monkeypatch):
+def test_a_batch_is_appended_in_one_round_trip_as_one_entry_per_partition(client, monkeypatch):
     calls = []
     execute = redis.client.Pipeline.execute
 
@@ -125,29 +141,37 @@ def test_a_batch_is_appended_in_one_round_trip(monkeypatch):
         return execute(self, *args, **kwargs)
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
-    readings_queue([reading(p, i) for p in range(20) for i in range(5)])
-    assert calls == [100]
+    batch = [reading(p, i) for p in range(20) for i in range(5)]
+    readings_queue(batch)
+    assert calls == [8]  # one XADD per partition, whatever the number of readings
+    for partition in range(8):
+        [(_id, fields)] = client.xrange(partition_key(partition))
+        assert entry_readings(fields) == [r for r in batch if r.patient_id % 8 == partition]
 
 
 def test_a_patients_readings_go_to_one_partition(client):
     readings_queue([reading(p, i) for i in range(3) for p in range(1, 21)])
     for partition in range(stream.partitions()):
         patients = {
-            reading_decode(fields).patient_id
+            r.patient_id
             for _id, fields in client.xrange(partition_key(partition))
+            for r in entry_readings(fields)
         }
         assert patients == {p for p in range(1, 21) if p % 8 == partition}
 
 
-def test_maxlen_caps_each_partition_approximately(client, settings):
-    settings.READINGS_STREAM_MAXLEN = 100
-    for start in range(0, 1000, 100):
-        readings_queue([reading(5, i) for i in range(start, start + 100)])
-    length = client.xlen(partition_key(5))
-    # MAXLEN ~ trims whole nodes (100 entries each by default): the cap, give or take a node.
-    assert 100 <= length <= 200
-    newest = reading_decode(client.xrevrange(partition_key(5), count=1)[0][1])
-    assert newest.id == reading(5, 999).id
+def test_entries_older_than_the_retention_are_trimmed(client, settings):
+    settings.READINGS_STREAM_RETENTION_SECONDS = 3600
+    key = partition_key(5)
+    old_ms = int((time.time() - 2 * 3600) * 1000)  # two hours old: past the retention
+    for i in range(300):
+        client.xadd(key, reading_encode(reading(5, i)), id=f"{old_ms + i}-0")
+    queue_one_by_one([reading(5, i) for i in range(300, 310)])
+    # MINID ~ trims whole nodes (100 entries each by default): the old entries give or take
+    # a node; the new ones all stay.
+    ids = [entry_readings(fields)[0].id for _id, fields in client.xrange(key)]
+    assert len(ids) <= 110
+    assert ids[-10:] == [reading(5, i).id for i in range(300, 310)]
 
 
 # --- Reading: order, acknowledgement, redelivery -------------------------------------------
@@ -157,7 +181,7 @@ def test_drain_hands_each_partition_its_readings_in_order():
     appended = []
     for round_ in range(4):
         batch = [reading(p, round_ * 10 + i) for p in (1, 2, 9, 17) for i in range(3)]
-        readings_queue(batch)
+        queue_one_by_one(batch)
         appended += batch
     handler = Recorder()
     assert drain(handler) == len(appended)
@@ -173,7 +197,7 @@ def test_drain_hands_each_partition_its_readings_in_order():
 
 
 def test_entries_are_acknowledged_only_after_the_handler_returned(client):
-    readings_queue([reading(3, i) for i in range(5)])
+    queue_one_by_one([reading(3, i) for i in range(5)])
     during: list[int] = []
 
     def handler(batch: list[StoredReading]) -> None:
@@ -188,11 +212,11 @@ def test_a_failing_handler_leaves_the_entries_pending_and_they_come_back_first(c
     first = [reading(4, i) for i in range(3)]
     later = [reading(4, i) for i in range(3, 6)]
     handler = Recorder(fail=1)
-    readings_queue(first)
+    queue_one_by_one(first)
     with StreamReader(handler, consumer="c", lease_ms=LEASE_MS, retry_seconds=0) as reader:
         assert reader.poll() == 0
         assert pending(client, 4) == 3
-        readings_queue(later)
+        queue_one_by_one(later)
         assert reader.poll() == 3  # the failed ones again, before anything newer
         assert reader.poll() == 3
         assert reader.poll() == 0
@@ -201,7 +225,7 @@ def test_a_failing_handler_leaves_the_entries_pending_and_they_come_back_first(c
 
 
 def test_after_a_failure_each_partition_is_retried_alone(client):
-    readings_queue([reading(p, i) for p in (1, 2) for i in range(2)])
+    queue_one_by_one([reading(p, i) for p in (1, 2) for i in range(2)])
     handler = Recorder(fail=2)  # the read together, then partition 1's retry, fail
     with StreamReader(handler, consumer="c", lease_ms=LEASE_MS, retry_seconds=0) as reader:
         assert reader.poll() == 0
@@ -214,7 +238,7 @@ def test_after_a_failure_each_partition_is_retried_alone(client):
 
 
 def test_drain_raises_the_handler_error_and_a_later_drain_redelivers(client):
-    readings_queue([reading(6, i) for i in range(4)])
+    queue_one_by_one([reading(6, i) for i in range(4)])
     with pytest.raises(RuntimeError):
         drain(Recorder(fail=1))
     assert pending(client, 6) == 4
@@ -229,7 +253,7 @@ def test_drain_raises_the_handler_error_and_a_later_drain_redelivers(client):
 
 
 def test_a_dead_consumers_pending_entries_are_claimed_when_its_lease_expires(client):
-    readings_queue([reading(2, i) for i in range(4)])
+    queue_one_by_one([reading(2, i) for i in range(4)])
     dead = StreamReader(Recorder(), consumer="dead", lease_ms=LEASE_MS)
     dead.start()  # takes every partition, then dies between read and acknowledgement:
     client.xreadgroup(GROUP, "dead", {partition_key(2): ">"})
@@ -249,7 +273,7 @@ def test_a_dead_consumers_pending_entries_are_claimed_when_its_lease_expires(cli
 def test_entries_stranded_with_another_consumer_are_reclaimed_after_min_idle(client):
     handler = Recorder()
     with StreamReader(handler, consumer="owner", lease_ms=5000, min_idle_ms=500) as owner:
-        readings_queue([reading(1, i) for i in range(3)])
+        queue_one_by_one([reading(1, i) for i in range(3)])
         # A consumer that read just as it lost its lease, and then died.
         client.xreadgroup(GROUP, "zombie", {partition_key(1): ">"})
         assert owner.poll() == 0
@@ -275,13 +299,13 @@ def test_two_consumers_split_the_partitions_and_one_takes_over_when_the_other_di
         **dict.fromkeys(b.owned, "b"),
     }
 
-    readings_queue([reading(p, 0) for p in range(16)])
+    queue_one_by_one([reading(p, 0) for p in range(16)])
     assert a.poll() == 8 and b.poll() == 8
     assert a_handler.partitions() == set(a.owned)
     assert b_handler.partitions() == set(b.owned)
 
     # b reads new entries and fails on them, then dies (no renewal, no release).
-    readings_queue([reading(p, 1) for p in range(16)])
+    queue_one_by_one([reading(p, 1) for p in range(16)])
     b_handler.fail = 99
     assert b.poll() == 0
     assert sum(pending(client, p) for p in b.owned) == 8
@@ -310,7 +334,7 @@ def test_a_consumer_that_stops_cleanly_hands_its_partitions_over_at_once():
 
 
 def test_pending_entries_trimmed_before_evaluation_are_acknowledged_and_skipped(client):
-    readings_queue([reading(3, i) for i in range(3)])
+    queue_one_by_one([reading(3, i) for i in range(3)])
     StreamReader(Recorder(), consumer="dead", lease_ms=LEASE_MS).start()
     client.xreadgroup(GROUP, "dead", {partition_key(3): ">"})
     client.xtrim(partition_key(3), maxlen=1, approximate=False)  # the two oldest are gone
@@ -327,7 +351,7 @@ def test_pending_entries_trimmed_before_evaluation_are_acknowledged_and_skipped(
 
 
 def test_lag_shows_waiting_pending_and_undelivered_readings_and_the_owner(client):
-    readings_queue([reading(5, i) for i in range(5)])
+    queue_one_by_one([reading(5, i) for i in range(5)])
     row = stream_lag()[5]
     assert (row.length, row.pending, row.lag, row.last_delivered_id, row.owner) == (
         5,
@@ -338,7 +362,7 @@ def test_lag_shows_waiting_pending_and_undelivered_readings_and_the_owner(client
     )
     with StreamReader(Recorder(fail=1), consumer="c", lease_ms=60_000) as reader:
         reader.poll()
-        readings_queue([reading(5, i) for i in range(5, 8)])
+        queue_one_by_one([reading(5, i) for i in range(5, 8)])
         row = stream_lag()[5]
         assert (row.length, row.pending, row.lag, row.owner) == (8, 5, 3, "c")
         assert row.lag_exact and row.last_delivered_id is not None
@@ -346,7 +370,7 @@ def test_lag_shows_waiting_pending_and_undelivered_readings_and_the_owner(client
 
 
 def test_the_lag_command_prints_a_row_per_partition_or_json():
-    readings_queue([reading(2, i) for i in range(4)])
+    queue_one_by_one([reading(2, i) for i in range(4)])
     out = io.StringIO()
     call_command("alarms_lag", "--json", stdout=out)
     rows = json.loads(out.getvalue())
@@ -379,7 +403,7 @@ def _episode(patient_id: int, *, seconds: int = 20, bpm: int = 35) -> list[Store
 
 @pytest.mark.django_db
 def test_the_evaluator_once_raises_one_alert_for_a_streamed_episode(patient):
-    readings_queue(_episode(patient.id))
+    queue_one_by_one(_episode(patient.id))
     out = io.StringIO()
     call_command("alarms_evaluate", "--once", "--consumer", "once", stdout=out)
     assert "Evaluated 21 stream entries." in out.getvalue()
@@ -390,7 +414,7 @@ def test_the_evaluator_once_raises_one_alert_for_a_streamed_episode(patient):
 
 @pytest.mark.django_db
 def test_a_batch_evaluated_again_after_a_crash_raises_no_second_alert(patient, client):
-    readings_queue(_episode(patient.id))
+    queue_one_by_one(_episode(patient.id))
 
     def crash_after_commit(batch: list[StoredReading]) -> None:
         evaluate.alarms_evaluate(stored=batch)  # the alert is committed...
@@ -411,7 +435,7 @@ def test_a_busy_stream_is_read_again_only_a_pace_after_the_previous_read(client,
     import threading
 
     settings.READINGS_STREAM_PACE_SECONDS = 0.2
-    readings_queue([reading(4, i) for i in range(3)])
+    queue_one_by_one([reading(4, i) for i in range(3)])
     handler = Recorder()
     waits: list[float] = []
 

@@ -5,14 +5,18 @@ stream; a reading stored while no evaluator runs waits here until one does.
 
 Layout
     ``READINGS_STREAM_PARTITIONS`` (N) Redis streams, ``{prefix}readings:{patient_id % N}``: a
-    patient's readings always go to one partition, in the order they were appended. Each is
-    capped at about ``READINGS_STREAM_MAXLEN`` entries (``XADD MAXLEN ~``). Trimming does not
+    patient's readings always go to one partition, in the order they were appended. An entry
+    holds the readings of one append (a flush of the ingest batcher) for its partition, one
+    line each (:func:`stream_entries_append`, :func:`entry_readings`): one ``XADD`` per
+    partition and flush, not per reading, costs Redis and the storing thread about a
+    thirtieth of the time. Each partition keeps its entries about
+    ``READINGS_STREAM_RETENTION_SECONDS`` (``XADD MINID ~``: the entry's id is its time). Trimming does not
     wait for the evaluator: entries trimmed before they were evaluated are never evaluated
     (docs/alarms.md, "The evaluator process"). One consumer group (:data:`GROUP`), created at
     the start of each stream, so readings appended before any evaluator ran are evaluated too.
 
 
-The stream's entries (:func:`reading_encode`, :func:`reading_decode`), their keys and clients,
+The stream's entries (:func:`reading_encode`, :func:`entry_readings`), their keys and clients,
 and the append of the ingest paths are here; the lag report is ``stream.lag``, and the reader
 with its partition leases lives with its only user, the alarm evaluator
 (``alerts.stream_reader``).
@@ -20,6 +24,7 @@ with its partition leases lives with its only user, the alarm evaluator
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -28,6 +33,7 @@ import redis
 from django.conf import settings
 
 from common import redis_clients
+from monitoring.models import Metric
 from monitoring.readings import StoredReading
 
 # redis-py's sync and asyncio clients share their command signatures, so every reply is typed
@@ -121,10 +127,12 @@ def reading_encode(reading: StoredReading) -> dict[str, int | str]:
 _FIELDS = ("id", "patient", "device", "ward", "metric", "bpm", "recorded_us", "received_us", "seq")
 _FIELDS_AS_BYTES = {name: name.encode() for name in _FIELDS}
 _FIELDS_AS_TEXT = {name: name for name in _FIELDS}
+_READINGS = "readings"  # the field of a packed entry: its readings, one line each
 
 
 def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredReading:
-    """The stored reading of a stream entry (the inverse of :func:`reading_encode`).
+    """The stored reading of an entry of one reading (the inverse of :func:`reading_encode`;
+    entries appended by releases before readings were packed have this form).
 
     Redis returns bytes; ``int()`` reads them as they are, so only the metric is decoded (the
     evaluator decodes every reading it evaluates).
@@ -149,20 +157,67 @@ def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredR
     )
 
 
+# A metric as one character in a line (the stream holds about 70 bytes per reading).
+_METRIC_CODES = {Metric.HEART_RATE: "h", Metric.FETAL_HEART_RATE: "f", Metric.PULSE_RATE: "p"}
+_METRIC_CODES[Metric.UTERINE_ACTIVITY] = "u"
+_METRICS_BY_CODE = {code: str(metric) for metric, code in _METRIC_CODES.items()}
+
+
+def _line(entry: Mapping[str, int | str]) -> str:
+    """A reading of reading_encode as one line: id, patient, device, ward, metric code, value,
+    recorded_us, received_us - recorded_us, seq ("" for None)."""
+    recorded_us = int(entry["recorded_us"])
+    return (
+        f"{entry['id']},{entry['patient']},{entry['device']},{entry['ward']},"
+        f"{_METRIC_CODES[Metric(str(entry['metric']))]},{entry['bpm']},{recorded_us},"
+        f"{int(entry['received_us']) - recorded_us},{entry['seq']}"
+    )
+
+
+def _line_decode(line: str) -> StoredReading:
+    id_, patient, device, ward, metric, bpm, recorded_us, received_after, seq = line.split(",")
+    recorded = int(recorded_us)
+    return StoredReading(
+        id=int(id_),
+        patient_id=int(patient),
+        device_id=int(device) if device else None,
+        ward_id=int(ward) if ward else None,
+        metric=_METRICS_BY_CODE[metric],
+        bpm=int(bpm),
+        recorded_at=_EPOCH + recorded * _MICROSECOND,
+        received_at=_EPOCH + (recorded + int(received_after)) * _MICROSECOND,
+        seq=int(seq) if seq else None,
+    )
+
+
+def entry_readings(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> list[StoredReading]:
+    """The stored readings of a stream entry, in the order they were appended: the lines of a
+    packed entry (:func:`stream_entries_append`), or the one reading of an entry of the older
+    form. Raises KeyError or ValueError for an entry that is neither."""
+    data = cast("Mapping[bytes | str, bytes | str]", fields)
+    packed = data.get(_READINGS.encode(), data.get(_READINGS))
+    if packed is None:
+        return [reading_decode(fields)]
+    return [_line_decode(line) for line in text(packed).split("\n")]
+
+
 def stream_entries_append(entries: Sequence[Mapping[str, int | str]]) -> None:
-    """Append encoded entries (:func:`reading_encode`) to their patients' partitions, in the
-    order given (the deferred ones of ``monitoring.stream.backlog`` come this way too)."""
+    """Append encoded readings (:func:`reading_encode`) to their patients' partitions, in the
+    order given, as one packed entry per partition (the deferred ones of
+    ``monitoring.stream.backlog`` come this way too)."""
     if not entries:
         return
-    maxlen = int(settings.READINGS_STREAM_MAXLEN)
-    pipe = append_client().pipeline(transaction=False)
+    lines: dict[int, list[str]] = {}
     for entry in entries:
-        # xadd takes a dict[FieldT, EncodableT]; dicts are invariant, so dict[str, int | str]
-        # does not fit although every key and value does.
+        lines.setdefault(partition_of(int(entry["patient"])), []).append(_line(entry))
+    # Entries older than the retention go (whole nodes of them: "~"), evaluated or not.
+    oldest_ms = int((time.time() - settings.READINGS_STREAM_RETENTION_SECONDS) * 1000)
+    pipe = append_client().pipeline(transaction=False)
+    for partition, packed in lines.items():
         pipe.xadd(
-            partition_key(partition_of(int(entry["patient"]))),
-            dict(entry),  # type: ignore[arg-type]  # dict invariance, see above
-            maxlen=maxlen,
+            partition_key(partition),
+            {_READINGS: "\n".join(packed)},
+            minid=f"{max(oldest_ms, 0)}-0",
             approximate=True,
         )
     pipe.execute()

@@ -29,7 +29,7 @@ def queued(patient_id: int) -> list[tuple[int | None, int]]:
     entries = cast(
         "list[Any]", client.xrange(stream.partition_key(stream.partition_of(patient_id)))
     )
-    readings = [stream.reading_decode(fields) for _, fields in entries]
+    readings = [r for _, fields in entries for r in stream.entry_readings(fields)]
     return [(r.seq, r.id) for r in readings if r.patient_id == patient_id]
 
 

@@ -126,7 +126,7 @@ def _queued_seqs(patient_id: int) -> list[int | None]:
     key = stream.partition_key(stream.partition_of(patient_id))
     entries = cast("list[Any]", client.xrange(key))
     return [
-        r.seq for r in (stream.reading_decode(f) for _, f in entries) if r.patient_id == patient_id
+        r.seq for _, f in entries for r in stream.entry_readings(f) if r.patient_id == patient_id
     ]
 
 

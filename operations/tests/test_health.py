@@ -108,10 +108,14 @@ def test_readiness_is_503_while_readings_wait_too_long_for_evaluation(
     client, settings, alarms_drain
 ):
     settings.READY_EVALUATOR_MAX_BEHIND = 2
-    readings_queue([_stored(1, seq) for seq in (1, 2, 3)])
+    for seq in (1, 2, 3):  # three flushes: three entries
+        readings_queue([_stored(1, seq)])
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"]["alarm_evaluator"] == "behind: 3 readings wait for evaluation"
+    assert (
+        response.json()["checks"]["alarm_evaluator"]
+        == "behind: 3 stream entries of stored readings wait for evaluation"
+    )
 
     alarms_drain()  # an evaluator catches up
     assert client.get("/readyz").status_code == 200
