@@ -14,7 +14,7 @@ from alerts import ctg_alarms
 from alerts.models import CtgClassification
 from alerts.tests.test_ctg_alarms import T0, Monitor, contractions
 from ctg.window import CtgReading
-from monitoring.serializers import ctg_payload
+from monitoring.serializers.ctg import ctg_payload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
 

@@ -25,7 +25,7 @@ from monitoring import selectors
 from monitoring.ctg_record.data import MAX_RECORD, ctg_record_data
 from monitoring.ctg_record.paper import SPEEDS
 from monitoring.ctg_record.render import ctg_record_render
-from monitoring.serializers import (
+from monitoring.serializers.ctg import (
     CtgQuerySerializer,
     CtgSerializer,
     ctg_payload,
