@@ -191,7 +191,7 @@ def test_a_batch_the_database_does_not_show_yet_is_classified_from_its_readings(
     read a batch before it is committed: 6 minutes of trace in one batch, none of it in the
     database yet, read as a recording too short to classify (not as a window with no fetal
     heart rate at all, which no later reading would correct if the monitor stops)."""
-    from alerts.ctg_evaluate import ctg_alarms_evaluate
+    from alerts.ctg_alarms import ctg_alarms_evaluate
     from monitoring.readings import StoredReading
 
     def stored(second: int, metric: str, value: float) -> StoredReading:
