@@ -200,13 +200,11 @@ def test_readings_not_yet_committed_stand_in_until_the_database_has_them(windows
     _store(patient, range(0, 1900))
     _evaluate(windows, patient, 1900)
     readings = [
-        ReadingIn(
-            patient_id=patient.id,
-            device_id=None,
+        ReadingInFactory(
+            patient=patient,
             metric="fetal_heart_rate",
             bpm=bpm,
             recorded_at=T0 + timedelta(seconds=second),
-            seq=None,
         )
         for second, bpm in ((1900, 150), (1900.5, 152), (1901, 90), (1906, 120))
     ]
