@@ -159,3 +159,23 @@ def fixture_delete(fixture: Fixture) -> None:
         Ward.objects.filter(place_id=fixture.place_id).delete()
         User.objects.filter(id=fixture.user_id).delete()
         Place.objects.filter(id=fixture.place_id).delete()
+
+
+def fixture_alarm_holds(fixture: Fixture, *, patient_ids: set[int], hold_seconds: int) -> None:
+    """Give these patients their own alarm limits: the defaults of their profile and metric
+    with the high-priority bands' hold time set to ``hold_seconds``, through the per-patient
+    limits service (what ``PUT /api/patients/<id>/alarm-limits/`` calls)."""
+    from dataclasses import replace
+
+    from alerts.rules import HOLD_FIELDS, THRESHOLD_FIELDS, default_limits
+    from alerts.services import alarm_limits_set
+    from clinical.models import Patient
+
+    metric_of = {d.patient_id: d.metric for d in fixture.devices}
+    for patient in Patient.objects.filter(id__in=patient_ids):
+        metric = metric_of[patient.id]
+        limits = default_limits(profile=patient.monitoring_profile, metric=metric)
+        assert limits is not None, (patient.monitoring_profile, metric)
+        limits = replace(limits, hold_high_seconds=hold_seconds)
+        values = {name: getattr(limits, name) for name in (*THRESHOLD_FIELDS, *HOLD_FIELDS)}
+        alarm_limits_set(patient=patient, limits=[{"metric": metric, **values}])
