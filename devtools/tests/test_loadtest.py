@@ -109,3 +109,58 @@ def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
     assert result["database"] == connection.vendor
     # The bench data is removed afterwards.
     assert not Device.objects.filter(serial__startswith="bench-").exists()
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_path, live_env):
+    hold = 8
+    completed = subprocess.run(
+        [
+            PYTHON,
+            "manage.py",
+            "loadtest",
+            "--spawn-server",
+            "2",
+            "--devices",
+            "4",
+            "--rate",
+            "4",
+            "--duration",
+            "14",
+            "--wards",
+            "2",
+            "--dashboards",
+            "2",
+            "--abnormal",
+            "0",
+            "--episodes",
+            "0.5",
+            "--alarm-hold",
+            str(hold),
+            "--json",
+            "--quiet",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ],
+        cwd=ROOT,
+        env=live_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+    vital = result["alarm_latency"]["vital"]
+    # Two devices with one episode each (the window has room for one), both raised and seen
+    # by the dashboards of their wards (one on each server process).
+    assert vital["episodes"] == 2
+    assert vital["matched"] == 2
+    assert vital["missed"] == 0
+    assert vital["hold_seconds"] == [float(hold)]
+    assert result["alerts_raised"] == 2
+    # Counted from the episode's onset every latency would be at least the hold time; from the
+    # reading that completes the hold it is the evaluator's and the fan-out's delay.
+    assert 0 < vital["latency_ms"]["p50"] <= vital["latency_ms"]["max"] < hold * 1000
+    assert result["alarm_latency"]["ctg"]["episodes"] == 0
