@@ -37,6 +37,19 @@ EPISODE_KIND = {"heart_rate": "bradycardia", "fetal_heart_rate": "fetal_bradycar
 EPISODE_TAIL_SECONDS = 2.0
 EPISODE_GAP_SECONDS = 3.0
 
+# CTG episodes: a prolonged deceleration. The bench's fetal heart rate is about 140 bpm; the
+# deceleration is 22 bpm below it (more than 15: a deceleration; a step of at most 25 bpm a
+# second: not an artefact). The patient's ``prolonged_deceleration_seconds`` is the hold;
+# the deceleration begins on a whole second in the patient's stored history, so that it has
+# lasted the hold less CTG_LEAD_SECONDS when streaming starts (history before it: normal
+# trace, for the analysis's baseline), and goes on in the stream until CTG_TAIL_SECONDS after
+# the completing reading (beyond the evaluation cadence, ALARM_CTG_EVALUATE_SECONDS).
+CTG_KIND = "prolonged_deceleration"
+CTG_DECELERATION_BPM = 118
+CTG_HISTORY_SECONDS = 720
+CTG_LEAD_SECONDS = 10.0
+CTG_TAIL_SECONDS = 10.0
+
 
 def hold_completed(*, onset: float, at: float, hold: float) -> bool:
     """Whether a reading recorded at ``at`` (epoch seconds) completes a hold that began with a

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from devtools.bench.alarm_latency import (
+    CTG_DECELERATION_BPM,
+    CTG_HISTORY_SECONDS,
+    CTG_KIND,
+    CTG_LEAD_SECONDS,
+    CTG_TAIL_SECONDS,
     EPISODE_BPM,
     EPISODE_GAP_SECONDS,
     EPISODE_KIND,
@@ -38,6 +44,8 @@ from devtools.bench.fixture import (
     fixture_alarm_holds,
     fixture_alerts,
     fixture_counts,
+    fixture_ctg_deceleration_limit,
+    fixture_ctg_history,
 )
 from devtools.bench.sampler import ResourceSampler
 from devtools.bench.servers import ws_url
@@ -77,11 +85,12 @@ class DeviceState:
     duplicate_acks: int = 0
     abnormal: bool = False
     last_resend: float = 0.0
-    # Injected alarm episodes: (start, end) in seconds of the send window, the seqs sent in
-    # the band, and the episode being sent.
+    # Injected alarm episodes: (start, end) in seconds of the send window, the rate of each
+    # seq sent in an episode, the episode being sent, and the device's CTG episode.
     episode_windows: list[tuple[float, float]] = field(default_factory=list)
-    in_band: set[int] = field(default_factory=set)
+    in_band: dict[int, int] = field(default_factory=dict)
     episode: Episode | None = None
+    ctg_episode: Episode | None = None
     recorded_epoch: float = 0.0  # the recorded_at of the frame being sent, in epoch seconds
 
 
@@ -116,6 +125,8 @@ class StreamConfig:
     alarm_hold: int = 3  # those patients' hold time of the high bradycardia band (s)
     alarm_timeout: float = 10.0  # an alert later than this after its completing reading: missed
     clear_seconds: float = 5.0  # the server's ALARM_CLEAR_SECONDS
+    ctg_episodes: float = 0.02  # fraction of devices with a prolonged deceleration
+    ctg_deceleration: int = 60  # those patients' prolonged_deceleration_seconds
 
 
 class StreamBench:
@@ -197,6 +208,67 @@ class StreamBench:
             while onset + in_band <= cfg.duration:
                 dev.episode_windows.append((onset, onset + in_band))
                 onset += period
+        fetal = [
+            d for d in candidates if d.bench.metric == "fetal_heart_rate" and not d.episode_windows
+        ]
+        if not fetal or cfg.ctg_episodes <= 0:
+            return
+        if cfg.duration < CTG_LEAD_SECONDS + CTG_TAIL_SECONDS + 2:
+            return
+        count = min(len(fetal), max(1, round(cfg.ctg_episodes * len(self.devices))))
+        for dev in rng.sample(fetal, count):
+            dev.ctg_episode = self.alarms.add(
+                Episode(
+                    device_index=dev.bench.index,
+                    patient_id=dev.bench.patient_id,
+                    kind=CTG_KIND,
+                    hold=float(cfg.ctg_deceleration),
+                    family="ctg",
+                ),
+                ward_id=dev.bench.ward_id,
+            )
+
+    @property
+    def ctg_patients(self) -> set[int]:
+        return {d.bench.patient_id for d in self.devices if d.ctg_episode}
+
+    def _ctg_history(self) -> None:
+        """Store the CTG episode patients' history (normal trace, then the deceleration's
+        beginning on a whole second), just before streaming starts: the ORM, in a thread."""
+        from django.db import connection
+
+        now = time.time()
+        onset = math.floor(now) - (self.cfg.ctg_deceleration - CTG_LEAD_SECONDS)
+        devices = [d for d in self.devices if d.ctg_episode is not None]
+        try:
+            fixture_ctg_history(
+                [d.bench for d in devices],
+                end=datetime.fromtimestamp(now, UTC),
+                deceleration_from=datetime.fromtimestamp(onset, UTC),
+                deceleration_bpm=CTG_DECELERATION_BPM,
+                seconds=CTG_HISTORY_SECONDS,
+            )
+        finally:
+            connection.close()
+        for dev in devices:
+            assert dev.ctg_episode is not None
+            dev.ctg_episode.onset_at = onset
+
+    def _ctg_readings(self, dev: DeviceState, seqs: range, now: float) -> None:
+        """A CTG episode's deceleration goes on until CTG_TAIL_SECONDS after its completing
+        reading (the first recorded a whole hold after its onset)."""
+        episode = dev.ctg_episode
+        assert episode is not None
+        if episode.onset_at is None:
+            return
+        if (
+            episode.completing_sent is not None
+            and now - episode.completing_sent >= CTG_TAIL_SECONDS
+        ):
+            return
+        for seq in seqs:
+            dev.in_band[seq] = CTG_DECELERATION_BPM
+            episode.reading_sent(seq=seq, recorded_at=dev.recorded_epoch, sent=now)
 
     @property
     def episode_patients(self) -> set[int]:
@@ -221,7 +293,7 @@ class StreamBench:
                 ward_id=dev.bench.ward_id,
             )
         for seq in seqs:
-            dev.in_band.add(seq)
+            dev.in_band[seq] = EPISODE_BPM[dev.bench.metric]
             dev.episode.reading_sent(seq=seq, recorded_at=dev.recorded_epoch, sent=now)
 
     # Connections
@@ -338,7 +410,7 @@ class StreamBench:
         # devices cross an alarm band for 15 s of every 40 s (long enough to raise an alert).
         recorded_at = dev.recorded_at[seq - 1]
         if seq in dev.in_band:
-            bpm = EPISODE_BPM[dev.bench.metric]
+            bpm = dev.in_band[seq]
         elif dev.abnormal and int(seq / self.cfg.rate) % 40 < 15:
             bpm = 35 if dev.bench.metric == "heart_rate" else 90
         else:
@@ -358,6 +430,9 @@ class StreamBench:
         if dev.episode_windows:
             dev.recorded_epoch = now_epoch
             self._episode_readings(dev, range(dev.next_seq, dev.next_seq + count), now)
+        elif dev.ctg_episode is not None:
+            dev.recorded_epoch = now_epoch
+            self._ctg_readings(dev, range(dev.next_seq, dev.next_seq + count), now)
         for _ in range(count):
             seq = dev.next_seq
             dev.next_seq += 1
@@ -502,6 +577,8 @@ class StreamBench:
             # Let the server finish its per-connection work (presence, status broadcasts)
             # so the measurement is of the steady stream, not of the connection burst.
             await asyncio.sleep(self.cfg.warmup)
+            if self.ctg_patients:
+                await asyncio.to_thread(self._ctg_history)
             if self.cfg.idle_dashboards and self.sampler:
                 self.memory["rss_with_connections"] = sum(self.sampler.rss_now().values())
             if self.sampler:
@@ -627,6 +704,8 @@ def stream_run(
         fixture_alarm_holds(
             fixture, patient_ids=bench.episode_patients, hold_seconds=cfg.alarm_hold
         )
+    if bench.ctg_patients:
+        fixture_ctg_deceleration_limit(patient_ids=bench.ctg_patients, seconds=cfg.ctg_deceleration)
     try:
         result = asyncio.run(bench.run())
     finally:
