@@ -114,7 +114,7 @@ def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
 def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_path, live_env):
-    hold = 8
+    hold, deceleration = 8, 60
     completed = subprocess.run(
         [
             PYTHON,
@@ -123,11 +123,11 @@ def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_
             "--spawn-server",
             "2",
             "--devices",
-            "4",
+            "6",
             "--rate",
             "4",
             "--duration",
-            "14",
+            "24",
             "--wards",
             "2",
             "--dashboards",
@@ -135,9 +135,13 @@ def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_
             "--abnormal",
             "0",
             "--episodes",
-            "0.5",
+            "0.34",
             "--alarm-hold",
             str(hold),
+            "--ctg-episodes",
+            "0.17",
+            "--ctg-deceleration",
+            str(deceleration),
             "--json",
             "--quiet",
             "--log-dir",
@@ -153,14 +157,19 @@ def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads(completed.stdout)
     vital = result["alarm_latency"]["vital"]
-    # Two devices with one episode each (the window has room for one), both raised and seen
-    # by the dashboards of their wards (one on each server process).
+    # Two devices with one bradycardia episode each (the window has room for one), both
+    # raised and seen by the dashboards of their wards (one on each server process).
     assert vital["episodes"] == 2
     assert vital["matched"] == 2
     assert vital["missed"] == 0
     assert vital["hold_seconds"] == [float(hold)]
-    assert result["alerts_raised"] == 2
     # Counted from the episode's onset every latency would be at least the hold time; from the
     # reading that completes the hold it is the evaluator's and the fan-out's delay.
     assert 0 < vital["latency_ms"]["p50"] <= vital["latency_ms"]["max"] < hold * 1000
-    assert result["alarm_latency"]["ctg"]["episodes"] == 0
+    # One prolonged deceleration, begun in the stored history: from its reading that makes
+    # it outlast the patient's prolonged_deceleration_seconds (plus the evaluation cadence).
+    ctg = result["alarm_latency"]["ctg"]
+    assert (ctg["episodes"], ctg["matched"], ctg["missed"]) == (1, 1, 0)
+    assert ctg["hold_seconds"] == [float(deceleration)]
+    assert 0 < ctg["latency_ms"]["max"] < deceleration * 1000
+    assert result["alerts_raised"] >= 3
