@@ -202,6 +202,42 @@ def test_the_window_is_read_whole_every_refresh_interval(clock, patient):
     assert windows.last_read(patient.id) == "refresh"
 
 
+def test_readings_not_yet_committed_stand_in_until_the_database_has_them(windows, clock, patient):
+    """A batch can reach the evaluator before its transaction commits: its readings fill the
+    seconds the query did not return, without entering the cache's own grids, until the
+    database returns them; a batch never committed is dropped after ``pending_seconds``."""
+    _store(patient, range(0, 1900))
+    _evaluate(windows, patient, 1900)
+    readings = [
+        ReadingIn(
+            patient_id=patient.id,
+            device_id=None,
+            metric="fetal_heart_rate",
+            bpm=bpm,
+            recorded_at=T0 + timedelta(seconds=second),
+            seq=None,
+        )
+        for second, bpm in ((1900, 150), (1900.5, 152), (1901, 90), (1906, 120))
+    ]
+    clock.now += 1
+    windows.seen(
+        {patient.id: readings[0].recorded_at}, keep=[patient.id], readings={patient.id: readings}
+    )
+    series = _evaluate(windows, patient, 1905)
+    assert series["fetal_heart_rate"][-5:] == [151.0, 90.0, None, None, None]
+    assert series["uterine_activity"][-5:] == [None] * 5
+    # The cache kept what the database gave: committed now, the database's values count.
+    readings_store(readings=readings[:3])
+    clock.now += 1
+    assert _evaluate(windows, patient, 1905) == _full(patient, _at(1905))
+    # The reading of second 1906 was never committed: it counts until it has waited too long.
+    assert _evaluate(windows, patient, 1907)["fetal_heart_rate"][-1] == 120.0
+    while clock.now - 1002 <= windows.pending_seconds:  # other batches meanwhile
+        clock.now += 5
+        windows.seen({patient.id: _at(1906)}, keep=[patient.id])
+    assert _evaluate(windows, patient, 1907)["fetal_heart_rate"][-1] is None
+
+
 def test_a_patient_not_seen_for_a_while_is_forgotten_and_read_whole(windows, clock, patient):
     # Its partition may have been evaluated by another process meanwhile.
     _store(patient, range(0, 1900))
