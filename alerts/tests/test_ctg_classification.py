@@ -14,6 +14,7 @@ from alerts import services
 from alerts.models import CtgClassification
 from alerts.services import publishing
 from alerts.tests.test_ctg_alarms import T0, Monitor
+from testing.factories import StoredReadingFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
 
@@ -109,16 +110,14 @@ def test_an_unchanged_classification_costs_no_write(
     sent = len(published)
 
     def stored(second: float) -> StoredReading:
-        return StoredReading(
+        at = T0 + timedelta(seconds=second)
+        return StoredReadingFactory(
             id=1,
-            patient_id=monitor.patient.id,
-            device_id=None,
-            ward_id=monitor.patient.ward_id,
+            patient=monitor.patient,
             metric="uterine_activity",
             bpm=10,
-            recorded_at=T0 + timedelta(seconds=second),
+            recorded_at=at,
             received_at=T0,
-            seq=None,
         )
 
     settings.ALARM_CTG_EVALUATE_SECONDS = 5
