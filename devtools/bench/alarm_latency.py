@@ -51,6 +51,13 @@ CTG_LEAD_SECONDS = 10.0
 CTG_TAIL_SECONDS = 10.0
 
 
+def normal_bpm(metric: str, n: int, index: int) -> int:
+    """The bench's normal trace: reading ``n`` of device ``index``, 80 +-5 bpm for the heart
+    rate, 140 +-5 for the fetal heart rate (deterministic, so a resent reading is the same)."""
+    base = 80 if metric == "heart_rate" else 140
+    return base + (n * 7 + index) % 11 - 5
+
+
 def hold_completed(*, onset: float, at: float, hold: float) -> bool:
     """Whether a reading recorded at ``at`` (epoch seconds) completes a hold that began with a
     reading recorded at ``onset``: the evaluator's test in ``alerts.rules.band_step``."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from devtools.bench.alarm_latency import normal_bpm
+
 
 @dataclass
 class BenchDevice:
@@ -204,7 +206,7 @@ def fixture_ctg_history(
     for dev in devices:
         for i in range(count):
             at = start + timedelta(seconds=i * step)
-            normal = 140 + (i * 7 + dev.index) % 11 - 5
+            normal = normal_bpm(dev.metric, i, dev.index)
             bpm = deceleration_bpm if at >= deceleration_from else normal
             readings.append(
                 ReadingIn(

@@ -37,6 +37,7 @@ from devtools.bench.alarm_latency import (
     EPISODE_TAIL_SECONDS,
     AlarmEpisodes,
     Episode,
+    normal_bpm,
 )
 from devtools.bench.fixture import (
     BenchDevice,
@@ -414,8 +415,7 @@ class StreamBench:
         elif dev.abnormal and int(seq / self.cfg.rate) % 40 < 15:
             bpm = 35 if dev.bench.metric == "heart_rate" else 90
         else:
-            base = 80 if dev.bench.metric == "heart_rate" else 140
-            bpm = base + (seq * 7 + dev.bench.index) % 11 - 5
+            bpm = normal_bpm(dev.bench.metric, seq, dev.bench.index)
         return (
             f'{{"seq":{seq},"metric":"{dev.bench.metric}","bpm":{bpm},'
             f'"recorded_at":"{recorded_at}"}}'

@@ -3,7 +3,21 @@ completes an episode's hold time, and how alert frames are matched and timed."""
 
 from __future__ import annotations
 
-from devtools.bench.alarm_latency import AlarmEpisodes, Episode, hold_completed
+import math
+
+from alerts.ctg_rules import CtgLimits, ctg_conditions
+from ctg.analysis import per_second
+from ctg.window import CTG_WINDOW, ctg_read
+from devtools.bench.alarm_latency import (
+    CTG_DECELERATION_BPM,
+    CTG_HISTORY_SECONDS,
+    CTG_KIND,
+    CTG_LEAD_SECONDS,
+    AlarmEpisodes,
+    Episode,
+    hold_completed,
+    normal_bpm,
+)
 
 WARD, OTHER_WARD, PATIENT = 7, 8, 101
 ONSET_RECORDED = 1_800_000_000.0  # epoch seconds
@@ -85,3 +99,47 @@ def test_an_alert_missing_on_a_dashboard_or_later_than_the_timeout_is_missed():
     summary = episodes.result()["vital"]
     assert (summary["episodes"], summary["matched"], summary["missed"]) == (1, 0, 1)
     assert summary["latency_ms"]["p99"] is None
+
+
+def _prolonged_deceleration(samples: list[tuple[float, float]], *, latest: float) -> bool:
+    """The CTG alarm's condition as the evaluator reads it when ``latest`` is the patient's
+    latest reading (alerts.ctg_alarms: the window ends after the latest reading's second)."""
+    end = math.floor(latest) + 1
+    start = end - CTG_WINDOW.span_seconds
+    fhr = per_second([(t, v) for t, v in samples if t <= latest], start=start, end=end)
+    none: list[float | None] = [None] * len(fhr)
+    reading = ctg_read(fhr=fhr, ua=none, mhr=none, start=start, end=end)
+    conditions = ctg_conditions(
+        result=reading.result,
+        fhr=reading.fhr,
+        mhr=none[reading.offset :],
+        monitored_since=reading.monitored_since or reading.result.end,
+        limits=CtgLimits(prolonged_deceleration_seconds=60),
+        maternal=reading.maternal,
+    )
+    return conditions[CTG_KIND].active
+
+
+def test_the_ctg_episodes_completing_reading_is_where_the_analysis_finds_the_deceleration_prolonged():
+    # The bench's CTG episode: 12 minutes of stored history ending at ``now`` (normal trace,
+    # then the deceleration from a whole second), then streamed readings after a short gap.
+    now, index, hold = 1_800_000_000.37, 3, 60
+    onset = math.floor(now) - (hold - CTG_LEAD_SECONDS)
+    samples = []
+    for i in range(CTG_HISTORY_SECONDS * 4):
+        at = now - CTG_HISTORY_SECONDS + i * 0.25
+        bpm = CTG_DECELERATION_BPM if at >= onset else normal_bpm("fetal_heart_rate", i, index)
+        samples.append((at, float(bpm)))
+    episode = Episode(
+        device_index=index, patient_id=PATIENT, kind=CTG_KIND, hold=hold, family="ctg"
+    )
+    episode.onset_at = onset
+    streamed = [now + 1.3 + k * 0.25 for k in range(80)]
+    for seq, at in enumerate(streamed, start=1):
+        samples.append((at, float(CTG_DECELERATION_BPM)))
+        episode.reading_sent(seq=seq, recorded_at=at, sent=at)
+
+    assert episode.completing_at is not None and episode.completing_seq is not None
+    before = streamed[episode.completing_seq - 2]
+    assert not _prolonged_deceleration(samples, latest=before)
+    assert _prolonged_deceleration(samples, latest=episode.completing_at)
