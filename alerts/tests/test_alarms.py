@@ -8,16 +8,15 @@ from typing import cast
 
 import pytest
 
-from alerts import evaluate
+from alerts import batch_evaluation
 from alerts import state as alarms
-from alerts.evaluate import alarms_evaluate
+from alerts.batch_evaluation import alarms_evaluate
 from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
 from common import redis_clients
-from monitoring.readings import StoredReading
-from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory
+from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory, StoredReadingFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -29,16 +28,9 @@ pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 
 def reading(patient, bpm: int, second: float, *, metric: str = "heart_rate", device=None):
     n = next(_ids)
-    return StoredReading(
-        id=n,
-        patient_id=patient.id,
-        device_id=device.id if device else None,
-        ward_id=patient.ward_id,
-        metric=metric,
-        bpm=bpm,
-        recorded_at=T0 + timedelta(seconds=second),
-        received_at=T0 + timedelta(seconds=second),
-        seq=n,
+    at = T0 + timedelta(seconds=second)
+    return StoredReadingFactory(
+        id=n, seq=n, patient=patient, device=device, metric=metric, bpm=bpm, recorded_at=at
     )
 
 
@@ -346,7 +338,7 @@ def test_a_steady_batch_costs_two_queries_and_one_redis_round_trip(
     patients = [PatientFactory(ward=ward) for _ in range(50)]
     devices = {p.id: DeviceFactory(patient=p) for p in patients}
     counting = _CountingRedis(redis_client())
-    monkeypatch.setattr(evaluate, "redis_client", lambda: counting)
+    monkeypatch.setattr(batch_evaluation, "redis_client", lambda: counting)
     # 500 readings, 50 patients: half in a held brady band (already raised), half normal;
     # every patient seen before by this evaluator (the first sight reads the open alerts).
     feed([r for p in patients[:25] for r in stream(p, 45, 0, 25, device=devices[p.id])], 10_000)

@@ -15,10 +15,10 @@ import pytest
 import redis
 from django.core.management import call_command
 
-from alerts import evaluate, state
+from alerts import batch_evaluation, state
 from alerts.models import Alert, AlertEvent
 from alerts.stream_reader import StreamReader, drain
-from monitoring.readings import ReadingIn, StoredReading, readings_store
+from monitoring.readings import StoredReading, readings_store
 from monitoring.stream import entries as stream
 from monitoring.stream.backlog import readings_queue
 from monitoring.stream.entries import (
@@ -29,6 +29,7 @@ from monitoring.stream.entries import (
     reading_encode,
 )
 from monitoring.stream.lag import stream_lag
+from testing.factories import ReadingInFactory, StoredReadingFactory
 
 LEASE_MS = 600  # short leases: a "dead" consumer's partitions free up within a second
 BASE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -43,12 +44,11 @@ def client() -> redis.Redis:
 
 def reading(patient_id: int, i: int, *, bpm: int = 60) -> StoredReading:
     at = BASE + timedelta(seconds=i)
-    return StoredReading(
+    return StoredReadingFactory(
         id=patient_id * 100_000 + i,
         patient_id=patient_id,
         device_id=patient_id + 1000,
         ward_id=3,
-        metric="heart_rate",
         bpm=bpm,
         recorded_at=at,
         received_at=at + timedelta(milliseconds=20),
@@ -388,13 +388,8 @@ def _episode(patient_id: int, *, seconds: int = 20, bpm: int = 35) -> list[Store
     start = datetime.now(UTC) - timedelta(seconds=seconds)
     return readings_store(
         readings=[
-            ReadingIn(
-                patient_id=patient_id,
-                device_id=None,
-                metric="heart_rate",
-                bpm=bpm,
-                recorded_at=start + timedelta(seconds=i),
-                seq=None,
+            ReadingInFactory(
+                patient_id=patient_id, bpm=bpm, recorded_at=start + timedelta(seconds=i)
             )
             for i in range(seconds + 1)
         ]
@@ -417,13 +412,13 @@ def test_a_batch_evaluated_again_after_a_crash_raises_no_second_alert(patient, c
     queue_one_by_one(_episode(patient.id))
 
     def crash_after_commit(batch: list[StoredReading]) -> None:
-        evaluate.alarms_evaluate(stored=batch)  # the alert is committed...
+        batch_evaluation.alarms_evaluate(stored=batch)  # the alert is committed...
         client.delete(state.state_key(patient.id, "heart_rate"))  # ...the rule state is not
         raise RuntimeError("killed before the acknowledgement")
 
     with pytest.raises(RuntimeError):
         drain(crash_after_commit)
-    assert drain(lambda batch: evaluate.alarms_evaluate(stored=batch)) == 21
+    assert drain(lambda batch: batch_evaluation.alarms_evaluate(stored=batch)) == 21
     alert = Alert.objects.get(patient=patient)
     assert alert.priority == "high"
     assert AlertEvent.objects.filter(alert=alert).count() == 1
