@@ -15,6 +15,7 @@ from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
+from alerts.vocabulary import CTG_KINDS
 from common import redis_clients
 from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory, StoredReadingFactory
 
@@ -125,12 +126,15 @@ RAISING_EDGES = {
 def test_each_band_raises_exactly_at_its_hold_time(profile, metric, bpm, hold, kind, priority):
     patient = PatientFactory(monitoring_profile=profile)
     step = 10 if hold >= 180 else 1
+    # A fetal heart rate fed one reading per 10 s is also a CTG with 90 % signal loss (its own
+    # alarm, tested with the CTG rules): this test is about the band's alarm alone.
+    band_alerts = lambda: [a for a in open_alerts(patient) if a.kind not in CTG_KINDS]  # noqa: E731
     # One step short of the hold time: nothing yet.
     feed(stream(patient, bpm, 0, hold - step, step, metric=metric))
-    assert open_alerts(patient) == []
+    assert band_alerts() == []
     # The reading that completes the hold time raises it.
     feed([reading(patient, bpm, hold, metric=metric)])
-    (alert,) = open_alerts(patient)
+    (alert,) = band_alerts()
     assert (alert.kind, alert.priority, alert.state) == (kind, priority, "active")
     assert f"{bpm} bpm" in alert.message
 
