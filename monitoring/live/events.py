@@ -91,3 +91,34 @@ def note_events(
         "note": note,
     }
     return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]
+
+
+def patient_events(
+    *,
+    patient_id: int,
+    action: str,
+    place_id: int,
+    ward_id: int | None,
+    from_place_id: int,
+    from_ward_id: int | None,
+    entry: dict[str, Any] | None,
+) -> list[Event]:
+    """A patient was admitted, moved, updated or discharged: one message on the group that
+    carries the patient's live events now and, when the patient left it, one on the group
+    that carried them before (its dashboards drop the tile). ``entry`` is the patient as a
+    snapshot lists them; each dashboard decides what of it its viewer may see."""
+    event = {
+        "type": "patient.changed",
+        "action": action,
+        "patient": patient_id,
+        "place": place_id,
+        "ward": ward_id,
+        "from_place": from_place_id,
+        "from_ward": from_ward_id,
+        "entry": entry,
+    }
+    groups = [scope_group(ward_id=ward_id, patient_id=patient_id)]
+    before = scope_group(ward_id=from_ward_id, patient_id=patient_id)
+    if before not in groups:
+        groups.append(before)
+    return [(group, event) for group in groups]
