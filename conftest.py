@@ -59,7 +59,7 @@ def _no_stream_deferral():
 def alarms_drain():
     """Evaluate what waits in the readings stream, now, in this process: what the evaluator
     process does, called explicitly instead of waiting for it."""
-    from alerts.evaluator import evaluate_pending
+    from alerts.evaluator_process import evaluate_pending
 
     return evaluate_pending
 

@@ -2,7 +2,7 @@
 alarm, and the episode state machine (hold time, one alert per episode, clear time).
 
 The analysis itself is ``ctg.analysis`` (FIGO 2015). Nothing here touches the database or
-Redis (``ctg_evaluate.py`` loads the window, keeps the state and writes the alerts). Defaults,
+Redis (``ctg_alarms.py`` loads the window, keeps the state and writes the alerts). Defaults,
 sources and how to change them: docs/alarms.md, "CTG alarms".
 """
 

@@ -6,7 +6,7 @@ priority and a hold time: the condition must last that long (measured on the rea
 rate in the high band is also in the medium band), so an alert is raised at the highest
 priority whose condition has lasted its hold time, and escalates while the episode worsens.
 
-Nothing here touches the database or Redis (``state.py`` keeps the state, ``evaluate.py``
+Nothing here touches the database or Redis (``state.py`` keeps the state, ``batch_evaluation.py``
 runs the rules on stored readings). Defaults, sources and how to change them: docs/alarms.md.
 """
 

@@ -8,9 +8,9 @@ from typing import cast
 
 import pytest
 
-from alerts import evaluate
+from alerts import batch_evaluation
 from alerts import state as alarms
-from alerts.evaluate import alarms_evaluate
+from alerts.batch_evaluation import alarms_evaluate
 from alerts.models import Alert, AlertEvent
 from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
@@ -346,7 +346,7 @@ def test_a_steady_batch_costs_two_queries_and_one_redis_round_trip(
     patients = [PatientFactory(ward=ward) for _ in range(50)]
     devices = {p.id: DeviceFactory(patient=p) for p in patients}
     counting = _CountingRedis(redis_client())
-    monkeypatch.setattr(evaluate, "redis_client", lambda: counting)
+    monkeypatch.setattr(batch_evaluation, "redis_client", lambda: counting)
     # 500 readings, 50 patients: half in a held brady band (already raised), half normal;
     # every patient seen before by this evaluator (the first sight reads the open alerts).
     feed([r for p in patients[:25] for r in stream(p, 45, 0, 25, device=devices[p.id])], 10_000)

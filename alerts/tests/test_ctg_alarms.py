@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.ctg_evaluate import ctg_alarms_evaluate
+from alerts.ctg_alarms import ctg_alarms_evaluate
 from alerts.ctg_rules import CtgLimits, Episode, episode_step
 from alerts.models import Alert, AlertEvent
 from alerts.services import ctg_alarm_limits_set

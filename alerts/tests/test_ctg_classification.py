@@ -101,7 +101,7 @@ def test_the_classification_is_stored_and_published_only_when_it_changes(monitor
 def test_an_unchanged_classification_costs_no_write(
     monitor, published, django_assert_num_queries, settings
 ):
-    from alerts.ctg_evaluate import ctg_alarms_evaluate
+    from alerts.ctg_alarms import ctg_alarms_evaluate
     from monitoring.readings import StoredReading
 
     monitor.feed(0, 60)

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from alerts import ctg_evaluate
+from alerts import ctg_alarms
 from alerts.models import CtgClassification
 from alerts.tests.test_ctg_alarms import T0, Monitor, contractions
 from ctg.window import CtgReading
-from monitoring.serializers import ctg_payload
+from monitoring.serializers.ctg import ctg_payload
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
 
@@ -35,14 +35,14 @@ def fhr_with_decelerations(t: float) -> float | None:
 def evaluated(monkeypatch):
     """The readings the evaluator computed, by end time (it still computes them itself)."""
     readings: dict[float, CtgReading] = {}
-    original = ctg_evaluate.ctg_read
+    original = ctg_alarms.ctg_read
 
     def spy(**kwargs):
         reading = original(**kwargs)
         readings[reading.end] = reading
         return reading
 
-    monkeypatch.setattr(ctg_evaluate, "ctg_read", spy)
+    monkeypatch.setattr(ctg_alarms, "ctg_read", spy)
     return readings
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 from django.core.management import call_command
 
-from alerts import evaluate, state
+from alerts import batch_evaluation, state
 from alerts.models import Alert, AlertEvent
 from alerts.stream_reader import StreamReader, drain
 from monitoring.readings import ReadingIn, StoredReading, readings_store
@@ -393,13 +393,13 @@ def test_a_batch_evaluated_again_after_a_crash_raises_no_second_alert(patient, c
     readings_queue(_episode(patient.id))
 
     def crash_after_commit(batch: list[StoredReading]) -> None:
-        evaluate.alarms_evaluate(stored=batch)  # the alert is committed...
+        batch_evaluation.alarms_evaluate(stored=batch)  # the alert is committed...
         client.delete(state.state_key(patient.id, "heart_rate"))  # ...the rule state is not
         raise RuntimeError("killed before the acknowledgement")
 
     with pytest.raises(RuntimeError):
         drain(crash_after_commit)
-    assert drain(lambda batch: evaluate.alarms_evaluate(stored=batch)) == 21
+    assert drain(lambda batch: batch_evaluation.alarms_evaluate(stored=batch)) == 21
     alert = Alert.objects.get(patient=patient)
     assert alert.priority == "high"
     assert AlertEvent.objects.filter(alert=alert).count() == 1

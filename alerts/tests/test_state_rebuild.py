@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.evaluate import alarms_evaluate
+from alerts.batch_evaluation import alarms_evaluate
 from alerts.models import Alert
 from alerts.state_rebuild import trust_reset
 from monitoring.models import Reading

@@ -125,5 +125,5 @@ def test_the_celery_worker_and_the_evaluator_log_json(live_env, tmp_path):
     assert not TEXT_LINE.search(worker.output())
     logged(worker_lines, "celery.apps.worker", "ready.")
     evaluator_lines = json_lines(evaluator.output())
-    logged(evaluator_lines, "alerts.evaluator", "starting")
+    logged(evaluator_lines, "alerts.evaluator_process", "starting")
     logged(evaluator_lines, "alerts.stream_reader", "owns partitions")

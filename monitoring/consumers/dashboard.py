@@ -327,7 +327,7 @@ class DashboardConsumer(FrameConsumer):
         await self._patient_frame(event, "note", "action", "note")
 
     async def ctg_classification(self, event: dict[str, Any]) -> None:
-        # A patient's CTG classification changed (alerts.ctg_evaluate): its ward's tiles and
+        # A patient's CTG classification changed (alerts.ctg_alarms): its ward's tiles and
         # its own view show it.
         await self._patient_frame(event, "ctg", "ctg")
 

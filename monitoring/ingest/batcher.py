@@ -24,7 +24,7 @@ A statement that fails for its data (a row the database refuses) is retried by h
 learns which of its readings those are. A flush that fails because the database or the stream
 is unreachable stores nothing and fails every future; the connections tell their devices.
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
-the alarm evaluator process (``alerts.evaluator``): nothing about alarms runs here.
+the alarm evaluator process (``alerts.evaluator_process``): nothing about alarms runs here.
 
 Redis away (``live.feed``): the stream append is deferred to the backlog in the same
 transaction (``stream.backlog``), so readings are still stored and acked; the broadcast of

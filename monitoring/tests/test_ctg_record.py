@@ -12,15 +12,9 @@ from urllib.parse import quote
 import pytest
 
 from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
-from monitoring.ctg_record import (
-    CLASS_INK,
-    FHR_INK,
-    GRID_MAJOR,
-    NOTE_INK,
-    PageGeometry,
-    RecordData,
-    ctg_record_render,
-)
+from monitoring.ctg_record.data import RecordData
+from monitoring.ctg_record.paper import CLASS_INK, FHR_INK, GRID_MAJOR, NOTE_INK, PageGeometry
+from monitoring.ctg_record.render import ctg_record_render
 from monitoring.models import StripNote
 from monitoring.readings import ReadingIn, readings_store
 from testing.assertions import assert_error

@@ -21,8 +21,11 @@ from audit.models import Action
 from clinical.selectors import patient_visible_get
 from common.api import error_responses
 from common.errors import ValidationFailed
-from monitoring import ctg_record, selectors
-from monitoring.serializers import (
+from monitoring import selectors
+from monitoring.ctg_record.data import MAX_RECORD, ctg_record_data
+from monitoring.ctg_record.paper import SPEEDS
+from monitoring.ctg_record.render import ctg_record_render
+from monitoring.serializers.ctg import (
     CtgQuerySerializer,
     CtgSerializer,
     ctg_payload,
@@ -91,7 +94,7 @@ class CtgRecordQuerySerializer(CtgQuerySerializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         return {
             **super().get_fields(),
-            "speed": serializers.ChoiceField(choices=ctg_record.SPEEDS, required=False, default=1),
+            "speed": serializers.ChoiceField(choices=SPEEDS, required=False, default=1),
         }
 
 
@@ -138,7 +141,7 @@ class PatientCtgRecordView(APIView):
         end = query.validated_data.get("to") or timezone.now()
         start = query.validated_data.get("from")
         if start is None:
-            start = end - ctg_record.MAX_RECORD
+            start = end - MAX_RECORD
             first = selectors.readings_history(patient_id=patient.id, start=start, end=end).last()
             if first is not None:
                 start = first.recorded_at.replace(microsecond=0)
@@ -146,15 +149,15 @@ class PatientCtgRecordView(APIView):
             raise ValidationFailed(
                 "The record is empty.", details={"from": ["Must be before `to`."]}
             )
-        if end - start > ctg_record.MAX_RECORD:
+        if end - start > MAX_RECORD:
             raise ValidationFailed(
                 "The record is longer than 24 hours.",
                 details={"to": ["At most 24 hours after `from`."]},
             )
-        data = ctg_record.ctg_record_data(
+        data = ctg_record_data(
             patient=patient, start=start, end=end, printed_by=user.get_full_name()
         )
-        pdf = ctg_record.ctg_record_render(data=data, speed=int(query.validated_data["speed"]))
+        pdf = ctg_record_render(data=data, speed=int(query.validated_data["speed"]))
         response = HttpResponse(pdf, content_type="application/pdf")
         name = f"ctg-{patient.mrn}-{start:%Y%m%dT%H%M}.pdf".replace('"', "")
         response["Content-Disposition"] = f'inline; filename="{name}"'

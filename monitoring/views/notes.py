@@ -28,8 +28,8 @@ from common.errors import NotFound
 from common.parsers import JSONParser
 from monitoring import notes
 from monitoring.models import StripNote
-from monitoring.serializers import (
-    CtgQuerySerializer,
+from monitoring.serializers.ctg import CtgQuerySerializer
+from monitoring.serializers.notes import (
     NoteAddendumInSerializer,
     NoteEditSerializer,
     NoteInSerializer,

@@ -37,7 +37,7 @@ from monitoring import selectors, services
 from monitoring.authentication import DeviceTokenAuthentication, IsDevice
 from monitoring.filters import ReadingHistoryFilter
 from monitoring.models import Reading
-from monitoring.serializers import (
+from monitoring.serializers.records import (
     AggregateQuerySerializer,
     AggregateSerializer,
     ReadingSerializer,

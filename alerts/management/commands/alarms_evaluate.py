@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from alerts.evaluator import evaluate_pending, evaluator_run
+from alerts.evaluator_process import evaluate_pending, evaluator_run
 from alerts.metrics import StreamBacklogCollector
 from alerts.stream_reader import consumer_name_default
 from common.metrics_http import metrics_exporter_start

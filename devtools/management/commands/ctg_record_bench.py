@@ -26,7 +26,8 @@ from django.db import transaction
 
 from clinical.models import Patient, Place, Ward
 from devtools.ctg_trace import CtgTrace
-from monitoring.ctg_record import ctg_record_data, ctg_record_pages, ctg_record_render
+from monitoring.ctg_record.data import ctg_record_data
+from monitoring.ctg_record.render import ctg_record_pages, ctg_record_render
 from monitoring.readings import ReadingIn, readings_store
 
 CHUNK = 20_000

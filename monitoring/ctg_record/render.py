@@ -1,233 +1,35 @@
-"""The CTG record as a PDF: a labour's trace in the paper format clinicians file and read.
-
-A4 landscape at 1 or 3 cm/min: the fetal heart rate on its 50-210 bpm grid with the 110-160
-band shaded, the maternal heart rate on the same grid in its own colour, uterine activity
-(0-100) below; time marks; the patient's identity, the place, the monitor and the page's time
-span on every page; the clinicians' strip notes and the CTG analysis's events and FIGO
-classification (``ctg.analysis``, window by window as the product classifies) along the trace;
-seconds without a signal are gaps in the line.
-
-Drawn with reportlab's canvas (a kept library: it writes a 12-hour record in a second or two,
-docs/performance.md). ``ctg_record_data`` reads, ``ctg_record_render`` only draws, so the
-drawing is tested and measured without a database; ``PageGeometry`` says where everything is,
-for the tests that look at rendered pixels.
-"""
+"""Drawing a CTG record (``RecordData``) onto PDF pages with reportlab's canvas; no database."""
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
-from django.utils import timezone
-from reportlab.lib.colors import Color, HexColor
-from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import cm, mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from clinical.models import Patient
-from clinical.selectors import patient_device
-from ctg.analysis import CtgResult, Series, per_second
-from ctg.maternal import maternal_channel
-from ctg.window import CTG_WINDOW, ctg_read
-from monitoring.models import Metric
-from monitoring.notes import note_payload, notes_of_patient
-from monitoring.selectors import readings_per_second
-
-MAX_RECORD = timedelta(hours=24)
-SPEEDS = (1, 3)  # cm/min
-GAP_SECONDS = 2  # samples further apart than this are drawn as a gap (signal loss)
-
-# Paper and ink. The grid is the familiar red-orange of CTG paper; notes are blue, so that
-# they never pass for a trace or an event.
-PAPER = HexColor("#ffffff")
-GRID_MINOR = HexColor("#f4c7b8")
-GRID_MAJOR = HexColor("#d9785a")
-BAND = HexColor("#dcefdc")
-FHR_INK = HexColor("#000000")
-MHR_INK = HexColor("#b0006a")
-UA_INK = HexColor("#000000")
-NOTE_INK = HexColor("#1d4ed8")
-TEXT_INK = HexColor("#1f2328")
-ACCELERATION_INK = HexColor("#15803d")
-DECELERATION_INK = HexColor("#c2410c")
-CLASS_INK: dict[str, Color] = {
-    "normal": HexColor("#15803d"),
-    "suspicious": HexColor("#b45309"),
-    "pathological": HexColor("#b91c1c"),
-    "insufficient_signal": HexColor("#6b7280"),
-}
-FONT, BOLD = "Helvetica", "Helvetica-Bold"
-
-
-@dataclass(frozen=True)
-class PageGeometry:
-    """Where a page draws what, in PDF points from the page's bottom-left corner."""
-
-    speed: int
-    width: float = landscape(A4)[0]
-    height: float = landscape(A4)[1]
-    chart_cm: int = 27  # the trace is 27 cm wide: 27 min a page at 1 cm/min, 9 at 3
-    fhr_low: int = 50
-    fhr_high: int = 210
-    band: tuple[int, int] = (110, 160)
-    fhr_height: float = 80 * mm  # 2 bpm per mm, a line every 10 bpm
-    lane_height: float = 10 * mm  # time marks, classification and event letters
-    ua_height: float = 40 * mm  # 2.5 units per mm, a line every 10
-    top: float = 8 * mm
-    header_height: float = 20 * mm
-
-    @property
-    def left(self) -> float:
-        return float((self.width - self.chart_cm * cm) / 2)
-
-    @property
-    def right(self) -> float:
-        return float(self.left + self.chart_cm * cm)
-
-    @property
-    def page_seconds(self) -> float:
-        return self.chart_cm / self.speed * 60
-
-    @property
-    def fhr_top(self) -> float:
-        return self.height - self.top - self.header_height
-
-    @property
-    def fhr_bottom(self) -> float:
-        return self.fhr_top - self.fhr_height
-
-    @property
-    def ua_top(self) -> float:
-        return self.fhr_bottom - self.lane_height
-
-    @property
-    def ua_bottom(self) -> float:
-        return self.ua_top - self.ua_height
-
-    @property
-    def notes_top(self) -> float:
-        return self.ua_bottom - 4 * mm
-
-    def x(self, t: float, page_start: float) -> float:
-        return float(self.left + (t - page_start) / 60 * self.speed * cm)
-
-    def y_fhr(self, bpm: float) -> float:
-        return (
-            self.fhr_bottom
-            + (bpm - self.fhr_low) / (self.fhr_high - self.fhr_low) * self.fhr_height
-        )
-
-    def y_ua(self, value: float) -> float:
-        return float(self.ua_bottom + value / 100 * self.ua_height)
-
-    def minor_seconds(self) -> float:
-        """A vertical line every centimetre: each minute at 1 cm/min, 20 s at 3 cm/min."""
-        return 60 / self.speed
-
-    def major_seconds(self) -> float:
-        """A bold line, with its time, every 10 minutes at 1 cm/min and every minute at 3."""
-        return 600 if self.speed == 1 else 60
-
-
-@dataclass
-class RecordData:
-    """What one record shows: identity, series on the one-second grid from ``start``, notes,
-    and the analysis of each classified window."""
-
-    patient_name: str
-    mrn: str
-    date_of_birth: date | None
-    place: str
-    ward: str
-    bed: str
-    monitor: str
-    start: float  # epoch seconds
-    end: float
-    fhr: Series
-    mhr: Series
-    ua: Series
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    windows: list[CtgResult] = field(default_factory=list)
-    printed_at: datetime = field(default_factory=timezone.now)
-    printed_by: str = ""
-    tz: tzinfo = UTC
-
-
-def record_windows(
-    *, fhr: Series, ua: Series, mhr: Series, start: float, end: float, lookback: int
-) -> list[CtgResult]:
-    """The product's reading (``ctg.window.ctg_read``: the evaluator's window, look-back,
-    monitored time and maternal capture) of each CTG_WINDOW's 30 minutes of [start, end), the
-    last one shorter if the record ends sooner. The series begin ``lookback`` seconds before
-    ``start`` on the one-second grid."""
-    results = []
-    t = start
-    while t < end:
-        window_end = min(end, t + CTG_WINDOW.seconds)
-        window = CTG_WINDOW.of_length(math.ceil(window_end - t))
-        stop = lookback + math.ceil(window_end - start)
-        first = max(0, stop - window.span_seconds)
-        results.append(
-            ctg_read(
-                fhr=fhr[first:stop],
-                ua=ua[first:stop],
-                mhr=mhr[first:stop],
-                start=start - lookback + first,
-                end=window_end,
-                window=window,
-            ).result
-        )
-        t = window_end
-    return results
-
-
-def ctg_record_data(
-    *, patient: Patient, start: datetime, end: datetime, printed_by: str, tz: tzinfo | None = None
-) -> RecordData:
-    """Read what a record shows: the readings of [start, end) (and the lookback the analysis
-    reads before it) in one query, the notes, the device."""
-    lookback = CTG_WINDOW.lookback_seconds
-    read_from = start - timedelta(seconds=lookback)
-    raw = readings_per_second(patient_id=patient.id, start=read_from, end=end)
-    t0, t1 = read_from.timestamp(), end.timestamp()
-    fhr = per_second(raw[Metric.FETAL_HEART_RATE], start=t0, end=t1)
-    ua = per_second(raw[Metric.UTERINE_ACTIVITY], start=t0, end=t1)
-    mhr = maternal_channel(
-        per_second(raw[Metric.HEART_RATE], start=t0, end=t1),
-        per_second(raw[Metric.PULSE_RATE], start=t0, end=t1),
-    )
-    windows = record_windows(
-        fhr=fhr, ua=ua, mhr=mhr, start=start.timestamp(), end=t1, lookback=lookback
-    )
-    device = patient_device(patient)
-    ward = patient.ward
-    return RecordData(
-        patient_name=patient.name,
-        mrn=patient.mrn,
-        date_of_birth=patient.date_of_birth,
-        place=patient.place.name,
-        ward=ward.name if ward is not None else "",
-        bed=patient.bed,
-        monitor=f"{device.model or 'monitor'} {device.serial}" if device is not None else "none",
-        start=start.timestamp(),
-        end=t1,
-        fhr=fhr[lookback:],
-        mhr=mhr[lookback:],
-        ua=ua[lookback:],
-        notes=[
-            note_payload(n) for n in notes_of_patient(patient_id=patient.id, start=start, end=end)
-        ],
-        windows=windows,
-        printed_by=printed_by,
-        tz=tz or timezone.get_current_timezone(),
-    )
-
-
-# --- Drawing ---------------------------------------------------------------------------------
+from monitoring.ctg_record.data import RecordData
+from monitoring.ctg_record.paper import (
+    ACCELERATION_INK,
+    BAND,
+    BOLD,
+    CLASS_INK,
+    DECELERATION_INK,
+    FHR_INK,
+    FONT,
+    GAP_SECONDS,
+    GRID_MAJOR,
+    GRID_MINOR,
+    MHR_INK,
+    NOTE_INK,
+    PAPER,
+    TEXT_INK,
+    UA_INK,
+    PageGeometry,
+)
 
 
 def _clock(epoch: float, tz: tzinfo, fmt: str = "%H:%M") -> str:

@@ -19,7 +19,7 @@ import time
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from alerts.evaluate import alarms_evaluate
+from alerts.batch_evaluation import alarms_evaluate
 from alerts.stream_reader import StreamReader, drain
 from common import metrics
 from monitoring.readings import StoredReading

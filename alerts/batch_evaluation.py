@@ -1,8 +1,9 @@
-"""Evaluation: run the alarm rules on a batch of stored readings and raise, escalate or
-resolve alerts. At steady state a batch costs one query (the patients' limits) and one Redis
-round trip; alerts are written only on a transition. The rule state in Redis is a cache:
-what this process has not rebuilt since the cache's epoch began is rebuilt from the database
-first (``state_rebuild``)."""
+"""Every alarm rule on one batch of stored readings: the limit bands and the device-offline
+resolution here, then the CTG step (``ctg_alarms``); alerts are raised, escalated or resolved.
+At steady state a batch costs one query (the patients' limits) and one Redis round trip;
+alerts are written only on a transition. The rule state in Redis is a cache: what this process
+has not rebuilt since the cache's epoch began is rebuilt from the database first
+(``state_rebuild``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts import services
-from alerts.ctg_evaluate import ctg_alarms_evaluate
+from alerts.ctg_alarms import ctg_alarms_evaluate
 from alerts.models import Alert
 from alerts.rules import KINDS, METRIC_LABELS, PRIORITY, BandState, alarm_message, band_step
 from alerts.selectors import limits_for_patients

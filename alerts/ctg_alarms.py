@@ -1,8 +1,8 @@
-"""CTG alarm evaluation, in the alarm evaluator: for each obstetric patient in a batch of new
-readings, at most every ``ALARM_CTG_EVALUATE_SECONDS`` of the readings' own time, analyse the
-evaluator's window (``ctg.window``: the last 30 minutes of monitored time, read as the API
-reads it), raise or resolve the CTG alerts, and keep the patient's
-latest classification (``CtgClassification``, published to the dashboards when it changes).
+"""The CTG step of the alarm evaluation (``batch_evaluation``): for each obstetric patient in
+a batch of new readings, at most every ``ALARM_CTG_EVALUATE_SECONDS`` of the readings' own
+time, analyse the evaluator's window (``ctg.window``: the last 30 minutes of monitored time,
+read as the API reads it), raise or resolve the CTG alerts, and keep the patient's latest
+classification (``CtgClassification``, published to the dashboards when it changes).
 
 Cost: a patient evaluated costs one grouped query of the seconds of its window that may have
 changed since its last evaluation (the process keeps the window: ``alerts.ctg_window``; the
