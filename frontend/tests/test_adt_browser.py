@@ -5,12 +5,10 @@ the ward, each without a reload."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from frontend.tests.live_stack import LiveStack
-from hl7v2.mllp import mllp_exchange
+from hl7v2.mllp import mllp_send_sync
 from testing.hl7 import adt_message
 from testing.processes import Hl7Listener, django_run
 
@@ -45,7 +43,7 @@ def stack(tmp_path_factory, browser):
 
 
 def send(stack: LiveStack, message: str) -> None:
-    (answer,) = asyncio.run(mllp_exchange("127.0.0.1", stack.seed["mllp_port"], [message]))
+    answer = mllp_send_sync("127.0.0.1", stack.seed["mllp_port"], message, timeout=15)
     assert "MSA|AA|" in answer, answer
 
 
@@ -53,7 +51,9 @@ BEDS = "() => [...document.querySelectorAll('.tiles .tile .bed')].map((b) => b.t
 
 
 def beds_are(page, beds: list[str]) -> None:
-    page.wait_for_function(f"(want) => JSON.stringify(({BEDS})()) === JSON.stringify(want)", beds)
+    page.wait_for_function(
+        f"(want) => JSON.stringify(({BEDS})()) === JSON.stringify(want)", arg=beds
+    )
 
 
 def test_a_tile_appears_moves_and_leaves_with_a01_a02_a03(stack, new_page):

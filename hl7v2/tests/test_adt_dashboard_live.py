@@ -134,7 +134,8 @@ async def test_adt_admit_move_update_discharge_reach_open_dashboards(
 
         # Readmitted to the ICU: the ICU's next frame is this one, so it heard nothing of the
         # rename and the discharge on another ward.
-        await adt(listener.port, adt_message("A01", "LIVE-5", mrn="MRN-L", ward="ICU", bed="2"))
+        readmit = adt_message("A01", "LIVE-5", mrn="MRN-L", ward="ICU", bed="2", name="KING^ADA")
+        await adt(listener.port, readmit)
         back = await frame(icu)
         assert (back["action"], back["entry"]["bed"], back["entry"]["name"]) == (
             "admitted",
