@@ -49,15 +49,11 @@ class PlaceAdminForm(forms.ModelForm):
 
     class Meta:
         model = Place
-        fields = (
-            "name",
-            "kind",
-            "address",
-            "is_active",
-            "webhook_url",
+        fields: tuple[str, ...] = ("name", "kind", "address", "is_active", "webhook_url")
+        fields += (
             "webhook_secret",
             "mfa_required_for_doctors",
-        )
+        )  # a place may require a second factor
 
     def clean_webhook_url(self) -> str:
         url: str = self.cleaned_data["webhook_url"]

@@ -17,7 +17,7 @@ from accounts.mfa import mfa_enabled
 from accounts.services import user_sessions_end
 from clinical.models import Device, Patient, Place, Ward
 from clinical.selectors import MFA_PLACE_ROLES, patient_device_id, place_members
-from clinical.signals import PatientChange, device_changed, patient_changed
+from clinical.signals import PatientChange, PatientChanged, device_changed, patient_changed
 from clinical.tokens import token_generate, token_hash
 from common.errors import ApplicationError, Conflict, ValidationFailed
 from common.services import model_assign, model_clean, model_save, model_update
@@ -267,15 +267,15 @@ def _patient_changed_announce(
 ) -> None:
     """After commit, announce the change so open dashboards follow it at once (the live
     channels listen: ``patient_changed``); nothing is announced of a change rolled back."""
-    kwargs = {
-        "patient_id": patient.pk,
-        "action": str(action),
-        "place_id": patient.place_id,
-        "ward_id": patient.ward_id,
-        "from_place_id": patient.place_id if from_place_id is None else from_place_id,
-        "from_ward_id": from_ward_id,
-    }
-    transaction.on_commit(lambda: patient_changed.send_robust(sender=Patient, **kwargs))
+    change = PatientChanged(
+        patient_id=patient.pk,
+        action=action,
+        place_id=patient.place_id,
+        ward_id=patient.ward_id,
+        from_place_id=patient.place_id if from_place_id is None else from_place_id,
+        from_ward_id=from_ward_id,
+    )
+    transaction.on_commit(lambda: patient_changed.send_robust(sender=Patient, change=change))
 
 
 def _patient_change(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from django.dispatch import Signal
@@ -20,8 +21,21 @@ class PatientChange(StrEnum):
 # ``device_id``. Its open connection re-checks itself and closes with the fitting code.
 device_changed = Signal()
 
+
+@dataclass(frozen=True, slots=True)
+class PatientChanged:
+    """What ``patient_changed`` tells: the patient, the action, where they are now and where
+    they were before."""
+
+    patient_id: int
+    action: PatientChange
+    place_id: int
+    ward_id: int | None
+    from_place_id: int
+    from_ward_id: int | None
+
+
 # Sent after commit when a patient was admitted, moved (ward or bed), updated or discharged,
-# whoever changed them (REST, the admin, the HL7 ADT feed): ``patient_id``, ``action``
-# (``PatientChange``), ``place_id`` and ``ward_id`` now, ``from_place_id`` and
-# ``from_ward_id`` before. Open dashboards follow at once (the tile appears, moves or leaves).
+# whoever changed them (REST, the admin, the HL7 ADT feed): ``change`` (``PatientChanged``).
+# Open dashboards follow at once (the tile appears, moves or leaves).
 patient_changed = Signal()

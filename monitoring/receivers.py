@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinical.signals import PatientChanged
 from monitoring.live.events import patient_events
 from monitoring.live.groups import device_group, user_group
 from monitoring.live.publish import live_publish
@@ -26,28 +27,9 @@ def user_sessions_close(*, user_id: int, session_id: str | None = None, **_: Any
     live_publish([(user_group(user_id), event)])
 
 
-def patient_changed_publish(
-    *,
-    patient_id: int,
-    action: str,
-    place_id: int,
-    ward_id: int | None,
-    from_place_id: int,
-    from_ward_id: int | None,
-    **_: Any,
-) -> None:
+def patient_changed_publish(*, change: PatientChanged, **_: Any) -> None:
     """The dashboards of the patient's ward (before and after) and of the patient follow the
     change at once: a tile appears, moves or leaves (a lost broadcast is repaired by the next
     snapshot, as for every live event)."""
-    found = dashboard_snapshot(patient_id=patient_id)
-    live_publish(
-        patient_events(
-            patient_id=patient_id,
-            action=action,
-            place_id=place_id,
-            ward_id=ward_id,
-            from_place_id=from_place_id,
-            from_ward_id=from_ward_id,
-            entry=found[0] if found else None,
-        )
-    )
+    found = dashboard_snapshot(patient_id=change.patient_id)
+    live_publish(patient_events(change=change, entry=found[0] if found else None))

@@ -14,17 +14,12 @@ from websockets.exceptions import ConnectionClosed
 
 from testing.processes import django_run
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.timeout(120),
-]
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 SEED = """
-from testing.factories import DEFAULT_PASSWORD, PlaceFactory, UserFactory, WardFactory
-place = PlaceFactory()
-ward = WardFactory(place=place)
-nurse = UserFactory(places=[place])
+from testing.factories import DEFAULT_PASSWORD, UserFactory, WardFactory
+ward = WardFactory()
+nurse = UserFactory(places=[ward.place])
 result = {"email": nurse.email, "password": DEFAULT_PASSWORD, "ward": ward.id}
 """
 

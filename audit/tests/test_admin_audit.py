@@ -16,6 +16,7 @@ from accounts.models import User
 from alerts.models import AlarmLimit
 from audit.models import AuditRecord
 from clinical.models import Patient, Ward
+from clinical.tests.test_patients_admin import form_data
 from testing.factories import DEFAULT_PASSWORD, PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
@@ -42,23 +43,12 @@ ADMITTED = timezone.localtime(timezone.now() - timedelta(hours=1))
 
 
 def patient_form(ward: Ward, /, **overrides: object) -> dict[str, object]:
-    at = ADMITTED
-    return {
-        "name": "Meera Pillai",
-        "mrn": "ADM-1",
-        "sex": "F",
-        "monitoring_profile": "obstetric",
-        "place": ward.place_id,
-        "ward": ward.id,
-        "bed": "L-3",
-        "admitted_at_0": at.strftime("%Y-%m-%d"),
-        "admitted_at_1": at.strftime("%H:%M:%S"),
-        # As a browser sends it: the field has a callable default, so the form compares with
-        # its hidden initial value.
-        "initial-admitted_at_0": at.strftime("%Y-%m-%d"),
-        "initial-admitted_at_1": at.strftime("%H:%M:%S"),
-        **overrides,
-    }
+    """The patient admin form (``form_data``) as a browser sends it: the admission time has
+    a callable default, so the form compares it with its hidden initial value too."""
+    day, time = ADMITTED.strftime("%Y-%m-%d"), ADMITTED.strftime("%H:%M:%S")
+    admitted = {"admitted_at_0": day, "admitted_at_1": time}
+    initial = {"initial-admitted_at_0": day, "initial-admitted_at_1": time}
+    return form_data(ward, **admitted, **initial, **overrides)
 
 
 def test_a_patient_added_then_moved_in_the_admin_is_one_record_each(staff, root, ward):

@@ -18,11 +18,7 @@ from testing.hl7 import adt_message
 from testing.live import live_dashboard
 from testing.processes import Hl7Listener, django_run
 
-pytestmark = [
-    pytest.mark.live,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.timeout(180),
-]
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 SEED = """
 from rest_framework_simplejwt.tokens import AccessToken
@@ -47,7 +43,7 @@ result = {
 """
 
 
-async def frame(ws: ClientConnection, wait: float = 15) -> dict[str, Any]:
+async def frame(ws: ClientConnection, wait: float = 30) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), wait))
 
 
