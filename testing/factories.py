@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -240,6 +241,29 @@ def ingest_target(device: Device) -> Target:
     target = device_target(device)
     assert target is not None, f"device {device.pk} has no patient"
     return target
+
+
+def bradycardia_raised_for_a_nurse(
+    *, email_prefix: str, bpm: int, held: int, **place: Any
+) -> dict[str, Any]:
+    """A place (with ``place``'s fields), a nurse of it, an adult patient on one of its wards and
+    a high-priority bradycardia alert raised for that patient (what the live delivery tests run
+    inside a server's environment): ``{"event": the raise event's id, "nurse": her e-mail}``."""
+    from alerts.services import alert_raise
+
+    tag = uuid.uuid4().hex[:8]
+    where = PlaceFactory(**place)
+    nurse = UserFactory(
+        role=Role.NURSE, places=[where], email=f"{email_prefix}-nurse-{tag}@example.org"
+    )
+    patient = PatientFactory(ward=WardFactory(place=where), monitoring_profile="adult")
+    alert = alert_raise(
+        patient_id=patient.id,
+        kind="bradycardia",
+        priority="high",
+        message=f"Bradycardia: heart rate {bpm} bpm for {held} s.",
+    )
+    return {"event": alert.events.get().id, "nurse": nurse.email}
 
 
 def otp_device_for(user: User) -> TOTPDevice:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,18 @@ from alerts.tests.test_ctg_alarms import T0, Monitor
 from testing.factories import StoredReadingFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
+
+
+def insufficient_signal_ctg(row: CtgClassification) -> dict[str, Any]:
+    """What the dashboards are told of ``row``, a patient's first classification (too little
+    signal yet), in the live event and in the frame alike."""
+    return {
+        "classification": "insufficient_signal",
+        "baseline_bpm": None,
+        "reasons": row.reasons,
+        "since": row.since.isoformat(),
+        "at": row.at.isoformat(),
+    }
 
 
 @pytest.fixture
@@ -62,13 +75,7 @@ def test_the_classification_is_stored_and_published_only_when_it_changes(monitor
         "type": "ctg.classification",
         "ward": ward_id,
         "patient": monitor.patient.id,
-        "ctg": {
-            "classification": "insufficient_signal",
-            "baseline_bpm": None,
-            "reasons": row.reasons,
-            "since": row.since.isoformat(),
-            "at": row.at.isoformat(),
-        },
+        "ctg": insufficient_signal_ctg(row),
     }
     assert row.since == row.at == T0 + timedelta(seconds=29)  # the latest reading's time
 
