@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,21 @@ from alerts import services
 from alerts.models import CtgClassification
 from alerts.services import publishing
 from alerts.tests.test_ctg_alarms import T0, Monitor
+from testing.factories import StoredReadingFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
+
+
+def insufficient_signal_ctg(row: CtgClassification) -> dict[str, Any]:
+    """What the dashboards are told of ``row``, a patient's first classification (too little
+    signal yet), in the live event and in the frame alike."""
+    return {
+        "classification": "insufficient_signal",
+        "baseline_bpm": None,
+        "reasons": row.reasons,
+        "since": row.since.isoformat(),
+        "at": row.at.isoformat(),
+    }
 
 
 @pytest.fixture
@@ -61,13 +75,7 @@ def test_the_classification_is_stored_and_published_only_when_it_changes(monitor
         "type": "ctg.classification",
         "ward": ward_id,
         "patient": monitor.patient.id,
-        "ctg": {
-            "classification": "insufficient_signal",
-            "baseline_bpm": None,
-            "reasons": row.reasons,
-            "since": row.since.isoformat(),
-            "at": row.at.isoformat(),
-        },
+        "ctg": insufficient_signal_ctg(row),
     }
     assert row.since == row.at == T0 + timedelta(seconds=29)  # the latest reading's time
 
@@ -109,16 +117,14 @@ def test_an_unchanged_classification_costs_no_write(
     sent = len(published)
 
     def stored(second: float) -> StoredReading:
-        return StoredReading(
+        at = T0 + timedelta(seconds=second)
+        return StoredReadingFactory(
             id=1,
-            patient_id=monitor.patient.id,
-            device_id=None,
-            ward_id=monitor.patient.ward_id,
+            patient=monitor.patient,
             metric="uterine_activity",
             bpm=10,
-            recorded_at=T0 + timedelta(seconds=second),
+            recorded_at=at,
             received_at=T0,
-            seq=None,
         )
 
     settings.ALARM_CTG_EVALUATE_SECONDS = 5

@@ -11,9 +11,9 @@ import pytest
 from alerts.ctg_rules import _grid_part
 from alerts.ctg_window import CtgWindows
 from ctg.analysis import ctg_analyse, ctg_analyse_series, per_second
-from monitoring.readings import ReadingIn, readings_store
+from monitoring.readings import readings_store
 from monitoring.selectors import CTG_METRICS, readings_per_second
-from testing.factories import PatientFactory
+from testing.factories import PatientFactory, ReadingInFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,13 +41,11 @@ def _store(patient, seconds: range, *, offset: float = 0.0, metrics=CTG_METRICS)
     """Two readings a second of every metric for ``seconds`` (from T0), moved by ``offset``;
     returns the earliest recorded_at (what a batch of them tells the cache)."""
     readings = [
-        ReadingIn(
-            patient_id=patient.id,
-            device_id=None,
+        ReadingInFactory(
+            patient=patient,
             metric=metric,
             bpm=_value(metric, s + half + offset),
             recorded_at=T0 + timedelta(seconds=s + half + offset),
-            seq=None,
         )
         for s in seconds
         for half in (0.0, 0.5)
@@ -126,14 +124,7 @@ def test_a_late_reading_for_a_second_already_held_is_averaged_in(windows, clock,
     late = T0 + timedelta(seconds=1850.25)
     readings_store(
         readings=[
-            ReadingIn(
-                patient_id=patient.id,
-                device_id=None,
-                metric="fetal_heart_rate",
-                bpm=200,
-                recorded_at=late,
-                seq=None,
-            )
+            ReadingInFactory(patient=patient, metric="fetal_heart_rate", bpm=200, recorded_at=late)
         ]
     )
     earliest = min(late, _store(patient, range(1900, 1905)))
@@ -209,13 +200,11 @@ def test_readings_not_yet_committed_stand_in_until_the_database_has_them(windows
     _store(patient, range(0, 1900))
     _evaluate(windows, patient, 1900)
     readings = [
-        ReadingIn(
-            patient_id=patient.id,
-            device_id=None,
+        ReadingInFactory(
+            patient=patient,
             metric="fetal_heart_rate",
             bpm=bpm,
             recorded_at=T0 + timedelta(seconds=second),
-            seq=None,
         )
         for second, bpm in ((1900, 150), (1900.5, 152), (1901, 90), (1906, 120))
     ]
