@@ -4,6 +4,13 @@ time, analyse the evaluator's window (``ctg.window``: the last 30 minutes of mon
 read as the API reads it), raise or resolve the CTG alerts, and keep the patient's latest
 classification (``CtgClassification``, published to the dashboards when it changes).
 
+The readings in hand count even before the database shows them: readings reach the stream in
+the transaction that stores them (``monitoring.services.readings_ingest``), so the evaluator can
+read a batch before its rows are committed. The window cache fills the seconds the query did
+not return from the batches' own readings until the database has them (``alerts.ctg_window``),
+so a classification never depends on that race: a monitor that sends one last batch and stops
+is classified from it, not as a window without signal that no later reading would correct.
+
 Cost: a patient evaluated costs one grouped query of the seconds of its window that may have
 changed since its last evaluation (the process keeps the window: ``alerts.ctg_window``; the
 whole window and its look-back, about 16,000 rows, on its first evaluation and every few minutes) and
@@ -15,6 +22,7 @@ on a change.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -56,18 +64,22 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
     devices: dict[int, int | None] = {}
     wards: dict[int, int | None] = {}
     earliest: dict[int, datetime] = {}  # of the window's metrics, for the window cache
+    batch: dict[int, list[Any]] = defaultdict(list)  # ... and their readings
     for reading in stored:
-        if reading.metric in CTG_METRICS and (
-            reading.patient_id not in earliest or reading.recorded_at < earliest[reading.patient_id]
-        ):
-            earliest[reading.patient_id] = reading.recorded_at
+        if reading.metric in CTG_METRICS:
+            batch[reading.patient_id].append(reading)
+            if (
+                reading.patient_id not in earliest
+                or reading.recorded_at < earliest[reading.patient_id]
+            ):
+                earliest[reading.patient_id] = reading.recorded_at
         if reading.metric not in CTG_TRIGGER_METRICS:
             continue
         if reading.patient_id not in latest or reading.recorded_at > latest[reading.patient_id]:
             latest[reading.patient_id] = reading.recorded_at
             devices[reading.patient_id] = reading.device_id
             wards[reading.patient_id] = reading.ward_id
-    ctg_windows.seen(earliest, keep=latest)
+    ctg_windows.seen(earliest, keep=latest, readings=batch)
     if not latest:
         return []
     client = redis_client()

@@ -16,6 +16,16 @@ are read again (the *delta*, from the earliest of):
   stream before its transaction commits, so the query right after its batch may not see it
   yet; the next one does (this is also when the uncached evaluation saw it).
 
+The readings of a batch stand in for their rows until the database returns them (*pending*):
+a batch can reach the evaluator before its transaction commits, and the query then misses it.
+A second the query returned without a value takes the mean of the pending readings of that
+second, in the series handed out (the cache's own grids keep only what the database gave);
+the earliest pending second is read again at every evaluation until the database has it, and
+a pending reading is dropped after ``PENDING_SECONDS`` (its transaction rolled back, or it
+is so late that the periodic refresh is the remedy). Without this, a monitor's last batch
+read before its commit would leave the patient classified as a window without signal until
+the next reading, however long that is.
+
 A patient's window is read whole (a *refresh*) when the process holds none for it (first
 evaluation, after a restart), when the delta would reach the window's start anyway, when the
 window moved backwards, every ``REFRESH_SECONDS`` (bounds any drift, such as a transaction
@@ -33,9 +43,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ctg.analysis import Series
 from monitoring.selectors import CTG_METRICS, readings_per_second
@@ -43,6 +54,7 @@ from monitoring.selectors import CTG_METRICS, readings_per_second
 REFRESH_SECONDS = 300.0
 FORGET_SECONDS = 5.0
 MAX_PATIENTS = 500
+PENDING_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -55,6 +67,13 @@ class _Window:
     dirty_from: int | None = None  # earliest second seen since the last read
     recheck_from: int | None = None  # ... and as it was at the last read
     last_read: str = ""  # "refresh" (the whole window) or "delta"
+    # Readings seen in batches that the database has not returned yet: per metric, per epoch
+    # second, [sum, count, monotonic time last seen].
+    pending: dict[str, dict[int, list[float]]] = field(default_factory=dict)
+
+    def pending_from(self) -> int | None:
+        """The earliest pending second (read again until the database has it)."""
+        return min((min(seconds) for seconds in self.pending.values() if seconds), default=None)
 
 
 class CtgWindows:
@@ -65,10 +84,12 @@ class CtgWindows:
         refresh_seconds: float = REFRESH_SECONDS,
         forget_seconds: float = FORGET_SECONDS,
         max_patients: int = MAX_PATIENTS,
+        pending_seconds: float = PENDING_SECONDS,
     ) -> None:
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self.forget_seconds = forget_seconds
+        self.pending_seconds = pending_seconds
         self.max_patients = max_patients
         self._windows: OrderedDict[int, _Window] = OrderedDict()  # least recently seen first
 
@@ -83,10 +104,18 @@ class CtgWindows:
     def clear(self) -> None:
         self._windows.clear()
 
-    def seen(self, earliest: Mapping[int, datetime], *, keep: Iterable[int]) -> None:
+    def seen(
+        self,
+        earliest: Mapping[int, datetime],
+        *,
+        keep: Iterable[int],
+        readings: Mapping[int, Sequence[Any]] | None = None,
+    ) -> None:
         """Note a batch: ``earliest`` the earliest ``recorded_at`` of its readings of the CTG
         metrics per patient; ``keep`` the patients to start a window for (those with fetal
-        readings: a heart-rate reading alone does not make a patient obstetric)."""
+        readings: a heart-rate reading alone does not make a patient obstetric);
+        ``readings`` those readings per patient (``metric``, ``bpm``, ``recorded_at``), kept
+        as pending until the database returns their seconds."""
         now = self.clock()
         self._forget(now)
         keep = set(keep)
@@ -100,6 +129,12 @@ class CtgWindows:
             if window.dirty_from is None or second < window.dirty_from:
                 window.dirty_from = second
             window.seen_at = now
+            for reading in (readings or {}).get(patient_id, ()):
+                pending = window.pending.setdefault(reading.metric, {})
+                entry = pending.setdefault(int(reading.recorded_at.timestamp() // 1), [0.0, 0, now])
+                entry[0] += reading.bpm
+                entry[1] += 1
+                entry[2] = now
             self._windows.move_to_end(patient_id)
         while len(self._windows) > self.max_patients:
             self._windows.popitem(last=False)
@@ -129,7 +164,7 @@ class CtgWindows:
             and hi >= window.end
             and lo >= window.start
         ):
-            marks = (window.end, window.dirty_from, window.recheck_from)
+            marks = (window.end, window.dirty_from, window.recheck_from, window.pending_from())
             since = max(lo, min(m for m in marks if m is not None))
         if since <= lo or grids is None:
             since, grids = lo, {m: [None] * (hi - lo) for m in CTG_METRICS}
@@ -158,7 +193,34 @@ class CtgWindows:
             self._windows[patient_id] = window
             while len(self._windows) > self.max_patients:
                 self._windows.popitem(last=False)
-        return grids
+        return self._with_pending(window, grids, lo=lo, now=now)
+
+    def _with_pending(
+        self, window: _Window, grids: dict[str, Series], *, lo: int, now: float
+    ) -> dict[str, Series]:
+        """``grids`` with the seconds the database did not return filled from the pending
+        readings (copies of the grids that change); the pending readings the database now
+        holds, that left the window or that waited too long are dropped."""
+        out = grids
+        for metric, seconds in list(window.pending.items()):
+            grid = grids.get(metric)
+            for second, (total, count, seen_at) in list(seconds.items()):
+                k = second - lo
+                if grid is None or k < 0 or now - seen_at > self.pending_seconds:
+                    del seconds[second]
+                elif k >= len(grid):
+                    continue  # after the window read: for a later evaluation
+                elif grid[k] is not None:
+                    del seconds[second]  # committed: the database's value counts
+                else:
+                    if out is grids:
+                        out = dict(grids)
+                    if out[metric] is grid:
+                        out[metric] = list(grid)
+                    out[metric][k] = total / count
+            if not seconds:
+                del window.pending[metric]
+        return out
 
 
 ctg_windows = CtgWindows()  # this process's

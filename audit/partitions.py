@@ -28,6 +28,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from audit.models import AuditRecord
+from common.partitioned import table_partitioned
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +67,8 @@ def partition_name(start: datetime) -> str:
 
 
 def postgres_partitioned() -> bool:
-    if connection.vendor != "postgresql":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
-        row = cursor.fetchone()
-    return row is not None and row[0] == "p"
+    """Whether the audit table is the partitioned one (PostgreSQL)."""
+    return table_partitioned(PARENT)
 
 
 def month_partition_create(cursor: CursorWrapper, *, start: datetime) -> bool:

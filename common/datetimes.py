@@ -33,12 +33,9 @@ def datetime_problem(value: datetime) -> str | None:
     return None
 
 
-def parse_aware_datetime(value: Any) -> datetime:
-    """Parse ISO-8601 with a UTC offset (``Z`` allowed) that the database can hold; naive values
-    and offsets or years it cannot hold raise ValueError (with a message for people)."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
-    text = _SPACED_OFFSET.sub(r"\1+\2", value.strip())
+def iso_parse_storable(text: str) -> datetime:
+    """Parse ISO-8601 text into a date-time with a UTC offset that the database can hold;
+    ValueError with a message for people otherwise (``datetime_problem``)."""
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -47,6 +44,15 @@ def parse_aware_datetime(value: Any) -> datetime:
     if problem is not None:
         raise ValueError(problem)
     return parsed
+
+
+def parse_aware_datetime(value: Any) -> datetime:
+    """Parse ISO-8601 with a UTC offset (``Z`` allowed) that the database can hold, as query
+    filters receive it (surrounding spaces, a "+" that arrived as a space); naive values and
+    offsets or years it cannot hold raise ValueError (with a message for people)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
+    return iso_parse_storable(_SPACED_OFFSET.sub(r"\1+\2", value.strip()))
 
 
 def iso(value: date | None) -> str | None:

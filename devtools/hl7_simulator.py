@@ -25,6 +25,7 @@ from django.utils import timezone
 from devtools.simulator import (
     DeviceStats,
     EpisodeConfig,
+    QueuedMonitor,
     Trace,
     adult_trace,
     fetal_trace,
@@ -48,7 +49,7 @@ class Hl7DeviceSpec:
     profile: str  # adult | obstetric
 
 
-class Hl7SimulatedDevice:
+class Hl7SimulatedDevice(QueuedMonitor):
     """One monitor sending an ORU^R01 every ``1 / rate`` s until each is acknowledged."""
 
     def __init__(
@@ -97,33 +98,6 @@ class Hl7SimulatedDevice:
         self.outbox.put_nowait(control_id)
         self.stats.sent += len(observations)
         self._all_acked.clear()
-
-    async def run(self, *, duration: float | None, drain_timeout: float = 15.0) -> DeviceStats:
-        producer = asyncio.create_task(self._produce_for(duration))
-        connection = asyncio.create_task(self._connection_loop())
-        try:
-            await producer
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wait_all_acked(), drain_timeout)
-        finally:
-            connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await connection
-        return self.stats
-
-    async def _wait_all_acked(self) -> None:
-        while self.unacked:
-            self._all_acked.clear()
-            await self._all_acked.wait()
-
-    async def _produce_for(self, duration: float | None) -> None:
-        interval = 1.0 / self.rate
-        deadline = None if duration is None else time.monotonic() + duration
-        next_at = time.monotonic()
-        while deadline is None or time.monotonic() < deadline:
-            self.produce()
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     async def _connection_loop(self) -> None:
         backoff = 0.5

@@ -191,7 +191,55 @@ class DeviceStats:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-class SimulatedDevice:
+class QueuedMonitor:
+    """What every simulated monitor does, whatever it speaks (device WebSocket, HL7 over
+    MLLP): produce at ``rate`` Hz into an outbox, keep what is not acknowledged yet, and on the
+    way out wait a while for the last acknowledgements. A subclass says what one moment
+    produces (``produce``) and how it connects (``_connection_loop``)."""
+
+    rate: float
+    stats: DeviceStats
+    unacked: OrderedDict[Any, Any]
+    _all_acked: asyncio.Event
+
+    def produce(self) -> None:
+        raise NotImplementedError
+
+    async def _connection_loop(self) -> None:
+        raise NotImplementedError
+
+    async def run(self, *, duration: float | None, drain_timeout: float = 15.0) -> DeviceStats:
+        producer = asyncio.create_task(self._produce_for(duration))
+        connection = asyncio.create_task(self._connection_loop())
+        try:
+            await producer
+            # Stop producing, then wait for the last acknowledgements.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_all_acked(), drain_timeout)
+        finally:
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connection
+        return self.stats
+
+    async def _wait_all_acked(self) -> None:
+        while self.unacked and self.stats.fatal is None:
+            self._all_acked.clear()
+            await self._all_acked.wait()
+
+    async def _produce_for(self, duration: float | None) -> None:
+        interval = 1.0 / self.rate
+        deadline = None if duration is None else time.monotonic() + duration
+        next_at = time.monotonic()
+        while deadline is None or time.monotonic() < deadline:
+            if self.stats.fatal:
+                return
+            self.produce()
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+class SimulatedDevice(QueuedMonitor):
     """One monitor: generates readings at ``rate`` Hz and streams them until acknowledged."""
 
     def __init__(
@@ -260,36 +308,6 @@ class SimulatedDevice:
             self.outbox.put_nowait(self.seq)
             self.stats.sent += 1
         self._all_acked.clear()
-
-    async def run(self, *, duration: float | None, drain_timeout: float = 15.0) -> DeviceStats:
-        producer = asyncio.create_task(self._produce_for(duration))
-        connection = asyncio.create_task(self._connection_loop())
-        try:
-            await producer
-            # Stop producing, then wait for the last acknowledgements.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wait_all_acked(), drain_timeout)
-        finally:
-            connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await connection
-        return self.stats
-
-    async def _wait_all_acked(self) -> None:
-        while self.unacked and self.stats.fatal is None:
-            self._all_acked.clear()
-            await self._all_acked.wait()
-
-    async def _produce_for(self, duration: float | None) -> None:
-        interval = 1.0 / self.rate
-        deadline = None if duration is None else time.monotonic() + duration
-        next_at = time.monotonic()
-        while deadline is None or time.monotonic() < deadline:
-            if self.stats.fatal:
-                return
-            self.produce()
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     async def _connection_loop(self) -> None:
         backoff = 0.5

@@ -18,8 +18,8 @@ class Metric(models.TextChoices):
 HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE, Metric.PULSE_RATE})
 
 
-class Reading(models.Model):
-    """One sample of a metric. (device, seq) is the idempotency key of device readings.
+class ReadingColumns(models.Model):
+    """The columns of a stored reading, the same in the readings table and in its archive.
 
     The column ``bpm`` holds the reading's number (``value`` on the wire): beats per minute for
     the heart-rate metrics, relative toco units (0-100) for uterine activity. It kept its name
@@ -40,7 +40,14 @@ class Reading(models.Model):
     )
 
     class Meta:
+        abstract = True
         ordering = ("-recorded_at", "-id")
+
+
+class Reading(ReadingColumns):
+    """One sample of a metric. (device, seq) is the idempotency key of device readings."""
+
+    class Meta(ReadingColumns.Meta):
         constraints = [
             models.UniqueConstraint(fields=("device", "seq"), name="reading_device_seq_unique"),
         ]
@@ -74,29 +81,17 @@ class ReadingKey(models.Model):
         return f"device {self.device_id} seq {self.seq}"
 
 
-class ReadingArchive(models.Model):
+class ReadingArchive(ReadingColumns):
     """A reading copied out of a partition before retention dropped it, because it lies in the
     window around an alert (``READINGS_ARCHIVE_BEFORE_MINUTES`` before the alert was raised to
     ``READINGS_ARCHIVE_AFTER_MINUTES`` after it resolved). Same columns as ``Reading``, same
     ``id``; kept until someone deletes it."""
 
     id = models.BigIntegerField(primary_key=True)
-    patient = models.ForeignKey("clinical.Patient", on_delete=models.CASCADE, related_name="+")
-    device = models.ForeignKey(
-        "clinical.Device", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    metric = models.CharField(max_length=20, choices=Metric.choices)
-    bpm = models.SmallIntegerField()
-    recorded_at = models.DateTimeField()
-    received_at = models.DateTimeField()
-    seq = models.BigIntegerField(null=True, blank=True)
-    entered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    received_at = models.DateTimeField()  # copied, never defaulted
     archived_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ("-recorded_at", "-id")
+    class Meta(ReadingColumns.Meta):
         indexes = [
             models.Index(fields=("patient", "recorded_at"), name="readingarchive_patient_time"),
         ]

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from common.partitioned import table_partitioned
 from monitoring.models import Reading, ReadingArchive, ReadingKey
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,7 @@ BATCH_ROWS = 50_000  # rows per transaction when copying or deleting keys
 
 def postgres_partitioned() -> bool:
     """Whether the readings table is the partitioned one (PostgreSQL after migration 0002)."""
-    if connection.vendor != "postgresql":
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
-        row = cursor.fetchone()
-    return row is not None and row[0] == "p"
+    return table_partitioned(PARENT)
 
 
 def partition_name(day: date, *, parent: str = PARENT) -> str:

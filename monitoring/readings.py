@@ -21,7 +21,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from common import metrics
-from common.datetimes import datetime_problem
+from common.datetimes import iso_parse_storable
 from common.errors import ValidationFailed
 from common.ids import is_id
 from monitoring.models import HEART_RATE_METRICS, Metric, Reading, ReadingKey
@@ -186,13 +186,7 @@ def recorded_at_parse(value: Any, *, now: datetime) -> datetime:
     ``READING_MAX_FUTURE_SECONDS`` ahead of ``now``; ValueError with a message otherwise."""
     if not isinstance(value, str):
         raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
-    try:
-        recorded_at = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("Not an ISO-8601 date-time.") from None
-    problem = datetime_problem(recorded_at)
-    if problem is not None:
-        raise ValueError(problem)
+    recorded_at = iso_parse_storable(value)
     if recorded_at > now + timedelta(seconds=settings.READING_MAX_FUTURE_SECONDS):
         minutes = settings.READING_MAX_FUTURE_SECONDS // 60
         raise ValueError(f"Must not be more than {minutes} minutes in the future.")

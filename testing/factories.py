@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import factory
@@ -16,12 +18,13 @@ from accounts.models import Role, User
 from alerts.models import AlarmLimit
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_generate, token_hash
-from monitoring.readings import Target
+from monitoring.readings import ReadingIn, StoredReading, Target, readings_store
 from monitoring.selectors import device_target
 
 DEFAULT_PASSWORD = "Str0ng-Passw0rd!"
 
 _M = TypeVar("_M", bound=models.Model)
+_T = TypeVar("_T")
 
 
 class ModelFactory(factory.django.DjangoModelFactory[_M]):
@@ -138,6 +141,87 @@ class AlarmLimitFactory(factory.django.DjangoModelFactory):
     hold_low_seconds = 30
 
 
+class DataFactory(factory.Factory[_T]):
+    """A factory of a plain (data) class, its call typed as giving the class (``ModelFactory``
+    says why)."""
+
+    class Meta:
+        abstract = True
+
+    if TYPE_CHECKING:
+
+        def __new__(cls, **kwargs: Any) -> _T:  # type: ignore[misc]  # the instance, not a factory
+            ...
+
+
+def _patient_id(o: Any) -> int:
+    return int(o.patient.id if o.patient is not None else o.device.patient_id)
+
+
+class ReadingInFactory(DataFactory[ReadingIn]):
+    """A reading as ingest hands it to storage (``monitoring.readings.readings_store``): a heart
+    rate of 80 recorded now, from ``device`` (for its patient) or for ``patient`` (a manual
+    reading), without a seq unless given; ``patient_id``/``device_id`` may be given instead."""
+
+    class Meta:
+        model = ReadingIn
+
+    class Params:
+        patient = None
+        device = None
+
+    patient_id = factory.LazyAttribute(_patient_id)
+    device_id = factory.LazyAttribute(lambda o: o.device.id if o.device is not None else None)
+    metric = "heart_rate"
+    bpm = 80
+    recorded_at = factory.LazyFunction(timezone.now)
+    seq = None
+    entered_by_id = None
+
+
+class StoredReadingFactory(DataFactory[StoredReading]):
+    """A reading as storage hands it on (to the readings stream, the alarm rules, the live
+    feed), without a database row: a heart rate of 80 recorded and received now, for
+    ``patient`` (with its ward) or from ``device`` (for its patient), with the next id and no
+    seq unless given."""
+
+    class Meta:
+        model = StoredReading
+
+    class Params:
+        patient = None
+        device = None
+
+    id = factory.Sequence(lambda n: n + 1)
+    patient_id = factory.LazyAttribute(_patient_id)
+    device_id = factory.LazyAttribute(lambda o: o.device.id if o.device is not None else None)
+    ward_id = factory.LazyAttribute(lambda o: o.patient.ward_id if o.patient is not None else None)
+    metric = "heart_rate"
+    bpm = 80
+    recorded_at = factory.LazyFunction(timezone.now)
+    received_at = factory.SelfAttribute("recorded_at")
+    seq = None
+
+
+def samples_store(
+    patient: Patient, samples: Iterable[tuple[float, float]], metric: str, *, shift: float = 0.0
+) -> list[StoredReading]:
+    """Store ``(epoch seconds, value)`` samples (``ctg.tests.traces`` makes them) as readings
+    of ``patient`` without a device, moved by ``shift`` seconds, through the ingest pipeline's
+    one-statement insert (tens of thousands of rows in a few seconds)."""
+    return readings_store(
+        readings=[
+            ReadingInFactory(
+                patient=patient,
+                metric=metric,
+                bpm=round(value),
+                recorded_at=datetime.fromtimestamp(t + shift, tz=UTC),
+            )
+            for t, value in samples
+        ]
+    )
+
+
 def reading_raw(seq: int | None = 1, **overrides: Any) -> dict[str, Any]:
     """A reading as a device or a REST client sends it: a heart rate of 80 recorded a second
     ago, with ``seq`` (None: without one), any field overridden."""
@@ -157,6 +241,29 @@ def ingest_target(device: Device) -> Target:
     target = device_target(device)
     assert target is not None, f"device {device.pk} has no patient"
     return target
+
+
+def bradycardia_raised_for_a_nurse(
+    *, email_prefix: str, bpm: int, held: int, **place: Any
+) -> dict[str, Any]:
+    """A place (with ``place``'s fields), a nurse of it, an adult patient on one of its wards and
+    a high-priority bradycardia alert raised for that patient (what the live delivery tests run
+    inside a server's environment): ``{"event": the raise event's id, "nurse": her e-mail}``."""
+    from alerts.services import alert_raise
+
+    tag = uuid.uuid4().hex[:8]
+    where = PlaceFactory(**place)
+    nurse = UserFactory(
+        role=Role.NURSE, places=[where], email=f"{email_prefix}-nurse-{tag}@example.org"
+    )
+    patient = PatientFactory(ward=WardFactory(place=where), monitoring_profile="adult")
+    alert = alert_raise(
+        patient_id=patient.id,
+        kind="bradycardia",
+        priority="high",
+        message=f"Bradycardia: heart rate {bpm} bpm for {held} s.",
+    )
+    return {"event": alert.events.get().id, "nurse": nurse.email}
 
 
 def otp_device_for(user: User) -> TOTPDevice:

@@ -14,10 +14,9 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert, EvaluationCheckpoint
-from monitoring.readings import ReadingIn
 from monitoring.services import readings_ingest
 from monitoring.stream.entries import partition_of
-from testing.factories import DeviceFactory, PatientFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, ReadingInFactory, WardFactory
 from testing.live import postgres_test_url
 from testing.processes import Evaluator
 from testing.redis_outage import settings_point_at
@@ -42,14 +41,7 @@ class Monitor:
         try:
             readings_ingest(
                 readings=[
-                    ReadingIn(
-                        patient_id=self.patient.id,
-                        device_id=self.device.id,
-                        metric="heart_rate",
-                        bpm=bpm,
-                        recorded_at=at,
-                        seq=self.seq,
-                    )
+                    ReadingInFactory(device=self.device, bpm=bpm, recorded_at=at, seq=self.seq)
                 ]
             )
         except Exception:  # Redis away at the wrong moment: a device would send it again

@@ -16,8 +16,7 @@ from alerts.offline import alarms_offline_scan
 from alerts.rules import DEFAULT_LIMITS, BandState, band_step
 from alerts.state import redis_client, state_key
 from common import redis_clients
-from monitoring.readings import StoredReading
-from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory
+from testing.factories import AlarmLimitFactory, DeviceFactory, PatientFactory, StoredReadingFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -29,16 +28,9 @@ pytestmark = pytest.mark.usefixtures("clean_alarm_state")
 
 def reading(patient, bpm: int, second: float, *, metric: str = "heart_rate", device=None):
     n = next(_ids)
-    return StoredReading(
-        id=n,
-        patient_id=patient.id,
-        device_id=device.id if device else None,
-        ward_id=patient.ward_id,
-        metric=metric,
-        bpm=bpm,
-        recorded_at=T0 + timedelta(seconds=second),
-        received_at=T0 + timedelta(seconds=second),
-        seq=n,
+    at = T0 + timedelta(seconds=second)
+    return StoredReadingFactory(
+        id=n, seq=n, patient=patient, device=device, metric=metric, bpm=bpm, recorded_at=at
     )
 
 

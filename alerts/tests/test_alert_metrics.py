@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.metrics import StreamBacklogCollector
-from monitoring.readings import ReadingIn, readings_store
+from monitoring.readings import readings_store
 from monitoring.stream.backlog import readings_queue
 from notifications.delivery import alert_event_email
+from testing.factories import ReadingInFactory
 from testing.metrics import metric_value
 
 pytestmark = pytest.mark.django_db
@@ -71,9 +72,7 @@ def test_evaluated_batches_move_the_evaluator_metrics(device, alarms_drain):
     delays_before = metric_value("monitor_evaluation_delay_seconds_count")
     now = timezone.now()
     readings_store(
-        readings=[
-            ReadingIn(device.patient_id, device.id, "heart_rate", 80, now, seq) for seq in (1, 2, 3)
-        ],
+        readings=[ReadingInFactory(device=device, recorded_at=now, seq=seq) for seq in (1, 2, 3)],
         queue=readings_queue,
     )
     assert alarms_drain() == 3
@@ -87,9 +86,7 @@ def test_the_stream_backlog_collector_reports_what_waits_per_partition(
 ):
     now = timezone.now()
     readings_store(
-        readings=[
-            ReadingIn(device.patient_id, device.id, "heart_rate", 80, now, s) for s in (1, 2)
-        ],
+        readings=[ReadingInFactory(device=device, recorded_at=now, seq=s) for s in (1, 2)],
         queue=readings_queue,
     )
     partition = str(device.patient_id % settings.READINGS_STREAM_PARTITIONS)

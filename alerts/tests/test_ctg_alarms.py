@@ -14,10 +14,10 @@ from alerts.ctg_alarms import ctg_alarms_evaluate
 from alerts.ctg_rules import CtgLimits, Episode, episode_step
 from alerts.models import Alert, AlertEvent
 from alerts.services import ctg_alarm_limits_set
-from monitoring.readings import ReadingIn, StoredReading
+from monitoring.readings import StoredReading
 from monitoring.services import readings_ingest
 from testing.assertions import assert_error
-from testing.factories import DeviceFactory, PatientFactory
+from testing.factories import DeviceFactory, PatientFactory, ReadingInFactory, StoredReadingFactory
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
@@ -83,9 +83,8 @@ class Monitor:
                         continue
                     self.seq += 1
                     readings.append(
-                        ReadingIn(
-                            patient_id=self.patient.id,
-                            device_id=self.device.id,
+                        ReadingInFactory(
+                            device=self.device,
                             metric=metric,
                             bpm=round(value),
                             recorded_at=T0 + timedelta(seconds=second),
@@ -230,16 +229,8 @@ def test_a_patient_override_changes_the_signal_loss_threshold(monitor):
 
 def _stored(patient, second: float, metric: str = "fetal_heart_rate") -> StoredReading:
     at = T0 + timedelta(seconds=second)
-    return StoredReading(
-        id=int(second) + 1,
-        patient_id=patient.id,
-        device_id=None,
-        ward_id=patient.ward_id,
-        metric=metric,
-        bpm=140,
-        recorded_at=at,
-        received_at=at,
-        seq=None,
+    return StoredReadingFactory(
+        id=int(second) + 1, patient=patient, metric=metric, bpm=140, recorded_at=at
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,21 @@ from alerts import services
 from alerts.models import CtgClassification
 from alerts.services import publishing
 from alerts.tests.test_ctg_alarms import T0, Monitor
+from testing.factories import StoredReadingFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state")]
+
+
+def insufficient_signal_ctg(row: CtgClassification) -> dict[str, Any]:
+    """What the dashboards are told of ``row``, a patient's first classification (too little
+    signal yet), in the live event and in the frame alike."""
+    return {
+        "classification": "insufficient_signal",
+        "baseline_bpm": None,
+        "reasons": row.reasons,
+        "since": row.since.isoformat(),
+        "at": row.at.isoformat(),
+    }
 
 
 @pytest.fixture
@@ -61,13 +75,7 @@ def test_the_classification_is_stored_and_published_only_when_it_changes(monitor
         "type": "ctg.classification",
         "ward": ward_id,
         "patient": monitor.patient.id,
-        "ctg": {
-            "classification": "insufficient_signal",
-            "baseline_bpm": None,
-            "reasons": row.reasons,
-            "since": row.since.isoformat(),
-            "at": row.at.isoformat(),
-        },
+        "ctg": insufficient_signal_ctg(row),
     }
     assert row.since == row.at == T0 + timedelta(seconds=29)  # the latest reading's time
 
@@ -109,16 +117,14 @@ def test_an_unchanged_classification_costs_no_write(
     sent = len(published)
 
     def stored(second: float) -> StoredReading:
-        return StoredReading(
+        at = T0 + timedelta(seconds=second)
+        return StoredReadingFactory(
             id=1,
-            patient_id=monitor.patient.id,
-            device_id=None,
-            ward_id=monitor.patient.ward_id,
+            patient=monitor.patient,
             metric="uterine_activity",
             bpm=10,
-            recorded_at=T0 + timedelta(seconds=second),
+            recorded_at=at,
             received_at=T0,
-            seq=None,
         )
 
     settings.ALARM_CTG_EVALUATE_SECONDS = 5
@@ -169,11 +175,57 @@ def test_a_change_of_wording_alone_is_written_at_most_every_refresh_interval(
 
     row = record(None, 0)
     assert row is not None
+    assert record(row, 1, reason=lost.format(50)) is None  # the same: nothing to write
     # The share moves by a fraction 5 s later: not rewritten, not sent again.
     assert record(row, 5, reason=lost.format(49.5)) is None
     # A minute after the last write the new wording is stored.
     assert record(row, 61, reason=lost.format(40)) is row
     assert CtgClassification.objects.get(patient=obstetric_patient).reasons == [lost.format(40)]
+    # Another reason for the same class is stored at once: the tile shows the latest cause.
+    short = "Monitored for 6 minutes: too short to classify yet (needs 4 more minutes)."
+    assert record(row, 61.5, reason=short) is row
+    assert CtgClassification.objects.get(patient=obstetric_patient).reasons == [short]
     # A new classification is stored at once, however soon.
     assert record(row, 62, classification="normal", reason="") is row
     assert CtgClassification.objects.get(patient=obstetric_patient).classification == "normal"
+
+
+def test_a_batch_the_database_does_not_show_yet_is_classified_from_its_readings(
+    obstetric_patient, published
+):
+    """Readings reach the stream in the transaction that stores them, so the evaluator may
+    read a batch before it is committed: 6 minutes of trace in one batch, none of it in the
+    database yet, read as a recording too short to classify (not as a window with no fetal
+    heart rate at all, which no later reading would correct if the monitor stops)."""
+    from alerts.ctg_alarms import ctg_alarms_evaluate
+    from monitoring.readings import StoredReading
+
+    def stored(second: int, metric: str, value: float) -> StoredReading:
+        at = T0 + timedelta(seconds=second)
+        return StoredReading(
+            id=2 * second + (metric == "uterine_activity") + 1,
+            patient_id=obstetric_patient.id,
+            device_id=None,
+            ward_id=obstetric_patient.ward_id,
+            metric=metric,
+            bpm=round(value),
+            recorded_at=at,
+            received_at=at,
+            seq=None,
+        )
+
+    batch = [
+        reading
+        for second in range(360)
+        for reading in (
+            stored(second, "fetal_heart_rate", 140 + 5 * math.sin(second / 3)),
+            stored(second, "uterine_activity", 10),
+        )
+    ]
+    ctg_alarms_evaluate(stored=batch)
+    row = CtgClassification.objects.get(patient=obstetric_patient)
+    assert row.classification == "insufficient_signal"
+    assert row.reasons == [
+        "Monitored for 6 minutes: too short to classify yet (needs 4 more minutes)."
+    ]
+    assert row.at == T0 + timedelta(seconds=359)

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 
 from alerts.models import CtgClassification
 from alerts.tests.test_ctg_alarms import Monitor
+from alerts.tests.test_ctg_classification import insufficient_signal_ctg
 from testing.factories import PatientFactory, UserFactory, WardFactory
 from testing.ws import dashboard_connect, receive_type, subscribe
 
@@ -46,13 +47,7 @@ async def test_a_new_classification_reaches_its_ward_and_patient_watchers_only(
         "type": "ctg",
         "patient": mother.id,
         "ward": ward.id,
-        "ctg": {
-            "classification": "insufficient_signal",
-            "baseline_bpm": None,
-            "reasons": row.reasons,
-            "since": row.since.isoformat(),
-            "at": row.at.isoformat(),
-        },
+        "ctg": insufficient_signal_ctg(row),
     }
     assert await receive_type(by_ward, "ctg") == expected
     assert await receive_type(by_patient, "ctg") == expected

@@ -11,9 +11,9 @@ import pytest
 from alerts.ctg_rules import _grid_part
 from alerts.ctg_window import CtgWindows
 from ctg.analysis import ctg_analyse, ctg_analyse_series, per_second
-from monitoring.readings import ReadingIn, readings_store
+from monitoring.readings import readings_store
 from monitoring.selectors import CTG_METRICS, readings_per_second
-from testing.factories import PatientFactory
+from testing.factories import PatientFactory, ReadingInFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,13 +41,11 @@ def _store(patient, seconds: range, *, offset: float = 0.0, metrics=CTG_METRICS)
     """Two readings a second of every metric for ``seconds`` (from T0), moved by ``offset``;
     returns the earliest recorded_at (what a batch of them tells the cache)."""
     readings = [
-        ReadingIn(
-            patient_id=patient.id,
-            device_id=None,
+        ReadingInFactory(
+            patient=patient,
             metric=metric,
             bpm=_value(metric, s + half + offset),
             recorded_at=T0 + timedelta(seconds=s + half + offset),
-            seq=None,
         )
         for s in seconds
         for half in (0.0, 0.5)
@@ -126,14 +124,7 @@ def test_a_late_reading_for_a_second_already_held_is_averaged_in(windows, clock,
     late = T0 + timedelta(seconds=1850.25)
     readings_store(
         readings=[
-            ReadingIn(
-                patient_id=patient.id,
-                device_id=None,
-                metric="fetal_heart_rate",
-                bpm=200,
-                recorded_at=late,
-                seq=None,
-            )
+            ReadingInFactory(patient=patient, metric="fetal_heart_rate", bpm=200, recorded_at=late)
         ]
     )
     earliest = min(late, _store(patient, range(1900, 1905)))
@@ -200,6 +191,40 @@ def test_the_window_is_read_whole_every_refresh_interval(clock, patient):
     earliest = _store(patient, range(1910, 1915))
     assert _evaluate(windows, patient, 1915, earliest=earliest) == _full(patient, _at(1915))
     assert windows.last_read(patient.id) == "refresh"
+
+
+def test_readings_not_yet_committed_stand_in_until_the_database_has_them(windows, clock, patient):
+    """A batch can reach the evaluator before its transaction commits: its readings fill the
+    seconds the query did not return, without entering the cache's own grids, until the
+    database returns them; a batch never committed is dropped after ``pending_seconds``."""
+    _store(patient, range(0, 1900))
+    _evaluate(windows, patient, 1900)
+    readings = [
+        ReadingInFactory(
+            patient=patient,
+            metric="fetal_heart_rate",
+            bpm=bpm,
+            recorded_at=T0 + timedelta(seconds=second),
+        )
+        for second, bpm in ((1900, 150), (1900.5, 152), (1901, 90), (1906, 120))
+    ]
+    clock.now += 1
+    windows.seen(
+        {patient.id: readings[0].recorded_at}, keep=[patient.id], readings={patient.id: readings}
+    )
+    series = _evaluate(windows, patient, 1905)
+    assert series["fetal_heart_rate"][-5:] == [151.0, 90.0, None, None, None]
+    assert series["uterine_activity"][-5:] == [None] * 5
+    # The cache kept what the database gave: committed now, the database's values count.
+    readings_store(readings=readings[:3])
+    clock.now += 1
+    assert _evaluate(windows, patient, 1905) == _full(patient, _at(1905))
+    # The reading of second 1906 was never committed: it counts until it has waited too long.
+    assert _evaluate(windows, patient, 1907)["fetal_heart_rate"][-1] == 120.0
+    while clock.now - 1002 <= windows.pending_seconds:  # other batches meanwhile
+        clock.now += 5
+        windows.seen({patient.id: _at(1906)}, keep=[patient.id])
+    assert _evaluate(windows, patient, 1907)["fetal_heart_rate"][-1] is None
 
 
 def test_a_patient_not_seen_for_a_while_is_forgotten_and_read_whole(windows, clock, patient):

@@ -18,11 +18,12 @@ from django.core.management import call_command
 from alerts import batch_evaluation, state
 from alerts.models import Alert, AlertEvent
 from alerts.stream_reader import StreamReader, drain
-from monitoring.readings import ReadingIn, StoredReading, readings_store
+from monitoring.readings import StoredReading, readings_store
 from monitoring.stream import entries as stream
 from monitoring.stream.backlog import readings_queue
 from monitoring.stream.entries import GROUP, partition_key, reading_decode, reading_encode
 from monitoring.stream.lag import stream_lag
+from testing.factories import ReadingInFactory, StoredReadingFactory
 
 LEASE_MS = 600  # short leases: a "dead" consumer's partitions free up within a second
 BASE = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -37,12 +38,11 @@ def client() -> redis.Redis:
 
 def reading(patient_id: int, i: int, *, bpm: int = 60) -> StoredReading:
     at = BASE + timedelta(seconds=i)
-    return StoredReading(
+    return StoredReadingFactory(
         id=patient_id * 100_000 + i,
         patient_id=patient_id,
         device_id=patient_id + 1000,
         ward_id=3,
-        metric="heart_rate",
         bpm=bpm,
         recorded_at=at,
         received_at=at + timedelta(milliseconds=20),
@@ -364,13 +364,8 @@ def _episode(patient_id: int, *, seconds: int = 20, bpm: int = 35) -> list[Store
     start = datetime.now(UTC) - timedelta(seconds=seconds)
     return readings_store(
         readings=[
-            ReadingIn(
-                patient_id=patient_id,
-                device_id=None,
-                metric="heart_rate",
-                bpm=bpm,
-                recorded_at=start + timedelta(seconds=i),
-                seq=None,
+            ReadingInFactory(
+                patient_id=patient_id, bpm=bpm, recorded_at=start + timedelta(seconds=i)
             )
             for i in range(seconds + 1)
         ]

@@ -15,6 +15,7 @@ from alerts.models import Alert
 from alerts.state_rebuild import trust_reset
 from monitoring.models import Reading
 from monitoring.readings import StoredReading
+from testing.factories import StoredReadingFactory
 from testing.metrics import metric_value
 from testing.redis_state import alarm_state_clear
 
@@ -28,17 +29,7 @@ def stored(patient, bpm: int, second: float) -> StoredReading:
     row = Reading.objects.create(
         patient=patient, metric="heart_rate", bpm=bpm, recorded_at=at, received_at=at
     )
-    return StoredReading(
-        id=row.id,
-        patient_id=patient.id,
-        device_id=None,
-        ward_id=patient.ward_id,
-        metric="heart_rate",
-        bpm=bpm,
-        recorded_at=at,
-        received_at=at,
-        seq=None,
-    )
+    return StoredReadingFactory(id=row.id, patient=patient, bpm=bpm, recorded_at=at)
 
 
 def run(patient, bpm: int, start: float, end: float, step: float = 1.0) -> list[Alert]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from devtools.bench.alarm_latency import normal_bpm
 
 
 @dataclass
@@ -122,6 +124,7 @@ def fixture_counts(fixture: Fixture) -> dict[str, Any]:
 
     from monitoring.models import Reading
 
+    # The streamed readings: a CTG episode's stored history has no device (fixture_ctg_history).
     rows = Reading.objects.filter(device_id__in=fixture.device_ids)
     per_ward: dict[int, int] = {w: 0 for w in fixture.ward_ids}
     by_patient_ward = {d.patient_id: d.ward_id for d in fixture.devices}
@@ -159,3 +162,74 @@ def fixture_delete(fixture: Fixture) -> None:
         Ward.objects.filter(place_id=fixture.place_id).delete()
         User.objects.filter(id=fixture.user_id).delete()
         Place.objects.filter(id=fixture.place_id).delete()
+
+
+def fixture_alarm_holds(fixture: Fixture, *, patient_ids: set[int], hold_seconds: int) -> None:
+    """Give these patients their own alarm limits: the defaults of their profile and metric
+    with the high-priority bands' hold time set to ``hold_seconds``, through the per-patient
+    limits service (what ``PUT /api/patients/<id>/alarm-limits/`` calls)."""
+    from dataclasses import replace
+
+    from alerts.rules import HOLD_FIELDS, THRESHOLD_FIELDS, default_limits
+    from alerts.services import alarm_limits_set
+    from clinical.models import Patient
+
+    metric_of = {d.patient_id: d.metric for d in fixture.devices}
+    for patient in Patient.objects.filter(id__in=patient_ids):
+        metric = metric_of[patient.id]
+        limits = default_limits(profile=patient.monitoring_profile, metric=metric)
+        assert limits is not None, (patient.monitoring_profile, metric)
+        limits = replace(limits, hold_high_seconds=hold_seconds)
+        values = {name: getattr(limits, name) for name in (*THRESHOLD_FIELDS, *HOLD_FIELDS)}
+        alarm_limits_set(patient=patient, limits=[{"metric": metric, **values}])
+
+
+def fixture_ctg_history(
+    devices: list[BenchDevice],
+    *,
+    end: datetime,
+    deceleration_from: datetime,
+    deceleration_bpm: int,
+    seconds: float,
+    rate: float = 4.0,
+) -> None:
+    """Store ``seconds`` of fetal heart rate before ``end`` for these patients, at ``rate`` Hz:
+    the bench's normal trace, then ``deceleration_bpm`` from ``deceleration_from``. Stored as
+    history, without a device or seq (so not counted as streamed readings) and not queued
+    for the evaluator: the CTG analysis reads it from the database."""
+    from monitoring.readings import ReadingIn, readings_store
+
+    step = 1.0 / rate
+    start = end - timedelta(seconds=seconds)
+    count = int(seconds * rate)
+    readings = []
+    for dev in devices:
+        for i in range(count):
+            at = start + timedelta(seconds=i * step)
+            normal = normal_bpm(dev.metric, i, dev.index)
+            bpm = deceleration_bpm if at >= deceleration_from else normal
+            readings.append(
+                ReadingIn(
+                    patient_id=dev.patient_id,
+                    device_id=None,
+                    metric=dev.metric,
+                    bpm=bpm,
+                    recorded_at=at,
+                    seq=None,
+                )
+            )
+    readings_store(readings=readings)
+
+
+def fixture_ctg_deceleration_limit(*, patient_ids: set[int], seconds: int) -> None:
+    """Give these patients their own CTG alarm settings: the defaults with
+    ``prolonged_deceleration_seconds`` set, through the per-patient settings service (what
+    ``PUT /api/patients/<id>/ctg-alarm-limits/`` calls)."""
+    from alerts.ctg_rules import ctg_default_limits
+    from alerts.services import ctg_alarm_limits_set
+    from clinical.models import Patient
+
+    values = {**ctg_default_limits().as_dict(), "prolonged_deceleration_seconds": seconds}
+    values.pop("source")
+    for patient in Patient.objects.filter(id__in=patient_ids):
+        ctg_alarm_limits_set(patient=patient, values=values)

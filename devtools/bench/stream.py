@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,29 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from devtools.bench.fixture import BenchDevice, Fixture, fixture_alerts, fixture_counts
+from devtools.bench.alarm_latency import (
+    CTG_DECELERATION_BPM,
+    CTG_HISTORY_SECONDS,
+    CTG_KIND,
+    CTG_LEAD_SECONDS,
+    CTG_TAIL_SECONDS,
+    EPISODE_BPM,
+    EPISODE_GAP_SECONDS,
+    EPISODE_KIND,
+    EPISODE_TAIL_SECONDS,
+    AlarmEpisodes,
+    Episode,
+    normal_bpm,
+)
+from devtools.bench.fixture import (
+    BenchDevice,
+    Fixture,
+    fixture_alarm_holds,
+    fixture_alerts,
+    fixture_counts,
+    fixture_ctg_deceleration_limit,
+    fixture_ctg_history,
+)
 from devtools.bench.sampler import ResourceSampler
 from devtools.bench.servers import ws_url
 from devtools.bench.stats import percentiles_ms
@@ -63,6 +86,14 @@ class DeviceState:
     duplicate_acks: int = 0
     abnormal: bool = False
     last_resend: float = 0.0
+    # Injected alarm episodes: (start, end) in seconds of the send window, the rate of each
+    # seq sent in an episode, the episode being sent, and the device's CTG episode.
+    episode_windows: list[tuple[float, float]] = field(default_factory=list)
+    in_band: dict[int, int] = field(default_factory=dict)
+    episode: Episode | None = None
+    ctg_episode: Episode | None = None
+    episode_acks: dict[int, Episode] = field(default_factory=dict)  # completing seq: episode
+    recorded_epoch: float = 0.0  # the recorded_at of the frame being sent, in epoch seconds
 
 
 @dataclass
@@ -92,6 +123,12 @@ class StreamConfig:
     resend_after: float = 5.0
     idle_dashboards: int = 0
     warmup: float = 2.0
+    episodes: float = 0.05  # fraction of devices with injected alarm episodes
+    alarm_hold: int = 3  # those patients' hold time of the high bradycardia band (s)
+    alarm_timeout: float = 10.0  # an alert later than this after its completing reading: missed
+    clear_seconds: float = 5.0  # the server's ALARM_CLEAR_SECONDS
+    ctg_episodes: float = 0.02  # fraction of devices with a prolonged deceleration
+    ctg_deceleration: int = 60  # those patients' prolonged_deceleration_seconds
 
 
 class StreamBench:
@@ -128,6 +165,11 @@ class StreamBench:
             )
             for i in range(cfg.dashboards)
         ]
+        watchers: dict[int, list[int]] = {}
+        for dash in self.dashboards:
+            watchers.setdefault(dash.ward_id, []).append(dash.index)
+        self.alarms = AlarmEpisodes(watchers=watchers, timeout=cfg.alarm_timeout)
+        self._plan_episodes(rng, watched=set(watchers))
         self.idle: list[ClientConnection] = []
         self.ack_latency: list[float] = []
         self.e2e_latency: list[float] = []
@@ -147,6 +189,116 @@ class StreamBench:
         self.connect_seconds: dict[str, float] = {}
         self.memory: dict[str, Any] = {}
         self._closing = False
+
+    def _plan_episodes(self, rng: random.Random, *, watched: set[int]) -> None:
+        """Pick the episode devices (not abnormal ones, on watched wards) and their episodes:
+        in the band for the hold time and a tail, then normal beyond the clear time, repeated
+        to the end of the send window, each device's first onset staggered."""
+        cfg = self.cfg
+        candidates = [d for d in self.devices if not d.abnormal and d.bench.ward_id in watched]
+        if not candidates or cfg.episodes <= 0:
+            return
+        count = min(len(candidates), max(1, round(cfg.episodes * len(self.devices))))
+        in_band = cfg.alarm_hold + EPISODE_TAIL_SECONDS
+        period = in_band + cfg.clear_seconds + EPISODE_GAP_SECONDS
+        # The first onsets spread over one period, or over what the window leaves for one.
+        spread = min(period, cfg.duration - in_band - 1.0)
+        if spread < 0:
+            return
+        for dev in rng.sample(candidates, count):
+            onset = 1.0 + rng.random() * spread
+            while onset + in_band <= cfg.duration:
+                dev.episode_windows.append((onset, onset + in_band))
+                onset += period
+        fetal = [
+            d for d in candidates if d.bench.metric == "fetal_heart_rate" and not d.episode_windows
+        ]
+        if not fetal or cfg.ctg_episodes <= 0:
+            return
+        if cfg.duration < CTG_LEAD_SECONDS + CTG_TAIL_SECONDS + 2:
+            return
+        count = min(len(fetal), max(1, round(cfg.ctg_episodes * len(self.devices))))
+        for dev in rng.sample(fetal, count):
+            dev.ctg_episode = self.alarms.add(
+                Episode(
+                    device_index=dev.bench.index,
+                    patient_id=dev.bench.patient_id,
+                    kind=CTG_KIND,
+                    hold=float(cfg.ctg_deceleration),
+                    family="ctg",
+                ),
+                ward_id=dev.bench.ward_id,
+            )
+
+    @property
+    def ctg_patients(self) -> set[int]:
+        return {d.bench.patient_id for d in self.devices if d.ctg_episode}
+
+    def _ctg_history(self) -> None:
+        """Store the CTG episode patients' history (normal trace, then the deceleration's
+        beginning on a whole second), just before streaming starts: the ORM, in a thread."""
+        from django.db import connection
+
+        now = time.time()
+        onset = math.floor(now) - (self.cfg.ctg_deceleration - CTG_LEAD_SECONDS)
+        devices = [d for d in self.devices if d.ctg_episode is not None]
+        try:
+            fixture_ctg_history(
+                [d.bench for d in devices],
+                end=datetime.fromtimestamp(now, UTC),
+                deceleration_from=datetime.fromtimestamp(onset, UTC),
+                deceleration_bpm=CTG_DECELERATION_BPM,
+                seconds=CTG_HISTORY_SECONDS,
+            )
+        finally:
+            connection.close()
+        for dev in devices:
+            assert dev.ctg_episode is not None
+            dev.ctg_episode.onset_at = onset
+
+    def _ctg_readings(self, dev: DeviceState, seqs: range, now: float) -> None:
+        """A CTG episode's deceleration goes on until CTG_TAIL_SECONDS after its completing
+        reading (the first recorded a whole hold after its onset)."""
+        episode = dev.ctg_episode
+        assert episode is not None
+        if episode.onset_at is None:
+            return
+        if (
+            episode.completing_sent is not None
+            and now - episode.completing_sent >= CTG_TAIL_SECONDS
+        ):
+            return
+        for seq in seqs:
+            dev.in_band[seq] = CTG_DECELERATION_BPM
+            episode.reading_sent(seq=seq, recorded_at=dev.recorded_epoch, sent=now)
+        _await_completing_ack(dev, episode, seqs)
+
+    @property
+    def episode_patients(self) -> set[int]:
+        return {d.bench.patient_id for d in self.devices if d.episode_windows}
+
+    def _episode_readings(self, dev: DeviceState, seqs: range, now: float) -> None:
+        """Mark a frame's readings (sent at ``now``, recorded at ``dev.recorded_epoch``) in
+        the band if the frame falls in an episode of the device, and tell the episode."""
+        elapsed = now - self.send_window[0]
+        inside = any(start <= elapsed < end for start, end in dev.episode_windows)
+        if not inside:
+            dev.episode = None
+            return
+        if dev.episode is None:
+            dev.episode = self.alarms.add(
+                Episode(
+                    device_index=dev.bench.index,
+                    patient_id=dev.bench.patient_id,
+                    kind=EPISODE_KIND[dev.bench.metric],
+                    hold=float(self.cfg.alarm_hold),
+                ),
+                ward_id=dev.bench.ward_id,
+            )
+        for seq in seqs:
+            dev.in_band[seq] = EPISODE_BPM[dev.bench.metric]
+            dev.episode.reading_sent(seq=seq, recorded_at=dev.recorded_epoch, sent=now)
+        _await_completing_ack(dev, dev.episode, seqs)
 
     # Connections
     async def _connect(self, url: str, device_token: str | None = None) -> ClientConnection:
@@ -211,6 +363,10 @@ class StreamBench:
                         self.ack_sent.append(sent_at[i])
                     else:
                         dev.duplicate_acks += 1
+                if dev.episode_acks:
+                    for seq in reply.acked:
+                        if (episode := dev.episode_acks.pop(seq, None)) is not None:
+                            episode.completing_acked = now
                 if reply.error is not None:
                     dev.errors += 1
                     if len(self.error_samples) < 5:
@@ -249,6 +405,9 @@ class StreamBench:
                             self.e2e_sent.append(dev.sent_at[seq - 1])
                 elif kind == "alert":
                     dash.alerts += 1
+                    alert = frame.get("alert")
+                    if isinstance(alert, dict):
+                        self.alarms.alert_frame(dashboard=dash.index, alert=alert, received=now)
         except ConnectionClosed:
             if not self._closing:
                 self.disconnects += 1
@@ -258,22 +417,29 @@ class StreamBench:
         # Deterministic per (device, seq), so a resent reading is the same reading. Abnormal
         # devices cross an alarm band for 15 s of every 40 s (long enough to raise an alert).
         recorded_at = dev.recorded_at[seq - 1]
-        if dev.abnormal and int(seq / self.cfg.rate) % 40 < 15:
+        if seq in dev.in_band:
+            bpm = dev.in_band[seq]
+        elif dev.abnormal and int(seq / self.cfg.rate) % 40 < 15:
             bpm = 35 if dev.bench.metric == "heart_rate" else 90
         else:
-            base = 80 if dev.bench.metric == "heart_rate" else 140
-            bpm = base + (seq * 7 + dev.bench.index) % 11 - 5
+            bpm = normal_bpm(dev.bench.metric, seq, dev.bench.index)
         return (
             f'{{"seq":{seq},"metric":"{dev.bench.metric}","bpm":{bpm},'
             f'"recorded_at":"{recorded_at}"}}'
         )
 
-    async def _send_new(self, dev: DeviceState, count: int, now_iso: str) -> None:
+    async def _send_new(self, dev: DeviceState, count: int, now_iso: str, now_epoch: float) -> None:
         ws = dev.ws
         if ws is None:
             return
         items = []
         now = time.perf_counter()
+        if dev.episode_windows:
+            dev.recorded_epoch = now_epoch
+            self._episode_readings(dev, range(dev.next_seq, dev.next_seq + count), now)
+        elif dev.ctg_episode is not None:
+            dev.recorded_epoch = now_epoch
+            self._ctg_readings(dev, range(dev.next_seq, dev.next_seq + count), now)
         for _ in range(count):
             seq = dev.next_seq
             dev.next_seq += 1
@@ -333,9 +499,10 @@ class StreamBench:
             delay = target - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            now_iso = datetime.now(UTC).isoformat()
+            now_dt = datetime.now(UTC)
+            now_iso, now_epoch = now_dt.isoformat(), now_dt.timestamp()
             for dev in by_slot[n % slots]:
-                await self._send_new(dev, per_frame, now_iso)
+                await self._send_new(dev, per_frame, now_iso, now_epoch)
             now = time.perf_counter()
             if now >= next_resend_check:
                 next_resend_check = now + 1.0
@@ -348,7 +515,11 @@ class StreamBench:
         deadline = time.perf_counter() + self.cfg.drain
         next_resend = time.perf_counter() + 1.0
         while time.perf_counter() < deadline:
-            if self.acked >= self.sent and self._deliveries_complete():
+            if (
+                self.acked >= self.sent
+                and self._deliveries_complete()
+                and self.alarms.settled(time.perf_counter())
+            ):
                 return
             await asyncio.sleep(0.05)
             now = time.perf_counter()
@@ -413,6 +584,8 @@ class StreamBench:
             # Let the server finish its per-connection work (presence, status broadcasts)
             # so the measurement is of the steady stream, not of the connection burst.
             await asyncio.sleep(self.cfg.warmup)
+            if self.ctg_patients:
+                await asyncio.to_thread(self._ctg_history)
             if self.cfg.idle_dashboards and self.sampler:
                 self.memory["rss_with_connections"] = sum(self.sampler.rss_now().values())
             if self.sampler:
@@ -474,6 +647,7 @@ class StreamBench:
             "delivered": self.delivered,
             "duplicate_deliveries": sum(d.duplicate_deliveries for d in self.dashboards),
             "alerts_received": sum(d.alerts for d in self.dashboards),
+            "alarm_latency": self.alarms.result(),
             "send_seconds": round(window, 2),
             "send_rate_per_s": round(self.sent / window, 1),
             "ack_ms": percentiles_ms(self.ack_latency),
@@ -516,6 +690,13 @@ class StreamBench:
         return rows
 
 
+def _await_completing_ack(dev: DeviceState, episode: Episode, seqs: range) -> None:
+    """If the episode's completing reading is among ``seqs``, note its ack when it comes."""
+    seq = episode.completing_seq
+    if seq is not None and seq in seqs:
+        dev.episode_acks[seq] = episode
+
+
 async def _close(ws: ClientConnection) -> None:
     # Closing at the end; the server may be gone already.
     with contextlib.suppress(Exception):
@@ -533,6 +714,12 @@ def stream_run(
     """Run the streaming benchmark and join its counters with what the database stored."""
     sampler = ResourceSampler(pids)
     bench = StreamBench(cfg, fixture, urls, progress=progress, sampler=sampler)
+    if bench.episode_patients:
+        fixture_alarm_holds(
+            fixture, patient_ids=bench.episode_patients, hold_seconds=cfg.alarm_hold
+        )
+    if bench.ctg_patients:
+        fixture_ctg_deceleration_limit(patient_ids=bench.ctg_patients, seconds=cfg.ctg_deceleration)
     try:
         result = asyncio.run(bench.run())
     finally:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
 
 from clinical.models import Device
-from devtools.bench.fixture import fixture_counts, fixture_create, fixture_delete
+from devtools.bench.fixture import (
+    fixture_counts,
+    fixture_create,
+    fixture_ctg_history,
+    fixture_delete,
+)
 from devtools.bench.history import history_fill
 from devtools.bench.stats import percentiles_ms
 from monitoring.models import Reading
@@ -48,40 +56,37 @@ def test_fixture_counts_stored_readings_per_ward_and_is_removed():
     assert not Reading.objects.filter(device_id__in=fixture.device_ids).exists()
 
 
+@pytest.mark.django_db
+def test_ctg_history_is_stored_without_a_device_and_not_counted_as_streamed():
+    fixture = fixture_create(devices=2, wards=1)
+    fetal = fixture.devices[1]
+    assert fetal.metric == "fetal_heart_rate"
+    end = datetime.now(UTC).replace(microsecond=500_000)
+    onset = end.replace(microsecond=0) - timedelta(seconds=2)
+
+    fixture_ctg_history(
+        [fetal], end=end, deceleration_from=onset, deceleration_bpm=118, seconds=5, rate=4
+    )
+
+    rows = Reading.objects.filter(patient_id=fetal.patient_id).order_by("recorded_at")
+    assert rows.count() == 20
+    assert {r.device_id for r in rows} == {None}
+    assert [r.bpm == 118 for r in rows] == [r.recorded_at >= onset for r in rows]
+    assert sum(r.bpm == 118 for r in rows) == 10  # 2.5 s at 4 Hz
+    assert fixture_counts(fixture)["stored"] == 0
+    fixture_delete(fixture)
+    assert not Reading.objects.filter(patient_id=fetal.patient_id).exists()
+
+
 @pytest.mark.live
 @pytest.mark.django_db(transaction=True)
 def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
-    completed = subprocess.run(
-        [
-            PYTHON,
-            "manage.py",
-            "loadtest",
-            "--spawn-server",
-            "1",
-            "--devices",
-            "5",
-            "--rate",
-            "5",
-            "--duration",
-            "3",
-            "--wards",
-            "2",
-            "--dashboards",
-            "2",
-            "--json",
-            "--quiet",
-            "--log-dir",
-            str(tmp_path / "logs"),
-        ],
-        cwd=ROOT,
-        env=live_env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    result = _loadtest(
+        tmp_path,
+        live_env,
+        *("--spawn-server", "1", "--devices", "5", "--rate", "5", "--duration", "3"),
+        *("--wards", "2", "--dashboards", "2"),
     )
-
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout)
     for key in (
         "sent",
         "acked",
@@ -109,3 +114,50 @@ def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
     assert result["database"] == connection.vendor
     # The bench data is removed afterwards.
     assert not Device.objects.filter(serial__startswith="bench-").exists()
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_path, live_env):
+    hold, deceleration = 8, 60
+    result = _loadtest(
+        tmp_path,
+        live_env,
+        *("--spawn-server", "2", "--devices", "6", "--rate", "4", "--duration", "24"),
+        *("--wards", "2", "--dashboards", "2", "--abnormal", "0"),
+        *("--episodes", "0.34", "--alarm-hold", str(hold)),
+        *("--ctg-episodes", "0.17", "--ctg-deceleration", str(deceleration)),
+    )
+    vital = result["alarm_latency"]["vital"]
+    # Two devices with one bradycardia episode each (the window has room for one), both
+    # raised and seen by the dashboards of their wards (one on each server process).
+    assert vital["episodes"] == 2
+    assert vital["matched"] == 2
+    assert vital["missed"] == 0
+    assert vital["hold_seconds"] == [float(hold)]
+    # Counted from the episode's onset every latency would be at least the hold time; from the
+    # reading that completes the hold it is the evaluator's and the fan-out's delay.
+    assert 0 < vital["latency_ms"]["p50"] <= vital["latency_ms"]["max"] < hold * 1000
+    # One prolonged deceleration, begun in the stored history: from its reading that makes
+    # it outlast the patient's prolonged_deceleration_seconds (plus the evaluation cadence).
+    ctg = result["alarm_latency"]["ctg"]
+    assert (ctg["episodes"], ctg["matched"], ctg["missed"]) == (1, 1, 0)
+    assert ctg["hold_seconds"] == [float(deceleration)]
+    assert 0 < ctg["latency_ms"]["max"] < deceleration * 1000
+    assert result["alerts_raised"] >= 3
+
+
+def _loadtest(tmp_path: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run ``manage.py loadtest ... --json`` as a user does; its result."""
+    logs = str(tmp_path / "logs")
+    completed = subprocess.run(
+        [PYTHON, "manage.py", "loadtest", *args, "--json", "--quiet", "--log-dir", logs],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from monitoring.ingest import batcher
 from monitoring.readings import ReadingIn
+from testing.factories import ReadingInFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -54,17 +55,7 @@ class HeldStores:
 
 def _readings(device, *seqs: int) -> list[ReadingIn]:
     now = timezone.now()
-    return [
-        ReadingIn(
-            patient_id=device.patient_id,
-            device_id=device.id,
-            metric="heart_rate",
-            bpm=80,
-            recorded_at=now,
-            seq=seq,
-        )
-        for seq in seqs
-    ]
+    return [ReadingInFactory(device=device, recorded_at=now, seq=seq) for seq in seqs]
 
 
 async def test_the_next_flush_stores_while_the_previous_one_is_released(device, monkeypatch):

@@ -14,10 +14,15 @@ from django.db import connection
 from django.utils import timezone
 
 from ctg.tests.traces import T0, Shape, fhr_trace, ua_trace
-from monitoring.readings import ReadingIn, readings_store
 from testing.assertions import assert_error
 from testing.clients import bearer_client, device_client
-from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, UserFactory
+from testing.factories import (
+    DeviceFactory,
+    PatientFactory,
+    PlaceFactory,
+    UserFactory,
+    samples_store,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -44,24 +49,6 @@ CTG_FIELDS = {
 }
 
 
-def _store(patient, samples, metric: str, *, shift: float = 0.0) -> None:
-    """Store synthetic samples (epoch seconds from ctg.tests.traces) as readings, moved by
-    ``shift`` seconds (through the ingest pipeline's one-statement insert: tens of thousands
-    of rows in a few seconds)."""
-    readings = [
-        ReadingIn(
-            patient_id=patient.id,
-            device_id=None,
-            metric=metric,
-            bpm=round(value),
-            recorded_at=datetime.fromtimestamp(t + shift, tz=UTC),
-            seq=None,
-        )
-        for t, value in samples
-    ]
-    readings_store(readings=readings)
-
-
 def _q(value: datetime) -> str:
     return quote(value.isoformat())
 
@@ -81,13 +68,13 @@ def test_default_window_is_the_last_30_minutes_with_the_contract_fields(
     # A normal trace over the last 30 minutes: contractions every 3 minutes, one acceleration.
     now = timezone.now().timestamp()
     shift = now - 1800 - T0
-    _store(
+    samples_store(
         obstetric_patient,
         fhr_trace(30, shapes=[Shape(600, 30, +25)], amplitude=3),
         "fetal_heart_rate",
         shift=shift,
     )
-    _store(obstetric_patient, ua_trace(30, every=180), "uterine_activity", shift=shift)
+    samples_store(obstetric_patient, ua_trace(30, every=180), "uterine_activity", shift=shift)
     response = nurse_api.get(_url(obstetric_patient))
     assert response.status_code == 200, response.content
     body = response.json()
@@ -110,7 +97,9 @@ def test_default_window_is_the_last_30_minutes_with_the_contract_fields(
 
 
 def test_a_window_in_the_past_reports_its_deceleration(nurse_api, obstetric_patient):
-    _store(obstetric_patient, fhr_trace(40, shapes=[Shape(1500, 240, -40)]), "fetal_heart_rate")
+    samples_store(
+        obstetric_patient, fhr_trace(40, shapes=[Shape(1500, 240, -40)]), "fetal_heart_rate"
+    )
     start = datetime.fromtimestamp(T0 + 600, tz=UTC)
     end = datetime.fromtimestamp(T0 + 2400, tz=UTC)
     body = nurse_api.get(_url(obstetric_patient, start, end)).json()
@@ -141,8 +130,8 @@ def test_an_empty_window_is_insufficient_signal(nurse_api, obstetric_patient):
 def test_a_bed_monitored_for_5_minutes_is_too_short_to_classify(nurse_api, obstetric_patient):
     end = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
     shift = end.timestamp() - 300 - T0
-    _store(obstetric_patient, fhr_trace(5), "fetal_heart_rate", shift=shift)
-    _store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift)
+    samples_store(obstetric_patient, fhr_trace(5), "fetal_heart_rate", shift=shift)
+    samples_store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift)
     body = nurse_api.get(_url(obstetric_patient, end=end + timedelta(microseconds=700_000)))
     body = body.json()
     assert body["classification"] == "insufficient_signal"
@@ -157,13 +146,13 @@ def test_a_bed_monitored_for_5_minutes_is_too_short_to_classify(nurse_api, obste
 
     # Five minutes later (ten monitored, with an acceleration) the bed is classified.
     acceleration = [Shape(120, 30, +25, 5, 5)]
-    _store(
+    samples_store(
         obstetric_patient,
         fhr_trace(5, shapes=acceleration),
         "fetal_heart_rate",
         shift=shift + 300,
     )
-    _store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift + 300)
+    samples_store(obstetric_patient, ua_trace(5, every=180), "uterine_activity", shift=shift + 300)
     later = nurse_api.get(_url(obstetric_patient, end=end + timedelta(minutes=5))).json()
     assert later["needs_minutes"] is None and later["monitored_seconds"] == 600
     assert later["classification"] == "normal" and later["baseline_bpm"] == 140
@@ -202,8 +191,8 @@ def _two_hours_at_4_hz(patient) -> datetime:
     fhr = fhr_trace(120, shapes=[Shape(3000 + 600 * k, 30, +25) for k in range(5)])
     ua = ua_trace(120, every=180)
     assert len(fhr) == len(ua) == 28_800
-    _store(patient, fhr, "fetal_heart_rate")
-    _store(patient, ua, "uterine_activity")
+    samples_store(patient, fhr, "fetal_heart_rate")
+    samples_store(patient, ua, "uterine_activity")
     return datetime.fromtimestamp(T0, tz=UTC)
 
 

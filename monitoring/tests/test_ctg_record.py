@@ -16,10 +16,9 @@ from monitoring.ctg_record.data import RecordData
 from monitoring.ctg_record.paper import CLASS_INK, FHR_INK, GRID_MAJOR, NOTE_INK, PageGeometry
 from monitoring.ctg_record.render import ctg_record_render
 from monitoring.models import StripNote
-from monitoring.readings import ReadingIn, readings_store
 from testing.assertions import assert_error
 from testing.clients import bearer_client
-from testing.factories import PatientFactory, PlaceFactory, UserFactory, WardFactory
+from testing.factories import PatientFactory, PlaceFactory, UserFactory, WardFactory, samples_store
 
 pytestmark = pytest.mark.django_db
 
@@ -32,22 +31,6 @@ needs_poppler = pytest.mark.skipif(
 
 def _at(seconds: float) -> datetime:
     return datetime.fromtimestamp(T0 + seconds, tz=UTC)
-
-
-def _store(patient, samples, metric: str) -> None:
-    readings_store(
-        readings=[
-            ReadingIn(
-                patient_id=patient.id,
-                device_id=None,
-                metric=metric,
-                bpm=round(value),
-                recorded_at=datetime.fromtimestamp(t, tz=UTC),
-                seq=None,
-            )
-            for t, value in samples
-        ]
-    )
 
 
 def _url(patient, start: datetime | None, end: datetime | None, speed: int | str = 1) -> str:
@@ -108,12 +91,12 @@ def _pages(pdf: bytes, tmp_path: Path) -> list[Path]:
 def labour(obstetric_patient, nurse):
     """40 minutes: a 140 bpm baseline, a prolonged deceleration at 25 min, the signal lost for
     minutes 12-13, contractions every 3 minutes, a note at minute 6."""
-    _store(
+    samples_store(
         obstetric_patient,
         fhr_trace(40, shapes=[Shape(1500, 240, -40)], lost=[(720, 780)], amplitude=3),
         "fetal_heart_rate",
     )
-    _store(obstetric_patient, ua_trace(40, every=180), "uterine_activity")
+    samples_store(obstetric_patient, ua_trace(40, every=180), "uterine_activity")
     StripNote.objects.create(
         patient=obstetric_patient,
         at=_at(360),

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from monitoring.models import Reading
+from monitoring.tests.test_records import READING_FIELDS
 from testing.assertions import assert_error
 from testing.clients import device_client
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
@@ -47,17 +48,7 @@ def test_history_is_newest_first_with_reading_fields(nurse_api, device):
     assert set(body) == {"next", "previous", "results"}  # no count on a time series
     assert [r["bpm"] for r in body["results"]] == [90, 85, 80]
     first = body["results"][0]
-    assert set(first) == {
-        "id",
-        "patient",
-        "device",
-        "metric",
-        "value",
-        "bpm",
-        "recorded_at",
-        "received_at",
-        "seq",
-    }
+    assert set(first) == READING_FIELDS
     assert first["device"] == device.id and first["patient"] == device.patient_id
     assert datetime.fromisoformat(first["recorded_at"]) == T0 + timedelta(seconds=10)
 

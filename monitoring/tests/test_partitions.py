@@ -31,7 +31,7 @@ from monitoring.partitions import (
 from monitoring.readings import ReadingIn, readings_store
 from monitoring.selectors import readings_aggregate_query, readings_history
 from monitoring.tasks import readings_partitions_maintain
-from testing.factories import DeviceFactory, PatientFactory
+from testing.factories import DeviceFactory, PatientFactory, ReadingInFactory
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only"
@@ -50,14 +50,7 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 
 def _reading(device, *, seq: int | None, at: datetime, bpm: int = 80) -> ReadingIn:
-    return ReadingIn(
-        patient_id=device.patient_id,
-        device_id=device.id,
-        metric="heart_rate",
-        bpm=bpm,
-        recorded_at=at,
-        seq=seq,
-    )
+    return ReadingInFactory(device=device, seq=seq, recorded_at=at, bpm=bpm)
 
 
 def _table_of(reading_id: int) -> str:

@@ -14,8 +14,8 @@ from django.db import OperationalError, connection
 from monitoring.consumers import device as consumers
 from monitoring.ingest import batcher
 from monitoring.models import Reading
-from monitoring.readings import ReadingIn, readings_store_isolating
-from testing.factories import DeviceFactory, PatientFactory
+from monitoring.readings import readings_store_isolating
+from testing.factories import DeviceFactory, PatientFactory, ReadingInFactory
 from testing.ws import dashboard_connect, device_connect, expect_close, reading, receive_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -166,11 +166,11 @@ def test_one_unstorable_row_costs_only_itself(ward):
     devices = [DeviceFactory(patient=p) for p in patients]
     now = datetime.now(UTC)
     readings = [
-        ReadingIn(p.id, d.id, "heart_rate", 80, now, seq, None)
+        ReadingInFactory(device=d, recorded_at=now, seq=seq)
         for seq in range(1, 11)
-        for p, d in zip(patients, devices, strict=True)
+        for d in devices
     ]
-    bad = ReadingIn(patients[1].id, devices[1].id, "heart_rate", 80, _unstorable_time(), 99, None)
+    bad = ReadingInFactory(device=devices[1], recorded_at=_unstorable_time(), seq=99)
     readings.insert(7, bad)
     stored, refused = readings_store_isolating(readings=readings)
     assert refused == [bad]
@@ -182,11 +182,9 @@ async def test_a_bad_row_in_a_flush_does_not_cost_other_devices_their_acks(ward)
     patients = [await sync_to_async(PatientFactory)(ward=ward) for _ in range(2)]
     devices = [await sync_to_async(DeviceFactory)(patient=p) for p in patients]
     now = datetime.now(UTC)
-    good = [
-        ReadingIn(patients[0].id, devices[0].id, "heart_rate", 80, now, s, None) for s in (1, 2)
-    ]
-    bad = ReadingIn(patients[1].id, devices[1].id, "heart_rate", 80, _unstorable_time(), 3, None)
-    other = ReadingIn(patients[1].id, devices[1].id, "heart_rate", 81, now, 4, None)
+    good = [ReadingInFactory(device=devices[0], recorded_at=now, seq=s) for s in (1, 2)]
+    bad = ReadingInFactory(device=devices[1], recorded_at=_unstorable_time(), seq=3)
+    other = ReadingInFactory(device=devices[1], bpm=81, recorded_at=now, seq=4)
     ingest = batcher.batcher_get()
     first = ingest.submit(good, {patients[0].id: ward.id})
     second = ingest.submit([bad, other], {patients[1].id: ward.id})

@@ -24,22 +24,11 @@ from testing.webhooks import WebhookServer
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 RAISE = """
-import uuid
-from accounts.models import Role
-from alerts import services
-from testing.factories import PatientFactory, PlaceFactory, UserFactory, WardFactory
-tag = uuid.uuid4().hex[:8]
-place = PlaceFactory(
-    webhook_url="WEBHOOK", webhook_secret="k", alert_manager_host="127.0.0.1",
-    alert_manager_port=MLLP,
+from testing.factories import bradycardia_raised_for_a_nurse
+result = bradycardia_raised_for_a_nurse(
+    email_prefix="restart", bpm=35, held=10, webhook_url="WEBHOOK", webhook_secret="k",
+    alert_manager_host="127.0.0.1", alert_manager_port=MLLP,
 )
-nurse = UserFactory(role=Role.NURSE, places=[place], email=f"restart-nurse-{tag}@example.org")
-patient = PatientFactory(ward=WardFactory(place=place), monitoring_profile="adult")
-alert = services.alert_raise(
-    patient_id=patient.id, kind="bradycardia", priority="high",
-    message="Bradycardia: heart rate 35 bpm for 10 s.",
-)
-result = {"event": alert.events.get().id, "nurse": nurse.email}
 """
 
 ROWS = """

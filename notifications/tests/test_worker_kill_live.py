@@ -60,19 +60,8 @@ def smtp() -> Iterator[HoldingSmtp]:
 
 
 RAISE = """
-import uuid
-from accounts.models import Role
-from alerts import services
-from testing.factories import PatientFactory, PlaceFactory, UserFactory, WardFactory
-tag = uuid.uuid4().hex[:8]
-place = PlaceFactory()
-nurse = UserFactory(role=Role.NURSE, places=[place], email=f"kill-nurse-{tag}@example.org")
-patient = PatientFactory(ward=WardFactory(place=place), monitoring_profile="adult")
-alert = services.alert_raise(
-    patient_id=patient.id, kind="bradycardia", priority="high",
-    message="Bradycardia: heart rate 38 bpm for 12 s.",
-)
-result = {"event": alert.events.get().id, "nurse": nurse.email}
+from testing.factories import bradycardia_raised_for_a_nurse
+result = bradycardia_raised_for_a_nurse(email_prefix="kill", bpm=38, held=12)
 """
 
 SWEEP = """

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from django.db import DatabaseError
-from django.utils import timezone
 
 from config.net import free_port
 from monitoring.readings import StoredReading
 from monitoring.stream import entries as stream
 from monitoring.stream.backlog import stream_backlog_add, stream_backlog_replay
+from testing.factories import StoredReadingFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,18 +19,7 @@ CHECKS = {"database", "redis", "channel_layer", "alarm_evaluator", "stream_backl
 
 
 def _stored(patient_id: int, seq: int) -> StoredReading:
-    now = timezone.now()
-    return StoredReading(
-        id=seq,
-        patient_id=patient_id,
-        device_id=None,
-        ward_id=None,
-        metric="heart_rate",
-        bpm=80,
-        recorded_at=now,
-        received_at=now,
-        seq=seq,
-    )
+    return StoredReadingFactory(id=seq, patient_id=patient_id, seq=seq)
 
 
 def test_liveness_answers_ok_without_credentials(client):

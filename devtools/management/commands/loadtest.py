@@ -71,6 +71,40 @@ class Command(BaseCommand):
             default=0.02,
             help="fraction of devices that cross alarm limits now and then",
         )
+        load.add_argument(
+            "--episodes",
+            type=float,
+            default=0.05,
+            help="fraction of devices with injected alarm episodes (alarm latency; 0: none)",
+        )
+        load.add_argument(
+            "--alarm-hold",
+            type=int,
+            default=3,
+            metavar="S",
+            help="hold time of those patients' high bradycardia band, set as their own limits",
+        )
+        load.add_argument(
+            "--alarm-timeout",
+            type=float,
+            default=10.0,
+            metavar="S",
+            help="an alert not on the dashboards this long after its completing reading: missed",
+        )
+        load.add_argument(
+            "--ctg-episodes",
+            type=float,
+            default=0.02,
+            help="fraction of devices with an injected prolonged deceleration (CTG alarm "
+            "latency; 0: none)",
+        )
+        load.add_argument(
+            "--ctg-deceleration",
+            type=int,
+            default=60,
+            metavar="S",
+            help="those patients' prolonged_deceleration_seconds (60-1800)",
+        )
         load.add_argument("--drain", type=float, default=15.0, help="max seconds to await acks")
         load.add_argument("--resend-after", type=float, default=5.0)
         load.add_argument(
@@ -161,6 +195,12 @@ class Command(BaseCommand):
                     resend_after=opts["resend_after"],
                     idle_dashboards=opts["idle_dashboards"],
                     warmup=opts["warmup"],
+                    episodes=opts["episodes"],
+                    alarm_hold=opts["alarm_hold"],
+                    alarm_timeout=opts["alarm_timeout"],
+                    clear_seconds=float(settings.ALARM_CLEAR_SECONDS),
+                    ctg_episodes=opts["ctg_episodes"],
+                    ctg_deceleration=opts["ctg_deceleration"],
                 )
                 if mode == "idle":
                     urls, pids = urls[:1], pids[:1]
