@@ -30,6 +30,7 @@ from devtools.simulator import (
     adult_trace,
     fetal_trace,
     maternal_trace,
+    monitored_devices,
     monitors_run,
 )
 from hl7v2.mllp import frame, frame_read
@@ -214,19 +215,7 @@ async def simulate_hl7(
 
 def hl7_demo_devices(limit: int | None = None) -> list[Hl7DeviceSpec]:
     """Active, assigned devices from the database (an HL7 monitor needs no token)."""
-    from clinical.models import Device
-
-    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
-    if limit:
-        devices = devices[:limit]
-    specs = []
-    for device in devices:
-        assert device.patient is not None  # the query keeps assigned devices only
-        specs.append(
-            Hl7DeviceSpec(
-                serial=device.serial,
-                mrn=device.patient.mrn,
-                profile=device.patient.monitoring_profile,
-            )
-        )
-    return specs
+    return [
+        Hl7DeviceSpec(serial=device.serial, mrn=patient.mrn, profile=patient.monitoring_profile)
+        for device, patient in monitored_devices(limit)
+    ]

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -35,6 +35,9 @@ from devtools.device_client import (
     device_replies,
     readings_frame,
 )
+
+if TYPE_CHECKING:
+    from clinical.models import Device, Patient
 
 logger = logging.getLogger(__name__)
 
@@ -528,20 +531,22 @@ async def monitors_run(
 def demo_devices(limit: int | None = None) -> list[DeviceSpec]:
     """Active, assigned devices from the database, with freshly rotated tokens (the demo data
     stores only their hashes)."""
-    from clinical.models import Device
     from clinical.services import device_rotate_token
 
-    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
-    if limit:
-        devices = devices[:limit]
-    specs = []
-    for device in devices:
-        assert device.patient is not None  # the query keeps assigned devices only
-        specs.append(
-            DeviceSpec(
-                token=device_rotate_token(device=device),
-                profile=device.patient.monitoring_profile,
-                label=device.serial,
-            )
+    return [
+        DeviceSpec(
+            token=device_rotate_token(device=device),
+            profile=patient.monitoring_profile,
+            label=device.serial,
         )
-    return specs
+        for device, patient in monitored_devices(limit)
+    ]
+
+
+def monitored_devices(limit: int | None = None) -> list[tuple[Device, Patient]]:
+    """The active devices assigned to a patient (the demo's monitors), each with its patient,
+    from the database."""
+    from clinical.models import Device
+
+    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
+    return [(d, d.patient) for d in (devices[:limit] if limit else devices) if d.patient]

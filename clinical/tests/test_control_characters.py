@@ -11,6 +11,7 @@ from django.test import Client
 
 from accounts.models import User
 from clinical.models import Patient, Place, Ward
+from clinical.tests.test_patients_admin import form_data
 from common.validators import control_characters_find, control_characters_replace
 from testing.assertions import assert_error
 from testing.factories import PatientFactory, patient_raw
@@ -59,17 +60,7 @@ def test_names_with_hl7_and_json_specials_are_fine(admin_api, ward):
 def test_the_admin_form_refuses_a_name_with_a_line_break(ward):
     client = Client()
     client.force_login(User.objects.create_superuser("root@example.org", "Str0ng-Passw0rd!"))
-    data = {
-        "name": "Meera\r\nPillai",
-        "mrn": "ADM-1",
-        "sex": "F",
-        "monitoring_profile": "obstetric",
-        "place": ward.place_id,
-        "ward": ward.id,
-        "bed": "L-3",
-        "admitted_at_0": "2026-12-01",
-        "admitted_at_1": "10:00:00",
-    }
+    data = form_data(ward, name="Meera\r\nPillai")
     response = client.post("/admin/clinical/patient/add/", data)
     assert response.status_code == 200  # the form again, with its error
     assert "Must not contain control characters" in response.content.decode()
