@@ -47,12 +47,13 @@ def _fresh_channel_layer_per_test():
 @pytest.fixture(autouse=True)
 def _no_stream_deferral():
     """Each test starts with an empty readings backlog (a fresh database), so this process
-    does not defer: a test that made Redis fail does not leave the next one deferring."""
+    does not defer: a test that made Redis fail does not leave the next one deferring. No
+    replayer thread: a test replays with ``stream_backlog_replay_due()`` when it means to."""
     from monitoring.stream.backlog import deferral_reset
 
-    deferral_reset(active=False)
+    deferral_reset(active=False, replayer=False)
     yield
-    deferral_reset(active=False)
+    deferral_reset(active=False, replayer=False)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ killed or none runs for a while (the readings wait in the stream). See
 ``monitoring.stream.entries`` for partitions, leases and acknowledgements. Readings stored
 while Redis was away wait in the database's backlog instead (``monitoring.stream.backlog``);
 the server processes put them into the stream once Redis answers, and the evaluator does so
-for any that a process left behind, so those are evaluated too.
+for any that a process left behind, so those are evaluated too. What the evaluator evaluated
+is checkpointed in the database (``alerts.checkpoints``): readings that a Redis restarted
+empty or flushed lost from the stream are evaluated from there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from alerts.batch_evaluation import alarms_evaluate
+from alerts.checkpoints import EvaluationProgress
 from alerts.stream_reader import StreamReader, drain
 from common import metrics
 from monitoring.readings import StoredReading
@@ -73,7 +76,14 @@ def evaluator_run(*, consumer: str, stop: threading.Event, block_ms: int = 1000)
     """Evaluate the stream until ``stop`` is set, sharing its partitions with any other
     evaluator; gives the partitions back on the way out."""
     logger.info("alarm evaluator %s starting", consumer)
-    StreamReader(evaluate_batch, consumer=consumer).run(
+    progress = EvaluationProgress(evaluate_batch)
+
+    def handle(batch: list[StoredReading]) -> None:
+        progress.seen(batch)
+        evaluate_batch(batch)
+
+    StreamReader(handle, consumer=consumer, progress=progress).run(
         stop=stop, block_ms=block_ms, every_rebalance=backlog_replay
     )
+    progress.write()  # what this evaluator evaluated last, for whoever takes over
     logger.info("alarm evaluator %s stopped", consumer)

@@ -1,5 +1,6 @@
 """What the alarms export: alert transitions once committed (every process that makes them),
-and the readings stream's backlog (the evaluator's exporter collects it at scrape time)."""
+and the readings stream's backlog and evaluation lag (the evaluator's exporter collects them
+at scrape time)."""
 
 from __future__ import annotations
 
@@ -47,11 +48,20 @@ class StreamBacklogCollector(Collector):
             "1 while an evaluator holds the partition's lease, 0 while nobody reads it.",
             labels=["partition"],
         )
+        lag = GaugeMetricFamily(
+            "monitor_evaluation_lag_seconds",
+            "How long the oldest reading not yet evaluated has waited in each readings-stream "
+            "partition (0 when none waits); /readyz compares it with "
+            "READY_EVALUATION_LAG_SECONDS.",
+            labels=["partition"],
+        )
         for row in stream_lag():
             label = [str(row.partition)]
             waiting.add_metric(label, row.lag + row.pending)
             length.add_metric(label, row.length)
             owned.add_metric(label, 1 if row.owner else 0)
+            lag.add_metric(label, row.waiting_seconds)
         yield waiting
         yield length
         yield owned
+        yield lag

@@ -200,3 +200,27 @@ class CtgClassification(models.Model):
 
     def __str__(self) -> str:
         return f"CTG {self.classification} of patient {self.patient_id}"
+
+
+class EvaluationCheckpoint(models.Model):
+    """How far the alarm evaluators got in one partition of the readings stream, kept where
+    the readings are (Redis may forget the stream and its consumer group; this row does not).
+
+    ``evaluated_through`` is the ``received_at`` of the newest reading of the partition
+    evaluated, ``stream_id`` the last stream entry acknowledged; written by the evaluator at
+    most once a second. ``reset_pending``: the partition's consumer group vanished (Redis
+    restarted empty or flushed) and the readings stored since the checkpoint are still to be
+    evaluated from the database (``alerts.checkpoints``).
+    """
+
+    partition = models.PositiveIntegerField(primary_key=True)
+    evaluated_through = models.DateTimeField()
+    stream_id = models.CharField(max_length=41, blank=True)
+    reset_pending = models.BooleanField(default=False)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("partition",)
+
+    def __str__(self) -> str:
+        return f"partition {self.partition} evaluated through {self.evaluated_through}"

@@ -42,9 +42,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import redis
 from django.conf import settings
@@ -69,6 +69,20 @@ logger = logging.getLogger(__name__)
 READ_COUNT = 50  # entries (each a flush's readings of the partition) per partition per read
 
 Handler = Callable[[list[StoredReading]], object]
+
+
+class Progress(Protocol):
+    """Where a reader reports its progress, and where it learns what Redis forgot
+    (``alerts.checkpoints.EvaluationProgress``)."""
+
+    def acknowledged(self, last_ids: dict[int, str]) -> None:
+        """Entries up to these ids (per partition) are evaluated and acknowledged."""
+
+    def groups_created(self, partitions: Iterable[int]) -> object:
+        """The consumer groups of ``partitions`` were missing and were created now."""
+
+    def catch_up(self, owned: Iterable[int]) -> object:
+        """Before ``owned`` partitions are read: evaluate what the stream lost of them."""
 
 
 # --- The reader -----------------------------------------------------------------------------
@@ -99,8 +113,10 @@ class StreamReader:
         min_idle_ms: int | None = None,
         count: int = READ_COUNT,
         retry_seconds: float = 1.0,
+        progress: Progress | None = None,
     ) -> None:
         self.handler = handler
+        self.progress = progress
         self.consumer = consumer
         self.group = group
         self.lease_ms = int(lease_ms or settings.READINGS_STREAM_LEASE_MS)
@@ -144,13 +160,23 @@ class StreamReader:
             self.client.zrem(evaluators_key(), self.consumer)
         logger.info("consumer %s released its partitions", self.consumer)
 
-    def groups_create(self) -> None:
+    def groups_create(self) -> list[int]:
+        """Create the consumer group of each partition where it is missing; returns the
+        partitions whose group was created now (told to ``progress``: Redis forgot them, or
+        they were never read)."""
         pipe = self.client.pipeline(transaction=False)
         for partition in range(self.partitions):
             pipe.xgroup_create(partition_key(partition), self.group, id="0", mkstream=True)
-        for result in pipe.execute(raise_on_error=False):
-            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise result
+        created = []
+        for partition, result in enumerate(pipe.execute(raise_on_error=False)):
+            if isinstance(result, Exception):
+                if "BUSYGROUP" not in str(result):
+                    raise result
+            else:
+                created.append(partition)
+        if created and self.progress is not None:
+            self.progress.groups_created(created)
+        return created
 
     @property
     def owned(self) -> list[int]:
@@ -220,6 +246,8 @@ class StreamReader:
                 self.partitions,
                 live,
             )
+        if self.progress is not None:
+            self.progress.catch_up(owned)
         return owned
 
     def _takeover(self, partition: int) -> None:
@@ -356,6 +384,8 @@ class StreamReader:
         pipe.execute()
         for partition in batches:
             self._retry_at.pop(partition, None)
+        if self.progress is not None:
+            self.progress.acknowledged({p: text(e[-1][0]) for p, e in batches.items()})
         self.entries_acknowledged += sum(len(entries) for entries in batches.values())
         return len(readings)
 
@@ -388,6 +418,8 @@ class StreamReader:
             self.handler(readings)
         self.client.xack(partition_key(partition), self.group, *[e[0] for e in entries])
         self._retry_at.pop(partition, None)
+        if self.progress is not None:
+            self.progress.acknowledged({partition: text(entries[-1][0])})
         self.entries_acknowledged += len(entries)
         return len(readings)
 
@@ -428,9 +460,11 @@ class StreamReader:
                     # Entries read or handled but not acknowledged may be pending for us:
                     # read the pending ones again before anything new.
                     self._backlog.update(self.owned)
-                    if "NOGROUP" in str(exc):  # the stream was deleted under us
+                    if "NOGROUP" in str(exc):  # Redis forgot the stream (restart, flush)
                         with suppress(redis.RedisError):
                             self.groups_create()
+                        # Rebalance (and catch up on what was lost) before reading again.
+                        next_rebalance = 0.0
                     stop.wait(self.retry_seconds)
         finally:
             stop.set()

@@ -116,6 +116,12 @@ EVALUATOR_BATCH_SECONDS = Histogram(
     "Time to evaluate one partition batch of the readings stream (rules and alert writes).",
     buckets=_SECONDS_FAST,
 )
+EVALUATION_STREAM_RESETS = Counter(
+    "monitor_evaluation_stream_resets",
+    "Readings-stream partitions whose consumer group an evaluator found gone although it had "
+    "evaluated them (Redis restarted empty or flushed): their readings since the checkpoint "
+    "were evaluated from the database.",
+)
 ALARM_STATE_RESETS = Counter(
     "monitor_alarm_state_resets",
     "Times an evaluator found the alarm rule state in Redis lost (Redis restarted empty or "

@@ -17,15 +17,28 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 
-def redis_client(*, timeout: float | None, url: str | None = None) -> redis.Redis:
+def redis_client(
+    *, timeout: float | None, url: str | None = None, retries: bool = True
+) -> redis.Redis:
     """This process's client of ``url`` (default ``REDIS_URL``) whose calls give up after
-    ``timeout`` seconds (None: never, e.g. a blocking ``XREADGROUP``)."""
-    return _client(url or str(settings.REDIS_URL), timeout, settings.REDIS_CONNECT_TIMEOUT)
+    ``timeout`` seconds (None: never, e.g. a blocking ``XREADGROUP``). ``retries=False``: a
+    call that times out or loses its connection raises at once (redis-py otherwise tries it
+    three more times, with back-off: a hung Redis would cost four timeouts and seconds more)."""
+    return _client(url or str(settings.REDIS_URL), timeout, settings.REDIS_CONNECT_TIMEOUT, retries)
 
 
 @lru_cache(maxsize=16)
-def _client(url: str, timeout: float | None, connect_timeout: float) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=connect_timeout, socket_timeout=timeout)
+def _client(url: str, timeout: float | None, connect_timeout: float, retries: bool) -> redis.Redis:
+    if retries:
+        return redis.Redis.from_url(
+            url, socket_connect_timeout=connect_timeout, socket_timeout=timeout
+        )
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def redis_client_once(*, timeout: float, url: str | None = None) -> redis.Redis:

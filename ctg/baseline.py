@@ -22,6 +22,13 @@ published methods shape how it is read here (written for this project, not porte
 - a return to the baseline before such a change (its level for the last
   ``baseline_return_minutes``) undoes the change: the episode (a bradycardia of more than 10
   minutes, say) is read against the baseline before it, and no "baseline 90" outlives it;
+- a lower level within the normal range (from ``baseline_shift_floor_bpm``, 110) that holds
+  ``baseline_shift_share`` (70 %) of the last 10 minutes is a change down as well, even while
+  accelerations keep a few minutes off it: the baseline of a fetus with frequent accelerations
+  is the lower of the two levels (SisPorto's rule, Ayres-de-Campos D et al., J Matern Fetal
+  Med 2000;9:311-318, re-coded in the FHRMA toolbox as ``aamayres.m``: the lowest frequent
+  level above 110 bpm). Without it a baseline seeded at the upper level is never left, and
+  the trace at its true baseline reads as a prolonged deceleration;
 - between such changes it follows slow drifts, within ``baseline_track_bpm`` of where it is,
   when at least ``baseline_track_share`` of the last 10 minutes lie near the new level; a
   deceleration or acceleration, which leaves the baseline by more than 15 bpm, can never pull
@@ -170,7 +177,14 @@ def baseline_per_second(fhr: np.ndarray, p: CtgParams) -> np.ndarray:
         drift = (
             abs(candidate - current) <= p.baseline_track_bpm and share[k] >= p.baseline_track_share
         )
-        if stable_at(k) or departed or drift:
+        # SisPorto: the lower of two frequent levels, in the normal range, is the baseline.
+        shifted = (
+            p.baseline_shift_share > 0
+            and candidate >= p.baseline_shift_floor_bpm
+            and share[k] >= p.baseline_shift_share
+            and candidate < current
+        )
+        if stable_at(k) or departed or drift or shifted:
             if abs(candidate - current) > p.event_bpm:
                 previous, changed_at = current, k
             current = candidate

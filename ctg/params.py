@@ -42,6 +42,14 @@ class CtgParams:
     baseline_minute_min_seconds: int = 20  # a minute's median needs this much signal
     baseline_stable_minutes: int = 8  # of the last 10 with a median, at least ...
     baseline_stable_bpm: float = 8  # ... all within this of a new level: a baseline change
+    # A lower level that holds this share of the last 10 minutes (within ``baseline_band_bpm``
+    # of its peak) and lies in the normal range (from ``baseline_shift_floor_bpm``) is a
+    # baseline change down, even while accelerations keep some minutes off it: a fetus with
+    # frequent accelerations has its baseline at the lower level (SisPorto, Ayres-de-Campos
+    # 2000, takes the lower of two frequent levels above 110 bpm). A deceleration holding 70 %
+    # of 10 minutes lasts 7 and more: a prolonged one below 110 is never absorbed so. 0: off.
+    baseline_shift_share: float = 0.7
+    baseline_shift_floor_bpm: float = 110
     baseline_track_bpm: float = 10  # a slow drift is followed within this ...
     baseline_track_share: float = 0.5  # ... when this share of 10 minutes is near it
     baseline_return_minutes: int = 3  # back at the previous baseline this long: an episode

@@ -30,6 +30,8 @@ from devtools.simulator import (
     adult_trace,
     fetal_trace,
     maternal_trace,
+    monitored_devices,
+    monitors_run,
 )
 from hl7v2.mllp import frame, frame_read
 from hl7v2.pcd01 import ObservationOut, oru_r01_build
@@ -98,6 +100,16 @@ class Hl7SimulatedDevice(QueuedMonitor):
         self.outbox.put_nowait(control_id)
         self.stats.sent += len(observations)
         self._all_acked.clear()
+
+    @property
+    def label(self) -> str:
+        return self.spec.serial
+
+    def unacked_readings(self) -> int:
+        return sum(n for _, n in self.unacked.values())
+
+    def episodes_started(self) -> int:
+        return sum(t.episodes_started for t in self.traces.values())
 
     async def _connection_loop(self) -> None:
         backoff = 0.5
@@ -198,40 +210,12 @@ async def simulate_hl7(
         )
         for spec in specs
     ]
-    started = time.monotonic()
-    results = await asyncio.gather(
-        *(d.run(duration=duration, drain_timeout=drain_timeout) for d in devices)
-    )
-    return {
-        "devices": len(devices),
-        "seconds": round(time.monotonic() - started, 2),
-        "sent": sum(r.sent for r in results),
-        "acked": sum(r.acked for r in results),
-        "rejected": sum(r.rejected for r in results),
-        "resent": sum(r.resent for r in results),
-        "unacked": sum(n for d in devices for _, n in d.unacked.values()),
-        "frames": sum(r.frames for r in results),
-        "connects": sum(r.connects for r in results),
-        "episodes": sum(t.episodes_started for d in devices for t in d.traces.values()),
-        "fatal": [],
-    }
+    return await monitors_run(devices, duration=duration, drain_timeout=drain_timeout)
 
 
 def hl7_demo_devices(limit: int | None = None) -> list[Hl7DeviceSpec]:
     """Active, assigned devices from the database (an HL7 monitor needs no token)."""
-    from clinical.models import Device
-
-    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
-    if limit:
-        devices = devices[:limit]
-    specs = []
-    for device in devices:
-        assert device.patient is not None  # the query keeps assigned devices only
-        specs.append(
-            Hl7DeviceSpec(
-                serial=device.serial,
-                mrn=device.patient.mrn,
-                profile=device.patient.monitoring_profile,
-            )
-        )
-    return specs
+    return [
+        Hl7DeviceSpec(serial=device.serial, mrn=patient.mrn, profile=patient.monitoring_profile)
+        for device, patient in monitored_devices(limit)
+    ]

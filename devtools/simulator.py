@@ -19,9 +19,10 @@ import math
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -34,6 +35,9 @@ from devtools.device_client import (
     device_replies,
     readings_frame,
 )
+
+if TYPE_CHECKING:
+    from clinical.models import Device, Patient
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +212,18 @@ class QueuedMonitor:
     async def _connection_loop(self) -> None:
         raise NotImplementedError
 
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def unacked_readings(self) -> int:
+        """Readings sent and not acknowledged (yet)."""
+        return len(self.unacked)
+
+    def episodes_started(self) -> int:
+        """Abnormal episodes this monitor's traces began (the alarms a run should raise)."""
+        raise NotImplementedError
+
     async def run(self, *, duration: float | None, drain_timeout: float = 15.0) -> DeviceStats:
         producer = asyncio.create_task(self._produce_for(duration))
         connection = asyncio.create_task(self._connection_loop())
@@ -308,6 +324,14 @@ class SimulatedDevice(QueuedMonitor):
             self.outbox.put_nowait(self.seq)
             self.stats.sent += 1
         self._all_acked.clear()
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def episodes_started(self) -> int:
+        traces = sum(t.episodes_started for t in self.traces.values())
+        return traces + (self.ctg.counts.decelerations.get("prolonged", 0) if self.ctg else 0)
 
     async def _connection_loop(self) -> None:
         backoff = 0.5
@@ -472,26 +496,31 @@ async def simulate(
                 history_seconds=history,
             )
         )
+    return await monitors_run(devices, duration=duration, drain_timeout=drain_timeout)
+
+
+async def monitors_run(
+    devices: Sequence[QueuedMonitor], *, duration: float | None, drain_timeout: float
+) -> dict[str, Any]:
+    """Run every monitor concurrently and count what they did (the simulators' report)."""
     started = time.monotonic()
     results = await asyncio.gather(
         *(d.run(duration=duration, drain_timeout=drain_timeout) for d in devices)
     )
-    elapsed = time.monotonic() - started
     return {
         "devices": len(devices),
-        "seconds": round(elapsed, 2),
+        "seconds": round(time.monotonic() - started, 2),
         "sent": sum(r.sent for r in results),
         "acked": sum(r.acked for r in results),
         "rejected": sum(r.rejected for r in results),
         "resent": sum(r.resent for r in results),
         "storage_errors": sum(r.storage_errors for r in results),
-        "unacked": sum(len(d.unacked) for d in devices),
+        "unacked": sum(d.unacked_readings() for d in devices),
         "frames": sum(r.frames for r in results),
         "connects": sum(r.connects for r in results),
-        "episodes": sum(t.episodes_started for d in devices for t in d.traces.values())
-        + sum(d.ctg.counts.decelerations.get("prolonged", 0) for d in devices if d.ctg),
+        "episodes": sum(d.episodes_started() for d in devices),
         "fatal": [
-            f"{d.spec.label}: {r.fatal}" for d, r in zip(devices, results, strict=True) if r.fatal
+            f"{d.label}: {r.fatal}" for d, r in zip(devices, results, strict=True) if r.fatal
         ],
     }
 
@@ -502,20 +531,22 @@ async def simulate(
 def demo_devices(limit: int | None = None) -> list[DeviceSpec]:
     """Active, assigned devices from the database, with freshly rotated tokens (the demo data
     stores only their hashes)."""
-    from clinical.models import Device
     from clinical.services import device_rotate_token
 
-    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
-    if limit:
-        devices = devices[:limit]
-    specs = []
-    for device in devices:
-        assert device.patient is not None  # the query keeps assigned devices only
-        specs.append(
-            DeviceSpec(
-                token=device_rotate_token(device=device),
-                profile=device.patient.monitoring_profile,
-                label=device.serial,
-            )
+    return [
+        DeviceSpec(
+            token=device_rotate_token(device=device),
+            profile=patient.monitoring_profile,
+            label=device.serial,
         )
-    return specs
+        for device, patient in monitored_devices(limit)
+    ]
+
+
+def monitored_devices(limit: int | None = None) -> list[tuple[Device, Patient]]:
+    """The active devices assigned to a patient (the demo's monitors), each with its patient,
+    from the database."""
+    from clinical.models import Device
+
+    devices = Device.objects.filter(is_active=True, patient__isnull=False).select_related("patient")
+    return [(d, d.patient) for d in (devices[:limit] if limit else devices) if d.patient]

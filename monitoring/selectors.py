@@ -5,7 +5,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import connection, transaction
-from django.db.models import Avg, Count, DateTimeField, Func, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Avg,
+    Count,
+    DateTimeField,
+    Func,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Mod
 
 from accounts.models import User
 from clinical.models import Device, Patient
@@ -22,7 +34,8 @@ from ctg.window import CTG_WINDOW, CtgReading, ctg_read
 from monitoring.ingest.presence import devices_online
 from monitoring.live.registry import snapshot_extras
 from monitoring.models import Metric, Reading
-from monitoring.readings import Target, value_fields
+from monitoring.readings import StoredReading, Target, value_fields
+from monitoring.stream.entries import partitions
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -386,3 +399,29 @@ def reading_latest(*, patient_id: int, metric: str, at: datetime) -> Reading | N
         .order_by("-recorded_at", "-id")
         .first()
     )
+
+
+def readings_received_since(
+    *, since: datetime, partition: int, after: tuple[datetime, int] | None = None, limit: int
+) -> list[StoredReading]:
+    """Stored readings of one readings-stream partition (``patient % N``) received at or after
+    ``since``, oldest first (received time, then id), at most ``limit``, after the
+    ``(received_at, id)`` of ``after`` (the last of the previous page): the readings an alarm
+    evaluator catches up on when the stream lost them (``alerts.checkpoints``)."""
+    rows = Reading.objects.annotate(stream_partition=Mod("patient_id", partitions())).filter(
+        stream_partition=partition, received_at__gte=since
+    )
+    if after is not None:
+        rows = rows.filter(Q(received_at__gt=after[0]) | Q(received_at=after[0], id__gt=after[1]))
+    values = rows.order_by("received_at", "id").values_list(
+        "id",
+        "patient_id",
+        "device_id",
+        "patient__ward_id",
+        "metric",
+        "bpm",
+        "recorded_at",
+        "received_at",
+        "seq",
+    )[:limit]
+    return [StoredReading(*row) for row in values]

@@ -37,7 +37,7 @@ from monitoring.readings import (
     readings_store,
 )
 from monitoring.selectors import device_target, patient_targets
-from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
+from monitoring.stream.backlog import readings_queue
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def readings_ingest(
     the same transaction (``stream.backlog``): stored, and evaluated once Redis is back.
     """
     try:
-        stored = readings_store(readings=readings, path=path, wards=wards, queue=_queue)
+        stored = readings_store(readings=readings, path=path, wards=wards, queue=readings_queue)
     except RedisError as exc:
         logger.error("readings not stored: the readings stream is unavailable (%r)", exc)
         raise ApplicationError(
@@ -77,11 +77,6 @@ def readings_ingest(
         # Dashboards hear of the readings only once they are committed.
         live_publish(reading_batch_events(stored), on_commit=True)
     return stored
-
-
-def _queue(stored: list[StoredReading]) -> None:
-    stream_backlog_replay_due()  # older deferred readings first (a no-op unless deferring)
-    readings_queue(stored)
 
 
 # --- Readings over REST -----------------------------------------------------------------------

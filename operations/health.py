@@ -57,12 +57,13 @@ def channel_layer_check() -> str:
 
 
 def alarm_evaluator_check() -> str:
-    """The alarm evaluators keep up: fewer than ``READY_EVALUATOR_MAX_BEHIND`` readings-stream
-    entries (each one flush's readings of a partition) wait for evaluation (not yet read, or
-    read and not acknowledged)."""
-    behind = sum(row.lag + row.pending for row in stream_lag())
-    if behind > settings.READY_EVALUATOR_MAX_BEHIND:
-        return f"behind: {behind} stream entries of stored readings wait for evaluation"
+    """The alarm evaluators keep up: no stored reading has waited in the stream for evaluation
+    (not yet read, or read and not acknowledged) longer than ``READY_EVALUATION_LAG_SECONDS``."""
+    rows = stream_lag()
+    waited = max((row.waiting_seconds for row in rows), default=0.0)
+    if waited > settings.READY_EVALUATION_LAG_SECONDS:
+        behind = sum(row.lag + row.pending for row in rows)
+        return f"behind: readings wait {waited:.1f} s for evaluation ({behind} stream entries)"
     return "ok"
 
 

@@ -222,6 +222,21 @@ def samples_store(
     )
 
 
+def patient_raw(ward: Ward, /, **overrides: Any) -> dict[str, Any]:
+    """A new obstetric patient on ``ward`` as a REST client sends it, any field overridden."""
+    return {
+        "name": "Lakshmi Narayan",
+        "mrn": "BLR-000123",
+        "date_of_birth": "1995-04-12",
+        "sex": "F",
+        "monitoring_profile": "obstetric",
+        "place": ward.place_id,
+        "ward": ward.id,
+        "bed": "L-07",
+        **overrides,
+    }
+
+
 def reading_raw(seq: int | None = 1, **overrides: Any) -> dict[str, Any]:
     """A reading as a device or a REST client sends it: a heart rate of 80 recorded a second
     ago, with ``seq`` (None: without one), any field overridden."""

@@ -5,6 +5,7 @@ hung server or a black-holed host)."""
 
 from __future__ import annotations
 
+import signal
 import socketserver
 import subprocess
 import threading
@@ -30,6 +31,17 @@ class StoppableRedis:
         self.process, url = embedded_redis.start(self.port, self.workdir)
         assert url == self.url
         return self
+
+    def pause(self) -> None:
+        """Hung (SIGSTOP): connections are still accepted by the kernel, nothing is answered,
+        as a server in a long save or a black-holed host."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Answering again (SIGCONT), with everything it held: commands sent meanwhile run."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Gone at once, as in a crash: connections are reset, new ones refused."""

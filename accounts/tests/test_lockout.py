@@ -24,20 +24,6 @@ ADMIN_LOGIN = "/admin/login/"
 NEW_PASSWORD = "Saffron-Monitor-77"
 
 
-@pytest.fixture
-def rates(settings):
-    def set_rates(**scopes: str) -> None:
-        settings.REST_FRAMEWORK = {
-            **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {
-                **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-                **scopes,
-            },
-        }
-
-    return set_rates
-
-
 def forged(n: int) -> dict[str, Any]:
     return {"HTTP_X_FORWARDED_FOR": f"203.0.113.{n}", "HTTP_X_FORWARDED_PROTO": "https"}
 

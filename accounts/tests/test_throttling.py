@@ -14,20 +14,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "Str0ng-Passw0rd!"  # the nurse fixture's
 
 
-@pytest.fixture
-def rates(settings):
-    def set_rates(**scopes: str) -> None:
-        settings.REST_FRAMEWORK = {
-            **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {
-                **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-                **scopes,
-            },
-        }
-
-    return set_rates
-
-
 def test_login_is_throttled_at_the_configured_rate(api, nurse):
     # The shipped rate (10/min): ten tries, wrong or right, then 429. Each names another
     # account, so the per-account lockout (test_lockout.py) does not come first.

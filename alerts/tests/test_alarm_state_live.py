@@ -6,14 +6,16 @@ the wall clock's recorded_at, and the evaluator evaluates them. Adult bradycardi
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import datetime
 
 import pytest
 from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.models import Alert, EvaluationCheckpoint
 from monitoring.services import readings_ingest
+from monitoring.stream.entries import partition_of
 from testing.factories import DeviceFactory, PatientFactory, ReadingInFactory, WardFactory
 from testing.live import postgres_test_url
 from testing.processes import Evaluator
@@ -109,3 +111,34 @@ def test_redis_lost_mid_episode_raises_within_the_hold_time(
     monitor.stream(35, 30, until=lambda: bool(monitor.alerts()))
     (alert,) = monitor.alerts()
     assert (alert.raised_at - start).total_seconds() <= HOLD + 5, evaluator.logs()
+
+
+def test_readings_redis_lost_while_the_evaluator_was_paused_are_evaluated_from_the_database(
+    stoppable_redis, evaluator
+):
+    """The evaluator is paused (SIGSTOP) through an episode whose readings are stored and
+    appended to the stream; Redis restarts empty (the entries are gone); the evaluator resumes:
+    it finds the consumer group gone, logs it, and evaluates the readings stored since its
+    checkpoint from the database. Raised within 30 s of the resume."""
+    monitor = Monitor()
+    partition = partition_of(monitor.patient.id)
+    monitor.stream(
+        75, 30, until=lambda: EvaluationCheckpoint.objects.filter(partition=partition).exists()
+    )
+    assert EvaluationCheckpoint.objects.filter(partition=partition).exists(), evaluator.logs()
+    evaluator.process.send_signal(signal.SIGSTOP)
+    try:
+        monitor.stream(35, HOLD + 5)  # the whole episode while nobody evaluates
+        stoppable_redis.stop()
+        stoppable_redis.start()  # empty: the episode's stream entries are lost
+        monitor.stream(75, 1)
+    finally:
+        evaluator.process.send_signal(signal.SIGCONT)
+    resumed = timezone.now()
+    monitor.stream(75, 40, until=lambda: bool(monitor.alerts()))
+    alerts = monitor.alerts()
+    assert alerts, evaluator.logs()
+    assert (alerts[0].raised_at - resumed).total_seconds() <= 30, evaluator.logs()
+    output = evaluator.output()
+    assert b"lost their consumer group" in output  # the reset, at ERROR
+    assert b"evaluated from the database" in output  # raised through the checkpoint

@@ -8,7 +8,7 @@ from django.db import DatabaseError
 
 from audit.models import AuditRecord
 from clinical.models import Patient
-from testing.factories import DeviceFactory, PatientFactory, UserFactory
+from testing.factories import DeviceFactory, PatientFactory, UserFactory, patient_raw
 
 pytestmark = pytest.mark.django_db
 
@@ -59,15 +59,7 @@ def test_search_names_its_query(nurse_api, patient):
 
 
 def test_create_and_update_are_recorded_with_the_patient(nurse_api, ward, nurse):
-    body = {
-        "name": "Lakshmi Narayan",
-        "mrn": "BLR-000123",
-        "sex": "F",
-        "monitoring_profile": "obstetric",
-        "place": ward.place_id,
-        "ward": ward.id,
-        "bed": "L-07",
-    }
+    body = patient_raw(ward)
     created = nurse_api.post("/api/patients/", body)
     assert created.status_code == 201
     record = only_record()

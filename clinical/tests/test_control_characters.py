@@ -11,32 +11,20 @@ from django.test import Client
 
 from accounts.models import User
 from clinical.models import Patient, Place, Ward
+from clinical.tests.test_patients_admin import form_data
 from common.validators import control_characters_find, control_characters_replace
 from testing.assertions import assert_error
-from testing.factories import PatientFactory
+from testing.factories import PatientFactory, patient_raw
 
 pytestmark = pytest.mark.django_db
 
 HOSTILE = ["Ann\rSmith", "Ann\nMSH|^~\\&", "Ann\r\nBcc: x@example.org", "Tab\there", "E\x1b[2J"]
 
 
-def new_patient(ward, **overrides) -> dict:
-    return {
-        "name": "Lakshmi Narayan",
-        "mrn": "BLR-000123",
-        "sex": "F",
-        "monitoring_profile": "obstetric",
-        "place": ward.place_id,
-        "ward": ward.id,
-        "bed": "L-07",
-        **overrides,
-    }
-
-
 @pytest.mark.parametrize("field", ["name", "mrn", "bed"])
 @pytest.mark.parametrize("value", HOSTILE)
 def test_rest_refuses_a_patient_field_with_a_control_character(admin_api, ward, field, value):
-    response = admin_api.post("/api/patients/", new_patient(ward, **{field: value}), format="json")
+    response = admin_api.post("/api/patients/", patient_raw(ward, **{field: value}), format="json")
     error = assert_error(response, 400, "validation_error")
     assert field in error["details"]
     assert not Patient.objects.filter(place=ward.place).exists()
@@ -63,7 +51,7 @@ def test_rest_refuses_ward_and_place_names_with_control_characters(admin_api, pl
 
 
 def test_names_with_hl7_and_json_specials_are_fine(admin_api, ward):
-    payload = new_patient(ward, name='O\'Brien "Jr" & Co ^|~\\', mrn="12&34", bed="A&E-1")
+    payload = patient_raw(ward, name='O\'Brien "Jr" & Co ^|~\\', mrn="12&34", bed="A&E-1")
     response = admin_api.post("/api/patients/", payload, format="json")
     assert response.status_code == 201, response.content
     assert Patient.objects.get(pk=response.json()["id"]).mrn == "12&34"
@@ -72,17 +60,7 @@ def test_names_with_hl7_and_json_specials_are_fine(admin_api, ward):
 def test_the_admin_form_refuses_a_name_with_a_line_break(ward):
     client = Client()
     client.force_login(User.objects.create_superuser("root@example.org", "Str0ng-Passw0rd!"))
-    data = {
-        "name": "Meera\r\nPillai",
-        "mrn": "ADM-1",
-        "sex": "F",
-        "monitoring_profile": "obstetric",
-        "place": ward.place_id,
-        "ward": ward.id,
-        "bed": "L-3",
-        "admitted_at_0": "2026-12-01",
-        "admitted_at_1": "10:00:00",
-    }
+    data = form_data(ward, name="Meera\r\nPillai")
     response = client.post("/admin/clinical/patient/add/", data)
     assert response.status_code == 200  # the form again, with its error
     assert "Must not contain control characters" in response.content.decode()

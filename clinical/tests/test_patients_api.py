@@ -8,7 +8,7 @@ from django.utils import timezone
 from clinical import services
 from clinical.models import Patient
 from testing.assertions import assert_error
-from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
+from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory, patient_raw
 
 pytestmark = pytest.mark.django_db
 
@@ -18,20 +18,6 @@ URL = "/api/patients/"
 
 def detail(patient: Patient) -> str:
     return f"{URL}{patient.id}/"
-
-
-def new_patient(ward, /, **overrides) -> dict:
-    return {
-        "name": "Lakshmi Narayan",
-        "mrn": "BLR-000123",
-        "date_of_birth": "1995-04-12",
-        "sex": "F",
-        "monitoring_profile": "obstetric",
-        "place": ward.place_id,
-        "ward": ward.id,
-        "bed": "L-07",
-        **overrides,
-    }
 
 
 def ids(response) -> list[int]:
@@ -45,7 +31,7 @@ def ids(response) -> list[int]:
 def test_anonymous_is_refused(api, patient, ward):
     assert_error(api.get(URL), 401, "not_authenticated")
     assert_error(api.get(detail(patient)), 401, "not_authenticated")
-    assert_error(api.post(URL, new_patient(ward)), 401, "not_authenticated")
+    assert_error(api.post(URL, patient_raw(ward)), 401, "not_authenticated")
     assert_error(api.patch(detail(patient), {"bed": "X"}), 401, "not_authenticated")
     assert_error(api.post(f"{detail(patient)}discharge/"), 401, "not_authenticated")
 
@@ -92,7 +78,7 @@ def test_patient_shape_with_and_without_device(nurse_api, patient):
 @pytest.mark.parametrize("client", ["admin_api", "doctor_api", "nurse_api"])
 def test_clinicians_admit_patients_in_their_place(request, client, ward):
     api = request.getfixturevalue(client)
-    response = api.post(URL, new_patient(ward))
+    response = api.post(URL, patient_raw(ward))
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["mrn"] == "BLR-000123"
@@ -114,25 +100,25 @@ def test_ward_and_bed_are_optional(nurse_api, place):
 def test_admitting_into_a_place_you_do_not_belong_to_is_400_on_place(request, client):
     foreign_ward = WardFactory()
     api = request.getfixturevalue(client)
-    error = assert_error(api.post(URL, new_patient(foreign_ward)), 400, "validation_error")
+    error = assert_error(api.post(URL, patient_raw(foreign_ward)), 400, "validation_error")
     assert "place" in error["details"]
     assert not Patient.objects.exists()
 
 
 def test_a_ward_you_cannot_see_behaves_as_nonexistent(nurse_api, ward):
     foreign_ward = WardFactory()
-    payload = new_patient(ward, ward=foreign_ward.id)
+    payload = patient_raw(ward, ward=foreign_ward.id)
     error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
     assert "ward" in error["details"]
     error = assert_error(
-        nurse_api.post(URL, new_patient(ward, ward=999999)), 400, "validation_error"
+        nurse_api.post(URL, patient_raw(ward, ward=999999)), 400, "validation_error"
     )
     assert "ward" in error["details"]
 
 
 def test_ward_must_belong_to_the_patients_place(admin_api, ward):
     other_place_ward = WardFactory()
-    payload = new_patient(ward, ward=other_place_ward.id)
+    payload = patient_raw(ward, ward=other_place_ward.id)
     error = assert_error(admin_api.post(URL, payload), 400, "validation_error")
     assert list(error["details"]) == ["ward"]
 
@@ -140,54 +126,54 @@ def test_ward_must_belong_to_the_patients_place(admin_api, ward):
 def test_member_of_two_places_cannot_mix_them(doctor, doctor_api, ward):
     second = PlaceFactory()
     doctor.places.add(second)
-    payload = new_patient(ward, place=second.id)
+    payload = patient_raw(ward, place=second.id)
     error = assert_error(doctor_api.post(URL, payload), 400, "validation_error")
     assert "ward" in error["details"]
 
 
 def test_duplicate_mrn_in_a_place_is_a_conflict(nurse_api, patient, ward):
-    error = assert_error(nurse_api.post(URL, new_patient(ward, mrn=patient.mrn)), 409, "conflict")
+    error = assert_error(nurse_api.post(URL, patient_raw(ward, mrn=patient.mrn)), 409, "conflict")
     assert "mrn" in error["details"]
     assert Patient.objects.filter(mrn=patient.mrn).count() == 1
 
 
 def test_same_mrn_in_another_place_is_fine(admin_api, patient):
     other_ward = WardFactory()
-    response = admin_api.post(URL, new_patient(other_ward, mrn=patient.mrn))
+    response = admin_api.post(URL, patient_raw(other_ward, mrn=patient.mrn))
     assert response.status_code == 201
 
 
 def test_database_constraint_backs_the_mrn_check(nurse_api, patient, ward, monkeypatch):
     # Two admissions racing past the check: the unique constraint still answers 409.
     monkeypatch.setattr(services, "_patient_mrn_check", lambda **kwargs: None)
-    assert_error(nurse_api.post(URL, new_patient(ward, mrn=patient.mrn)), 409, "conflict")
+    assert_error(nurse_api.post(URL, patient_raw(ward, mrn=patient.mrn)), 409, "conflict")
 
 
 def test_date_of_birth_may_not_be_in_the_future(nurse_api, ward):
     future = (timezone.now() + timedelta(days=2)).date().isoformat()
     error = assert_error(
-        nurse_api.post(URL, new_patient(ward, date_of_birth=future)), 400, "validation_error"
+        nurse_api.post(URL, patient_raw(ward, date_of_birth=future)), 400, "validation_error"
     )
     assert list(error["details"]) == ["date_of_birth"]
     today = timezone.localdate().isoformat()
-    assert nurse_api.post(URL, new_patient(ward, date_of_birth=today)).status_code == 201
+    assert nurse_api.post(URL, patient_raw(ward, date_of_birth=today)).status_code == 201
 
 
 def test_date_of_birth_must_be_plausible(nurse_api, ward):
-    payload = new_patient(ward, date_of_birth="0001-01-01")
+    payload = patient_raw(ward, date_of_birth="0001-01-01")
     error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
     assert list(error["details"]) == ["date_of_birth"]
 
 
 def test_admission_may_not_precede_birth(nurse_api, ward):
-    payload = new_patient(ward, date_of_birth="2020-05-01", admitted_at="2019-01-01T00:00:00Z")
+    payload = patient_raw(ward, date_of_birth="2020-05-01", admitted_at="2019-01-01T00:00:00Z")
     error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
     assert list(error["details"]) == ["admitted_at"]
 
 
 def test_no_admission_to_an_inactive_place(admin_api, nurse_api, ward, patient):
     closed_ward = WardFactory(place=PlaceFactory(is_active=False))
-    error = assert_error(admin_api.post(URL, new_patient(closed_ward)), 400, "validation_error")
+    error = assert_error(admin_api.post(URL, patient_raw(closed_ward)), 400, "validation_error")
     assert "place" in error["details"]
     payload = {"place": closed_ward.place_id, "ward": closed_ward.id}
     error = assert_error(admin_api.patch(detail(patient), payload), 400, "validation_error")
@@ -200,7 +186,7 @@ def test_no_admission_to_an_inactive_place(admin_api, nurse_api, ward, patient):
 
 def test_discharge_must_follow_admission(nurse_api, ward):
     admitted = timezone.now() - timedelta(hours=5)
-    payload = new_patient(
+    payload = patient_raw(
         ward,
         admitted_at=admitted.isoformat(),
         discharged_at=(admitted - timedelta(minutes=1)).isoformat(),
@@ -216,11 +202,11 @@ def test_discharge_must_follow_admission(nurse_api, ward):
 def test_admission_and_discharge_may_not_be_in_the_future(nurse_api, ward):
     later = (timezone.now() + timedelta(days=1)).isoformat()
     error = assert_error(
-        nurse_api.post(URL, new_patient(ward, admitted_at=later)), 400, "validation_error"
+        nurse_api.post(URL, patient_raw(ward, admitted_at=later)), 400, "validation_error"
     )
     assert "admitted_at" in error["details"]
     error = assert_error(
-        nurse_api.post(URL, new_patient(ward, discharged_at=later)), 400, "validation_error"
+        nurse_api.post(URL, patient_raw(ward, discharged_at=later)), 400, "validation_error"
     )
     assert "discharged_at" in error["details"]
 
@@ -245,21 +231,21 @@ def test_admission_and_discharge_may_not_be_in_the_future(nurse_api, ward):
 )
 def test_invalid_patient_is_400(nurse_api, ward, overrides, field):
     error = assert_error(
-        nurse_api.post(URL, new_patient(ward, **overrides)), 400, "validation_error"
+        nurse_api.post(URL, patient_raw(ward, **overrides)), 400, "validation_error"
     )
     assert field in error["details"]
 
 
 @pytest.mark.parametrize("missing", ["name", "mrn", "sex", "place"])
 def test_required_fields(nurse_api, ward, missing):
-    payload = new_patient(ward)
+    payload = patient_raw(ward)
     del payload[missing]
     error = assert_error(nurse_api.post(URL, payload), 400, "validation_error")
     assert missing in error["details"]
 
 
 def test_list_payload_is_400_not_500(nurse_api, ward):
-    assert_error(nurse_api.post(URL, [new_patient(ward)]), 400, "validation_error")
+    assert_error(nurse_api.post(URL, [patient_raw(ward)]), 400, "validation_error")
 
 
 # --- Update ----------------------------------------------------------------------------------
@@ -274,7 +260,7 @@ def test_nurse_moves_a_patient_to_another_ward_and_bed(nurse_api, patient, place
 
 
 def test_put_replaces_the_patient(doctor_api, patient, ward):
-    response = doctor_api.put(detail(patient), new_patient(ward, name="Renamed"))
+    response = doctor_api.put(detail(patient), patient_raw(ward, name="Renamed"))
     assert response.status_code == 200, response.content
     patient.refresh_from_db()
     assert (patient.name, patient.mrn, patient.monitoring_profile) == (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ctg.analysis import (
@@ -12,6 +14,7 @@ from ctg.analysis import (
     PATHOLOGICAL,
     SUSPICIOUS,
     VARIABLE,
+    CtgParams,
     _runs,
     ctg_analyse,
     maternal_coincidence_seconds,
@@ -376,3 +379,28 @@ def test_a_stretch_bridges_short_gaps_of_signal_and_of_loss_and_no_longer_ones()
 def test_a_stretch_extreme_is_its_first_largest_deviation():
     assert _stretches([0, 20, 30, 8, 30, None, 25, 0]) == [(1, 7, 2)]
     assert _stretches([0, 16, 16, 16, 0]) == [(1, 4, 1)]
+
+
+def test_a_baseline_falling_to_a_level_with_frequent_accelerations_follows_it_down():
+    """40 minutes at 155, then the trace settles at 130 with an acceleration back up to 155
+    for 45 s every three minutes; the window is the last 30 minutes. The baseline is the lower
+    level (SisPorto's lower of two frequent levels), not the acceleration level, and nothing
+    reads as a deceleration. Without the rule the baseline stays at 155, because the
+    accelerations keep the new level from 10 stable minutes, and the trace at its true
+    baseline reads as decelerations."""
+
+    def baseline(x: float) -> float:
+        return 155 - 25 * min(1.0, max(0.0, (x - 2400) / 60))
+
+    shapes = [Shape(t, 45, 25, ramp_in=8, ramp_out=8) for t in range(2520, 4800, 180)]
+    fhr = fhr_trace(80, baseline=baseline, shapes=shapes)
+
+    def read(params: CtgParams | None = None):
+        return ctg_analyse(fhr=fhr, start=T0, end=T0 + 4800, assess_from=T0 + 3000, params=params)
+
+    result = read()
+    assert result.baseline_bpm == 130
+    assert result.decelerations == []
+    assert result.classification == NORMAL
+    off = read(replace(CtgParams(), baseline_shift_share=0))
+    assert off.baseline_bpm == 155 and off.decelerations  # the true baseline read as dips

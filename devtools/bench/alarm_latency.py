@@ -47,8 +47,8 @@ EPISODE_GAP_SECONDS = 3.0
 CTG_KIND = "prolonged_deceleration"
 CTG_DECELERATION_BPM = 118
 CTG_HISTORY_SECONDS = 720
-CTG_LEAD_SECONDS = 10.0
-CTG_TAIL_SECONDS = 10.0
+CTG_LEAD_SECONDS = 8.0
+CTG_TAIL_SECONDS = 7.0
 
 
 def normal_bpm(metric: str, n: int, index: int) -> int:
@@ -79,6 +79,7 @@ class Episode:
     completing_seq: int | None = None
     completing_at: float | None = None  # recorded_at of the completing reading
     completing_sent: float | None = None
+    completing_acked: float | None = None  # when its ack came back
     alert_id: int | None = None
     arrivals: dict[int, float] = field(default_factory=dict)
 
@@ -180,6 +181,14 @@ class AlarmEpisodes:
 def latency_summary(episodes_set: AlarmEpisodes, episodes: Iterable[Episode]) -> dict[str, Any]:
     completed = [e for e in episodes if e.completed]
     latencies = [lat for e in completed if (lat := episodes_set.latency(e)) is not None]
+    # The part after the completing reading's ack: what the evaluator and the fan-out take.
+    after_ack = [
+        e.completing_sent + lat - e.completing_acked
+        for e in completed
+        if (lat := episodes_set.latency(e)) is not None
+        and e.completing_sent is not None
+        and e.completing_acked is not None
+    ]
     holds = sorted({e.hold for e in completed})
     return {
         "episodes": len(completed),
@@ -187,5 +196,6 @@ def latency_summary(episodes_set: AlarmEpisodes, episodes: Iterable[Episode]) ->
         "missed": len(completed) - len(latencies),
         "hold_seconds": holds,
         "latency_ms": percentiles_ms(latencies),
+        "after_ack_ms": percentiles_ms(after_ack),
         "timeout_s": episodes_set.timeout,
     }

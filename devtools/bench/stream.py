@@ -92,6 +92,7 @@ class DeviceState:
     in_band: dict[int, int] = field(default_factory=dict)
     episode: Episode | None = None
     ctg_episode: Episode | None = None
+    episode_acks: dict[int, Episode] = field(default_factory=dict)  # completing seq: episode
     recorded_epoch: float = 0.0  # the recorded_at of the frame being sent, in epoch seconds
 
 
@@ -270,6 +271,7 @@ class StreamBench:
         for seq in seqs:
             dev.in_band[seq] = CTG_DECELERATION_BPM
             episode.reading_sent(seq=seq, recorded_at=dev.recorded_epoch, sent=now)
+        _await_completing_ack(dev, episode, seqs)
 
     @property
     def episode_patients(self) -> set[int]:
@@ -296,6 +298,7 @@ class StreamBench:
         for seq in seqs:
             dev.in_band[seq] = EPISODE_BPM[dev.bench.metric]
             dev.episode.reading_sent(seq=seq, recorded_at=dev.recorded_epoch, sent=now)
+        _await_completing_ack(dev, dev.episode, seqs)
 
     # Connections
     async def _connect(self, url: str, device_token: str | None = None) -> ClientConnection:
@@ -360,6 +363,10 @@ class StreamBench:
                         self.ack_sent.append(sent_at[i])
                     else:
                         dev.duplicate_acks += 1
+                if dev.episode_acks:
+                    for seq in reply.acked:
+                        if (episode := dev.episode_acks.pop(seq, None)) is not None:
+                            episode.completing_acked = now
                 if reply.error is not None:
                     dev.errors += 1
                     if len(self.error_samples) < 5:
@@ -681,6 +688,13 @@ class StreamBench:
                 }
             )
         return rows
+
+
+def _await_completing_ack(dev: DeviceState, episode: Episode, seqs: range) -> None:
+    """If the episode's completing reading is among ``seqs``, note its ack when it comes."""
+    seq = episode.completing_seq
+    if seq is not None and seq in seqs:
+        dev.episode_acks[seq] = episode
 
 
 async def _close(ws: ClientConnection) -> None:

@@ -52,6 +52,7 @@ def test_latency_runs_from_the_completing_reading_to_the_last_watching_dashboard
     # The 13th reading (seq 112) is recorded 3.0 s after the onset and sent at 53.0.
     assert (episode.completing_seq, episode.completing_sent) == (112, ONSET_SENT + 3.0)
     assert episode.onset_sent == ONSET_SENT
+    episode.completing_acked = 53.05
 
     episodes.alert_frame(dashboard=0, alert=_alert(), received=53.2)
     assert episodes.latency(episode) is None  # dashboard 1 watches the ward too
@@ -64,6 +65,7 @@ def test_latency_runs_from_the_completing_reading_to_the_last_watching_dashboard
     summary = episodes.result()["vital"]
     assert (summary["episodes"], summary["matched"], summary["missed"]) == (1, 1, 0)
     assert summary["latency_ms"] == {"p50": 300.0, "p95": 300.0, "p99": 300.0, "max": 300.0}
+    assert summary["after_ack_ms"]["max"] == 250.0  # the part after the reading's ack
     assert episodes.result()["ctg"]["episodes"] == 0
 
 

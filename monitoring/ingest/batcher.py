@@ -26,10 +26,12 @@ is unreachable stores nothing and fails every future; the connections tell their
 Step 1 also appends the new readings to the readings stream, in the same transaction, for
 the alarm evaluator process (``alerts.evaluator_process``): nothing about alarms runs here.
 
-Redis away (``live.feed``): the stream append is deferred to the backlog in the same
-transaction (``stream.backlog``), so readings are still stored and acked; the broadcast of
-step 2 is skipped while the live feed is degraded (dashboards resynchronise from a snapshot
-when it is restored), and the backlog is replayed into the stream once Redis answers.
+Redis away or hung (``live.feed``): the first append that fails opens the breaker of
+``stream.backlog``, and from then on the stream entries go to the backlog in the storing
+transaction without a Redis call, so readings are still stored and acked at once; the backlog
+is replayed into the stream by a thread of its own once Redis answers. The broadcast of step 2
+goes to this process's dashboards as ever (the live hub sends to Redis in the background), and
+dashboards resynchronise from a snapshot when the live feed is restored.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from monitoring.live.events import reading_batch_events
 from monitoring.live.feed import LiveFeed, live_feed
 from monitoring.live.publish import live_publish
 from monitoring.readings import ReadingIn, StoredReading, readings_store_isolating
-from monitoring.stream.backlog import readings_queue, stream_backlog_replay_due
+from monitoring.stream.backlog import readings_queue, replayer_wake
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +154,9 @@ class IngestBatcher:
         pass
 
     async def live_restored(self, feed: LiveFeed) -> None:
-        """Redis is back: replay the readings deferred meanwhile (in the storing thread, so no
-        newer flush of this process reaches the stream before them)."""
-        await self.loop.run_in_executor(self._store_executor, _backlog_replay)
+        """Redis is back: the backlog's replayer tries now (in its own thread; the storing
+        thread appends again once the backlog is empty, ``stream.backlog``)."""
+        replayer_wake()
 
     async def _run(self) -> None:
         interval = settings.INGEST_FLUSH_INTERVAL
@@ -304,15 +306,6 @@ def _connection_close() -> None:
     connection.close()  # the calling thread's own connection
 
 
-def _backlog_replay() -> None:
-    close_old_connections()
-    try:
-        stream_backlog_replay_due(force=True)
-    except Exception:
-        connection.close()
-        logger.exception("replaying the readings backlog failed")
-
-
 def _store_in_thread(
     readings: list[ReadingIn], wards: dict[int, int | None], path: str
 ) -> tuple[list[StoredReading], list[ReadingIn], BaseException | None]:
@@ -327,7 +320,6 @@ def _store_in_thread(
             errors.append(error)
 
     try:
-        stream_backlog_replay_due()  # older deferred readings first (a no-op unless deferring)
         stored, refused = readings_store_isolating(
             readings=readings, path=path, wards=wards, queue=queue
         )

@@ -3,34 +3,44 @@
 The stream (Redis) is how stored readings reach the alarm evaluator; PostgreSQL is where they
 are stored. When the append fails, the storing transaction goes on and writes the readings'
 stream entries to ``StreamBacklog`` instead (same transaction: stored exactly when in the
-stream or in the backlog), so a Redis outage does not stop storage and acks. Once Redis
-answers, :func:`stream_backlog_replay` appends the backlog to the stream, oldest first, and
-deletes what it appended; the evaluator then evaluates those readings like any others.
+stream or in the backlog), so a Redis outage does not stop storage and acks.
 
-Order per patient: while this process has a backlog it defers every new reading too (no
-reading of a patient overtakes an older one into the stream), until a replay found the
-backlog empty. Replays lock the rows they append (``SELECT ... FOR UPDATE``, in id order), so
-two processes replaying at once append in id order. A row appended whose delete did not
-commit is appended again: evaluated twice, which the rules tolerate (``monitoring.stream.
-entries``, "at least once").
+The storing path never waits for a Redis that is away: a breaker per process. The first
+append that fails (refused, or no answer within ``REDIS_APPEND_TIMEOUT``, tried once) opens
+it; from then on every new reading goes straight to the backlog, without a Redis call, so a
+hung Redis costs the acks of one flush at most that timeout. A replayer thread of the process
+(never the storing thread) probes Redis every ``READINGS_BACKLOG_REPLAY_SECONDS`` (``PING``,
+``REDIS_CHECK_TIMEOUT``); once it answers, the replayer appends the backlog to the stream,
+oldest first, deleting what it appended, and says so when it found the backlog empty. The
+storing path closes the breaker at its next flush, inside that flush's transaction, if the
+backlog is still empty then (rows deferred since the replayer looked keep it open for another
+pass); the evaluator then evaluates those readings like any others.
 
-Who replays: the ingest batcher of each server process (in its storing thread: when its live
-feed is restored, and before a flush now and then while it defers, backing off), and the
-alarm evaluator every rebalance, for rows that a process left behind.
+Order per patient: while the breaker is open every new reading is deferred too (no reading of
+a patient overtakes an older one into the stream); it closes only on a backlog seen empty by
+the flush that appends next, and a server process stores in one thread. Replays lock the rows
+they append (``SELECT ... FOR UPDATE``, in id order), so two processes replaying at once append
+in id order. A row appended whose delete did not commit is appended again, and an append that
+timed out may still be carried out by Redis once it answers while its readings were deferred:
+such readings are evaluated twice, which the rules tolerate (``monitoring.stream.entries``,
+"at least once"). Stored, and acked, they are once.
+
+Who replays: the replayer thread of each server process (woken at once when the live feed is
+restored), and the alarm evaluator every rebalance, for rows that a process left behind.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
+from common import redis_clients
 from common.redis_errors import REDIS_ERRORS
 from monitoring.models import StreamBacklog
 from monitoring.readings import StoredReading
@@ -38,35 +48,39 @@ from monitoring.stream.entries import reading_encode, stream_entries_append
 
 logger = logging.getLogger(__name__)
 
-# Between replay attempts from the ingest path while this process defers: from
-# READINGS_BACKLOG_REPLAY_SECONDS, doubling while Redis stays away, up to
-# READINGS_BACKLOG_REPLAY_MAX_SECONDS (a Redis that does not answer costs the attempt a
-# timeout, paid by that flush). The live feed's recovery replays at once
-# (``IngestBatcher.live_restored``).
 REPLAY_ROWS = 200  # backlog rows appended per transaction
 
 
-class _Deferral:
-    """Whether this process defers new readings to the backlog (None: not known yet)."""
+class _Breaker:
+    """Whether this process sends new readings to the backlog (open), and its replayer."""
 
     def __init__(self) -> None:
-        self.active: bool | None = None
-        self.next_replay = 0.0
-        self.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
-        self.lock = threading.Lock()
+        self.active: bool | None = None  # open; None: not known yet (look at the backlog)
+        self.drained = threading.Event()  # the replayer found the backlog empty, Redis up
+        self.wake = threading.Event()
+        self.lock = threading.Lock()  # guards the replayer thread's start and end
+        self.thread: threading.Thread | None = None
+        self.replayer = True  # start a replayer thread (tests drive the passes themselves)
 
 
-_deferral = _Deferral()
+_deferral = _Breaker()
 
 
 def readings_queue(stored: Sequence[StoredReading]) -> BaseException | None:
     """Queue stored readings for alarm evaluation, inside their storing transaction: append
-    them to the stream, or defer them to the backlog while Redis is away (or while this
-    process still has a backlog). Returns the Redis error when this call found Redis away."""
+    them to the stream, or defer them to the backlog while the breaker is open. Returns the
+    Redis error when this call found Redis away (and opened the breaker)."""
     if not stored:
         return None
     if _deferral.active is None:
         _deferral.active = StreamBacklog.objects.exists()  # left by an earlier run
+        if _deferral.active:
+            _replayer_start()
+    if _deferral.active and _deferral.drained.is_set():
+        _deferral.drained.clear()
+        if not StreamBacklog.objects.exists():  # nothing deferred since the replay
+            _deferral.active = False
+            logger.warning("readings stream: appending again, the backlog is empty")
     if _deferral.active:
         stream_backlog_add(stored)
         return None
@@ -79,9 +93,9 @@ def readings_queue(stored: Sequence[StoredReading]) -> BaseException | None:
             len(stored),
         )
         _deferral.active = True
-        _deferral.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
-        _deferral.next_replay = time.monotonic() + _deferral.interval
+        _deferral.drained.clear()
         stream_backlog_add(stored)
+        _replayer_start()
         return exc
     return None
 
@@ -111,28 +125,54 @@ def stream_backlog_replay() -> int:
     return total
 
 
-def stream_backlog_replay_due(*, force: bool = False) -> int:
-    """While this process defers: replay the backlog (when the back-off allows, or now with
-    ``force``), and stop deferring once it is empty. Never raises for Redis; returns how many
+def stream_backlog_replay_due() -> int:
+    """One pass of the replayer: when Redis answers a probe, replay the backlog, and once it
+    is empty let the storing path close the breaker. Never raises for Redis; returns how many
     readings were appended."""
+    try:
+        redis_clients.redis_client(timeout=settings.REDIS_CHECK_TIMEOUT, retries=False).ping()
+        appended = stream_backlog_replay()
+    except REDIS_ERRORS as exc:
+        logger.info("readings stream still unavailable (%r); the backlog waits", exc)
+        return 0
+    _deferral.drained.set()
+    return appended
+
+
+def replayer_wake() -> None:
+    """Replay now rather than at the next pass (the live feed found Redis back)."""
+    _deferral.wake.set()
+
+
+def _replayer_start() -> None:
     with _deferral.lock:
-        if _deferral.active is False:
-            return 0
-        if not force and time.monotonic() < _deferral.next_replay:
-            return 0
-        try:
-            appended = stream_backlog_replay()
-        except REDIS_ERRORS as exc:
-            logger.info("readings stream still unavailable (%r); the backlog waits", exc)
-            _deferral.active = True
-            _deferral.next_replay = time.monotonic() + _deferral.interval
-            _deferral.interval = min(
-                _deferral.interval * 2, settings.READINGS_BACKLOG_REPLAY_MAX_SECONDS
-            )
-            return 0
-        _deferral.active = False
-        _deferral.interval = settings.READINGS_BACKLOG_REPLAY_SECONDS
-        return appended
+        if _deferral.thread is not None or not _deferral.replayer:
+            return
+        _deferral.thread = threading.Thread(
+            target=_replayer_run, name="readings-backlog-replay", daemon=True
+        )
+        _deferral.thread.start()
+
+
+def _replayer_run() -> None:
+    """Replay passes while the breaker is open (its own database connection and Redis calls:
+    the storing thread never waits for them)."""
+    try:
+        while True:
+            with _deferral.lock:
+                if _deferral.active is not True or not _deferral.replayer:
+                    _deferral.thread = None
+                    return
+            _deferral.wake.wait(settings.READINGS_BACKLOG_REPLAY_SECONDS)
+            _deferral.wake.clear()
+            close_old_connections()
+            try:
+                stream_backlog_replay_due()
+            except Exception:
+                connection.close()
+                logger.exception("replaying the readings backlog failed; retrying")
+    finally:
+        connection.close()  # this thread's own connection
 
 
 def stream_backlog_size() -> int:
@@ -140,10 +180,15 @@ def stream_backlog_size() -> int:
     return int(StreamBacklog.objects.aggregate(size=Coalesce(Sum("size"), 0))["size"])
 
 
-def deferral_reset(*, active: bool | None = None) -> None:
-    """Set this process's deferral state (tests; None: look at the backlog on the next use)."""
-    _deferral.active, _deferral.next_replay, _deferral.interval = (
-        active,
-        0.0,
-        settings.READINGS_BACKLOG_REPLAY_SECONDS,
-    )
+def deferral_reset(*, active: bool | None = None, replayer: bool = True) -> None:
+    """Set this process's breaker (tests; None: look at the backlog on the next use) and stop
+    its replayer; ``replayer=False``: start none (the test calls
+    :func:`stream_backlog_replay_due` itself)."""
+    with _deferral.lock:
+        thread, _deferral.replayer = _deferral.thread, False
+    _deferral.wake.set()
+    if thread is not None:
+        thread.join(10)
+    _deferral.wake.clear()
+    _deferral.drained.clear()
+    _deferral.active, _deferral.replayer = active, replayer

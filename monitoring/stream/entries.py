@@ -80,9 +80,9 @@ def redis_client() -> redis.Redis:
 
 def append_client() -> redis.Redis:
     """The client that appends to the stream from the ingest paths: a Redis that does not
-    answer (hung, black-holed) costs a flush at most ``REDIS_APPEND_TIMEOUT`` before its
-    readings are deferred to the backlog (``stream.backlog``), instead of holding the acks."""
-    return redis_clients.redis_client(timeout=settings.REDIS_APPEND_TIMEOUT)
+    answer (hung, black-holed) costs one flush at most ``REDIS_APPEND_TIMEOUT``, tried once,
+    before the breaker of ``stream.backlog`` sends every append to the backlog instead."""
+    return redis_clients.redis_client(timeout=settings.REDIS_APPEND_TIMEOUT, retries=False)
 
 
 def text(value: bytes | str) -> str:

@@ -5,6 +5,7 @@ transaction, and appended to the stream, in order, before anything newer once Re
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import pytest
@@ -12,7 +13,7 @@ from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from monitoring.models import Reading, StreamBacklog
-from monitoring.readings import reading_parse
+from monitoring.readings import reading_parse, readings_store
 from monitoring.services import readings_ingest
 from monitoring.stream import backlog
 from monitoring.stream import entries as stream
@@ -57,10 +58,15 @@ def _deferred() -> list[int | None]:
 
 
 async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_after(
-    device, monkeypatch, settings
+    device, monkeypatch
 ):
-    settings.READINGS_BACKLOG_REPLAY_SECONDS = 0.0
-    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
+    appends: list[int] = []
+
+    def broken_append(entries):
+        appends.append(len(entries))
+        _broken_append()
+
+    monkeypatch.setattr(backlog, "stream_entries_append", broken_append)
     ws = await device_connect(device.token)
     await ws.send_json_to({"type": "readings", "items": [reading(1), reading(2)]})
     assert await receive_type(ws, "ack") == {"type": "ack", "seqs": [1, 2]}
@@ -69,18 +75,27 @@ async def test_a_stream_outage_still_stores_and_acks_and_the_backlog_goes_first_
     assert await sync_to_async(Reading.objects.count)() == 3
     assert await sync_to_async(_deferred)() == [1, 2, 3]
     assert await sync_to_async(queued)(device.patient_id) == []
+    # The breaker: after the first failed append the flush of reading 3 did not try Redis.
+    assert appends == [2]
 
-    monkeypatch.undo()  # Redis answers again
+    # Still away: a replay pass appends nothing and the next reading is deferred too.
+    assert await sync_to_async(backlog.stream_backlog_replay_due)() == 0
     await ws.send_json_to({"type": "reading", **reading(4)})
+    await receive_type(ws, "ack")
+    assert await sync_to_async(_deferred)() == [1, 2, 3, 4]
+
+    monkeypatch.undo()  # Redis answers again: the replayer's pass appends the backlog
+    assert await sync_to_async(backlog.stream_backlog_replay_due)() == 4
+    await ws.send_json_to({"type": "reading", **reading(5)})
     await receive_type(ws, "ack")
     ids = await sync_to_async(
         lambda: list(Reading.objects.order_by("seq").values_list("id", flat=True))
     )()
     # The deferred readings first, then the new one: in order, each once, none left behind.
     assert await sync_to_async(queued)(device.patient_id) == list(
-        zip([1, 2, 3, 4], ids, strict=True)
+        zip([1, 2, 3, 4, 5], ids, strict=True)
     )
-    assert await sync_to_async(_deferred)() == []
+    assert await sync_to_async(_deferred)() == [] and backlog._deferral.active is False
     await ws.disconnect()
 
 
@@ -102,9 +117,34 @@ def test_rest_readings_are_stored_during_a_stream_outage_and_queued_after(device
     assert _deferred() == [1] and queued(device.patient_id) == []
 
     monkeypatch.undo()
-    assert backlog.stream_backlog_replay_due(force=True) == 1
+    assert backlog.stream_backlog_replay_due() == 1
     assert [seq for seq, _ in queued(device.patient_id)] == [1]
-    assert _deferred() == [] and not backlog._deferral.active
+    assert _deferred() == []
+    # The next reading finds the backlog empty: the breaker closes, it goes to the stream.
+    response = device_client(device.token).post("/api/records/", reading(2), format="json")
+    assert response.status_code == 201, response.content
+    assert [seq for seq, _ in queued(device.patient_id)] == [1, 2]
+    assert _deferred() == [] and backlog._deferral.active is False
+
+
+def test_the_breaker_stays_open_for_readings_deferred_after_the_replay(device, monkeypatch):
+    """A replay that emptied the backlog does not close the breaker over rows deferred since:
+    those go into the stream first, at the next pass."""
+    target = ingest_target(device)
+    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
+    readings_ingest(readings=[reading_parse(reading(1), target=target, require_seq=True)])
+    monkeypatch.undo()
+    assert backlog.stream_backlog_replay_due() == 1
+    # Reading 2 deferred after the replay looked (another thread's flush, say).
+    backlog.stream_backlog_add(
+        readings_store(readings=[reading_parse(reading(2), target=target, require_seq=True)])
+    )
+    readings_ingest(readings=[reading_parse(reading(3), target=target, require_seq=True)])
+    assert _deferred() == [2, 3] and backlog._deferral.active is True
+    assert backlog.stream_backlog_replay_due() == 2
+    readings_ingest(readings=[reading_parse(reading(4), target=target, require_seq=True)])
+    assert [seq for seq, _ in queued(device.patient_id)] == [1, 2, 3, 4]
+    assert _deferred() == [] and backlog._deferral.active is False
 
 
 def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(device, monkeypatch):
@@ -112,7 +152,29 @@ def test_a_backlog_left_behind_goes_into_the_stream_before_the_next_reading(devi
     monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
     readings_ingest(readings=[reading_parse(reading(1), target=target, require_seq=True)])
     monkeypatch.undo()
-    backlog.deferral_reset()  # a new process (the one that deferred reading 1 died)
+    backlog.deferral_reset(replayer=False)  # a new process (the one that deferred 1 died)
+    readings_ingest(readings=[reading_parse(reading(2), target=target, require_seq=True)])
+    assert queued(device.patient_id) == [] and _deferred() == [1, 2]  # 2 does not overtake 1
+    assert backlog.stream_backlog_replay_due() == 2
+    readings_ingest(readings=[reading_parse(reading(3), target=target, require_seq=True)])
+    assert [seq for seq, _ in queued(device.patient_id)] == [1, 2, 3]
+    assert _deferred() == [] and backlog._deferral.active is False
+
+
+def test_the_replayer_thread_replays_once_redis_answers_and_the_breaker_closes(device, monkeypatch):
+    """The thread the breaker starts (not the storing thread) brings the backlog into the
+    stream once Redis answers; the next reading is appended directly."""
+    target = ingest_target(device)
+    backlog.deferral_reset(active=False, replayer=True)
+    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
+    readings_ingest(readings=[reading_parse(reading(1), target=target, require_seq=True)])
+    assert backlog._deferral.thread is not None  # started by the failed append
+    monkeypatch.undo()
+    backlog.replayer_wake()
+    deadline = time.monotonic() + 20
+    while _deferred() or not backlog._deferral.drained.is_set():
+        assert time.monotonic() < deadline, "the replayer did not replay"
+        time.sleep(0.05)
     readings_ingest(readings=[reading_parse(reading(2), target=target, require_seq=True)])
     assert [seq for seq, _ in queued(device.patient_id)] == [1, 2]
-    assert _deferred() == [] and not backlog._deferral.active
+    assert backlog._deferral.active is False

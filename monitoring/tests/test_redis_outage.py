@@ -21,6 +21,7 @@ from monitoring.live import feed as outage
 from monitoring.live.feed import LiveFeed, groups_join, live_feed, receive_resilient
 from monitoring.models import Reading, StreamBacklog
 from monitoring.stream import entries as stream
+from monitoring.stream.backlog import stream_backlog_replay_due
 from testing.factories import DeviceFactory, PatientFactory
 from testing.live import until
 from testing.redis_outage import settings_point_at
@@ -170,7 +171,9 @@ async def test_devices_stream_through_a_redis_outage_and_dashboards_resynchronis
         await receive_type(client, "live.restored", wait=15)
         resync = await receive_type(client, "snapshot")
         assert resync["ward"] == ward.id
-    # The deferred readings went into the stream, before anything newer.
+    # The replayer's pass (its thread's, here the test's) appends the deferred readings; the
+    # next flush finds the backlog empty and appends again: before anything newer.
+    assert await sync_to_async(stream_backlog_replay_due)() == 2
     await ws.send_json_to({"type": "reading", **reading(3)})
     assert await receive_type(ws, "ack") == {"type": "ack", "seqs": [3]}
     assert await sync_to_async(_queued_seqs)(device.patient_id) == [2, 3]

@@ -9,7 +9,8 @@ from django.db import DatabaseError
 
 from config.net import free_port
 from monitoring.readings import StoredReading
-from monitoring.stream.backlog import readings_queue, stream_backlog_add, stream_backlog_replay
+from monitoring.stream import entries as stream
+from monitoring.stream.backlog import stream_backlog_add, stream_backlog_replay
 from testing.factories import StoredReadingFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,19 +94,26 @@ def test_a_database_outage_is_unavailable_even_with_redis_up(client, monkeypatch
     assert body["checks"]["stream_backlog"] == "skipped"
 
 
-def test_readiness_is_503_while_readings_wait_too_long_for_evaluation(
-    client, settings, alarms_drain
-):
-    settings.READY_EVALUATOR_MAX_BEHIND = 2
-    for seq in (1, 2, 3):  # three flushes: three entries
-        readings_queue([_stored(1, seq)])
+def test_readiness_judges_evaluation_lag_in_seconds(client, settings, alarms_drain):
+    settings.READY_EVALUATION_LAG_SECONDS = 30
+    client_ = stream.redis_client()
+    appended_ms = stream.server_ms(client_) - 45_000  # appended 45 s ago, by Redis's clock
+    for seq in (1, 2, 3):
+        client_.xadd(
+            stream.partition_key(stream.partition_of(1)),
+            stream.reading_encode(_stored(1, seq)),  # type: ignore[arg-type]
+            id=f"{appended_ms}-{seq}",
+        )
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert (
-        response.json()["checks"]["alarm_evaluator"]
-        == "behind: 3 stream entries of stored readings wait for evaluation"
+    check = response.json()["checks"]["alarm_evaluator"]
+    assert check.startswith("behind: readings wait 4") and check.endswith("(3 stream entries)"), (
+        check
     )
 
+    settings.READY_EVALUATION_LAG_SECONDS = 60  # younger than the threshold: ready
+    assert client.get("/readyz").status_code == 200
+    settings.READY_EVALUATION_LAG_SECONDS = 30
     alarms_drain()  # an evaluator catches up
     assert client.get("/readyz").status_code == 200
 

@@ -1,0 +1,179 @@
+"""Evaluation progress kept in the database: what the alarm evaluators have evaluated, per
+partition of the readings stream, so that readings Redis lost before they were evaluated are
+evaluated all the same.
+
+Checkpoints
+    After each batch it acknowledged, an evaluator notes per partition the ``received_at`` of
+    the newest reading evaluated and the last stream entry acknowledged; it writes them to
+    ``EvaluationCheckpoint`` (one statement for all its partitions) at most every
+    ``CHECKPOINT_SECONDS``, not per reading or per batch.
+
+A vanished consumer group
+    Only evaluators create the consumer group of a partition (``alerts.stream_reader``). An
+    evaluator that had to create one for a partition that has a checkpoint knows Redis forgot
+    the partition (restarted empty, flushed, the stream deleted): the entries not yet
+    evaluated went with it. It logs an ERROR, counts ``monitor_evaluation_stream_resets_total``
+    and marks the checkpoint ``reset_pending``.
+
+Catching up
+    An evaluator evaluates the pending partitions it holds before it reads them from the stream
+    again (at its next rebalance, which a vanished group brings forward): the readings of the
+    partition's patients received since the checkpoint, less ``CATCH_UP_MARGIN_SECONDS``
+    (flushes of several server processes reach the stream in an order close to, not exactly,
+    their received time), from the database, oldest first, through the same handler as the
+    stream's entries, at most ``CATCH_UP_MAX_SECONDS`` back. Readings that are also in the new
+    stream are evaluated twice, which the rules tolerate (``alerts.stream_reader``, "at least
+    once").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from alerts.models import EvaluationCheckpoint
+from common import metrics
+from monitoring.readings import StoredReading
+from monitoring.selectors import readings_received_since
+from monitoring.stream.entries import partition_of
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 1.0  # at most this often a checkpoint write per evaluator
+CATCH_UP_MARGIN_SECONDS = 5.0
+CATCH_UP_MAX_SECONDS = 3600.0  # readings older than this are not evaluated any more
+CATCH_UP_PAGE = 500  # readings per handler call
+
+_clock = time.monotonic  # when the next write is due (a test controls it)
+
+
+class EvaluationProgress:
+    """One evaluator's progress: noted per batch, written now and then, read back when Redis
+    forgot a partition (the module docstring says how)."""
+
+    def __init__(self, handler: Callable[[list[StoredReading]], object]) -> None:
+        self.handler = handler
+        self._through: dict[int, datetime] = {}
+        self._stream_ids: dict[int, str] = {}
+        self._dirty: set[int] = set()
+        self._next_write = 0.0
+
+    # --- noting progress (the evaluator's handler, then the reader after its XACK) ---
+
+    def seen(self, readings: Sequence[StoredReading]) -> None:
+        """Note the newest received time per partition of a batch about to be evaluated."""
+        through = self._through
+        for reading in readings:
+            partition = partition_of(reading.patient_id)
+            if partition not in through or reading.received_at > through[partition]:
+                through[partition] = reading.received_at
+
+    def acknowledged(self, last_ids: dict[int, str]) -> None:
+        """The batch's entries are acknowledged (their alerts committed): they count now."""
+        self._stream_ids.update(last_ids)
+        self._dirty.update(partition for partition in last_ids if partition in self._through)
+        if self._dirty and _clock() >= self._next_write:
+            try:
+                self.write()
+            except DatabaseError:
+                # The evaluation committed; the checkpoint follows at the next write.
+                connection.close()
+                logger.exception("writing the evaluation checkpoints failed; retrying later")
+                self._next_write = _clock() + CHECKPOINT_SECONDS
+
+    def write(self) -> None:
+        """Write the checkpoints noted since the last write (one statement)."""
+        if not self._dirty:
+            return
+        now = timezone.now()
+        rows = [
+            EvaluationCheckpoint(
+                partition=partition,
+                evaluated_through=self._through[partition],
+                stream_id=self._stream_ids.get(partition, ""),
+                updated_at=now,
+            )
+            for partition in sorted(self._dirty)
+        ]
+        EvaluationCheckpoint.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["partition"],
+            update_fields=["evaluated_through", "stream_id", "updated_at"],
+        )
+        self._dirty.clear()
+        self._next_write = _clock() + CHECKPOINT_SECONDS
+
+    # --- Redis forgot partitions ---
+
+    def groups_created(self, partitions: Iterable[int]) -> list[int]:
+        """The consumer groups of ``partitions`` were created now: those evaluated before
+        lost their unevaluated entries. Logs, counts and marks them; returns them."""
+        lost = sorted(
+            EvaluationCheckpoint.objects.filter(partition__in=list(partitions)).values_list(
+                "partition", flat=True
+            )
+        )
+        if not lost:
+            return []
+        EvaluationCheckpoint.objects.filter(partition__in=lost).update(reset_pending=True)
+        metrics.EVALUATION_STREAM_RESETS.inc(len(lost))
+        logger.error(
+            "readings stream partitions %s lost their consumer group (Redis restarted empty or "
+            "was flushed): the readings stored since their checkpoints are evaluated from the "
+            "database",
+            lost,
+        )
+        return lost
+
+    def catch_up(self, owned: Iterable[int]) -> int:
+        """Evaluate, from the database, the readings of the pending partitions among ``owned``
+        received since their checkpoints; returns how many were evaluated."""
+        owned = list(owned)
+        if not owned:
+            return 0
+        total = 0
+        try:
+            pending = list(
+                EvaluationCheckpoint.objects.filter(partition__in=owned, reset_pending=True)
+            )
+            for checkpoint in pending:
+                total += self._catch_up(checkpoint)
+        except DatabaseError:
+            # Still pending: tried again at the next rebalance.
+            connection.close()
+            logger.exception("catching up on readings from the database failed; retrying")
+        return total
+
+    def _catch_up(self, checkpoint: EvaluationCheckpoint) -> int:
+        partition = checkpoint.partition
+        oldest = timezone.now() - timedelta(seconds=CATCH_UP_MAX_SECONDS)
+        since = max(
+            checkpoint.evaluated_through - timedelta(seconds=CATCH_UP_MARGIN_SECONDS), oldest
+        )
+        total, after = 0, None
+        while page := readings_received_since(
+            since=since, partition=partition, after=after, limit=CATCH_UP_PAGE
+        ):
+            self.seen(page)
+            self.handler(page)
+            total += len(page)
+            after = (page[-1].received_at, page[-1].id)
+        EvaluationCheckpoint.objects.filter(partition=partition).update(reset_pending=False)
+        self._stream_ids[partition] = ""  # the old stream's ids mean nothing in the new one
+        if partition in self._through:
+            self._dirty.add(partition)
+        self.write()
+        logger.warning(
+            "readings stream partition %d: %d readings received since %s evaluated from the "
+            "database",
+            partition,
+            total,
+            since.isoformat(),
+        )
+        return total

@@ -1,0 +1,135 @@
+"""Evaluation progress in the database (``alerts.checkpoints``), against real Redis and the
+real database: checkpoints written per second rather than per reading; a consumer group that
+vanished is detected (ERROR, metric) and the readings stored since the checkpoint are
+evaluated from the database."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts import checkpoints
+from alerts.checkpoints import EvaluationProgress
+from alerts.evaluator_process import evaluate_batch
+from alerts.models import Alert, EvaluationCheckpoint
+from alerts.stream_reader import StreamReader
+from common import metrics
+from monitoring.readings import ReadingIn, StoredReading, readings_store
+from monitoring.stream import entries as stream
+from monitoring.stream.backlog import readings_queue
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_readings_stream")]
+
+
+def _store(patient_id: int, *, bpm: int, seconds: int, end: datetime) -> list[StoredReading]:
+    """One reading a second for ``seconds`` up to ``end`` (stored, not queued)."""
+    return readings_store(
+        readings=[
+            ReadingIn(
+                patient_id=patient_id,
+                device_id=None,
+                metric="heart_rate",
+                bpm=bpm,
+                recorded_at=end - timedelta(seconds=seconds - i),
+                seq=None,
+            )
+            for i in range(seconds + 1)
+        ]
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _reader(progress: EvaluationProgress) -> StreamReader:
+    def handle(batch: list[StoredReading]) -> None:
+        progress.seen(batch)
+        evaluate_batch(batch)
+
+    return StreamReader(handle, consumer="ckpt", progress=progress)
+
+
+def test_checkpoints_are_written_at_most_once_a_second_not_per_batch(patient, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(checkpoints, "_clock", clock)
+    progress = EvaluationProgress(evaluate_batch)
+    partition = stream.partition_of(patient.id)
+    writes: list[datetime] = []
+    real_write = progress.write
+
+    def counted_write() -> None:
+        writes.append(datetime.now(UTC))
+        real_write()
+
+    monkeypatch.setattr(progress, "write", counted_write)
+    end = datetime.now(UTC)
+    with _reader(progress) as reader:
+        for second in range(3):
+            stored = _store(patient.id, bpm=75, seconds=2, end=end + timedelta(seconds=second))
+            readings_queue(stored)
+            assert reader.poll() == 3
+            if second == 0:
+                checkpoint = EvaluationCheckpoint.objects.get(partition=partition)
+                assert checkpoint.evaluated_through == stored[-1].received_at
+                assert not checkpoint.reset_pending and checkpoint.stream_id
+        assert len(writes) == 1  # three batches within the same second: one write
+        clock.now += checkpoints.CHECKPOINT_SECONDS
+        readings_queue(_store(patient.id, bpm=75, seconds=0, end=end + timedelta(seconds=5)))
+        assert reader.poll() == 1
+    assert len(writes) == 2
+    assert EvaluationCheckpoint.objects.get(partition=partition).evaluated_through == max(
+        r.received_at for r in _all_readings(patient.id)
+    )
+
+
+def _all_readings(patient_id: int) -> list[StoredReading]:
+    from monitoring.selectors import readings_received_since
+
+    return readings_received_since(
+        since=datetime(2000, 1, 1, tzinfo=UTC),
+        partition=stream.partition_of(patient_id),
+        limit=1000,
+    )
+
+
+def test_a_vanished_consumer_group_is_logged_and_the_lost_readings_are_evaluated(patient, caplog):
+    """Readings stored and appended while no evaluator ran, then Redis forgot the stream: the
+    next evaluator finds the group gone and evaluates them from the database."""
+    progress = EvaluationProgress(evaluate_batch)
+    end = datetime.now(UTC)
+    before = _store(patient.id, bpm=75, seconds=5, end=end - timedelta(seconds=21))
+    readings_queue(before)
+    with _reader(progress) as reader:
+        assert reader.poll() == 6
+        progress.write()
+    episode = _store(patient.id, bpm=35, seconds=20, end=end)  # a bradycardia held 20 s
+    readings_queue(episode)
+    stream.redis_client().flushdb()  # Redis restarted empty: the episode's entries are gone
+    resets = metrics.EVALUATION_STREAM_RESETS._value.get()
+    partition = stream.partition_of(patient.id)
+    with caplog.at_level(logging.WARNING), _reader(EvaluationProgress(evaluate_batch)) as reader:
+        # start(): the groups were created anew and the partition caught up before reading
+        assert reader.poll() == 0
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.kind, alert.priority) == ("bradycardia", "high")
+    assert metrics.EVALUATION_STREAM_RESETS._value.get() == resets + 1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"partitions [{partition}] lost their consumer group" in r.message for r in errors)
+    assert any("evaluated from the database" in r.message for r in caplog.records)
+    checkpoint = EvaluationCheckpoint.objects.get(partition=partition)
+    assert not checkpoint.reset_pending
+    assert checkpoint.evaluated_through == episode[-1].received_at
+
+
+def test_a_new_deployment_without_checkpoints_is_no_reset(patient, caplog):
+    with caplog.at_level(logging.ERROR), _reader(EvaluationProgress(evaluate_batch)):
+        pass
+    assert not [r for r in caplog.records if "lost their consumer group" in r.message]
+    assert not EvaluationCheckpoint.objects.exists()
