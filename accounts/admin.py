@@ -97,6 +97,7 @@ class UserAdmin(BaseUserAdmin):
             except ApplicationError as exc:
                 self.message_user(request, f"{user.email}: {exc.message}", messages.ERROR)
                 continue
+            self.log_change(request, user, "E-mailed a new one-time password.")
             count += 1
         self.message_user(
             request, f"A new one-time password goes to {count} user(s).", messages.SUCCESS

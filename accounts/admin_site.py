@@ -1,6 +1,8 @@
 """The Django admin behind the second factor: a person who has one, or whose role requires one
 (``MFA_REQUIRED_ROLES``), signs in to /admin/ with a code as well (the same TOTP or recovery
-codes as the API); otherwise the admin would open with a password alone. Installed as the
+codes as the API); otherwise the admin would open with a password alone. Every change made
+in it is audited like a REST change (``register`` puts ``audit.admin_changes`` under every
+model's admin). Installed as the
 default admin site by ``accounts.admin_app.AdminConfig`` (in INSTALLED_APPS instead of
 ``django.contrib.admin``)."""
 
@@ -16,6 +18,7 @@ from django.http import HttpRequest
 
 from accounts import mfa
 from accounts.models import User
+from audit.admin_changes import audited_admin
 
 SESSION_VERIFIED = "accounts.mfa_verified_user"
 
@@ -56,6 +59,18 @@ class MfaAdminAuthenticationForm(AdminAuthenticationForm):
 
 class MfaAdminSite(admin.AdminSite):
     login_form = MfaAdminAuthenticationForm
+
+    def register(
+        self,
+        model_or_iterable: Any,
+        admin_class: type[admin.ModelAdmin] | None = None,
+        **options: Any,
+    ) -> None:
+        """Every model's admin records its changes in the audit trail, as REST changes are
+        (``audit.admin_changes``)."""
+        super().register(
+            model_or_iterable, audited_admin(admin_class or admin.ModelAdmin), **options
+        )
 
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):

@@ -14,6 +14,7 @@ next login).
 from __future__ import annotations
 
 from base64 import b32encode
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +61,23 @@ class EnrollmentRequired(ApplicationError, status=403, code="otp_enrollment_requ
         return {**super().as_dict(), "enrollment": self.enrollment.as_dict()}
 
 
+# What else may require a second factor of a person, registered by higher apps in their
+# ``ready()`` (clinical: a place that requires one of its doctors).
+_requirements: list[Callable[[User], bool]] = []
+
+
+def mfa_requirement_register(requirement: Callable[[User], bool]) -> None:
+    if requirement not in _requirements:
+        _requirements.append(requirement)
+
+
 def mfa_required(user: User) -> bool:
+    """Whether the person must have a second factor: their role is in MFA_REQUIRED_ROLES, or
+    a registered requirement (a place of theirs) says so."""
     roles = set(settings.MFA_REQUIRED_ROLES)
-    return user.role in roles or (user.is_superuser and "admin" in roles)
+    if user.role in roles or (user.is_superuser and "admin" in roles):
+        return True
+    return any(requirement(user) for requirement in _requirements)
 
 
 def mfa_enabled(user: User) -> bool:

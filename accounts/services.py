@@ -198,11 +198,14 @@ def user_update(
     return user
 
 
-def user_dashboards_close(*, user: User) -> None:
-    """After commit, announce that the person's sessions ended: the live channels close the
-    person's open dashboard connections (4401) at once."""
+def user_dashboards_close(*, user: User, session_id: str | None = None) -> None:
+    """After commit, announce that the person's sessions (or only the login session
+    ``session_id``) ended: the live channels close those open dashboard connections (4401)
+    at once."""
     user_id = user.pk
-    transaction.on_commit(lambda: user_sessions_ended.send_robust(sender=User, user_id=user_id))
+    transaction.on_commit(
+        lambda: user_sessions_ended.send_robust(sender=User, user_id=user_id, session_id=session_id)
+    )
 
 
 def user_profile_update(
@@ -376,6 +379,13 @@ def user_token_refresh(*, refresh: str) -> dict[str, str]:
     owner = User.objects.filter(pk=_user_id(claims)).first()
     if owner is not None and not sessions.token_current(claims, owner):
         raise NotAuthenticated("This session has ended; log in again.", code="token_not_valid")
+    if owner is not None and mfa.mfa_required(owner) and not mfa.mfa_enabled(owner):
+        # A second factor became required (a place of theirs asks it of its doctors): no
+        # new token from a password's session; signing in again starts the enrolment.
+        raise NotAuthenticated(
+            "A second factor is now required of you: sign in again to set it up.",
+            code="otp_enrollment_required",
+        )
     serializer = TokenRefreshSerializer(data={"refresh": refresh})
     try:
         serializer.is_valid(raise_exception=True)
@@ -400,6 +410,10 @@ def user_logout(*, refresh: str, request: HttpRequest | None = None) -> None:
         raise NotAuthenticated(str(exc), code="token_not_valid") from None
     sessions.session_end(claims=token.payload)
     user = User.objects.filter(pk=_user_id(token.payload)).first()
+    session_id = token.payload.get(sessions.SESSION_CLAIM)
+    if user is not None and session_id:
+        # The session's open dashboards close (4401) as at a log out everywhere.
+        user_dashboards_close(user=user, session_id=str(session_id))
     _audit(request, action=Action.LOGOUT, user=user)
 
 

@@ -14,6 +14,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.authentication import JWTAuthentication
 from accounts.models import User
+from accounts.sessions import SESSION_CLAIM
 from common.errors import NotAuthenticated
 
 
@@ -21,6 +22,7 @@ from common.errors import NotAuthenticated
 class WsSession:
     user: User
     expires_at: float  # the access token's ``exp`` (Unix time)
+    session_id: str | None = None  # the login session (``sid`` claim): a logout ends it
 
 
 def ws_authenticate(token: Any) -> WsSession:
@@ -37,7 +39,12 @@ def ws_authenticate(token: Any) -> WsSession:
         raise NotAuthenticated(
             "The access token is not valid or has expired.", code="authentication_failed"
         ) from exc
-    return WsSession(user=user, expires_at=float(validated["exp"]))
+    sid = validated.get(SESSION_CLAIM)
+    return WsSession(
+        user=user,
+        expires_at=float(validated["exp"]),
+        session_id=str(sid) if sid else None,
+    )
 
 
 def ws_user_is_active(user_id: int) -> bool:

@@ -68,6 +68,7 @@ class AlarmAudioPauseAdmin(admin.ModelAdmin[AlarmAudioPause]):
 
 @admin.register(AlarmLimit)
 class AlarmLimitAdmin(admin.ModelAdmin[AlarmLimit]):
+    audit_resource = "alarm_limits"  # as REST names it
     list_display = ("patient", "metric", *THRESHOLD_FIELDS, "updated_at")
     list_filter = ("metric",)
     raw_id_fields = ("patient", "updated_by")
@@ -75,6 +76,7 @@ class AlarmLimitAdmin(admin.ModelAdmin[AlarmLimit]):
 
 @admin.register(CtgAlarmLimit)
 class CtgAlarmLimitAdmin(admin.ModelAdmin[CtgAlarmLimit]):
+    audit_resource = "ctg_alarm_limits"
     list_display = ("patient", *CTG_LIMIT_FIELDS, "updated_at")
     raw_id_fields = ("patient",)
 

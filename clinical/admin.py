@@ -10,21 +10,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.forms import UserChangeForm
-from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from accounts.admin import UserAddForm, UserAdmin
 from accounts.models import User
+from accounts.services import user_sessions_end
 from clinical import services
 from clinical.models import Device, Patient, Place, Ward
 from clinical.selectors import patient_device_id
-from clinical.services import (
-    PATIENT_FIELDS,
-    patient_device_release,
-    patient_validate,
-    place_validate,
-)
+from clinical.services import PATIENT_FIELDS, patient_validate, place_validate
 from common.errors import ApplicationError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -54,7 +49,11 @@ class PlaceAdminForm(forms.ModelForm):
 
     class Meta:
         model = Place
-        fields = ("name", "kind", "address", "is_active", "webhook_url", "webhook_secret")
+        fields: tuple[str, ...] = ("name", "kind", "address", "is_active", "webhook_url")
+        fields += (
+            "webhook_secret",
+            "mfa_required_for_doctors",
+        )  # a place may require a second factor
 
     def clean_webhook_url(self) -> str:
         url: str = self.cleaned_data["webhook_url"]
@@ -103,6 +102,16 @@ class PlaceAdmin(admin.ModelAdmin[Place]):
                 ),
             )
         )
+
+    def save_model(
+        self, request: HttpRequest, obj: Place, form: forms.ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        switched_on = "mfa_required_for_doctors" in form.changed_data and (
+            obj.mfa_required_for_doctors
+        )
+        if change and switched_on:  # as through REST: the password sessions end
+            services.place_mfa_sessions_end(place=obj)
 
     @admin.display(description="wards", ordering="ward_count")
     def ward_count(self, place: WithAnnotations[Place, _PlaceCounts]) -> int:
@@ -205,11 +214,15 @@ class PatientAdmin(admin.ModelAdmin[Patient]):
     def save_model(
         self, request: HttpRequest, obj: Patient, form: forms.ModelForm, change: bool
     ) -> None:
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            if change and form.initial.get("discharged_at") is None and obj.discharged_at:
-                # Same as the REST discharge: the monitor is freed for the next admission.
-                patient_device_release(patient=obj)
+        # Through the services, as REST and the ADT feed: a discharge frees the monitor, and
+        # open dashboards see the admission, move, update or discharge at once.
+        data = {name: getattr(obj, name) for name in PATIENT_FIELDS}
+        if change:
+            services.patient_update(patient=Patient.objects.get(pk=obj.pk), data=data)
+            return
+        created = services.patient_create(**data)
+        obj.pk = created.pk
+        obj._state.adding = False
 
     @admin.display(description="device")
     def device_serial(self, patient: Patient) -> str:
@@ -276,12 +289,15 @@ class DeviceAdmin(admin.ModelAdmin[Device]):
     def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         for device in queryset:
             token = services.device_rotate_token(device=device)
+            self.log_change(request, device, "Issued a new token.")  # history and audit
             messages.warning(request, f"New token of {device.serial} (shown only now): {token}")
 
     @admin.action(description="Toggle active / inactive")
     def toggle_active(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         for device in queryset:
             services.device_toggle_active(device=device)
+            state = "active" if device.is_active else "inactive"
+            self.log_change(request, device, f"Made {state}.")
 
 
 # --- The places of a person: added to the accounts admin, since places live here -------------
@@ -327,8 +343,18 @@ class MemberUserAdmin(UserAdmin):
     add_fieldsets = _with_places(UserAdmin.add_fieldsets, after="role")
     fieldsets = _with_places(UserAdmin.fieldsets, after="role")
     list_filter = (*UserAdmin.list_filter, "places")
+    audit_detail_fields = ("role", "places", "is_active")  # as REST records them
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
-        if change and "places" in form.cleaned_data:
+        if not change:
+            return
+        before = {place.pk for place in form.fields["places"].initial or ()}
+        if "places" in form.cleaned_data:
             form.instance.places.set(form.cleaned_data["places"])
+        after = set(form.instance.places.values_list("pk", flat=True))
+        deactivated = "is_active" in form.changed_data and not form.instance.is_active
+        if "role" in form.changed_data or deactivated or before - after:
+            # As through REST (accounts.services.user_update): access changed under them, so
+            # every session ends and they sign in again with what they now have.
+            user_sessions_end(user=form.instance)

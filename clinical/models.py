@@ -35,6 +35,14 @@ class Place(models.Model):
         validators=[MinValueValidator(10), MaxValueValidator(600)],
         help_text="How long pausing the alarm audio at a central station lasts (10-600 s).",
     )
+    # A place may require a second factor of the doctors (and administrators) who belong to
+    # it, beside MFA_REQUIRED_ROLES (accounts/mfa.py asks ``clinical.selectors``).
+    mfa_required_for_doctors = models.BooleanField(
+        "second factor required for doctors",
+        default=False,
+        help_text="Doctors and administrators who are members of this place must sign in with "
+        "a second factor (authenticator app); nurses are not asked.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # Who belongs to the place: the unit of visibility. Declared here so that accounts knows
     # nothing of places; ``user.places`` is the reverse side (the table is the one the

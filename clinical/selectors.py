@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.selectors import user_place_ids, users_active
 from clinical.models import Device, Patient, Place, Ward
 from clinical.tokens import token_hash
@@ -49,6 +49,19 @@ def devices_visible(*, user: User) -> QuerySet[Device]:
     devices = Device.objects.select_related("patient")
     place_ids = user_place_ids(user)
     return devices if place_ids is None else devices.filter(place_id__in=place_ids)
+
+
+# The roles a place's "second factor required for doctors" applies to: its doctors, and its
+# administrators (whose access is wider still). Nurses are not asked: the issue of a shared
+# ward station's login is not the one a second factor answers.
+MFA_PLACE_ROLES = (Role.DOCTOR, Role.ADMIN)
+
+
+def place_requires_mfa(user: User) -> bool:
+    """Whether a place the person belongs to requires a second factor of their role."""
+    if user.role not in MFA_PLACE_ROLES:
+        return False
+    return Place.objects.filter(members=user, mfa_required_for_doctors=True).exists()
 
 
 def place_members(*, place_id: int, roles: Iterable[str] | None = None) -> QuerySet[User]:

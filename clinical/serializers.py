@@ -65,6 +65,7 @@ class PlaceSerializer(serializers.ModelSerializer):
             "alert_manager_host",
             "alert_manager_port",
             "alarm_audio_pause_seconds",
+            "mfa_required_for_doctors",
             "created_at",
         )
         read_only_fields = ("id", "created_at")

@@ -13,9 +13,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.mfa import mfa_enabled
+from accounts.services import user_sessions_end
 from clinical.models import Device, Patient, Place, Ward
-from clinical.selectors import patient_device_id
-from clinical.signals import device_changed
+from clinical.selectors import MFA_PLACE_ROLES, patient_device_id, place_members
+from clinical.signals import PatientChange, PatientChanged, device_changed, patient_changed
 from clinical.tokens import token_generate, token_hash
 from common.errors import ApplicationError, Conflict, ValidationFailed
 from common.services import model_assign, model_clean, model_save, model_update
@@ -35,6 +37,7 @@ PLACE_FIELDS = (
     "alert_manager_host",
     "alert_manager_port",
     "alarm_audio_pause_seconds",
+    "mfa_required_for_doctors",
 )
 WARD_FIELDS = ("place", "name")
 PATIENT_FIELDS = (
@@ -74,6 +77,7 @@ def place_create(
     alert_manager_host: str = "",
     alert_manager_port: int | None = None,
     alarm_audio_pause_seconds: int = 120,
+    mfa_required_for_doctors: bool = False,
 ) -> Place:
     place = Place(
         name=name,
@@ -85,6 +89,7 @@ def place_create(
         alert_manager_host=alert_manager_host,
         alert_manager_port=alert_manager_port,
         alarm_audio_pause_seconds=alarm_audio_pause_seconds,
+        mfa_required_for_doctors=mfa_required_for_doctors,
     )
     model_clean(place)
     place_validate(place=place)
@@ -97,7 +102,25 @@ def place_update(*, place: Place, data: Mapping[str, Any]) -> Place:
         model_clean(place)
         place_validate(place=place)
 
-    return model_update(place, fields=PLACE_FIELDS, data=data, validate=validate)[0]
+    with transaction.atomic():
+        place, changed = model_update(place, fields=PLACE_FIELDS, data=data, validate=validate)
+        if "mfa_required_for_doctors" in changed and place.mfa_required_for_doctors:
+            place_mfa_sessions_end(place=place)
+    return place
+
+
+def place_mfa_sessions_end(*, place: Place) -> int:
+    """The place now requires a second factor of its doctors: the sessions of those members
+    who have none end (REST 401, dashboards 4401), so they enrol at their next sign-in rather
+    than go on with a password's session. Returns how many people."""
+    people = [
+        user
+        for user in place_members(place_id=place.pk, roles=MFA_PLACE_ROLES)
+        if not mfa_enabled(user)
+    ]
+    for user in people:
+        user_sessions_end(user=user)
+    return len(people)
 
 
 # --- Wards -----------------------------------------------------------------------------------
@@ -136,6 +159,9 @@ def ward_update(*, ward: Ward, data: Mapping[str, Any]) -> Ward:
 
 
 # --- Patients --------------------------------------------------------------------------------
+
+# The fields whose change moves a patient (the rest of a change is an update).
+_LOCATION_FIELDS = frozenset({"place", "ward", "bed"})
 
 
 def _latest_date_on_earth() -> date:
@@ -227,7 +253,45 @@ def patient_create(
     patient_validate(patient=patient, admitting=True)
     _patient_mrn_check(patient=patient)
     model_save(patient)
+    if patient.discharged_at is None:
+        _patient_changed_announce(patient, PatientChange.ADMITTED)
     return patient
+
+
+def _patient_changed_announce(
+    patient: Patient,
+    action: PatientChange,
+    *,
+    from_place_id: int | None = None,
+    from_ward_id: int | None = None,
+) -> None:
+    """After commit, announce the change so open dashboards follow it at once (the live
+    channels listen: ``patient_changed``); nothing is announced of a change rolled back."""
+    change = PatientChanged(
+        patient_id=patient.pk,
+        action=action,
+        place_id=patient.place_id,
+        ward_id=patient.ward_id,
+        from_place_id=patient.place_id if from_place_id is None else from_place_id,
+        from_ward_id=from_ward_id,
+    )
+    transaction.on_commit(lambda: patient_changed.send_robust(sender=Patient, change=change))
+
+
+def _patient_change(
+    changed: list[str], *, was_admitted: bool, admitted: bool
+) -> PatientChange | None:
+    """The one action a change shows dashboards (a discharge outweighs a move, a move an
+    update); None for a discharged patient's record edited."""
+    if was_admitted and not admitted:
+        return PatientChange.DISCHARGED
+    if not admitted:
+        return None
+    if not was_admitted:
+        return PatientChange.ADMITTED
+    if _LOCATION_FIELDS & set(changed):
+        return PatientChange.MOVED
+    return PatientChange.UPDATED
 
 
 def patient_device_release(*, patient: Patient) -> None:
@@ -241,6 +305,7 @@ def patient_device_release(*, patient: Patient) -> None:
 
 def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
     previous_place_id = patient.place_id
+    previous_ward_id = patient.ward_id
     was_admitted = patient.discharged_at is None
     changed = model_assign(patient, fields=PATIENT_FIELDS, data=data)
     if not changed:
@@ -253,6 +318,13 @@ def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
         model_save(patient, update_fields=changed)
         if was_admitted and patient.discharged_at is not None:
             patient_device_release(patient=patient)
+        action = _patient_change(
+            changed, was_admitted=was_admitted, admitted=patient.discharged_at is None
+        )
+        if action is not None:
+            _patient_changed_announce(
+                patient, action, from_place_id=previous_place_id, from_ward_id=previous_ward_id
+            )
     return patient
 
 
@@ -265,6 +337,7 @@ def patient_discharge(*, patient: Patient, discharged_at: datetime | None = None
     patient_validate(patient=patient)
     model_save(patient, update_fields=["discharged_at"])
     patient_device_release(patient=patient)
+    _patient_changed_announce(patient, PatientChange.DISCHARGED, from_ward_id=patient.ward_id)
     return patient
 
 

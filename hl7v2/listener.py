@@ -2,7 +2,8 @@
 
 Per connection a reader takes frames off the socket and starts each message's work at once
 (so pipelined messages are stored in the same batcher flush), and a writer sends the ACKs in
-the order the messages came. At most ``HL7_MLLP_PIPELINE_DEPTH`` messages of one connection
+the order the messages came. ADT messages of a connection are applied one after the other, in
+the order they came (a transfer after its admission). At most ``HL7_MLLP_PIPELINE_DEPTH`` messages of one connection
 are in flight; the reader waits beyond that (TCP backpressure). A connection quiet for
 ``HL7_MLLP_IDLE_TIMEOUT`` seconds is closed. A refusal (AE/AR) never closes the connection;
 storage being unavailable does, with no ACK for what was not stored, so the sender resends.
@@ -97,6 +98,7 @@ class MllpListener:
         peer: Peer | None,
     ) -> None:
         limit = settings.HL7_MLLP_MAX_FRAME_BYTES
+        last_adt: asyncio.Future[Answer] | None = None
         while not sender.done():
             try:
                 found = await asyncio.wait_for(
@@ -109,7 +111,20 @@ class MllpListener:
                 return
             if found.skipped:
                 logger.warning("MLLP: %d bytes outside any frame skipped", found.skipped)
-            await answers.put(asyncio.ensure_future(self._answer(found, peer)))
+            if _is_adt(found):
+                # ADT events apply in the order they were sent (an A02 after its A01): each
+                # waits for the connection's previous ADT message; readings stay concurrent.
+                last_adt = asyncio.ensure_future(self._answer_after(last_adt, found, peer))
+                await answers.put(last_adt)
+            else:
+                await answers.put(asyncio.ensure_future(self._answer(found, peer)))
+
+    async def _answer_after(
+        self, previous: asyncio.Future[Answer] | None, found: Frame, peer: Peer | None
+    ) -> Answer:
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own answer's business
+        return await self._answer(found, peer)
 
     async def _answer(self, found: Frame, peer: Peer | None) -> Answer:
         if found.too_large:
@@ -180,6 +195,19 @@ def _subject(writer: asyncio.StreamWriter) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
+
+
+def _is_adt(found: Frame) -> bool:
+    """Whether a frame's MSH-9 names an ADT message (read off the raw first segment, before
+    the message is parsed)."""
+    if found.too_large:
+        return False
+    first = found.data[:512].split(b"\r", 1)[0].split(b"\n", 1)[0]
+    if not first.startswith(b"MSH") or len(first) < 8:
+        return False
+    fields = first.split(first[3:4])
+    components = fields[1][:1] if len(fields) > 1 else b"^"
+    return len(fields) > 8 and fields[8].split(components or b"^")[0].strip() == b"ADT"
 
 
 async def listen_forever(host: str, port: int) -> None:

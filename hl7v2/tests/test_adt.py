@@ -13,38 +13,12 @@ from alerts.models import Alert
 from audit.models import AuditRecord
 from clinical.models import Device, Patient, Ward
 from hl7v2.models import Hl7Sender
-from hl7v2.pcd01 import hl7_dtm
 from hl7v2.tests.test_listener import err, msa, send
 from monitoring.models import Reading
 from testing.factories import DeviceFactory, PatientFactory, WardFactory
+from testing.hl7 import adt_message as adt
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-def adt(
-    event: str,
-    control_id: str,
-    *,
-    mrn: str,
-    ward: str = "",
-    bed: str = "",
-    name: str = "LOVELACE^ADA",
-    born: str = "19900101",
-    sex: str = "F",
-    prior: str = "",
-) -> str:
-    now = hl7_dtm(timezone.now() - timedelta(seconds=1))
-    structure = {"A40": "ADT_A39", "A08": "ADT_A01", "A04": "ADT_A01"}.get(event, f"ADT_{event}")
-    segments = [
-        f"MSH|^~\\&|PAS|HOSPITAL|PATIENT_MONITOR|ICU|{now}||ADT^{event}^{structure}|{control_id}"
-        "|P|2.5",
-        f"EVN|{event}|{now}",
-        f"PID|||99887766^^^HOSPITAL^PI~{mrn}^^^HOSPITAL^MR||{name}||{born}|{sex}",
-    ]
-    if prior:
-        segments.append(f"MRG|{prior}^^^HOSPITAL^MR")
-    segments.append(f"PV1||I|{ward}^^{bed}")
-    return "\r".join(segments) + "\r"
 
 
 @pytest.fixture

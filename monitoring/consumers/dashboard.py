@@ -37,6 +37,7 @@ class DashboardConsumer(FrameConsumer):
 
     session: WsSession | None = None
     gone = False  # set by disconnect
+    last_patient_change: dict[str, Any] | None = None
 
     def _user_session(self) -> WsSession:
         """The session: set by the first frame (auth); later frames and the session watch come
@@ -189,8 +190,12 @@ class DashboardConsumer(FrameConsumer):
             return
         self.joined = needed
 
-    # Group event: the user was deactivated or logged out everywhere.
+    # Group event: the user was deactivated or logged out everywhere, or (``session``) the
+    # login session of this connection's token was logged out.
     async def session_end(self, event: dict[str, Any]) -> None:
+        ended = event.get("session")
+        if ended is not None and self._user_session().session_id != ended:
+            return  # another login of the same person
         await self.close(CloseCode.NOT_AUTHENTICATED, "session ended")
 
     # The live feed of this process (``live.feed``): told when Redis goes away, and
@@ -324,6 +329,59 @@ class DashboardConsumer(FrameConsumer):
         # A patient's CTG classification changed (alerts.ctg_alarms): its ward's tiles and
         # its own view show it.
         await self._patient_frame(event, "ctg", "ctg")
+
+    async def patient_changed(self, event: dict[str, Any]) -> None:
+        # A patient was admitted, moved, updated or discharged (clinical's ``patient_changed``,
+        # whoever made the change): the ward views add, move or drop the tile; a watched
+        # patient's view follows them, or ends if they moved where the viewer may not look.
+        if event == self.last_patient_change:
+            return  # the same change heard on both its wards' groups
+        self.last_patient_change = event
+        ward_id, from_ward_id = event["ward"], event["from_ward"]
+        watched = self.scopes.get(("patient", event["patient"]))
+        if not (
+            watched is not None
+            or (ward_id is not None and ("ward", ward_id) in self.scopes)
+            or (from_ward_id is not None and ("ward", from_ward_id) in self.scopes)
+        ):
+            return
+        same_place = event["place"] == event["from_place"]
+        if same_place and watched in (None, (event["place"], ward_id)):
+            # Access is by place: within one, whoever saw the patient still may.
+            await self._patient_follow(event, visible=True)
+        else:
+            # A query (may the viewer look at the other place?) or a join (the watched
+            # patient's new ward): not on the hub's delivery, which waits for this handler.
+            self._spawn(self._patient_follow(event, visible=True if same_place else None))
+
+    async def _patient_follow(self, event: dict[str, Any], *, visible: bool | None) -> None:
+        patient_id, ward_id = event["patient"], event["ward"]
+        if visible is None:
+            visible = await self._may_watch("patient", patient_id)
+        watching = ("patient", patient_id) in self.scopes
+        if watching:
+            if visible:
+                self.scopes[("patient", patient_id)] = (event["place"], ward_id)
+            else:
+                del self.scopes[("patient", patient_id)]
+            # Listening on the new ward's group before the frame goes out: whatever follows
+            # the frame reaches this dashboard.
+            await self._sync_groups()
+        in_ward = ward_id is not None and ("ward", ward_id) in self.scopes
+        await self.send_json(
+            {
+                "type": "patient",
+                "action": event["action"],
+                "patient": patient_id,
+                "ward": ward_id if visible else None,
+                "from_ward": event["from_ward"],
+                "entry": event["entry"] if visible and (watching or in_ward) else None,
+            }
+        )
+        if watching and not visible:
+            await self.send_error(
+                "forbidden", "Access to this patient was withdrawn.", None, patient=patient_id
+            )
 
     async def _patient_frame(self, event: dict[str, Any], kind: str, *fields: str) -> None:
         """A frame about one patient, to the subscribers of the patient and of its ward."""

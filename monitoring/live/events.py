@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from clinical.signals import PatientChanged
 from monitoring.live.groups import patient_group, ward_group
 from monitoring.readings import StoredReading
 
@@ -91,3 +92,26 @@ def note_events(
         "note": note,
     }
     return [(scope_group(ward_id=ward_id, patient_id=patient_id), event)]
+
+
+def patient_events(*, change: PatientChanged, entry: dict[str, Any] | None) -> list[Event]:
+    """A patient was admitted, moved, updated or discharged: one message on the group that
+    carries the patient's live events now and, when the patient left it, one on the group
+    that carried them before (its dashboards drop the tile). ``entry`` is the patient as a
+    snapshot lists them; each dashboard decides what of it its viewer may see."""
+    patient_id = change.patient_id
+    event = {
+        "type": "patient.changed",
+        "action": str(change.action),
+        "patient": patient_id,
+        "place": change.place_id,
+        "ward": change.ward_id,
+        "from_place": change.from_place_id,
+        "from_ward": change.from_ward_id,
+        "entry": entry,
+    }
+    groups = [scope_group(ward_id=change.ward_id, patient_id=patient_id)]
+    before = scope_group(ward_id=change.from_ward_id, patient_id=patient_id)
+    if before not in groups:
+        groups.append(before)
+    return [(group, event) for group in groups]

@@ -159,7 +159,7 @@ export class PatientView {
           "section",
           { class: "card identity", "aria-labelledby": "patient-name" },
           el("h1", { id: "patient-name" }, p.name),
-          el("dl", { class: "facts" }, facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])),
+          el("dl", { class: "facts" }, facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", k === "Bed" ? { id: "patient-bed" } : {}, String(v))])),
           el("div", { class: "vitals big" }, valueBlocks),
         ),
         el("section", { class: "card", "aria-labelledby": "device-h" }, el("h2", { id: "device-h" }, "Device"), d.device),
@@ -227,6 +227,17 @@ export class PatientView {
     } else if (msg.type === "note" && msg.note && Number(msg.patient) === this.patientId) {
       if (this.strip) this.strip.setNote(msg.note);
       this.notesList.setNote(msg.note);
+    } else if (msg.type === "patient" && Number(msg.patient) === this.patientId) {
+      // Admitted, moved, updated or discharged (REST, admin or the ADT feed): the identity
+      // card follows; the crumbs and ward name are read again on the next visit.
+      const p = msg.entry;
+      if (p) {
+        setText(this.root.querySelector("#patient-name"), p.name);
+        const bed = this.root.querySelector("#patient-bed");
+        if (bed) setText(bed, p.bed || "—");
+      }
+      const said = { admitted: "was admitted", moved: "was moved", updated: "was updated", discharged: "was discharged" };
+      this.ui.announce(`${(p && p.name) || this.patient.name} ${said[msg.action] || msg.action}.`);
     } else if (msg.type === "error" && msg.error) {
       this.ui.error(msg.error, msg);
     }

@@ -454,6 +454,9 @@ export class WardView {
         else if (!tile && msg.ward !== undefined && Number(msg.ward) === this.wardId) this._resyncForUnknown();
         break;
       }
+      case "patient":
+        this.applyPatient(msg);
+        break;
       case "error":
         if (msg.patient !== undefined) return; // about another view's subscription
         if (msg.ward !== undefined && Number(msg.ward) !== this.wardId) return;
@@ -512,6 +515,45 @@ export class WardView {
     this.root.dataset.snapshots = String(this.snapshots);
     setText(this.dom.liveNote, `Synchronised ${clockTime(Date.now())}`);
     this._backfill([...this.tiles.values()]);
+  }
+
+  /** A patient admitted, moved, updated or discharged (a `patient` frame): the tile appears,
+   * changes bed (keeping bed order) or leaves the ward view. */
+  applyPatient(msg) {
+    const id = Number(msg.patient);
+    const here = msg.ward !== null && msg.ward !== undefined && Number(msg.ward) === this.wardId;
+    let tile = this.tiles.get(id);
+    if (!here || msg.action === "discharged") {
+      if (!tile) return;
+      this._resize.unobserve(tile.dom.canvas);
+      tile.dom.root.remove();
+      this.tiles.delete(id);
+      for (const a of tile.alerts.values()) this.seenAlerts.add(a.id);
+      this.ui.announce(`${tile.patient.name || "Patient"} ${msg.action === "discharged" ? "was discharged" : "left this ward"}.`);
+    } else if (msg.entry) {
+      const fresh = !tile;
+      if (tile) tile.update(msg.entry);
+      else {
+        tile = new Tile(this, { ...msg.entry, id });
+        this.tiles.set(id, tile);
+        this._resize.observe(tile.dom.canvas);
+        this._backfill([tile]);
+      }
+      this._placeInBedOrder(tile);
+      if (fresh) this.ui.announce(`${tile.patient.name || "A patient"} arrived, bed ${tile.patient.bed || "none"}.`);
+    }
+    this.dom.grid.classList.toggle("dense", this.tiles.size > 16);
+    this.dom.empty.hidden = this.tiles.size > 0;
+    this.alertsDirty = true;
+  }
+
+  _placeInBedOrder(tile) {
+    const key = (t) => String(t.patient.bed || "~");
+    const after = [...this.tiles.values()]
+      .filter((t) => t !== tile && t.dom.root.parentNode === this.dom.grid)
+      .sort((a, b) => key(a).localeCompare(key(b), undefined, { numeric: true }))
+      .find((t) => key(t).localeCompare(key(tile), undefined, { numeric: true }) > 0);
+    this.dom.grid.insertBefore(tile.dom.root, after ? after.dom.root : null);
   }
 
   /** Fill the trends' last ten minutes (and any reconnect gap) from aggregated history. */
