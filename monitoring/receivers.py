@@ -10,7 +10,7 @@ from clinical.signals import PatientChanged
 from monitoring.live.events import patient_events
 from monitoring.live.groups import device_group, user_group
 from monitoring.live.publish import live_publish
-from monitoring.selectors import dashboard_snapshot
+from monitoring.snapshot import dashboard_snapshot
 
 
 def device_changed_recheck(*, device_id: int, **_: Any) -> None:

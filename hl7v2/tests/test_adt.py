@@ -3,6 +3,8 @@ merge; wards; idempotency by MSH-10; the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -179,3 +181,33 @@ async def test_a_control_character_in_a_name_is_refused_like_at_every_entry_poin
     assert err(refused)[2] == "validation_error"
     assert str(refused.segment("ERR")(2)) == where
     assert await sync_to_async(Patient.objects.filter(place=place).count)() == 0
+
+
+async def test_pipelined_events_apply_in_the_order_sent(monkeypatch, mllp, place, pas):
+    """The admission's sender check is held until the transfer's has begun (or 2 s passed):
+    a listener that read both at once would apply the A02 first, to no patient."""
+    from hl7v2 import services
+    from hl7v2.pcd01 import msh_value
+
+    await sync_to_async(WardFactory)(place=place, name="ICU")
+    await sync_to_async(WardFactory)(place=place, name="MATERNITY")
+    transfer_begun = asyncio.Event()
+    checked = services.message_source
+
+    async def held(message, **kwargs):
+        if msh_value(message, 10) == "ORD-2":
+            transfer_begun.set()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(transfer_begun.wait(), 2)
+        return await checked(message, **kwargs)
+
+    monkeypatch.setattr(services, "message_source", held)
+    acks = await send(
+        mllp,
+        adt("A01", "ORD-1", mrn="MRN-O", ward="ICU", bed="1"),
+        adt("A02", "ORD-2", mrn="MRN-O", ward="MATERNITY", bed="2"),
+    )
+    assert [msa(a) for a in acks] == [("AA", "ORD-1"), ("AA", "ORD-2")]
+    patient = await _patient(place, "MRN-O")
+    assert patient is not None and patient.bed == "2"

@@ -1,7 +1,7 @@
 """/ws/dashboard/: a clinician watches wards and patients live.
 
 Thin: frames are decoded by ``monitoring.protocol``; subscriptions join the live hub's groups
-(``live.hub``) and read a snapshot (``monitoring.selectors``); live events become frames. The
+(``live.hub``) and read a snapshot (``monitoring.snapshot``); live events become frames. The
 full protocol is in docs/protocol.md.
 """
 
@@ -20,7 +20,7 @@ from accounts.ws_auth import WsSession, ws_authenticate, ws_user_is_active, ws_u
 from audit.services import audit_subscription
 from common import metrics
 from common.errors import ApplicationError
-from monitoring import protocol, selectors
+from monitoring import protocol
 from monitoring.consumers.frames import FrameConsumer
 from monitoring.live.events import LiveEvent
 from monitoring.live.feed import LiveFeed, groups_join, groups_leave, live_feed
@@ -29,6 +29,7 @@ from monitoring.live.hub import hub_get
 from monitoring.live.registry import dashboard_frames
 from monitoring.live.subscriptions import SUBSCRIPTION_KINDS, Scope
 from monitoring.protocol import CloseCode
+from monitoring.snapshot import dashboard_snapshot
 
 
 class DashboardConsumer(FrameConsumer):
@@ -212,9 +213,7 @@ class DashboardConsumer(FrameConsumer):
             await self._snapshot_send(kind, object_id)
 
     async def _snapshot_send(self, kind: str, object_id: int) -> None:
-        patients = await database_sync_to_async(selectors.dashboard_snapshot)(
-            **{f"{kind}_id": object_id}
-        )
+        patients = await database_sync_to_async(dashboard_snapshot)(**{f"{kind}_id": object_id})
         await database_sync_to_async(audit_subscription)(
             user=self.session and self.session.user,
             scope=self.scope,

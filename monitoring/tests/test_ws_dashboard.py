@@ -100,7 +100,7 @@ async def test_snapshot_has_latest_reading_per_metric_device_status_and_open_ale
 
 
 def test_snapshot_queries_do_not_grow_with_patients(ward, django_assert_num_queries):
-    from monitoring.selectors import dashboard_snapshot
+    from monitoring.snapshot import dashboard_snapshot
 
     def make(n):
         for _ in range(n):

@@ -82,8 +82,10 @@ class RecordsView(APIView):
     )
     def post(self, request: Request) -> Response:
         # Rendered before the commit: an answer that cannot be rendered leaves nothing stored
-        # (a client told 4xx/5xx must be able to rely on nothing having been kept).
-        with transaction.atomic():
+        # (a client told 4xx/5xx must be able to rely on nothing having been kept). Inside the
+        # audit middleware's transaction (the request's change and its record commit together)
+        # this joins it rather than adding a savepoint: a failure here undoes the whole request.
+        with transaction.atomic(savepoint=False):
             if isinstance(request.auth, Device):
                 result = services.readings_record_from_device(
                     device=request.auth, payload=request.data
