@@ -15,6 +15,14 @@ A vanished consumer group
     evaluated went with it. It logs an ERROR, counts ``monitor_evaluation_stream_resets_total``
     and marks the checkpoint ``reset_pending``.
 
+A consumer group that went back
+    A group whose last delivered id stands before the last entry acknowledged of its partition
+    (Redis restored from an older snapshot, or failed over to a replica that lagged) would
+    deliver old entries again, out of order, and the entries appended after the snapshot are
+    gone. An evaluator checks the partitions it holds at each rebalance (``groups_went_back``):
+    it logs an ERROR, counts the same metric, marks the checkpoint ``reset_pending``, and the
+    reader starts the group afresh at the stream's end.
+
 Catching up
     An evaluator evaluates the pending partitions it holds before it reads them from the stream
     again (at its next rebalance, which a vanished group brings forward): the readings of the
@@ -131,6 +139,37 @@ class EvaluationProgress:
         )
         return lost
 
+    def groups_went_back(self, positions: dict[int, str]) -> list[int]:
+        """The partitions (of ``positions``: partition -> the group's last delivered id) whose
+        group stands before the last entry acknowledged of them as the database's checkpoint
+        has it (a second behind at most; a snapshot is older): logs, counts and marks them;
+        returns them."""
+        if not positions:
+            return []
+        acknowledged = {
+            partition: stream_id
+            for partition, stream_id in EvaluationCheckpoint.objects.filter(
+                partition__in=list(positions), reset_pending=False
+            ).values_list("partition", "stream_id")
+            if stream_id
+        }
+        back = sorted(
+            partition
+            for partition, stream_id in acknowledged.items()
+            if _id_order(positions[partition]) < _id_order(stream_id)
+        )
+        if not back:
+            return []
+        EvaluationCheckpoint.objects.filter(partition__in=back).update(reset_pending=True)
+        metrics.EVALUATION_STREAM_RESETS.inc(len(back))
+        logger.error(
+            "readings stream partitions %s went back (their consumer group stands before what "
+            "was evaluated: Redis restored from an older snapshot?): the readings stored since "
+            "their checkpoints are evaluated from the database",
+            back,
+        )
+        return back
+
     def catch_up(self, owned: Iterable[int]) -> int:
         """Evaluate, from the database, the readings of the pending partitions among ``owned``
         received since their checkpoints; returns how many were evaluated."""
@@ -177,3 +216,9 @@ class EvaluationProgress:
             since.isoformat(),
         )
         return total
+
+
+def _id_order(stream_id: str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``) as a tuple that orders as Redis orders them."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -81,6 +81,11 @@ class Progress(Protocol):
     def groups_created(self, partitions: Iterable[int]) -> object:
         """The consumer groups of ``partitions`` were missing and were created now."""
 
+    def groups_went_back(self, positions: dict[int, str]) -> list[int]:
+        """The partitions whose group's last delivered id (``positions``) stands before what
+        was acknowledged of them: Redis went back (restored from an older snapshot)."""
+        ...
+
     def catch_up(self, owned: Iterable[int]) -> object:
         """Before ``owned`` partitions are read: evaluate what the stream lost of them."""
 
@@ -247,8 +252,36 @@ class StreamReader:
                 live,
             )
         if self.progress is not None:
+            self._went_back_check(owned)
             self.progress.catch_up(owned)
         return owned
+
+    def _went_back_check(self, owned: list[int]) -> None:
+        """A group that stands before what was acknowledged of its partition (Redis restored
+        from an older snapshot) would deliver old entries again, out of order, and the entries
+        appended after the snapshot are gone: start the group afresh at the stream's end (its
+        pending entries with it) and let the checkpoint's catch-up evaluate, from the database,
+        what was stored since."""
+        assert self.progress is not None
+        if not owned:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for partition in owned:
+            pipe.xinfo_groups(partition_key(partition))
+        positions = {}
+        for partition, groups in zip(owned, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(groups, Exception):
+                continue  # no stream (yet): nothing delivered, nothing to compare
+            for group in cast("list[dict[str, Any]]", groups):
+                if text(group["name"]) == self.group:
+                    positions[partition] = text(group["last-delivered-id"])
+        for partition in self.progress.groups_went_back(positions):
+            key = partition_key(partition)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xgroup_destroy(key, self.group)
+            pipe.xgroup_create(key, self.group, id="$", mkstream=True)
+            pipe.execute()
+            self._backlog.discard(partition)
 
     def _takeover(self, partition: int) -> None:
         self._claim(partition, min_idle_ms=0)

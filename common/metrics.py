@@ -119,8 +119,9 @@ EVALUATOR_BATCH_SECONDS = Histogram(
 EVALUATION_STREAM_RESETS = Counter(
     "monitor_evaluation_stream_resets",
     "Readings-stream partitions whose consumer group an evaluator found gone although it had "
-    "evaluated them (Redis restarted empty or flushed): their readings since the checkpoint "
-    "were evaluated from the database.",
+    "evaluated them (Redis restarted empty or flushed), or standing before what it had "
+    "evaluated (restored from an older snapshot): their readings since the checkpoint were "
+    "evaluated from the database.",
 )
 ALARM_STATE_RESETS = Counter(
     "monitor_alarm_state_resets",

@@ -133,3 +133,57 @@ def test_a_new_deployment_without_checkpoints_is_no_reset(patient, caplog):
         pass
     assert not [r for r in caplog.records if "lost their consumer group" in r.message]
     assert not EvaluationCheckpoint.objects.exists()
+
+
+def test_a_consumer_group_that_went_back_is_logged_and_the_lost_readings_are_evaluated(
+    patient, caplog
+):
+    """Redis restored from a snapshot taken before the evaluator read the first readings: the
+    stream holds only those, the group stands at their start, and the episode stored after the
+    snapshot is gone from Redis. The evaluator holding the partition finds its group behind
+    the checkpoint, evaluates the episode from the database, and does not read the old entries
+    again."""
+    progress = EvaluationProgress(evaluate_batch)
+    end = datetime.now(UTC)
+    before = _store(patient.id, bpm=75, seconds=5, end=end - timedelta(seconds=21))
+    readings_queue(before)
+    with _reader(progress) as reader:
+        assert reader.poll() == 6
+        progress.write()
+    partition = stream.partition_of(patient.id)
+    assert EvaluationCheckpoint.objects.get(partition=partition).stream_id
+    episode = _store(patient.id, bpm=35, seconds=20, end=end)  # stored after the snapshot
+    key = stream.partition_key(partition)
+    stream.redis_client().xgroup_setid(key, stream.GROUP, id="0")  # the snapshot's group
+    resets = metrics.EVALUATION_STREAM_RESETS._value.get()
+    handled: list[StoredReading] = []
+
+    def handle(batch: list[StoredReading]) -> None:
+        handled.extend(batch)
+        evaluate_batch(batch)
+
+    later = EvaluationProgress(handle)
+    with (
+        caplog.at_level(logging.WARNING),
+        StreamReader(handle, consumer="ckpt-2", progress=later) as reader,
+    ):
+        assert reader.poll() == 0  # the old entries are not delivered again
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.kind, alert.priority) == ("bradycardia", "high")
+    assert metrics.EVALUATION_STREAM_RESETS._value.get() == resets + 1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"partitions [{partition}] went back" in r.message for r in errors)
+    assert {r.id for r in handled} >= {r.id for r in episode}
+    assert not EvaluationCheckpoint.objects.get(partition=partition).reset_pending
+
+
+def test_a_group_ahead_of_its_checkpoint_is_no_reset(patient, caplog):
+    progress = EvaluationProgress(evaluate_batch)
+    readings_queue(_store(patient.id, bpm=75, seconds=3, end=datetime.now(UTC)))
+    with _reader(progress) as reader:
+        assert reader.poll() == 4
+        progress.write()
+    with caplog.at_level(logging.ERROR), _reader(EvaluationProgress(evaluate_batch)) as reader:
+        readings_queue(_store(patient.id, bpm=75, seconds=0, end=datetime.now(UTC)))
+        assert reader.poll() == 1
+    assert not [r for r in caplog.records if "went back" in r.message]
