@@ -48,6 +48,7 @@ class ServerSet:
         env: dict[str, str],
         log_dir: Path,
         app: str = "config.asgi:application",
+        evaluators: int = 1,
     ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         fd_limit_raise()
@@ -58,8 +59,9 @@ class ServerSet:
             self.servers.append(Daphne(env, log, port=port, app=app, echo_log=False))
         # The alarm rules run in their own process, as in production (Procfile ``alarms``).
         evaluator_env = {**env, "LOG_LEVEL": "INFO"}
-        log = log_dir / "evaluator.log"
-        self.evaluators.append(Evaluator(evaluator_env, log, echo_log=False))
+        for number in range(evaluators):
+            log = log_dir / f"evaluator-{number}.log"
+            self.evaluators.append(Evaluator(evaluator_env, log, echo_log=False))
         for server in self.servers:
             url = server.url("", "http")
             server.wait_until(partial(answers_http, url), 60, "answering HTTP")

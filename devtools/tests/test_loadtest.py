@@ -123,7 +123,8 @@ def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_
     result = _loadtest(
         tmp_path,
         live_env,
-        *("--spawn-server", "2", "--devices", "6", "--rate", "4", "--duration", "24"),
+        *("--spawn-server", "2", "--evaluators", "2"),
+        *("--devices", "6", "--rate", "4", "--duration", "24"),
         *("--wards", "2", "--dashboards", "2", "--abnormal", "0"),
         *("--episodes", "0.34", "--alarm-hold", str(hold)),
         *("--ctg-episodes", "0.17", "--ctg-deceleration", str(deceleration)),
@@ -145,6 +146,10 @@ def test_alarm_latency_is_measured_from_the_reading_that_completes_the_hold(tmp_
     assert ctg["hold_seconds"] == [float(deceleration)]
     assert 0 < ctg["latency_ms"]["max"] < deceleration * 1000
     assert result["alerts_raised"] >= 3
+    # Two evaluators shared the stream's partitions (each logged its share of the 8).
+    logs = [log.read_text() for log in sorted((tmp_path / "logs").glob("evaluator-*.log"))]
+    assert len(logs) == 2
+    assert all("of 8 (2 live evaluators)" in text for text in logs)
 
 
 def _loadtest(tmp_path: Path, env: dict[str, str], *args: str) -> dict[str, Any]:

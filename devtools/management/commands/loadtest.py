@@ -56,6 +56,14 @@ class Command(BaseCommand):
             help="start N Daphne processes on free ports (shared Redis and database); "
             "the default when no --url is given is 1",
         )
+        parser.add_argument(
+            "--evaluators",
+            type=int,
+            default=1,
+            metavar="N",
+            help="with --spawn-server: alarm evaluator processes to start (they share the "
+            "stream's partitions)",
+        )
         load = parser.add_argument_group("load")
         load.add_argument("--devices", type=int, default=500)
         load.add_argument("--rate", type=float, default=4.0, help="readings/s per device")
@@ -244,9 +252,16 @@ class Command(BaseCommand):
             from config import embedded_redis
 
             servers.redis, env["REDIS_URL"] = embedded_redis.start()
-        self._say(f"Starting {opts['spawn_server']} Daphne process(es) ...")
+        self._say(
+            f"Starting {opts['spawn_server']} Daphne process(es) and "
+            f"{opts['evaluators']} alarm evaluator(s) ..."
+        )
         servers.start(
-            opts["spawn_server"], env=env, log_dir=Path(opts["log_dir"]), app=opts["asgi"]
+            opts["spawn_server"],
+            env=env,
+            log_dir=Path(opts["log_dir"]),
+            app=opts["asgi"],
+            evaluators=opts["evaluators"],
         )
         return servers.urls, servers.pids
 
