@@ -10,13 +10,11 @@ the HL7 listener): its garbage collector and its thread switching.
   exists then out of the collector's sight for good: the full collections that remain walk only
   what the process created since (connections, their tasks), 5-15 ms at the same load.
   Objects frozen are still freed by reference counting; only cycles among them stay.
-- **How often it runs.** The interpreter starts a young collection every 700 allocations by
-  default: at 12,000 readings/s (each a parsed dict, a dataclass, an event, a stream entry) that
-  is thousands of collections a second, and every tenth promotes survivors, so the older
-  generations fill and their collections come every few seconds. ``SERVER_GC_THRESHOLDS``
-  (50,000 allocations, then 20 and 100) makes young collections about seventy times rarer:
-  each walks only the young objects, almost all freed by reference counting already, so the
-  loop loses less time in all and the middle and full collections come far less often.
+- **How often it runs.** ``SERVER_GC_THRESHOLDS`` sets the collector's thresholds; the default
+  is the interpreter's own (700, 10, 10). Higher thresholds make collections rarer, but what
+  only the collector frees waits longer too: the database connection of each finished request
+  thread is such an object, and with 50,000 allocations before a young collection a burst of
+  REST requests held PostgreSQL connections until the server refused new ones.
 - **The switch interval.** Blocking calls in worker threads (the batcher's database and Redis
   round trips) release the interpreter lock and must take it back when they return; with the
   default interval (5 ms) a returning thread may wait that long for a busy event loop to let go,
