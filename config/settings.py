@@ -361,9 +361,7 @@ SERVER_SWITCH_INTERVAL = env_float("SERVER_SWITCH_INTERVAL", 0.0005)
 # The collector's thresholds in the web and HL7 processes (common.runtime): allocations before a
 # young collection, then young collections per middle one and middle ones per full one. The
 # default is the interpreter's own (docs/performance.md, series L, says why not higher).
-SERVER_GC_THRESHOLDS = tuple(
-    int(n) for n in env_list("SERVER_GC_THRESHOLDS", ["700", "10", "10"])
-)
+SERVER_GC_THRESHOLDS = tuple(int(n) for n in env_list("SERVER_GC_THRESHOLDS", ["700", "10", "10"]))
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 WS_MAX_BATCH_ITEMS = env_int("WS_MAX_BATCH_ITEMS", 1000)
 DEVICE_OFFLINE_SECONDS = env_int("DEVICE_OFFLINE_SECONDS", 30)
