@@ -127,17 +127,7 @@ class EvaluationProgress:
                 "partition", flat=True
             )
         )
-        if not lost:
-            return []
-        EvaluationCheckpoint.objects.filter(partition__in=lost).update(reset_pending=True)
-        metrics.EVALUATION_STREAM_RESETS.inc(len(lost))
-        logger.error(
-            "readings stream partitions %s lost their consumer group (Redis restarted empty or "
-            "was flushed): the readings stored since their checkpoints are evaluated from the "
-            "database",
-            lost,
-        )
-        return lost
+        return _reset(lost, "lost their consumer group (Redis restarted empty or was flushed)")
 
     def groups_went_back(self, positions: dict[int, str]) -> list[int]:
         """The partitions (of ``positions``: partition -> the group's last delivered id) whose
@@ -158,17 +148,11 @@ class EvaluationProgress:
             for partition, stream_id in acknowledged.items()
             if _id_order(positions[partition]) < _id_order(stream_id)
         )
-        if not back:
-            return []
-        EvaluationCheckpoint.objects.filter(partition__in=back).update(reset_pending=True)
-        metrics.EVALUATION_STREAM_RESETS.inc(len(back))
-        logger.error(
-            "readings stream partitions %s went back (their consumer group stands before what "
-            "was evaluated: Redis restored from an older snapshot?): the readings stored since "
-            "their checkpoints are evaluated from the database",
+        return _reset(
             back,
+            "went back (their consumer group stands before what was evaluated: Redis restored "
+            "from an older snapshot?)",
         )
-        return back
 
     def catch_up(self, owned: Iterable[int]) -> int:
         """Evaluate, from the database, the readings of the pending partitions among ``owned``
@@ -216,6 +200,22 @@ class EvaluationProgress:
             since.isoformat(),
         )
         return total
+
+
+def _reset(partitions: list[int], what: str) -> list[int]:
+    """Partitions whose unevaluated entries Redis lost (``what`` happened to them): logged,
+    counted and marked for the catch-up; returns them."""
+    if not partitions:
+        return []
+    EvaluationCheckpoint.objects.filter(partition__in=partitions).update(reset_pending=True)
+    metrics.EVALUATION_STREAM_RESETS.inc(len(partitions))
+    logger.error(
+        "readings stream partitions %s %s: the readings stored since their checkpoints are "
+        "evaluated from the database",
+        partitions,
+        what,
+    )
+    return partitions
 
 
 def _id_order(stream_id: str) -> tuple[int, int]:

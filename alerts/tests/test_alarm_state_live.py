@@ -11,17 +11,26 @@ import time
 from datetime import datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from alerts.models import Alert, EvaluationCheckpoint
 from monitoring.services import readings_ingest
 from monitoring.stream.entries import partition_of
 from testing.factories import DeviceFactory, PatientFactory, ReadingInFactory, WardFactory
-from testing.live import postgres_test_url
 from testing.processes import Evaluator
 from testing.redis_outage import settings_point_at
 
-pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(300),
+    # This process stores the readings the evaluator reads: one database for both.
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL (DATABASE_URL): the test and the evaluator share it",
+    ),
+]
 
 HOLD = 10.0
 PERIOD = 0.25
@@ -67,9 +76,6 @@ class Monitor:
 
 @pytest.fixture
 def evaluator(live_env, stoppable_redis, settings, tmp_path):
-    if postgres_test_url() is None:
-        # This process stores the readings the evaluator reads: one database for both.
-        pytest.skip("needs PostgreSQL (DATABASE_URL): the test and the evaluator share it")
     settings_point_at(settings, stoppable_redis.url)
     settings.ALARM_CLEAR_SECONDS = 5
     env = {**live_env, "REDIS_URL": stoppable_redis.url, "ALARM_CLEAR_SECONDS": "5"}

@@ -99,16 +99,20 @@ def _all_readings(patient_id: int) -> list[StoredReading]:
     )
 
 
-def test_a_vanished_consumer_group_is_logged_and_the_lost_readings_are_evaluated(patient, caplog):
-    """Readings stored and appended while no evaluator ran, then Redis forgot the stream: the
-    next evaluator finds the group gone and evaluates them from the database."""
+def _evaluated_before(patient_id: int, end: datetime) -> None:
+    """Six readings of 75 bpm up to 21 s before ``end``, queued, evaluated and checkpointed."""
     progress = EvaluationProgress(evaluate_batch)
-    end = datetime.now(UTC)
-    before = _store(patient.id, bpm=75, seconds=5, end=end - timedelta(seconds=21))
-    readings_queue(before)
+    readings_queue(_store(patient_id, bpm=75, seconds=5, end=end - timedelta(seconds=21)))
     with _reader(progress) as reader:
         assert reader.poll() == 6
         progress.write()
+
+
+def test_a_vanished_consumer_group_is_logged_and_the_lost_readings_are_evaluated(patient, caplog):
+    """Readings stored and appended while no evaluator ran, then Redis forgot the stream: the
+    next evaluator finds the group gone and evaluates them from the database."""
+    end = datetime.now(UTC)
+    _evaluated_before(patient.id, end)
     episode = _store(patient.id, bpm=35, seconds=20, end=end)  # a bradycardia held 20 s
     readings_queue(episode)
     stream.redis_client().flushdb()  # Redis restarted empty: the episode's entries are gone
@@ -143,13 +147,8 @@ def test_a_consumer_group_that_went_back_is_logged_and_the_lost_readings_are_eva
     snapshot is gone from Redis. The evaluator holding the partition finds its group behind
     the checkpoint, evaluates the episode from the database, and does not read the old entries
     again."""
-    progress = EvaluationProgress(evaluate_batch)
     end = datetime.now(UTC)
-    before = _store(patient.id, bpm=75, seconds=5, end=end - timedelta(seconds=21))
-    readings_queue(before)
-    with _reader(progress) as reader:
-        assert reader.poll() == 6
-        progress.write()
+    _evaluated_before(patient.id, end)
     partition = stream.partition_of(patient.id)
     assert EvaluationCheckpoint.objects.get(partition=partition).stream_id
     episode = _store(patient.id, bpm=35, seconds=20, end=end)  # stored after the snapshot

@@ -25,14 +25,14 @@ from devtools.maternal_benchmark import (
 DATA = Path(os.environ.get("CTG_BENCHMARK_DATA", "/work/shared/data"))
 
 
-def needs_data() -> None:
-    for name in (NPZ_NAME, LABELS_NAME):
-        if not (DATA / name).is_file():
-            pytest.skip(f"{DATA / name} is missing (set CTG_BENCHMARK_DATA)")
+needs_data = pytest.mark.skipif(
+    not all((DATA / name).is_file() for name in (NPZ_NAME, LABELS_NAME)),
+    reason=f"the benchmark data is missing from {DATA} (set CTG_BENCHMARK_DATA)",
+)
 
 
+@needs_data
 def test_the_command_prints_the_figures_of_each_scorer():
-    needs_data()
     out = io.StringIO()
     call_command("ctg_benchmark_maternal", "--data", str(DATA), "--limit", "30", stdout=out)
     text = out.getvalue()
@@ -45,8 +45,8 @@ def test_the_command_prints_the_figures_of_each_scorer():
     assert "false-signal episodes of a minute or more flagged" in text
 
 
+@needs_data
 def test_the_detector_finds_what_the_old_condition_missed():
-    needs_data()
     recordings = recordings_load(DATA)[:60]
     labels = {label for rec in recordings for label in rec.labels}
     assert {FALSE, TRUE} <= labels
@@ -57,8 +57,8 @@ def test_the_detector_finds_what_the_old_condition_missed():
     assert after.ppv > 0.7
 
 
+@needs_data
 def test_the_detector_is_timed_on_two_hour_windows_with_the_maternal_channel():
-    needs_data()
     recordings = [rec for rec in recordings_load(DATA) if len(rec.fhr) >= 7200][:20]
     times = window_timing(recordings)
     assert times and all(t > 0 for t in times)
