@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -190,6 +191,13 @@ ERROR_RESPONSES = {
     ),
 }
 CONFLICT_RESPONSE = OpenApiResponse(ErrorSerializer, description="Conflict with the current state")
+
+
+# The query parameters of a span of time on a patient's trace: `from` (inclusive), `to` (exclusive).
+TIME_SPAN_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (exclusive)."),
+]
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:

@@ -11,22 +11,26 @@ from ctg.maternal import MaternalParams, capture_stretches, maternal_capture
 MINUTE = 60
 
 
-def fetal(seconds: int, *, rng: random.Random, level: float = 140) -> list[float]:
-    """A fetal rate: its level with 5-15 bpm of wandering variability."""
+def wandering(
+    seconds: int, *, rng: random.Random, level: float, keep: float, step: float
+) -> list[float]:
+    """A rate wandering about ``level``: each second keeps ``keep`` of the last one's drift and
+    adds a normal step of ``step`` bpm."""
     out, drift = [], 0.0
     for _ in range(seconds):
-        drift = 0.9 * drift + rng.gauss(0, 2.0)
+        drift = keep * drift + rng.gauss(0, step)
         out.append(level + drift)
     return out
+
+
+def fetal(seconds: int, *, rng: random.Random, level: float = 140) -> list[float]:
+    """A fetal rate: its level with 5-15 bpm of wandering variability."""
+    return wandering(seconds, rng=rng, level=level, keep=0.9, step=2.0)
 
 
 def maternal(seconds: int, *, rng: random.Random, level: float = 85) -> list[float]:
     """A mother's rate in labour: slower, smoother, rising a little now and then."""
-    out, drift = [], 0.0
-    for _ in range(seconds):
-        drift = 0.97 * drift + rng.gauss(0, 0.6)
-        out.append(level + drift)
-    return out
+    return wandering(seconds, rng=rng, level=level, keep=0.97, step=0.6)
 
 
 def lose(series: Series, every: int, seconds: int, *, offset: int = 0) -> Series:

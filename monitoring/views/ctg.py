@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPerson, request_person
 from audit.models import Action
 from clinical.selectors import patient_visible_get
-from common.api import error_responses
+from common.api import TIME_SPAN_PARAMETERS, error_responses
 from common.errors import ValidationFailed
 from monitoring import selectors
 from monitoring.ctg_record.data import MAX_RECORD, ctg_record_data
@@ -68,8 +68,7 @@ def _span_check(start: datetime, end: datetime, *, noun: str, longest: timedelta
         'classify yet". docs/ctg.md says how each number is read.'
     ),
     parameters=[
-        OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
-        OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (exclusive)."),
+        *TIME_SPAN_PARAMETERS,
     ],
     responses={200: CtgSerializer, **error_responses(400, 401, 404)},
 )
@@ -123,8 +122,7 @@ class JsonErrorsNegotiation(DefaultContentNegotiation):
         "describes the record."
     ),
     parameters=[
-        OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
-        OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (exclusive)."),
+        *TIME_SPAN_PARAMETERS,
         OpenApiParameter("speed", OpenApiTypes.INT, enum=[1, 3], description="cm/min (1)."),
     ],
     responses={

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPerson, request_person
 from audit.models import Action
 from clinical.selectors import patient_visible_get
-from common.api import error_responses
+from common.api import TIME_SPAN_PARAMETERS, error_responses
 from common.errors import NotFound
 from common.parsers import JSONParser
 from monitoring import notes
@@ -60,8 +60,7 @@ class NotesQuerySerializer(CtgQuerySerializer):
             "addenda; `from` (inclusive) and `to` (exclusive) bound `at`. Cursor-paginated."
         ),
         parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start (inclusive)."),
-            OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (exclusive)."),
+            *TIME_SPAN_PARAMETERS,
             OpenApiParameter("cursor", OpenApiTypes.STR, description="Page cursor."),
             OpenApiParameter("page_size", OpenApiTypes.INT, description="At most 1000."),
         ],

@@ -12,7 +12,7 @@ import { fitCanvas } from "./trend.js";
 import { fetchAllRows, idOf, normaliseAlert } from "./ward.js";
 import {
   PRIORITY_LABEL,
-  PRIORITY_MARK,
+  alertItem,
   dateTime,
   el,
   humanKind,
@@ -384,19 +384,15 @@ export class PatientView extends LiveView {
 
   renderAlerts() {
     const item = (a) =>
-      el(
-        "li",
-        { class: "alert-item", dataset: { alert: String(a.id), priority: a.priority, state: a.state } },
-        el("span", { class: "alert-mark", "aria-hidden": "true" }, PRIORITY_MARK[a.priority] || "!"),
-        el(
-          "div",
-          { class: "alert-body" },
+      alertItem(
+        a,
+        [
           el("div", { class: "alert-line" }, el("strong", { class: "alert-prio" }, PRIORITY_LABEL[a.priority] || a.priority), " ", el("span", { class: "alert-state" }, a.state)),
           el("div", { class: "alert-msg" }, a.message || humanKind(a.kind)),
           el("div", { class: "alert-time" }, `Raised ${dateTime(parseTime(a.raised_at))}`,
             a.acknowledged_at ? ` · acknowledged ${dateTime(parseTime(a.acknowledged_at))}` : "",
             a.resolved_at ? ` · resolved ${dateTime(parseTime(a.resolved_at))}` : ""),
-        ),
+        ],
         a.state === "active"
           ? el("button", { type: "button", class: "btn btn-ack", dataset: { alert: String(a.id) }, onclick: () => this.acknowledge(a.id) }, "Acknowledge")
           : null,

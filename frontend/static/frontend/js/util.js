@@ -67,6 +67,18 @@ export const PRIORITY_LABEL = { high: "HIGH", medium: "MEDIUM", low: "LOW" };
 // IEC 60601-1-8 visual markers: the priority is never told by colour alone.
 export const PRIORITY_MARK = { high: "!!!", medium: "!!", low: "!" };
 
+/** One alarm `a` of an alarm list: its priority mark, its `body` (an array of lines) in the
+ * alarm's box, then `after` (an acknowledge button, or null). */
+export function alertItem(a, body, after = null) {
+  return el(
+    "li",
+    { class: "alert-item", dataset: { alert: String(a.id), priority: a.priority, state: a.state } },
+    el("span", { class: "alert-mark", "aria-hidden": "true" }, PRIORITY_MARK[a.priority] || "!"),
+    el("div", { class: "alert-body" }, ...body),
+    after,
+  );
+}
+
 export function humanKind(kind) {
   return String(kind || "alarm").replaceAll("_", " ");
 }

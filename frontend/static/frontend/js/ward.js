@@ -9,6 +9,7 @@ import { Series, drawTrend, fitCanvas } from "./trend.js";
 import {
   PRIORITY_LABEL,
   PRIORITY_MARK,
+  alertItem,
   PRIORITY_RANK,
   ago,
   clockTime,
@@ -674,13 +675,7 @@ export class WardView extends LiveView {
       parseTime(b.raised_at) - parseTime(a.raised_at));
     const items = all.map(([a, tile]) => {
       const label = PRIORITY_LABEL[a.priority] || a.priority;
-      return el(
-        "li",
-        { class: "alert-item", dataset: { alert: String(a.id), priority: a.priority, state: a.state } },
-        el("span", { class: "alert-mark", "aria-hidden": "true" }, PRIORITY_MARK[a.priority] || "!"),
-        el(
-          "div",
-          { class: "alert-body" },
+      return alertItem(a, [
           el("div", { class: "alert-line" },
             el("strong", { class: "alert-prio" }, label),
             " ",
@@ -700,8 +695,7 @@ export class WardView extends LiveView {
                   onclick: () => this.acknowledge(a.id),
                 }, "Acknowledge")
               : null),
-        ),
-      );
+      ]);
     });
     if (!items.length) items.push(el("li", { class: "alert-none" }, "No active alarms."));
     this.dom.alertList.replaceChildren(...items);
