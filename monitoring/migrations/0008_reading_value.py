@@ -1,6 +1,6 @@
 """A reading's number is ``value`` in Python; its column keeps the name ``bpm``.
 
-Only Django's state changes: no statement runs (``manage.py sqlmigrate monitoring 0007`` is
+Only Django's state changes: no statement runs (``manage.py sqlmigrate monitoring 0008`` is
 empty), so the partitioned readings table and its archive are left as they are, whatever
 their size, and raw SQL that names the column ``bpm`` keeps working.
 """
@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("monitoring", "0006_pulse_rate"),
+        ("monitoring", "0007_stream_replays"),
     ]
 
     operations = [
