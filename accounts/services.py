@@ -252,6 +252,20 @@ def _audit(
     )
 
 
+def _login_refused(
+    request: HttpRequest | None, reason: str, *, user: User | None = None, email: str = ""
+) -> None:
+    """One audit record of a refused login, naming its reason."""
+    _audit(
+        request,
+        action=Action.LOGIN_FAILED,
+        outcome=Outcome.REFUSED,
+        user=user,
+        email=email,
+        detail={"reason": reason},
+    )
+
+
 def user_login(
     *, email: str, password: str, otp: str | None = None, request: HttpRequest | None = None
 ) -> tuple[User, RefreshToken]:
@@ -260,13 +274,7 @@ def user_login(
     if user is None and getattr(request, "axes_locked_out", False):
         # django-axes refused this account from this client (too many failures), whatever the
         # password; the lockout middleware answers 429 with Retry-After.
-        _audit(
-            request,
-            action=Action.LOGIN_FAILED,
-            outcome=Outcome.REFUSED,
-            email=email,
-            detail={"reason": "locked_out"},
-        )
+        _login_refused(request, "locked_out", email=email)
         raise LoginLocked(LOCKED_MESSAGE)
     if user is None:
         # Say "disabled" only to someone who knows the password; everyone else hears the
@@ -274,21 +282,9 @@ def user_login(
         disabled = User.objects.filter(email__iexact=email, is_active=False)
         candidate = disabled.first()
         if candidate is not None and candidate.check_password(password):
-            _audit(
-                request,
-                action=Action.LOGIN_FAILED,
-                outcome=Outcome.REFUSED,
-                user=candidate,
-                detail={"reason": "account_disabled"},
-            )
+            _login_refused(request, "account_disabled", user=candidate)
             raise NotAuthenticated("This account is disabled.", code="account_disabled")
-        _audit(
-            request,
-            action=Action.LOGIN_FAILED,
-            outcome=Outcome.REFUSED,
-            email=email,
-            detail={"reason": "invalid_credentials"},
-        )
+        _login_refused(request, "invalid_credentials", email=email)
         raise NotAuthenticated("E-mail or password is incorrect.", code="invalid_credentials")
     assert isinstance(user, User)
     if mfa.mfa_enabled(user):
@@ -307,13 +303,7 @@ def user_login(
 
 def user_otp_failed(*, user: User, request: HttpRequest | None) -> None:
     """A wrong second-factor code counts as a failed login towards the lockout."""
-    _audit(
-        request,
-        action=Action.LOGIN_FAILED,
-        outcome=Outcome.REFUSED,
-        user=user,
-        detail={"reason": "otp_invalid"},
-    )
+    _login_refused(request, "otp_invalid", user=user)
     if request is not None:
         user_login_failed.send(sender=User, credentials={"email": user.email}, request=request)
         if getattr(request, "axes_locked_out", False):

@@ -73,9 +73,15 @@ class AudioHistorySerializer(serializers.ModelSerializer):
 ERRORS = {code: ERROR_RESPONSES[code] for code in (401, 403, 404)}
 
 
-class AlarmAudioView(APIView):
+class _WardAudioView(APIView):
+    """A ward's alarm audio: any person who may see the ward; its changes are recorded."""
+
     permission_classes = (IsPerson,)
-    audit_resource, audit_reads = "alarm_audio", False
+    audit_resource, audit_action = "alarm_audio", Action.UPDATE
+
+
+class AlarmAudioView(_WardAudioView):
+    audit_reads = False
 
     @extend_schema(
         tags=TAGS,
@@ -87,9 +93,8 @@ class AlarmAudioView(APIView):
         return Response(audio.alarm_audio_state(ward=ward))
 
 
-class AlarmAudioPauseView(APIView):
-    permission_classes = (IsPerson,)
-    audit_resource, audit_action, audit_operation = "alarm_audio", Action.UPDATE, "pause"
+class AlarmAudioPauseView(_WardAudioView):
+    audit_operation = "pause"
 
     @extend_schema(
         tags=TAGS,
@@ -115,9 +120,8 @@ class AlarmAudioPauseView(APIView):
         return Response(state, status=status.HTTP_201_CREATED)
 
 
-class AlarmAudioResumeView(APIView):
-    permission_classes = (IsPerson,)
-    audit_resource, audit_action, audit_operation = "alarm_audio", Action.UPDATE, "resume"
+class AlarmAudioResumeView(_WardAudioView):
+    audit_operation = "resume"
 
     @extend_schema(
         tags=TAGS,

@@ -19,9 +19,11 @@ A consumer group that went back
     A group whose last delivered id stands before the last entry acknowledged of its partition
     (Redis restored from an older snapshot, or failed over to a replica that lagged) would
     deliver old entries again, out of order, and the entries appended after the snapshot are
-    gone. An evaluator checks the partitions it holds at each rebalance (``groups_went_back``):
-    it logs an ERROR, counts the same metric, marks the checkpoint ``reset_pending``, and the
-    reader starts the group afresh at the stream's end.
+    gone. An evaluator checks the partitions it takes at each rebalance (``groups_went_back``),
+    and its reader sees it at the next read of a partition it holds, when the stream hands it,
+    as new, an entry it acknowledged already (``delivered_again``): it logs an ERROR, counts
+    the same metric, marks the checkpoint ``reset_pending``, and the reader starts the group
+    afresh at the stream's end.
 
 Catching up
     An evaluator evaluates the pending partitions it holds before it reads them from the stream
@@ -29,9 +31,11 @@ Catching up
     partition's patients received since the checkpoint, less ``CATCH_UP_MARGIN_SECONDS``
     (flushes of several server processes reach the stream in an order close to, not exactly,
     their received time), from the database, oldest first, through the same handler as the
-    stream's entries, at most ``CATCH_UP_MAX_SECONDS`` back. Readings that are also in the new
-    stream are evaluated twice, which the rules tolerate (``alerts.stream_reader``, "at least
-    once").
+    stream's entries, at most ``CATCH_UP_MAX_SECONDS`` back. Before those, the readings that
+    reached the stream late from the backlog (stored while Redis was away) since the last entry
+    acknowledged: their received times can be older than the checkpoint's
+    (``monitoring.models.StreamReplay``). Readings that are also in the new stream are
+    evaluated twice, which the rules tolerate (``alerts.stream_reader``, "at least once").
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -47,8 +51,8 @@ from django.utils import timezone
 from alerts.models import EvaluationCheckpoint
 from common import metrics
 from monitoring.readings import StoredReading
-from monitoring.selectors import readings_received_since
-from monitoring.stream.entries import partition_of
+from monitoring.selectors import readings_received_since, readings_replayed
+from monitoring.stream.entries import entry_order, partition_of
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +150,23 @@ class EvaluationProgress:
         back = sorted(
             partition
             for partition, stream_id in acknowledged.items()
-            if _id_order(positions[partition]) < _id_order(stream_id)
+            if entry_order(positions[partition]) < entry_order(stream_id)
         )
         return _reset(
             back,
             "went back (their consumer group stands before what was evaluated: Redis restored "
             "from an older snapshot?)",
+        )
+
+    def delivered_again(self, partitions: list[int]) -> list[int]:
+        """The reader was handed, as new, entries of ``partitions`` it had acknowledged: logs,
+        counts and marks them (after writing what was noted, so that the catch-up starts
+        from the newest checkpoint); returns them."""
+        self.write()
+        return _reset(
+            partitions,
+            "went back (they delivered again entries already evaluated: Redis restored from "
+            "an older snapshot?)",
         )
 
     def catch_up(self, owned: Iterable[int]) -> int:
@@ -176,30 +191,66 @@ class EvaluationProgress:
     def _catch_up(self, checkpoint: EvaluationCheckpoint) -> int:
         partition = checkpoint.partition
         oldest = timezone.now() - timedelta(seconds=CATCH_UP_MAX_SECONDS)
-        since = max(
-            checkpoint.evaluated_through - timedelta(seconds=CATCH_UP_MARGIN_SECONDS), oldest
+        margin = timedelta(seconds=CATCH_UP_MARGIN_SECONDS)
+        since = max(checkpoint.evaluated_through - margin, oldest)
+        # Readings the backlog appended late, after the last entry acknowledged, were received
+        # before the checkpoint's time but perhaps never evaluated: their ranges first.
+        replayed = readings_replayed(
+            partition=partition, appended_since=_acknowledged_at(checkpoint) - margin
         )
-        total, after = 0, None
-        while page := readings_received_since(
-            since=since, partition=partition, after=after, limit=CATCH_UP_PAGE
-        ):
-            self.seen(page)
-            self.handler(page)
-            total += len(page)
-            after = (page[-1].received_at, page[-1].id)
+        total = 0
+        for start, until in _ranges_merged(replayed):
+            if start < since and until >= oldest:
+                total += self._evaluate(
+                    partition, since=max(start, oldest), until=min(until, since)
+                )
+        total += self._evaluate(partition, since=since)
         EvaluationCheckpoint.objects.filter(partition=partition).update(reset_pending=False)
         self._stream_ids[partition] = ""  # the old stream's ids mean nothing in the new one
         if partition in self._through:
             self._dirty.add(partition)
         self.write()
         logger.warning(
-            "readings stream partition %d: %d readings received since %s evaluated from the "
+            "readings stream partition %d: %d readings received since %s%s evaluated from the "
             "database",
             partition,
             total,
             since.isoformat(),
+            f" (and {len(replayed)} ranges appended late from the backlog)" if replayed else "",
         )
         return total
+
+    def _evaluate(self, partition: int, *, since: datetime, until: datetime | None = None) -> int:
+        """Evaluate the partition's readings received from ``since`` (to ``until``), oldest
+        first, page by page; returns how many."""
+        total, after = 0, None
+        while page := readings_received_since(
+            since=since, until=until, partition=partition, after=after, limit=CATCH_UP_PAGE
+        ):
+            self.seen(page)
+            self.handler(page)
+            total += len(page)
+            after = (page[-1].received_at, page[-1].id)
+        return total
+
+
+def _acknowledged_at(checkpoint: EvaluationCheckpoint) -> datetime:
+    """When the checkpoint's last acknowledged entry was appended (its id's time, Redis's
+    clock); the checkpoint's own time if it has none (caught up from the database since)."""
+    if not checkpoint.stream_id:
+        return checkpoint.updated_at
+    return datetime.fromtimestamp(entry_order(checkpoint.stream_id)[0] / 1000, tz=UTC)
+
+
+def _ranges_merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Overlapping ``(start, end)`` ranges (sorted by start) as one."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _reset(partitions: list[int], what: str) -> list[int]:
@@ -216,9 +267,3 @@ def _reset(partitions: list[int], what: str) -> list[int]:
         what,
     )
     return partitions
-
-
-def _id_order(stream_id: str) -> tuple[int, int]:
-    """A stream entry id (``<ms>-<seq>``) as a tuple that orders as Redis orders them."""
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)

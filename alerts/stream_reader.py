@@ -54,6 +54,7 @@ from redis.lock import Lock
 from monitoring.readings import StoredReading
 from monitoring.stream.entries import (
     GROUP,
+    entry_order,
     entry_readings,
     evaluators_key,
     lease_key,
@@ -85,6 +86,10 @@ class Progress(Protocol):
         """The partitions whose group's last delivered id (``positions``) stands before what
         was acknowledged of them: Redis went back (restored from an older snapshot)."""
         ...
+
+    def delivered_again(self, partitions: list[int]) -> object:
+        """``partitions`` delivered, as new, entries this reader had acknowledged already:
+        Redis went back while the reader held them."""
 
     def catch_up(self, owned: Iterable[int]) -> object:
         """Before ``owned`` partitions are read: evaluate what the stream lost of them."""
@@ -139,6 +144,8 @@ class StreamReader:
         self._backlog: set[int] = set()
         self._retry_at: dict[int, float] = {}
         self._announced: list[int] | None = None
+        # The last entry this reader acknowledged per partition, as ``entry_order`` has it.
+        self._acknowledged: dict[int, tuple[int, int]] = {}
 
     # --- Lifecycle ---
 
@@ -276,12 +283,41 @@ class StreamReader:
                 if text(group["name"]) == self.group:
                     positions[partition] = text(group["last-delivered-id"])
         for partition in self.progress.groups_went_back(positions):
-            key = partition_key(partition)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.xgroup_destroy(key, self.group)
-            pipe.xgroup_create(key, self.group, id="$", mkstream=True)
-            pipe.execute()
-            self._backlog.discard(partition)
+            self._group_restart(partition)
+
+    def _group_restart(self, partition: int) -> None:
+        """Start the partition's group afresh at the stream's end, its pending entries with it
+        (what it lost is evaluated from the database by the checkpoint's catch-up)."""
+        key = partition_key(partition)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xgroup_destroy(key, self.group)
+        pipe.xgroup_create(key, self.group, id="$", mkstream=True)
+        pipe.execute()
+        self._backlog.discard(partition)
+        self._acknowledged.pop(partition, None)
+
+    def _delivered_again(self, batches: dict[int, list[tuple[bytes, dict[bytes, bytes]]]]) -> None:
+        """New entries (``>``) come after the group's last delivered id, so one that this
+        reader acknowledged already means Redis went back since (restored from an older
+        snapshot, failed over to a replica that lagged): without waiting for the next
+        rebalance, its partition is reset (logged, counted), its group started afresh, and
+        what was stored since the checkpoint is evaluated from the database. The old entries
+        are dropped from ``batches`` unevaluated."""
+        if self.progress is None:
+            return
+        back = sorted(
+            partition
+            for partition, entries in batches.items()
+            if partition in self._acknowledged
+            and entry_order(entries[0][0]) <= self._acknowledged[partition]
+        )
+        if not back:
+            return
+        self.progress.delivered_again(back)
+        for partition in back:
+            del batches[partition]
+            self._group_restart(partition)
+        self.progress.catch_up(back)
 
     def _takeover(self, partition: int) -> None:
         self._claim(partition, min_idle_ms=0)
@@ -388,6 +424,7 @@ class StreamReader:
         then the acknowledgements in one round trip. When the handler raises, the entries of
         every partition read stay pending and are retried partition by partition."""
         batches = {partition: entries for partition, entries in batches.items() if entries}
+        self._delivered_again(batches)
         if not batches:
             return 0
         readings = [
@@ -417,10 +454,17 @@ class StreamReader:
         pipe.execute()
         for partition in batches:
             self._retry_at.pop(partition, None)
-        if self.progress is not None:
-            self.progress.acknowledged({p: text(e[-1][0]) for p, e in batches.items()})
+        self._acknowledged_up_to({p: e[-1][0] for p, e in batches.items()})
         self.entries_acknowledged += sum(len(entries) for entries in batches.values())
         return len(readings)
+
+    def _acknowledged_up_to(self, last_ids: dict[int, bytes]) -> None:
+        for partition, entry_id in last_ids.items():
+            order = entry_order(entry_id)
+            if order > self._acknowledged.get(partition, (0, 0)):
+                self._acknowledged[partition] = order
+        if self.progress is not None:
+            self.progress.acknowledged({p: text(i) for p, i in last_ids.items()})
 
     def _decode(
         self, partition: int, entries: list[tuple[bytes, dict[bytes, bytes]]]
@@ -451,8 +495,7 @@ class StreamReader:
             self.handler(readings)
         self.client.xack(partition_key(partition), self.group, *[e[0] for e in entries])
         self._retry_at.pop(partition, None)
-        if self.progress is not None:
-            self.progress.acknowledged({partition: text(entries[-1][0])})
+        self._acknowledged_up_to({partition: entries[-1][0]})
         self.entries_acknowledged += len(entries)
         return len(readings)
 

@@ -180,14 +180,49 @@ class AlertResolveView(_AlertActionView):
         return services.alert_resolve(alert_id=alert_id, user=request_person(request), note=note)
 
 
-class PatientAlarmLimitsView(APIView):
-    """A patient's effective alarm limits: the profile's defaults or the patient's own."""
+class _PatientSettingsView(APIView):
+    """One kind of a patient's alarm settings: read (GET), set (PUT, in the subclass) and back
+    to the defaults (DELETE). Subclasses render them and reset them."""
 
     permission_classes = [ClinicianWrites]
-    audit_resource, audit_patient_kwarg = "alarm_limits", "pk"
+    audit_patient_kwarg = "pk"
 
     def _patient(self, request: Request, pk: int) -> Patient:
         return patient_visible_get(user=request_person(request), patient_id=pk)
+
+    def _render(self, patient: Patient) -> Response:
+        raise NotImplementedError
+
+    def _reset(self, patient: Patient) -> None:
+        raise NotImplementedError
+
+    def get(self, request: Request, pk: int) -> Response:
+        return self._render(self._patient(request, pk))
+
+    def delete(self, request: Request, pk: int) -> Response:
+        self._reset(self._patient(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["alarm limits"],
+        summary="A patient's alarm limits",
+        responses={200: PatientAlarmLimitsSerializer, **ERROR_RESPONSES},
+    ),
+    delete=extend_schema(
+        tags=["alarm limits"],
+        summary="Back to the profile's default limits",
+        responses={204: None, **ERROR_RESPONSES},
+    ),
+)
+class PatientAlarmLimitsView(_PatientSettingsView):
+    """A patient's effective alarm limits: the profile's defaults or the patient's own."""
+
+    audit_resource = "alarm_limits"
+
+    def _reset(self, patient: Patient) -> None:
+        services.alarm_limits_reset(patient=patient)
 
     def _render(self, patient: Patient) -> Response:
         return Response(
@@ -197,14 +232,6 @@ class PatientAlarmLimitsView(APIView):
                 "limits": [limits.as_dict() for limits in patient_limits(patient=patient)],
             }
         )
-
-    @extend_schema(
-        tags=["alarm limits"],
-        summary="A patient's alarm limits",
-        responses={200: PatientAlarmLimitsSerializer, **ERROR_RESPONSES},
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        return self._render(self._patient(request, pk))
 
     @extend_schema(
         tags=["alarm limits"],
@@ -231,36 +258,30 @@ class PatientAlarmLimitsView(APIView):
         services.alarm_limits_set(patient=patient, limits=merged, user=request_person(request))
         return self._render(self._patient(request, pk))
 
-    @extend_schema(
+
+@extend_schema_view(
+    get=extend_schema(
         tags=["alarm limits"],
-        summary="Back to the profile's default limits",
+        summary="A patient's CTG alarm settings",
+        responses={200: CtgAlarmLimitsSerializer, **ERROR_RESPONSES},
+    ),
+    delete=extend_schema(
+        tags=["alarm limits"],
+        summary="Back to the default CTG alarm settings",
         responses={204: None, **ERROR_RESPONSES},
-    )
-    def delete(self, request: Request, pk: int) -> Response:
-        services.alarm_limits_reset(patient=self._patient(request, pk))
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class PatientCtgAlarmLimitsView(APIView):
+    ),
+)
+class PatientCtgAlarmLimitsView(_PatientSettingsView):
     """A patient's effective CTG alarm settings: the defaults or the patient's own."""
 
-    permission_classes = [ClinicianWrites]
-    audit_resource, audit_patient_kwarg = "ctg_alarm_limits", "pk"
+    audit_resource = "ctg_alarm_limits"
 
-    def _patient(self, request: Request, pk: int) -> Patient:
-        return patient_visible_get(user=request_person(request), patient_id=pk)
+    def _reset(self, patient: Patient) -> None:
+        services.ctg_alarm_limits_reset(patient=patient)
 
     def _render(self, patient: Patient) -> Response:
         limits = selectors.ctg_limits_for_patients([patient.id])[patient.id]
         return Response({"patient": patient.id, **limits.as_dict()})
-
-    @extend_schema(
-        tags=["alarm limits"],
-        summary="A patient's CTG alarm settings",
-        responses={200: CtgAlarmLimitsSerializer, **ERROR_RESPONSES},
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        return self._render(self._patient(request, pk))
 
     @extend_schema(
         tags=["alarm limits"],
@@ -276,12 +297,3 @@ class PatientCtgAlarmLimitsView(APIView):
         current.update(serializer.validated_data)
         services.ctg_alarm_limits_set(patient=patient, values=current, user=request_person(request))
         return self._render(patient)
-
-    @extend_schema(
-        tags=["alarm limits"],
-        summary="Back to the default CTG alarm settings",
-        responses={204: None, **ERROR_RESPONSES},
-    )
-    def delete(self, request: Request, pk: int) -> Response:
-        services.ctg_alarm_limits_reset(patient=self._patient(request, pk))
-        return Response(status=status.HTTP_204_NO_CONTENT)

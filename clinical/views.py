@@ -10,6 +10,7 @@ their places. There is no DELETE: patients are discharged, places deactivated.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -85,18 +86,45 @@ def _crud_schema(
     }
 
 
-class _NoDeleteViewSet(
+class _ClinicalViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet[_M],
 ):
-    """List, create, read and update; DELETE answers 405 (nothing is deleted over REST)."""
+    """List, create, read and update; DELETE answers 405 (nothing is deleted over REST).
 
-    def _fake(self) -> bool:
-        # drf-spectacular builds the schema with an anonymous request.
-        return getattr(self, "swagger_fake_view", False)
+    Each subclass names its entity's "visible to this user" selector and its create and update
+    services; the view only parses, authorizes, calls them and renders."""
+
+    visible: Callable[..., QuerySet[_M]]
+    create_service: Callable[..., _M]
+    update_service: Callable[..., _M]
+
+    def get_queryset(self) -> QuerySet[_M]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular's anonymous request
+            return super().get_queryset().none()
+        return self.visible(user=request_person(self.request))
+
+    def perform_create(self, serializer: BaseSerializer[_M]) -> None:
+        serializer.instance = self.create_service(**serializer.validated_data)
+
+    def perform_update(self, serializer: BaseSerializer[_M]) -> None:
+        instance = serializer.instance
+        assert instance is not None  # UpdateModelMixin serializes the object it fetched
+        # The update services name the instance after its model: place_update(place=..., data=...).
+        name = str(instance._meta.model_name)
+        serializer.instance = self.update_service(
+            **{name: instance}, data=serializer.validated_data
+        )
+
+
+class _StructureViewSet(_ClinicalViewSet[_M]):
+    """The hospital's structure (places, wards): only administrators write."""
+
+    audit_reads = False  # no patient data; changes are recorded
+    permission_classes = (AdminWrites,)
 
 
 @extend_schema_view(
@@ -112,31 +140,18 @@ class _NoDeleteViewSet(
         ),
     )
 )
-class PlaceViewSet(_NoDeleteViewSet[Place]):
+class PlaceViewSet(_StructureViewSet[Place]):
     """Hospitals and clinics."""
-
-    audit_reads = False  # no patient data; changes are recorded
 
     queryset = Place.objects.all()
     serializer_class = PlaceSerializer
-    permission_classes = (AdminWrites,)
     filterset_class = PlaceFilter
     search_fields = ("name", "address")
     ordering_fields = ("id", "name", "kind", "is_active", "created_at")
     ordering = ("name", "id")
-
-    def get_queryset(self) -> QuerySet[Place]:
-        if self._fake():
-            return Place.objects.none()
-        return places_visible(user=request_person(self.request))
-
-    def perform_create(self, serializer: BaseSerializer[Place]) -> None:
-        serializer.instance = services.place_create(**serializer.validated_data)
-
-    def perform_update(self, serializer: BaseSerializer[Place]) -> None:
-        place = serializer.instance
-        assert place is not None  # UpdateModelMixin serializes the object it fetched
-        serializer.instance = services.place_update(place=place, data=serializer.validated_data)
+    visible = staticmethod(places_visible)
+    create_service = staticmethod(services.place_create)
+    update_service = staticmethod(services.place_update)
 
 
 @extend_schema_view(
@@ -152,31 +167,18 @@ class PlaceViewSet(_NoDeleteViewSet[Place]):
         ),
     )
 )
-class WardViewSet(_NoDeleteViewSet[Ward]):
+class WardViewSet(_StructureViewSet[Ward]):
     """Wards of a place."""
-
-    audit_reads = False  # no patient data; changes are recorded
 
     queryset = Ward.objects.all()
     serializer_class = WardSerializer
-    permission_classes = (AdminWrites,)
     filterset_class = WardFilter
     search_fields = ("name", "place__name")
     ordering_fields = ("id", "name", "place")
     ordering = ("place", "name", "id")
-
-    def get_queryset(self) -> QuerySet[Ward]:
-        if self._fake():
-            return Ward.objects.none()
-        return wards_visible(user=request_person(self.request))
-
-    def perform_create(self, serializer: BaseSerializer[Ward]) -> None:
-        serializer.instance = services.ward_create(**serializer.validated_data)
-
-    def perform_update(self, serializer: BaseSerializer[Ward]) -> None:
-        ward = serializer.instance
-        assert ward is not None  # UpdateModelMixin serializes the object it fetched
-        serializer.instance = services.ward_update(ward=ward, data=serializer.validated_data)
+    visible = staticmethod(wards_visible)
+    create_service = staticmethod(services.ward_create)
+    update_service = staticmethod(services.ward_update)
 
 
 @extend_schema_view(
@@ -205,7 +207,7 @@ class WardViewSet(_NoDeleteViewSet[Ward]):
         responses={200: PatientSerializer, **_errors(400, 401, 403, 404, 409)},
     ),
 )
-class PatientViewSet(_NoDeleteViewSet[Patient]):
+class PatientViewSet(_ClinicalViewSet[Patient]):
     """Patients. `?active=true` lists those still admitted."""
 
     queryset = Patient.objects.all()
@@ -225,21 +227,9 @@ class PatientViewSet(_NoDeleteViewSet[Patient]):
         "ward",
     )
     ordering = ("place", "ward", "bed", "id")
-
-    def get_queryset(self) -> QuerySet[Patient]:
-        if self._fake():
-            return Patient.objects.none()
-        return patients_visible(user=request_person(self.request))
-
-    def perform_create(self, serializer: BaseSerializer[Patient]) -> None:
-        serializer.instance = services.patient_create(**serializer.validated_data)
-
-    def perform_update(self, serializer: BaseSerializer[Patient]) -> None:
-        patient = serializer.instance
-        assert patient is not None  # UpdateModelMixin serializes the object it fetched
-        serializer.instance = services.patient_update(
-            patient=patient, data=serializer.validated_data
-        )
+    visible = staticmethod(patients_visible)
+    create_service = staticmethod(services.patient_create)
+    update_service = staticmethod(services.patient_update)
 
     @action(detail=True, methods=["post"])
     def discharge(self, request: Request, pk: str | None = None) -> Response:

@@ -36,19 +36,30 @@ breaks if an upgrade moves them).
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
+
+
+def _daphne_replace(module: str, name: str, replace: Callable[[Any], type], marker: str) -> None:
+    """Put ``replace(original)`` in place of Daphne's class ``daphne.<module>.<name>``, once: not
+    when the class there has the true attribute ``marker`` (a replacement already), nor when
+    another ASGI server serves (no Daphne)."""
+    try:
+        daphne_module = importlib.import_module(f"daphne.{module}")
+    except ImportError:
+        return
+    original = getattr(daphne_module, name)
+    if not getattr(original, marker, False):
+        setattr(daphne_module, name, replace(original))
 
 
 def daphne_close_cleanly() -> None:
     """Make Daphne's WebSocket factory fail connections with a close frame (idempotent)."""
-    try:
-        from daphne import server
-    except ImportError:  # served by another ASGI server
-        return
-    factory: Any = server.WebSocketFactory
-    if getattr(factory, "closes_cleanly", False):
-        return
+    _daphne_replace("server", "WebSocketFactory", _cleanly_closing, marker="closes_cleanly")
 
+
+def _cleanly_closing(factory: Any) -> type:
     class QuietWebSocketProtocol(factory.protocol):
         def dataReceived(self, data: bytes) -> None:
             self._dataReceived(data)  # what autobahn's does, without its debug line
@@ -74,7 +85,7 @@ def daphne_close_cleanly() -> None:
             kwargs.setdefault("failByDrop", False)
             super().setProtocolOptions(*args, **kwargs)
 
-    server.WebSocketFactory = CleanlyClosingWebSocketFactory
+    return CleanlyClosingWebSocketFactory
 
 
 def transport_write(transport: Any, data: bytes) -> None:
@@ -103,14 +114,11 @@ def transport_write(transport: Any, data: bytes) -> None:
 
 def daphne_body_untouched() -> None:
     """Make Daphne leave POST bodies to Django: no form parsing in Twisted (idempotent)."""
-    try:
-        from daphne import http_protocol
-    except ImportError:  # served by another ASGI server
-        return
-    request_class: Any = http_protocol.WebRequest
-    if getattr(request_class, "leaves_body_to_django", False):
-        return
+    # HTTPFactory.buildProtocol names the class at run time, by its module attribute.
+    _daphne_replace("http_protocol", "WebRequest", _body_untouched, marker="leaves_body_to_django")
 
+
+def _body_untouched(request_class: Any) -> type:
     class BodyUntouchedWebRequest(request_class):
         leaves_body_to_django = True
 
@@ -118,5 +126,4 @@ def daphne_body_untouched() -> None:
             kwargs["parsePOSTFormSubmission"] = False
             super().__init__(*args, **kwargs)
 
-    # HTTPFactory.buildProtocol names the class at run time, by this module attribute.
-    http_protocol.WebRequest = BodyUntouchedWebRequest
+    return BodyUntouchedWebRequest

@@ -12,7 +12,9 @@ and the figures on the FHRMA training set: docs/ctg.md, "Maternal capture"):
 - **With the maternal channel** (the monitor makers' cross-channel verification): the fetal
   channel agrees with the maternal heart rate. The maternal rate is carried across its own
   dropouts (it changes slowly), and agreement is judged over a sliding window, so a dropout of
-  either channel or a brief deviation does not break a stretch.
+  either channel or a brief deviation does not break a stretch. A short agreement that the
+  fetal trace enters and leaves at the same level, without a jump or a dropout, is the
+  mother's rate crossing the fetus's (her acceleration with a contraction), not a capture.
 - **From the fetal channel alone** (the maternal channel missing): the trace jumps within a
   second or two, or across a dropout, from the fetal level down to a rate typical of the
   mother in labour and holds it, until it jumps back. A fetal deceleration does not do this:
@@ -41,8 +43,17 @@ class MaternalParams:
     window_seconds: int = 61  # agreement judged over this sliding window (odd: centred)
     agreement_share: float = 0.5  # ... which holds when this share of its seconds agree
     agreement_min_seconds: int = 5  # ... and at least this many do
-    track_bpm: float = 10  # a stretch goes on while the fetal channel stays this near its level
-    bridge_seconds: int = 5  # ... or leaves it for no longer than this
+    track_bpm: float = 12  # a stretch goes on while the fetal channel stays this near its level
+    bridge_seconds: int = 10  # ... or leaves it for no longer than this
+    # A stretch of agreement shorter than ``crossing_max_seconds`` is a crossing, not a capture,
+    # when the fetal channel in the ``crossing_look_seconds`` before it and after it (with
+    # signal for half of them) stays within ``crossing_bpm`` of the stretch's median rate for
+    # ``crossing_share`` of its seconds: the fetal trace went on through it unchanged while
+    # the mother's rate passed. A transducer that finds the mother jumps or drops out. 0: off.
+    crossing_max_seconds: int = 120
+    crossing_look_seconds: int = 30
+    crossing_bpm: float = 10
+    crossing_share: float = 0.9
     # A confirmed stretch is left out of the analysis when its median rate is at least this
     # (FIGO's normal baseline begins at 110): there the mother's trace passes for a reassuring
     # fetal one. Below it, it reads as a deceleration or bradycardia, which is not hidden: a
@@ -52,7 +63,7 @@ class MaternalParams:
     # ``piece_gap_seconds`` and steps of at most ``piece_jump_bpm`` from one second to the next
     # (a heart does not change its rate by more in a second; a transducer that loses the fetus
     # and finds the mother does). A piece is judged as a whole, from ``piece_min_seconds``.
-    piece_gap_seconds: int = 15
+    piece_gap_seconds: int = 30
     piece_jump_bpm: float = 25
     piece_min_seconds: int = 10
     # Without the maternal channel: a piece below ``maternal_rate_max_bpm`` (the mother's rate
@@ -128,6 +139,7 @@ def maternal_capture(
     else:
         agree = _agreement(fhr, mhr, p)
         flags, contradicted = _window_agreement(agree, p)
+        _drop_crossings(flags, fhr, p)
         _track(flags, fhr, contradicted, p)
     pieces = [q for q in _pieces(fhr, p) if q.seconds >= p.piece_min_seconds]
     pieces_alone: list[tuple[int, _Piece]] = []  # hardly compared with the mother's rate
@@ -295,6 +307,37 @@ def _carry(
             pending.append(k)
             if len(pending) > p.bridge_seconds:
                 return
+
+
+def _drop_crossings(flags: list[bool], fhr: Sequence[float | None], p: MaternalParams) -> None:
+    """Unflag the short stretches the fetal trace goes on through unchanged on both sides
+    (``crossing_max_seconds``): there the mother's rate crossed the fetus's."""
+    if not p.crossing_max_seconds:
+        return
+    count, look = len(fhr), p.crossing_look_seconds
+    for start, end in capture_stretches(flags):
+        if end - start >= p.crossing_max_seconds or start < look or end + look > count:
+            continue
+        values = sorted(v for v in fhr[start:end] if v is not None)
+        if not values:
+            continue
+        level = values[len(values) // 2]
+        if (
+            _near_share(fhr, range(start - look, start), level, p) >= p.crossing_share
+            and _near_share(fhr, range(end, end + look), level, p) >= p.crossing_share
+        ):
+            flags[start:end] = [False] * (end - start)
+
+
+def _near_share(
+    fhr: Sequence[float | None], seconds: range, level: float, p: MaternalParams
+) -> float:
+    """The share of ``seconds`` with signal that lie within ``crossing_bpm`` of ``level`` (0
+    when fewer than half of them have signal)."""
+    values = [v for v in (fhr[k] for k in seconds) if v is not None]
+    if not values or 2 * len(values) < len(seconds):
+        return 0.0
+    return sum(abs(v - level) <= p.crossing_bpm for v in values) / len(values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ class Hl7DeviceSpec:
     profile: str  # adult | obstetric
 
 
-class Hl7SimulatedDevice(QueuedMonitor):
+class Hl7SimulatedDevice(QueuedMonitor[str]):
     """One monitor sending an ORU^R01 every ``1 / rate`` s until each is acknowledged."""
 
     def __init__(
@@ -129,8 +129,7 @@ class Hl7SimulatedDevice(QueuedMonitor):
                     logger.info("%s: connection lost (%s); reconnecting", self.spec.serial, exc)
                 finally:
                     writer.close()
-            await asyncio.sleep(backoff + self.rng.uniform(0, backoff / 2))
-            backoff = min(backoff * 2, 5.0)
+            backoff = await self._reconnect_pause(backoff)
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # Whatever was not acknowledged goes again, oldest first, with its own MSH-10.
@@ -143,17 +142,10 @@ class Hl7SimulatedDevice(QueuedMonitor):
             writer.write(self.unacked[control_id][0])
         receiver = asyncio.create_task(self._receive(reader, in_flight))
         try:
-            while True:
-                get = asyncio.create_task(self.outbox.get())
-                done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                if receiver in done:
-                    get.cancel()
-                    receiver.result()
-                    return
-                control_id = get.result()
-                if control_id in self.unacked:
-                    in_flight.append(control_id)
-                    writer.write(self.unacked[control_id][0])
+            while (queued := await self._next_queued(receiver)) is not None:
+                if queued in self.unacked:
+                    in_flight.append(queued)
+                    writer.write(self.unacked[queued][0])
                     await writer.drain()
                     self.stats.frames += 1
         finally:

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -195,14 +195,19 @@ class DeviceStats:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-class QueuedMonitor:
+_Key = TypeVar("_Key")  # what a monitor's outbox queues: a seq, a control id
+
+
+class QueuedMonitor(Generic[_Key]):
     """What every simulated monitor does, whatever it speaks (device WebSocket, HL7 over
     MLLP): produce at ``rate`` Hz into an outbox, keep what is not acknowledged yet, and on the
     way out wait a while for the last acknowledgements. A subclass says what one moment
     produces (``produce``) and how it connects (``_connection_loop``)."""
 
     rate: float
+    rng: random.Random
     stats: DeviceStats
+    outbox: asyncio.Queue[_Key]
     unacked: OrderedDict[Any, Any]
     _all_acked: asyncio.Event
 
@@ -238,6 +243,23 @@ class QueuedMonitor:
                 await connection
         return self.stats
 
+    async def _next_queued(self, receiver: asyncio.Task[None]) -> _Key | None:
+        """The next item of the outbox, to send; None once ``receiver`` (the task that reads
+        the acknowledgements) has ended, raising what ended it (the connection was lost)."""
+        get = asyncio.create_task(self.outbox.get())
+        done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if receiver in done:
+            get.cancel()
+            receiver.result()
+            return None
+        return get.result()
+
+    async def _reconnect_pause(self, backoff: float) -> float:
+        """Wait ``backoff`` seconds and up to half as long again (so that monitors cut off
+        together do not come back together); returns the next pause, doubled up to 5 s."""
+        await asyncio.sleep(backoff + self.rng.uniform(0, backoff / 2))
+        return min(backoff * 2, 5.0)
+
     async def _wait_all_acked(self) -> None:
         while self.unacked and self.stats.fatal is None:
             self._all_acked.clear()
@@ -255,7 +277,7 @@ class QueuedMonitor:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-class SimulatedDevice(QueuedMonitor):
+class SimulatedDevice(QueuedMonitor[int]):
     """One monitor: generates readings at ``rate`` Hz and streams them until acknowledged."""
 
     def __init__(
@@ -352,8 +374,7 @@ class SimulatedDevice(QueuedMonitor):
                 logger.info("%s: connection closed (%s); reconnecting", self.spec.label, code)
             except (OSError, InvalidStatus, TimeoutError) as exc:
                 logger.info("%s: cannot connect (%s); retrying", self.spec.label, exc)
-            await asyncio.sleep(backoff + self.rng.uniform(0, backoff / 2))
-            backoff = min(backoff * 2, 5.0)
+            backoff = await self._reconnect_pause(backoff)
 
     async def _session(self, ws: Any) -> None:
         # Resend everything not acknowledged on the previous connection, oldest first.
@@ -368,14 +389,8 @@ class SimulatedDevice(QueuedMonitor):
         receiver = asyncio.create_task(self._receive(ws))
         watchdog = asyncio.create_task(self._resend_unacked_after_timeout())
         try:
-            while True:
-                get = asyncio.create_task(self.outbox.get())
-                done, _ = await asyncio.wait({get, receiver}, return_when=asyncio.FIRST_COMPLETED)
-                if receiver in done:
-                    get.cancel()
-                    receiver.result()  # raises ConnectionClosed
-                    return
-                seqs = [get.result()]
+            while (queued := await self._next_queued(receiver)) is not None:
+                seqs = [queued]
                 # Behind (a backlog or a resend): one batch frame instead of many.
                 while not self.outbox.empty() and len(seqs) < MAX_FRAME_ITEMS:
                     seqs.append(self.outbox.get_nowait())

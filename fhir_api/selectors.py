@@ -25,11 +25,16 @@ _NOTHING = Q(pk__in=[])
 M = TypeVar("M", bound=Model)
 
 
+def _one(visible: QuerySet[M], resource: str, pk: int) -> M:
+    """The ``visible`` row with id ``pk`` (its place too); 404 as ``Resource/<id>``."""
+    found = visible.select_related("place").filter(id=pk).first()
+    if found is None:
+        raise NotFound(f"{resource}/{pk} is not known.")
+    return found
+
+
 def patient_get(*, user: User, patient_id: int) -> Patient:
-    patient = patients_visible(user=user).select_related("place").filter(id=patient_id).first()
-    if patient is None:
-        raise NotFound(f"Patient/{patient_id} is not known.")
-    return patient
+    return _one(patients_visible(user=user), "Patient", patient_id)
 
 
 def _identifier_q(token: Token) -> Q:
@@ -90,10 +95,7 @@ def patients_search(
 
 
 def device_get(*, user: User, device_id: int) -> Device:
-    device = devices_visible(user=user).select_related("place").filter(id=device_id).first()
-    if device is None:
-        raise NotFound(f"Device/{device_id} is not known.")
-    return device
+    return _one(devices_visible(user=user), "Device", device_id)
 
 
 def _serial_q(token: Token) -> Q:

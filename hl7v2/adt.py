@@ -95,10 +95,8 @@ def adt_read(message: hl7.Message) -> AdtEvent:
     pid = _segment(message, "PID")
     mrns = pid_mrns(pid) if pid is not None else ()
     if not mrns:
-        raise Refusal(
+        raise Refusal.missing(
             "PID-3 names no MRN (an identifier of type MR, or an untyped one).",
-            code="validation_error",
-            hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
             location=Location("PID", 1, 3),
         )
     pv1 = _segment(message, "PV1")
@@ -132,10 +130,8 @@ def _one_line(*values: tuple[str, Location]) -> None:
     (``common.validators``)."""
     for value, location in values:
         if control_characters_find(value) is not None:
-            raise Refusal(
+            raise Refusal.malformed(
                 f"{location.segment}-{location.field} must not contain control characters.",
-                code="validation_error",
-                hl7_error=ErrorCode.DATA_TYPE,
                 location=location,
             )
 
@@ -144,11 +140,8 @@ def _date(value: str, location: Location) -> date:
     try:
         return datetime.strptime(value[:8], "%Y%m%d").date()
     except ValueError:
-        raise Refusal(
-            f"{value!r} is not an HL7 date (YYYYMMDD).",
-            code="validation_error",
-            hl7_error=ErrorCode.DATA_TYPE,
-            location=location,
+        raise Refusal.malformed(
+            f"{value!r} is not an HL7 date (YYYYMMDD).", location=location
         ) from None
 
 
@@ -239,10 +232,9 @@ def _patient(event: AdtEvent, source: AdtSource, *, mrn: str | None = None) -> P
 def _known(event: AdtEvent, source: AdtSource) -> Patient:
     patient = _patient(event, source)
     if patient is None:
-        raise Refusal(
+        raise Refusal.unknown(
             f"{event.event}: no patient with MRN {event.mrn!r} in this place.",
             code="unknown_patient",
-            hl7_error=ErrorCode.UNKNOWN_KEY,
             location=Location("PID", 1, 3),
         )
     return patient
@@ -256,10 +248,9 @@ def ward_for(event: AdtEvent, source: AdtSource) -> Ward | None:
     if ward is not None:
         return ward
     if not _creates_wards(source.place_id):
-        raise Refusal(
+        raise Refusal.unknown(
             f"{event.event}: the ward {event.ward!r} (PV1-3) does not exist in this place.",
             code="unknown_ward",
-            hl7_error=ErrorCode.UNKNOWN_KEY,
             location=Location("PV1", 1, 3),
         )
     ward = ward_create(place=Place.objects.get(pk=source.place_id), name=event.ward)
@@ -317,11 +308,8 @@ def _admit(event: AdtEvent, source: AdtSource) -> Patient:
 def _transfer(event: AdtEvent, source: AdtSource) -> Patient:
     patient = _known(event, source)
     if not event.ward:
-        raise Refusal(
-            "A02: PV1-3 (the new location) is required.",
-            code="validation_error",
-            hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
-            location=Location("PV1", 1, 3),
+        raise Refusal.missing(
+            "A02: PV1-3 (the new location) is required.", location=Location("PV1", 1, 3)
         )
     patient = patient_update(patient=patient, data=_location(event, source))
     _audit(source, Action.UPDATE, "patient", patient.id, patient.id)
@@ -376,18 +364,14 @@ def _merge(event: AdtEvent, source: AdtSource) -> Patient:
     alerts move over, and it is discharged. When PID-3's MRN has no record yet, the prior
     record simply takes that MRN."""
     if not event.prior_mrn:
-        raise Refusal(
-            "A40: MRG-1 (the prior MRN) is required.",
-            code="validation_error",
-            hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
-            location=Location("MRG", 1, 1),
+        raise Refusal.missing(
+            "A40: MRG-1 (the prior MRN) is required.", location=Location("MRG", 1, 1)
         )
     prior = _patient(event, source, mrn=event.prior_mrn)
     if prior is None:
-        raise Refusal(
+        raise Refusal.unknown(
             f"A40: no patient with the prior MRN {event.prior_mrn!r} (MRG-1) in this place.",
             code="unknown_patient",
-            hl7_error=ErrorCode.UNKNOWN_KEY,
             location=Location("MRG", 1, 1),
         )
     survivor = _patient(event, source)

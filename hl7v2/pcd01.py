@@ -155,20 +155,14 @@ def header_check(message: hl7.Message, kind_wanted: str) -> tuple[hl7.Segment, s
 def hl7_datetime(value: str, *, location: Location) -> datetime:
     """An HL7 DTM as an aware datetime. Without an offset it is local time of TIME_ZONE."""
     if not _DTM.match(value):
-        raise Refusal(
-            f"{value!r} is not an HL7 date-time (YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]).",
-            code="validation_error",
-            hl7_error=ErrorCode.DATA_TYPE,
-            location=location,
+        raise Refusal.malformed(
+            f"{value!r} is not an HL7 date-time (YYYYMMDDHHMM[SS[.S]][+/-ZZZZ]).", location=location
         )
     try:
         moment: datetime = hl7.parse_datetime(value)
     except (ValueError, OverflowError) as exc:  # e.g. an offset of +9999
-        raise Refusal(
-            f"{value!r} is not a valid date-time: {exc}.",
-            code="validation_error",
-            hl7_error=ErrorCode.DATA_TYPE,
-            location=location,
+        raise Refusal.malformed(
+            f"{value!r} is not a valid date-time: {exc}.", location=location
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(settings.TIME_ZONE))
@@ -182,12 +176,7 @@ def _value(text: str, *, location: Location) -> int | None:
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise Refusal(
-            f"OBX-5 {text!r} is not a number.",
-            code="validation_error",
-            hl7_error=ErrorCode.DATA_TYPE,
-            location=location,
-        ) from None
+        raise Refusal.malformed(f"OBX-5 {text!r} is not a number.", location=location) from None
     if not number.is_finite() or math.isnan(float(number)):
         return None
     whole = int(number.to_integral_value(rounding=ROUND_HALF_UP))
@@ -317,10 +306,8 @@ def _observation(
         )
     value_type = _get(obx, 2)
     if value_type and value_type != "NM":
-        raise Refusal(
+        raise Refusal.malformed(
             f"OBX-2 of a heart rate must be NM, not {value_type}.",
-            code="validation_error",
-            hl7_error=ErrorCode.DATA_TYPE,
             location=Location("OBX", index, 2),
         )
     value = _value(_get(obx, 5), location=Location("OBX", index, 5))
@@ -340,10 +327,8 @@ def _observation(
     if not when:
         when, location = obr_time, Location("OBR", 1, 7)
     if not when:
-        raise Refusal(
+        raise Refusal.missing(
             "The observation has no time: OBX-14 or OBR-7 is required.",
-            code="validation_error",
-            hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
             location=Location("OBX", index, 14),
         )
     if device is not None:

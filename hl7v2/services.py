@@ -313,10 +313,9 @@ def _reading(
 ) -> ReadingIn:
     where = o.device_location or Location("OBX", o.index, 18)
     if device is None:
-        raise Refusal(
+        raise Refusal.unknown(
             f"OBX {o.index}: no device has the serial {o.device_serial!r}.",
             code="unknown_device",
-            hl7_error=ErrorCode.UNKNOWN_KEY,
             location=where,
         )
     if not device.is_active:
@@ -327,20 +326,18 @@ def _reading(
         )
     target = device_target(device)
     if target is None:
-        raise Refusal(
+        raise Refusal.unknown(
             f"OBX {o.index}: the device {device.serial!r} is not assigned to a patient.",
             code="device_unassigned",
-            hl7_error=ErrorCode.UNKNOWN_KEY,
             location=where,
         )
     assert device.patient is not None  # device_target said so
     if o.mrns and device.patient.mrn not in o.mrns:
         # Data of one patient filed under another is a clinical hazard: never stored.
-        raise Refusal(
+        raise Refusal.unknown(
             f"OBX {o.index}: PID-3 {' / '.join(o.mrns)!r} is not the MRN of the patient the "
             f"device {device.serial!r} is assigned to.",
             code="patient_mismatch",
-            hl7_error=ErrorCode.UNKNOWN_KEY,
             location=Location("PID", 1, 3),
         )
     raw = {

@@ -128,3 +128,26 @@ class Refusal(Exception):
         self.audited = True
         self.patient_ids = patient_ids
         return self
+
+    @classmethod
+    def missing(cls, message: str, *, location: Location) -> Refusal:
+        """A required field is empty (AE, table 0357 code 101)."""
+        return cls(
+            message,
+            code="validation_error",
+            hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
+            location=location,
+        )
+
+    @classmethod
+    def malformed(cls, message: str, *, location: Location) -> Refusal:
+        """A field's value is not of its data type (AE, table 0357 code 102)."""
+        return cls(
+            message, code="validation_error", hl7_error=ErrorCode.DATA_TYPE, location=location
+        )
+
+    @classmethod
+    def unknown(cls, message: str, *, code: str, location: Location) -> Refusal:
+        """A key (an MRN, a ward, a serial) names nothing this server knows (AE, table 0357
+        code 204)."""
+        return cls(message, code=code, hl7_error=ErrorCode.UNKNOWN_KEY, location=location)

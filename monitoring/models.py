@@ -119,6 +119,25 @@ class StreamBacklog(models.Model):
         return f"{len(self.entries)} readings deferred at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
+class StreamReplay(models.Model):
+    """Readings of one readings-stream partition that reached the stream late, from the backlog
+    (Redis was away when they were stored), as the range of their received times. Kept
+    ``monitoring.stream.backlog.REPLAYS_KEPT_SECONDS``: if Redis loses them again before the
+    alarm evaluator read them, its catch-up (``alerts.checkpoints``), which otherwise goes back
+    only to the evaluator's checkpoint, evaluates them from the database too."""
+
+    appended_at = models.DateTimeField(default=timezone.now, db_index=True)
+    partition = models.PositiveSmallIntegerField()
+    received_from = models.DateTimeField()
+    received_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return (
+            f"partition {self.partition}: readings received {self.received_from:%H:%M:%S}-"
+            f"{self.received_until:%H:%M:%S} appended at {self.appended_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+
 class StripNote(models.Model):
     """A clinician's note at a moment of a patient's trace ("vaginal examination 6 cm",
     "epidural", "oxytocin up"), shown on the CTG strip, in the history and in the CTG record.

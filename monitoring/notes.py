@@ -134,18 +134,25 @@ def _publish_on_commit(*, note: StripNote, ward_id: int | None, action: str) -> 
     transaction.on_commit(publish)
 
 
-def note_add(*, patient: Patient, author: User, at: datetime, text: Any) -> StripNote:
-    """Write a note at ``at`` of the patient's trace."""
-    now = timezone.now()
-    _at_check(at, now=now)
-    note = StripNote.objects.create(
+def _note_create(
+    *, patient: Patient, author: User, at: datetime, text: Any, **fields: Any
+) -> StripNote:
+    """A note or an addendum: its text cleaned, its author's name kept as it was then."""
+    return StripNote.objects.create(
         patient=patient,
         at=at,
         text=_text_clean(text),
         author=author,
         author_name=author.get_full_name(),
-        created_at=now,
+        **fields,
     )
+
+
+def note_add(*, patient: Patient, author: User, at: datetime, text: Any) -> StripNote:
+    """Write a note at ``at`` of the patient's trace."""
+    now = timezone.now()
+    _at_check(at, now=now)
+    note = _note_create(patient=patient, author=author, at=at, text=text, created_at=now)
     _publish_on_commit(note=note, ward_id=patient.ward_id, action="created")
     return note
 
@@ -187,13 +194,6 @@ def note_edit(
 
 def note_annotate(*, patient: Patient, note: StripNote, author: User, text: Any) -> StripNote:
     """Add an addendum to a note (anyone who may see the patient); the note stays as it was."""
-    addendum = StripNote.objects.create(
-        patient=patient,
-        at=note.at,
-        text=_text_clean(text),
-        author=author,
-        author_name=author.get_full_name(),
-        addendum_to=note,
-    )
+    addendum = _note_create(patient=patient, author=author, at=note.at, text=text, addendum_to=note)
     _publish_on_commit(note=note, ward_id=patient.ward_id, action="annotated")
     return addendum

@@ -25,7 +25,7 @@ from clinical.selectors import (
 from ctg.analysis import CtgParams, per_second
 from ctg.maternal import maternal_channel
 from ctg.window import CTG_WINDOW, CtgReading, ctg_read
-from monitoring.models import Metric, Reading
+from monitoring.models import Metric, Reading, StreamReplay
 from monitoring.readings import StoredReading, Target
 from monitoring.stream.entries import partitions
 
@@ -310,15 +310,23 @@ def reading_latest(*, patient_id: int, metric: str, at: datetime) -> Reading | N
 
 
 def readings_received_since(
-    *, since: datetime, partition: int, after: tuple[datetime, int] | None = None, limit: int
+    *,
+    since: datetime,
+    partition: int,
+    after: tuple[datetime, int] | None = None,
+    until: datetime | None = None,
+    limit: int,
 ) -> list[StoredReading]:
     """Stored readings of one readings-stream partition (``patient % N``) received at or after
-    ``since``, oldest first (received time, then id), at most ``limit``, after the
-    ``(received_at, id)`` of ``after`` (the last of the previous page): the readings an alarm
-    evaluator catches up on when the stream lost them (``alerts.checkpoints``)."""
+    ``since`` (and at or before ``until``), oldest first (received time, then id), at most
+    ``limit``, after the ``(received_at, id)`` of ``after`` (the last of the previous page):
+    the readings an alarm evaluator catches up on when the stream lost them
+    (``alerts.checkpoints``)."""
     rows = Reading.objects.annotate(stream_partition=Mod("patient_id", partitions())).filter(
         stream_partition=partition, received_at__gte=since
     )
+    if until is not None:
+        rows = rows.filter(received_at__lte=until)
     if after is not None:
         rows = rows.filter(Q(received_at__gt=after[0]) | Q(received_at=after[0], id__gt=after[1]))
     values = rows.order_by("received_at", "id").values_list(
@@ -333,3 +341,16 @@ def readings_received_since(
         "seq",
     )[:limit]
     return [StoredReading(*row) for row in values]
+
+
+def readings_replayed(
+    *, partition: int, appended_since: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The ranges of received times of the readings of one readings-stream partition that
+    reached the stream late, from the backlog, since ``appended_since`` (``StreamReplay``),
+    oldest first."""
+    return list(
+        StreamReplay.objects.filter(partition=partition, appended_at__gte=appended_since)
+        .order_by("received_from")
+        .values_list("received_from", "received_until")
+    )

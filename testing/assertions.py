@@ -23,3 +23,14 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
         assert body["error"]["code"] == code, body
     error: dict[str, Any] = body["error"]
     return error
+
+
+def assert_anonymous_refused(
+    api: Any, collection: str, item: str, *, create: dict[str, Any], change: dict[str, Any]
+) -> None:
+    """Without credentials a collection is neither listed nor added to (``create``), and one of
+    its items (at ``item``) neither read nor changed (``change``): 401 `not_authenticated`."""
+    assert_error(api.get(collection), 401, "not_authenticated")
+    assert_error(api.get(item), 401, "not_authenticated")
+    assert_error(api.post(collection, create), 401, "not_authenticated")
+    assert_error(api.patch(item, change), 401, "not_authenticated")

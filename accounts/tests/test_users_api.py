@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import Role, User
 from accounts.tests.mail import body, one_time_password
-from testing.assertions import USER_FIELDS, assert_error
+from testing.assertions import USER_FIELDS, assert_anonymous_refused, assert_error
 from testing.factories import PlaceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,11 +32,9 @@ def test_clinicians_cannot_manage_users(request, client, nurse):
 
 
 def test_anonymous_cannot_manage_users(api, nurse):
-    response = api.get(USERS)
-    assert_error(response, 401, "not_authenticated")
-    assert response["WWW-Authenticate"].startswith("Bearer")
-    assert_error(api.post(USERS, {"email": "x@example.org"}), 401, "not_authenticated")
-    assert_error(api.patch(detail(nurse), {"role": "admin"}), 401, "not_authenticated")
+    assert api.get(USERS)["WWW-Authenticate"].startswith("Bearer")
+    create, change = {"email": "x@example.org"}, {"role": "admin"}
+    assert_anonymous_refused(api, USERS, detail(nurse), create=create, change=change)
 
 
 def test_users_cannot_be_deleted(admin_api, nurse):

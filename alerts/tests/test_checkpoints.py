@@ -16,9 +16,10 @@ from alerts.evaluator_process import evaluate_batch
 from alerts.models import Alert, EvaluationCheckpoint
 from alerts.stream_reader import StreamReader
 from common import metrics
+from monitoring import readings as readings_module
 from monitoring.readings import ReadingIn, StoredReading, readings_store
 from monitoring.stream import entries as stream
-from monitoring.stream.backlog import readings_queue
+from monitoring.stream.backlog import readings_queue, stream_backlog_add, stream_backlog_replay
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_readings_stream")]
 
@@ -186,3 +187,83 @@ def test_a_group_ahead_of_its_checkpoint_is_no_reset(patient, caplog):
         readings_queue(_store(patient.id, bpm=75, seconds=0, end=datetime.now(UTC)))
         assert reader.poll() == 1
     assert not [r for r in caplog.records if "went back" in r.message]
+
+
+def test_a_group_that_goes_back_under_a_running_reader_is_caught_at_its_next_read(patient, caplog):
+    """Redis went back while an evaluator held the partition (no rebalance since): its next
+    read hands it, as new, entries it acknowledged already. It does not evaluate them from the
+    stream again, resets the partition at once, and evaluates from the database the episode
+    stored after the snapshot."""
+    end = datetime.now(UTC)
+    handled: list[StoredReading] = []
+    progress = EvaluationProgress(evaluate_batch)
+
+    def handle(batch: list[StoredReading]) -> None:
+        handled.extend(batch)
+        progress.seen(batch)
+        evaluate_batch(batch)
+
+    progress.handler = handle
+    partition = stream.partition_of(patient.id)
+    with (
+        caplog.at_level(logging.WARNING),
+        StreamReader(handle, consumer="ckpt", progress=progress) as reader,
+    ):
+        readings_queue(_store(patient.id, bpm=75, seconds=5, end=end - timedelta(seconds=21)))
+        assert reader.poll() == 6
+        episode = _store(patient.id, bpm=35, seconds=20, end=end)  # stored after the snapshot
+        stream.redis_client().xgroup_setid(stream.partition_key(partition), stream.GROUP, id="0")
+        resets = metrics.EVALUATION_STREAM_RESETS._value.get()
+        handled.clear()
+        assert reader.poll() == 0  # the old entries are not evaluated again
+        assert metrics.EVALUATION_STREAM_RESETS._value.get() == resets + 1
+        assert {r.id for r in handled} >= {r.id for r in episode}
+        readings_queue(_store(patient.id, bpm=75, seconds=0, end=end + timedelta(seconds=1)))
+        assert reader.poll() == 1  # the group, started afresh, reads what comes next
+    alert = Alert.objects.get(patient=patient)
+    assert (alert.kind, alert.priority) == ("bradycardia", "high")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(
+        f"partitions [{partition}] went back (they delivered again" in r.message for r in errors
+    )
+    assert not EvaluationCheckpoint.objects.get(partition=partition).reset_pending
+
+
+def test_readings_the_backlog_appended_late_are_caught_up_when_the_stream_loses_them(
+    patient, monkeypatch, caplog
+):
+    """An episode stored while Redis was away waits in the backlog; newer readings (another
+    server process) are evaluated meanwhile, so the checkpoint passes the episode's received
+    time. Then the backlog reaches the stream, and Redis loses it again before it is read:
+    the catch-up goes back to the late-appended readings, not only to the checkpoint."""
+    end = datetime.now(UTC)
+    partition = stream.partition_of(patient.id)
+    stored_at = end - timedelta(seconds=60)
+    monkeypatch.setattr(readings_module.timezone, "now", lambda: stored_at)
+    episode = _store(patient.id, bpm=35, seconds=20, end=stored_at)
+    monkeypatch.undo()
+    stream_backlog_add(episode)  # Redis away: the episode's entries wait in the backlog
+    progress = EvaluationProgress(evaluate_batch)
+    readings_queue(_store(patient.id, bpm=75, seconds=2, end=end))
+    with _reader(progress) as reader:
+        assert reader.poll() == 3
+        progress.write()
+    assert EvaluationCheckpoint.objects.get(partition=partition).evaluated_through > (
+        episode[-1].received_at + timedelta(seconds=checkpoints.CATCH_UP_MARGIN_SECONDS)
+    )
+    assert stream_backlog_replay() == len(episode)  # Redis is back: the episode is appended
+    stream.redis_client().flushdb()  # and lost again before any evaluator read it
+    handled: list[StoredReading] = []
+
+    def handle(batch: list[StoredReading]) -> None:
+        handled.extend(batch)
+        evaluate_batch(batch)
+
+    with (
+        caplog.at_level(logging.WARNING),
+        StreamReader(handle, consumer="ckpt-2", progress=EvaluationProgress(handle)),
+    ):
+        pass
+    assert {r.id for r in handled} >= {r.id for r in episode}
+    assert any("appended late from the backlog" in r.message for r in caplog.records)
+    assert not EvaluationCheckpoint.objects.get(partition=partition).reset_pending

@@ -3,6 +3,8 @@ agent, action and outcome; health, metrics and static files give none."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import DatabaseError
 
@@ -13,10 +15,13 @@ from testing.factories import DeviceFactory, PatientFactory, UserFactory, patien
 pytestmark = pytest.mark.django_db
 
 
-def only_record() -> AuditRecord:
+def only_record(**expected: Any) -> AuditRecord:
+    """The one audit record there is, its fields named in ``expected`` holding those values."""
     records = list(AuditRecord.objects.all())
     assert len(records) == 1, [(r.action, r.resource_type, r.outcome) for r in records]
-    return records[0]
+    record = records[0]
+    assert {field: getattr(record, field) for field in expected} == expected
+    return record
 
 
 def test_patient_read_is_one_success_record(nurse_api, nurse, patient):
@@ -24,12 +29,7 @@ def test_patient_read_is_one_success_record(nurse_api, nurse, patient):
         f"/api/patients/{patient.id}/", HTTP_USER_AGENT="ward-pc/1", HTTP_X_REQUEST_ID="req-1"
     )
     assert response.status_code == 200
-    record = only_record()
-    assert (record.action, record.resource_type, record.resource_id) == (
-        "read",
-        "patient",
-        str(patient.id),
-    )
+    record = only_record(action="read", resource_type="patient", resource_id=str(patient.id))
     assert record.patient_id == patient.id
     assert record.outcome == "success"
     assert (record.actor_type, record.actor_id, record.actor_role) == ("user", nurse.id, "nurse")
@@ -42,34 +42,23 @@ def test_patient_read_is_one_success_record(nurse_api, nurse, patient):
 def test_outsider_read_is_recorded_not_found(nurse_api, nurse):
     other = PatientFactory()
     assert nurse_api.get(f"/api/patients/{other.id}/").status_code == 404
-    record = only_record()
-    assert (record.action, record.patient_id, record.outcome) == ("read", other.id, "not_found")
+    record = only_record(action="read", patient_id=other.id, outcome="not_found")
     assert record.actor_id == nurse.id
 
 
 def test_search_names_its_query(nurse_api, patient):
-    assert (
-        nurse_api.get("/api/patients/", {"search": "Patient", "active": "true"}).status_code == 200
-    )
-    record = only_record()
-    assert record.action == "search"
-    assert record.resource_type == "patient"
-    assert record.query == {"search": "Patient", "active": "true"}
-    assert record.patient_id is None
+    query = {"search": "Patient", "active": "true"}
+    assert nurse_api.get("/api/patients/", query).status_code == 200
+    only_record(action="search", resource_type="patient", query=query, patient_id=None)
 
 
 def test_create_and_update_are_recorded_with_the_patient(nurse_api, ward, nurse):
     body = patient_raw(ward)
     created = nurse_api.post("/api/patients/", body)
     assert created.status_code == 201
-    record = only_record()
     new_id = created.json()["id"]
-    assert (record.action, record.resource_id, record.patient_id) == (
-        "create",
-        str(new_id),
-        new_id,
-    )
-    assert record.detail == {"fields": sorted(body)}
+    fields = {"fields": sorted(body)}
+    record = only_record(action="create", resource_id=str(new_id), patient_id=new_id, detail=fields)
     assert nurse_api.patch(f"/api/patients/{new_id}/", {"bed": "L-08"}).status_code == 200
     update = AuditRecord.objects.exclude(pk=record.pk).get()
     assert (update.action, update.patient_id, update.outcome) == ("update", new_id, "success")
@@ -79,8 +68,7 @@ def test_create_and_update_are_recorded_with_the_patient(nurse_api, ward, nurse)
 def test_refused_change_is_recorded_and_nothing_else_stored(nurse_api, ward):
     response = nurse_api.post("/api/patients/", {"name": "No MRN", "ward": ward.id})
     assert response.status_code == 400
-    record = only_record()
-    assert (record.action, record.outcome) == ("create", "refused")
+    only_record(action="create", outcome="refused")
 
 
 def test_change_and_its_record_commit_together(nurse_api, ward, monkeypatch):
@@ -100,12 +88,7 @@ def test_change_and_its_record_commit_together(nurse_api, ward, monkeypatch):
 def test_device_token_rotation_and_discharge_are_named(admin_api, patient):
     device = DeviceFactory(patient=patient)
     assert admin_api.post(f"/api/devices/{device.id}/rotate-token/").status_code == 200
-    record = only_record()
-    assert (record.action, record.resource_type, record.resource_id) == (
-        "token_rotated",
-        "device",
-        str(device.id),
-    )
+    record = only_record(action="token_rotated", resource_type="device", resource_id=str(device.id))
     assert record.detail == {"operation": "rotate_token"}
     assert admin_api.post(f"/api/patients/{patient.id}/discharge/", {}).status_code == 200
     discharge = AuditRecord.objects.exclude(pk=record.pk).get()
@@ -133,12 +116,7 @@ def test_role_change_records_the_new_role_and_places(admin_api, place):
     user = UserFactory()
     response = admin_api.patch(f"/api/users/{user.id}/", {"role": "doctor", "places": [place.id]})
     assert response.status_code == 200
-    record = only_record()
-    assert (record.resource_type, record.action, record.resource_id) == (
-        "user",
-        "update",
-        str(user.id),
-    )
+    record = only_record(resource_type="user", action="update", resource_id=str(user.id))
     assert record.detail == {"fields": ["places", "role"], "places": [place.id], "role": "doctor"}
 
 
@@ -148,16 +126,13 @@ def test_device_posting_readings_is_the_actor(patient):
     device = DeviceFactory(patient=patient)
     reading = {"metric": "heart_rate", "bpm": 120, "recorded_at": "2026-12-07T10:00:00Z", "seq": 1}
     assert device_client(device.token).post("/api/records/", reading).status_code == 201
-    record = only_record()
-    assert (record.actor_type, record.actor_id, record.actor_label) == (
-        "device",
-        device.id,
-        device.serial,
-    )
-    assert (record.action, record.resource_type, record.patient_id) == (
-        "create",
-        "reading",
-        patient.id,
+    only_record(
+        actor_type="device",
+        actor_id=device.id,
+        actor_label=device.serial,
+        action="create",
+        resource_type="reading",
+        patient_id=patient.id,
     )
 
 
@@ -212,23 +187,17 @@ def test_strip_notes_are_recorded_with_their_patient(nurse_api, patient):
 def test_the_ctg_record_pdf_is_an_export_of_the_patient(nurse_api, patient):
     response = nurse_api.get(f"/api/patients/{patient.id}/ctg.pdf")
     assert response.status_code in (200, 400), response.content[:200]
-    record = only_record()
-    assert (record.resource_type, record.action, record.patient_id) == (
-        "ctg_record",
-        "export",
-        patient.id,
-    )
+    only_record(resource_type="ctg_record", action="export", patient_id=patient.id)
 
 
 def test_alarm_audio_paused_is_recorded_with_its_ward(nurse_api, ward):
     response = nurse_api.post(f"/api/wards/{ward.id}/alarm-audio/pause/", {})
     assert response.status_code == 201, response.content
-    record = only_record()
-    assert (record.resource_type, record.resource_id, record.action, record.detail) == (
-        "alarm_audio",
-        str(ward.id),
-        "update",
-        {"operation": "pause"},
+    only_record(
+        resource_type="alarm_audio",
+        resource_id=str(ward.id),
+        action="update",
+        detail={"operation": "pause"},
     )
 
 
@@ -237,5 +206,4 @@ def test_an_unparseable_body_is_a_refused_change_not_a_500(nurse_api, patient):
         "PATCH", f"/api/patients/{patient.id}/", b"{not json", content_type="application/json"
     )
     assert response.status_code == 400
-    record = only_record()
-    assert (record.action, record.outcome, record.detail) == ("update", "refused", None)
+    only_record(action="update", outcome="refused", detail=None)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from clinical import services
 from clinical.models import Patient
-from testing.assertions import assert_error
+from testing.assertions import assert_anonymous_refused, assert_error
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory, patient_raw
 
 pytestmark = pytest.mark.django_db
@@ -29,10 +29,8 @@ def ids(response) -> list[int]:
 
 
 def test_anonymous_is_refused(api, patient, ward):
-    assert_error(api.get(URL), 401, "not_authenticated")
-    assert_error(api.get(detail(patient)), 401, "not_authenticated")
-    assert_error(api.post(URL, patient_raw(ward)), 401, "not_authenticated")
-    assert_error(api.patch(detail(patient), {"bed": "X"}), 401, "not_authenticated")
+    create, change = patient_raw(ward), {"bed": "X"}
+    assert_anonymous_refused(api, URL, detail(patient), create=create, change=change)
     assert_error(api.post(f"{detail(patient)}discharge/"), 401, "not_authenticated")
 
 

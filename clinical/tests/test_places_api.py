@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from clinical.models import Place
-from testing.assertions import assert_error
+from testing.assertions import assert_anonymous_refused, assert_error
 from testing.factories import PlaceFactory
 from testing.openapi import assert_documented
 
@@ -21,10 +21,7 @@ def detail(place: Place) -> str:
 
 
 def test_anonymous_is_refused_everywhere(api, place):
-    assert_error(api.get(URL), 401, "not_authenticated")
-    assert_error(api.get(detail(place)), 401, "not_authenticated")
-    assert_error(api.post(URL, {"name": "X"}), 401, "not_authenticated")
-    assert_error(api.patch(detail(place), {"name": "X"}), 401, "not_authenticated")
+    assert_anonymous_refused(api, URL, detail(place), create={"name": "X"}, change={"name": "X"})
 
 
 def test_bad_token_is_refused(api, place):

@@ -5,7 +5,7 @@ import pytest
 from clinical.models import Ward
 from clinical.services import ward_create
 from common.errors import Conflict
-from testing.assertions import assert_error
+from testing.assertions import assert_anonymous_refused, assert_error
 from testing.factories import PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,9 +19,8 @@ def detail(ward: Ward) -> str:
 
 
 def test_anonymous_is_refused(api, ward):
-    assert_error(api.get(URL), 401, "not_authenticated")
-    assert_error(api.get(detail(ward)), 401, "not_authenticated")
-    assert_error(api.post(URL, {"place": ward.place_id, "name": "X"}), 401, "not_authenticated")
+    create = {"place": ward.place_id, "name": "X"}
+    assert_anonymous_refused(api, URL, detail(ward), create=create, change={"name": "X"})
 
 
 @pytest.mark.parametrize("client", ["doctor_api", "nurse_api"])

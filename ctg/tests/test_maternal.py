@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from ctg.analysis import Series
@@ -112,6 +113,40 @@ def test_the_maternal_channel_present_only_part_of_the_time_is_enough():
     assert outside(flags, stretch) == 0
 
 
+def test_a_stretch_is_carried_on_across_a_long_dropout_and_a_deviation_without_her_channel():
+    """Her channel confirms the stretch's first 3 minutes only; after it, the fetal channel
+    drops out for 25 s and leaves her level for 8 s (the Doppler half-locked on something
+    else): still her, as the FHRMA experts mark it, and one stretch (hysteresis)."""
+    fhr, mhr, stretch = captured_trace(random.Random(9))
+    # A mother at 115 (no level evidence from the fetal channel alone), the fetus at 140.
+    fhr = [None if v is None else v + 30 if k in stretch else v for k, v in enumerate(fhr)]
+    mhr = [
+        None if v is None or not stretch.start - 60 <= k < stretch.start + 180 else v + 30
+        for k, v in enumerate(mhr)
+    ]
+    dropout = range(stretch.start + 300, stretch.start + 325)
+    deviation = range(stretch.start + 380, stretch.start + 388)
+    for k in dropout:
+        fhr[k] = None
+    for k in deviation:
+        fhr[k] = (fhr[k] or 115.0) + 20
+    capture = maternal_capture(fhr, mhr)
+    assert flagged_share(capture.seconds, stretch, fhr) > 0.95
+    assert outside(capture.seconds, stretch) == 0
+    [(start, end)] = capture_stretches(capture.seconds)
+    assert abs(start - stretch.start) <= 3 and abs(end - stretch.stop) <= 3
+    # Shorter bridges end it at the dropout, as the detector did before.
+    short = MaternalParams(bridge_seconds=5, piece_gap_seconds=15)
+    assert flagged_share(maternal_capture(fhr, mhr, params=short).seconds, stretch, fhr) < 0.7
+    # A fetal trace with the same dropout and a brief acceleration is never flagged.
+    fetus: Series = list(fetal(30 * MINUTE, rng=random.Random(10)))
+    for k in dropout:
+        fetus[k] = None
+    for k in deviation:
+        fetus[k] = (fetus[k] or 140.0) + 20
+    assert not any(maternal_capture(fetus, mhr).seconds)
+
+
 def test_only_a_confirmed_stretch_at_a_baseline_like_rate_is_left_out_of_the_analysis():
     rng = random.Random(8)
     total, first, last = 30 * MINUTE, 12 * MINUTE, 20 * MINUTE
@@ -153,6 +188,32 @@ def test_a_fetal_trace_crossing_or_beside_the_maternal_rate_is_not_flagged():
         x = k - 600
         fhr[k] = (fhr[k] or 0.0) - 50 * min(1.0, x / 10, (40 - x) / 10)
     assert not any(maternal_capture(fhr, mhr).seconds)
+
+
+def test_the_mothers_rate_crossing_a_steady_fetus_is_not_flagged_but_a_short_capture_is():
+    """The mother's rate rises with a contraction to the fetus's for 80 s and falls back: the
+    fetal trace goes on through it unchanged, a crossing. The fetal channel jumping to her
+    rate for as long is a capture."""
+    rng = random.Random(1)
+    total = 30 * MINUTE
+    # A fetus at 130 with normal variability (a 10-bpm band).
+    fetus = [130 + 5 * math.sin(2 * math.pi * k / 40) + rng.gauss(0, 1.5) for k in range(total)]
+    mhr: Series = list(maternal(total, rng=rng, level=95))
+    start, rise, plateau = 12 * MINUTE, 40, 80
+    for k in range(start, start + 2 * rise + plateau):
+        x = k - start
+        mhr[k] = (mhr[k] or 0.0) + 35 * min(1.0, x / rise, (2 * rise + plateau - x) / rise)
+    fhr: Series = list(fetus)
+    assert not any(maternal_capture(fhr, mhr).seconds)
+    # Without the rule, the agreement at the top of her acceleration is flagged.
+    off = MaternalParams(crossing_max_seconds=0)
+    assert sum(maternal_capture(fhr, mhr, params=off).seconds) > 30
+    # The fetal channel records her for the same 80 s instead: it jumps to her rate and back.
+    plateau_seconds = range(start + rise, start + rise + plateau)
+    for k in plateau_seconds:
+        fhr[k] = (mhr[k] or 0.0) - 40 + rng.uniform(-2, 2)
+        mhr[k] = (mhr[k] or 0.0) - 40
+    assert flagged_share(maternal_capture(fhr, mhr).seconds, plateau_seconds, fhr) > 0.9
 
 
 def test_parameters_change_the_answer():

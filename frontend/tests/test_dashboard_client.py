@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from frontend.tests.main_thread import main_thread_traced
 from frontend.tests.mock_backend import MockBackend, make_patients
 
 pytestmark = [pytest.mark.browser]
@@ -44,9 +45,7 @@ def test_forty_beds_at_four_hertz_stay_smooth(ward_page):
     assert page.locator(".tile").count() == 40
     page.evaluate(
         """() => {
-        window.__perf = {frames: 0, longTasks: 0, worst: 0, last: performance.now()};
-        new PerformanceObserver((list) => { window.__perf.longTasks += list.getEntries().length; })
-          .observe({entryTypes: ["longtask"]});
+        window.__perf = {frames: 0, worst: 0, last: performance.now()};
         const tick = (t) => {
           window.__perf.worst = Math.max(window.__perf.worst, t - window.__perf.last);
           window.__perf.last = t; window.__perf.frames += 1; requestAnimationFrame(tick);
@@ -56,9 +55,10 @@ def test_forty_beds_at_four_hertz_stay_smooth(ward_page):
     )
     start = page.evaluate("performance.now()")
     # 40 patients x 4 Hz (plus fetal heart rate for a third of them) for 5 seconds.
-    for n in range(20):
-        backend.push(backend.readings(lambda p, n=n: 60 + (p["id"] + n) % 60))
-        page.wait_for_timeout(250)
+    with main_thread_traced(page) as main:
+        for n in range(20):
+            backend.push(backend.readings(lambda p, n=n: 60 + (p["id"] + n) % 60))
+            page.wait_for_timeout(250)
     perf = page.evaluate("window.__perf")
     elapsed_s = (page.evaluate("performance.now()") - start) / 1000
     fps = perf["frames"] / elapsed_s
@@ -67,7 +67,15 @@ def test_forty_beds_at_four_hertz_stay_smooth(ward_page):
         "() => document.querySelector(\".tile[data-patient='40'] .vital-heart_rate .value\").textContent === String(60 + (40 + 19) % 60)"
     )
     assert fps >= 20, perf
-    assert perf["longTasks"] <= 3, perf
+    # Long tasks by the page's own work (CPU time), which the machine's load does not lengthen.
+    print(
+        "TASKS",
+        len(main.tasks),
+        round(main.cpu_ms),
+        sorted(c for _, c in main.tasks)[-5:],
+        sorted(w for w, _ in main.tasks)[-5:],
+    )
+    assert len(main.long_tasks) <= 3, main.long_tasks
 
 
 def test_a_pulse_rate_is_shown_as_pr_beside_the_ecg_heart_rate(ward_page):

@@ -7,10 +7,12 @@ import math
 from datetime import datetime, tzinfo
 from typing import Any
 
+from reportlab.lib.colors import Color
 from reportlab.lib.units import cm, mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
+from ctg.analysis import Acceleration, Deceleration
 from monitoring.ctg_record.data import RecordData
 from monitoring.ctg_record.paper import (
     ACCELERATION_INK,
@@ -213,22 +215,32 @@ class _Page:
         c.setFont(BOLD, 6.5)
         for result in self.data.windows:
             for acc in result.accelerations:
-                span = self._visible(acc.start, acc.end)
-                if span is None:
-                    continue
-                x0, x1 = g.x(span[0], self.start), g.x(span[1], self.start)
-                c.setFillColor(ACCELERATION_INK)
-                c.rect(x0, g.fhr_top - 1.5 * mm, max(x1 - x0, 0.5), 1.5 * mm, stroke=0, fill=1)
-                c.drawString(x0, g.fhr_top - 4.2 * mm, "A")
+                top = g.fhr_top
+                self._event(acc, ACCELERATION_INK, "A", bar_y=top - 1.5 * mm, text_y=top - 4.2 * mm)
             for dec in result.decelerations:
-                span = self._visible(dec.start, dec.end)
-                if span is None:
-                    continue
-                x0, x1 = g.x(span[0], self.start), g.x(span[1], self.start)
-                c.setFillColor(DECELERATION_INK)
-                c.rect(x0, g.fhr_bottom, max(x1 - x0, 0.5), 1.5 * mm, stroke=0, fill=1)
                 letter = "P" if dec.prolonged else (dec.kind or "?")[0].upper()
-                c.drawString(x0, g.fhr_bottom + 2.2 * mm, letter)
+                bottom = g.fhr_bottom
+                self._event(dec, DECELERATION_INK, letter, bar_y=bottom, text_y=bottom + 2.2 * mm)
+
+    def _event(
+        self,
+        event: Acceleration | Deceleration,
+        ink: Color,
+        letter: str,
+        *,
+        bar_y: float,
+        text_y: float,
+    ) -> None:
+        """One event (its visible part, from ``event.start`` to ``event.end``) as a bar 1.5 mm
+        high (and at least 0.5 pt wide) from ``bar_y``, with its letter at ``text_y``."""
+        span = self._visible(event.start, event.end)
+        if span is None:
+            return
+        c, g = self.c, self.g
+        x0, x1 = g.x(span[0], self.start), g.x(span[1], self.start)
+        c.setFillColor(ink)
+        c.rect(x0, bar_y, max(x1 - x0, 0.5), 1.5 * mm, stroke=0, fill=1)
+        c.drawString(x0, text_y, letter)
 
     def page_notes(self) -> list[tuple[int, dict[str, Any]]]:
         numbered = enumerate(self.data.notes, start=1)

@@ -33,22 +33,32 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from common import redis_clients
 from common.redis_errors import REDIS_ERRORS
-from monitoring.models import StreamBacklog
+from monitoring.models import StreamBacklog, StreamReplay
 from monitoring.readings import StoredReading
-from monitoring.stream.entries import reading_encode, stream_entries_append
+from monitoring.stream.entries import (
+    entry_time,
+    partition_of,
+    reading_encode,
+    stream_entries_append,
+)
 
 logger = logging.getLogger(__name__)
 
 REPLAY_ROWS = 200  # backlog rows appended per transaction
+# How long the late appends are remembered (StreamReplay): as far back as an alarm evaluator
+# catches up (alerts.checkpoints.CATCH_UP_MAX_SECONDS).
+REPLAYS_KEPT_SECONDS = 3600.0
 
 
 class _Breaker:
@@ -119,10 +129,34 @@ def stream_backlog_replay() -> int:
             entries = [entry for row in rows for entry in row.entries]
             stream_entries_append(entries)
             StreamBacklog.objects.filter(id__in=[row.id for row in rows]).delete()
+            _replays_note(entries)
         total += len(entries)
     if total:
         logger.warning("readings stream: %d deferred readings appended from the backlog", total)
     return total
+
+
+def _replays_note(entries: Sequence[Mapping[str, int | str]]) -> None:
+    """Note per partition the received times of the readings just appended late, and forget
+    the notes older than ``REPLAYS_KEPT_SECONDS`` (``StreamReplay`` says why)."""
+    received: dict[int, list[int]] = {}
+    for entry in entries:
+        received.setdefault(partition_of(int(entry["patient"])), []).append(
+            int(entry["received_us"])
+        )
+    now = timezone.now()
+    StreamReplay.objects.bulk_create(
+        StreamReplay(
+            appended_at=now,
+            partition=partition,
+            received_from=entry_time(min(times)),
+            received_until=entry_time(max(times)),
+        )
+        for partition, times in received.items()
+    )
+    StreamReplay.objects.filter(
+        appended_at__lt=now - timedelta(seconds=REPLAYS_KEPT_SECONDS)
+    ).delete()
 
 
 def stream_backlog_replay_due() -> int:

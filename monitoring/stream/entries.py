@@ -89,6 +89,12 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def entry_order(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``) as a tuple that orders as Redis orders them."""
+    ms, _, seq = text(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
 def server_ms(client: redis.Redis) -> int:
     seconds, microseconds = cast("tuple[int, int]", client.time())
     return int(seconds) * 1000 + int(microseconds) // 1000
@@ -98,6 +104,11 @@ def server_ms(client: redis.Redis) -> int:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def entry_time(microseconds: int) -> datetime:
+    """A time of a stream entry (microseconds since the epoch) as an aware datetime."""
+    return _EPOCH + microseconds * _MICROSECOND
 
 
 def _optional(value: int | None) -> int | str:

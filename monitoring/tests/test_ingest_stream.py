@@ -6,13 +6,15 @@ transaction, and appended to the stream, in order, before anything newer once Re
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from monitoring.models import Reading, StreamBacklog
+from monitoring.models import Reading, StreamBacklog, StreamReplay
 from monitoring.readings import reading_parse, readings_store
 from monitoring.services import readings_ingest
 from monitoring.stream import backlog
@@ -125,6 +127,30 @@ def test_rest_readings_are_stored_during_a_stream_outage_and_queued_after(device
     assert response.status_code == 201, response.content
     assert [seq for seq, _ in queued(device.patient_id)] == [1, 2]
     assert _deferred() == [] and backlog._deferral.active is False
+
+
+def test_a_replay_notes_per_partition_what_it_appended_late_and_forgets_old_notes(
+    device, monkeypatch
+):
+    """The alarm evaluators' catch-up goes back to these notes if the stream loses the
+    late-appended readings again (``alerts.checkpoints``)."""
+    stale = StreamReplay.objects.create(
+        appended_at=timezone.now() - timedelta(seconds=backlog.REPLAYS_KEPT_SECONDS + 1),
+        partition=0,
+        received_from=timezone.now(),
+        received_until=timezone.now(),
+    )
+    monkeypatch.setattr(backlog, "stream_entries_append", _broken_append)
+    for seq in (1, 2):
+        response = device_client(device.token).post("/api/records/", reading(seq), format="json")
+        assert response.status_code == 201, response.content
+    monkeypatch.undo()
+    assert backlog.stream_backlog_replay_due() == 2
+    received = sorted(Reading.objects.values_list("received_at", flat=True))
+    (note,) = StreamReplay.objects.all()
+    assert note.pk != stale.pk
+    assert note.partition == stream.partition_of(device.patient_id)
+    assert (note.received_from, note.received_until) == (received[0], received[-1])
 
 
 def test_the_breaker_stays_open_for_readings_deferred_after_the_replay(device, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -106,13 +107,26 @@ async def _send(communicator: Any, frame: str | bytes) -> None:
     await communicator.send_input({"type": "websocket.receive", key: frame})
 
 
-def _run_in(loop: asyncio.AbstractEventLoop, coroutine: Any) -> Any:
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+async def _fuzz(
+    frames: st.SearchStrategy[str | bytes],
+    exchange: Callable[[str | bytes], Coroutine[Any, Any, None]],
+    *,
+    fuzz_settings: settings = FUZZ,
+) -> None:
+    """``exchange`` each frame hypothesis draws: hypothesis drives its examples from a thread,
+    each exchange runs on this test's event loop (where its communicators live)."""
+    loop = asyncio.get_running_loop()
+
+    @fuzz_settings
+    @given(frame=frames)
+    def fuzz(frame: str | bytes) -> None:
+        asyncio.run_coroutine_threadsafe(exchange(frame), loop).result(timeout=30)
+
+    await asyncio.to_thread(fuzz)
 
 
 async def test_device_channel_answers_every_frame_and_keeps_acking(device):
     communicator = await device_connect(device.token)
-    loop = asyncio.get_running_loop()
     probes = itertools.count(10**15)
 
     async def exchange(frame: str | bytes) -> None:
@@ -128,12 +142,7 @@ async def test_device_channel_answers_every_frame_and_keeps_acking(device):
         assert answers, f"no answer to {frame[:200]!r}"
         assert {a["type"] for a in answers} <= {"ack", "error", "pong"}, answers
 
-    @FUZZ
-    @given(frame=device_frames)
-    def fuzz(frame: str | bytes) -> None:
-        _run_in(loop, exchange(frame))
-
-    await asyncio.to_thread(fuzz)
+    await _fuzz(device_frames, exchange)
     await communicator.disconnect()
 
 
@@ -162,7 +171,6 @@ dashboard_frames = st.one_of(
 
 async def test_dashboard_channel_answers_every_frame_and_keeps_answering(nurse, ward):
     communicator = await dashboard_connect(nurse)
-    loop = asyncio.get_running_loop()
 
     async def exchange(frame: str | bytes) -> None:
         await _send(communicator, frame)
@@ -176,12 +184,7 @@ async def test_dashboard_channel_answers_every_frame_and_keeps_answering(nurse, 
                 break
         assert len(answers) >= 2, f"no answer to {frame[:200]!r}: {answers}"
 
-    @FUZZ
-    @given(frame=dashboard_frames)
-    def fuzz(frame: str | bytes) -> None:
-        _run_in(loop, exchange(frame))
-
-    await asyncio.to_thread(fuzz)
+    await _fuzz(dashboard_frames, exchange)
     await communicator.disconnect()
 
 
@@ -194,8 +197,6 @@ def _is_ping(frame: str | bytes) -> bool:
 
 
 async def test_dashboard_before_auth_answers_an_error_or_closes_4401(db):
-    loop = asyncio.get_running_loop()
-
     async def exchange(frame: str | bytes) -> None:
         communicator = await dashboard_connect()
         await _send(communicator, frame)
@@ -206,9 +207,6 @@ async def test_dashboard_before_auth_answers_an_error_or_closes_4401(db):
             assert _strict(output.get("text") or output["bytes"])["type"] == "error"
         await communicator.disconnect()
 
-    @settings(FUZZ, max_examples=60)
-    @given(frame=device_frames | dashboard_frames)
-    def fuzz(frame: str | bytes) -> None:
-        _run_in(loop, exchange(frame))
-
-    await asyncio.to_thread(fuzz)
+    await _fuzz(
+        device_frames | dashboard_frames, exchange, fuzz_settings=settings(FUZZ, max_examples=60)
+    )

@@ -3,7 +3,7 @@ service, render."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.http import HttpResponse
@@ -32,6 +32,18 @@ from monitoring.serializers.ctg import (
 )
 
 MAX_CTG_RANGE = timedelta(hours=2)
+
+
+def _span_check(start: datetime, end: datetime, *, noun: str, longest: timedelta) -> None:
+    """400 unless ``start`` comes before ``end`` and at most ``longest`` (whole hours) before."""
+    if start >= end:
+        raise ValidationFailed(f"The {noun} is empty.", details={"from": ["Must be before `to`."]})
+    if end - start > longest:
+        hours = f"{longest // timedelta(hours=1)} hours"
+        raise ValidationFailed(
+            f"The {noun} is longer than {hours}.",
+            details={"to": [f"At most {hours} after `from`."]},
+        )
 
 
 # --- CTG --------------------------------------------------------------------------------------
@@ -74,15 +86,7 @@ class PatientCtgView(APIView):
         start = query.validated_data.get("from")
         if start is not None:
             start = start.replace(microsecond=0)
-            if start >= end:
-                raise ValidationFailed(
-                    "The window is empty.", details={"from": ["Must be before `to`."]}
-                )
-            if end - start > MAX_CTG_RANGE:
-                raise ValidationFailed(
-                    "The window is longer than 2 hours.",
-                    details={"to": ["At most 2 hours after `from`."]},
-                )
+            _span_check(start, end, noun="window", longest=MAX_CTG_RANGE)
         reading = selectors.patient_ctg(patient_id=patient.id, start=start, end=end)
         return Response(ctg_payload(patient_id=patient.id, reading=reading))
 
@@ -145,15 +149,7 @@ class PatientCtgRecordView(APIView):
             first = selectors.readings_history(patient_id=patient.id, start=start, end=end).last()
             if first is not None:
                 start = first.recorded_at.replace(microsecond=0)
-        if start >= end:
-            raise ValidationFailed(
-                "The record is empty.", details={"from": ["Must be before `to`."]}
-            )
-        if end - start > MAX_RECORD:
-            raise ValidationFailed(
-                "The record is longer than 24 hours.",
-                details={"to": ["At most 24 hours after `from`."]},
-            )
+        _span_check(start, end, noun="record", longest=MAX_RECORD)
         data = ctg_record_data(
             patient=patient, start=start, end=end, printed_by=user.get_full_name()
         )

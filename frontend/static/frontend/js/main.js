@@ -166,38 +166,56 @@ function renderWho() {
   renderMute();
 }
 
-function showSignIn(notice = "") {
-  ui.crumbs([]);
-  const error = el("p", { class: "form-error", role: "alert", id: "signin-error" });
-  if (notice) error.textContent = notice;
-  const email = el("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true });
-  const password = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
-  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Sign in");
-  // Second factor (docs/security.md): shown when the server answers otp_required.
-  const otp = el("input", { id: "otp", name: "otp", autocomplete: "one-time-code", inputmode: "text", spellcheck: "false" });
-  const otpRow = el("div", { class: "otp-row", hidden: true }, el("label", { for: "otp" }, "Authenticator code (or a recovery code)"), otp);
-  const form = el(
-    "form",
-    { class: "signin", "aria-labelledby": "signin-title", novalidate: true },
-    el("h1", { id: "signin-title" }, "Sign in to the central station"),
-    el("label", { for: "email" }, "E-mail"),
-    email,
-    el("label", { for: "password" }, "Password"),
-    password,
-    otpRow,
-    error,
-    submit,
-  );
+/** Show a sign-in style form: `children` (its heading and fields), then an error line and a
+ * submit button labelled `label`. A submit disables the button while `onSubmit()` runs; what it
+ * throws goes to `onError(err, error)` with the error line. Focuses `focus`; returns the line. */
+function showForm({ attrs, children, label, errorId, onSubmit, onError, focus }) {
+  const error = el("p", { class: "form-error", role: "alert", id: errorId });
+  const submit = el("button", { type: "submit", class: "btn btn-primary" }, label);
+  const form = el("form", { class: "signin", ...attrs }, ...children, error, submit);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    alarmSound.unlock();
     submit.disabled = true;
     error.textContent = "";
     try {
+      await onSubmit();
+    } catch (err) {
+      onError(err, error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  main.replaceChildren(el("div", { class: "center" }, form));
+  focus.focus();
+  return error;
+}
+
+function showSignIn(notice = "") {
+  ui.crumbs([]);
+  const email = el("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true });
+  const password = el("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  // Second factor (docs/security.md): shown when the server answers otp_required.
+  const otp = el("input", { id: "otp", name: "otp", autocomplete: "one-time-code", inputmode: "text", spellcheck: "false" });
+  const otpRow = el("div", { class: "otp-row", hidden: true }, el("label", { for: "otp" }, "Authenticator code (or a recovery code)"), otp);
+  const error = showForm({
+    attrs: { "aria-labelledby": "signin-title", novalidate: true },
+    children: [
+      el("h1", { id: "signin-title" }, "Sign in to the central station"),
+      el("label", { for: "email" }, "E-mail"),
+      email,
+      el("label", { for: "password" }, "Password"),
+      password,
+      otpRow,
+    ],
+    label: "Sign in",
+    errorId: "signin-error",
+    onSubmit: async () => {
+      alarmSound.unlock(); // still inside the user's gesture: the first await comes later
       await session.login(email.value.trim(), password.value, otp.value.trim());
       renderWho();
       route();
-    } catch (err) {
+    },
+    onError: (err, error) => {
       if (err.code === "otp_enrollment_required" && err.enrollment) {
         showOtpEnrollment(err.enrollment, err.message);
         return;
@@ -210,51 +228,40 @@ function showSignIn(notice = "") {
         return;
       }
       password.select();
-    } finally {
-      submit.disabled = false;
-    }
+    },
+    focus: email,
   });
-  main.replaceChildren(el("div", { class: "center" }, form));
-  email.focus();
+  if (notice) error.textContent = notice;
 }
 
 /** First sign-in of a role that requires a second factor: the secret for an authenticator app,
  * its first code, then the recovery codes (shown once). */
 function showOtpEnrollment(enrollment, message) {
   ui.crumbs([{ text: "Second factor" }]);
-  const error = el("p", { class: "form-error", role: "alert" });
   const code = el("input", { id: "otp-confirm", autocomplete: "one-time-code", inputmode: "numeric", required: true });
-  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Confirm");
-  const form = el(
-    "form",
-    { class: "signin", "aria-labelledby": "otp-title", id: "otp-enroll" },
-    el("h1", { id: "otp-title" }, "Set up your second factor"),
-    el("p", { class: "muted" }, message),
-    el("p", {}, "Add this key to an authenticator app (or open the link on your phone), then enter the 6-digit code it shows."),
-    el("label", { for: "otp-secret" }, "Key"),
-    el("input", { id: "otp-secret", readonly: true, value: enrollment.secret }),
-    el("p", {}, el("a", { href: enrollment.otpauth_uri, id: "otp-uri" }, "Open in an authenticator app")),
-    el("label", { for: "otp-confirm" }, "Code"),
-    code,
-    error,
-    submit,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    error.textContent = "";
-    try {
+  showForm({
+    attrs: { "aria-labelledby": "otp-title", id: "otp-enroll" },
+    children: [
+      el("h1", { id: "otp-title" }, "Set up your second factor"),
+      el("p", { class: "muted" }, message),
+      el("p", {}, "Add this key to an authenticator app (or open the link on your phone), then enter the 6-digit code it shows."),
+      el("label", { for: "otp-secret" }, "Key"),
+      el("input", { id: "otp-secret", readonly: true, value: enrollment.secret }),
+      el("p", {}, el("a", { href: enrollment.otpauth_uri, id: "otp-uri" }, "Open in an authenticator app")),
+      el("label", { for: "otp-confirm" }, "Code"),
+      code,
+    ],
+    label: "Confirm",
+    onSubmit: async () => {
       const data = await session.confirmOtp(enrollment.token, code.value.trim());
       showRecoveryCodes(data.recovery_codes || []);
-    } catch (err) {
+    },
+    onError: (err, error) => {
       error.textContent = err.message || "The code was not accepted.";
       code.select();
-    } finally {
-      submit.disabled = false;
-    }
+    },
+    focus: code,
   });
-  main.replaceChildren(el("div", { class: "center" }, form));
-  code.focus();
 }
 
 function showRecoveryCodes(codes) {
@@ -282,39 +289,30 @@ function showRecoveryCodes(codes) {
 
 function showPasswordChange() {
   ui.crumbs([{ text: "Change password" }]);
-  const error = el("p", { class: "form-error", role: "alert" });
   const old = el("input", { id: "old-password", type: "password", autocomplete: "current-password", required: true });
   const fresh = el("input", { id: "new-password", type: "password", autocomplete: "new-password", required: true });
-  const submit = el("button", { type: "submit", class: "btn btn-primary" }, "Change password");
-  const form = el(
-    "form",
-    { class: "signin", "aria-labelledby": "pw-title" },
-    el("h1", { id: "pw-title" }, "Choose your own password"),
-    el("p", { class: "muted" }, "You signed in with a one-time password. Choose a new one to continue."),
-    el("label", { for: "old-password" }, "One-time password"),
-    old,
-    el("label", { for: "new-password" }, "New password"),
-    fresh,
-    error,
-    submit,
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    error.textContent = "";
-    try {
+  showForm({
+    attrs: { "aria-labelledby": "pw-title" },
+    children: [
+      el("h1", { id: "pw-title" }, "Choose your own password"),
+      el("p", { class: "muted" }, "You signed in with a one-time password. Choose a new one to continue."),
+      el("label", { for: "old-password" }, "One-time password"),
+      old,
+      el("label", { for: "new-password" }, "New password"),
+      fresh,
+    ],
+    label: "Change password",
+    onSubmit: async () => {
       await api.post("/api/auth/password/change/", { old_password: old.value, new_password: fresh.value });
       await session.login(session.user.email, fresh.value);
       route();
-    } catch (err) {
+    },
+    onError: (err, error) => {
       const details = err.details ? Object.values(err.details).flat().join(" ") : "";
       error.textContent = `${err.message} ${details}`.trim();
-    } finally {
-      submit.disabled = false;
-    }
+    },
+    focus: old,
   });
-  main.replaceChildren(el("div", { class: "center" }, form));
-  old.focus();
 }
 
 async function showWardPicker() {

@@ -7,6 +7,7 @@ import { CtgStrip } from "./strip.js";
 import { api, resultsOf } from "./api.js";
 import { alarmSound } from "./audio.js";
 import { drawHistory } from "./chart.js";
+import { LiveView } from "./socket.js";
 import { fitCanvas } from "./trend.js";
 import { fetchAllRows, idOf, normaliseAlert } from "./ward.js";
 import {
@@ -76,18 +77,14 @@ function num(v) {
   return v === null || v === undefined || Number.isNaN(n) ? null : n;
 }
 
-export class PatientView {
+export class PatientView extends LiveView {
   constructor({ root, socket, patientId, ui }) {
-    this.root = root;
-    this.socket = socket;
+    super({ root, socket, ui }, { patient: patientId });
     this.patientId = patientId;
-    this.ui = ui;
-    this.destroyed = false;
     this.range = { key: "1h", from: Date.now() - 3600e3, to: Date.now() };
     this.live = {};
     this.limits = [];
     this.alerts = [];
-    this._onMessage = (e) => this.handle(e.detail);
     this._resize = new ResizeObserver(() => this.drawChart());
   }
 
@@ -180,9 +177,7 @@ export class PatientView {
       ),
     );
     this._resize.observe(d.canvas);
-    this.socket.addEventListener("message", this._onMessage);
-    this.socket.subscribe({ patient: this.patientId });
-    this.socket.start();
+    this.listen();
     this.loadLimits();
     this.loadAlerts();
     this.loadDevice();
@@ -191,13 +186,11 @@ export class PatientView {
   }
 
   destroy() {
-    this.destroyed = true;
+    this.leave();
     if (this.strip) this.strip.destroy();
     this.notesList.destroy();
     alarmSound.setActive(false);
     this._resize.disconnect();
-    this.socket.removeEventListener("message", this._onMessage);
-    this.socket.unsubscribe({ patient: this.patientId });
   }
 
   handle(msg) {

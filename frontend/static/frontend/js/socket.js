@@ -178,3 +178,29 @@ export class DashboardSocket extends EventTarget {
 function scopeKey(scope) {
   return scope.ward !== undefined ? `ward:${scope.ward}` : `patient:${scope.patient}`;
 }
+
+/** A page that watches one subscription of the dashboard socket (`scope`: `{ ward: id }` or
+ * `{ patient: id }`): `listen()` joins it and starts the socket, `leave()` leaves it; every
+ * frame goes to the subclass's `handle(frame)`, none after `leave()` (`destroyed`). */
+export class LiveView {
+  constructor({ root, socket, ui }, scope) {
+    this.root = root;
+    this.socket = socket;
+    this.ui = ui;
+    this.scope = scope;
+    this.destroyed = false;
+    this._onMessage = (e) => this.handle(e.detail);
+  }
+
+  listen() {
+    this.socket.addEventListener("message", this._onMessage);
+    this.socket.subscribe(this.scope);
+    this.socket.start();
+  }
+
+  leave() {
+    this.destroyed = true;
+    this.socket.removeEventListener("message", this._onMessage);
+    this.socket.unsubscribe(this.scope);
+  }
+}

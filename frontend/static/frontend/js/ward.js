@@ -4,6 +4,7 @@
 
 import { api, resultsOf } from "./api.js";
 import { alarmSound } from "./audio.js";
+import { LiveView } from "./socket.js";
 import { Series, drawTrend, fitCanvas } from "./trend.js";
 import {
   PRIORITY_LABEL,
@@ -327,19 +328,15 @@ class Tile {
   }
 }
 
-export class WardView {
+export class WardView extends LiveView {
   constructor({ root, socket, wardId, ui }) {
-    this.root = root;
-    this.socket = socket;
+    super({ root, socket, ui }, { ward: wardId });
     this.wardId = wardId;
-    this.ui = ui;
     this.tiles = new Map();
     this.seenAlerts = new Set();
     this.snapshots = 0;
     this.frame = 0;
     this.alertsDirty = true;
-    this.destroyed = false;
-    this._onMessage = (e) => this.handle(e.detail);
     this._onState = (e) => this._connectionChanged(e.detail);
     this._tick = setInterval(() => this._everySecond(), 1000);
     this._resize = new ResizeObserver((entries) => {
@@ -396,21 +393,17 @@ export class WardView {
         ),
       ),
     );
-    this.socket.addEventListener("message", this._onMessage);
     this.socket.addEventListener("state", this._onState);
-    this.socket.subscribe({ ward: this.wardId });
-    this.socket.start();
+    this.listen();
     this.schedule();
   }
 
   destroy() {
-    this.destroyed = true;
+    this.leave();
     clearInterval(this._tick);
     cancelAnimationFrame(this.frame);
     this._resize.disconnect();
-    this.socket.removeEventListener("message", this._onMessage);
     this.socket.removeEventListener("state", this._onState);
-    this.socket.unsubscribe({ ward: this.wardId });
     alarmSound.setActive(false);
   }
 
