@@ -106,7 +106,9 @@ def _is_from(origin: str, data: bytes | str) -> bool:
     """Whether ``origin`` published this message, read from its head: a hub's own messages
     come back from Redis and are dropped without decoding the event."""
     head = f'["{origin}",'
-    return data.startswith(head.encode() if isinstance(data, bytes) else head)
+    if isinstance(data, bytes):
+        return data.startswith(head.encode())
+    return data.startswith(head)
 
 
 class LiveHub:
