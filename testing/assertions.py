@@ -25,6 +25,18 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     return error
 
 
+def assert_sees_only(api: Any, collection: str, mine: Any, other: Any) -> dict[str, Any]:
+    """The caller lists only ``mine`` of the collection and reads it; ``other`` answers 404
+    `not_found`, as if it did not exist. Returns the list's body."""
+    response = api.get(collection)
+    assert response.status_code == 200, response.content
+    body: dict[str, Any] = response.json()
+    assert [row["id"] for row in body["results"]] == [mine.pk]
+    assert api.get(f"{collection}{mine.pk}/").status_code == 200
+    assert_error(api.get(f"{collection}{other.pk}/"), 404, "not_found")
+    return body
+
+
 def assert_anonymous_refused(
     api: Any, collection: str, item: str, *, create: dict[str, Any], change: dict[str, Any]
 ) -> None:

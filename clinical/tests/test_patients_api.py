@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from clinical import services
 from clinical.models import Patient
-from testing.assertions import assert_anonymous_refused, assert_error
+from testing.assertions import assert_anonymous_refused, assert_error, assert_sees_only
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory, patient_raw
 
 pytestmark = pytest.mark.django_db
@@ -38,9 +38,7 @@ def test_anonymous_is_refused(api, patient, ward):
 def test_members_see_only_patients_of_their_places(request, client, patient):
     other = PatientFactory()
     api = request.getfixturevalue(client)
-    assert ids(api.get(URL)) == [patient.id]
-    assert api.get(detail(patient)).status_code == 200
-    assert_error(api.get(detail(other)), 404, "not_found")
+    assert_sees_only(api, URL, patient, other)
     assert_error(api.patch(detail(other), {"bed": "X"}), 404, "not_found")
     assert_error(api.post(f"{detail(other)}discharge/"), 404, "not_found")
 

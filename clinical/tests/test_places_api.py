@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from clinical.models import Place
-from testing.assertions import assert_anonymous_refused, assert_error
+from testing.assertions import assert_anonymous_refused, assert_error, assert_sees_only
 from testing.factories import PlaceFactory
 from testing.openapi import assert_documented
 
@@ -38,12 +38,8 @@ def test_admin_sees_every_place(admin_api, place):
 @pytest.mark.parametrize("client", ["doctor_api", "nurse_api"])
 def test_members_see_only_their_places(request, client, place):
     other = PlaceFactory()
-    api = request.getfixturevalue(client)
-    body = api.get(URL).json()
-    assert [p["id"] for p in body["results"]] == [place.id]
+    body = assert_sees_only(request.getfixturevalue(client), URL, place, other)
     assert body["count"] == 1
-    assert api.get(detail(place)).status_code == 200
-    assert_error(api.get(detail(other)), 404, "not_found")
 
 
 def test_missing_place_is_404(admin_api):

@@ -5,7 +5,7 @@ import pytest
 from clinical.models import Ward
 from clinical.services import ward_create
 from common.errors import Conflict
-from testing.assertions import assert_anonymous_refused, assert_error
+from testing.assertions import assert_anonymous_refused, assert_error, assert_sees_only
 from testing.factories import PlaceFactory, WardFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,12 +26,8 @@ def test_anonymous_is_refused(api, ward):
 @pytest.mark.parametrize("client", ["doctor_api", "nurse_api"])
 def test_members_see_only_wards_of_their_places(request, client, ward):
     other = WardFactory()
-    api = request.getfixturevalue(client)
-    body = api.get(URL).json()
-    assert [w["id"] for w in body["results"]] == [ward.id]
+    body = assert_sees_only(request.getfixturevalue(client), URL, ward, other)
     assert body["results"][0] == {"id": ward.id, "place": ward.place_id, "name": ward.name}
-    assert api.get(detail(ward)).status_code == 200
-    assert_error(api.get(detail(other)), 404, "not_found")
 
 
 def test_admin_sees_all_wards(admin_api, ward):

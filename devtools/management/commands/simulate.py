@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -118,24 +119,20 @@ class Command(BaseCommand):
         if not specs:
             raise CommandError("No devices: pass --demo (devices in the database) or --token.")
         self.stderr.write(f"Simulating {len(specs)} device(s) at {rate} Hz -> {url}")
-        try:
-            counts = asyncio.run(
-                simulate(
-                    specs,
-                    url=str(url),
-                    rate=float(rate),
-                    duration=duration,
-                    seed=seed,
-                    episodes=episodes,
-                    drain_timeout=float(drain_timeout),
-                    ctg_history_minutes=float(options["ctg_history_minutes"]),
-                )
-            )
-        except KeyboardInterrupt:
-            return
-        if report:
-            self.stdout.write(json.dumps(counts))
-        if counts["fatal"] and len(counts["fatal"]) == len(specs):
+        counts = self._run(
+            simulate(
+                specs,
+                url=str(url),
+                rate=float(rate),
+                duration=duration,
+                seed=seed,
+                episodes=episodes,
+                drain_timeout=float(drain_timeout),
+                ctg_history_minutes=float(options["ctg_history_minutes"]),
+            ),
+            report=report,
+        )
+        if counts is not None and counts["fatal"] and len(counts["fatal"]) == len(specs):
             raise CommandError(f"every device was refused: {counts['fatal'][:3]}")
 
     def _hl7(
@@ -160,20 +157,29 @@ class Command(BaseCommand):
         if not specs:
             raise CommandError("No active, assigned devices in the database.")
         self.stderr.write(f"Simulating {len(specs)} HL7 device(s) at {rate} Hz -> {address}")
+        self._run(
+            simulate_hl7(
+                specs,
+                host=host,
+                port=int(port),
+                rate=float(rate),
+                duration=duration,
+                seed=seed,
+                episodes=episodes,
+                drain_timeout=float(drain_timeout),
+            ),
+            report=report,
+        )
+
+    def _run(
+        self, simulation: Coroutine[Any, Any, dict[str, Any]], *, report: bool
+    ) -> dict[str, Any] | None:
+        """Run ``simulation`` to its end and return its counts (printed as JSON with
+        ``--report``); None when stopped with Ctrl-C."""
         try:
-            counts = asyncio.run(
-                simulate_hl7(
-                    specs,
-                    host=host,
-                    port=int(port),
-                    rate=float(rate),
-                    duration=duration,
-                    seed=seed,
-                    episodes=episodes,
-                    drain_timeout=float(drain_timeout),
-                )
-            )
+            counts = asyncio.run(simulation)
         except KeyboardInterrupt:
-            return
+            return None
         if report:
             self.stdout.write(json.dumps(counts))
+        return counts
