@@ -124,15 +124,34 @@ def _is_int(value: object) -> TypeIs[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedAtWindow:
+    """When readings that arrive at one moment may have been recorded: not older than
+    ``READING_MAX_AGE_DAYS``, at most ``READING_MAX_FUTURE_SECONDS`` ahead. Made once per frame
+    or request (``at``), not per reading: settings and the clock are read once."""
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def at(cls, now: datetime | None = None) -> RecordedAtWindow:
+        now = now or timezone.now()
+        return cls(
+            earliest=now - timedelta(days=settings.READING_MAX_AGE_DAYS),
+            latest=now + timedelta(seconds=settings.READING_MAX_FUTURE_SECONDS),
+        )
+
+
 def reading_parse(
     raw: Any,
     *,
     target: Target,
     require_seq: bool,
-    now: datetime | None = None,
+    window: RecordedAtWindow | None = None,
     entered_by_id: int | None = None,
 ) -> ReadingIn:
-    """Validate one reading object; raises ValidationFailed with per-field details."""
+    """Validate one reading object; raises ValidationFailed with per-field details.
+    ``window``: when it may have been recorded (now's, when not given)."""
     if not isinstance(raw, dict):
         raise ValidationFailed("A reading must be a JSON object.")
     errors: dict[str, list[str]] = {}
@@ -149,7 +168,9 @@ def reading_parse(
 
     recorded_at: datetime | None = None
     try:
-        recorded_at = recorded_at_parse(raw.get("recorded_at"), now=now or timezone.now())
+        recorded_at = recorded_at_parse(
+            raw.get("recorded_at"), window=window or RecordedAtWindow.at()
+        )
     except ValueError as exc:
         errors["recorded_at"] = [str(exc)]
 
@@ -175,17 +196,16 @@ def reading_parse(
     )
 
 
-def recorded_at_parse(value: Any, *, now: datetime) -> datetime:
+def recorded_at_parse(value: Any, *, window: RecordedAtWindow) -> datetime:
     """A reading's time: ISO-8601 with a UTC offset that the database holds (see
-    ``common.datetimes``), not older than ``READING_MAX_AGE_DAYS`` and at most
-    ``READING_MAX_FUTURE_SECONDS`` ahead of ``now``; ValueError with a message otherwise."""
+    ``common.datetimes``), within ``window``; ValueError with a message otherwise."""
     if not isinstance(value, str):
         raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
     recorded_at = iso_parse_storable(value)
-    if recorded_at > now + timedelta(seconds=settings.READING_MAX_FUTURE_SECONDS):
+    if recorded_at > window.latest:
         minutes = settings.READING_MAX_FUTURE_SECONDS // 60
         raise ValueError(f"Must not be more than {minutes} minutes in the future.")
-    if recorded_at < now - timedelta(days=settings.READING_MAX_AGE_DAYS):
+    if recorded_at < window.earliest:
         raise ValueError(f"Must not be more than {settings.READING_MAX_AGE_DAYS} days old.")
     return recorded_at
 

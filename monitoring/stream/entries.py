@@ -169,9 +169,14 @@ def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredR
     )
 
 
-# A metric as one character in a line (the stream holds about 70 bytes per reading).
-_METRIC_CODES = {Metric.HEART_RATE: "h", Metric.FETAL_HEART_RATE: "f", Metric.PULSE_RATE: "p"}
-_METRIC_CODES[Metric.UTERINE_ACTIVITY] = "u"
+# A metric as one character in a line (the stream holds about 70 bytes per reading), keyed by
+# the metric's name: looked up without making a ``Metric`` of it.
+_METRIC_CODES: dict[str, str] = {
+    Metric.HEART_RATE: "h",
+    Metric.FETAL_HEART_RATE: "f",
+    Metric.PULSE_RATE: "p",
+    Metric.UTERINE_ACTIVITY: "u",
+}
 _METRICS_BY_CODE = {code: str(metric) for metric, code in _METRIC_CODES.items()}
 
 
@@ -181,7 +186,7 @@ def _line(entry: Mapping[str, int | str]) -> str:
     recorded_us = int(entry["recorded_us"])
     return (
         f"{entry['id']},{entry['patient']},{entry['device']},{entry['ward']},"
-        f"{_METRIC_CODES[Metric(str(entry['metric']))]},{entry['bpm']},{recorded_us},"
+        f"{_METRIC_CODES[str(entry['metric'])]},{entry['bpm']},{recorded_us},"
         f"{int(entry['received_us']) - recorded_us},{entry['seq']}"
     )
 
