@@ -105,7 +105,7 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
             state, transitions = band_step(
                 state,
                 limits=metric_limits,
-                bpm=reading.bpm,
+                bpm=reading.value,
                 at=_epoch(reading.recorded_at),
                 clear_seconds=clear_seconds,
             )

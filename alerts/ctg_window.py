@@ -114,7 +114,7 @@ class CtgWindows:
         """Note a batch: ``earliest`` the earliest ``recorded_at`` of its readings of the CTG
         metrics per patient; ``keep`` the patients to start a window for (those with fetal
         readings: a heart-rate reading alone does not make a patient obstetric);
-        ``readings`` those readings per patient (``metric``, ``bpm``, ``recorded_at``), kept
+        ``readings`` those readings per patient (``metric``, ``value``, ``recorded_at``), kept
         as pending until the database returns their seconds."""
         now = self.clock()
         self._forget(now)
@@ -132,7 +132,7 @@ class CtgWindows:
             for reading in (readings or {}).get(patient_id, ()):
                 pending = window.pending.setdefault(reading.metric, {})
                 entry = pending.setdefault(int(reading.recorded_at.timestamp() // 1), [0.0, 0, now])
-                entry[0] += reading.bpm
+                entry[0] += reading.value
                 entry[1] += 1
                 entry[2] = now
             self._windows.move_to_end(patient_id)

@@ -114,7 +114,7 @@ def band_states_rebuild(
     for key, first in firsts.items():
         patient_id, metric = key
         metric_limits = limits[patient_id][metric]
-        side, _ = metric_limits.classify(first.bpm)
+        side, _ = metric_limits.classify(first.value)
         open_side = _open_side(key, opened)
         if side is None and open_side is None:
             states[key] = BandState()  # the first reading ends idle whatever came before
@@ -132,7 +132,7 @@ def band_states_rebuild(
             recorded_at__lt=max(end for _, end in replay.values()),
         )
         .order_by("recorded_at", "seq", "id")
-        .values_list("patient_id", "metric", "bpm", "recorded_at")
+        .values_list("patient_id", "metric", "value", "recorded_at")
     )
     for patient_id, metric, bpm, recorded_at in rows:
         span = replay.get((patient_id, metric))

@@ -26,6 +26,8 @@ def datetime_problem(value: datetime) -> str | None:
         return "The date-time must carry a UTC offset, e.g. 2026-01-01T10:00:00Z."
     if abs(offset) > MAX_UTC_OFFSET:
         return "The UTC offset must be between -15:59 and +15:59."
+    if 1 < value.year < 9999:
+        return None  # an offset under a day moves only the first or the last year out of range
     try:
         value.astimezone(UTC)
     except OverflowError:

@@ -82,10 +82,6 @@ def device_resource(device: Device) -> Resource:
     return resource
 
 
-def reading_value(reading: Reading) -> int:
-    return reading.bpm
-
-
 def observation_resource(reading: Reading, status: str = "final") -> Resource:
     """A reading as an Observation of the R4 vital-signs profile (the heart-rate profile for
     ``heart_rate``); only metrics of ``METRIC_CODES`` have one. ``status``: the reading's
@@ -115,7 +111,7 @@ def observation_resource(reading: Reading, status: str = "final") -> Resource:
         "effectiveDateTime": instant(reading.recorded_at),
         "issued": instant(reading.received_at),
         "valueQuantity": {
-            "value": reading_value(reading),
+            "value": reading.value,
             "unit": v.PER_MINUTE,
             "system": v.UCUM,
             "code": v.PER_MINUTE,

@@ -97,7 +97,7 @@ def _source_facet(alert: Alert, metric: str, *, at: datetime) -> Facet:
     return Facet(
         "NM" if reading is not None else "",
         METRIC_CODES[metric],
-        str(reading.bpm) if reading is not None else "",
+        str(reading.value) if reading is not None else "",
         unit=BEATS_PER_MINUTE if reading is not None else "",
         limits=_normal_range(limits) if limits is not None else "",
         at=reading.recorded_at if reading is not None else None,

@@ -22,12 +22,10 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 import hl7
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.utils import timezone
 
 from clinical.models import Device
 from clinical.selectors import devices_by_serial
@@ -44,7 +42,7 @@ from hl7v2.senders import (
 )
 from hl7v2.vocabulary import AckCode, ErrorCode, Location, Refusal
 from monitoring.ingest.batcher import IngestBatcher
-from monitoring.readings import ReadingIn, reading_parse
+from monitoring.readings import ReadingIn, RecordedAtWindow, reading_parse
 from monitoring.selectors import device_target
 
 logger = logging.getLogger(__name__)
@@ -283,7 +281,7 @@ async def _readings(
     if not parsed.observations:
         return [], {}, refused_rows
     devices = await cache.get_many({o.device_serial for o in parsed.observations})
-    now = timezone.now()
+    window = RecordedAtWindow.at()
     readings: list[ReadingIn] = []
     wards: dict[int, int | None] = {}
     if places is not None:
@@ -300,7 +298,7 @@ async def _readings(
     for observation in parsed.observations:
         device = devices.get(observation.device_serial)
         try:
-            reading = _reading(parsed, observation, device=device, now=now)
+            reading = _reading(parsed, observation, device=device, window=window)
         except Refusal as refusal:
             refused_rows.append(refusal)
             continue
@@ -311,7 +309,7 @@ async def _readings(
 
 
 def _reading(
-    parsed: Pcd01Message, o: Observation, *, device: Device | None, now: datetime
+    parsed: Pcd01Message, o: Observation, *, device: Device | None, window: RecordedAtWindow
 ) -> ReadingIn:
     where = o.device_location or Location("OBX", o.index, 18)
     if device is None:
@@ -349,7 +347,7 @@ def _reading(
         "seq": observation_seq(control_id=parsed.control_id, index=o.index),
     }
     try:
-        return reading_parse(raw, target=target, require_seq=True, now=now)
+        return reading_parse(raw, target=target, require_seq=True, window=window)
     except ApplicationError as exc:
         time_field = o.time_location
         problems = "; ".join(

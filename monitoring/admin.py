@@ -12,7 +12,7 @@ from monitoring.models import Reading
 class ReadingAdmin(admin.ModelAdmin):
     """Readings are clinical records: visible here, never edited or deleted by hand."""
 
-    list_display = ("recorded_at", "patient", "metric", "bpm", "device", "seq", "received_at")
+    list_display = ("recorded_at", "patient", "metric", "value", "device", "seq", "received_at")
     list_filter = ("metric",)
     search_fields = ("patient__name", "patient__mrn", "device__serial")
     list_select_related = ("patient", "device")

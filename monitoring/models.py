@@ -21,9 +21,10 @@ HEART_RATE_METRICS = frozenset({Metric.HEART_RATE, Metric.FETAL_HEART_RATE, Metr
 class ReadingColumns(models.Model):
     """The columns of a stored reading, the same in the readings table and in its archive.
 
-    The column ``bpm`` holds the reading's number (``value`` on the wire): beats per minute for
-    the heart-rate metrics, relative toco units (0-100) for uterine activity. It kept its name
-    so that no table changes and no client breaks.
+    ``value`` is the reading's number (``value`` on the wire too, and ``bpm`` for the heart-rate
+    metrics): beats per minute for the heart-rate metrics, relative toco units (0-100) for
+    uterine activity. Its column is still named ``bpm``, so that no table changes (the readings
+    table is partitioned on PostgreSQL) and raw SQL that names the column keeps working.
     """
 
     patient = models.ForeignKey("clinical.Patient", on_delete=models.CASCADE, related_name="+")
@@ -31,7 +32,7 @@ class ReadingColumns(models.Model):
         "clinical.Device", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     metric = models.CharField(max_length=20, choices=Metric.choices)
-    bpm = models.SmallIntegerField()
+    value = models.SmallIntegerField(db_column="bpm")
     recorded_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     seq = models.BigIntegerField(null=True, blank=True)
@@ -59,7 +60,7 @@ class Reading(ReadingColumns):
         ]
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.bpm} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.metric} {self.value} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ReadingKey(models.Model):
@@ -97,7 +98,7 @@ class ReadingArchive(ReadingColumns):
         ]
 
     def __str__(self) -> str:
-        return f"archived {self.metric} {self.bpm} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+        return f"archived {self.metric} {self.value} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
 class StreamBacklog(models.Model):

@@ -89,7 +89,10 @@ DashboardCommand = Authenticate | Subscribe | Unsubscribe | Ping | Registered | 
 
 def frame_decode(raw: str | bytes, *, max_bytes: int) -> dict[str, Any] | Refusal:
     """A frame as sent: a JSON object with a string ``type``, at most ``max_bytes`` long."""
-    size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+    size = len(raw)
+    if isinstance(raw, str) and size * 4 > max_bytes:
+        # A character is at most 4 bytes in UTF-8: only a long text is encoded to count them.
+        size = len(raw.encode("utf-8"))
     if size > max_bytes:
         return Refusal(
             "frame_too_large", f"Frames are limited to {max_bytes} bytes.", {"size": [str(size)]}

@@ -83,7 +83,7 @@ class ReadingIn:
     patient_id: int
     device_id: int | None
     metric: str
-    bpm: int
+    value: int
     recorded_at: datetime
     seq: int | None
     entered_by_id: int | None = None
@@ -96,15 +96,10 @@ class StoredReading:
     device_id: int | None
     ward_id: int | None
     metric: str
-    bpm: int
+    value: int
     recorded_at: datetime
     received_at: datetime
     seq: int | None
-
-    @property
-    def value(self) -> int:
-        """The reading's number (stored as ``bpm`` for every metric)."""
-        return self.bpm
 
     def as_event(self) -> dict[str, Any]:
         return {
@@ -112,7 +107,7 @@ class StoredReading:
             "patient": self.patient_id,
             "device": self.device_id,
             "metric": self.metric,
-            **value_fields(self.metric, self.bpm),
+            **value_fields(self.metric, self.value),
             "recorded_at": self.recorded_at.isoformat(),
             "seq": self.seq,
         }
@@ -129,15 +124,34 @@ def _is_int(value: object) -> TypeIs[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedAtWindow:
+    """When readings that arrive at one moment may have been recorded: not older than
+    ``READING_MAX_AGE_DAYS``, at most ``READING_MAX_FUTURE_SECONDS`` ahead. Made once per frame
+    or request (``at``), not per reading: settings and the clock are read once."""
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def at(cls, now: datetime | None = None) -> RecordedAtWindow:
+        now = now or timezone.now()
+        return cls(
+            earliest=now - timedelta(days=settings.READING_MAX_AGE_DAYS),
+            latest=now + timedelta(seconds=settings.READING_MAX_FUTURE_SECONDS),
+        )
+
+
 def reading_parse(
     raw: Any,
     *,
     target: Target,
     require_seq: bool,
-    now: datetime | None = None,
+    window: RecordedAtWindow | None = None,
     entered_by_id: int | None = None,
 ) -> ReadingIn:
-    """Validate one reading object; raises ValidationFailed with per-field details."""
+    """Validate one reading object; raises ValidationFailed with per-field details.
+    ``window``: when it may have been recorded (now's, when not given)."""
     if not isinstance(raw, dict):
         raise ValidationFailed("A reading must be a JSON object.")
     errors: dict[str, list[str]] = {}
@@ -154,7 +168,9 @@ def reading_parse(
 
     recorded_at: datetime | None = None
     try:
-        recorded_at = recorded_at_parse(raw.get("recorded_at"), now=now or timezone.now())
+        recorded_at = recorded_at_parse(
+            raw.get("recorded_at"), window=window or RecordedAtWindow.at()
+        )
     except ValueError as exc:
         errors["recorded_at"] = [str(exc)]
 
@@ -173,24 +189,23 @@ def reading_parse(
         patient_id=target.patient_id,
         device_id=target.device_id,
         metric=metric,
-        bpm=number,
+        value=number,
         recorded_at=recorded_at,
         seq=seq,
         entered_by_id=entered_by_id,
     )
 
 
-def recorded_at_parse(value: Any, *, now: datetime) -> datetime:
+def recorded_at_parse(value: Any, *, window: RecordedAtWindow) -> datetime:
     """A reading's time: ISO-8601 with a UTC offset that the database holds (see
-    ``common.datetimes``), not older than ``READING_MAX_AGE_DAYS`` and at most
-    ``READING_MAX_FUTURE_SECONDS`` ahead of ``now``; ValueError with a message otherwise."""
+    ``common.datetimes``), within ``window``; ValueError with a message otherwise."""
     if not isinstance(value, str):
         raise ValueError("An ISO-8601 date-time with a UTC offset is required.")
     recorded_at = iso_parse_storable(value)
-    if recorded_at > now + timedelta(seconds=settings.READING_MAX_FUTURE_SECONDS):
+    if recorded_at > window.latest:
         minutes = settings.READING_MAX_FUTURE_SECONDS // 60
         raise ValueError(f"Must not be more than {minutes} minutes in the future.")
-    if recorded_at < now - timedelta(days=settings.READING_MAX_AGE_DAYS):
+    if recorded_at < window.earliest:
         raise ValueError(f"Must not be more than {settings.READING_MAX_AGE_DAYS} days old.")
     return recorded_at
 
@@ -264,6 +279,7 @@ def _readings_store(
     keys = ReadingKey._meta.db_table
     ops = connection.ops
     stored: list[StoredReading] = []
+    # ``bpm`` is the column of ``Reading.value`` (the model's ``db_column``).
     columns = "patient_id, device_id, metric, bpm, recorded_at, received_at, seq, entered_by_id"
     received_param = ops.adapt_datetimefield_value(received_at)
     postgres = connection.vendor == "postgresql"
@@ -281,7 +297,7 @@ def _readings_store(
                     _array_literal([r.patient_id for r in chunk]),
                     _array_literal([r.device_id for r in chunk]),
                     _array_literal([r.metric for r in chunk]),
-                    _array_literal([r.bpm for r in chunk]),
+                    _array_literal([r.value for r in chunk]),
                     _array_literal([r.recorded_at.isoformat() for r in chunk]),
                     _array_literal([r.seq for r in chunk]),
                     _array_literal([r.entered_by_id for r in chunk]),
@@ -296,7 +312,7 @@ def _readings_store(
                             r.patient_id,
                             r.device_id,
                             r.metric,
-                            r.bpm,
+                            r.value,
                             ops.adapt_datetimefield_value(r.recorded_at),
                             received_param,
                             r.seq,
@@ -312,8 +328,8 @@ def _readings_store(
             cursor.execute(statement, params)
             inserted = cursor.fetchall()
             by_key = _index_by_key(chunk)
-            for row_id, patient_id, device_id, seq, metric, bpm in inserted:
-                r = by_key[(patient_id, device_id, seq, metric, bpm)].pop(0)
+            for row_id, patient_id, device_id, seq, metric, value in inserted:
+                r = by_key[(patient_id, device_id, seq, metric, value)].pop(0)
                 stored.append(
                     StoredReading(
                         id=row_id,
@@ -321,7 +337,7 @@ def _readings_store(
                         device_id=device_id,
                         ward_id=wards.get(patient_id),
                         metric=r.metric,
-                        bpm=r.bpm,
+                        value=r.value,
                         recorded_at=r.recorded_at,
                         received_at=received_at,
                         seq=seq,
@@ -378,8 +394,8 @@ def _metrics_check(chunk: Sequence[ReadingIn]) -> None:
 
 
 def _index_by_key(chunk: Iterable[ReadingIn]) -> dict[tuple, list[ReadingIn]]:
-    # RETURNING gives ids and keys; match them back to the input to keep metric, bpm, time.
+    # RETURNING gives ids and keys; match them back to the input to keep metric, value, time.
     index: dict[tuple, list[ReadingIn]] = {}
     for r in chunk:
-        index.setdefault((r.patient_id, r.device_id, r.seq, r.metric, r.bpm), []).append(r)
+        index.setdefault((r.patient_id, r.device_id, r.seq, r.metric, r.value), []).append(r)
     return index

@@ -144,7 +144,7 @@ def readings_aggregate_query(
         .order_by()
         .annotate(bucket=_TimeBucket("recorded_at", bucket_seconds))
         .values("bucket", "metric")
-        .annotate(min=Min("bpm"), max=Max("bpm"), mean=Avg("bpm"), count=Count("*"))
+        .annotate(min=Min("value"), max=Max("value"), mean=Avg("value"), count=Count("*"))
         .order_by("bucket", "metric")
     )
 
@@ -214,7 +214,7 @@ def readings_per_second(
     The database averages each second already (the analysis works on a one-second grid), so
     a 2-hour window at 4 Hz (28,800 readings per metric) comes back as 7,200 rows per metric.
     """
-    table = Reading._meta.db_table
+    table = Reading._meta.db_table  # its column ``bpm`` is ``Reading.value``
     placeholders = ", ".join(["%s"] * len(metrics))
     where = (
         f"FROM {table} WHERE patient_id = %s AND metric IN ({placeholders}) "
@@ -335,7 +335,7 @@ def readings_received_since(
         "device_id",
         "patient__ward_id",
         "metric",
-        "bpm",
+        "value",
         "recorded_at",
         "received_at",
         "seq",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 from redis.exceptions import RedisError
 
 from accounts.models import User
@@ -31,6 +29,7 @@ from monitoring.models import Reading, ReadingArchive, StripNote
 from monitoring.readings import (
     ROW_ERRORS,
     ReadingIn,
+    RecordedAtWindow,
     StoredReading,
     Target,
     reading_parse,
@@ -172,11 +171,11 @@ def readings_record_from_device(*, device: Device, payload: Any) -> RecordsResul
             code="device_unassigned",
         )
     items, is_list = _as_batch(payload)
-    now = timezone.now()
+    window = RecordedAtWindow.at()
     return _record(
         items,
         is_list=is_list,
-        parse=lambda raw: reading_parse(raw, target=target, require_seq=True, now=now),
+        parse=lambda raw: reading_parse(raw, target=target, require_seq=True, window=window),
         targets=[target],
     )
 
@@ -189,11 +188,11 @@ def readings_record_manual(*, user: User, payload: Any) -> RecordsResult:
         raw["patient"] for raw in items if isinstance(raw, dict) and is_id(raw.get("patient"))
     }
     targets = patient_targets(user=user, patient_ids=patient_ids)
-    now = timezone.now()
+    window = RecordedAtWindow.at()
     return _record(
         items,
         is_list=is_list,
-        parse=lambda raw: _parse_manual(raw, user=user, targets=targets, now=now),
+        parse=lambda raw: _parse_manual(raw, user=user, targets=targets, window=window),
         targets=list(targets.values()),
     )
 
@@ -218,7 +217,9 @@ def _record(
     return _finish(parsed=parsed, errors=errors, items=items, targets=targets)
 
 
-def _parse_manual(raw: Any, *, user: User, targets: dict[int, Target], now: datetime) -> ReadingIn:
+def _parse_manual(
+    raw: Any, *, user: User, targets: dict[int, Target], window: RecordedAtWindow
+) -> ReadingIn:
     if not isinstance(raw, dict):
         raise ValidationFailed("A reading must be a JSON object.")
     patient_id = raw.get("patient")
@@ -230,7 +231,9 @@ def _parse_manual(raw: Any, *, user: User, targets: dict[int, Target], now: date
     target = targets.get(patient_id)
     if target is None:
         raise NotFound("No such patient.", details={"patient": ["No such patient."]})
-    return reading_parse(raw, target=target, require_seq=False, now=now, entered_by_id=user.id)
+    return reading_parse(
+        raw, target=target, require_seq=False, window=window, entered_by_id=user.id
+    )
 
 
 def readings_patient_merge(*, from_patient_id: int, to_patient_id: int) -> int:

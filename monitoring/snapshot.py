@@ -42,7 +42,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
     readings = {
         r.id: r
         for r in Reading.objects.filter(id__in=reading_ids).only(
-            "id", "metric", "bpm", "recorded_at", "seq"
+            "id", "metric", "value", "recorded_at", "seq"
         )
     }
     patient_ids = [p.id for p in patients]
@@ -61,7 +61,7 @@ def dashboard_snapshot(*, ward_id: int | None = None, patient_id: int | None = N
             reading = readings.get(getattr(p, f"latest_{m}"))
             if reading is not None:
                 latest_by_metric[m] = {
-                    **value_fields(m, reading.bpm),
+                    **value_fields(m, reading.value),
                     "recorded_at": reading.recorded_at.isoformat(),
                     "seq": reading.seq,
                 }

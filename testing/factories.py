@@ -173,7 +173,7 @@ class ReadingInFactory(DataFactory[ReadingIn]):
     patient_id = factory.LazyAttribute(_patient_id)
     device_id = factory.LazyAttribute(lambda o: o.device.id if o.device is not None else None)
     metric = "heart_rate"
-    bpm = 80
+    value = 80
     recorded_at = factory.LazyFunction(timezone.now)
     seq = None
     entered_by_id = None
@@ -197,7 +197,7 @@ class StoredReadingFactory(DataFactory[StoredReading]):
     device_id = factory.LazyAttribute(lambda o: o.device.id if o.device is not None else None)
     ward_id = factory.LazyAttribute(lambda o: o.patient.ward_id if o.patient is not None else None)
     metric = "heart_rate"
-    bpm = 80
+    value = 80
     recorded_at = factory.LazyFunction(timezone.now)
     received_at = factory.SelfAttribute("recorded_at")
     seq = None
@@ -214,7 +214,7 @@ def samples_store(
             ReadingInFactory(
                 patient=patient,
                 metric=metric,
-                bpm=round(value),
+                value=round(value),
                 recorded_at=datetime.fromtimestamp(t + shift, tz=UTC),
             )
             for t, value in samples

@@ -50,7 +50,7 @@ class Monitor:
         try:
             readings_ingest(
                 readings=[
-                    ReadingInFactory(device=self.device, bpm=bpm, recorded_at=at, seq=self.seq)
+                    ReadingInFactory(device=self.device, value=bpm, recorded_at=at, seq=self.seq)
                 ]
             )
         except Exception:  # Redis away at the wrong moment: a device would send it again

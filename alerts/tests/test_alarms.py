@@ -31,7 +31,7 @@ def reading(patient, bpm: int, second: float, *, metric: str = "heart_rate", dev
     n = next(_ids)
     at = T0 + timedelta(seconds=second)
     return StoredReadingFactory(
-        id=n, seq=n, patient=patient, device=device, metric=metric, bpm=bpm, recorded_at=at
+        id=n, seq=n, patient=patient, device=device, metric=metric, value=bpm, recorded_at=at
     )
 
 

@@ -32,7 +32,7 @@ def _store(patient_id: int, *, bpm: int, seconds: int, end: datetime) -> list[St
                 patient_id=patient_id,
                 device_id=None,
                 metric="heart_rate",
-                bpm=bpm,
+                value=bpm,
                 recorded_at=end - timedelta(seconds=seconds - i),
                 seq=None,
             )

@@ -86,7 +86,7 @@ class Monitor:
                         ReadingInFactory(
                             device=self.device,
                             metric=metric,
-                            bpm=round(value),
+                            value=round(value),
                             recorded_at=T0 + timedelta(seconds=second),
                             seq=self.seq,
                         )
@@ -230,7 +230,7 @@ def test_a_patient_override_changes_the_signal_loss_threshold(monitor):
 def _stored(patient, second: float, metric: str = "fetal_heart_rate") -> StoredReading:
     at = T0 + timedelta(seconds=second)
     return StoredReadingFactory(
-        id=int(second) + 1, patient=patient, metric=metric, bpm=140, recorded_at=at
+        id=int(second) + 1, patient=patient, metric=metric, value=140, recorded_at=at
     )
 
 

@@ -122,7 +122,7 @@ def test_an_unchanged_classification_costs_no_write(
             id=1,
             patient=monitor.patient,
             metric="uterine_activity",
-            bpm=10,
+            value=10,
             recorded_at=at,
             received_at=T0,
         )
@@ -208,7 +208,7 @@ def test_a_batch_the_database_does_not_show_yet_is_classified_from_its_readings(
             device_id=None,
             ward_id=obstetric_patient.ward_id,
             metric=metric,
-            bpm=round(value),
+            value=round(value),
             recorded_at=at,
             received_at=at,
             seq=None,

@@ -44,7 +44,7 @@ def _store(patient, seconds: range, *, offset: float = 0.0, metrics=CTG_METRICS)
         ReadingInFactory(
             patient=patient,
             metric=metric,
-            bpm=_value(metric, s + half + offset),
+            value=_value(metric, s + half + offset),
             recorded_at=T0 + timedelta(seconds=s + half + offset),
         )
         for s in seconds
@@ -124,7 +124,9 @@ def test_a_late_reading_for_a_second_already_held_is_averaged_in(windows, clock,
     late = T0 + timedelta(seconds=1850.25)
     readings_store(
         readings=[
-            ReadingInFactory(patient=patient, metric="fetal_heart_rate", bpm=200, recorded_at=late)
+            ReadingInFactory(
+                patient=patient, metric="fetal_heart_rate", value=200, recorded_at=late
+            )
         ]
     )
     earliest = min(late, _store(patient, range(1900, 1905)))
@@ -203,7 +205,7 @@ def test_readings_not_yet_committed_stand_in_until_the_database_has_them(windows
         ReadingInFactory(
             patient=patient,
             metric="fetal_heart_rate",
-            bpm=bpm,
+            value=bpm,
             recorded_at=T0 + timedelta(seconds=second),
         )
         for second, bpm in ((1900, 150), (1900.5, 152), (1901, 90), (1906, 120))

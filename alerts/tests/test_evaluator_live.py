@@ -65,7 +65,7 @@ from monitoring.stream.backlog import readings_queue
 start = datetime.fromisoformat(START)
 stored = readings_store(
     readings=[
-        ReadingIn(patient_id=PATIENT, device_id=DEVICE, metric="heart_rate", bpm=35,
+        ReadingIn(patient_id=PATIENT, device_id=DEVICE, metric="heart_rate", value=35,
                   recorded_at=start + timedelta(seconds=s), seq=s + 1)
         for s in SECONDS
     ],

@@ -49,7 +49,7 @@ def reading(patient_id: int, i: int, *, bpm: int = 60) -> StoredReading:
         patient_id=patient_id,
         device_id=patient_id + 1000,
         ward_id=3,
-        bpm=bpm,
+        value=bpm,
         recorded_at=at,
         received_at=at + timedelta(milliseconds=20),
         seq=i + 1,
@@ -112,7 +112,7 @@ def test_a_reading_survives_the_round_trip_through_a_stream_entry(client):
             device_id=None,
             ward_id=None,
             metric="fetal_heart_rate",
-            bpm=140,
+            value=140,
             recorded_at=datetime(2026, 11, 20, 15, 30, 0, 123456, tzinfo=ist),
             received_at=datetime(2026, 11, 20, 10, 0, 1, 999999, tzinfo=UTC),
             seq=None,
@@ -389,7 +389,7 @@ def _episode(patient_id: int, *, seconds: int = 20, bpm: int = 35) -> list[Store
     return readings_store(
         readings=[
             ReadingInFactory(
-                patient_id=patient_id, bpm=bpm, recorded_at=start + timedelta(seconds=i)
+                patient_id=patient_id, value=bpm, recorded_at=start + timedelta(seconds=i)
             )
             for i in range(seconds + 1)
         ]

@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_alarm_state"
 def stored(patient, bpm: int, second: float) -> StoredReading:
     at = T0 + timedelta(seconds=second)
     row = Reading.objects.create(
-        patient=patient, metric="heart_rate", bpm=bpm, recorded_at=at, received_at=at
+        patient=patient, metric="heart_rate", value=bpm, recorded_at=at, received_at=at
     )
-    return StoredReadingFactory(id=row.id, patient=patient, bpm=bpm, recorded_at=at)
+    return StoredReadingFactory(id=row.id, patient=patient, value=bpm, recorded_at=at)
 
 
 def run(patient, bpm: int, start: float, end: float, step: float = 1.0) -> list[Alert]:

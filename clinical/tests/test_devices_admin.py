@@ -30,7 +30,7 @@ def reading(device) -> Reading:
         patient=device.patient,
         device=device,
         metric="heart_rate",
-        bpm=88,
+        value=88,
         recorded_at=timezone.now(),
         seq=1,
     )
@@ -47,14 +47,14 @@ def test_device_and_reading_changelists_render(staff, device, reading):
 
 def test_readings_are_read_only_in_admin(staff, reading):
     assert staff.get("/admin/monitoring/reading/add/").status_code == 403
-    response = staff.post(f"/admin/monitoring/reading/{reading.id}/change/", {"bpm": 200})
+    response = staff.post(f"/admin/monitoring/reading/{reading.id}/change/", {"value": 200})
     assert response.status_code == 403
     assert (
         staff.post(f"/admin/monitoring/reading/{reading.id}/delete/", {"post": "yes"}).status_code
         == 403
     )
     reading.refresh_from_db()
-    assert reading.bpm == 88
+    assert reading.value == 88
 
 
 def test_adding_a_device_in_admin_shows_its_token_once(staff, place, patient):

@@ -60,7 +60,7 @@ devices = [DeviceFactory(patient=patient) for patient in patients]
 now = timezone.now()
 for patient, device in zip(patients, devices):
     for seq in range(1, 6):
-        Reading.objects.create(patient=patient, device=device, metric="heart_rate", bpm=80 + seq,
+        Reading.objects.create(patient=patient, device=device, metric="heart_rate", value=80 + seq,
                                recorded_at=now - timedelta(seconds=10 * seq), seq=seq)
 result = {{"patients": [p.id for p in patients], "ward": ward.id}}
 """

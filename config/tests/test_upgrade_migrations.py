@@ -88,7 +88,7 @@ def test_the_previous_release_upgrades_without_losing_a_row():
         assert (device.serial, device.patient_id) == ("OLD-1", ids["patient"])
         assert Patient.objects.get(id=ids["patient"]).device == device
         reading = Reading.objects.get(id=ids["reading"])
-        assert (reading.device_id, reading.bpm, reading.recorded_at) == (device.id, 88, T0)
+        assert (reading.device_id, reading.value, reading.recorded_at) == (device.id, 88, T0)
         alert = Alert.objects.get(id=ids["alert"])
         assert (alert.device_id, alert.kind, alert.priority) == (device.id, "bradycardia", "high")
         event = AlertEvent.objects.get(id=ids["event"])

@@ -213,7 +213,7 @@ def fixture_ctg_history(
                     patient_id=dev.patient_id,
                     device_id=None,
                     metric=dev.metric,
-                    bpm=bpm,
+                    value=bpm,
                     recorded_at=at,
                     seq=None,
                 )

@@ -31,7 +31,7 @@ def history_fill(fixture: Fixture, *, hours: float = 24, rate: float = 4.0) -> t
                     patient_id=dev.patient_id,
                     device_id=dev.id,
                     metric=dev.metric,
-                    bpm=(140 if dev.metric == "fetal_heart_rate" else 80) + (i * 7) % 11 - 5,
+                    value=(140 if dev.metric == "fetal_heart_rate" else 80) + (i * 7) % 11 - 5,
                     recorded_at=start + timedelta(seconds=i * step),
                     seq=i + 1,
                 )

@@ -71,8 +71,8 @@ def test_ctg_history_is_stored_without_a_device_and_not_counted_as_streamed():
     rows = Reading.objects.filter(patient_id=fetal.patient_id).order_by("recorded_at")
     assert rows.count() == 20
     assert {r.device_id for r in rows} == {None}
-    assert [r.bpm == 118 for r in rows] == [r.recorded_at >= onset for r in rows]
-    assert sum(r.bpm == 118 for r in rows) == 10  # 2.5 s at 4 Hz
+    assert [r.value == 118 for r in rows] == [r.recorded_at >= onset for r in rows]
+    assert sum(r.value == 118 for r in rows) == 10  # 2.5 s at 4 Hz
     assert fixture_counts(fixture)["stored"] == 0
     fixture_delete(fixture)
     assert not Reading.objects.filter(patient_id=fetal.patient_id).exists()

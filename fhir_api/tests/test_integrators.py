@@ -24,7 +24,7 @@ def _readings(patient, device, n: int, *, start=T0) -> list[Reading]:
             patient=patient,
             device=device,
             metric="heart_rate",
-            bpm=70 + i,
+            value=70 + i,
             recorded_at=start + timedelta(seconds=i),
             received_at=start + timedelta(seconds=i, milliseconds=100),
             seq=i + 1,

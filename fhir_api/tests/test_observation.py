@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 
 
-def reading(patient, device=None, *, metric="heart_rate", bpm=120, at=T0, seq=None):
+def reading(patient, device=None, *, metric="heart_rate", value=120, at=T0, seq=None):
     return Reading.objects.create(
-        patient=patient, device=device, metric=metric, bpm=bpm, recorded_at=at, seq=seq
+        patient=patient, device=device, metric=metric, value=value, recorded_at=at, seq=seq
     )
 
 
@@ -34,7 +34,7 @@ def _next(bundle):
 
 
 def test_heart_rate_observation(nurse_api, device):
-    r = reading(device.patient, device, bpm=132, seq=7)
+    r = reading(device.patient, device, value=132, seq=7)
     observation = fhir_json(nurse_api.get(f"/fhir/Observation/{r.id}"), "Observation")
     assert_heart_rate_profile(observation)
     assert observation["id"] == str(r.id)
@@ -60,7 +60,7 @@ def test_heart_rate_observation(nurse_api, device):
 
 
 def test_fetal_heart_rate_does_not_claim_the_heart_rate_profile(nurse_api, obstetric_patient):
-    r = reading(obstetric_patient, metric="fetal_heart_rate", bpm=140)
+    r = reading(obstetric_patient, metric="fetal_heart_rate", value=140)
     observation = fhir_json(nurse_api.get(f"/fhir/Observation/{r.id}"), "Observation")
     assert_vital_signs(observation)
     assert "profile" not in observation["meta"]
@@ -72,8 +72,8 @@ def test_fetal_heart_rate_does_not_claim_the_heart_rate_profile(nurse_api, obste
 
 
 def test_pulse_rate_is_coded_as_pulse_oximetry_not_ecg(nurse_api, device):
-    ecg = reading(device.patient, device, bpm=72, seq=1)
-    pulse = reading(device.patient, device, metric="pulse_rate", bpm=75, seq=2)
+    ecg = reading(device.patient, device, value=72, seq=1)
+    pulse = reading(device.patient, device, metric="pulse_rate", value=75, seq=2)
     observation = fhir_json(nurse_api.get(f"/fhir/Observation/{pulse.id}"), "Observation")
     assert_vital_signs(observation)
     assert "profile" not in observation["meta"]  # the heart-rate profile fixes LOINC 8867-4
@@ -96,9 +96,9 @@ def test_pulse_rate_is_coded_as_pulse_oximetry_not_ecg(nurse_api, device):
 
 
 def test_metric_without_a_standard_code_is_not_exposed(nurse_api, obstetric_patient):
-    toco = reading(obstetric_patient, metric="uterine_activity", bpm=40)
+    toco = reading(obstetric_patient, metric="uterine_activity", value=40)
     hr = reading(
-        obstetric_patient, metric="fetal_heart_rate", bpm=140, at=T0 - timedelta(seconds=1)
+        obstetric_patient, metric="fetal_heart_rate", value=140, at=T0 - timedelta(seconds=1)
     )
     assert_outcome(nurse_api.get(f"/fhir/Observation/{toco.id}"), 404, "not-found")
     bundle = fhir_json(
@@ -118,7 +118,8 @@ def test_observation_read_is_scoped(outsider_api, admin_api, patient):
 def test_search_newest_first_with_codes(nurse_api, device, obstetric_patient):
     patient = device.patient
     hr = [
-        reading(patient, device, bpm=100 + i, at=T0 + timedelta(seconds=i), seq=i) for i in range(3)
+        reading(patient, device, value=100 + i, at=T0 + timedelta(seconds=i), seq=i)
+        for i in range(3)
     ]
     fhr = reading(patient, metric="fetal_heart_rate", at=T0 + timedelta(seconds=10))
     reading(obstetric_patient, metric="heart_rate")  # another patient's

@@ -89,7 +89,7 @@ def main() -> None:
                         patient=patient,
                         device=device,
                         metric=metric,
-                        bpm=round(bpm),
+                        value=round(bpm),
                         recorded_at=at,
                         seq=seq,
                     )

@@ -127,7 +127,7 @@ async def test_a_merge_moves_every_reading_and_alert_to_the_surviving_record(mll
         Reading.objects.bulk_create(
             [
                 Reading(patient=p, device=device if p == prior else None, metric="heart_rate",
-                        bpm=60 + i, recorded_at=now - timedelta(seconds=i), seq=i + 1 if p == prior else None)
+                        value=60 + i, recorded_at=now - timedelta(seconds=i), seq=i + 1 if p == prior else None)
                 for p in (prior, survivor)
                 for i in range(50)
             ]

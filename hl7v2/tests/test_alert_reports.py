@@ -54,7 +54,7 @@ def test_an_alert_event_is_an_oru_r40_of_the_hl7_2_6_structure(
     from monitoring.models import Reading
 
     Reading.objects.create(
-        patient=patient, device=device, metric="heart_rate", bpm=35, recorded_at=timezone.now(),
+        patient=patient, device=device, metric="heart_rate", value=35, recorded_at=timezone.now(),
         seq=1,
     )  # fmt: skip
     alert = _raise(patient, device)

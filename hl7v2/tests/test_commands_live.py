@@ -22,7 +22,7 @@ result = device.id
 STORED = """
 from monitoring.models import Reading
 result = list(Reading.objects.filter(device__serial="HL7-LIVE-1").order_by("recorded_at")
-              .values_list("bpm", flat=True))
+              .values_list("value", flat=True))
 """
 
 

@@ -72,7 +72,7 @@ async def test_ack_follows_the_commit_and_says_what_was_skipped(mllp, device):
     stored = await readings(device)
     assert msa(ack) == ("AA", "MSG-1")
     assert str(ack.segment("MSH")(9)) == "ACK^R01^ACK"
-    assert [(r.metric, r.bpm, r.patient_id) for r in stored] == [
+    assert [(r.metric, r.value, r.patient_id) for r in stored] == [
         ("heart_rate", 71, device.patient_id),
         ("heart_rate", 73, device.patient_id),  # 72.5 rounds half up
     ]
@@ -87,7 +87,7 @@ async def test_a_resent_message_is_acknowledged_again_and_stored_once(mllp, devi
     first, again = await send(mllp, message, message)
     (third,) = await send(mllp, message)  # and on a new connection
     assert [msa(a) for a in (first, again, third)] == [("AA", "RESEND-1")] * 3
-    assert [r.bpm for r in await readings(device)] == [80, 81]
+    assert [r.value for r in await readings(device)] == [80, 81]
     # Another control id is another message, even with the same content.
     (other,) = await send(mllp, message.replace("RESEND-1", "RESEND-2"))
     assert msa(other) == ("AA", "RESEND-2")
@@ -103,7 +103,7 @@ async def test_the_device_is_msh3_component_2_when_obx18_is_empty(mllp, device):
     )
     (ack,) = await send(mllp, message)
     assert msa(ack) == ("AA", "GW-1")
-    assert [r.bpm for r in await readings(device)] == [66]
+    assert [r.value for r in await readings(device)] == [66]
 
 
 async def test_the_time_is_obr7_when_obx14_is_empty(mllp, device):
@@ -128,7 +128,7 @@ async def test_version_2_5_and_every_heart_rate_code_are_taken(mllp, device):
     ]
     (ack,) = await send(mllp, oru("V25-1", device, *observations, version="2.5"))
     assert msa(ack) == ("AA", "V25-1")
-    assert [r.bpm for r in await readings(device)] == [60, 61, 62, 63]
+    assert [r.value for r in await readings(device)] == [60, 61, 62, 63]
 
 
 async def test_fetal_heart_rate_is_taken_for_an_obstetric_patient_only(mllp, obstetric_patient):
@@ -136,7 +136,7 @@ async def test_fetal_heart_rate_is_taken_for_an_obstetric_patient_only(mllp, obs
     fetal = hr(140, device, code="55283-6^Fetal Heart rate^LN", unit="{beats}/min")
     (ack,) = await send(mllp, oru("FHR-1", device, fetal))
     assert msa(ack) == ("AA", "FHR-1")
-    assert [(r.metric, r.bpm) for r in await readings(device)] == [("fetal_heart_rate", 140)]
+    assert [(r.metric, r.value) for r in await readings(device)] == [("fetal_heart_rate", 140)]
 
     adult = await sync_to_async(DeviceFactory)()
     (refused,) = await send(mllp, oru("FHR-2", adult, hr(140, adult, code="55283-6^FHR^LN")))
@@ -155,7 +155,7 @@ async def test_status_x_and_placeholder_values_are_not_readings(mllp, device):
     )
     (ack,) = await send(mllp, message)
     assert msa(ack) == ("AA", "X-1")
-    assert [r.bpm for r in await readings(device)] == [76]
+    assert [r.value for r in await readings(device)] == [76]
 
 
 async def _bad_row(case: str, device: Device) -> ObservationOut:
@@ -192,7 +192,7 @@ async def test_a_bad_row_alone_is_ae_with_err_and_stores_nothing(
     assert str(answers[0].segment("ERR")(2)) == f"OBX^1^{field}"
     # ... and the connection stays open: the next message on it is answered and stored.
     assert msa(answers[1]) == ("AA", "AFTER-1")
-    assert [r.bpm for r in await readings(device)] == [72]
+    assert [r.value for r in await readings(device)] == [72]
 
 
 @pytest.mark.parametrize(("case", "code", "ours", "field"), ROW_CASES)
@@ -204,7 +204,7 @@ async def test_one_bad_row_does_not_drop_the_good_ones(mllp, device, case, code,
     assert msa(ack) == ("AA", "ROWS-1")
     assert err(ack) == (code, "W", ours)
     assert str(ack.segment("ERR")(2)) == f"OBX^2^{field}"
-    assert [r.bpm for r in await readings(device)] == [70]
+    assert [r.value for r in await readings(device)] == [70]
 
 
 @pytest.mark.parametrize("case", ["device_inactive", "patient_mismatch"])
@@ -253,7 +253,7 @@ async def test_pipelined_messages_are_answered_in_order(mllp, device):
     assert [msa(a) for a in acks] == [
         ("AE" if i == 7 else "AA", f"P-{i}") for i in range(len(messages))
     ]
-    assert [r.bpm for r in await readings(device)] == [60 + i for i in range(20) if i != 7]
+    assert [r.value for r in await readings(device)] == [60 + i for i in range(20) if i != 7]
 
 
 async def test_many_connections_at_once(mllp):
@@ -286,7 +286,7 @@ async def test_bytes_outside_frames_are_skipped_and_the_messages_after_them_answ
         answers.append(msa(hl7.parse(found.text())))
     writer.close()
     assert answers == [("AA", "G-1"), ("AA", "G-2"), ("AA", "G-3")]
-    assert [r.bpm for r in await readings(device)] == [61, 62, 63]
+    assert [r.value for r in await readings(device)] == [61, 62, 63]
 
 
 async def test_an_oversized_frame_is_refused_and_the_connection_goes_on(settings, device):
@@ -305,7 +305,7 @@ async def test_an_oversized_frame_is_refused_and_the_connection_goes_on(settings
     assert msa(refused) == ("AR", "BIG-1") and msa(refused_huge) == ("AR", "HUGE-1")
     assert err(refused) == ("100", "E", "frame_too_large")
     assert msa(after) == ("AA", "SMALL-1")
-    assert [r.bpm for r in await readings(device)] == [72]
+    assert [r.value for r in await readings(device)] == [72]
 
 
 async def test_an_idle_connection_is_closed(settings, device):
@@ -333,7 +333,7 @@ async def test_a_deactivated_device_is_refused_once_its_lookup_expires(mllp, dev
     (second,) = await send(mllp, oru("TTL-2", device, hr(71, device)))
     assert [msa(a) for a in (first, second)] == [("AA", "TTL-1"), ("AE", "TTL-2")]
     assert err(second)[2] == "device_inactive"
-    assert [r.bpm for r in await readings(device)] == [70]
+    assert [r.value for r in await readings(device)] == [70]
 
 
 async def test_readings_through_the_listener_are_counted_under_the_hl7_path(mllp, device):
@@ -359,14 +359,14 @@ async def test_a_reading_the_database_refuses_makes_the_message_ae_and_the_rest_
 
     def parse_spoiling_71(raw, **kwargs):
         parsed = real_parse(raw, **kwargs)
-        return replace(parsed, recorded_at=_unstorable_time()) if parsed.bpm == 71 else parsed
+        return replace(parsed, recorded_at=_unstorable_time()) if parsed.value == 71 else parsed
 
     monkeypatch.setattr(services, "reading_parse", parse_spoiling_71)
     message = oru("SPOIL-1", device, hr(71, device, seconds_ago=2), hr(72, device, seconds_ago=1))
     (ack,) = await send(mllp, message)
     assert msa(ack) == ("AE", "SPOIL-1")
     assert err(ack)[2] == "not_storable"
-    assert [r.bpm for r in await readings(device)] == [72]
+    assert [r.value for r in await readings(device)] == [72]
 
 
 async def test_a_message_whose_audit_record_fails_gets_no_ack_and_the_connection_closes(

@@ -249,6 +249,6 @@ async def test_tls_takes_the_gateway_whose_certificate_is_enrolled(settings, pki
         await listener.stop()
     assert msa(taken) == ("AA", "TLS-1")
     assert msa(other) == ("AR", "TLS-2") and err(other)[2] == "unknown_sender"
-    assert [r.bpm for r in await readings(device)] == [72]
+    assert [r.value for r in await readings(device)] == [72]
     (record,) = await _audit_rows()
     assert record.detail is not None and record.detail["tls_subject"] == "gw-icu-2"

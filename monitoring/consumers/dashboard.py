@@ -296,7 +296,7 @@ class DashboardConsumer(FrameConsumer):
         # this process; a patient subscription gets its patient's items.
         items = event.data["items"]
         if items and ("ward", items[0].get("ward")) in self.scopes:
-            await self.send(text_data=event.encoded(_readings_frame))
+            await self.send(text_data=event.retyped("readings"))
             return
         items = [
             item
@@ -388,7 +388,3 @@ class DashboardConsumer(FrameConsumer):
         if self._in_scope(ward_id=event.get("ward"), patient_id=event.get("patient")):
             frame = {"type": kind, "patient": event["patient"], "ward": event.get("ward")}
             await self.send_json({**frame, **{name: event[name] for name in fields}})
-
-
-def _readings_frame(event: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "readings", "items": event["items"]}

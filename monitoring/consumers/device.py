@@ -30,7 +30,7 @@ from monitoring.live.feed import LiveFeed, groups_join, groups_leave, live_feed
 from monitoring.live.groups import device_group
 from monitoring.live.publish import live_publish
 from monitoring.protocol import CloseCode
-from monitoring.readings import Target, reading_parse
+from monitoring.readings import RecordedAtWindow, Target, reading_parse
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class DeviceConsumer(FrameConsumer):
             await self.close(CloseCode.DEVICE_UNASSIGNED, "device not assigned to a patient")
             return
         self.batcher = batcher_get()
+        self.max_items = settings.WS_MAX_BATCH_ITEMS
         self.feed = live_feed()
         self.recheck_task = asyncio.create_task(self._recheck_periodically())
         self.device, self.target = device, target
@@ -121,7 +122,7 @@ class DeviceConsumer(FrameConsumer):
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         if self.device is None:
             return
-        command = protocol.device_command(frame, max_items=settings.WS_MAX_BATCH_ITEMS)
+        command = protocol.device_command(frame, max_items=self.max_items)
         if isinstance(command, protocol.SendReadings):
             await self._ingest(command.items)
         elif isinstance(command, protocol.Ping):
@@ -131,10 +132,11 @@ class DeviceConsumer(FrameConsumer):
 
     async def _ingest(self, items: list[Any]) -> None:
         _, target = self._connected()
+        window = RecordedAtWindow.at()  # once per frame: the settings and the clock
         valid = []
         for raw in items:
             try:
-                valid.append(reading_parse(raw, target=target, require_seq=True))
+                valid.append(reading_parse(raw, target=target, require_seq=True, window=window))
             except ApplicationError as exc:
                 metrics.READINGS_REJECTED.labels(code=exc.code).inc()  # metrics
                 await self.send_application_error(exc, seq=protocol.echo_seq(raw))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from clinical.signals import PatientChanged
@@ -18,21 +18,40 @@ Events = Sequence[Event]
 
 class LiveEvent:
     """One published event as the receivers of one process get it (``live.hub`` makes one per
-    event and hands the same to every member). A frame built from it is encoded once, for all
-    of them, without writing into the event, which stays as published."""
+    event and hands the same to every member). Its JSON is encoded once, for the other
+    processes and for every receiver here, without writing into the event, which stays as
+    published."""
 
-    __slots__ = ("_encoded", "data")
+    __slots__ = ("_retyped", "_text", "data")
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
-        self._encoded: str | None = None
+        self._text: str | None = None
+        self._retyped: str | None = None
 
-    def encoded(self, frame: Callable[[dict[str, Any]], dict[str, Any]]) -> str:
-        """The JSON text of ``frame(data)``, encoded by the first receiver that asks (every
-        receiver of an event asks for the same frame)."""
-        if self._encoded is None:
-            self._encoded = json.dumps(frame(self.data), separators=(",", ":"))
-        return self._encoded
+    def text(self) -> str:
+        """The event as JSON (what the hub publishes to the other processes), encoded once."""
+        if self._text is None:
+            self._text = json.dumps(self.data, separators=(",", ":"))
+        return self._text
+
+    def retyped(self, frame_type: str) -> str:
+        """The JSON text of the frame that carries this event's fields under another type
+        (a ``reading.batch`` reaches a ward's dashboards as ``readings``), made once from
+        :meth:`text` by replacing the type at its head: the items are not encoded again. Every
+        receiver of an event asks for the same frame."""
+        if self._retyped is None:
+            head = _type_head(self.data["type"])
+            text = self.text()
+            if text.startswith(head):  # "type" is the first field of every event built here
+                self._retyped = _type_head(frame_type) + text[len(head) :]
+            else:
+                self._retyped = json.dumps({**self.data, "type": frame_type}, separators=(",", ":"))
+        return self._retyped
+
+
+def _type_head(event_type: str) -> str:
+    return '{"type":' + json.dumps(event_type)
 
 
 def scope_group(*, ward_id: int | None, patient_id: int) -> str:
@@ -54,7 +73,9 @@ def reading_batch_events(stored: Iterable[StoredReading]) -> list[Event]:
 
 def reading_item(reading: StoredReading) -> dict[str, Any]:
     """The live ``readings`` frame item (msgpack-safe: only ints and strings)."""
-    return {**reading.as_event(), "ward": reading.ward_id}
+    item = reading.as_event()  # a new dict: completed in place, not copied
+    item["ward"] = reading.ward_id
+    return item
 
 
 def device_status_events(

@@ -88,12 +88,27 @@ def live_channel(group: str) -> str:
 
 
 def _pack(origin: str, event: dict[str, Any]) -> str:
-    return json.dumps([origin, event], separators=(",", ":"))
+    return _packed(origin, json.dumps(event, separators=(",", ":")))
+
+
+def _packed(origin: str, event_text: str) -> str:
+    """``[origin, event]`` as JSON, the event already encoded (an origin is letters, digits
+    and "-")."""
+    return f'["{origin}",{event_text}]'
 
 
 def _unpack(data: bytes | str) -> tuple[str, dict[str, Any]]:
     origin, event = json.loads(data)
     return origin, event
+
+
+def _is_from(origin: str, data: bytes | str) -> bool:
+    """Whether ``origin`` published this message, read from its head: a hub's own messages
+    come back from Redis and are dropped without decoding the event."""
+    head = f'["{origin}",'
+    if isinstance(data, bytes):
+        return data.startswith(head.encode())
+    return data.startswith(head)
 
 
 class LiveHub:
@@ -172,9 +187,11 @@ class LiveHub:
         """Deliver to this process's members now; queue one PUBLISH per event for the rest
         (sent in order, a flush's worth per round trip, without holding up the caller)."""
         for group, event in events:
+            # One per event: its JSON is encoded once, for Redis and for all members.
+            delivery = LiveEvent(event)
             if self.url is not None:
-                self._outbox.append((live_channel(group), _pack(self.origin, event)))
-            await self.deliver(group, event)
+                self._outbox.append((live_channel(group), _packed(self.origin, delivery.text())))
+            await self._deliver(group, delivery)
         if self._outbox:
             if len(self._outbox) > OUTBOX_LIMIT:
                 dropped = len(self._outbox) - OUTBOX_LIMIT
@@ -183,10 +200,12 @@ class LiveHub:
             self._outbox_ready.set()
 
     async def deliver(self, group: str, event: dict[str, Any]) -> None:
+        await self._deliver(group, LiveEvent(event))
+
+    async def _deliver(self, group: str, delivery: LiveEvent) -> None:
         members = self.members.get(group)
         if not members:
             return
-        delivery = LiveEvent(event)  # one per event: a frame is encoded once for all members
         for member in list(members):
             try:
                 await member.live_event(delivery)
@@ -264,8 +283,8 @@ class LiveHub:
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             if kind == "message":
-                origin, event = _unpack(message["data"])
-                if origin != self.origin:
+                if not _is_from(self.origin, message["data"]):
+                    _, event = _unpack(message["data"])
                     await self.deliver(channel.removeprefix(live_channel("")), event)
             elif kind == "subscribe":
                 self._confirmed.add(channel)

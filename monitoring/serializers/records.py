@@ -23,11 +23,11 @@ class ReadingSerializer(serializers.Serializer):
     device = serializers.IntegerField(source="device_id", allow_null=True)
     metric = serializers.ChoiceField(choices=Metric.choices)
     value = serializers.IntegerField(
-        source="bpm",
         help_text="The reading's number: bpm for heart rates, relative toco units (0-100) for "
         "uterine activity.",
     )
     bpm = serializers.IntegerField(
+        source="value",
         required=False,
         help_text="Heart-rate metrics only: the same number as `value`, under its old name.",
     )

@@ -120,7 +120,8 @@ def reading_encode(reading: StoredReading) -> dict[str, int | str]:
 
     Integers (Redis stores them compactly, about 70 bytes an entry), ``""`` for None, times as
     microseconds since the epoch: the same instant, without the sender's UTC offset, as in the
-    database.
+    database. The number's key is ``bpm``, as in the entries that Redis and the backlog already
+    hold, for every metric.
     """
     return {
         "id": reading.id,
@@ -128,7 +129,7 @@ def reading_encode(reading: StoredReading) -> dict[str, int | str]:
         "device": _optional(reading.device_id),
         "ward": _optional(reading.ward_id),
         "metric": reading.metric,
-        "bpm": reading.bpm,
+        "bpm": reading.value,
         "recorded_us": (reading.recorded_at - _EPOCH) // _MICROSECOND,
         "received_us": (reading.received_at - _EPOCH) // _MICROSECOND,
         "seq": _optional(reading.seq),
@@ -161,16 +162,21 @@ def reading_decode(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> StoredR
         device_id=optional("device"),
         ward_id=optional("ward"),
         metric=text(data[names["metric"]]),
-        bpm=int(data[names["bpm"]]),
+        value=int(data[names["bpm"]]),
         recorded_at=_EPOCH + int(data[names["recorded_us"]]) * _MICROSECOND,
         received_at=_EPOCH + int(data[names["received_us"]]) * _MICROSECOND,
         seq=optional("seq"),
     )
 
 
-# A metric as one character in a line (the stream holds about 70 bytes per reading).
-_METRIC_CODES = {Metric.HEART_RATE: "h", Metric.FETAL_HEART_RATE: "f", Metric.PULSE_RATE: "p"}
-_METRIC_CODES[Metric.UTERINE_ACTIVITY] = "u"
+# A metric as one character in a line (the stream holds about 70 bytes per reading), keyed by
+# the metric's name: looked up without making a ``Metric`` of it.
+_METRIC_CODES: dict[str, str] = {
+    Metric.HEART_RATE: "h",
+    Metric.FETAL_HEART_RATE: "f",
+    Metric.PULSE_RATE: "p",
+    Metric.UTERINE_ACTIVITY: "u",
+}
 _METRICS_BY_CODE = {code: str(metric) for metric, code in _METRIC_CODES.items()}
 
 
@@ -180,13 +186,13 @@ def _line(entry: Mapping[str, int | str]) -> str:
     recorded_us = int(entry["recorded_us"])
     return (
         f"{entry['id']},{entry['patient']},{entry['device']},{entry['ward']},"
-        f"{_METRIC_CODES[Metric(str(entry['metric']))]},{entry['bpm']},{recorded_us},"
+        f"{_METRIC_CODES[str(entry['metric'])]},{entry['bpm']},{recorded_us},"
         f"{int(entry['received_us']) - recorded_us},{entry['seq']}"
     )
 
 
 def _line_decode(line: str) -> StoredReading:
-    id_, patient, device, ward, metric, bpm, recorded_us, received_after, seq = line.split(",")
+    id_, patient, device, ward, metric, value, recorded_us, received_after, seq = line.split(",")
     recorded = int(recorded_us)
     return StoredReading(
         id=int(id_),
@@ -194,7 +200,7 @@ def _line_decode(line: str) -> StoredReading:
         device_id=int(device) if device else None,
         ward_id=int(ward) if ward else None,
         metric=_METRICS_BY_CODE[metric],
-        bpm=int(bpm),
+        value=int(value),
         recorded_at=_EPOCH + recorded * _MICROSECOND,
         received_at=_EPOCH + (recorded + int(received_after)) * _MICROSECOND,
         seq=int(seq) if seq else None,

@@ -18,13 +18,13 @@ T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
 
 def _add(patient, *items, device=None):
-    """items: (seconds after T0, bpm[, metric]) -> stored readings."""
+    """items: (seconds after T0, value[, metric]) -> stored readings."""
     rows = [
         Reading(
             patient=patient,
             device=device,
             metric=item[2] if len(item) > 2 else "heart_rate",
-            bpm=item[1],
+            value=item[1],
             recorded_at=T0 + timedelta(seconds=item[0]),
             seq=index + 1 if device else None,
         )
@@ -238,10 +238,13 @@ def test_aggregation_defaults_to_the_last_hour(doctor_api, patient):
     Reading.objects.bulk_create(
         [
             Reading(
-                patient=patient, metric="heart_rate", bpm=70, recorded_at=now - timedelta(minutes=5)
+                patient=patient,
+                metric="heart_rate",
+                value=70,
+                recorded_at=now - timedelta(minutes=5),
             ),
             Reading(
-                patient=patient, metric="heart_rate", bpm=99, recorded_at=now - timedelta(hours=2)
+                patient=patient, metric="heart_rate", value=99, recorded_at=now - timedelta(hours=2)
             ),
         ]
     )

@@ -58,9 +58,9 @@ def test_every_column_is_stored_as_given(device, admin_user):
     stored = readings_store(readings=given)
     assert len(stored) == 3
     rows = Reading.objects.filter(patient_id=device.patient_id).order_by("id")
-    got = [(r.device_id, r.metric, r.bpm, r.recorded_at, r.seq, r.entered_by_id) for r in rows]
+    got = [(r.device_id, r.metric, r.value, r.recorded_at, r.seq, r.entered_by_id) for r in rows]
     assert got == [
-        (r.device_id, r.metric, r.bpm, r.recorded_at, r.seq, r.entered_by_id) for r in given
+        (r.device_id, r.metric, r.value, r.recorded_at, r.seq, r.entered_by_id) for r in given
     ]
     assert rows[0].recorded_at.isoformat() == "2026-12-07T14:45:30.123456+00:00"
 

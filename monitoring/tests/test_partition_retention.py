@@ -98,7 +98,7 @@ def test_retention_drops_whole_old_days_after_archiving_the_readings_around_aler
     assert archived == {ids["before"], ids["during"], ids["after"], ids["day1 evening"]}
     assert result.archived == 4
     copy = ReadingArchive.objects.get(id=ids["during"])
-    assert (copy.patient_id, copy.device_id, copy.seq, copy.bpm) == (
+    assert (copy.patient_id, copy.device_id, copy.seq, copy.value) == (
         alerted.patient_id,
         alerted.id,
         3,

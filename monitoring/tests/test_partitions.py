@@ -45,7 +45,7 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 
 def _reading(device, *, seq: int | None, at: datetime, bpm: int = 80) -> ReadingIn:
-    return ReadingInFactory(device=device, seq=seq, recorded_at=at, bpm=bpm)
+    return ReadingInFactory(device=device, seq=seq, recorded_at=at, value=bpm)
 
 
 def _table_of(reading_id: int) -> str:
@@ -153,7 +153,7 @@ def test_one_batch_with_a_seq_twice_in_two_partitions_stores_the_first(device):
         _reading(device, seq=1, at=_at(D0 + timedelta(days=1), 10), bpm=99),
     ]
     stored = readings_store(readings=batch)
-    assert sorted((r.seq, r.bpm) for r in stored) == [(1, 70), (2, 80)]
+    assert sorted((r.seq, r.value) for r in stored) == [(1, 70), (2, 80)]
     assert Reading.objects.filter(device=device).count() == 2
     assert ReadingKey.objects.filter(device_id=device.id).count() == 2
 

@@ -46,7 +46,7 @@ def test_rest_uterine_activity_is_stored_with_value_and_without_bpm(obstetric_de
     assert stored["metric"] == "uterine_activity" and stored["value"] == 37
     assert "bpm" not in stored
     row = Reading.objects.get()
-    assert (row.metric, row.bpm) == ("uterine_activity", 37)
+    assert (row.metric, row.value) == ("uterine_activity", 37)
 
 
 def test_adult_patient_is_refused_uterine_activity(device):
@@ -144,7 +144,7 @@ def test_history_and_aggregation_carry_uterine_activity(nurse_api, obstetric_pat
             Reading(
                 patient=obstetric_patient,
                 metric="uterine_activity",
-                bpm=value,
+                value=value,
                 recorded_at=start + timedelta(seconds=i),
             )
             for i, value in enumerate((10, 20, 60))
@@ -153,7 +153,7 @@ def test_history_and_aggregation_carry_uterine_activity(nurse_api, obstetric_pat
             Reading(
                 patient=obstetric_patient,
                 metric="fetal_heart_rate",
-                bpm=140,
+                value=140,
                 recorded_at=start,
             )
         ]

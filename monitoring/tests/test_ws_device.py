@@ -57,7 +57,7 @@ async def test_reading_is_acked_only_after_it_is_stored(device):
     assert ack == {"type": "ack", "seqs": [1]}
     # The ack means durable: the row is there the moment the ack arrives.
     stored = await sync_to_async(Reading.objects.get)(device=device, seq=1)
-    assert (stored.bpm, stored.patient_id, stored.metric) == (72, device.patient_id, "heart_rate")
+    assert (stored.value, stored.patient_id, stored.metric) == (72, device.patient_id, "heart_rate")
     await communicator.disconnect()
 
 

@@ -184,7 +184,7 @@ async def test_a_bad_row_in_a_flush_does_not_cost_other_devices_their_acks(ward)
     now = datetime.now(UTC)
     good = [ReadingInFactory(device=devices[0], recorded_at=now, seq=s) for s in (1, 2)]
     bad = ReadingInFactory(device=devices[1], recorded_at=_unstorable_time(), seq=3)
-    other = ReadingInFactory(device=devices[1], bpm=81, recorded_at=now, seq=4)
+    other = ReadingInFactory(device=devices[1], value=81, recorded_at=now, seq=4)
     ingest = batcher.batcher_get()
     first = ingest.submit(good, {patients[0].id: ward.id})
     second = ingest.submit([bad, other], {patients[1].id: ward.id})

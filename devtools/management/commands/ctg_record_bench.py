@@ -88,7 +88,7 @@ class Command(BaseCommand):
                                 patient_id=patient.id,
                                 device_id=None,
                                 metric=metric,
-                                bpm=value,
+                                value=value,
                                 recorded_at=at,
                                 seq=None,
                             )
