@@ -65,6 +65,7 @@ class AlertActionSerializer(serializers.Serializer):
 
 
 def _threshold(help_text: str) -> serializers.IntegerField:
+    """An alarm setting: left out, it keeps its value; null switches its alarm off."""
     return serializers.IntegerField(required=False, allow_null=True, help_text=help_text)
 
 
@@ -114,35 +115,25 @@ class CtgAlarmLimitsSerializer(serializers.Serializer):
     keep their current value; null switches that alarm off."""
 
     patient = serializers.IntegerField(read_only=True)
-    prolonged_deceleration_seconds = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        help_text="Raise prolonged_deceleration once a deceleration lasts longer (60-1800).",
+    prolonged_deceleration_seconds = _threshold(
+        "Raise prolonged_deceleration once a deceleration lasts longer (60-1800)."
     )
-    pathological_hold_seconds = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        help_text="ctg_pathological: how long the classification must stay pathological.",
+    pathological_hold_seconds = _threshold(
+        "ctg_pathological: how long the classification must stay pathological."
     )
-    tachysystole_per_10_min = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        help_text="tachysystole: more contractions per 10 minutes than this, over 30 min.",
+    tachysystole_per_10_min = _threshold(
+        "tachysystole: more contractions per 10 minutes than this, over 30 min."
     )
     tachysystole_hold_seconds = serializers.IntegerField(required=False)
-    signal_loss_percent = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        help_text="fhr_signal_loss: more of the fetal heart rate missing than this share ...",
+    signal_loss_percent = _threshold(
+        "fhr_signal_loss: more of the fetal heart rate missing than this share ..."
     )
     signal_loss_minutes = serializers.IntegerField(
         required=False, help_text="... over the last this many minutes."
     )
     signal_loss_hold_seconds = serializers.IntegerField(required=False)
-    coincidence_bpm = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        help_text="fhr_maternal_coincidence: fetal within this many bpm of maternal ...",
+    coincidence_bpm = _threshold(
+        "fhr_maternal_coincidence: fetal within this many bpm of maternal ..."
     )
     coincidence_seconds = serializers.IntegerField(
         required=False, help_text="... for longer than this."
