@@ -52,13 +52,16 @@ from alerts.models import EvaluationCheckpoint
 from common import metrics
 from monitoring.readings import StoredReading
 from monitoring.selectors import readings_received_since, readings_replayed
+from monitoring.stream.backlog import REPLAYS_KEPT_SECONDS
 from monitoring.stream.entries import entry_order, partition_of
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 1.0  # at most this often a checkpoint write per evaluator
 CATCH_UP_MARGIN_SECONDS = 5.0
-CATCH_UP_MAX_SECONDS = 3600.0  # readings older than this are not evaluated any more
+# Readings older than this are not evaluated any more: as far back as the backlog's late
+# appends are remembered.
+CATCH_UP_MAX_SECONDS = REPLAYS_KEPT_SECONDS
 CATCH_UP_PAGE = 500  # readings per handler call
 
 _clock = time.monotonic  # when the next write is due (a test controls it)

@@ -56,8 +56,8 @@ from monitoring.stream.entries import (
 logger = logging.getLogger(__name__)
 
 REPLAY_ROWS = 200  # backlog rows appended per transaction
-# How long the late appends are remembered (StreamReplay): as far back as an alarm evaluator
-# catches up (alerts.checkpoints.CATCH_UP_MAX_SECONDS).
+# How long the late appends are remembered (StreamReplay); an alarm evaluator catches up as
+# far back (alerts.checkpoints.CATCH_UP_MAX_SECONDS).
 REPLAYS_KEPT_SECONDS = 3600.0
 
 
