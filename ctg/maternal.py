@@ -183,9 +183,7 @@ def maternal_capture(
     return MaternalCapture(seconds=flags, confirmed=confirmed, excluded=excluded)
 
 
-def _mother_elsewhere(
-    piece: _Piece, mhr: Sequence[float | None] | None, p: MaternalParams
-) -> bool:
+def _mother_elsewhere(piece: _Piece, mhr: Sequence[float | None] | None, p: MaternalParams) -> bool:
     """Whether the mother's rate around ``piece`` (``mother_context_seconds`` on either
     side, read for at least ``mother_context_min_seconds``) has its median at least
     ``mother_far_bpm`` away from the piece's level."""
