@@ -210,6 +210,31 @@ def test_recurrent_deep_decelerations_the_toco_does_not_time_are_suspicious():
     assert off.classification == NORMAL, off.reasons
 
 
+def test_a_tachycardia_is_pathological_with_decelerations_with_hypoxic_features_only():
+    # A baseline of 170 with a variable deceleration with every contraction (every 3
+    # minutes) for 40 minutes: V-shaped, 30 s, 30 bpm deep (no hypoxic feature) is suspicious.
+    typical = variable_decelerations(40, seconds=30, depth=30) + accelerations(40)
+    ua = ua_trace(40, every=180)
+    result = read(fhr_trace(40, baseline=170, shapes=typical), ua, end=2400)
+    assert result.baseline_bpm == 170
+    assert result.pattern_seconds == 0
+    assert result.classification == SUSPICIOUS, result.reasons
+    assert "Repetitive decelerations." in result.reasons
+    # The last 12 minutes of them deep, long and U-shaped: a pattern of 12 minutes with a
+    # tachycardia is pathological (FIGO 2015's evolving hypoxia), short of the 20 minutes
+    # it needs otherwise.
+    hypoxic = [
+        Shape(d.start, 70, -65, ramp_in=10, ramp_out=10) if d.start >= 1680 else d
+        for d in typical
+    ]
+    result = read(fhr_trace(40, baseline=170, shapes=hypoxic), ua, end=2400)
+    assert 10 * 60 < result.pattern_seconds < 20 * 60
+    assert result.classification == PATHOLOGICAL, result.reasons
+    assert result.reasons[0] == (
+        "Tachycardia (baseline 170 bpm) with repetitive decelerations with hypoxic features."
+    )
+
+
 # --- Variability and baseline -----------------------------------------------------------------
 
 
