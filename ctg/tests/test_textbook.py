@@ -224,8 +224,7 @@ def test_a_tachycardia_is_pathological_with_decelerations_with_hypoxic_features_
     # tachycardia is pathological (FIGO 2015's evolving hypoxia), short of the 20 minutes
     # it needs otherwise.
     hypoxic = [
-        Shape(d.start, 70, -65, ramp_in=10, ramp_out=10) if d.start >= 1680 else d
-        for d in typical
+        Shape(d.start, 70, -65, ramp_in=10, ramp_out=10) if d.start >= 1680 else d for d in typical
     ]
     result = read(fhr_trace(40, baseline=170, shapes=hypoxic), ua, end=2400)
     assert 10 * 60 < result.pattern_seconds < 20 * 60
