@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import django_filters
 from django.db.models import QuerySet
@@ -12,6 +13,7 @@ from rest_framework import generics, status
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts.permissions import ClinicianWrites, IsPerson, request_person
@@ -31,6 +33,8 @@ from clinical.selectors import patient_visible_get
 from common.api import ERROR_RESPONSES, ErrorSerializer
 from common.filters import IdFilter, IsoDateTimeFilter
 
+SETTINGS_TAGS = ["alarm limits"]
+_View = TypeVar("_View", bound=type[APIView])
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict with the alert's state")}
 
 
@@ -180,6 +184,20 @@ class AlertResolveView(_AlertActionView):
         return services.alert_resolve(alert_id=alert_id, user=request_person(request), note=note)
 
 
+def _settings_schema(
+    serializer: type[Serializer], *, read: str, reset: str
+) -> Callable[[_View], _View]:
+    """The documentation of a settings view's read (GET) and reset (DELETE)."""
+    return extend_schema_view(
+        get=extend_schema(
+            tags=SETTINGS_TAGS, summary=read, responses={200: serializer, **ERROR_RESPONSES}
+        ),
+        delete=extend_schema(
+            tags=SETTINGS_TAGS, summary=reset, responses={204: None, **ERROR_RESPONSES}
+        ),
+    )
+
+
 class _PatientSettingsView(APIView):
     """One kind of a patient's alarm settings: read (GET), set (PUT, in the subclass) and back
     to the defaults (DELETE). Subclasses render them and reset them."""
@@ -204,17 +222,10 @@ class _PatientSettingsView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema_view(
-    get=extend_schema(
-        tags=["alarm limits"],
-        summary="A patient's alarm limits",
-        responses={200: PatientAlarmLimitsSerializer, **ERROR_RESPONSES},
-    ),
-    delete=extend_schema(
-        tags=["alarm limits"],
-        summary="Back to the profile's default limits",
-        responses={204: None, **ERROR_RESPONSES},
-    ),
+@_settings_schema(
+    PatientAlarmLimitsSerializer,
+    read="A patient's alarm limits",
+    reset="Back to the profile's default limits",
 )
 class PatientAlarmLimitsView(_PatientSettingsView):
     """A patient's effective alarm limits: the profile's defaults or the patient's own."""
@@ -259,17 +270,10 @@ class PatientAlarmLimitsView(_PatientSettingsView):
         return self._render(self._patient(request, pk))
 
 
-@extend_schema_view(
-    get=extend_schema(
-        tags=["alarm limits"],
-        summary="A patient's CTG alarm settings",
-        responses={200: CtgAlarmLimitsSerializer, **ERROR_RESPONSES},
-    ),
-    delete=extend_schema(
-        tags=["alarm limits"],
-        summary="Back to the default CTG alarm settings",
-        responses={204: None, **ERROR_RESPONSES},
-    ),
+@_settings_schema(
+    CtgAlarmLimitsSerializer,
+    read="A patient's CTG alarm settings",
+    reset="Back to the default CTG alarm settings",
 )
 class PatientCtgAlarmLimitsView(_PatientSettingsView):
     """A patient's effective CTG alarm settings: the defaults or the patient's own."""

@@ -71,7 +71,14 @@ class MaternalParams:
     # ``neighbour_seconds``, at least ``level_drop_bpm`` higher (the fetus it replaced).
     maternal_rate_max_bpm: float = 105
     level_drop_bpm: float = 25
-    neighbour_seconds: int = 120
+    neighbour_seconds: int = 240
+    # ... unless her rate, read at least ``mother_context_min_seconds`` in the
+    # ``mother_context_seconds`` before and after the piece, has a median at least
+    # ``mother_far_bpm`` away from the piece's: the low trace is not hers (a fetal
+    # deceleration seen across a dropout). 0: off.
+    mother_context_seconds: int = 300
+    mother_context_min_seconds: int = 30
+    mother_far_bpm: float = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +163,16 @@ def maternal_capture(
     confirmed = list(flags)
     for i, piece in pieces_alone:
         # Hardly any maternal rate to compare with: a low piece the trace jumped to from a
-        # fetal level, or jumps back from.
-        if piece.level < p.maternal_rate_max_bpm and any(
-            other.level >= piece.level + p.level_drop_bpm
-            and other.start - piece.end <= p.neighbour_seconds
-            and piece.start - other.end <= p.neighbour_seconds
-            for other in pieces[max(0, i - 2) : i + 3]
+        # fetal level, or jumps back from, at a level her rate around it does not deny.
+        if (
+            piece.level < p.maternal_rate_max_bpm
+            and any(
+                other.level >= piece.level + p.level_drop_bpm
+                and other.start - piece.end <= p.neighbour_seconds
+                and piece.start - other.end <= p.neighbour_seconds
+                for other in pieces[max(0, i - 2) : i + 3]
+            )
+            and not _mother_elsewhere(piece, mhr, p)
         ):
             flags[piece.start : piece.end] = [True] * (piece.end - piece.start)
     excluded = [False] * count
@@ -170,6 +181,19 @@ def maternal_capture(
         if values and values[len(values) // 2] >= p.exclude_from_bpm:
             excluded[start:end] = [True] * (end - start)
     return MaternalCapture(seconds=flags, confirmed=confirmed, excluded=excluded)
+
+
+def _mother_elsewhere(piece: _Piece, mhr: Sequence[float | None] | None, p: MaternalParams) -> bool:
+    """Whether the mother's rate around ``piece`` (``mother_context_seconds`` on either
+    side, read for at least ``mother_context_min_seconds``) has its median at least
+    ``mother_far_bpm`` away from the piece's level."""
+    if mhr is None or not p.mother_context_seconds:
+        return False
+    lo = max(0, piece.start - p.mother_context_seconds)
+    values = sorted(m for m in mhr[lo : piece.end + p.mother_context_seconds] if m is not None)
+    if len(values) < p.mother_context_min_seconds:
+        return False
+    return abs(values[len(values) // 2] - piece.level) >= p.mother_far_bpm
 
 
 def _agreement(

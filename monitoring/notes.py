@@ -148,6 +148,7 @@ def _note_create(
     )
 
 
+@transaction.atomic
 def note_add(*, patient: Patient, author: User, at: datetime, text: Any) -> StripNote:
     """Write a note at ``at`` of the patient's trace."""
     now = timezone.now()
@@ -157,6 +158,7 @@ def note_add(*, patient: Patient, author: User, at: datetime, text: Any) -> Stri
     return note
 
 
+@transaction.atomic
 def note_edit(
     *,
     patient: Patient,
@@ -192,6 +194,7 @@ def note_edit(
     return note
 
 
+@transaction.atomic
 def note_annotate(*, patient: Patient, note: StripNote, author: User, text: Any) -> StripNote:
     """Add an addendum to a note (anyone who may see the patient); the note stays as it was."""
     addendum = _note_create(patient=patient, author=author, at=note.at, text=text, addendum_to=note)

@@ -224,3 +224,36 @@ def test_parameters_change_the_answer():
     fhr, mhr, stretch = captured_trace(random.Random(6))
     strict = MaternalParams(tolerance_bpm=0.5, maternal_rate_max_bpm=60)
     assert flagged_share(maternal_capture(fhr, mhr, params=strict).seconds, stretch, fhr) < 0.5
+
+
+def test_a_jump_to_a_maternal_rate_after_a_dropout_of_minutes_is_flagged():
+    """The fetus at 140 for 10 minutes, the Doppler lost for 200 s, then the trace at 90 for 3
+    minutes (no maternal channel): the transducer found the mother while it searched. The
+    fetal level it replaced counts from ``neighbour_seconds`` (240 s) away."""
+    rng = random.Random(11)
+    fhr: Series = [*fetal(10 * MINUTE, rng=rng), *([None] * 200)]
+    low = range(len(fhr), len(fhr) + 3 * MINUTE)
+    fhr += maternal(3 * MINUTE, rng=rng, level=90)
+    assert flagged_share(maternal_capture(fhr, None).seconds, low, fhr) == 1.0
+    near = MaternalParams(neighbour_seconds=120)
+    assert not any(maternal_capture(fhr, None, params=near).seconds)
+
+
+def test_a_low_piece_far_from_the_mothers_rate_around_it_is_not_flagged():
+    """The trace jumps from 140 to 95 for 3 minutes, beside a dropout, where her channel is
+    missing; her rate, read up to 2 minutes before it, was 75: the low trace is not hers (a
+    fetal deceleration seen across the dropout). Her rate at 92 would not deny it."""
+    rng = random.Random(12)
+    total, start, seconds = 30 * MINUTE, 12 * MINUTE + 20, 3 * MINUTE
+    fhr: Series = list(fetal(total, rng=rng))
+    fhr[start - 20 : start] = [None] * 20
+    low = range(start, start + seconds)
+    for k, v in zip(low, fetal(seconds, rng=rng, level=95), strict=True):
+        fhr[k] = v
+    for mother_level, flagged in ((75, False), (92, True)):
+        mhr: Series = [*maternal(10 * MINUTE, rng=rng, level=mother_level)]
+        mhr += [None] * (total - len(mhr))
+        assert any(maternal_capture(fhr, mhr).seconds) is flagged
+        # Without the rule, the jump alone flags it.
+        off = MaternalParams(mother_context_seconds=0)
+        assert flagged_share(maternal_capture(fhr, mhr, params=off).seconds, low, fhr) == 1.0

@@ -80,16 +80,19 @@ def _maternal_stretches(reading: CtgReading) -> list[dict[str, Any]]:
     ]
 
 
-class CtgAccelerationSerializer(serializers.Serializer):
+# A stretch of the window (an event, a contraction, a capture): where it starts and ends. (A
+# comment, not a docstring: the schema would give it to every subclass as its description.)
+class _CtgSpanSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
+
+
+class CtgAccelerationSerializer(_CtgSpanSerializer):
     peak_bpm = serializers.IntegerField()
     ongoing = serializers.BooleanField(help_text="Still going on at the window's end.")
 
 
-class CtgDecelerationSerializer(serializers.Serializer):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+class CtgDecelerationSerializer(_CtgSpanSerializer):
     nadir_bpm = serializers.IntegerField()
     depth_bpm = serializers.IntegerField(help_text="Baseline minus nadir.")
     prolonged = serializers.BooleanField(help_text="Longer than 3 minutes.")
@@ -101,15 +104,11 @@ class CtgDecelerationSerializer(serializers.Serializer):
     ongoing = serializers.BooleanField(help_text="Still going on at the window's end.")
 
 
-class CtgContractionSerializer(serializers.Serializer):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+class CtgContractionSerializer(_CtgSpanSerializer):
     peak = serializers.IntegerField(help_text="Highest uterine activity (toco units).")
 
 
-class CtgMaternalCaptureSerializer(serializers.Serializer):
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField()
+class CtgMaternalCaptureSerializer(_CtgSpanSerializer):
     confirmed = serializers.BooleanField(
         help_text=(
             "The maternal heart rate confirms it; false: the fetal channel's shape alone "

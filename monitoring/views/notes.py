@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -14,14 +13,15 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status
-from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts.permissions import IsPerson, request_person
 from audit.models import Action
+from clinical.models import Patient
 from clinical.selectors import patient_visible_get
 from common.api import TIME_SPAN_PARAMETERS, error_responses
 from common.errors import NotFound
@@ -35,6 +35,7 @@ from monitoring.serializers.notes import (
     NoteInSerializer,
     NoteSerializer,
 )
+from monitoring.views.patient_lists import PatientRowsView
 
 # --- Strip notes ------------------------------------------------------------------------------
 
@@ -77,7 +78,7 @@ class NotesQuerySerializer(CtgQuerySerializer):
         responses={201: NoteSerializer, **error_responses(400, 401, 404)},
     ),
 )
-class PatientNotesView(ListAPIView[StripNote]):
+class PatientNotesView(PatientRowsView[StripNote]):
     audit_resource, audit_patient_kwarg = "note", "pk"
     audit_actions = {"GET": Action.SEARCH}
     permission_classes = [IsPerson]
@@ -86,12 +87,7 @@ class PatientNotesView(ListAPIView[StripNote]):
     pagination_class = NoteCursorPagination
     queryset = StripNote.objects.none()  # for the schema; requests use get_queryset
 
-    def get_queryset(self) -> QuerySet[StripNote]:
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        patient = patient_visible_get(
-            user=request_person(self.request), patient_id=self.kwargs["pk"]
-        )
+    def patient_rows(self, patient: Patient) -> QuerySet[StripNote]:
         query = NotesQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return notes.notes_of_patient(
@@ -105,22 +101,37 @@ class PatientNotesView(ListAPIView[StripNote]):
         patient = patient_visible_get(user=user, patient_id=pk)
         body = NoteInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            note = notes.note_add(
-                patient=patient,
-                author=user,
-                at=body.validated_data["at"],
-                text=body.validated_data["text"],
-            )
+        note = notes.note_add(
+            patient=patient,
+            author=user,
+            at=body.validated_data["at"],
+            text=body.validated_data["text"],
+        )
         return Response(notes.note_payload(note, addenda=[]), status=status.HTTP_201_CREATED)
 
 
-def _patient_note(request: Request, pk: int, note_id: int) -> tuple[Any, StripNote]:
+def _patient_note(request: Request, pk: int, note_id: int) -> tuple[Patient, StripNote]:
     patient = patient_visible_get(user=request_person(request), patient_id=pk)
     note = notes.note_of_patient(patient_id=patient.id, note_id=note_id)
     if note is None:
         raise NotFound("No such note.")
     return patient, note
+
+
+def _note_change(
+    request: Request, pk: int, note_id: int, body: type[Serializer]
+) -> tuple[Patient, StripNote, dict[str, Any]]:
+    """The note a change is about and the change's checked body."""
+    patient, note = _patient_note(request, pk, note_id)
+    data = body(data=request.data)
+    data.is_valid(raise_exception=True)
+    return patient, note, data.validated_data
+
+
+def _note_changed(request: Request, pk: int, note_id: int, *, status: int) -> Response:
+    """The note as it is after a change, with all its addenda."""
+    _, note = _patient_note(request, pk, note_id)
+    return Response(notes.note_payload(note), status=status)
 
 
 class PatientNoteView(APIView):
@@ -147,19 +158,15 @@ class PatientNoteView(APIView):
         responses={200: NoteSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
     def patch(self, request: Request, pk: int, note_id: int) -> Response:
-        patient, note = _patient_note(request, pk, note_id)
-        body = NoteEditSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            notes.note_edit(
-                patient=patient,
-                note=note,
-                user=request_person(request),
-                text=body.validated_data.get("text"),
-                at=body.validated_data.get("at"),
-            )
-        _, note = _patient_note(request, pk, note_id)
-        return Response(notes.note_payload(note))
+        patient, note, data = _note_change(request, pk, note_id, NoteEditSerializer)
+        notes.note_edit(
+            patient=patient,
+            note=note,
+            user=request_person(request),
+            text=data.get("text"),
+            at=data.get("at"),
+        )
+        return _note_changed(request, pk, note_id, status=status.HTTP_200_OK)
 
 
 class PatientNoteAddendaView(APIView):
@@ -178,15 +185,8 @@ class PatientNoteAddendaView(APIView):
         responses={201: NoteSerializer, **error_responses(400, 401, 404)},
     )
     def post(self, request: Request, pk: int, note_id: int) -> Response:
-        patient, note = _patient_note(request, pk, note_id)
-        body = NoteAddendumInSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        with transaction.atomic():
-            notes.note_annotate(
-                patient=patient,
-                note=note,
-                author=request_person(request),
-                text=body.validated_data["text"],
-            )
-        _, note = _patient_note(request, pk, note_id)
-        return Response(notes.note_payload(note), status=status.HTTP_201_CREATED)
+        patient, note, data = _note_change(request, pk, note_id, NoteAddendumInSerializer)
+        notes.note_annotate(
+            patient=patient, note=note, author=request_person(request), text=data["text"]
+        )
+        return _note_changed(request, pk, note_id, status=status.HTTP_201_CREATED)

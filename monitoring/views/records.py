@@ -19,7 +19,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.filters import OrderingFilter
-from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +27,7 @@ from rest_framework.views import APIView
 from accounts.authentication import JWTAuthentication
 from accounts.permissions import IsPerson, request_person
 from audit.models import Action
-from clinical.models import Device
+from clinical.models import Device, Patient
 from clinical.selectors import patient_visible_get
 from common.api import error_responses
 from common.errors import ValidationFailed
@@ -44,6 +43,7 @@ from monitoring.serializers.records import (
     ReadingsRequest,
     RecordsResultSerializer,
 )
+from monitoring.views.patient_lists import PatientRowsView
 
 MAX_BUCKETS = 5000
 DEFAULT_AGGREGATE_RANGE = timedelta(hours=1)
@@ -145,7 +145,7 @@ class ReadingPageSerializer(serializers.Serializer):
         **error_responses(400, 401, 404),
     },
 )
-class RecordHistoryView(ListAPIView[Reading]):
+class RecordHistoryView(PatientRowsView[Reading]):
     audit_resource, audit_action = "reading", Action.SEARCH
     serializer_class = ReadingSerializer
     permission_classes = [IsPerson]
@@ -155,13 +155,9 @@ class RecordHistoryView(ListAPIView[Reading]):
     ordering_fields = ("recorded_at",)
     ordering = ("-recorded_at", "-id")
     queryset = Reading.objects.none()  # for the schema; requests use get_queryset
+    patient_kwarg = "patient_id"
 
-    def get_queryset(self) -> QuerySet[Reading]:
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        patient = patient_visible_get(
-            user=request_person(self.request), patient_id=self.kwargs["patient_id"]
-        )
+    def patient_rows(self, patient: Patient) -> QuerySet[Reading]:
         return selectors.readings_history(patient_id=patient.id)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
