@@ -181,9 +181,9 @@ class CtgClassification(models.Model):
     """
 
     class Value(models.TextChoices):
-        NORMAL = "normal", "Normal"
-        SUSPICIOUS = "suspicious", "Suspicious"
-        PATHOLOGICAL = "pathological", "Pathological"
+        NORMAL = "normal"
+        SUSPICIOUS = "suspicious"
+        PATHOLOGICAL = "pathological"
         INSUFFICIENT_SIGNAL = "insufficient_signal", "Insufficient signal"
 
     patient = models.OneToOneField(

@@ -12,15 +12,15 @@ from django.db.models import Case, IntegerField, Value, When
 
 
 class Priority(models.TextChoices):
-    HIGH = "high", "High"
-    MEDIUM = "medium", "Medium"
-    LOW = "low", "Low"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
 
 
 class AlertState(models.TextChoices):
-    ACTIVE = "active", "Active"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    RESOLVED = "resolved", "Resolved"
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
 
 
 # Higher is more urgent. Rule levels are these ranks (1 low, 2 medium, 3 high).

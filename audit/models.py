@@ -13,25 +13,25 @@ from django.utils import timezone
 
 
 class ActorType(models.TextChoices):
-    USER = "user", "User"
-    DEVICE = "device", "Device"
+    USER = "user"
+    DEVICE = "device"
     HL7 = "hl7", "HL7 sender"
-    SYSTEM = "system", "System"
+    SYSTEM = "system"
 
 
 class Action(models.TextChoices):
-    CREATE = "create", "Create"
-    READ = "read", "Read"
-    UPDATE = "update", "Update"
-    DELETE = "delete", "Delete"
-    SEARCH = "search", "Search"
-    EXECUTE = "execute", "Execute"
-    EXPORT = "export", "Export"
-    LOGIN = "login", "Login"
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+    SEARCH = "search"
+    EXECUTE = "execute"
+    EXPORT = "export"
+    LOGIN = "login"
     LOGIN_FAILED = "login_failed", "Failed login"
-    LOGOUT = "logout", "Logout"
+    LOGOUT = "logout"
     LOGOUT_ALL = "logout_all", "Logout everywhere"
-    LOCKOUT = "lockout", "Lockout"
+    LOCKOUT = "lockout"
     PASSWORD_CHANGE = "password_change", "Password change"
     PASSWORD_RESET = "password_reset", "Password reset"
     OTP_ENROLLED = "otp_enrolled", "Second factor enrolled"
@@ -41,10 +41,10 @@ class Action(models.TextChoices):
 
 
 class Outcome(models.TextChoices):
-    SUCCESS = "success", "Success"
-    REFUSED = "refused", "Refused"
+    SUCCESS = "success"
+    REFUSED = "refused"
     NOT_FOUND = "not_found", "Not found"
-    ERROR = "error", "Error"
+    ERROR = "error"
 
 
 class Channel(models.TextChoices):
@@ -53,7 +53,7 @@ class Channel(models.TextChoices):
     WS = "ws", "Dashboard WebSocket"
     HL7 = "hl7", "HL7 v2 MLLP"
     ADMIN = "admin", "Django admin"
-    SYSTEM = "system", "System"
+    SYSTEM = "system"
 
 
 class AuditRecord(models.Model):

@@ -12,8 +12,8 @@ class Place(models.Model):
     """A hospital or a clinic: the unit of membership and visibility."""
 
     class Kind(models.TextChoices):
-        HOSPITAL = "hospital", "Hospital"
-        CLINIC = "clinic", "Clinic"
+        HOSPITAL = "hospital"
+        CLINIC = "clinic"
 
     name = models.CharField(max_length=200, validators=[no_control_characters])
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.HOSPITAL)
@@ -74,12 +74,12 @@ class Ward(models.Model):
 
 class Patient(models.Model):
     class Sex(models.TextChoices):
-        FEMALE = "F", "Female"
-        MALE = "M", "Male"
-        OTHER = "O", "Other"
+        FEMALE = "F"
+        MALE = "M"
+        OTHER = "O"
 
     class Profile(models.TextChoices):
-        ADULT = "adult", "Adult"
+        ADULT = "adult"
         OBSTETRIC = "obstetric", "Obstetric (maternal and fetal heart rate)"
 
     name = models.CharField(max_length=200, validators=[no_control_characters])

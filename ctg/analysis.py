@@ -750,6 +750,12 @@ def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, 
         )
     elif r.pattern_seconds or repetitive:
         suspicious.append("Repetitive decelerations.")
+    elif p.recurrent_decelerations:
+        deep = [d for d in r.decelerations if d.depth_bpm > p.early_max_depth_bpm]
+        if len(deep) >= p.recurrent_decelerations:
+            suspicious.append(
+                f"Recurrent decelerations: {len(deep)} deeper than {p.early_max_depth_bpm:g} bpm."
+            )
 
     if r.minutes_without_acceleration >= min(p.accelerations_absent_minutes, total / 60) and (
         total >= CTG_WINDOW_SECONDS

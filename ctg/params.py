@@ -92,6 +92,13 @@ class CtgParams:
     reduced_variability_minutes: float = 50
     increased_variability_minutes: float = 30
     repetitive_share: float = 0.5  # decelerations with more than 50 % of contractions
+    # Decelerations deeper than an early one can be (``early_max_depth_bpm``) recurring in
+    # the window this many times (0: off) are not normal, whether or not the toco shows them
+    # with more than half of the contractions: FIGO 2015 calls only shallow, early
+    # decelerations benign and a normal trace one without repetitive decelerations, and
+    # FIGO 1986 (the guideline the CTU-UHB obstetricians read by) calls variable
+    # decelerations suspicious. An external toco often misses or mistimes contractions.
+    recurrent_decelerations: int = 3
     repetitive_pattern_minutes: float = 30
     repetitive_pattern_minutes_reduced_variability: float = 20
     tachycardia_shortens_pattern: bool = True

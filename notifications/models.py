@@ -19,14 +19,14 @@ class AlertNotification(models.Model):
 
     class Channel(models.TextChoices):
         EMAIL = "email", "E-mail"
-        WEBHOOK = "webhook", "Webhook"
+        WEBHOOK = "webhook"
         HL7 = "hl7", "HL7 alert manager"
 
     class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"
 
     event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=16, choices=Channel.choices)

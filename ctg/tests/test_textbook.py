@@ -5,10 +5,20 @@ began with it."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
-from ctg.analysis import LATE, NORMAL, PATHOLOGICAL, SUSPICIOUS, VARIABLE, CtgResult, ctg_analyse
+from ctg.analysis import (
+    LATE,
+    NORMAL,
+    PATHOLOGICAL,
+    SUSPICIOUS,
+    VARIABLE,
+    CtgParams,
+    CtgResult,
+    ctg_analyse,
+)
 from ctg.params import CTG_LOOKBACK_SECONDS, CTG_WINDOW_SECONDS
 from ctg.tests.traces import T0, Shape, accelerations, fhr_trace, ua_trace
 
@@ -167,6 +177,37 @@ def test_variable_decelerations_with_hypoxic_features_for_40_minutes_are_patholo
         assert d.kind == VARIABLE
         assert set(d.hypoxic) == {"U-shaped", "deep", "long"}
     assert result.classification == PATHOLOGICAL
+
+
+def test_recurrent_deep_decelerations_the_toco_does_not_time_are_suspicious():
+    # Four V-shaped decelerations of 40 bpm for 30 s (deeper than an early one can be, no
+    # hypoxic feature) in 30 minutes, with no contraction recorded (the toco off), so their
+    # relation to the contractions cannot be told: not a normal trace.
+    starts = (300, 700, 1100, 1500)
+    decelerations = [Shape(s, 30, -40, ramp_in=10, ramp_out=10) for s in starts]
+    shapes = decelerations + [
+        a for a in accelerations(30, first=120) if all(abs(a.start - s) > 120 for s in starts)
+    ]
+    fhr = fhr_trace(30, shapes=shapes)
+    result = read(fhr, end=WINDOW, context=False)
+    assert [d.kind for d in result.decelerations] == [VARIABLE] * 4
+    assert all(d.hypoxic == () for d in result.decelerations)
+    assert result.classification == SUSPICIOUS
+    assert result.reasons == ["Recurrent decelerations: 4 deeper than 30 bpm."]
+    # Two of them are sporadic (normal), as are four shallow ones (20 bpm).
+    two = fhr_trace(30, shapes=[*decelerations[:2], *shapes[4:]])
+    assert read(two, end=WINDOW, context=False).classification == NORMAL
+    shallow = [Shape(s, 30, -20, ramp_in=10, ramp_out=10) for s in starts]
+    fhr_shallow = fhr_trace(30, shapes=[*shallow, *shapes[4:]])
+    assert read(fhr_shallow, end=WINDOW, context=False).classification == NORMAL
+    # The rule can be switched off (recurrent_decelerations=0): normal then.
+    off = ctg_analyse(
+        fhr=fhr,
+        start=T0,
+        end=T0 + WINDOW,
+        params=replace(CtgParams(), recurrent_decelerations=0),
+    )
+    assert off.classification == NORMAL, off.reasons
 
 
 # --- Variability and baseline -----------------------------------------------------------------
