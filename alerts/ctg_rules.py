@@ -14,7 +14,6 @@ from typing import Any
 
 from django.conf import settings
 
-from alerts.rules import duration_text
 from alerts.vocabulary import (
     KIND_CTG_PATHOLOGICAL,
     KIND_FHR_MATERNAL_COINCIDENCE,
@@ -27,6 +26,7 @@ from ctg.analysis import (
     PATHOLOGICAL,
     CtgResult,
     Series,
+    duration_text,
     signal_loss_percent,
 )
 from ctg.maternal import MaternalCapture, MaternalParams, maternal_capture

@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from alerts import services
 from alerts.models import Alert
-from alerts.rules import duration_text
 from alerts.state import last_reading_key, offline_key, redis_client
 from alerts.vocabulary import KIND_DEVICE_OFFLINE, Priority
 from clinical.selectors import devices_assignment, devices_monitoring
+from ctg.analysis import duration_text
 
 
 def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:

@@ -26,6 +26,7 @@ from alerts.vocabulary import (
     KIND_TACHYCARDIA,
     PRIORITY_OF_RANK,
 )
+from ctg.analysis import duration_text
 from monitoring.models import Metric
 
 # Band levels are priority ranks: 1 low, 2 medium, 3 high.
@@ -276,13 +277,6 @@ def band_step(
         )
         state.raised = effective
     return state, transitions
-
-
-def duration_text(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60} s" if seconds % 60 else f"{seconds // 60} min"
 
 
 def alarm_message(

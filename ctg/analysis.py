@@ -37,8 +37,10 @@ NORMAL = "normal"
 SUSPICIOUS = "suspicious"
 PATHOLOGICAL = "pathological"
 INSUFFICIENT = "insufficient_signal"
+CLASSIFICATIONS = (NORMAL, SUSPICIOUS, PATHOLOGICAL, INSUFFICIENT)
 
 EARLY, LATE, VARIABLE = "early", "late", "variable"
+DECELERATION_KINDS = (EARLY, LATE, VARIABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +227,11 @@ def _fhr_events(
     above: Series = [None if math.isnan(d) else d for d in diff.tolist()]
     below: Series = [None if d is None else -d for d in above]
 
-    def runs(deviation: Series) -> list[_Run]:
+    def runs(deviation: Series, *, edge: float) -> list[_Run]:
         return _runs(
             deviation,
             threshold=p.event_bpm,
-            edge=p.event_edge_bpm,
+            edge=edge,
             bridge=p.bridge_seconds,
             core_min=p.event_core_min_seconds,
             min_seconds=p.event_min_seconds,
@@ -237,25 +239,20 @@ def _fhr_events(
         )
 
     # A rise of 10 minutes or more is a new baseline, not an acceleration.
-    ups = [r for r in runs(above) if r.end - r.start < p.acceleration_max_seconds]
+    ups = [
+        r
+        for r in runs(above, edge=p.event_edge_bpm)
+        if r.end - r.start < p.acceleration_max_seconds
+    ]
     downs = []
-    for run in runs(below):
+    for run in runs(below, edge=p.event_edge_bpm):
         if run.end - run.start <= p.prolonged_seconds:
             downs.append(run)
             continue
         # Longer than 3 minutes: one prolonged fall, or several decelerations whose recoveries
         # stop short of the baseline (or a wandering baseline with dips)? Split where the
         # trace comes back within 15 bpm of the baseline.
-        part = below[run.start : run.end]
-        subs = _runs(
-            part,
-            threshold=p.event_bpm,
-            edge=p.event_bpm,
-            bridge=p.bridge_seconds,
-            core_min=p.event_core_min_seconds,
-            min_seconds=p.event_min_seconds,
-            loss_bridge=p.loss_bridge_seconds,
-        )
+        subs = runs(below[run.start : run.end], edge=p.event_bpm)
         if len(subs) == 1 and _sustained(below, run, p.event_bpm):
             downs.append(run)
             continue
@@ -712,15 +709,15 @@ def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, 
         if d.prolonged and d.ongoing and d.nadir_bpm < p.pathological_baseline_below
     ]
     if longest > p.pathological_prolonged_seconds:
-        pathological.append(f"A prolonged deceleration of {_minutes(longest)}.")
+        pathological.append(f"A prolonged deceleration of {duration_text(longest)}.")
     elif falling:
         d = falling[-1]
         pathological.append(
-            f"A prolonged deceleration of {_minutes(d.seconds)} to {d.nadir_bpm} bpm, "
+            f"A prolonged deceleration of {duration_text(d.seconds)} to {d.nadir_bpm} bpm, "
             "still going on."
         )
     elif longest:
-        suspicious.append(f"A prolonged deceleration of {_minutes(longest)}.")
+        suspicious.append(f"A prolonged deceleration of {duration_text(longest)}.")
 
     reduced_now = r.variability_bpm is not None and r.variability_bpm < vlow
     # The fetus no longer compensating: reduced variability (FIGO's 20 minutes), or a
@@ -752,7 +749,7 @@ def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, 
     elif r.pattern_seconds > pattern_limit * 60:
         pathological.append(
             "Repetitive late or prolonged decelerations (hypoxic features) for "
-            f"{_minutes(r.pattern_seconds)}."
+            f"{duration_text(r.pattern_seconds)}."
         )
     elif r.pattern_seconds or repetitive:
         suspicious.append("Repetitive decelerations.")
@@ -784,7 +781,8 @@ def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, 
     ]
 
 
-def _minutes(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration as a clinician reads it: seconds up to two minutes, then minutes."""
     seconds = round(seconds)
     if seconds < 120:
         return f"{seconds} s"

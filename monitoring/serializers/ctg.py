@@ -7,15 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from common.datetimes import iso_utc
-from ctg.analysis import (
-    EARLY,
-    INSUFFICIENT,
-    LATE,
-    NORMAL,
-    PATHOLOGICAL,
-    SUSPICIOUS,
-    VARIABLE,
-)
+from ctg.analysis import CLASSIFICATIONS, DECELERATION_KINDS
 from ctg.maternal import capture_stretches
 from ctg.window import CtgReading
 from monitoring.serializers.records import AwareDateTimeField
@@ -105,7 +97,7 @@ class CtgDecelerationSerializer(_CtgSpanSerializer):
     depth_bpm = serializers.IntegerField(help_text="Baseline minus nadir.")
     prolonged = serializers.BooleanField(help_text="Longer than 3 minutes.")
     kind = serializers.ChoiceField(
-        choices=[EARLY, LATE, VARIABLE],
+        choices=DECELERATION_KINDS,
         allow_null=True,
         help_text="Against the contractions; null where it cannot be told (or prolonged).",
     )
@@ -189,9 +181,7 @@ class CtgSerializer(serializers.Serializer):
                     "fetal channel records the mother."
                 )
             ),
-            "classification": serializers.ChoiceField(
-                choices=[NORMAL, SUSPICIOUS, PATHOLOGICAL, INSUFFICIENT]
-            ),
+            "classification": serializers.ChoiceField(choices=CLASSIFICATIONS),
             "reasons": serializers.ListField(child=serializers.CharField()),
         }
 
