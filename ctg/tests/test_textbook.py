@@ -234,6 +234,21 @@ def test_a_tachycardia_is_pathological_with_decelerations_with_hypoxic_features_
     )
 
 
+def test_a_fall_seen_for_8_minutes_after_a_dropout_is_a_deceleration_not_a_baseline():
+    # Baseline 140 for an hour, the signal lost for 2 minutes, then the rate at 90 for 8
+    # minutes: 10 minutes away from the baseline, but only 8 of them seen. A baseline change
+    # needs 10 minutes read at the new level (FIGO: 10 minutes or more); until then the fall
+    # is a prolonged deceleration measured against the baseline before it.
+    shapes = [Shape(3720, 480, -50, ramp_in=0, ramp_out=0)]
+    fhr = fhr_trace(70, shapes=[*shapes, *reactive(60)], lost=[(3600, 3720)])
+    result = read(fhr, ua_trace(70, every=240), end=4200)
+    assert result.baseline_bpm == 140, result.reasons
+    [d] = [d for d in result.decelerations if d.prolonged]
+    assert d.ongoing and d.nadir_bpm < 100
+    assert result.classification == PATHOLOGICAL
+    assert not any(r.startswith("Baseline") for r in result.reasons), result.reasons
+
+
 # --- Variability and baseline -----------------------------------------------------------------
 
 
