@@ -729,10 +729,14 @@ def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, 
         if reduced_now or tachycardia
         else p.repetitive_pattern_minutes
     )
+    # Shallow decelerations, however the toco times them, are the benign ones: repetition is
+    # judged on the deeper ones (``repetitive_min_depth_bpm``).
     with_contraction = sum(
         1
         for d in r.decelerations
-        if not d.prolonged and _contraction_of(d.start, d.nadir_at, d.end, r.contractions)
+        if not d.prolonged
+        and d.depth_bpm >= p.repetitive_min_depth_bpm
+        and _contraction_of(d.start, d.nadir_at, d.end, r.contractions)
     )
     repetitive = (
         len(r.contractions) >= 2

@@ -94,6 +94,10 @@ class CtgParams:
     reduced_variability_minutes: float = 50
     increased_variability_minutes: float = 30
     repetitive_share: float = 0.5  # decelerations with more than 50 % of contractions
+    # ... of this depth at least: shallower ones are the benign, head-compression kind (FIGO
+    # 2015: early decelerations are shallow and do not indicate hypoxia; an external toco
+    # often mistimes the contraction that would type them early). 0: all of them.
+    repetitive_min_depth_bpm: float = 30
     # Decelerations deeper than an early one can be (``early_max_depth_bpm``) recurring in
     # the window this many times (0: off) are not normal, whether or not the toco shows them
     # with more than half of the contractions: FIGO 2015 calls only shallow, early

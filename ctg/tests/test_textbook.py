@@ -167,6 +167,30 @@ def test_variable_decelerations_without_hypoxic_features_are_suspicious_not_path
     assert result.reasons == ["Repetitive decelerations."]
 
 
+def test_shallow_decelerations_with_every_contraction_are_normal():
+    # V-shaped, 30 s, 20 bpm deep (shallow: the head-compression kind, however the toco times
+    # them), with every contraction for 40 minutes: not repetitive decelerations.
+    shapes = variable_decelerations(40, seconds=30, depth=20) + accelerations(40)
+    fhr, ua = fhr_trace(40, shapes=shapes), ua_trace(40, every=180)
+    result = read(fhr, ua, end=2400)
+    decelerations = [d for d in result.decelerations if d.end > result.start]
+    assert len(decelerations) >= 9
+    assert all(d.depth_bpm < 30 for d in decelerations)
+    assert result.classification == NORMAL, result.reasons
+    # Counted whatever their depth (repetitive_min_depth_bpm=0), they were repetitive.
+    start = T0 + 2400 - WINDOW - CTG_LOOKBACK_SECONDS
+    every_depth = ctg_analyse(
+        fhr=fhr,
+        ua=ua,
+        start=max(T0, start),
+        end=T0 + 2400,
+        assess_from=T0 + 2400 - WINDOW,
+        params=replace(CtgParams(), repetitive_min_depth_bpm=0),
+    )
+    assert every_depth.classification == SUSPICIOUS
+    assert every_depth.reasons == ["Repetitive decelerations."]
+
+
 def test_variable_decelerations_with_hypoxic_features_for_40_minutes_are_pathological():
     # 70 s, 65 bpm deep, a U-shaped bottom of 50 s: with every contraction for 40 minutes.
     shapes = variable_decelerations(40, seconds=70, depth=65) + accelerations(40)
