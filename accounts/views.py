@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import serializers as s
 from accounts import services
@@ -38,6 +39,15 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         code: ERROR_RESPONSES.get(code)
         or OpenApiResponse(ErrorSerializer, description=descriptions[code])
         for code in codes
+    }
+
+
+def _session_body(user: User, refresh: RefreshToken) -> dict[str, Any]:
+    """A new session's answer: its access and refresh tokens and the user."""
+    return {
+        "access": str(refresh.access_token),
+        "refresh": str(refresh),
+        "user": s.UserSerializer(user).data,
     }
 
 
@@ -107,12 +117,7 @@ class LoginView(PublicView):
         data = s.LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user, refresh = services.user_login(request=request._request, **data.validated_data)
-        body = {
-            "access": str(refresh.access_token),
-            "refresh": str(refresh),
-            "user": s.UserSerializer(user).data,
-        }
-        return Response(body)
+        return Response(_session_body(user, refresh))
 
 
 class OtpConfirmView(PublicView):
@@ -135,13 +140,7 @@ class OtpConfirmView(PublicView):
         user, refresh, codes = services.user_otp_confirm(
             request=request._request, **data.validated_data
         )
-        body = {
-            "access": str(refresh.access_token),
-            "refresh": str(refresh),
-            "user": s.UserSerializer(user).data,
-            "recovery_codes": codes,
-        }
-        return Response(body)
+        return Response({**_session_body(user, refresh), "recovery_codes": codes})
 
 
 class OtpEnrollView(APIView):

@@ -739,9 +739,12 @@ def _classify_readable(r: CtgResult, *, total: int, p: CtgParams) -> tuple[str, 
         and with_contraction >= 2
         and with_contraction > p.repetitive_share * len(r.contractions)
     )
-    if tachycardia and (r.pattern_seconds or repetitive):
+    if tachycardia and r.pattern_seconds:
+        # Decelerations with hypoxic features repeating; repetitive ones without them
+        # (typical variable or early) over a tachycardia are suspicious, below.
         pathological.append(
-            f"Tachycardia (baseline {r.baseline_bpm} bpm) with repetitive decelerations."
+            f"Tachycardia (baseline {r.baseline_bpm} bpm) with repetitive decelerations "
+            "with hypoxic features."
         )
     elif r.pattern_seconds > pattern_limit * 60:
         pathological.append(

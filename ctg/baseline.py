@@ -133,7 +133,7 @@ def baseline_per_second(fhr: np.ndarray, p: CtgParams) -> np.ndarray:
     medians = row_medians(rows, min_count=p.baseline_minute_min_seconds)
 
     def stable_at(k: int) -> bool:
-        """Every minute of the last 10 (8 at least with a median) near the level there."""
+        """Every minute of the last 10 (all of them read) near the level there."""
         recent = medians[max(0, k - PERIOD_MINUTES + 1) : k + 1]
         known = recent[~np.isnan(recent)]
         return len(known) >= p.baseline_stable_minutes and bool(

@@ -40,7 +40,9 @@ class CtgParams:
     baseline_band_bpm: float = 10  # "near the level" (share of 10 minutes, tracking)
     baseline_slope_bpm_per_s: float = 1.0  # a second's weight halves at this slope
     baseline_minute_min_seconds: int = 20  # a minute's median needs this much signal
-    baseline_stable_minutes: int = 8  # of the last 10 with a median, at least ...
+    # Of the last 10 minutes, this many with a median (all: a minute without a reading shows
+    # no level, and FIGO's baseline change is one of 10 minutes) ...
+    baseline_stable_minutes: int = 10
     baseline_stable_bpm: float = 8  # ... all within this of a new level: a baseline change
     # A lower level that holds this share of the last 10 minutes (within ``baseline_band_bpm``
     # of its peak) and lies in the normal range (from ``baseline_shift_floor_bpm``) is a

@@ -210,6 +210,45 @@ def test_recurrent_deep_decelerations_the_toco_does_not_time_are_suspicious():
     assert off.classification == NORMAL, off.reasons
 
 
+def test_a_tachycardia_is_pathological_with_decelerations_with_hypoxic_features_only():
+    # A baseline of 170 with a variable deceleration with every contraction (every 3
+    # minutes) for 40 minutes: V-shaped, 30 s, 30 bpm deep (no hypoxic feature) is suspicious.
+    typical = variable_decelerations(40, seconds=30, depth=30) + accelerations(40)
+    ua = ua_trace(40, every=180)
+    result = read(fhr_trace(40, baseline=170, shapes=typical), ua, end=2400)
+    assert result.baseline_bpm == 170
+    assert result.pattern_seconds == 0
+    assert result.classification == SUSPICIOUS, result.reasons
+    assert "Repetitive decelerations." in result.reasons
+    # The last 12 minutes of them deep, long and U-shaped: a pattern of 12 minutes with a
+    # tachycardia is pathological (FIGO 2015's evolving hypoxia), short of the 20 minutes
+    # it needs otherwise.
+    hypoxic = [
+        Shape(d.start, 70, -65, ramp_in=10, ramp_out=10) if d.start >= 1680 else d for d in typical
+    ]
+    result = read(fhr_trace(40, baseline=170, shapes=hypoxic), ua, end=2400)
+    assert 10 * 60 < result.pattern_seconds < 20 * 60
+    assert result.classification == PATHOLOGICAL, result.reasons
+    assert result.reasons[0] == (
+        "Tachycardia (baseline 170 bpm) with repetitive decelerations with hypoxic features."
+    )
+
+
+def test_a_fall_seen_for_8_minutes_after_a_dropout_is_a_deceleration_not_a_baseline():
+    # Baseline 140 for an hour, the signal lost for 2 minutes, then the rate at 90 for 8
+    # minutes: 10 minutes away from the baseline, but only 8 of them seen. A baseline change
+    # needs 10 minutes read at the new level (FIGO: 10 minutes or more); until then the fall
+    # is a prolonged deceleration measured against the baseline before it.
+    shapes = [Shape(3720, 480, -50, ramp_in=0, ramp_out=0)]
+    fhr = fhr_trace(70, shapes=[*shapes, *reactive(60)], lost=[(3600, 3720)])
+    result = read(fhr, ua_trace(70, every=240), end=4200)
+    assert result.baseline_bpm == 140, result.reasons
+    [d] = [d for d in result.decelerations if d.prolonged]
+    assert d.ongoing and d.nadir_bpm < 100
+    assert result.classification == PATHOLOGICAL
+    assert not any(r.startswith("Baseline") for r in result.reasons), result.reasons
+
+
 # --- Variability and baseline -----------------------------------------------------------------
 
 
