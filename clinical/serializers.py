@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from clinical.models import Device, Patient, Place, Ward
 from clinical.selectors import patient_device_id, places_visible, wards_visible
-from clinical.services import PATIENT_FIELDS
+from clinical.services import PATIENT_FIELDS, PLACE_FIELDS
 
 
 def _request_user(field: serializers.Field) -> Any:
@@ -53,21 +53,7 @@ class PlaceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Place
-        fields = (
-            "id",
-            "name",
-            "kind",
-            "address",
-            "is_active",
-            "webhook_url",
-            "webhook_secret",
-            "has_webhook_secret",
-            "alert_manager_host",
-            "alert_manager_port",
-            "alarm_audio_pause_seconds",
-            "mfa_required_for_doctors",
-            "created_at",
-        )
+        fields = ("id", *PLACE_FIELDS, "has_webhook_secret", "created_at")
         read_only_fields = ("id", "created_at")
         extra_kwargs = {
             "webhook_url": {

@@ -343,6 +343,14 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
 
+def _mean_range(experts: dict[str, Any], name: str) -> str:
+    """The experts' ``name``: "mean (lowest-highest)", or "-" without a range."""
+    low_high = experts[f"{name}_range"]
+    if not low_high:
+        return "-"
+    return f"{_f(experts[f'{name}_mean'])} ({_f(low_high[0])}-{_f(low_high[1])})"
+
+
 def ctu_report(scores: dict[str, Any]) -> str:
     """The benchmark's figures as text (Markdown tables)."""
     lines = [
@@ -362,23 +370,11 @@ def ctu_report(scores: dict[str, Any]) -> str:
     row("linear-weighted kappa vs experts' median", [_f(s["kappa_linear"]) for s in steps])
     row(
         "experts: kappa vs median of the others, mean (range)",
-        [
-            f"{_f(s['experts']['kappa_mean'])} ({_f(s['experts']['kappa_range'][0])}-"
-            f"{_f(s['experts']['kappa_range'][1])})"
-            if s["experts"]["kappa_range"]
-            else "-"
-            for s in steps
-        ],
+        [_mean_range(s["experts"], "kappa") for s in steps],
     )
     row(
         "experts: linear-weighted kappa, mean (range)",
-        [
-            f"{_f(s['experts']['kappa_linear_mean'])} ({_f(s['experts']['kappa_linear_range'][0])}-"
-            f"{_f(s['experts']['kappa_linear_range'][1])})"
-            if s["experts"]["kappa_linear_range"]
-            else "-"
-            for s in steps
-        ],
+        [_mean_range(s["experts"], "kappa_linear") for s in steps],
     )
     row("raw agreement", [_pct(s["agreement"]) for s in steps])
     row(

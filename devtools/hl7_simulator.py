@@ -26,6 +26,7 @@ from devtools.simulator import (
     DeviceStats,
     EpisodeConfig,
     QueuedMonitor,
+    RunOptions,
     Trace,
     adult_trace,
     fetal_trace,
@@ -179,14 +180,10 @@ async def simulate_hl7(
     *,
     host: str,
     port: int,
-    rate: float,
-    duration: float | None,
-    seed: int | None = None,
-    episodes: EpisodeConfig | None = None,
-    drain_timeout: float = 15.0,
+    run: RunOptions,
 ) -> dict[str, Any]:
     """Run every monitor concurrently; the same counts as the WebSocket mode's report."""
-    rng = random.Random(seed)
+    rng = random.Random(run.seed)
     # Control ids carry the start time: a restarted simulator never reuses one (a reused
     # MSH-10 would be taken as a resend and not stored).
     run_id = f"SIM{int(time.time() * 1000)}"
@@ -195,14 +192,14 @@ async def simulate_hl7(
             spec,
             host=host,
             port=port,
-            rate=rate,
+            rate=run.rate,
             rng=random.Random(rng.random()),
-            episodes=episodes or EpisodeConfig(),
+            episodes=run.episodes,
             run_id=run_id,
         )
         for spec in specs
     ]
-    return await monitors_run(devices, duration=duration, drain_timeout=drain_timeout)
+    return await monitors_run(devices, duration=run.duration, drain_timeout=run.drain_timeout)
 
 
 def hl7_demo_devices(limit: int | None = None) -> list[Hl7DeviceSpec]:

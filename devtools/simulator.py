@@ -60,6 +60,19 @@ class EpisodeConfig:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How the simulated monitors run, over either protocol: readings per second each, for how
+    long (None: until stopped), the seed of their randomness, their bradycardia episodes, and
+    how long they wait for their last acks at the end."""
+
+    rate: float
+    duration: float | None = None
+    seed: int | None = None
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    drain_timeout: float = 15.0
+
+
 class Trace:
     """A heart-rate generator: ``next(t)`` gives the bpm at time ``t`` seconds."""
 
@@ -135,43 +148,56 @@ class Trace:
         return depth * math.sin(math.pi * (t - start) / (end - start))
 
 
-def adult_trace(rng: random.Random, episodes: EpisodeConfig) -> Trace:
+@dataclass(frozen=True, slots=True)
+class TraceRanges:
+    """One kind of heart rate: the ranges its baseline and variability are drawn from (per
+    device), the limits of its values and the band of its bradycardia episodes."""
+
+    baseline: tuple[float, float]
+    variability: tuple[float, float]
+    low: int
+    high: int
+    brady_bpm: tuple[int, int]
+
+
+# Baseline and variability ranges, lowest and highest value, bradycardia episodes' band.
+ADULT = TraceRanges((64, 92), (2, 5), 45, 140, (32, 39))
+MATERNAL = TraceRanges((78, 100), (2, 5), 55, 140, (40, 45))
+FETAL = TraceRanges((120, 155), (5, 15), 60, 200, (80, 95))
+
+
+def _trace(
+    rng: random.Random,
+    ranges: TraceRanges,
+    *,
+    episode_seconds: float,
+    episodes: EpisodeConfig,
+    excursions: bool = False,
+) -> Trace:
     return Trace(
         rng,
-        baseline=rng.uniform(64, 92),
-        variability=rng.uniform(2, 5),
-        low=45,
-        high=140,
-        brady_bpm=(32, 39),
-        episode_seconds=episodes.adult_seconds,
+        baseline=rng.uniform(*ranges.baseline),
+        variability=rng.uniform(*ranges.variability),
+        low=ranges.low,
+        high=ranges.high,
+        brady_bpm=ranges.brady_bpm,
+        episode_seconds=episode_seconds,
         episodes=episodes,
+        excursions=excursions,
     )
+
+
+def adult_trace(rng: random.Random, episodes: EpisodeConfig) -> Trace:
+    return _trace(rng, ADULT, episode_seconds=episodes.adult_seconds, episodes=episodes)
 
 
 def maternal_trace(rng: random.Random) -> Trace:
-    return Trace(
-        rng,
-        baseline=rng.uniform(78, 100),
-        variability=rng.uniform(2, 5),
-        low=55,
-        high=140,
-        brady_bpm=(40, 45),
-        episode_seconds=0,
-        episodes=EpisodeConfig(enabled=False),
-    )
+    return _trace(rng, MATERNAL, episode_seconds=0, episodes=EpisodeConfig(enabled=False))
 
 
 def fetal_trace(rng: random.Random, episodes: EpisodeConfig) -> Trace:
-    return Trace(
-        rng,
-        baseline=rng.uniform(120, 155),
-        variability=rng.uniform(5, 15),
-        low=60,
-        high=200,
-        brady_bpm=(80, 95),
-        episode_seconds=episodes.fetal_seconds,
-        episodes=episodes,
-        excursions=True,
+    return _trace(
+        rng, FETAL, episode_seconds=episodes.fetal_seconds, episodes=episodes, excursions=True
     )
 
 
@@ -476,11 +502,7 @@ async def simulate(
     specs: list[DeviceSpec],
     *,
     url: str,
-    rate: float,
-    duration: float | None,
-    seed: int | None = None,
-    episodes: EpisodeConfig | None = None,
-    drain_timeout: float = 15.0,
+    run: RunOptions,
     ctg_history_minutes: float = 0.0,
 ) -> dict[str, Any]:
     """Run every device concurrently; returns the counts (the ``--report``).
@@ -489,8 +511,7 @@ async def simulate(
     monitored for a while: each a random length between 12 minutes (more than the 10 a CTG
     needs to be classified) and this many, except about one in six that has just been
     attached (none: it reads "too short to classify yet" for its first 10 minutes)."""
-    rng = random.Random(seed)
-    episodes = episodes or EpisodeConfig()
+    rng = random.Random(run.seed)
     # Sequence numbers start from the clock so a restarted simulator never reuses one
     # (a reused seq would be acknowledged as a duplicate and not stored).
     first_seq = int(time.time() * 1000)
@@ -504,14 +525,14 @@ async def simulate(
             SimulatedDevice(
                 spec,
                 url=url,
-                rate=rate,
+                rate=run.rate,
                 rng=device_rng,
-                episodes=episodes,
+                episodes=run.episodes,
                 first_seq=first_seq,
                 history_seconds=history,
             )
         )
-    return await monitors_run(devices, duration=duration, drain_timeout=drain_timeout)
+    return await monitors_run(devices, duration=run.duration, drain_timeout=run.drain_timeout)
 
 
 async def monitors_run(

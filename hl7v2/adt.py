@@ -164,12 +164,11 @@ async def adt_ingest(
 ) -> Answer:
     """Apply one ADT message for the sender's place; the ACK to send."""
     if places is None or len(places) != 1:
-        raise Refusal(
+        raise Refusal.rejected(
             "An ADT message needs an enrolled sender of exactly one place (POST /api/places/"
             "<id>/hl7-senders/): the place its MRNs belong to.",
             code="unknown_sender",
-            ack_code=AckCode.REJECT,
-            location=Location("MSH", 1, 3),
+            field=3,
         ).for_audit()
     source = AdtSource(
         place_id=next(iter(places)),

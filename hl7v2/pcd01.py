@@ -118,36 +118,32 @@ def header_check(message: hl7.Message, kind_wanted: str) -> tuple[hl7.Segment, s
     control_id = _get(msh, 10)
     version = _get(msh, 12)
     if kind != kind_wanted:
-        raise Refusal(
+        raise Refusal.rejected(
             f"Only ORU^R01 and ADT messages are taken, not {kind or 'a message without MSH-9'}.",
             code="unsupported_message_type",
-            ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
-            location=Location("MSH", 1, 9),
+            field=9,
         )
     if event not in TAKEN_EVENTS[kind]:
-        raise Refusal(
+        raise Refusal.rejected(
             f"{kind}^{event} is not taken; {kind} events taken: {', '.join(TAKEN_EVENTS[kind])}.",
             code="unsupported_event",
-            ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.UNSUPPORTED_EVENT,
-            location=Location("MSH", 1, 9),
+            field=9,
         )
     if version not in SUPPORTED_VERSIONS:
-        raise Refusal(
+        raise Refusal.rejected(
             f"HL7 version {version or '(none)'} is not supported; send 2.3.1 to 2.8.",
             code="unsupported_version",
-            ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.UNSUPPORTED_VERSION,
-            location=Location("MSH", 1, 12),
+            field=12,
         )
     if not control_id:
-        raise Refusal(
+        raise Refusal.rejected(
             "MSH-10 (message control id) is required: it is how a resent message is known.",
             code="missing_control_id",
-            ack_code=AckCode.REJECT,
             hl7_error=ErrorCode.REQUIRED_FIELD_MISSING,
-            location=Location("MSH", 1, 10),
+            field=10,
         )
     return msh, control_id, version
 

@@ -136,13 +136,11 @@ async def message_source(
         entries = await (senders or SenderCache(ttl=0)).entries()
         matched = senders_matching(entries, peer=peer, application=application, facility=facility)
     if not matched and senders_required():
-        raise Refusal(
+        raise Refusal.rejected(
             f"No sender is enrolled for {peer.address if peer else 'this connection'} with "
             f"MSH-3 {application!r} and MSH-4 {facility!r}.",
             code="unknown_sender",
-            ack_code=AckCode.REJECT,
-            hl7_error=ErrorCode.APPLICATION_ERROR,
-            location=Location("MSH", 1, 3),
+            field=3,
         ).for_audit()
     places = frozenset(e.place_id for e in matched) if matched else None
     return Source(peer, application, facility, control_id, places)

@@ -130,6 +130,17 @@ class Refusal(Exception):
         return self
 
     @classmethod
+    def rejected(
+        cls, message: str, *, code: str, field: int, hl7_error: str = ErrorCode.APPLICATION_ERROR
+    ) -> Refusal:
+        """The message is refused for its header, MSH-``field`` (AR: its type, event,
+        version, control id or sender is not one this server takes)."""
+        location = Location("MSH", 1, field)
+        return cls(
+            message, code=code, ack_code=AckCode.REJECT, hl7_error=hl7_error, location=location
+        )
+
+    @classmethod
     def missing(cls, message: str, *, location: Location) -> Refusal:
         """A required field is empty (AE, table 0357 code 101)."""
         return cls(

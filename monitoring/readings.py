@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
@@ -23,11 +23,8 @@ from django.utils import timezone
 from common import metrics
 from common.datetimes import iso_parse_storable
 from common.errors import ValidationFailed
-from common.ids import is_id
+from common.ids import is_id, is_int
 from monitoring.models import HEART_RATE_METRICS, Metric, Reading, ReadingKey
-
-if TYPE_CHECKING:
-    from typing_extensions import TypeIs
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +115,6 @@ def value_fields(metric: str, value: int) -> dict[str, int]:
     if metric in HEART_RATE_METRICS:
         return {"value": value, "bpm": value}
     return {"value": value}
-
-
-def _is_int(value: object) -> TypeIs[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +218,7 @@ def reading_value_check(raw: dict[str, Any], *, metric: Any) -> tuple[int | None
         return None, {"bpm": [f"`bpm` is only for heart-rate metrics; send `value` for {metric}."]}
     name = "value" if has_value else "bpm"
     number = raw[name]
-    if not _is_int(number):
+    if not is_int(number):
         return None, {name: ["Must be an integer."]}
     if has_value and has_bpm and raw["bpm"] != number:
         return None, {"bpm": ["Must equal `value` when both are sent."]}

@@ -22,7 +22,7 @@ from common.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from common.ids import is_id
+from common.ids import is_id, is_int
 from monitoring.live.events import reading_batch_events
 from monitoring.live.publish import live_publish
 from monitoring.models import Reading, ReadingArchive, StripNote
@@ -223,7 +223,7 @@ def _parse_manual(
     if not isinstance(raw, dict):
         raise ValidationFailed("A reading must be a JSON object.")
     patient_id = raw.get("patient")
-    if not isinstance(patient_id, int) or isinstance(patient_id, bool):
+    if not is_int(patient_id):
         raise ValidationFailed(
             "The reading is not valid.",
             details={"patient": ["A patient id is required for a manual reading."]},

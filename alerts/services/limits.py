@@ -15,6 +15,7 @@ from alerts.models import AlarmLimit, CtgAlarmLimit
 from alerts.rules import HOLD_FIELDS, PROFILE_METRICS, THRESHOLD_FIELDS
 from clinical.models import Patient
 from common.errors import ValidationFailed
+from common.ids import is_int
 from monitoring.readings import BPM_BOUNDS
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def ctg_alarm_limits_set(
         if value is None:
             if name not in CTG_NULLABLE_FIELDS:
                 errors[name] = ["A value is required."]
-        elif not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        elif not is_int(value) or not low <= value <= high:
             errors[name] = [f"Must be an integer between {low} and {high}."]
     if errors:
         raise ValidationFailed("The request is not valid.", details=errors)

@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from devtools.hl7_simulator import hl7_demo_devices, simulate_hl7
-from devtools.simulator import EpisodeConfig
+from devtools.simulator import EpisodeConfig, RunOptions
 from hl7v2.listener import MllpListener
 from monitoring.models import Reading
 from testing.factories import DeviceFactory
@@ -27,10 +27,7 @@ async def test_hl7_mode_streams_readings_that_are_stored(device, obstetric_patie
             specs,
             host=host,
             port=port,
-            rate=5,
-            duration=1.5,
-            seed=7,
-            episodes=EpisodeConfig(enabled=False),
+            run=RunOptions(rate=5, duration=1.5, seed=7, episodes=EpisodeConfig(enabled=False)),
         )
     finally:
         await listener.stop()
@@ -55,10 +52,9 @@ async def test_unacknowledged_messages_are_sent_again_after_a_reconnect(device):
             [spec],
             host="127.0.0.1",
             port=port,
-            rate=5,
-            duration=1.0,
-            episodes=EpisodeConfig(enabled=False),
-            drain_timeout=20,
+            run=RunOptions(
+                rate=5, duration=1.0, episodes=EpisodeConfig(enabled=False), drain_timeout=20
+            ),
         )
     )
     await asyncio.sleep(1.2)  # the producer has finished; nothing was delivered yet

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from devtools.hl7_simulator import hl7_demo_devices, simulate_hl7
-from devtools.simulator import DeviceSpec, EpisodeConfig, demo_devices, simulate
+from devtools.simulator import DeviceSpec, EpisodeConfig, RunOptions, demo_devices, simulate
 
 
 class Command(BaseCommand):
@@ -89,24 +89,20 @@ class Command(BaseCommand):
         logging.basicConfig(level=logging.INFO if options["verbosity"] > 1 else logging.WARNING)
         if rate <= 0:
             raise CommandError("--rate must be positive.")
-        episodes = EpisodeConfig(
-            every=float(episode_every),
-            adult_seconds=float(adult_episode_seconds),
-            fetal_seconds=float(fetal_episode_seconds),
-            enabled=float(episode_every) > 0,
+        run = RunOptions(
+            rate=float(rate),
+            duration=duration,
+            seed=seed,
+            episodes=EpisodeConfig(
+                every=float(episode_every),
+                adult_seconds=float(adult_episode_seconds),
+                fetal_seconds=float(fetal_episode_seconds),
+                enabled=float(episode_every) > 0,
+            ),
+            drain_timeout=float(drain_timeout),
         )
         if options["hl7"]:
-            self._hl7(
-                options["hl7"],
-                demo=demo,
-                devices=devices,
-                rate=rate,
-                duration=duration,
-                seed=seed,
-                report=report,
-                episodes=episodes,
-                drain_timeout=drain_timeout,
-            )
+            self._hl7(options["hl7"], demo=demo, devices=devices, run=run, report=report)
             return
         specs = [
             DeviceSpec(token=t, profile=str(profile), label=f"device-{i + 1}")
@@ -123,11 +119,7 @@ class Command(BaseCommand):
             simulate(
                 specs,
                 url=str(url),
-                rate=float(rate),
-                duration=duration,
-                seed=seed,
-                episodes=episodes,
-                drain_timeout=float(drain_timeout),
+                run=run,
                 ctg_history_minutes=float(options["ctg_history_minutes"]),
             ),
             report=report,
@@ -141,12 +133,8 @@ class Command(BaseCommand):
         *,
         demo: bool,
         devices: int | None,
-        rate: float,
-        duration: float | None,
-        seed: int | None,
+        run: RunOptions,
         report: bool,
-        episodes: EpisodeConfig,
-        drain_timeout: float,
     ) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
@@ -156,20 +144,8 @@ class Command(BaseCommand):
         specs = hl7_demo_devices(limit=devices)
         if not specs:
             raise CommandError("No active, assigned devices in the database.")
-        self.stderr.write(f"Simulating {len(specs)} HL7 device(s) at {rate} Hz -> {address}")
-        self._run(
-            simulate_hl7(
-                specs,
-                host=host,
-                port=int(port),
-                rate=float(rate),
-                duration=duration,
-                seed=seed,
-                episodes=episodes,
-                drain_timeout=float(drain_timeout),
-            ),
-            report=report,
-        )
+        self.stderr.write(f"Simulating {len(specs)} HL7 device(s) at {run.rate} Hz -> {address}")
+        self._run(simulate_hl7(specs, host=host, port=int(port), run=run), report=report)
 
     def _run(
         self, simulation: Coroutine[Any, Any, dict[str, Any]], *, report: bool
