@@ -183,31 +183,15 @@ def observations_query(
     return readings.order_by("-recorded_at", "-id")
 
 
-def observations_search(
-    *,
-    user: User,
-    patient_id: int,
-    metrics: set[str],
-    dates: Iterable[list[DateBound]],
-    after: tuple[datetime, int] | None,
-    count: int,
-    last_updated: Iterable[list[DateBound]] = (),
-    readings: QuerySet[Reading] | None = None,
+def observations_page(
+    readings: QuerySet[Reading], *, after: tuple[datetime, int] | None, count: int
 ) -> list[Reading]:
-    """``observations_query`` after the keyset position ``after`` (recorded_at, id);
-    ``count + 1`` rows. NotFound for a patient not visible.
+    """``readings`` (an ``observations_query``) after the keyset position ``after``
+    (recorded_at, id); ``count + 1`` rows.
 
     Keyset, not offset: each page is one range scan of the (patient, metric, recorded_at)
     or (patient, recorded_at) index, as fast on page 1,000 as on page 1.
     """
-    if readings is None:
-        readings = observations_query(
-            user=user,
-            patient_id=patient_id,
-            metrics=metrics,
-            dates=dates,
-            last_updated=last_updated,
-        )
     if after is not None:
         moment, reading_id = after
         readings = readings.filter(recorded_at__lte=moment).filter(

@@ -344,15 +344,7 @@ class ObservationSearchView(FhirView):
         return self.searchset(
             request,
             query,
-            rows=lambda: selectors.observations_search(
-                user=user,
-                patient_id=patient_id,
-                metrics=set(),
-                dates=(),
-                after=after,
-                count=count,
-                readings=readings,
-            ),
+            rows=lambda: selectors.observations_page(readings, after=after, count=count),
             count=count,
             render=observations_render,
             position=lambda reading: [reading.recorded_at.isoformat(), reading.id],
