@@ -118,6 +118,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# PostgreSQL: each process keeps its connections in a pool (Django's psycopg pool), and a
+# connection goes back to it when its request, task or flush ends. With persistent connections
+# instead (CONN_MAX_AGE), a finished ASGI request's connection is freed only by the garbage
+# collector, so the collector could not run less often (SERVER_GC_THRESHOLDS) without a burst
+# of REST requests holding every connection PostgreSQL allows (docs/performance.md, series N).
+# DB_POOL_MAX_SIZE=0: persistent connections (CONN_MAX_AGE) instead, e.g. behind pgbouncer.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+    }
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -360,8 +374,12 @@ INGEST_MAX_BATCH = env_int("INGEST_MAX_BATCH", 2000)
 SERVER_SWITCH_INTERVAL = env_float("SERVER_SWITCH_INTERVAL", 0.0005)
 # The collector's thresholds in the web and HL7 processes (common.runtime): allocations before a
 # young collection, then young collections per middle one and middle ones per full one. The
-# default is the interpreter's own (docs/performance.md, series L, says why not higher).
-SERVER_GC_THRESHOLDS = tuple(int(n) for n in env_list("SERVER_GC_THRESHOLDS", ["700", "10", "10"]))
+# interpreter's first two; a full collection (which walks every connection's objects, 110-170
+# ms at 1,000 devices) at most every 1,000 middle ones instead of 10 (docs/performance.md,
+# series N). Rarer collections need the database pool above (DB_POOL_MAX_SIZE).
+SERVER_GC_THRESHOLDS = tuple(
+    int(n) for n in env_list("SERVER_GC_THRESHOLDS", ["700", "10", "1000"])
+)
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 256 * 1024)
 WS_MAX_BATCH_ITEMS = env_int("WS_MAX_BATCH_ITEMS", 1000)
 DEVICE_OFFLINE_SECONDS = env_int("DEVICE_OFFLINE_SECONDS", 30)
