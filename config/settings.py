@@ -124,6 +124,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # collector, so the collector could not run less often (SERVER_GC_THRESHOLDS) without a burst
 # of REST requests holding every connection PostgreSQL allows (docs/performance.md, series N).
 # DB_POOL_MAX_SIZE=0: persistent connections (CONN_MAX_AGE) instead, e.g. behind pgbouncer.
+# After an outage the pool replaces a lost connection with exponential back-off (1, 2, 4, 8 s
+# ...), so PostgreSQL back after 16 s would wait 15 s more for its next try; giving a lost
+# connection up after DB_POOL_RECONNECT_TIMEOUT seconds instead lets the next request that
+# needs one connect at once.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -131,6 +135,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        "reconnect_timeout": env_float("DB_POOL_RECONNECT_TIMEOUT", 2.0),
     }
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
