@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from alerts import services
+from alerts.changes import AlertChanges
 from alerts.ctg_alarms import ctg_alarms_evaluate
 from alerts.models import Alert
 from alerts.rules import KINDS, METRIC_LABELS, PRIORITY, BandState, alarm_message, band_step
@@ -94,7 +94,7 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
         if patient_id in offline_untrusted:
             offline_values[index] = (patient_id, KIND_DEVICE_OFFLINE) in opened or None
 
-    changed: list[Alert] = []
+    changes = AlertChanges(at=now)
     writes: dict[str, BandState] = {}
     for key, raw in zip(group_keys, values, strict=False):
         patient_id, metric = key
@@ -111,9 +111,8 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
             )
             for transition in transitions:
                 kind = KINDS[(metric, transition.side)]
-                alert: Alert | None
                 if transition.action == "raise":
-                    alert = services.alert_raise(
+                    changes.raise_alert(
                         patient_id=patient_id,
                         device_id=reading.device_id,
                         kind=kind,
@@ -126,31 +125,24 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
                             bpm=transition.bpm,
                             held=transition.at - transition.since,
                         ),
-                        at=now,
                     )
                 else:
-                    alert = services.alert_condition_resolve(
+                    changes.resolve(
                         patient_id=patient_id,
                         kind=kind,
-                        at=now,
                         note=f"{METRIC_LABELS[metric].capitalize()} back to {transition.bpm} bpm.",
                     )
-                if alert is not None:
-                    changed.append(alert)
         if state != before or key in rebuilt:
             writes[state_key(*key)] = state
 
     resolved_offline: list[str] = []
     for patient_id, raw in zip(offline_patients, offline_values, strict=False):
         if raw:
-            alert = services.alert_condition_resolve(
+            changes.resolve(
                 patient_id=patient_id,
                 kind=KIND_DEVICE_OFFLINE,
-                at=now,
                 note="The device is sending readings again.",
             )
-            if alert is not None:
-                changed.append(alert)
             resolved_offline.append(offline_key(patient_id))
 
     # Alerts first, rule state after: if an alert write fails the state is not advanced and
@@ -167,5 +159,4 @@ def alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -> li
         pipe.execute()
     trust.keys.update(untrusted)
     trust.patients.update(offline_untrusted)
-    changed += ctg_alarms_evaluate(stored=stored, now=now)
-    return changed
+    return changes.alerts + ctg_alarms_evaluate(stored=stored, now=now)

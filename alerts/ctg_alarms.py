@@ -31,6 +31,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts import services
+from alerts.changes import AlertChanges
 from alerts.ctg_rules import (
     PRIORITIES,
     CtgState,
@@ -94,7 +95,7 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
     shown = ctg_classifications_of_patients(patient_ids=due)
     interval = float(settings.ALARM_CTG_EVALUATE_SECONDS)
     clear = float(settings.ALARM_CTG_CLEAR_SECONDS)
-    changed: list[Alert] = []
+    changes = AlertChanges(at=now)
     writes: dict[str, CtgState] = {}
     for patient_id in due:
         at = latest[patient_id]
@@ -132,25 +133,20 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
                 clear=clear,
             )
             episodes[kind] = episode
-            alert: Alert | None = None
             if action == "raise":
-                alert = services.alert_raise(
+                changes.raise_alert(
                     patient_id=patient_id,
                     device_id=devices[patient_id],
                     kind=kind,
                     priority=PRIORITIES[kind],
                     message=condition.message,
-                    at=now,
                 )
             elif action == "resolve":
-                alert = services.alert_condition_resolve(
+                changes.resolve(
                     patient_id=patient_id,
                     kind=kind,
-                    at=now,
                     note=f"The condition has been clear for {int(clear)} s.",
                 )
-            if alert is not None:
-                changed.append(alert)
         services.ctg_classification_record(
             patient_id=patient_id,
             ward_id=wards[patient_id],
@@ -168,4 +164,4 @@ def ctg_alarms_evaluate(*, stored: Sequence[Any], now: datetime | None = None) -
     for key, new_state in writes.items():
         pipe.set(key, new_state.encode(), ex=STATE_TTL_SECONDS)
     pipe.execute()
-    return changed
+    return changes.alerts

@@ -9,7 +9,7 @@ from typing import cast
 from django.conf import settings
 from django.utils import timezone
 
-from alerts import services
+from alerts.changes import AlertChanges
 from alerts.models import Alert
 from alerts.state import last_reading_key, offline_key, redis_client
 from alerts.vocabulary import KIND_DEVICE_OFFLINE, Priority
@@ -28,7 +28,7 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.DEVICE_OFFLINE_SECONDS)
-    changed: list[Alert] = []
+    changes = AlertChanges(at=now)
     client = redis_client()
 
     open_offline = dict(
@@ -41,16 +41,12 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
         assigned_to, _token, is_active = assignments.get(device_id, (None, "", False))
         if is_active and assigned_to == patient_id:
             continue  # still the patient's monitor: the scan below decides
-        alert = _offline_resolve(
-            patient_id, at=now, note="The device no longer monitors this patient."
-        )
+        _offline_resolve(changes, patient_id, note="The device no longer monitors this patient.")
         del open_offline[patient_id]
-        if alert is not None:
-            changed.append(alert)
 
     devices = devices_monitoring()
     if not devices:
-        return changed
+        return changes.alerts
     # redis-py types a reply as ``Awaitable | Any`` (shared with its asyncio client).
     scores = cast(
         "list[float | None]", client.zmscore(last_reading_key(), [str(row[0]) for row in devices])
@@ -65,31 +61,21 @@ def alarms_offline_scan(*, now: datetime | None = None) -> list[Alert]:
             continue  # never seen: not monitoring yet
         online = last >= cutoff
         if has_open and online:
-            alert = _offline_resolve(
-                patient_id, at=now, note="The device is sending readings again."
-            )
+            _offline_resolve(changes, patient_id, note="The device is sending readings again.")
         elif not has_open and not online:
             silent = (now - last).total_seconds()
-            alert = services.alert_raise(
+            alert = changes.raise_alert(
                 patient_id=patient_id,
                 device_id=device_id,
                 kind=KIND_DEVICE_OFFLINE,
                 priority=Priority.LOW,
                 message=f"Device offline: no reading from {serial} for {duration_text(silent)}.",
-                at=now,
             )
             client.set(offline_key(patient_id), alert.id)
-        else:
-            continue
-        if alert is not None:
-            changed.append(alert)
-    return changed
+    return changes.alerts
 
 
-def _offline_resolve(patient_id: int, *, at: datetime, note: str) -> Alert | None:
+def _offline_resolve(changes: AlertChanges, patient_id: int, *, note: str) -> None:
     """Resolve the patient's device_offline alert and forget that it was open."""
-    alert = services.alert_condition_resolve(
-        patient_id=patient_id, kind=KIND_DEVICE_OFFLINE, at=at, note=note
-    )
+    changes.resolve(patient_id=patient_id, kind=KIND_DEVICE_OFFLINE, note=note)
     redis_client().delete(offline_key(patient_id))
-    return alert
