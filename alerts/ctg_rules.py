@@ -8,12 +8,12 @@ sources and how to change them: docs/alarms.md, "CTG alarms".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from django.conf import settings
 
+from alerts.state import RuleState
 from alerts.vocabulary import (
     KIND_CTG_PATHOLOGICAL,
     KIND_FHR_MATERNAL_COINCIDENCE,
@@ -285,7 +285,7 @@ def episode_step(
 
 
 @dataclass(slots=True)
-class CtgState:
+class CtgState(RuleState):
     """A patient's CTG rule state: when it may be evaluated next and each alarm's episode.
     Bounded: one small record per patient whatever the reading rate."""
 
@@ -293,10 +293,7 @@ class CtgState:
     episodes: dict[str, Episode] = field(default_factory=dict)
 
     @classmethod
-    def decode(cls, raw: bytes | str | None) -> CtgState:
-        if not raw:
-            return cls()
-        data = json.loads(raw)
+    def from_json(cls, data: dict[str, Any]) -> CtgState:
         return cls(
             next_at=float(data.get("next_at", 0.0)),
             episodes={
@@ -305,15 +302,12 @@ class CtgState:
             },
         )
 
-    def encode(self) -> str:
-        return json.dumps(
-            {
-                "next_at": self.next_at,
-                "episodes": {
-                    kind: {"since": e.since, "raised": e.raised, "clear_since": e.clear_since}
-                    for kind, e in self.episodes.items()
-                    if not e.is_idle
-                },
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "next_at": self.next_at,
+            "episodes": {
+                kind: {"since": e.since, "raised": e.raised, "clear_since": e.clear_since}
+                for kind, e in self.episodes.items()
+                if not e.is_idle
             },
-            separators=(",", ":"),
-        )
+        }

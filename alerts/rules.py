@@ -12,12 +12,12 @@ runs the rules on stored readings). Defaults, sources and how to change them: do
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from django.conf import settings
 
+from alerts.state import RuleState
 from alerts.vocabulary import (
     KIND_BRADYCARDIA,
     KIND_DEVICE_OFFLINE,
@@ -184,7 +184,7 @@ def default_limits(*, profile: str, metric: str) -> Limits | None:
 
 
 @dataclass(slots=True)
-class BandState:
+class BandState(RuleState):
     """Where one patient's metric is: the abnormal side, when each nested band condition
     started (epoch seconds by priority level), the level already raised, and since when the
     rate has been back in range while an alert is still open."""
@@ -195,10 +195,7 @@ class BandState:
     clear_since: float | None = None
 
     @classmethod
-    def decode(cls, raw: bytes | str | None) -> BandState:
-        if not raw:
-            return cls()
-        data = json.loads(raw)
+    def from_json(cls, data: dict[str, Any]) -> BandState:
         return cls(
             side=data.get("side"),
             starts={int(k): float(v) for k, v in (data.get("starts") or {}).items()},
@@ -206,16 +203,13 @@ class BandState:
             clear_since=data.get("clear_since"),
         )
 
-    def encode(self) -> str:
-        return json.dumps(
-            {
-                "side": self.side,
-                "starts": {str(k): v for k, v in self.starts.items()},
-                "raised": self.raised,
-                "clear_since": self.clear_since,
-            },
-            separators=(",", ":"),
-        )
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "side": self.side,
+            "starts": {str(k): v for k, v in self.starts.items()},
+            "raised": self.raised,
+            "clear_since": self.clear_since,
+        }
 
     @property
     def is_idle(self) -> bool:

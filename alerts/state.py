@@ -5,11 +5,35 @@ evaluated anywhere; read with one MGET per batch, written only when a band chang
 
 from __future__ import annotations
 
+import json
+from typing import Any, Self
+
 # The evaluator's one Redis client, shared with the readings stream.
 from monitoring.stream.entries import redis_client as redis_client
 from monitoring.stream.entries import redis_prefix
 
 STATE_TTL_SECONDS = 3600  # longer than any hold time; a silent patient starts afresh after it.
+
+
+class RuleState:
+    """A patient's rule state as Redis keeps it: compact JSON, and no value is the fresh
+    state. Subclasses (dataclasses whose fields all have defaults) say their JSON form."""
+
+    __slots__ = ()
+
+    @classmethod
+    def decode(cls, raw: bytes | str | None) -> Self:
+        return cls.from_json(json.loads(raw)) if raw else cls()
+
+    def encode(self) -> str:
+        return json.dumps(self.as_json(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def as_json(self) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 def key_prefix() -> str:
