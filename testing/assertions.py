@@ -12,8 +12,11 @@ USER_FIELDS = frozenset(
 )
 
 
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """The contract's error shape with the expected status (and code); returns the error."""
+def assert_error(
+    response: Any, status: int, code: str | None = None, *, field: str | None = None
+) -> dict[str, Any]:
+    """The contract's error shape with the expected status (and code, and ``details`` naming
+    ``field``); returns the error."""
     assert response.status_code == status, (response.status_code, response.content[:500])
     body = response.json()
     assert set(body) == {"error"}, body
@@ -21,6 +24,8 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
     if code is not None:
         assert body["error"]["code"] == code, body
+    if field is not None:
+        assert field in body["error"]["details"], body
     error: dict[str, Any] = body["error"]
     return error
 

@@ -47,8 +47,7 @@ def test_change_password(nurse):
 
 def test_change_password_with_a_wrong_old_password(nurse_api, nurse):
     response = nurse_api.post(CHANGE, {"old_password": "nope", "new_password": NEW_PASSWORD})
-    error = assert_error(response, 400, "wrong_password")
-    assert "old_password" in error["details"]
+    assert_error(response, 400, "wrong_password", field="old_password")
     nurse.refresh_from_db()
     assert nurse.check_password(DEFAULT_PASSWORD)
 
@@ -193,8 +192,7 @@ def test_forgot_does_not_reveal_unknown_or_inactive_addresses(api, mail):
 
 
 def test_forgot_validates_the_email(api):
-    error = assert_error(api.post(FORGOT, {"email": "nope"}), 400, "validation_error")
-    assert "email" in error["details"]
+    assert_error(api.post(FORGOT, {"email": "nope"}), 400, "validation_error", field="email")
 
 
 def test_a_second_forgot_replaces_the_first_code(api, nurse, mail):
@@ -224,8 +222,7 @@ def test_reset_wrong_code_five_times_voids_the_code(api, nurse, mail, settings):
     bad = f"{(int(code) + 1) % 10**6:06d}"
     payload = {"email": nurse.email, "code": bad, "new_password": NEW_PASSWORD}
     for _ in range(4):
-        error = assert_error(api.post(RESET, payload), 400, "invalid_code")
-        assert "code" in error["details"]
+        assert_error(api.post(RESET, payload), 400, "invalid_code", field="code")
     assert_error(api.post(RESET, payload), 400, "too_many_attempts")
     payload["code"] = code
     assert_error(api.post(RESET, payload), 400, "too_many_attempts")
@@ -265,8 +262,7 @@ def test_reset_without_a_requested_code_is_invalid(api, nurse):
 @pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", ""])
 def test_reset_code_must_be_six_digits(api, nurse, code):
     payload = {"email": nurse.email, "code": code, "new_password": NEW_PASSWORD}
-    error = assert_error(api.post(RESET, payload), 400, "validation_error")
-    assert "code" in error["details"]
+    assert_error(api.post(RESET, payload), 400, "validation_error", field="code")
 
 
 def test_reset_code_is_not_stored_in_plain_text(api, nurse, mail):

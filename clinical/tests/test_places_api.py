@@ -143,8 +143,7 @@ def test_webhook_secret_can_be_rotated_and_cleared(admin_api, place):
     ],
 )
 def test_invalid_place_is_400_with_field_details(admin_api, payload, field):
-    error = assert_error(admin_api.post(URL, payload), 400, "validation_error")
-    assert field in error["details"]
+    assert_error(admin_api.post(URL, payload), 400, "validation_error", field=field)
 
 
 def test_malformed_json_is_400(admin_api):
@@ -169,8 +168,9 @@ def test_filters_by_kind_and_activity(admin_api):
     assert ids(admin_api.get(URL, {"is_active": "false"})) == {closed.id}
     assert ids(admin_api.get(URL, {"kind": "hospital", "is_active": "true"})) == {hospital.id}
     assert_error(admin_api.get(URL, {"kind": "castle"}), 400, "validation_error")
-    error = assert_error(admin_api.get(URL, {"is_active": "maybe"}), 400, "validation_error")
-    assert "is_active" in error["details"]
+    assert_error(
+        admin_api.get(URL, {"is_active": "maybe"}), 400, "validation_error", field="is_active"
+    )
 
 
 def test_search_on_name_and_address(admin_api):
