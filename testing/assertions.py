@@ -12,6 +12,12 @@ USER_FIELDS = frozenset(
 )
 
 
+def assert_json(response: Any, status: int) -> Any:
+    """The response has the expected status; returns its JSON body."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    return response.json()
+
+
 def assert_error(
     response: Any, status: int, code: str | None = None, *, field: str | None = None
 ) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import Role, User
-from testing.assertions import USER_FIELDS, assert_error
+from testing.assertions import USER_FIELDS, assert_error, assert_json
 from testing.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -33,8 +33,7 @@ def test_register_creates_a_nurse_without_places_or_tokens(api):
             "last_name": "Iyer",
         },
     )
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = assert_json(response, 201)
     assert set(body) == USER_FIELDS
     assert body["email"] == "new.nurse@example.org"
     assert body["role"] == "nurse"
@@ -106,8 +105,7 @@ def test_register_malformed_json_is_a_parse_error(api):
 
 def test_login_returns_tokens_and_the_user(api, nurse, place):
     response = login(api, "Nurse@Example.org")
-    assert response.status_code == 200, response.content
-    body = response.json()
+    body = assert_json(response, 200)
     assert set(body) == {"access", "refresh", "user"}
     assert body["user"]["id"] == nurse.pk
     assert body["user"]["email"] == "nurse@example.org"
@@ -156,8 +154,7 @@ def test_login_ignores_a_bad_authorization_header(api, nurse):
 def test_refresh_gives_a_new_access_and_rotates_the_refresh_token(api, nurse):
     first = login(api, nurse.email).json()["refresh"]
     response = api.post(REFRESH, {"refresh": first})
-    assert response.status_code == 200, response.content
-    body = response.json()
+    body = assert_json(response, 200)
     assert set(body) == {"access", "refresh"}
     assert body["refresh"] != first
     # The old refresh token was blacklisted by the rotation; the new one works.

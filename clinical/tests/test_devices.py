@@ -11,7 +11,7 @@ from clinical import services
 from clinical.models import Device
 from clinical.tokens import token_hash
 from common.errors import Conflict
-from testing.assertions import assert_error
+from testing.assertions import assert_error, assert_json
 from testing.clients import device_client
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory
 
@@ -47,8 +47,7 @@ def test_create_returns_token_once_and_stores_only_its_hash(admin_api, place, pa
         "/api/devices/",
         {"serial": "JAN-1", "model": "Keyar", "place": place.id, "patient": patient.id},
     )
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = assert_json(response, 201)
     assert set(body) == DEVICE_FIELDS | {"token"}
     token = body["token"]
     assert len(token) >= 32

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from clinical import services
 from clinical.models import Patient
-from testing.assertions import assert_anonymous_refused, assert_error, assert_sees_only
+from testing.assertions import assert_anonymous_refused, assert_error, assert_json, assert_sees_only
 from testing.factories import DeviceFactory, PatientFactory, PlaceFactory, WardFactory, patient_raw
 
 pytestmark = pytest.mark.django_db
@@ -75,8 +75,7 @@ def test_patient_shape_with_and_without_device(nurse_api, patient):
 def test_clinicians_admit_patients_in_their_place(request, client, ward):
     api = request.getfixturevalue(client)
     response = api.post(URL, patient_raw(ward))
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = assert_json(response, 201)
     assert body["mrn"] == "BLR-000123"
     assert body["device"] is None
     assert body["discharged_at"] is None

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from clinical.models import Place
-from testing.assertions import assert_anonymous_refused, assert_error, assert_sees_only
+from testing.assertions import assert_anonymous_refused, assert_error, assert_json, assert_sees_only
 from testing.factories import PlaceFactory
 from testing.openapi import assert_documented
 
@@ -69,8 +69,7 @@ def test_admin_creates_a_place(admin_api):
             "webhook_secret": "s3cret",
         },
     )
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = assert_json(response, 201)
     assert body["name"] == "Cloudnine Clinic"
     assert body["kind"] == "clinic"
     assert body["is_active"] is True
