@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from base64 import b32encode
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
@@ -37,14 +37,12 @@ RECOVERY_NAME = "recovery"
 class EnrollmentInvalid(ApplicationError, status=400, code="enrollment_invalid"): ...
 
 
+# Its fields are the contract's `enrollment` object, as ``dataclasses.asdict`` renders it.
 @dataclass(frozen=True, slots=True)
 class Enrollment:
     token: str
     secret: str
     otpauth_uri: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"token": self.token, "secret": self.secret, "otpauth_uri": self.otpauth_uri}
 
 
 class EnrollmentRequired(ApplicationError, status=403, code="otp_enrollment_required"):
@@ -58,7 +56,7 @@ class EnrollmentRequired(ApplicationError, status=403, code="otp_enrollment_requ
         self.enrollment = enrollment
 
     def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), "enrollment": self.enrollment.as_dict()}
+        return {**super().as_dict(), "enrollment": asdict(self.enrollment)}
 
 
 # What else may require a second factor of a person, registered by higher apps in their

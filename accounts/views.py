@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.db.models import QuerySet
@@ -158,7 +159,7 @@ class OtpEnrollView(APIView):
     )
     def post(self, request: Request) -> Response:
         enrollment = services.user_otp_enroll(user=request_person(request))
-        return Response(enrollment.as_dict(), status=status.HTTP_201_CREATED)
+        return Response(asdict(enrollment), status=status.HTTP_201_CREATED)
 
 
 class RefreshView(PublicView):

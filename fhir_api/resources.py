@@ -3,6 +3,7 @@ resource, used by every FHIR endpoint (reads and search entries alike)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -106,7 +107,7 @@ def observation_resource(reading: Reading, status: str = "final") -> Resource:
                 "text": "Vital Signs",
             }
         ],
-        "code": {"coding": [c.as_dict() for c in coded.codings], "text": coded.text},
+        "code": {"coding": [asdict(c) for c in coded.codings], "text": coded.text},
         "subject": reference("Patient", reading.patient_id),
         "effectiveDateTime": instant(reading.recorded_at),
         "issued": instant(reading.received_at),

@@ -30,14 +30,12 @@ VITAL_SIGNS = "vital-signs"
 PER_MINUTE = "/min"
 
 
+# Its fields are those of a FHIR Coding, as ``dataclasses.asdict`` renders it.
 @dataclass(frozen=True)
 class Coding:
     system: str
     code: str
     display: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"system": self.system, "code": self.code, "display": self.display}
 
 
 @dataclass(frozen=True)
