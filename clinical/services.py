@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,31 +27,43 @@ CLOCK_SKEW = timedelta(minutes=5)
 # Nobody alive was born before this; earlier dates are typing errors.
 EARLIEST_BIRTH = date(1900, 1, 1)
 
-PLACE_FIELDS = (
-    "name",
-    "kind",
-    "address",
-    "is_active",
-    "webhook_url",
-    "webhook_secret",
-    "alert_manager_host",
-    "alert_manager_port",
-    "alarm_audio_pause_seconds",
-    "mfa_required_for_doctors",
-)
+
+class PlaceFields(TypedDict, total=False):
+    """What a writer may set on a place beside its name; the model's defaults stand for the
+    rest."""
+
+    kind: str
+    address: str
+    is_active: bool
+    webhook_url: str
+    webhook_secret: str
+    alert_manager_host: str
+    alert_manager_port: int | None
+    alarm_audio_pause_seconds: int
+    mfa_required_for_doctors: bool
+
+
+PLACE_FIELDS = ("name", *PlaceFields.__annotations__)
 WARD_FIELDS = ("place", "name")
-PATIENT_FIELDS = (
-    "name",
-    "mrn",
-    "date_of_birth",
-    "sex",
-    "monitoring_profile",
-    "place",
-    "ward",
-    "bed",
-    "admitted_at",
-    "discharged_at",
-)
+
+
+class PatientFields(TypedDict, total=False):
+    """What a writer may set on a patient (in the order the API shows them); the model's
+    defaults stand for the rest, and an admission time for now."""
+
+    name: Required[str]
+    mrn: Required[str]
+    date_of_birth: date | None
+    sex: Required[str]
+    monitoring_profile: str
+    place: Required[Place]
+    ward: Ward | None
+    bed: str
+    admitted_at: datetime
+    discharged_at: datetime | None
+
+
+PATIENT_FIELDS = tuple(PatientFields.__annotations__)
 
 
 # --- Places ----------------------------------------------------------------------------------
@@ -66,31 +78,8 @@ def place_validate(*, place: Place) -> None:
         )
 
 
-def place_create(
-    *,
-    name: str,
-    kind: str = Place.Kind.HOSPITAL,
-    address: str = "",
-    is_active: bool = True,
-    webhook_url: str = "",
-    webhook_secret: str = "",
-    alert_manager_host: str = "",
-    alert_manager_port: int | None = None,
-    alarm_audio_pause_seconds: int = 120,
-    mfa_required_for_doctors: bool = False,
-) -> Place:
-    place = Place(
-        name=name,
-        kind=kind,
-        address=address,
-        is_active=is_active,
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
-        alert_manager_host=alert_manager_host,
-        alert_manager_port=alert_manager_port,
-        alarm_audio_pause_seconds=alarm_audio_pause_seconds,
-        mfa_required_for_doctors=mfa_required_for_doctors,
-    )
+def place_create(*, name: str, **fields: Unpack[PlaceFields]) -> Place:
+    place = Place(name=name, **fields)
     model_clean(place)
     place_validate(place=place)
     model_save(place)
@@ -224,31 +213,8 @@ def _patient_mrn_check(*, patient: Patient) -> None:
         )
 
 
-def patient_create(
-    *,
-    place: Place,
-    name: str,
-    mrn: str,
-    sex: str,
-    monitoring_profile: str = Patient.Profile.ADULT,
-    date_of_birth: date | None = None,
-    ward: Ward | None = None,
-    bed: str = "",
-    admitted_at: datetime | None = None,
-    discharged_at: datetime | None = None,
-) -> Patient:
-    patient = Patient(
-        place=place,
-        name=name,
-        mrn=mrn,
-        sex=sex,
-        monitoring_profile=monitoring_profile,
-        date_of_birth=date_of_birth,
-        ward=ward,
-        bed=bed,
-        admitted_at=admitted_at or timezone.now(),
-        discharged_at=discharged_at,
-    )
+def patient_create(**fields: Unpack[PatientFields]) -> Patient:
+    patient = Patient(**fields)
     model_clean(patient, exclude=["place", "ward"])
     patient_validate(patient=patient, admitting=True)
     _patient_mrn_check(patient=patient)
@@ -409,27 +375,24 @@ def _save(device: Device, *, update_fields: list[str] | None = None) -> None:
     model_save(device, update_fields=update_fields, conflict=_device_conflict)
 
 
-def device_create(
-    *,
-    serial: str,
-    place: Place,
-    model: str = "",
-    patient: Patient | None = None,
-    is_active: bool = True,
-) -> tuple[Device, str]:
+class DeviceFields(TypedDict, total=False):
+    """What a writer may set on a new device; the model's defaults stand for the rest."""
+
+    serial: Required[str]
+    place: Required[Place]
+    model: str
+    patient: Patient | None
+    is_active: bool
+
+
+def device_create(**fields: Unpack[DeviceFields]) -> tuple[Device, str]:
     """Register a device; returns it with its plain token, which is never stored or shown again."""
-    if Device.objects.filter(serial=serial).exists():
-        raise _serial_conflict(serial)
-    device_assignment_check(device=None, place=place, patient=patient)
+    device = Device(**fields)
+    if Device.objects.filter(serial=device.serial).exists():
+        raise _serial_conflict(device.serial)
+    device_assignment_check(device=None, place=device.place, patient=device.patient)
     token = token_generate()
-    device = Device(
-        serial=serial,
-        model=model,
-        place=place,
-        patient=patient,
-        is_active=is_active,
-        token_hash=token_hash(token),
-    )
+    device.token_hash = token_hash(token)
     _save(device)
     return device, token
 
