@@ -17,6 +17,10 @@ def _param(name: str, kind: str, documentation: str) -> dict[str, str]:
     return {"name": name, "type": kind, "documentation": documentation}
 
 
+# The patient search parameter, which most resources take.
+_PATIENT = _param("patient", "reference", "`<id>` or `Patient/<id>`.")
+_PATIENT_REQUIRED = _param("patient", "reference", "Required: `<id>` or `Patient/<id>`.")
+
 _TOTAL_DOC = "none | estimate | accurate: whether the Bundle carries `total`."
 _SUMMARY_DOC = "`count`: the Bundle's `total` alone, no entries (as `_count=0`)."
 
@@ -95,7 +99,7 @@ def capability_statement(*, base_url: str) -> Resource:
                         "Device",
                         total="Given by default.",
                         search=[
-                            _param("patient", "reference", "`<id>` or `Patient/<id>`."),
+                            _PATIENT,
                             _param(
                                 "identifier",
                                 "token",
@@ -113,7 +117,7 @@ def capability_statement(*, base_url: str) -> Resource:
                         ],
                         total="Given when asked (`_total=accurate`, `_summary=count`).",
                         search=[
-                            _param("patient", "reference", "Required: `<id>` or `Patient/<id>`."),
+                            _PATIENT_REQUIRED,
                             _param("subject", "reference", "`Patient/<id>` (as patient)."),
                             _param(
                                 "code",
@@ -140,7 +144,7 @@ def capability_statement(*, base_url: str) -> Resource:
                         "Flag",
                         total="Given by default.",
                         search=[
-                            _param("patient", "reference", "Required: `<id>` or `Patient/<id>`."),
+                            _PATIENT_REQUIRED,
                             _param("status", "token", "`active` or `inactive`."),
                         ],
                     ),
@@ -150,7 +154,7 @@ def capability_statement(*, base_url: str) -> Resource:
                         total="Given when asked.",
                         documentation="The access audit trail: administrators only.",
                         search=[
-                            _param("patient", "reference", "`<id>` or `Patient/<id>`."),
+                            _PATIENT,
                             _param("date", "date", "When, with prefixes."),
                             _param("agent", "reference", "A user id, or `Device/<id>`."),
                             _param("action", "token", "C R U D E, or an audit action."),
