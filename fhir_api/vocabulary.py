@@ -45,7 +45,7 @@ class MetricCode:
 
     text: str
     codings: tuple[Coding, ...]
-    profile: str | None
+    profile: str | None = None
 
 
 METRIC_CODES: dict[str, MetricCode] = {
@@ -66,14 +66,12 @@ METRIC_CODES: dict[str, MetricCode] = {
             Coding(LOINC, "8889-8", "Heart rate by Pulse oximetry"),
             Coding(MDC, "149530", "MDC_PULS_OXIM_PULS_RATE"),
         ),
-        profile=None,
     ),
     # The R4 heart-rate profile fixes LOINC 8867-4 (the patient's own rate): a fetal heart
     # rate does not conform to it, so it claims no profile.
     Metric.FETAL_HEART_RATE: MetricCode(
         text="Fetal heart rate",
         codings=(Coding(LOINC, "55283-6", "Fetal Heart rate"),),
-        profile=None,
     ),
 }
 
