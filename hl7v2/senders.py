@@ -14,6 +14,7 @@ import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -48,14 +49,17 @@ def address_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text.strip(), strict=False)
 
 
+class SenderMatch(TypedDict, total=False):
+    """What a sender's messages and connection must carry besides its address; None (null on
+    the wire) and "" match anything."""
+
+    sending_application: str | None
+    sending_facility: str | None
+    tls_subject: str | None
+
+
 def sender_create(
-    *,
-    place: Place,
-    name: str,
-    address: str,
-    sending_application: str | None = None,
-    sending_facility: str | None = None,
-    tls_subject: str | None = None,
+    *, place: Place, name: str, address: str, **match: Unpack[SenderMatch]
 ) -> Hl7Sender:
     try:
         network = address_network(address)
@@ -68,9 +72,7 @@ def sender_create(
         place=place,
         name=name,
         address=str(network) if network.num_addresses > 1 else str(network.network_address),
-        sending_application=sending_application or "",
-        sending_facility=sending_facility or "",
-        tls_subject=tls_subject or "",
+        **{field: value or "" for field, value in match.items()},
     )
 
 
