@@ -25,6 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from common.runtime import latency_tune
 from devtools.bench.alarm_latency import (
     CTG_DECELERATION_BPM,
     CTG_HISTORY_SECONDS,
@@ -39,6 +40,7 @@ from devtools.bench.alarm_latency import (
     Episode,
     normal_bpm,
 )
+from devtools.bench.collector import CollectorPauses
 from devtools.bench.fixture import (
     BenchDevice,
     Fixture,
@@ -129,6 +131,9 @@ class StreamConfig:
     clear_seconds: float = 5.0  # the server's ALARM_CLEAR_SECONDS
     ctg_episodes: float = 0.02  # fraction of devices with a prolonged deceleration
     ctg_deceleration: int = 60  # those patients' prolonged_deceleration_seconds
+    # Tune this process's collector as the server tunes its own before sending (its pauses
+    # would be timed as the server's latency: devtools/bench/collector.py).
+    generator_tuned: bool = True
 
 
 class StreamBench:
@@ -188,6 +193,7 @@ class StreamBench:
         self.send_started_unix = 0.0  # the wall-clock start of sending (to match server logs)
         self.connect_seconds: dict[str, float] = {}
         self.memory: dict[str, Any] = {}
+        self.collector = CollectorPauses()
         self._closing = False
 
     def _plan_episodes(self, rng: random.Random, *, watched: set[int]) -> None:
@@ -591,8 +597,11 @@ class StreamBench:
             if self.sampler:
                 self.sampler.start()
             progress_task = asyncio.create_task(self._progress())
-            await self._sender()
-            await self._drain()
+            if self.cfg.generator_tuned:
+                latency_tune()
+            with self.collector:
+                await self._sender()
+                await self._drain()
         finally:
             if progress_task is not None:
                 progress_task.cancel()
@@ -657,6 +666,7 @@ class StreamBench:
             "disconnects": self.disconnects,
             "dashboards": dashboards,
             "send_started_unix": round(self.send_started_unix, 3),
+            "generator_gc": {"tuned": self.cfg.generator_tuned, **self.collector.result()},
             "timeline": self.timeline(),
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 from dataclasses import replace
@@ -13,6 +14,7 @@ import pytest
 from django.db import connection
 
 from clinical.models import Device
+from devtools.bench.collector import CollectorPauses
 from devtools.bench.fixture import (
     fixture_counts,
     fixture_create,
@@ -23,6 +25,17 @@ from devtools.bench.history import history_fill
 from devtools.bench.stats import percentiles_ms
 from monitoring.models import Reading
 from testing.processes import PYTHON, ROOT
+
+
+def test_collector_pauses_are_timed_per_generation_while_installed():
+    with CollectorPauses() as pauses:
+        gc.collect(0)
+        gc.collect()
+    gc.collect()  # not counted: the callback is removed
+    result = pauses.result()
+    assert result["generation_0"]["count"] >= 1
+    assert result["generation_2"]["count"] == 1
+    assert result["generation_2"]["total_ms"] >= result["generation_2"]["max_ms"] >= 0
 
 
 def test_percentiles_use_nearest_rank_in_milliseconds():
@@ -112,6 +125,10 @@ def test_small_load_end_to_end_counts_add_up(tmp_path, live_env):
     assert result["expected_deliveries"] == result["stored"]  # 2 dashboards on 2 wards
     assert result["delivered"] == result["expected_deliveries"]
     assert result["database"] == connection.vendor
+    # The generator's own collector pauses are reported (it tuned its collector first).
+    assert result["generator_gc"]["tuned"] is True
+    assert set(result["generator_gc"]) == {"tuned", "generation_0", "generation_1", "generation_2"}
+    assert result["generator_gc"]["generation_2"]["count"] >= 0
     # The bench data is removed afterwards.
     assert not Device.objects.filter(serial__startswith="bench-").exists()
 

@@ -118,6 +118,13 @@ class Command(BaseCommand):
         load.add_argument(
             "--warmup", type=float, default=2.0, help="seconds between connecting and sending"
         )
+        load.add_argument(
+            "--generator-gc",
+            choices=("tuned", "untuned"),
+            default="tuned",
+            help="this process's collector tuned as the server's before sending, or left as "
+            "the interpreter's (its pauses are reported either way: generator_gc)",
+        )
         modes = parser.add_argument_group("modes")
         modes.add_argument(
             "--idle-dashboards",
@@ -209,6 +216,7 @@ class Command(BaseCommand):
                     clear_seconds=float(settings.ALARM_CLEAR_SECONDS),
                     ctg_episodes=opts["ctg_episodes"],
                     ctg_deceleration=opts["ctg_deceleration"],
+                    generator_tuned=opts["generator_gc"] == "tuned",
                 )
                 if mode == "idle":
                     urls, pids = urls[:1], pids[:1]
