@@ -127,14 +127,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # After an outage the pool replaces a lost connection with exponential back-off (1, 2, 4, 8 s
 # ...), so PostgreSQL back after 16 s would wait 15 s more for its next try; giving a lost
 # connection up after DB_POOL_RECONNECT_TIMEOUT seconds instead lets the next request that
-# needs one connect at once.
+# needs one connect at once. While PostgreSQL is away a request waits DB_POOL_TIMEOUT for a
+# connection before it fails (a device is told "storage unavailable", a new one is closed
+# 4503): seconds, not the library's 30, since device sign-ins share one thread and queue
+# behind each other's waits; with 20 connections a process never waits that long otherwise.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+        "timeout": env_float("DB_POOL_TIMEOUT", 2.0),
         "reconnect_timeout": env_float("DB_POOL_RECONNECT_TIMEOUT", 2.0),
     }
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}

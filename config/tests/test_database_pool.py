@@ -49,7 +49,7 @@ def test_postgresql_connections_come_from_a_pool_and_full_collections_are_rare()
     assert probe["pool"] == {
         "min_size": 1,
         "max_size": 20,
-        "timeout": 10.0,
+        "timeout": 2.0,
         "reconnect_timeout": 2.0,
     }, probe
     assert probe["gc"] == [700, 10, 1000], probe
